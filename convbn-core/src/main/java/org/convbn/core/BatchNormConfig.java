@@ -1,0 +1,46 @@
+package org.convbn.core;
+
+/**
+ * Immutable configuration of a BatchNorm over the channels of an NCHW tensor.
+ *
+ * <p>Running statistics follow PyTorch's convention, which is what imported weights expect: the batch
+ * variance used to normalise is the biased one (divided by n = N*H*W), the running variance is updated with
+ * the unbiased one (divided by n - 1), and {@code running <- (1 - momentum) * running + momentum * batch}.
+ *
+ * @param channels number of channels normalised
+ * @param eps added to the variance before the square root, &gt; 0
+ * @param momentum weight of the batch statistic in the running update, in [0, 1]
+ * @param affine whether BN has a learnable scale gamma and shift beta (otherwise gamma = 1, beta = 0)
+ */
+public record BatchNormConfig(int channels, double eps, double momentum, boolean affine) {
+    /** PyTorch's default eps. */
+    public static final double DEFAULT_EPS = 1e-5;
+    /** PyTorch's default momentum. */
+    public static final double DEFAULT_MOMENTUM = 0.1;
+
+    public BatchNormConfig {
+        Checks.positive("channels", channels);
+        Checks.positiveFinite("eps", eps);
+        Checks.unitInterval("momentum", momentum);
+    }
+
+    /** @return BN over {@code channels} with eps 1e-5, momentum 0.1, affine */
+    public static BatchNormConfig of(int channels) {
+        return new BatchNormConfig(channels, DEFAULT_EPS, DEFAULT_MOMENTUM, true);
+    }
+
+    /** @return a copy with another eps */
+    public BatchNormConfig withEps(double newEps) {
+        return new BatchNormConfig(channels, newEps, momentum, affine);
+    }
+
+    /** @return a copy with another momentum */
+    public BatchNormConfig withMomentum(double newMomentum) {
+        return new BatchNormConfig(channels, eps, newMomentum, affine);
+    }
+
+    /** @return a copy with affine on or off */
+    public BatchNormConfig withAffine(boolean newAffine) {
+        return new BatchNormConfig(channels, eps, momentum, newAffine);
+    }
+}

@@ -1,0 +1,72 @@
+package org.convbn.core;
+
+/**
+ * Exact bytes a block keeps between its forward and its backward, split into activation-sized tensors (those
+ * that scale with batch and resolution) and weight-sized ones.
+ *
+ * <p>The numbers follow from the mode and the shapes alone (see {@link #predict}), so they are deterministic and
+ * may be asserted in tests; the block reports the bytes of the tensors it really holds.
+ *
+ * @param activationBytes bytes of saved tensors shaped like an input or output feature map
+ * @param weightBytes bytes of saved tensors shaped like a weight or a per-channel vector
+ */
+public record RetainedBytes(long activationBytes, long weightBytes) {
+    /** Nothing retained. */
+    public static final RetainedBytes NONE = new RetainedBytes(0, 0);
+
+    public RetainedBytes {
+        if (activationBytes < 0 || weightBytes < 0) {
+            throw new IllegalArgumentException("bytes: expected >= 0, got activation=" + activationBytes
+                    + ", weight=" + weightBytes);
+        }
+    }
+
+    /** @return activation plus weight bytes */
+    public long total() {
+        return activationBytes + weightBytes;
+    }
+
+    /** @return the sum of this and {@code other} */
+    public RetainedBytes plus(RetainedBytes other) {
+        return new RetainedBytes(activationBytes + other.activationBytes, weightBytes + other.weightBytes);
+    }
+
+    /**
+     * What a block of this configuration keeps between forward and backward in {@code mode}.
+     *
+     * <ul>
+     *   <li>TRAIN: X and Y (activations); batch mean and biased batch variance (2 * O).</li>
+     *   <li>EVAL: X and Y.</li>
+     *   <li>DEPLOY: X.</li>
+     *   <li>TUNE: X; W', b' and s (weight-sized).</li>
+     * </ul>
+     *
+     * @param config the block configuration
+     * @param mode the mode
+     * @param inputShape {@code [N, C, H, W]}, not modified
+     * @param bytesPerElement 4 for float32, 8 for float64
+     * @return the bytes retained
+     * @throws IllegalArgumentException if the input shape does not fit the conv
+     */
+    public static RetainedBytes predict(ConvBNConfig config, Mode mode, long[] inputShape, int bytesPerElement) {
+        long[] out = config.conv().outputShape(inputShape);
+        long x = product(inputShape) * bytesPerElement;
+        long y = product(out) * bytesPerElement;
+        long channel = (long) config.channels() * bytesPerElement;
+        long weight = config.conv().weightCount() * bytesPerElement;
+        return switch (mode) {
+            case TRAIN -> new RetainedBytes(x + y, 2 * channel);
+            case EVAL -> new RetainedBytes(x + y, 0);
+            case DEPLOY -> new RetainedBytes(x, 0);
+            case TUNE -> new RetainedBytes(x, weight + 2 * channel);
+        };
+    }
+
+    private static long product(long[] shape) {
+        long p = 1;
+        for (long d : shape) {
+            p = Math.multiplyExact(p, d);
+        }
+        return p;
+    }
+}

@@ -25,10 +25,11 @@ class ReferenceGradientTest {
     /** Required agreement of analytic and finite-difference gradients, float64. */
     static final double MAX_RELATIVE_ERROR = 1e-6;
     /**
-     * Gradients smaller than this are compared in absolute terms: the conv bias gradient in TRAIN is zero in
-     * exact arithmetic (BN removes any per-channel constant), so its estimate is rounding noise of ~1e-9.
+     * Gradient tensors whose largest element is below this are compared in absolute terms. The grid's gradients
+     * are of order 1-10; the conv bias gradient in TRAIN is zero in exact arithmetic (BN removes any per-channel
+     * constant), so its finite-difference estimate is rounding noise of up to ~7e-8 at this step.
      */
-    static final double GRADIENT_FLOOR = 1e-2;
+    static final double GRADIENT_FLOOR = 0.1;
 
     private static final Map<Mode, Double> WORST = new EnumMap<>(Mode.class);
 

@@ -1,0 +1,243 @@
+package org.convbn.nd4j;
+
+import java.util.Arrays;
+import java.util.Map;
+
+import org.convbn.core.ConvBNConfig;
+import org.convbn.core.Mode;
+import org.convbn.core.ModeTransitions;
+import org.convbn.core.RetainedBytes;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A Conv2d followed by a BatchNorm that runs in any of the four {@link Mode}s, on ND4J.
+ *
+ * <p>Shapes (NCHW): input X {@code [N, C, H, W]}; output Z {@code [N, O, oH, oW]} with
+ * {@code oH = floor((H + 2 pH - dH (kH - 1) - 1) / sH) + 1} for explicit padding and {@code ceil(H / sH)} for
+ * "same" (likewise for W); weight {@code [O, C/groups, kH, kW]}; per-channel tensors {@code [O]}. float32 and
+ * float64 are supported; every input must have the block's data type.
+ *
+ * <p>Ownership: {@link #forward} does not modify X but keeps a reference to it (and, per mode, to other
+ * tensors: see {@link #retainedBytes()}) until the next {@link #backward} or {@link #clearSaved()}, so X must not
+ * be modified in between; neither may the parameters. TRAIN's forward updates the running statistics in place.
+ * {@link #backward} does not modify its argument, returns new arrays and releases the saved tensors.
+ * {@link #parameters()} returns the live arrays, for an optimiser to update in place.
+ *
+ * <p>Modes switch at run time (see {@link ModeTransitions}): TRAIN, EVAL and TUNE share their parameters; any
+ * mode switches to DEPLOY by folding once; DEPLOY switches back only when the config keeps the unfolded BN
+ * tensors. A block is not thread-safe.
+ */
+public final class ConvBNBlock {
+    private static final Logger LOG = LoggerFactory.getLogger(ConvBNBlock.class);
+    /**
+     * How far the folded bias of a block with neither conv bias nor BN shift may drift before leaving DEPLOY is
+     * refused: rounding of {@code -s * mean} in float32 (about 1e-7 relative on values of order 1) with margin.
+     */
+    private static final double UNABSORBED_BIAS_TOLERANCE = 1e-5;
+
+    private final ConvBNConfig config;
+    private final DataType dataType;
+    private Mode mode;
+    /** W, b, gamma, beta, running statistics; in DEPLOY only the kept BN tensors (W, b stale), or null. */
+    private ConvBNParameters unfolded;
+    /** W', b', s in DEPLOY; null otherwise. */
+    private FoldedParameters folded;
+    /** The fold's diagnostics, computed when folding (also available in DEPLOY without the BN tensors). */
+    private FoldDiagnostics deployDiagnostics;
+    private SavedTensors saved;
+    private boolean warnedDeployTraining;
+
+    private ConvBNBlock(ConvBNConfig config, ConvBNParameters parameters, Mode mode) {
+        this.config = config;
+        this.dataType = parameters.validate(config);
+        this.unfolded = parameters;
+        this.mode = Mode.EVAL;
+        setMode(mode);
+    }
+
+    /**
+     * A block over the given parameters (used as they are, not copied).
+     *
+     * @param config the configuration
+     * @param parameters tensors shaped for {@code config}, all of one data type (FLOAT or DOUBLE)
+     * @param mode the initial mode (DEPLOY folds at once)
+     * @return the block
+     * @throws IllegalArgumentException naming the first tensor that does not fit
+     */
+    public static ConvBNBlock of(ConvBNConfig config, ConvBNParameters parameters, Mode mode) {
+        if (config == null) {
+            throw new NullPointerException("config: expected a ConvBNConfig, got null");
+        }
+        if (parameters == null) {
+            throw new NullPointerException("parameters: expected ConvBNParameters, got null");
+        }
+        return new ConvBNBlock(config, parameters, mode);
+    }
+
+    /**
+     * A block with PyTorch's default initialisation (see {@link ConvBNParameters#initialize}).
+     *
+     * @return the block, in TRAIN mode
+     */
+    public static ConvBNBlock initialized(ConvBNConfig config, DataType dataType, long seed) {
+        return of(config, ConvBNParameters.initialize(config, dataType, seed), Mode.TRAIN);
+    }
+
+    /** @return the configuration */
+    public ConvBNConfig config() {
+        return config;
+    }
+
+    /** @return the data type of every tensor of this block */
+    public DataType dataType() {
+        return dataType;
+    }
+
+    /** @return the current mode */
+    public Mode mode() {
+        return mode;
+    }
+
+    /**
+     * Switches mode. Drops any tensors saved by a forward that was not followed by a backward.
+     *
+     * @param target the new mode, not null
+     * @throws org.convbn.core.IllegalModeTransitionException leaving DEPLOY without kept BN tensors
+     * @throws IllegalArgumentException when folding parameters that hold NaN or infinity (named), or a negative
+     *                                  running variance
+     * @throws IllegalStateException when leaving DEPLOY is impossible for the values (a zero gamma)
+     */
+    public void setMode(Mode target) {
+        ModeTransitions.check(mode, target, unfolded != null);
+        saved = null;
+        if (ModeTransitions.folds(mode, target)) {
+            Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, unfolded.runningVar());
+            folded = ModeFunctions.fold(config, unfolded);
+            deployDiagnostics = FoldDiagnostics.of(folded.scale());
+            unfolded = config.keepUnfolded() ? unfolded : null;
+            warnedDeployTraining = false;
+        } else if (ModeTransitions.unfolds(mode, target)) {
+            unfolded = ModeFunctions.unfold(config, folded, unfolded, UNABSORBED_BIAS_TOLERANCE);
+            folded = null;
+            deployDiagnostics = null;
+        }
+        mode = target;
+    }
+
+    /**
+     * Runs the forward pass in the current mode.
+     *
+     * @param x input {@code [N, C, H, W]} of the block's data type; not modified, kept until backward
+     * @return a new array Z {@code [N, O, oH, oW]}
+     * @throws IllegalArgumentException for a wrong rank, channel count, data type, a spatial size too small for
+     *                                  the kernel, or (TRAIN) a single value per channel
+     */
+    public INDArray forward(INDArray x) {
+        if (x == null) {
+            throw new IllegalArgumentException("x: expected an array [N, " + config.conv().inChannels()
+                    + ", H, W], got null");
+        }
+        config.conv().checkInputShape("x", x.shape());
+        Tensors.requireType("x", x, dataType);
+        saved = null;
+        ModeFunctions.Forward f = switch (mode) {
+            case TRAIN -> {
+                long[] out = config.conv().outputShape(x.shape());
+                if (out[0] * out[2] * out[3] < 2) {
+                    throw new IllegalArgumentException("x: TRAIN needs more than one value per channel to compute batch "
+                            + "statistics, got output " + Arrays.toString(out));
+                }
+                yield ModeFunctions.train(config, unfolded, x);
+            }
+            case EVAL -> ModeFunctions.eval(config, unfolded, x);
+            case TUNE -> ModeFunctions.tune(config, unfolded, x);
+            case DEPLOY -> ModeFunctions.deploy(config.conv(), folded, x);
+        };
+        saved = f.saved();
+        return f.output();
+    }
+
+    /**
+     * Runs the backward pass of the last forward and releases what it saved.
+     *
+     * @param gradOutput dL/dZ, shaped like the last forward's output, of the block's data type; not modified
+     * @return dL/dX and the gradient of every trainable tensor (see {@link #parameters()}), all new arrays
+     * @throws IllegalStateException if no forward is pending (never run, already backpropagated, cleared, or the
+     *                               mode changed since)
+     * @throws IllegalArgumentException for a wrong shape or data type of {@code gradOutput}
+     */
+    public BlockGradients backward(INDArray gradOutput) {
+        if (saved == null) {
+            throw new IllegalStateException("backward: expected a pending forward in mode " + mode + ", got none "
+                    + "(call forward first; each forward allows one backward)");
+        }
+        long[] expected = config.conv().outputShape(saved.input().shape());
+        Tensors.requireShape("gradOutput", gradOutput, expected);
+        Tensors.requireType("gradOutput", gradOutput, dataType);
+        SavedTensors s = saved;
+        saved = null;
+        // setMode() drops saved tensors, so they always come from a forward in the current mode.
+        return switch (mode) {
+            case TRAIN -> ModeFunctions.trainBackward(config, unfolded, (SavedTensors.Train) s, gradOutput);
+            case EVAL -> ModeFunctions.evalBackward(config, unfolded, (SavedTensors.Eval) s, gradOutput);
+            case TUNE -> ModeFunctions.tuneBackward(config, unfolded, (SavedTensors.Tune) s, gradOutput);
+            case DEPLOY -> {
+                warnOnceAboutDeployTraining();
+                yield ModeFunctions.deployBackward(config.conv(), folded, (SavedTensors.Deploy) s, gradOutput);
+            }
+        };
+    }
+
+    /** Drops what the last forward saved (e.g. after an inference-only forward). */
+    public void clearSaved() {
+        saved = null;
+    }
+
+    /** @return the exact bytes held for backward right now ({@link RetainedBytes#NONE} when nothing is pending) */
+    public RetainedBytes retainedBytes() {
+        return saved == null ? RetainedBytes.NONE : saved.bytes();
+    }
+
+    /**
+     * @return the trainable tensors by name, live: W, b, gamma, beta (as configured) in TRAIN, EVAL and TUNE;
+     *         W', b' in DEPLOY
+     */
+    public Map<String, INDArray> parameters() {
+        return mode == Mode.DEPLOY ? folded.trainable() : unfolded.trainable();
+    }
+
+    /**
+     * @return the unfolded tensors, live
+     * @throws IllegalStateException in DEPLOY, where W and b are not maintained
+     */
+    public ConvBNParameters unfoldedParameters() {
+        if (mode == Mode.DEPLOY) {
+            throw new IllegalStateException("unfoldedParameters: expected a mode other than DEPLOY, got DEPLOY; the "
+                    + "folded tensors are the parameters there (see foldedParameters())");
+        }
+        return unfolded;
+    }
+
+    /**
+     * @return W', b', s: live in DEPLOY; elsewhere a fold computed now from the current parameters
+     */
+    public FoldedParameters foldedParameters() {
+        return mode == Mode.DEPLOY ? folded : ModeFunctions.fold(config, unfolded);
+    }
+
+    /** @return the range of s; in DEPLOY the one computed when the block folded */
+    public FoldDiagnostics foldDiagnostics() {
+        return mode == Mode.DEPLOY ? deployDiagnostics : FoldDiagnostics.of(ModeFunctions.scale(config, unfolded));
+    }
+
+    private void warnOnceAboutDeployTraining() {
+        if (!warnedDeployTraining) {
+            warnedDeployTraining = true;
+            deployDiagnostics.deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT)
+                    .ifPresent(w -> LOG.warn("{} block {}: {}", Mode.DEPLOY, config.conv(), w));
+        }
+    }
+}

@@ -1,0 +1,139 @@
+package org.convbn.nd4j;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import org.convbn.core.ConvBNConfig;
+import org.convbn.core.ParameterNames;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * The unfolded tensors of a ConvBN block. The record holds references: the arrays are the block's live state,
+ * updated in place by an optimiser (W, b, gamma, beta) and by TRAIN forwards (running statistics).
+ *
+ * @param weight W {@code [O, C/groups, kH, kW]}
+ * @param bias b {@code [O]}, or null when the conv has no bias
+ * @param gamma BN scale {@code [O]}, or null when BN is not affine
+ * @param beta BN shift {@code [O]}, or null when BN is not affine
+ * @param runningMean {@code [O]}
+ * @param runningVar {@code [O]}, every element &gt;= 0
+ */
+public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray runningMean,
+                               INDArray runningVar) {
+
+    /**
+     * PyTorch's default initialisation: W and b uniform in +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)),
+     * gamma = 1, beta = 0, running mean 0, running variance 1.
+     *
+     * @param config the block configuration
+     * @param dataType FLOAT or DOUBLE
+     * @param seed the seed of the uniform draws
+     * @return new arrays
+     */
+    public static ConvBNParameters initialize(ConvBNConfig config, DataType dataType, long seed) {
+        requireFloatingType(dataType);
+        SplittableRandom rng = new SplittableRandom(seed);
+        long[] ws = config.conv().weightShape();
+        double bound = 1.0 / Math.sqrt((double) ws[1] * ws[2] * ws[3]);
+        int o = config.channels();
+        INDArray w = uniform(rng, bound, dataType, ws);
+        INDArray b = config.conv().bias() ? uniform(rng, bound, dataType, o) : null;
+        INDArray gamma = config.bn().affine() ? Nd4j.ones(dataType, o) : null;
+        INDArray beta = config.bn().affine() ? Nd4j.zeros(dataType, o) : null;
+        return new ConvBNParameters(w, b, gamma, beta, Nd4j.zeros(dataType, o), Nd4j.ones(dataType, o));
+    }
+
+    /**
+     * Checks presence, shape and data type of every tensor against {@code config}, and that the running variance
+     * is non-negative.
+     *
+     * @return the data type shared by all tensors
+     * @throws IllegalArgumentException naming the first tensor that does not fit, with expected and actual
+     */
+    public DataType validate(ConvBNConfig config) {
+        if (weight == null) {
+            throw new IllegalArgumentException(ParameterNames.CONV_WEIGHT + ": expected an array, got null");
+        }
+        DataType type = weight.dataType();
+        requireFloatingType(type);
+        long o = config.channels();
+        Tensors.requireShape(ParameterNames.CONV_WEIGHT, weight, config.conv().weightShape());
+        requireVector(ParameterNames.CONV_BIAS, bias, config.conv().bias(), o, type);
+        requireVector(ParameterNames.BN_WEIGHT, gamma, config.bn().affine(), o, type);
+        requireVector(ParameterNames.BN_BIAS, beta, config.bn().affine(), o, type);
+        requireVector(ParameterNames.BN_RUNNING_MEAN, runningMean, true, o, type);
+        requireVector(ParameterNames.BN_RUNNING_VAR, runningVar, true, o, type);
+        Tensors.requireNonNegative(ParameterNames.BN_RUNNING_VAR, runningVar);
+        return type;
+    }
+
+    /** @return the trainable tensors by name (W, then b, gamma, beta where present); live references */
+    public Map<String, INDArray> trainable() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        m.put(ParameterNames.CONV_WEIGHT, weight);
+        if (bias != null) {
+            m.put(ParameterNames.CONV_BIAS, bias);
+        }
+        if (gamma != null) {
+            m.put(ParameterNames.BN_WEIGHT, gamma);
+            m.put(ParameterNames.BN_BIAS, beta);
+        }
+        return m;
+    }
+
+    /** @return the running statistics by name; live references */
+    public Map<String, INDArray> buffers() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        m.put(ParameterNames.BN_RUNNING_MEAN, runningMean);
+        m.put(ParameterNames.BN_RUNNING_VAR, runningVar);
+        return m;
+    }
+
+    /** @return a deep copy */
+    public ConvBNParameters copy() {
+        return new ConvBNParameters(weight.dup(), dup(bias), dup(gamma), dup(beta), runningMean.dup(),
+                runningVar.dup());
+    }
+
+    /** @return b, or zeros {@code [O]} when the conv has no bias (a new array then) */
+    INDArray biasOrZeros() {
+        return bias != null ? bias : Nd4j.zeros(weight.dataType(), weight.size(0));
+    }
+
+    private static INDArray dup(INDArray a) {
+        return a == null ? null : a.dup();
+    }
+
+    private static void requireVector(String name, INDArray a, boolean expected, long length, DataType type) {
+        if (!expected) {
+            if (a != null) {
+                throw new IllegalArgumentException(name + ": expected null for this configuration, got an array of shape "
+                        + java.util.Arrays.toString(a.shape()));
+            }
+            return;
+        }
+        Tensors.requireShape(name, a, length);
+        Tensors.requireType(name, a, type);
+    }
+
+    static void requireFloatingType(DataType type) {
+        if (type != DataType.FLOAT && type != DataType.DOUBLE) {
+            throw new IllegalArgumentException("dataType: expected FLOAT or DOUBLE, got " + type);
+        }
+    }
+
+    private static INDArray uniform(SplittableRandom rng, double bound, DataType type, long... shape) {
+        long n = 1;
+        for (long d : shape) {
+            n *= d;
+        }
+        double[] v = new double[Math.toIntExact(n)];
+        for (int i = 0; i < v.length; i++) {
+            v[i] = bound * (2 * rng.nextDouble() - 1);
+        }
+        return Nd4j.create(v, shape, DataType.DOUBLE).castTo(type);
+    }
+}

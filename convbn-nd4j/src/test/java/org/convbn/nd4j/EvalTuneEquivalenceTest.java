@@ -1,0 +1,75 @@
+package org.convbn.nd4j;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Map;
+import java.util.stream.Stream;
+
+import org.convbn.core.Mode;
+import org.convbn.core.conformance.ConfigGrid;
+import org.convbn.core.conformance.RelativeError;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** EVAL and TUNE are the same function with the same gradients; DEPLOY has EVAL's forward. */
+class EvalTuneEquivalenceTest {
+    /**
+     * float64: TUNE sums conv(X, sW) where EVAL sums s*conv(X, W), and gets dgamma from dW'.W instead of g.Y;
+     * the same quantities in other orders, so a few ulps of order-one values.
+     */
+    static final double FLOAT64_TOLERANCE = 1e-12;
+    /** Compare near-zero tensors in absolute terms below this magnitude. */
+    static final double FLOOR = 0.1;
+
+    static Stream<ConfigGrid.Case> grid() {
+        return ConfigGrid.full().stream();
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("grid")
+    void evalAndTuneAgreeAndDeployForwardsTheSame(ConfigGrid.Case grid) {
+        Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), DataType.DOUBLE, 400);
+        ConvBNBlock eval = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.EVAL);
+        ConvBNBlock tune = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.TUNE);
+        ConvBNBlock deploy = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.DEPLOY);
+        INDArray zEval = eval.forward(c.xNd4j());
+        close("output", zEval, tune.forward(c.xNd4j()));
+        close("deploy output", zEval, deploy.forward(c.xNd4j()));
+        sameGradients(eval.backward(c.gNd4j()), tune.backward(c.gNd4j()));
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("grid")
+    void evalAndTuneStillAgreeAfterSgdStepsWithMomentum(ConfigGrid.Case grid) {
+        Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), DataType.DOUBLE, 500);
+        ConvBNBlock eval = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.EVAL);
+        ConvBNBlock tune = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.TUNE);
+        SgdMomentum evalSgd = new SgdMomentum(0.05, 0.9, 1e-4);
+        SgdMomentum tuneSgd = new SgdMomentum(0.05, 0.9, 1e-4);
+        for (int step = 0; step < 3; step++) {
+            close("output step " + step, eval.forward(c.xNd4j()), tune.forward(c.xNd4j()));
+            BlockGradients ge = eval.backward(c.gNd4j());
+            BlockGradients gt = tune.backward(c.gNd4j());
+            sameGradients(ge, gt);
+            evalSgd.step(eval.parameters(), ge.parameters());
+            tuneSgd.step(tune.parameters(), gt.parameters());
+        }
+        eval.parameters().forEach((name, p) -> close("parameter " + name, p, tune.parameters().get(name)));
+    }
+
+    private static void sameGradients(BlockGradients a, BlockGradients b) {
+        close("dX", a.input(), b.input());
+        assertEquals(a.parameters().keySet(), b.parameters().keySet());
+        for (Map.Entry<String, INDArray> e : a.parameters().entrySet()) {
+            close("d" + e.getKey(), e.getValue(), b.parameter(e.getKey()));
+        }
+    }
+
+    private static void close(String what, INDArray want, INDArray got) {
+        double err = RelativeError.of(Fixtures.values(want), Fixtures.values(got), FLOOR);
+        assertTrue(err <= FLOAT64_TOLERANCE, () -> what + ": relative error " + err + " > " + FLOAT64_TOLERANCE);
+    }
+}

@@ -1,6 +1,7 @@
 package org.convbn.nd4j;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 import org.convbn.core.ConvBNConfig;
@@ -199,6 +200,14 @@ public final class ConvBNBlock {
     /** @return the exact bytes held for backward right now ({@link RetainedBytes#NONE} when nothing is pending) */
     public RetainedBytes retainedBytes() {
         return saved == null ? RetainedBytes.NONE : saved.bytes();
+    }
+
+    /**
+     * @return the activation-sized tensors held for backward right now (the input among them), for memory
+     *         accounting across blocks that share tensors; empty when nothing is pending. Do not modify them.
+     */
+    public List<INDArray> retainedActivations() {
+        return saved == null ? List.of() : saved.activations();
     }
 
     /**

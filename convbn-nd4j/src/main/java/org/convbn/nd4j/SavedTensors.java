@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import java.util.List;
+
 import org.convbn.core.RetainedBytes;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -9,43 +11,70 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  */
 sealed interface SavedTensors {
 
-    /** @return the bytes held, activation-sized and weight-sized */
-    RetainedBytes bytes();
-
     /** @return the forward's input */
     INDArray input();
+
+    /** @return the saved tensors shaped like a feature map */
+    List<INDArray> activations();
+
+    /** @return the saved tensors shaped like a weight or a per-channel vector */
+    List<INDArray> weightSized();
+
+    /** @return the bytes held, activation-sized and weight-sized */
+    default RetainedBytes bytes() {
+        return new RetainedBytes(activations().stream().mapToLong(Tensors::bytes).sum(),
+                weightSized().stream().mapToLong(Tensors::bytes).sum());
+    }
 
     /** TRAIN: X, Y = conv(X) + b, and the batch mean and biased variance of Y. */
     record Train(INDArray input, INDArray convOutput, INDArray batchMean, INDArray batchVar) implements SavedTensors {
         @Override
-        public RetainedBytes bytes() {
-            return new RetainedBytes(Tensors.bytes(input) + Tensors.bytes(convOutput),
-                    Tensors.bytes(batchMean) + Tensors.bytes(batchVar));
+        public List<INDArray> activations() {
+            return List.of(input, convOutput);
+        }
+
+        @Override
+        public List<INDArray> weightSized() {
+            return List.of(batchMean, batchVar);
         }
     }
 
     /** EVAL: X and Y = conv(X) + b. */
     record Eval(INDArray input, INDArray convOutput) implements SavedTensors {
         @Override
-        public RetainedBytes bytes() {
-            return new RetainedBytes(Tensors.bytes(input) + Tensors.bytes(convOutput), 0);
+        public List<INDArray> activations() {
+            return List.of(input, convOutput);
+        }
+
+        @Override
+        public List<INDArray> weightSized() {
+            return List.of();
         }
     }
 
     /** TUNE: X and the weight-sized fold W', b', s of this forward. */
     record Tune(INDArray input, FoldedParameters folded) implements SavedTensors {
         @Override
-        public RetainedBytes bytes() {
-            return new RetainedBytes(Tensors.bytes(input), Tensors.bytes(folded.weight())
-                    + Tensors.bytes(folded.bias()) + Tensors.bytes(folded.scale()));
+        public List<INDArray> activations() {
+            return List.of(input);
+        }
+
+        @Override
+        public List<INDArray> weightSized() {
+            return List.of(folded.weight(), folded.bias(), folded.scale());
         }
     }
 
     /** DEPLOY: X only; W' and b' are the parameters themselves. */
     record Deploy(INDArray input) implements SavedTensors {
         @Override
-        public RetainedBytes bytes() {
-            return new RetainedBytes(Tensors.bytes(input), 0);
+        public List<INDArray> activations() {
+            return List.of(input);
+        }
+
+        @Override
+        public List<INDArray> weightSized() {
+            return List.of();
         }
     }
 }

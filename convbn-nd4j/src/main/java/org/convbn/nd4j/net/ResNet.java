@@ -1,0 +1,229 @@
+package org.convbn.nd4j.net;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import org.convbn.core.BatchNormConfig;
+import org.convbn.core.ConvBNConfig;
+import org.convbn.core.ConvConfig;
+import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.ConvBNBlock;
+import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.SgdMomentum;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A ResNet (torchvision's v1.5 layout and module names) built from ConvBN blocks: stem {@code conv1}/{@code bn1}
+ * 7x7/2 + ReLU + 3x3/2 max pool, four stages {@code layer1..layer4} of basic blocks (ResNet-18) or bottlenecks
+ * with the stride on the 3x3 (ResNet-50), {@code downsample.0}/{@code downsample.1} where the shape changes,
+ * global average pooling and a linear head {@code fc}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
+ *
+ * <p>Input {@code [N, 3, H, W]} (H, W at least 32), logits {@code [N, classes]}. The whole network switches mode
+ * with {@link #setMode}. Not thread-safe.
+ */
+public final class ResNet {
+    /** The two architectures. */
+    public enum Depth {
+        /** Basic blocks [2, 2, 2, 2]: 20 ConvBN blocks. */
+        RESNET18(false, new int[] {2, 2, 2, 2}),
+        /** Bottlenecks [3, 4, 6, 3]: 53 ConvBN blocks. */
+        RESNET50(true, new int[] {3, 4, 6, 3});
+
+        private final boolean bottleneck;
+        private final int[] units;
+
+        Depth(boolean bottleneck, int[] units) {
+            this.bottleneck = bottleneck;
+            this.units = units;
+        }
+    }
+
+    private static final int[] WIDTHS = {64, 128, 256, 512};
+
+    private final Depth depth;
+    private final NamedBlock stem;
+    private final List<ResidualUnit> units;
+    private final Linear fc;
+    private final List<NamedBlock> allBlocks;
+    private INDArray stemRelu;
+    private long[] pooledShape;
+
+    private ResNet(Depth depth, NamedBlock stem, List<ResidualUnit> units, Linear fc) {
+        this.depth = depth;
+        this.stem = stem;
+        this.units = List.copyOf(units);
+        this.fc = fc;
+        List<NamedBlock> all = new ArrayList<>();
+        all.add(stem);
+        units.forEach(u -> all.addAll(u.blocks()));
+        this.allBlocks = Collections.unmodifiableList(all);
+    }
+
+    /**
+     * A network with PyTorch's default initialisation of every block (gamma 1, beta 0, running mean 0, var 1).
+     *
+     * @param depth the architecture
+     * @param classes the head's output size
+     * @param type FLOAT or DOUBLE
+     * @param seed the seed of every weight draw
+     * @param mode the initial mode of every block
+     * @return the network
+     */
+    public static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode) {
+        long[] nextSeed = {seed};
+        BlockFactory make = (conv, bn, c) -> {
+            ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true);
+            return new NamedBlock(conv, bn, ConvBNBlock.of(config,
+                    ConvBNParameters.initialize(config, type, nextSeed[0]++), mode));
+        };
+        NamedBlock stem = make.make("conv1", "bn1",
+                ConvConfig.builder(3, 64).kernel(7).stride(2).padding(3).bias(false).build());
+        List<ResidualUnit> units = new ArrayList<>();
+        int in = 64;
+        for (int stage = 0; stage < 4; stage++) {
+            int width = WIDTHS[stage];
+            int out = depth.bottleneck ? 4 * width : width;
+            for (int u = 0; u < depth.units[stage]; u++) {
+                int stride = (u == 0 && stage > 0) ? 2 : 1;
+                String p = "layer" + (stage + 1) + "." + u + ".";
+                List<NamedBlock> main = new ArrayList<>();
+                if (depth.bottleneck) {
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 1, 1)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride)));
+                    main.add(make.make(p + "conv3", p + "bn3", conv(width, out, 1, 1)));
+                } else {
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1)));
+                }
+                NamedBlock shortcut = (stride != 1 || in != out)
+                        ? make.make(p + "downsample.0", p + "downsample.1", conv(in, out, 1, stride)) : null;
+                units.add(new ResidualUnit(main, shortcut));
+                in = out;
+            }
+        }
+        return new ResNet(depth, stem, units, new Linear("fc", in, classes, type, nextSeed[0]));
+    }
+
+    private static ConvConfig conv(int in, int out, int kernel, int stride) {
+        return ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2).bias(false).build();
+    }
+
+    @FunctionalInterface
+    private interface BlockFactory {
+        NamedBlock make(String convName, String bnName, ConvConfig conv);
+    }
+
+    /** @return the architecture */
+    public Depth depth() {
+        return depth;
+    }
+
+    /** @return every ConvBN block in forward order (stem, then each unit's main path and shortcut) */
+    public List<NamedBlock> blocks() {
+        return allBlocks;
+    }
+
+    /** @return the linear head */
+    public Linear head() {
+        return fc;
+    }
+
+    /**
+     * Switches every block (see {@link ConvBNBlock#setMode}); drops pending forwards.
+     */
+    public void setMode(Mode mode) {
+        for (NamedBlock b : allBlocks) {
+            b.block().setMode(mode);
+        }
+        stemRelu = null;
+    }
+
+    /**
+     * @param x {@code [N, 3, H, W]}, not modified, kept until backward
+     * @return new logits {@code [N, classes]}
+     */
+    public INDArray forward(INDArray x) {
+        stemRelu = Activations.reluInPlace(stem.block().forward(x));
+        INDArray h = Activations.maxPool(stemRelu, 3, 2, 1);
+        for (ResidualUnit u : units) {
+            h = u.forward(h);
+        }
+        pooledShape = h.shape();
+        return fc.forward(Activations.globalAveragePool(h));
+    }
+
+    /**
+     * @param gradLogits dL/dlogits, not modified
+     * @return the gradient of every trainable tensor by network name (see {@link #parameters()})
+     */
+    public Map<String, INDArray> backward(INDArray gradLogits) {
+        Map<String, INDArray> grads = new LinkedHashMap<>();
+        INDArray g = Activations.globalAveragePoolBackward(fc.backward(gradLogits, grads), pooledShape);
+        for (int i = units.size() - 1; i >= 0; i--) {
+            g = units.get(i).backward(g, grads);
+        }
+        g = Activations.maxPoolBackward(stemRelu, g, 3, 2, 1);
+        stem.backward(Activations.reluBackward(stemRelu, g), grads);
+        stemRelu = null;
+        return grads;
+    }
+
+    /**
+     * One fine-tuning step: forward, softmax cross-entropy, backward, SGD update of every trainable tensor.
+     *
+     * @param x input, not modified
+     * @param labels class per sample
+     * @param sgd the optimiser (keeps momentum across steps)
+     * @return the loss before the update
+     */
+    public double step(INDArray x, int[] labels, SgdMomentum sgd) {
+        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(forward(x), labels);
+        Map<String, INDArray> grads = backward(r.gradLogits());
+        sgd.step(parameters(), grads);
+        return r.loss();
+    }
+
+    /** @return every trainable tensor by network name (blocks in the current mode, then fc); live arrays */
+    public Map<String, INDArray> parameters() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        for (NamedBlock b : allBlocks) {
+            m.putAll(b.parameters());
+        }
+        m.putAll(fc.parameters());
+        return m;
+    }
+
+    /**
+     * The exact bytes held for backward right now, each array counted once even when several layers keep it (a
+     * ReLU's output is also the next block's input).
+     */
+    public RetainedBytes retainedBytes() {
+        Set<INDArray> activations = Collections.newSetFromMap(new IdentityHashMap<>());
+        long weight = 0;
+        for (NamedBlock b : allBlocks) {
+            activations.addAll(b.block().retainedActivations());
+            weight += b.block().retainedBytes().weightBytes();
+        }
+        List<INDArray> own = new ArrayList<>();
+        units.forEach(u -> u.collectRetained(own));
+        if (stemRelu != null) {
+            own.add(stemRelu);
+        }
+        if (fc.savedInput() != null) {
+            own.add(fc.savedInput());
+        }
+        activations.addAll(own);
+        long act = 0;
+        for (INDArray a : activations) {
+            act += a.length() * a.dataType().width();
+        }
+        return new RetainedBytes(act, weight);
+    }
+}

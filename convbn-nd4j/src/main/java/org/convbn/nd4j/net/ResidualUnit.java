@@ -1,0 +1,89 @@
+package org.convbn.nd4j.net;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.Map;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A residual unit of ConvBN blocks: the main path runs its blocks with a ReLU between consecutive ones, the
+ * shortcut is the identity or a downsampling ConvBN block, and a ReLU follows their sum:
+ * {@code out = relu(main(x) + shortcut(x))}. Two 3x3 blocks make ResNet's basic block, 1x1 / 3x3 / 1x1 its
+ * bottleneck.
+ *
+ * <p>Keeps the ReLU outputs (for their backward; they are also the next blocks' inputs, which those blocks keep
+ * anyway) and whatever the blocks keep in their mode.
+ */
+public final class ResidualUnit {
+    private final List<NamedBlock> main;
+    private final NamedBlock shortcut;
+    private final List<INDArray> reluOutputs = new ArrayList<>();
+    private INDArray output;
+
+    /**
+     * @param main the main path's blocks, at least one
+     * @param shortcut the downsampling block, or null for the identity
+     */
+    public ResidualUnit(List<NamedBlock> main, NamedBlock shortcut) {
+        if (main.isEmpty()) {
+            throw new IllegalArgumentException("main: expected at least one block, got none");
+        }
+        this.main = List.copyOf(main);
+        this.shortcut = shortcut;
+    }
+
+    /** @param x not modified, kept by the first blocks until backward; @return a new output array */
+    public INDArray forward(INDArray x) {
+        reluOutputs.clear();
+        INDArray h = x;
+        for (int i = 0; i < main.size(); i++) {
+            h = main.get(i).block().forward(h);
+            if (i < main.size() - 1) {
+                Activations.reluInPlace(h);
+                reluOutputs.add(h);
+            }
+        }
+        INDArray sum = h.addi(shortcut == null ? x : shortcut.block().forward(x));
+        output = Activations.reluInPlace(sum);
+        return output;
+    }
+
+    /**
+     * @param g dL/d(out), not modified
+     * @param gradients receives every block's parameter gradients (modified)
+     * @return dL/dx, a new array
+     */
+    public INDArray backward(INDArray g, Map<String, INDArray> gradients) {
+        INDArray gSum = Activations.reluBackward(output, g);
+        INDArray d = gSum;
+        for (int i = main.size() - 1; i >= 0; i--) {
+            d = main.get(i).backward(d, gradients);
+            if (i > 0) {
+                d = Activations.reluBackward(reluOutputs.get(i - 1), d);
+            }
+        }
+        INDArray dShortcut = shortcut == null ? gSum : shortcut.backward(gSum, gradients);
+        reluOutputs.clear();
+        output = null;
+        return d.addi(dShortcut);
+    }
+
+    /** @return the main path's blocks, then the shortcut's */
+    public List<NamedBlock> blocks() {
+        List<NamedBlock> all = new ArrayList<>(main);
+        if (shortcut != null) {
+            all.add(shortcut);
+        }
+        return Collections.unmodifiableList(all);
+    }
+
+    /** Adds the activation-sized arrays this unit itself keeps (ReLU outputs) to {@code into}. */
+    void collectRetained(List<INDArray> into) {
+        into.addAll(reluOutputs);
+        if (output != null) {
+            into.add(output);
+        }
+    }
+}

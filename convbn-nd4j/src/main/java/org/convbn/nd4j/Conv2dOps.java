@@ -1,8 +1,5 @@
 package org.convbn.nd4j;
 
-import java.util.ArrayList;
-import java.util.List;
-
 import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
@@ -49,11 +46,15 @@ public final class Conv2dOps {
         if (c.groups() == 1) {
             return forwardGroup(c, x, w, b);
         }
-        List<INDArray> outs = new ArrayList<>(c.groups());
+        INDArray[] outs = new INDArray[c.groups()];
         for (int g = 0; g < c.groups(); g++) {
-            outs.add(forwardGroup(c, inputSlice(c, x, g), outputSlice(c, w, g), b == null ? null : outputSlice(c, b, g)));
+            INDArray xg = inputSlice(c, x, g);
+            outs[g] = forwardGroup(c, xg, outputSlice(c, w, g), b == null ? null : outputSlice(c, b, g));
+            NativeMemory.release(xg);
         }
-        return Nd4j.concat(1, outs.toArray(new INDArray[0]));
+        INDArray y = Nd4j.concat(1, outs);
+        NativeMemory.release(outs);
+        return y;
     }
 
     /**
@@ -75,13 +76,17 @@ public final class Conv2dOps {
         INDArray[] gw = new INDArray[c.groups()];
         INDArray[] gb = new INDArray[c.groups()];
         for (int g = 0; g < c.groups(); g++) {
-            Gradients part = backwardGroup(c, inputSlice(c, x, g), outputSlice(c, w, g),
-                    b == null ? null : outputSlice(c, b, g), channelSlice(gy, g, c.outChannelsPerGroup()));
+            INDArray xg = inputSlice(c, x, g);
+            INDArray gyg = channelSlice(gy, g, c.outChannelsPerGroup());
+            Gradients part = backwardGroup(c, xg, outputSlice(c, w, g), b == null ? null : outputSlice(c, b, g), gyg);
+            NativeMemory.release(xg, gyg);
             gx[g] = part.input();
             gw[g] = part.weight();
             gb[g] = part.bias();
         }
-        return new Gradients(Nd4j.concat(1, gx), Nd4j.concat(0, gw), b == null ? null : Nd4j.concat(0, gb));
+        Gradients all = new Gradients(Nd4j.concat(1, gx), Nd4j.concat(0, gw), b == null ? null : Nd4j.concat(0, gb));
+        NativeMemory.release(gx);
+        return all;
     }
 
     private static INDArray forwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b) {

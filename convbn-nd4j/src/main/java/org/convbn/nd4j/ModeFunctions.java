@@ -18,7 +18,9 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  *
  * <p>Notation per output channel c: {@code r = 1/sqrt(v + eps)}, {@code s = gamma * r}, {@code g = dL/dZ}; sums
  * run over N, H, W. Unless said otherwise a function allocates its results and modifies none of its arguments;
- * the only exception is {@link #train}, which updates the running statistics in place.
+ * the only exceptions are {@link #train}, which updates the running statistics in place, and the backwards,
+ * which free their activation-sized temporaries and the conv output Y that the forward made and saved (see
+ * {@link NativeMemory}), so that a step's peak memory is what it needs.
  */
 final class ModeFunctions {
     private ModeFunctions() {
@@ -145,13 +147,17 @@ final class ModeFunctions {
         INDArray rB = inverseStd(config, saved.batchVar());
         INDArray xhat = Tensors.channelAffine(y, rB, saved.batchMean().mul(rB).negi());
         INDArray dbeta = Tensors.channelSums(g);
-        INDArray dgamma = Tensors.channelSums(xhat.mul(g));
+        INDArray gXhat = xhat.mul(g);
+        INDArray dgamma = Tensors.channelSums(gXhat);
+        NativeMemory.release(gXhat);
         INDArray a = p.gamma() == null ? rB : rB.mul(p.gamma());
         // dY = a*g - (a*dbeta/n) - xhat * (a*dgamma/n); xhat is overwritten with its term.
         INDArray dy = Tensors.channelAffine(g, a, a.mul(dbeta).divi(-n));
         Nd4j.exec(new BroadcastMulOp(xhat, a.mul(dgamma).divi(-n), xhat, 1));
         dy.addi(xhat);
+        NativeMemory.release(xhat, y); // Y was the block's own, made by the forward
         Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), p.weight(), p.bias(), dy);
+        NativeMemory.release(dy);
         return unfoldedGradients(conv, dgamma, dbeta, p);
     }
 
@@ -176,11 +182,14 @@ final class ModeFunctions {
                                        INDArray g) {
         INDArray s = scale(config, p);
         INDArray dbeta = Tensors.channelSums(g);
-        INDArray dgamma = Tensors.channelSums(g.mul(saved.convOutput())).subi(p.runningMean().mul(dbeta))
+        INDArray gY = g.mul(saved.convOutput());
+        INDArray dgamma = Tensors.channelSums(gY).subi(p.runningMean().mul(dbeta))
                 .muli(inverseStd(config, p.runningVar()));
+        NativeMemory.release(gY, saved.convOutput()); // Y was the block's own, made by the forward
         INDArray dy = Nd4j.createUninitialized(g.dataType(), g.shape());
         Nd4j.exec(new BroadcastMulOp(g, s, dy, 1));
         Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), p.weight(), p.bias(), dy);
+        NativeMemory.release(dy);
         return unfoldedGradients(conv, dgamma, dbeta, p);
     }
 
@@ -207,12 +216,14 @@ final class ModeFunctions {
         INDArray dFoldedB = conv.bias();
         INDArray dgamma = null;
         if (p.gamma() != null) {
-            INDArray ds = dFoldedW.mul(p.weight()).sum(1, 2, 3)
-                    .addi(p.biasOrZeros().sub(p.runningMean()).muli(dFoldedB));
+            INDArray product = dFoldedW.mul(p.weight());
+            INDArray ds = product.sum(1, 2, 3).addi(p.biasOrZeros().sub(p.runningMean()).muli(dFoldedB));
+            NativeMemory.release(product);
             dgamma = ds.muli(inverseStd(config, p.runningVar()));
         }
         Nd4j.exec(new BroadcastMulOp(dFoldedW, f.scale(), dFoldedW, 0)); // now dW
         INDArray db = p.bias() == null ? null : dFoldedB.mul(f.scale());
+        NativeMemory.release(f.weight(), f.bias(), f.scale()); // this forward's own fold
         return unfoldedGradients(new Conv2dOps.Gradients(conv.input(), dFoldedW, db), dgamma, dFoldedB, p);
     }
 

@@ -48,15 +48,21 @@ public final class SgdMomentum {
                         + gradients.keySet());
             }
             Tensors.requireShape("gradients[" + e.getKey() + "]", g, p.shape());
-            INDArray d = weightDecay == 0 ? g.dup() : g.add(p.mul(weightDecay));
             INDArray v = velocity.get(p);
             if (v == null) {
-                v = d;
+                v = g.dup();
                 velocity.put(p, v);
             } else {
-                v.muli(momentum).addi(d);
+                v.muli(momentum).addi(g);
             }
-            p.subi(v.mul(learningRate));
+            if (weightDecay != 0) {
+                INDArray decay = p.mul(weightDecay);
+                v.addi(decay);
+                NativeMemory.release(decay);
+            }
+            INDArray update = v.mul(learningRate);
+            p.subi(update);
+            NativeMemory.release(update);
         }
     }
 }

@@ -15,6 +15,7 @@ import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.NativeMemory;
 import org.convbn.nd4j.SgdMomentum;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -53,6 +54,8 @@ public final class ResNet {
     private final Linear fc;
     private final List<NamedBlock> allBlocks;
     private INDArray stemRelu;
+    private INDArray stemPooled;
+    private INDArray pooled;
     private long[] pooledShape;
 
     private ResNet(Depth depth, NamedBlock stem, List<ResidualUnit> units, Linear fc) {
@@ -151,27 +154,40 @@ public final class ResNet {
      */
     public INDArray forward(INDArray x) {
         stemRelu = Activations.reluInPlace(stem.block().forward(x));
-        INDArray h = Activations.maxPool(stemRelu, 3, 2, 1);
+        stemPooled = Activations.maxPool(stemRelu, 3, 2, 1);
+        INDArray h = stemPooled;
         for (ResidualUnit u : units) {
             h = u.forward(h);
         }
         pooledShape = h.shape();
-        return fc.forward(Activations.globalAveragePool(h));
+        pooled = Activations.globalAveragePool(h);
+        return fc.forward(pooled);
     }
 
     /**
+     * Backpropagates the last forward and frees every activation it made (see {@link NativeMemory}).
+     *
      * @param gradLogits dL/dlogits, not modified
-     * @return the gradient of every trainable tensor by network name (see {@link #parameters()})
+     * @return the gradient of every trainable tensor by network name (see {@link #parameters()}), new arrays
      */
     public Map<String, INDArray> backward(INDArray gradLogits) {
         Map<String, INDArray> grads = new LinkedHashMap<>();
-        INDArray g = Activations.globalAveragePoolBackward(fc.backward(gradLogits, grads), pooledShape);
+        INDArray dPooled = fc.backward(gradLogits, grads);
+        INDArray g = Activations.globalAveragePoolBackward(dPooled, pooledShape);
+        NativeMemory.release(dPooled, pooled);
         for (int i = units.size() - 1; i >= 0; i--) {
-            g = units.get(i).backward(g, grads);
+            INDArray next = units.get(i).backward(g, grads);
+            NativeMemory.release(g);
+            g = next;
         }
-        g = Activations.maxPoolBackward(stemRelu, g, 3, 2, 1);
-        stem.backward(Activations.reluBackward(stemRelu, g), grads);
+        INDArray dStemRelu = Activations.maxPoolBackward(stemRelu, g, 3, 2, 1);
+        NativeMemory.release(g, stemPooled);
+        INDArray dStem = Activations.reluBackward(stemRelu, dStemRelu);
+        NativeMemory.release(dStemRelu, stemRelu);
+        NativeMemory.release(dStem, stem.backward(dStem, grads)); // dL/d(input) is not needed
         stemRelu = null;
+        stemPooled = null;
+        pooled = null;
         return grads;
     }
 
@@ -187,6 +203,7 @@ public final class ResNet {
         SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(forward(x), labels);
         Map<String, INDArray> grads = backward(r.gradLogits());
         sgd.step(parameters(), grads);
+        grads.values().forEach(NativeMemory::release);
         return r.loss();
     }
 
@@ -215,6 +232,7 @@ public final class ResNet {
         units.forEach(u -> u.collectRetained(own));
         if (stemRelu != null) {
             own.add(stemRelu);
+            own.add(stemPooled);
         }
         if (fc.savedInput() != null) {
             own.add(fc.savedInput());

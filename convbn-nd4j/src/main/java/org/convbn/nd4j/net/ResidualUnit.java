@@ -5,6 +5,7 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Map;
 
+import org.convbn.nd4j.NativeMemory;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -34,7 +35,10 @@ public final class ResidualUnit {
         this.shortcut = shortcut;
     }
 
-    /** @param x not modified, kept by the first blocks until backward; @return a new output array */
+    /**
+     * @param x not modified, kept by the first blocks until backward
+     * @return a new output array, owned by this unit: its backward frees it, so the caller may read it until then
+     */
     public INDArray forward(INDArray x) {
         reluOutputs.clear();
         INDArray h = x;
@@ -45,12 +49,20 @@ public final class ResidualUnit {
                 reluOutputs.add(h);
             }
         }
-        INDArray sum = h.addi(shortcut == null ? x : shortcut.block().forward(x));
-        output = Activations.reluInPlace(sum);
+        if (shortcut == null) {
+            h.addi(x);
+        } else {
+            INDArray s = shortcut.block().forward(x);
+            h.addi(s);
+            NativeMemory.release(s);
+        }
+        output = Activations.reluInPlace(h);
         return output;
     }
 
     /**
+     * Frees what the forward made (ReLU outputs, the output) and the gradients it made on the way.
+     *
      * @param g dL/d(out), not modified
      * @param gradients receives every block's parameter gradients (modified)
      * @return dL/dx, a new array
@@ -59,15 +71,30 @@ public final class ResidualUnit {
         INDArray gSum = Activations.reluBackward(output, g);
         INDArray d = gSum;
         for (int i = main.size() - 1; i >= 0; i--) {
-            d = main.get(i).backward(d, gradients);
+            INDArray dBlockInput = main.get(i).backward(d, gradients);
+            if (d != gSum) {
+                NativeMemory.release(d);
+            }
+            d = dBlockInput;
             if (i > 0) {
-                d = Activations.reluBackward(reluOutputs.get(i - 1), d);
+                dBlockInput = Activations.reluBackward(reluOutputs.get(i - 1), d);
+                NativeMemory.release(d);
+                d = dBlockInput;
             }
         }
-        INDArray dShortcut = shortcut == null ? gSum : shortcut.backward(gSum, gradients);
+        if (shortcut == null) {
+            d.addi(gSum);
+        } else {
+            INDArray dShortcut = shortcut.backward(gSum, gradients);
+            d.addi(dShortcut);
+            NativeMemory.release(dShortcut);
+        }
+        // The blocks that kept these as inputs, and the next unit that took the output, are done with them.
+        NativeMemory.release(gSum, output);
+        reluOutputs.forEach(NativeMemory::release);
         reluOutputs.clear();
         output = null;
-        return d.addi(dShortcut);
+        return d;
     }
 
     /** @return the main path's blocks, then the shortcut's */

@@ -3,6 +3,7 @@ package org.convbn.nd4j;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Mode;
@@ -33,6 +34,7 @@ import org.slf4j.LoggerFactory;
  */
 public final class ConvBNBlock {
     private static final Logger LOG = LoggerFactory.getLogger(ConvBNBlock.class);
+    private static final AtomicBoolean WARNED_IN_PROCESS = new AtomicBoolean();
     /**
      * How far the folded bias of a block with neither conv bias nor BN shift may drift before leaving DEPLOY is
      * refused: rounding of {@code -s * mean} in float32 (about 1e-7 relative on values of order 1) with margin.
@@ -242,11 +244,21 @@ public final class ConvBNBlock {
         return mode == Mode.DEPLOY ? deployDiagnostics : FoldDiagnostics.of(ModeFunctions.scale(config, unfolded));
     }
 
+    /**
+     * Warns the first time a block of this process trains in DEPLOY with a wide spread of s; later blocks log at
+     * debug level, so a network of 50 blocks says it once.
+     */
     private void warnOnceAboutDeployTraining() {
-        if (!warnedDeployTraining) {
-            warnedDeployTraining = true;
-            deployDiagnostics.deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT)
-                    .ifPresent(w -> LOG.warn("{} block {}: {}", Mode.DEPLOY, config.conv(), w));
+        if (warnedDeployTraining) {
+            return;
         }
+        warnedDeployTraining = true;
+        deployDiagnostics.deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT).ifPresent(w -> {
+            if (WARNED_IN_PROCESS.compareAndSet(false, true)) {
+                LOG.warn("{} block {}: {} (further blocks are logged at debug level)", Mode.DEPLOY, config.conv(), w);
+            } else {
+                LOG.debug("{} block {}: {}", Mode.DEPLOY, config.conv(), w);
+            }
+        });
     }
 }

@@ -1,0 +1,28 @@
+package org.convbn.bench;
+
+import java.io.IOException;
+import java.nio.file.Path;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.PropertyNamingStrategies;
+import com.fasterxml.jackson.databind.SerializationFeature;
+
+/** JSON in snake_case, written atomically. */
+final class Json {
+    static final ObjectMapper MAPPER = new ObjectMapper()
+            .setPropertyNamingStrategy(PropertyNamingStrategies.SNAKE_CASE)
+            .enable(SerializationFeature.INDENT_OUTPUT);
+
+    private Json() {
+    }
+
+    /** Writes {@code value} to a temporary file beside {@code target}, then renames it into place. */
+    static void writeAtomically(Path target, Object value) throws IOException {
+        byte[] bytes = MAPPER.writeValueAsBytes(value);
+        AtomicFiles.write(target, out -> out.write(bytes));
+    }
+
+    static <T> T read(Path file, Class<T> type) throws IOException {
+        return MAPPER.readValue(file.toFile(), type);
+    }
+}

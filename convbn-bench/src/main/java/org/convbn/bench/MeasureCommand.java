@@ -1,0 +1,86 @@
+package org.convbn.bench;
+
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.List;
+import java.util.concurrent.Callable;
+
+import org.convbn.core.Mode;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.factory.Nd4j;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Measures one mode in this JVM and writes a {@link ModeResult} as JSON. The report runs it once per mode in a
+ * fresh JVM, so that one mode's allocations do not raise another's baseline.
+ */
+@Command(name = "measure", description = "Measure one mode in this JVM (run by 'report', one JVM per mode).",
+        mixinStandardHelpOptions = true)
+final class MeasureCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
+    Model model = Model.RESNET18;
+    @Option(names = "--mode", required = true, description = "TRAIN, EVAL, DEPLOY or TUNE")
+    Mode mode;
+    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
+    int batch = 8;
+    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
+    int resolution = 112;
+    @Option(names = "--steps", description = "measured steps (default: ${DEFAULT-VALUE})")
+    int steps = 5;
+    @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
+    int warmup = 2;
+    @Option(names = "--result", required = true, description = "where to write the JSON result")
+    Path result;
+
+    @Override
+    public Integer call() throws Exception {
+        BenchOptions.validate(batch, resolution, steps, warmup);
+        Nd4j.getMemoryManager().togglePeriodicGc(false);
+        boolean rss = MemoryProbe.available();
+        NetworkStep step = new NetworkStep(model, mode, batch, resolution, DataType.FLOAT, 42);
+        List<Double> times = new ArrayList<>();
+        List<Long> peaks = new ArrayList<>();
+        long baseline = -1;
+        double loss = Double.NaN;
+        for (int i = 0; i < warmup + steps; i++) {
+            settle();
+            baseline = rss ? MemoryProbe.residentBytes() : -1;
+            if (rss) {
+                MemoryProbe.resetHighWater();
+            }
+            long t0 = System.nanoTime();
+            loss = step.run();
+            double ms = (System.nanoTime() - t0) / 1e6;
+            long peak = rss ? MemoryProbe.highWaterBytes() - baseline : -1;
+            boolean measured = i >= warmup;
+            System.err.printf(java.util.Locale.ROOT, "  [%s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n", mode,
+                    i + 1, warmup + steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
+            if (measured) {
+                times.add(ms);
+                peaks.add(peak);
+            }
+        }
+        List<Double> sorted = new ArrayList<>(times);
+        Collections.sort(sorted);
+        ModeResult r = new ModeResult(mode.name(), median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
+                Collections.max(peaks), step.lastRetained().total(), step.lastRetained().activationBytes(), baseline,
+                times, peaks, loss);
+        Json.writeAtomically(result, r);
+        return 0;
+    }
+
+    /** Collects garbage twice so that arrays dropped by the last step free their native memory before measuring. */
+    private static void settle() throws InterruptedException {
+        System.gc();
+        Thread.sleep(50);
+        System.gc();
+        Thread.sleep(50);
+    }
+
+    static double median(List<Double> sorted) {
+        int n = sorted.size();
+        return n % 2 == 1 ? sorted.get(n / 2) : (sorted.get(n / 2 - 1) + sorted.get(n / 2)) / 2;
+    }
+}

@@ -1,0 +1,23 @@
+package org.convbn.bench;
+
+import java.util.List;
+
+/**
+ * What one mode measured, as written to results.json (snake_case names).
+ *
+ * @param mode TRAIN, EVAL, DEPLOY or TUNE
+ * @param stepMsMedian median step time over the measured steps, milliseconds
+ * @param stepMsMin fastest measured step
+ * @param stepMsMax slowest measured step
+ * @param peakBytes largest RSS rise above the pre-step RSS over the measured steps (-1 where /proc is missing)
+ * @param retainedBytes exact bytes the network kept between forward and backward
+ * @param retainedActivationBytes the activation-sized part of {@code retainedBytes}
+ * @param baselineRssBytes RSS before the last measured step (network, optimiser state, input)
+ * @param stepsMs every measured step's time
+ * @param peaksBytes every measured step's peak
+ * @param finalLoss loss of the last step
+ */
+public record ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
+                         long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
+                         List<Long> peaksBytes, double finalLoss) {
+}

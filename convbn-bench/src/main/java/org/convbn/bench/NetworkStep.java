@@ -1,0 +1,95 @@
+package org.convbn.bench;
+
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.net.ResNet;
+import org.convbn.nd4j.net.SoftmaxCrossEntropy;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * One fine-tuning step of a whole network in one mode, with a fixed random batch: forward, softmax
+ * cross-entropy, backward of every block, SGD update. Shared by the report and the JMH benchmarks.
+ */
+public final class NetworkStep {
+    /** Classes of the synthetic task (ImageNet's head size). */
+    public static final int CLASSES = 1000;
+
+    private final ResNet network;
+    private final INDArray input;
+    private final int[] labels;
+    private final SgdMomentum sgd = new SgdMomentum(1e-3, 0.9, 1e-4);
+    private RetainedBytes lastRetained = RetainedBytes.NONE;
+
+    /**
+     * @param model the network shapes
+     * @param mode the mode every block runs in
+     * @param batch batch size
+     * @param resolution input height and width
+     * @param type FLOAT or DOUBLE
+     * @param seed the seed of weights, input and labels
+     */
+    public NetworkStep(Model model, Mode mode, int batch, int resolution, DataType type, long seed) {
+        this.network = ResNet.create(model.depth(), CLASSES, type, seed, Mode.TRAIN);
+        pretrainedLikeStatistics(network, seed);
+        network.setMode(mode);
+        Nd4j.getRandom().setSeed(seed);
+        this.input = Nd4j.randn(type, batch, 3, resolution, resolution);
+        SplittableRandom rng = new SplittableRandom(seed);
+        this.labels = rng.ints(batch, 0, CLASSES).toArray();
+    }
+
+    /** Runs one step. @return the loss before the update */
+    public double run() {
+        INDArray logits = network.forward(input);
+        lastRetained = network.retainedBytes();
+        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
+        Map<String, INDArray> grads = network.backward(r.gradLogits());
+        sgd.step(network.parameters(), grads);
+        grads.values().forEach(NativeMemory::release);
+        NativeMemory.release(logits, r.gradLogits());
+        return r.loss();
+    }
+
+    /** @return what the network held between forward and backward in the last step */
+    public RetainedBytes lastRetained() {
+        return lastRetained;
+    }
+
+    /** @return the network */
+    public ResNet network() {
+        return network;
+    }
+
+    /**
+     * Running statistics and BN scales spread like a pretrained network's (var in [0.05, 2], gamma in [0.2, 1.5])
+     * so that s = gamma / sqrt(var + eps) varies across channels as it does after ImageNet training.
+     */
+    static void pretrainedLikeStatistics(ResNet net, long seed) {
+        SplittableRandom rng = new SplittableRandom(seed ^ 0x5DEECE66DL);
+        net.blocks().forEach(b -> {
+            var p = b.block().unfoldedParameters();
+            long o = p.runningVar().length();
+            double[] var = new double[(int) o];
+            double[] mean = new double[(int) o];
+            double[] gamma = new double[(int) o];
+            for (int c = 0; c < o; c++) {
+                var[c] = 0.05 + 1.95 * rng.nextDouble();
+                mean[c] = 0.2 * (rng.nextDouble() - 0.5);
+                gamma[c] = 0.2 + 1.3 * rng.nextDouble();
+            }
+            DataType t = p.runningVar().dataType();
+            p.runningVar().assign(Nd4j.createFromArray(var).castTo(t));
+            p.runningMean().assign(Nd4j.createFromArray(mean).castTo(t));
+            if (p.gamma() != null) {
+                p.gamma().assign(Nd4j.createFromArray(gamma).castTo(t));
+            }
+        });
+    }
+}

@@ -1,0 +1,124 @@
+package org.convbn.bench;
+
+import java.io.File;
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
+
+import org.convbn.core.Mode;
+import org.nd4j.linalg.factory.Nd4j;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * The mode comparison: for each mode, a fresh JVM runs warm-up and measured network steps; the table, the
+ * TUNE/EVAL and TUNE/DEPLOY ratios, results.json and a chart come out.
+ */
+@Command(name = "report", description = "Compare the modes on a network step: time, peak memory, retained bytes.",
+        mixinStandardHelpOptions = true)
+final class ReportCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
+    Model model = Model.RESNET18;
+    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
+    int batch = 8;
+    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
+    int resolution = 112;
+    @Option(names = "--modes", split = ",", description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE)")
+    List<Mode> modes = List.of(Mode.TRAIN, Mode.EVAL, Mode.DEPLOY, Mode.TUNE);
+    @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
+    int steps = 5;
+    @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
+    int warmup = 2;
+    @Option(names = "--heap", description = "Java heap of each measuring JVM, -Xms = -Xmx (default: ${DEFAULT-VALUE})")
+    String heap = "1g";
+    @Option(names = "--out", description = "results JSON (default: ${DEFAULT-VALUE})")
+    Path out = Path.of("results.json");
+    @Option(names = "--chart", description = "PNG bar chart of time and memory per mode (default: ${DEFAULT-VALUE})")
+    Path chart = Path.of("chart.png");
+
+    @Override
+    public Integer call() throws Exception {
+        BenchOptions.validate(batch, resolution, steps, warmup);
+        if (modes.isEmpty()) {
+            throw new IllegalArgumentException("--modes: expected at least one mode, got none");
+        }
+        System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps "
+                + "per mode, one JVM per mode%n", model.cliName(), batch, resolution, resolution, warmup, steps);
+        if (!MemoryProbe.available()) {
+            System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
+        }
+        List<ModeResult> results = new ArrayList<>();
+        for (Mode mode : modes) {
+            System.out.printf(Locale.ROOT, "measuring %s (%d/%d)...%n", mode, results.size() + 1, modes.size());
+            results.add(measureInFreshJvm(mode));
+        }
+        Report report = new Report(model.cliName(), batch, resolution, Nd4j.getEnvironment().maxMasterThreads(),
+                backendDescription(), "FLOAT", warmup, machineDescription(), results);
+        System.out.println();
+        System.out.print(ReportTable.render(report));
+        Json.writeAtomically(out, report);
+        Chart.write(chart, report);
+        System.out.println("wrote " + out + " and " + chart);
+        return 0;
+    }
+
+    private ModeResult measureInFreshJvm(Mode mode) throws IOException, InterruptedException {
+        Path result = Files.createTempFile("convbn-" + mode, ".json");
+        try {
+            List<String> cmd = new ArrayList<>();
+            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+            cmd.add("-Xms" + heap);
+            cmd.add("-Xmx" + heap);
+            cmd.add("-XX:+AlwaysPreTouch");
+            // ND4J's native buffers are not Java heap; do not let JavaCPP cap or GC-trigger on them.
+            cmd.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=0");
+            cmd.add("-Dorg.bytedeco.javacpp.maxbytes=0");
+            cmd.add("-cp");
+            cmd.add(System.getProperty("java.class.path"));
+            cmd.add(BenchMain.class.getName());
+            cmd.addAll(List.of("measure", "--model", model.name(), "--mode", mode.name(), "--batch",
+                    String.valueOf(batch), "--resolution", String.valueOf(resolution), "--steps", String.valueOf(steps),
+                    "--warmup", String.valueOf(warmup), "--result", result.toString()));
+            ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO().redirectOutput(ProcessBuilder.Redirect.DISCARD);
+            pb.redirectError(ProcessBuilder.Redirect.INHERIT);
+            // Large frees go back to the OS at once, so RSS follows what is live and numbers repeat.
+            pb.environment().put("MALLOC_MMAP_THRESHOLD_", "65536");
+            int rc = pb.start().waitFor();
+            if (rc != 0) {
+                throw new IllegalStateException("measuring " + mode + " failed: the JVM exited with " + rc
+                        + " (its output is above)");
+            }
+            return Json.read(result, ModeResult.class);
+        } finally {
+            Files.deleteIfExists(result);
+        }
+    }
+
+    static String backendDescription() {
+        Map<String, Object> info = Nd4j.getExecutioner().getEnvironmentInformation().entrySet().stream()
+                .collect(Collectors.toMap(e -> String.valueOf(e.getKey()), Map.Entry::getValue, (a, b) -> a));
+        String jar = jarOf("org.nd4j.nativeblas.Nd4jCpu");
+        return Nd4j.getBackend().getClass().getSimpleName() + " " + (jar == null ? "" : jar + " ")
+                + "blas=" + info.getOrDefault("blas.vendor", "?");
+    }
+
+    private static String jarOf(String className) {
+        try {
+            var src = Class.forName(className).getProtectionDomain().getCodeSource();
+            return src == null ? null : new File(src.getLocation().getPath()).getName();
+        } catch (ClassNotFoundException e) {
+            return null;
+        }
+    }
+
+    static String machineDescription() {
+        return System.getProperty("os.name") + " " + System.getProperty("os.arch") + ", "
+                + Runtime.getRuntime().availableProcessors() + " processors";
+    }
+}

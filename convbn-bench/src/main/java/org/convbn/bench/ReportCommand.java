@@ -11,6 +11,7 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
+import org.bytedeco.javacpp.Loader;
 import org.convbn.core.Mode;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
@@ -100,21 +101,15 @@ final class ReportCommand implements Callable<Integer> {
         }
     }
 
+    /** @return e.g. "CpuBackend linux-x86_64-onednn-avx2 blas=OPENBLAS": the backend and the native build loaded */
     static String backendDescription() {
         Map<String, Object> info = Nd4j.getExecutioner().getEnvironmentInformation().entrySet().stream()
                 .collect(Collectors.toMap(e -> String.valueOf(e.getKey()), Map.Entry::getValue, (a, b) -> a));
-        String jar = jarOf("org.nd4j.nativeblas.Nd4jCpu");
-        return Nd4j.getBackend().getClass().getSimpleName() + " " + (jar == null ? "" : jar + " ")
-                + "blas=" + info.getOrDefault("blas.vendor", "?");
-    }
-
-    private static String jarOf(String className) {
-        try {
-            var src = Class.forName(className).getProtectionDomain().getCodeSource();
-            return src == null ? null : new File(src.getLocation().getPath()).getName();
-        } catch (ClassNotFoundException e) {
-            return null;
-        }
+        String build = Loader.getLoadedLibraries().entrySet().stream()
+                .filter(e -> e.getKey().equals("nd4jcpu") || e.getKey().startsWith("nd4jcuda"))
+                .map(e -> new File(e.getValue()).getParentFile().getName()).findFirst().orElse("?");
+        return Nd4j.getBackend().getClass().getSimpleName() + " " + build + " blas="
+                + info.getOrDefault("blas.vendor", "?");
     }
 
     static String machineDescription() {

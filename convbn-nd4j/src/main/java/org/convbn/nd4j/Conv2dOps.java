@@ -3,6 +3,7 @@ package org.convbn.nd4j;
 import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.factory.Environment;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
@@ -96,7 +97,7 @@ public final class Conv2dOps {
         op.addInputs(b == null ? new INDArray[] {x, w} : new INDArray[] {x, w, b});
         op.addOutputs(out);
         op.addIntegerArguments(intArgs(c));
-        Nd4j.exec(op.build());
+        exec(c, op.build());
         return out;
     }
 
@@ -108,8 +109,29 @@ public final class Conv2dOps {
         op.addInputs(b == null ? new INDArray[] {x, w, gy} : new INDArray[] {x, w, b, gy});
         op.addOutputs(b == null ? new INDArray[] {gx, gw} : new INDArray[] {gx, gw, gb});
         op.addIntegerArguments(intArgs(c));
-        Nd4j.exec(op.build());
+        exec(c, op.build());
         return new Gradients(gx, gw, gb);
+    }
+
+    /**
+     * Runs a conv op. oneDNN (the helper of the nd4j-native onednn builds) rejects dilated float32 convolutions
+     * ("could not create a descriptor for a dilated convolution"), so those run with helpers off, libnd4j's own
+     * im2col path; the process-wide switch is restored at once. Blocks are not thread-safe anyway.
+     */
+    private static void exec(ConvConfig c, DynamicCustomOp op) {
+        boolean dilated = c.dilationH() > 1 || c.dilationW() > 1;
+        Environment env = Nd4j.getEnvironment();
+        boolean helpers = env.helpersAllowed();
+        if (!dilated || !helpers) {
+            Nd4j.exec(op);
+            return;
+        }
+        env.allowHelpers(false);
+        try {
+            Nd4j.exec(op);
+        } finally {
+            env.allowHelpers(true);
+        }
     }
 
     /** {kH, kW, sH, sW, pH, pW, dH, dW, same, NCHW, OIYX}; "same" padding sizes are derived by libnd4j. */

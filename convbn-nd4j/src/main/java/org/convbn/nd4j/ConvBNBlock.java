@@ -118,7 +118,7 @@ public final class ConvBNBlock {
         saved = null;
         if (ModeTransitions.folds(mode, target)) {
             Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, unfolded.runningVar());
-            folded = ModeFunctions.fold(config, unfolded);
+            folded = ModeFunctions.fold(config, unfolded, true);
             deployDiagnostics = FoldDiagnostics.of(folded.scale());
             unfolded = config.keepUnfolded() ? unfolded : null;
             warnedDeployTraining = false;
@@ -236,7 +236,7 @@ public final class ConvBNBlock {
      * @return W', b', s: live in DEPLOY; elsewhere a fold computed now from the current parameters
      */
     public FoldedParameters foldedParameters() {
-        return mode == Mode.DEPLOY ? folded : ModeFunctions.fold(config, unfolded);
+        return mode == Mode.DEPLOY ? folded : ModeFunctions.fold(config, unfolded, true);
     }
 
     /** @return the range of s; in DEPLOY the one computed when the block folded */

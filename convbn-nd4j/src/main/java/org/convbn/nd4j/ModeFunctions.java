@@ -9,6 +9,7 @@ import org.convbn.core.ParameterNames;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -46,16 +47,21 @@ final class ModeFunctions {
     /**
      * {@code W' = s * W}, {@code b' = beta + s * (b - mean)}: weight-sized work only.
      *
+     * @param checkWeight whether to also scan W' for NaN and infinity (one pass over the weight, done when folding
+     *                    into DEPLOY); s and b' are always checked, which catches every non-finite gamma, beta,
+     *                    b, mean or variance
      * @throws IllegalArgumentException if a source tensor holds NaN or infinity (named)
      */
-    static FoldedParameters fold(ConvBNConfig config, ConvBNParameters p) {
+    static FoldedParameters fold(ConvBNConfig config, ConvBNParameters p, boolean checkWeight) {
         INDArray s = scale(config, p);
         INDArray w = Tensors.scaleOutputChannels(p.weight(), s);
         INDArray b = p.biasOrZeros().sub(p.runningMean()).muli(s);
         if (p.beta() != null) {
             b.addi(p.beta());
         }
-        if (!Double.isFinite(w.sumNumber().doubleValue() + b.sumNumber().doubleValue())) {
+        double check = s.sumNumber().doubleValue() + b.sumNumber().doubleValue()
+                + (checkWeight ? w.sumNumber().doubleValue() : 0);
+        if (!Double.isFinite(check)) {
             // Name the culprit: the fold of finite inputs with var + eps > 0 is finite.
             p.trainable().forEach(Tensors::requireFinite);
             p.buffers().forEach(Tensors::requireFinite);
@@ -197,7 +203,7 @@ final class ModeFunctions {
 
     /** Folds (weight-sized work), then {@code Z = conv(X, W') + b'}: Y is never formed. */
     static Forward tune(ConvBNConfig config, ConvBNParameters p, INDArray x) {
-        FoldedParameters folded = fold(config, p);
+        FoldedParameters folded = fold(config, p, false);
         INDArray z = Conv2dOps.forward(config.conv(), x, folded.weight(), folded.bias());
         return new Forward(z, new SavedTensors.Tune(x, folded));
     }
@@ -216,9 +222,9 @@ final class ModeFunctions {
         INDArray dFoldedB = conv.bias();
         INDArray dgamma = null;
         if (p.gamma() != null) {
-            INDArray product = dFoldedW.mul(p.weight());
-            INDArray ds = product.sum(1, 2, 3).addi(p.biasOrZeros().sub(p.runningMean()).muli(dFoldedB));
-            NativeMemory.release(product);
+            // sum_{i,kh,kw} dW' W per output channel, as one reduction without a weight-sized temporary.
+            INDArray ds = Nd4j.getExecutioner().exec(new Dot(dFoldedW, p.weight(), 1, 2, 3))
+                    .addi(p.biasOrZeros().sub(p.runningMean()).muli(dFoldedB));
             dgamma = ds.muli(inverseStd(config, p.runningVar()));
         }
         Nd4j.exec(new BroadcastMulOp(dFoldedW, f.scale(), dFoldedW, 0)); // now dW

@@ -5,13 +5,19 @@ import picocli.CommandLine.Command;
 
 /** Entry point of convbn-bench.jar. */
 @Command(name = "convbn-bench", mixinStandardHelpOptions = true,
-        description = "Measure and compare the ConvBN modes.",
+        description = {"Measure and compare the ConvBN modes.",
+            "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"},
         subcommands = {ReportCommand.class, MeasureCommand.class})
 public final class BenchMain {
     private BenchMain() {
     }
 
-    public static void main(String[] args) {
+    public static void main(String[] args) throws Exception {
+        if (args.length > 0 && args[0].equals("jmh")) {
+            // JMH's own command line: convbn-bench.jar jmh [JMH options] [benchmark regex]
+            org.openjdk.jmh.Main.main(java.util.Arrays.copyOfRange(args, 1, args.length));
+            return;
+        }
         System.setProperty("java.awt.headless", "true");
         CommandLine cli = new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {

@@ -10,7 +10,7 @@ import java.nio.file.Path;
  * ordinary CPU allocations (libnd4j allocates them natively), so the kernel's count is the reliable one:
  * reset the high-water mark, run the step, read VmHWM and subtract the VmRSS before it.
  */
-final class MemoryProbe {
+public final class MemoryProbe {
     private static final Path STATUS = Path.of("/proc/self/status");
     private static final Path CLEAR_REFS = Path.of("/proc/self/clear_refs");
 
@@ -18,22 +18,22 @@ final class MemoryProbe {
     }
 
     /** @return true when /proc/self gives RSS figures and the high-water mark can be reset */
-    static boolean available() {
+    public static boolean available() {
         return Files.isReadable(STATUS) && Files.isWritable(CLEAR_REFS);
     }
 
     /** @return VmRSS in bytes */
-    static long residentBytes() {
+    public static long residentBytes() {
         return field("VmRSS:");
     }
 
     /** @return VmHWM (peak VmRSS since the last reset) in bytes */
-    static long highWaterBytes() {
+    public static long highWaterBytes() {
         return field("VmHWM:");
     }
 
     /** Resets VmHWM to the current VmRSS ("5" written to clear_refs). */
-    static void resetHighWater() {
+    public static void resetHighWater() {
         try {
             Files.writeString(CLEAR_REFS, "5", StandardCharsets.US_ASCII);
         } catch (IOException e) {

@@ -7,10 +7,19 @@ package org.convbn.core;
  * @param bn the BatchNorm; its channel count equals the conv's output channels
  * @param keepUnfolded whether folding into DEPLOY keeps gamma, beta and the running statistics, so that the
  *                     block may leave DEPLOY again (see {@link ModeTransitions})
+ * @param tuneFold what TUNE keeps of its fold for the backward
  */
-public record ConvBNConfig(ConvConfig conv, BatchNormConfig bn, boolean keepUnfolded) {
+public record ConvBNConfig(ConvConfig conv, BatchNormConfig bn, boolean keepUnfolded, TuneFold tuneFold) {
+
+    /** A config whose TUNE keeps its fold ({@link TuneFold#KEEP}). */
+    public ConvBNConfig(ConvConfig conv, BatchNormConfig bn, boolean keepUnfolded) {
+        this(conv, bn, keepUnfolded, TuneFold.KEEP);
+    }
 
     public ConvBNConfig {
+        if (tuneFold == null) {
+            throw new NullPointerException("tuneFold: expected KEEP or RECOMPUTE, got null");
+        }
         if (conv == null) {
             throw new NullPointerException("conv: expected a ConvConfig, got null");
         }
@@ -30,12 +39,17 @@ public record ConvBNConfig(ConvConfig conv, BatchNormConfig bn, boolean keepUnfo
 
     /** @return a copy with another BN configuration */
     public ConvBNConfig withBn(BatchNormConfig newBn) {
-        return new ConvBNConfig(conv, newBn, keepUnfolded);
+        return new ConvBNConfig(conv, newBn, keepUnfolded, tuneFold);
     }
 
     /** @return a copy that does or does not keep unfolded tensors when folding */
     public ConvBNConfig withKeepUnfolded(boolean keep) {
-        return new ConvBNConfig(conv, bn, keep);
+        return new ConvBNConfig(conv, bn, keep, tuneFold);
+    }
+
+    /** @return a copy whose TUNE keeps or recomputes its folded weight */
+    public ConvBNConfig withTuneFold(TuneFold newTuneFold) {
+        return new ConvBNConfig(conv, bn, keepUnfolded, newTuneFold);
     }
 
     /** @return the number of output channels O */

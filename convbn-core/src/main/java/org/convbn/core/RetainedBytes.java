@@ -38,7 +38,7 @@ public record RetainedBytes(long activationBytes, long weightBytes) {
      *   <li>TRAIN: X and Y (activations); batch mean and biased batch variance (2 * O).</li>
      *   <li>EVAL: X and Y.</li>
      *   <li>DEPLOY: X.</li>
-     *   <li>TUNE: X; W', b' and s (weight-sized).</li>
+     *   <li>TUNE: X; W', b' and s (weight-sized), or only b' and s with {@link TuneFold#RECOMPUTE}.</li>
      * </ul>
      *
      * @param config the block configuration
@@ -58,7 +58,7 @@ public record RetainedBytes(long activationBytes, long weightBytes) {
             case TRAIN -> new RetainedBytes(x + y, 2 * channel);
             case EVAL -> new RetainedBytes(x + y, 0);
             case DEPLOY -> new RetainedBytes(x, 0);
-            case TUNE -> new RetainedBytes(x, weight + 2 * channel);
+            case TUNE -> new RetainedBytes(x, (config.tuneFold() == TuneFold.KEEP ? weight : 0) + 2 * channel);
         };
     }
 

@@ -6,6 +6,7 @@ import java.util.Map;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.ParameterNames;
+import org.convbn.core.TuneFold;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
@@ -201,10 +202,17 @@ final class ModeFunctions {
 
     // ---------------------------------------------------------------- TUNE
 
-    /** Folds (weight-sized work), then {@code Z = conv(X, W') + b'}: Y is never formed. */
+    /**
+     * Folds (weight-sized work), then {@code Z = conv(X, W') + b'}: Y is never formed. Keeps W' for the backward,
+     * or drops it at once with {@link TuneFold#RECOMPUTE}.
+     */
     static Forward tune(ConvBNConfig config, ConvBNParameters p, INDArray x) {
         FoldedParameters folded = fold(config, p, false);
         INDArray z = Conv2dOps.forward(config.conv(), x, folded.weight(), folded.bias());
+        if (config.tuneFold() == TuneFold.RECOMPUTE) {
+            NativeMemory.release(folded.weight());
+            folded = new FoldedParameters(null, folded.bias(), folded.scale());
+        }
         return new Forward(z, new SavedTensors.Tune(x, folded));
     }
 
@@ -217,7 +225,8 @@ final class ModeFunctions {
     static BlockGradients tuneBackward(ConvBNConfig config, ConvBNParameters p, SavedTensors.Tune saved,
                                        INDArray g) {
         FoldedParameters f = saved.folded();
-        Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), f.weight(), f.bias(), g);
+        INDArray foldedWeight = f.weight() != null ? f.weight() : Tensors.scaleOutputChannels(p.weight(), f.scale());
+        Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), foldedWeight, f.bias(), g);
         INDArray dFoldedW = conv.weight();
         INDArray dFoldedB = conv.bias();
         INDArray dgamma = null;
@@ -229,7 +238,7 @@ final class ModeFunctions {
         }
         Nd4j.exec(new BroadcastMulOp(dFoldedW, f.scale(), dFoldedW, 0)); // now dW
         INDArray db = p.bias() == null ? null : dFoldedB.mul(f.scale());
-        NativeMemory.release(f.weight(), f.bias(), f.scale()); // this forward's own fold
+        NativeMemory.release(foldedWeight, f.bias(), f.scale()); // this step's own fold
         return unfoldedGradients(new Conv2dOps.Gradients(conv.input(), dFoldedW, db), dgamma, dFoldedB, p);
     }
 

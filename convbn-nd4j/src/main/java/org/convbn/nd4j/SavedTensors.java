@@ -52,7 +52,7 @@ sealed interface SavedTensors {
         }
     }
 
-    /** TUNE: X and the weight-sized fold W', b', s of this forward. */
+    /** TUNE: X and the fold W' (null when recomputed in the backward), b', s of this forward. */
     record Tune(INDArray input, FoldedParameters folded) implements SavedTensors {
         @Override
         public List<INDArray> activations() {
@@ -61,7 +61,8 @@ sealed interface SavedTensors {
 
         @Override
         public List<INDArray> weightSized() {
-            return List.of(folded.weight(), folded.bias(), folded.scale());
+            return folded.weight() == null ? List.of(folded.bias(), folded.scale())
+                    : List.of(folded.weight(), folded.bias(), folded.scale());
         }
     }
 

@@ -1,5 +1,6 @@
 package org.convbn.nd4j;
 
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -7,6 +8,7 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 import org.convbn.core.Mode;
+import org.convbn.core.TuneFold;
 import org.convbn.core.conformance.ConfigGrid;
 import org.convbn.core.conformance.RelativeError;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -34,11 +36,20 @@ class EvalTuneEquivalenceTest {
         Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), DataType.DOUBLE, 400);
         ConvBNBlock eval = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.EVAL);
         ConvBNBlock tune = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.TUNE);
+        ConvBNBlock recompute = ConvBNBlock.of(c.config().withTuneFold(TuneFold.RECOMPUTE), c.nd4j().copy(), Mode.TUNE);
         ConvBNBlock deploy = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.DEPLOY);
         INDArray zEval = eval.forward(c.xNd4j());
-        close("output", zEval, tune.forward(c.xNd4j()));
+        INDArray zTune = tune.forward(c.xNd4j());
+        close("output", zEval, zTune);
+        assertArrayEquals(Fixtures.values(zTune), Fixtures.values(recompute.forward(c.xNd4j())),
+                "recomputing the fold changes nothing in the forward");
         close("deploy output", zEval, deploy.forward(c.xNd4j()));
-        sameGradients(eval.backward(c.gNd4j()), tune.backward(c.gNd4j()));
+        BlockGradients gTune = tune.backward(c.gNd4j());
+        sameGradients(eval.backward(c.gNd4j()), gTune);
+        BlockGradients gRecompute = recompute.backward(c.gNd4j());
+        assertArrayEquals(Fixtures.values(gTune.input()), Fixtures.values(gRecompute.input()), "bit-identical dX");
+        gTune.parameters().forEach((k, v) -> assertArrayEquals(Fixtures.values(v),
+                Fixtures.values(gRecompute.parameter(k)), "bit-identical d" + k));
     }
 
     @ParameterizedTest(name = "{0}")

@@ -9,6 +9,7 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
+import org.convbn.core.TuneFold;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -44,6 +45,12 @@ class RetainedBytesTest {
         assertEquals(seen.get(Mode.TUNE).activationBytes() + outputMap, seen.get(Mode.EVAL).activationBytes());
         assertEquals((10L * 3 * 3 * 3 + 2 * 10) * width, seen.get(Mode.TUNE).weightBytes(), "W', b', s");
         assertEquals(seen.get(Mode.EVAL).activationBytes(), seen.get(Mode.TRAIN).activationBytes());
+
+        ConvBNConfig recomputing = config.withTuneFold(TuneFold.RECOMPUTE);
+        ConvBNBlock block = ConvBNBlock.of(recomputing, ConvBNParameters.initialize(recomputing, type, 1), Mode.TUNE);
+        block.forward(x);
+        assertEquals(new RetainedBytes(input, 2L * 10 * width), block.retainedBytes(), "b', s only");
+        assertEquals(RetainedBytes.predict(recomputing, Mode.TUNE, inShape, width), block.retainedBytes());
     }
 
     @Test

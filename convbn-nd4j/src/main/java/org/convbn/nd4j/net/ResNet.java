@@ -13,6 +13,7 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
+import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.NativeMemory;
@@ -80,9 +81,16 @@ public final class ResNet {
      * @return the network
      */
     public static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode) {
+        return create(depth, classes, type, seed, mode, TuneFold.KEEP);
+    }
+
+    /**
+     * As {@link #create(Depth, int, DataType, long, Mode)}, choosing what TUNE keeps of each block's fold.
+     */
+    public static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold) {
         long[] nextSeed = {seed};
         BlockFactory make = (conv, bn, c) -> {
-            ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true);
+            ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, tuneFold);
             return new NamedBlock(conv, bn, ConvBNBlock.of(config,
                     ConvBNParameters.initialize(config, type, nextSeed[0]++), mode));
         };

@@ -1,0 +1,48 @@
+package org.convbn.bench.jmh;
+
+import org.convbn.core.Mode;
+import org.convbn.nd4j.BlockGradients;
+import org.convbn.nd4j.ConvBNBlock;
+import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.SgdMomentum;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Setup;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/** One block's training step (forward, backward, SGD update) per mode on real ResNet-50 layer shapes, batch 8. */
+public class BlockStepBenchmark extends AbstractBenchmark {
+    @Param({"TRAIN", "EVAL", "DEPLOY", "TUNE"})
+    public Mode mode;
+    @Param({"LAYER1_3X3", "LAYER3_1X1"})
+    public LayerShape shape;
+    @Param("8")
+    public int batch;
+
+    private ConvBNBlock block;
+    private INDArray x;
+    private INDArray gradOutput;
+    private SgdMomentum sgd;
+
+    @Setup
+    public void setUp() {
+        Nd4j.getMemoryManager().togglePeriodicGc(false);
+        block = ConvBNBlock.of(shape.config(), ConvBNParameters.initialize(shape.config(), DataType.FLOAT, 1), mode);
+        x = Nd4j.randn(DataType.FLOAT, shape.inputShape(batch));
+        gradOutput = Nd4j.randn(DataType.FLOAT, shape.config().conv().outputShape(x.shape()));
+        sgd = new SgdMomentum(1e-3, 0.9, 0);
+    }
+
+    @Benchmark
+    public INDArray step() {
+        INDArray z = block.forward(x);
+        BlockGradients g = block.backward(gradOutput);
+        sgd.step(block.parameters(), g.parameters());
+        NativeMemory.release(z, g.input());
+        g.parameters().values().forEach(NativeMemory::release);
+        return z;
+    }
+}

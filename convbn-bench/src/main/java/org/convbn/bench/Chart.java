@@ -14,14 +14,14 @@ import org.knowm.xchart.CategoryChartBuilder;
 
 /** The report as a PNG: step time and memory per mode, two bar charts side by side. */
 final class Chart {
-    private static final int WIDTH = 560;
+    private static final int WIDTH = 640;
     private static final int HEIGHT = 420;
 
     private Chart() {
     }
 
     static void write(Path target, Report r) throws IOException {
-        List<String> modes = r.modes().stream().map(ModeResult::mode).toList();
+        List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_RECOMPUTE", "TUNE-R")).toList();
         String title = r.model() + " batch " + r.batch() + " " + r.resolution() + "x" + r.resolution();
         CategoryChart time = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Step time, " + title)
                 .xAxisTitle("mode").yAxisTitle("ms (median)").build();

@@ -6,7 +6,6 @@ import java.util.Collections;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-import org.convbn.core.Mode;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
@@ -21,8 +20,8 @@ import picocli.CommandLine.Option;
 final class MeasureCommand implements Callable<Integer> {
     @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
     Model model = Model.RESNET18;
-    @Option(names = "--mode", required = true, description = "TRAIN, EVAL, DEPLOY or TUNE")
-    Mode mode;
+    @Option(names = "--mode", required = true, description = "TRAIN, EVAL, DEPLOY, TUNE or TUNE_RECOMPUTE")
+    Variant mode;
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
@@ -33,13 +32,16 @@ final class MeasureCommand implements Callable<Integer> {
     int warmup = 2;
     @Option(names = "--result", required = true, description = "where to write the JSON result")
     Path result;
+    @Option(names = "--pass", description = "label of the progress lines (default: ${DEFAULT-VALUE})")
+    String pass = "time+memory";
 
     @Override
     public Integer call() throws Exception {
         BenchOptions.validate(batch, resolution, steps, warmup);
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         boolean rss = MemoryProbe.available();
-        NetworkStep step = new NetworkStep(model, mode, batch, resolution, DataType.FLOAT, 42);
+        NetworkStep step = new NetworkStep(model, mode.mode(), mode.tuneFold(), batch, resolution, DataType.FLOAT,
+                42);
         List<Double> times = new ArrayList<>();
         List<Long> peaks = new ArrayList<>();
         long baseline = -1;
@@ -55,8 +57,8 @@ final class MeasureCommand implements Callable<Integer> {
             double ms = (System.nanoTime() - t0) / 1e6;
             long peak = rss ? MemoryProbe.highWaterBytes() - baseline : -1;
             boolean measured = i >= warmup;
-            System.err.printf(java.util.Locale.ROOT, "  [%s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n", mode,
-                    i + 1, warmup + steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
+            System.err.printf(java.util.Locale.ROOT, "  [%s %s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n",
+                    mode, pass, i + 1, warmup + steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
             if (measured) {
                 times.add(ms);
                 peaks.add(peak);

@@ -5,6 +5,7 @@ import java.util.SplittableRandom;
 
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
+import org.convbn.core.TuneFold;
 import org.convbn.nd4j.NativeMemory;
 import org.convbn.nd4j.SgdMomentum;
 import org.convbn.nd4j.net.ResNet;
@@ -36,7 +37,15 @@ public final class NetworkStep {
      * @param seed the seed of weights, input and labels
      */
     public NetworkStep(Model model, Mode mode, int batch, int resolution, DataType type, long seed) {
-        this.network = ResNet.create(model.depth(), CLASSES, type, seed, Mode.TRAIN);
+        this(model, mode, TuneFold.KEEP, batch, resolution, type, seed);
+    }
+
+    /**
+     * @param tuneFold what TUNE keeps of each block's fold
+     */
+    public NetworkStep(Model model, Mode mode, TuneFold tuneFold, int batch, int resolution, DataType type,
+                       long seed) {
+        this.network = ResNet.create(model.depth(), CLASSES, type, seed, Mode.TRAIN, tuneFold);
         pretrainedLikeStatistics(network, seed);
         network.setMode(mode);
         Nd4j.getRandom().setSeed(seed);

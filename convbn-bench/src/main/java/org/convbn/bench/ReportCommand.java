@@ -12,32 +12,43 @@ import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
 import org.bytedeco.javacpp.Loader;
-import org.convbn.core.Mode;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * The mode comparison: for each mode, a fresh JVM runs warm-up and measured network steps; the table, the
- * TUNE/EVAL and TUNE/DEPLOY ratios, results.json and a chart come out.
+ * The mode comparison: for each mode, two fresh JVMs run warm-up and measured network steps, one for time with
+ * glibc's default allocator settings (as applications run), one for memory with MALLOC_MMAP_THRESHOLD_ at 64 KiB
+ * so that large frees go back to the OS and the RSS high-water mark follows live memory (that setting turns every
+ * large allocation into fresh pages, which slows all modes by ~25%, so it is kept out of the timing). The table,
+ * the TUNE/EVAL and TUNE/DEPLOY ratios, results.json and a chart come out.
  */
 @Command(name = "report", description = "Compare the modes on a network step: time, peak memory, retained bytes.",
         mixinStandardHelpOptions = true)
 final class ReportCommand implements Callable<Integer> {
+    /** Measured steps of the memory pass: the peak of a step repeats to within a few MiB. */
+    private static final int MEMORY_STEPS = 2;
+
     @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
     Model model = Model.RESNET18;
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
     int resolution = 112;
-    @Option(names = "--modes", split = ",", description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE)")
-    List<Mode> modes = List.of(Mode.TRAIN, Mode.EVAL, Mode.DEPLOY, Mode.TUNE);
+    @Option(names = "--modes", split = ",",
+            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_RECOMPUTE); TUNE_RECOMPUTE is TUNE "
+                    + "recomputing W' in the backward instead of keeping it")
+    List<Variant> modes = List.of(Variant.values());
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
     @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
     int warmup = 2;
     @Option(names = "--heap", description = "Java heap of each measuring JVM, -Xms = -Xmx (default: ${DEFAULT-VALUE})")
     String heap = "1g";
+    @Option(names = "--malloc-mmap-threshold", description = "MALLOC_MMAP_THRESHOLD_ of the memory pass: "
+            + "64 KiB makes large frees return to the OS so that RSS follows live memory; 0 leaves glibc's default "
+            + "(default: ${DEFAULT-VALUE})")
+    long mallocMmapThreshold = 65536;
     @Option(names = "--out", description = "results JSON (default: ${DEFAULT-VALUE})")
     Path out = Path.of("results.json");
     @Option(names = "--chart", description = "PNG bar chart of time and memory per mode (default: ${DEFAULT-VALUE})")
@@ -55,9 +66,14 @@ final class ReportCommand implements Callable<Integer> {
             System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
         }
         List<ModeResult> results = new ArrayList<>();
-        for (Mode mode : modes) {
-            System.out.printf(Locale.ROOT, "measuring %s (%d/%d)...%n", mode, results.size() + 1, modes.size());
-            results.add(measureInFreshJvm(mode));
+        for (Variant mode : modes) {
+            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): time...%n", mode, results.size() + 1, modes.size());
+            ModeResult time = measureInFreshJvm(mode, "time", warmup, steps, 0);
+            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): memory...%n", mode, results.size() + 1, modes.size());
+            ModeResult memory = measureInFreshJvm(mode, "memory", 1, MEMORY_STEPS, mallocMmapThreshold);
+            results.add(new ModeResult(mode.name(), time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
+                    memory.peakBytes(), memory.retainedBytes(), memory.retainedActivationBytes(),
+                    memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss()));
         }
         Report report = new Report(model.cliName(), batch, resolution, Nd4j.getEnvironment().maxMasterThreads(),
                 backendDescription(), "FLOAT", warmup, machineDescription(), results);
@@ -69,7 +85,14 @@ final class ReportCommand implements Callable<Integer> {
         return 0;
     }
 
-    private ModeResult measureInFreshJvm(Mode mode) throws IOException, InterruptedException {
+    /**
+     * Runs {@code measure} in a fresh JVM.
+     *
+     * @param pass "time" or "memory", for the progress lines
+     * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the JVM, or 0 for glibc's default
+     */
+    private ModeResult measureInFreshJvm(Variant mode, String pass, int warmupSteps, int measuredSteps,
+                                         long mmapThreshold) throws IOException, InterruptedException {
         Path result = Files.createTempFile("convbn-" + mode, ".json");
         try {
             List<String> cmd = new ArrayList<>();
@@ -84,12 +107,16 @@ final class ReportCommand implements Callable<Integer> {
             cmd.add(System.getProperty("java.class.path"));
             cmd.add(BenchMain.class.getName());
             cmd.addAll(List.of("measure", "--model", model.name(), "--mode", mode.name(), "--batch",
-                    String.valueOf(batch), "--resolution", String.valueOf(resolution), "--steps", String.valueOf(steps),
-                    "--warmup", String.valueOf(warmup), "--result", result.toString()));
+                    String.valueOf(batch), "--resolution", String.valueOf(resolution), "--steps",
+                    String.valueOf(measuredSteps), "--warmup", String.valueOf(warmupSteps), "--pass", pass, "--result",
+                    result.toString()));
             ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO().redirectOutput(ProcessBuilder.Redirect.DISCARD);
             pb.redirectError(ProcessBuilder.Redirect.INHERIT);
-            // Large frees go back to the OS at once, so RSS follows what is live and numbers repeat.
-            pb.environment().put("MALLOC_MMAP_THRESHOLD_", "65536");
+            if (mmapThreshold > 0) {
+                pb.environment().put("MALLOC_MMAP_THRESHOLD_", String.valueOf(mmapThreshold));
+            } else {
+                pb.environment().remove("MALLOC_MMAP_THRESHOLD_");
+            }
             int rc = pb.start().waitFor();
             if (rc != 0) {
                 throw new IllegalStateException("measuring " + mode + " failed: the JVM exited with " + rc

@@ -12,21 +12,23 @@ final class ReportTable {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%s batch %d %dx%d, %d threads, %s, %s%n", r.model(), r.batch(),
                 r.resolution(), r.resolution(), r.threads(), r.backend(), r.machine()));
-        sb.append(String.format(Locale.ROOT, "%-7s %12s %10s %10s %14s %16s%n", "mode", "step ms med", "min", "max",
+        sb.append(String.format(Locale.ROOT, "%-15s %12s %10s %10s %14s %16s%n", "mode", "step ms med", "min", "max",
                 "peak MiB", "retained MiB"));
         for (ModeResult m : r.modes()) {
-            sb.append(String.format(Locale.ROOT, "%-7s %12.1f %10.1f %10.1f %14.1f %16.1f%n", m.mode(), m.stepMsMedian(),
+            sb.append(String.format(Locale.ROOT, "%-15s %12.1f %10.1f %10.1f %14.1f %16.1f%n", m.mode(), m.stepMsMedian(),
                     m.stepMsMin(), m.stepMsMax(), mib(m.peakBytes()), mib(m.retainedBytes())));
         }
-        find(r, "TUNE").ifPresent(tune -> {
-            find(r, "EVAL").ifPresent(eval -> sb.append(ratios("TUNE/EVAL", tune, eval)));
-            find(r, "DEPLOY").ifPresent(deploy -> sb.append(ratios("TUNE/DEPLOY", tune, deploy)));
-        });
+        for (String tuneRow : new String[] {"TUNE", "TUNE_RECOMPUTE"}) {
+            find(r, tuneRow).ifPresent(tune -> {
+                find(r, "EVAL").ifPresent(eval -> sb.append(ratios(tuneRow + "/EVAL", tune, eval)));
+                find(r, "DEPLOY").ifPresent(deploy -> sb.append(ratios(tuneRow + "/DEPLOY", tune, deploy)));
+            });
+        }
         return sb.toString();
     }
 
     private static String ratios(String name, ModeResult a, ModeResult b) {
-        return String.format(Locale.ROOT, "%-12s time %.3f, peak memory %.3f, retained %.3f%n", name,
+        return String.format(Locale.ROOT, "%-22s time %.3f, peak memory %.3f, retained %.3f%n", name,
                 a.stepMsMedian() / b.stepMsMedian(), (double) a.peakBytes() / b.peakBytes(),
                 (double) a.retainedBytes() / b.retainedBytes());
     }

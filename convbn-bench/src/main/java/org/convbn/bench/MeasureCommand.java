@@ -68,7 +68,7 @@ final class MeasureCommand implements Callable<Integer> {
         Collections.sort(sorted);
         ModeResult r = new ModeResult(mode.name(), median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
                 Collections.max(peaks), step.lastRetained().total(), step.lastRetained().activationBytes(), baseline,
-                times, peaks, loss);
+                times, peaks, loss, ReportCommand.backendDescription());
         Json.writeAtomically(result, r);
         return 0;
     }

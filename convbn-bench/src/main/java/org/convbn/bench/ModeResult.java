@@ -16,8 +16,9 @@ import java.util.List;
  * @param stepsMs every measured step's time
  * @param peaksBytes every measured step's peak
  * @param finalLoss loss of the last step
+ * @param backend the ND4J backend and native build the measuring JVM loaded
  */
 public record ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
                          long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
-                         List<Long> peaksBytes, double finalLoss) {
+                         List<Long> peaksBytes, double finalLoss, String backend) {
 }

@@ -49,6 +49,9 @@ final class ReportCommand implements Callable<Integer> {
             + "64 KiB makes large frees return to the OS so that RSS follows live memory; 0 leaves glibc's default "
             + "(default: ${DEFAULT-VALUE})")
     long mallocMmapThreshold = 65536;
+    @Option(names = "--jvm-arg", description = "extra argument for the measuring JVMs, repeatable, e.g. "
+            + "--jvm-arg=-Dorg.bytedeco.javacpp.platform.extension=-avx2 to load another native build")
+    List<String> jvmArgs = new ArrayList<>();
     @Option(names = "--out", description = "results JSON (default: ${DEFAULT-VALUE})")
     Path out = Path.of("results.json");
     @Option(names = "--chart", description = "PNG bar chart of time and memory per mode (default: ${DEFAULT-VALUE})")
@@ -73,10 +76,10 @@ final class ReportCommand implements Callable<Integer> {
             ModeResult memory = measureInFreshJvm(mode, "memory", 1, MEMORY_STEPS, mallocMmapThreshold);
             results.add(new ModeResult(mode.name(), time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
                     memory.peakBytes(), memory.retainedBytes(), memory.retainedActivationBytes(),
-                    memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss()));
+                    memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss(), time.backend()));
         }
         Report report = new Report(model.cliName(), batch, resolution, Nd4j.getEnvironment().maxMasterThreads(),
-                backendDescription(), "FLOAT", warmup, machineDescription(), results);
+                results.get(0).backend(), "FLOAT", warmup, machineDescription(), results);
         System.out.println();
         System.out.print(ReportTable.render(report));
         Json.writeAtomically(out, report);
@@ -103,6 +106,7 @@ final class ReportCommand implements Callable<Integer> {
             // ND4J's native buffers are not Java heap; do not let JavaCPP cap or GC-trigger on them.
             cmd.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=0");
             cmd.add("-Dorg.bytedeco.javacpp.maxbytes=0");
+            cmd.addAll(jvmArgs);
             cmd.add("-cp");
             cmd.add(System.getProperty("java.class.path"));
             cmd.add(BenchMain.class.getName());

@@ -44,7 +44,7 @@ public final class ConvBNBlock {
     private final ConvBNConfig config;
     private final DataType dataType;
     private Mode mode;
-    /** W, b, gamma, beta, running statistics; in DEPLOY only the kept BN tensors (W, b stale), or null. */
+    /** W, b, gamma, beta, running statistics; in DEPLOY only the kept BN tensors (W, b null), or null. */
     private ConvBNParameters unfolded;
     /** W', b', s in DEPLOY; null otherwise. */
     private FoldedParameters folded;
@@ -120,7 +120,9 @@ public final class ConvBNBlock {
             Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, unfolded.runningVar());
             folded = ModeFunctions.fold(config, unfolded, true);
             deployDiagnostics = FoldDiagnostics.of(folded.scale());
-            unfolded = config.keepUnfolded() ? unfolded : null;
+            // Keep only what unfolding needs: W and b are recovered from W', b' (and would go stale).
+            unfolded = config.keepUnfolded() ? new ConvBNParameters(null, null, unfolded.gamma(), unfolded.beta(),
+                    unfolded.runningMean(), unfolded.runningVar()) : null;
             warnedDeployTraining = false;
         } else if (ModeTransitions.unfolds(mode, target)) {
             unfolded = ModeFunctions.unfold(config, folded, unfolded, UNABSORBED_BIAS_TOLERANCE);

@@ -78,7 +78,7 @@ final class ModeFunctions {
      *
      * @param config the block configuration
      * @param folded W', b' (possibly trained in DEPLOY), not modified
-     * @param kept the BN tensors kept at fold time (weight and bias ignored), not modified
+     * @param kept the BN tensors kept at fold time (its weight and bias are null), not modified
      * @param biasTolerance how far b' may drift from {@code -s * mean} when neither a conv bias nor a BN shift can
      *                      absorb it
      * @return new unfolded parameters (running statistics and gamma are the kept arrays themselves)

@@ -1,5 +1,7 @@
 package org.convbn.bench;
 
+import org.convbn.nd4j.io.AtomicFiles;
+
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.io.IOException;

@@ -1,5 +1,7 @@
 package org.convbn.bench;
 
+import org.convbn.nd4j.io.AtomicFiles;
+
 import java.io.IOException;
 import java.nio.file.Path;
 

@@ -1,5 +1,7 @@
 package org.convbn.bench;
 
+import org.convbn.nd4j.io.AtomicFiles;
+
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;

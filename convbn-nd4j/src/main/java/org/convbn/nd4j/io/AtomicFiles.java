@@ -1,4 +1,4 @@
-package org.convbn.bench;
+package org.convbn.nd4j.io;
 
 import java.io.IOException;
 import java.io.OutputStream;
@@ -8,13 +8,13 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /** Writes a file so that it is either complete or absent: a temporary file beside it, then a rename. */
-final class AtomicFiles {
+public final class AtomicFiles {
     private AtomicFiles() {
     }
 
     /** Produces a file's content. */
     @FunctionalInterface
-    interface Writer {
+    public interface Writer {
         void writeTo(OutputStream out) throws IOException;
     }
 
@@ -23,7 +23,7 @@ final class AtomicFiles {
      * @param writer writes the content
      * @throws IOException if writing or renaming fails; the target is then untouched and no temporary file stays
      */
-    static void write(Path target, Writer writer) throws IOException {
+    public static void write(Path target, Writer writer) throws IOException {
         Path abs = target.toAbsolutePath();
         Path dir = abs.getParent();
         if (dir != null) {

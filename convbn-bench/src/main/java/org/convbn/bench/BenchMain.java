@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "convbn-bench", mixinStandardHelpOptions = true,
         description = {"Measure and compare the ConvBN modes.",
             "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"},
-        subcommands = {ReportCommand.class, MeasureCommand.class})
+        subcommands = {ReportCommand.class, CompareCommand.class, MeasureCommand.class})
 public final class BenchMain {
     private BenchMain() {
     }
@@ -21,7 +21,12 @@ public final class BenchMain {
         System.setProperty("java.awt.headless", "true");
         CommandLine cli = new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException) {
+            if (e instanceof java.nio.file.NoSuchFileException) {
+                cmd.getErr().println("error: no such file: " + e.getMessage());
+                return 2;
+            }
+            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
+                    || e instanceof org.convbn.nd4j.io.SafetensorsException) {
                 cmd.getErr().println("error: " + e.getMessage());
                 return 2;
             }

@@ -10,8 +10,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 /**
  * Fuzzes the safetensors reader: any input must either read into tensors that fit inside it, or be rejected
  * with a {@link SafetensorsException}; any other exception, an OutOfMemoryError or a crash is a finding. The
- * default build fuzzes for 10 s (its own surefire execution sets JAZZER_FUZZ=1); docs/interop.md gives the
- * longer run. Seeds: src/test/resources/org/convbn/nd4j/io/SafetensorsFuzzTestInputs/.
+ * default build fuzzes for 10 s in its own surefire execution (JAZZER_FUZZ=1); docs/interop.md gives the longer
+ * run. Seeds: src/test/resources/org/convbn/nd4j/io/SafetensorsFuzzTestInputs/.
  */
 class SafetensorsFuzzTest {
 

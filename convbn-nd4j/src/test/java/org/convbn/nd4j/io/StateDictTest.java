@@ -45,6 +45,20 @@ class StateDictTest {
     }
 
     @Test
+    void resnet50HasTorchvisionsStateDictNames() {
+        Map<String, INDArray> state = StateDict.of(ResNet.create(ResNet.Depth.RESNET50, 1000, DataType.FLOAT, 1,
+                Mode.EVAL));
+        // torchvision's resnet50 state_dict has 320 entries: these 267 and 53 num_batches_tracked.
+        assertEquals(53 * 5 + 2, state.size());
+        for (String name : new String[] {"conv1.weight", "bn1.running_var", "layer1.0.downsample.0.weight",
+            "layer1.0.downsample.1.bias", "layer3.5.conv2.weight", "layer4.2.bn3.running_mean", "fc.bias"}) {
+            assertTrue(state.containsKey(name), name);
+        }
+        assertArrayEquals(new long[] {2048, 512, 1, 1}, state.get("layer4.0.conv3.weight").shape());
+        assertArrayEquals(new long[] {1000, 2048}, state.get("fc.weight").shape());
+    }
+
+    @Test
     void misfitsAreListedAndNothingIsCopied() {
         ResNet net = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 1, Mode.EVAL);
         Map<String, INDArray> state = new LinkedHashMap<>(StateDict.of(

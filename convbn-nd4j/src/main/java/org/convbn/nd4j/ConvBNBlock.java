@@ -138,7 +138,9 @@ public final class ConvBNBlock {
      * @param x input {@code [N, C, H, W]} of the block's data type; not modified, kept until backward
      * @return a new array Z {@code [N, O, oH, oW]}
      * @throws IllegalArgumentException for a wrong rank, channel count, data type, a spatial size too small for
-     *                                  the kernel, or (TRAIN) a single value per channel
+     *                                  the kernel, (TRAIN) a single value per channel, or (TUNE) NaN or infinity
+     *                                  in gamma, beta, b or the running statistics, found by the per-channel
+     *                                  check of each fold (a non-finite W is scanned for when folding into DEPLOY)
      */
     public INDArray forward(INDArray x) {
         if (x == null) {

@@ -1,15 +1,12 @@
 package org.convbn.bench;
 
-import java.util.Map;
 import java.util.SplittableRandom;
 
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
-import org.convbn.nd4j.NativeMemory;
 import org.convbn.nd4j.SgdMomentum;
 import org.convbn.nd4j.net.ResNet;
-import org.convbn.nd4j.net.SoftmaxCrossEntropy;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -26,7 +23,6 @@ public final class NetworkStep {
     private final INDArray input;
     private final int[] labels;
     private final SgdMomentum sgd = new SgdMomentum(1e-3, 0.9, 1e-4);
-    private RetainedBytes lastRetained = RetainedBytes.NONE;
 
     /**
      * @param model the network shapes
@@ -56,19 +52,12 @@ public final class NetworkStep {
 
     /** Runs one step. @return the loss before the update */
     public double run() {
-        INDArray logits = network.forward(input);
-        lastRetained = network.retainedBytes();
-        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
-        Map<String, INDArray> grads = network.backward(r.gradLogits());
-        sgd.step(network.parameters(), grads);
-        grads.values().forEach(NativeMemory::release);
-        NativeMemory.release(logits, r.gradLogits());
-        return r.loss();
+        return network.step(input, labels, sgd);
     }
 
     /** @return what the network held between forward and backward in the last step */
     public RetainedBytes lastRetained() {
-        return lastRetained;
+        return network.lastStepRetainedBytes();
     }
 
     /** @return the network */

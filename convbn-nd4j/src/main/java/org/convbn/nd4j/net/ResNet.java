@@ -58,6 +58,7 @@ public final class ResNet {
     private INDArray stemPooled;
     private INDArray pooled;
     private long[] pooledShape;
+    private RetainedBytes lastStepRetained = RetainedBytes.NONE;
 
     private ResNet(Depth depth, NamedBlock stem, List<ResidualUnit> units, Linear fc) {
         this.depth = depth;
@@ -208,11 +209,19 @@ public final class ResNet {
      * @return the loss before the update
      */
     public double step(INDArray x, int[] labels, SgdMomentum sgd) {
-        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(forward(x), labels);
+        INDArray logits = forward(x);
+        lastStepRetained = retainedBytes();
+        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
         Map<String, INDArray> grads = backward(r.gradLogits());
         sgd.step(parameters(), grads);
         grads.values().forEach(NativeMemory::release);
+        NativeMemory.release(logits, r.gradLogits());
         return r.loss();
+    }
+
+    /** @return what the network held between forward and backward in the last {@link #step} */
+    public RetainedBytes lastStepRetainedBytes() {
+        return lastStepRetained;
     }
 
     /** @return every trainable tensor by network name (blocks in the current mode, then fc); live arrays */

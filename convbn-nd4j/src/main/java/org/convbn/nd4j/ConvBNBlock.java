@@ -51,6 +51,9 @@ public final class ConvBNBlock {
     /** The fold's diagnostics, computed when folding (also available in DEPLOY without the BN tensors). */
     private FoldDiagnostics deployDiagnostics;
     private SavedTensors saved;
+    /** The last TRAIN forward's batch mean and biased variance ([O] each), for {@link #forwardReplay}. */
+    private INDArray lastBatchMean;
+    private INDArray lastBatchVar;
     private boolean warnedDeployTraining;
 
     private ConvBNBlock(ConvBNConfig config, ConvBNParameters parameters, Mode mode) {
@@ -143,12 +146,7 @@ public final class ConvBNBlock {
      *                                  check of each fold (a non-finite W is scanned for when folding into DEPLOY)
      */
     public INDArray forward(INDArray x) {
-        if (x == null) {
-            throw new IllegalArgumentException("x: expected an array [N, " + config.conv().inChannels()
-                    + ", H, W], got null");
-        }
-        config.conv().checkInputShape("x", x.shape());
-        Tensors.requireType("x", x, dataType);
+        checkInput(x);
         saved = null;
         ModeFunctions.Forward f = switch (mode) {
             case TRAIN -> {
@@ -163,6 +161,44 @@ public final class ConvBNBlock {
             case TUNE -> ModeFunctions.tune(config, unfolded, x);
             case DEPLOY -> ModeFunctions.deploy(config.conv(), folded, x);
         };
+        saved = f.saved();
+        if (saved instanceof SavedTensors.Train t) {
+            lastBatchMean = t.batchMean();
+            lastBatchVar = t.batchVar();
+        }
+        return f.output();
+    }
+
+    private void checkInput(INDArray x) {
+        if (x == null) {
+            throw new IllegalArgumentException("x: expected an array [N, " + config.conv().inChannels()
+                    + ", H, W], got null");
+        }
+        config.conv().checkInputShape("x", x.shape());
+        Tensors.requireType("x", x, dataType);
+    }
+
+    /**
+     * Runs the forward again on an input equal to the last forward's, for a network that recomputes activations
+     * instead of keeping them (a reversible stage). In TRAIN the batch statistics of the last TRAIN forward
+     * normalise, and the running statistics are not updated a second time; in the other modes this is
+     * {@link #forward}. Keeps what {@link #forward} keeps, for one {@link #backward}.
+     *
+     * @param x the input, equal (up to reconstruction error) to the last forward's; not modified, kept
+     * @return a new array Z
+     * @throws IllegalStateException in TRAIN when no TRAIN forward ran before
+     * @throws IllegalArgumentException as {@link #forward}
+     */
+    public INDArray forwardReplay(INDArray x) {
+        if (mode != Mode.TRAIN) {
+            return forward(x);
+        }
+        if (lastBatchMean == null) {
+            throw new IllegalStateException("forwardReplay: expected an earlier TRAIN forward whose batch statistics "
+                    + "to reuse, got none");
+        }
+        checkInput(x);
+        ModeFunctions.Forward f = ModeFunctions.train(config, unfolded, x, lastBatchMean, lastBatchVar);
         saved = f.saved();
         return f.output();
     }

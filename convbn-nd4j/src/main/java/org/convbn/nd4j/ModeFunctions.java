@@ -123,10 +123,21 @@ final class ModeFunctions {
      * {@code var <- (1-m) var + m var_B * n / (n - 1)} (PyTorch's unbiased running variance).
      */
     static Forward train(ConvBNConfig config, ConvBNParameters p, INDArray x) {
+        return train(config, p, x, null, null);
+    }
+
+    /**
+     * TRAIN's forward; with {@code replayMean} and {@code replayVar} given, a replay of an earlier forward on the
+     * same input (a reversible network's recompute): those batch statistics normalise and the running statistics
+     * are left alone, so one training step updates them once.
+     */
+    static Forward train(ConvBNConfig config, ConvBNParameters p, INDArray x, INDArray replayMean,
+                         INDArray replayVar) {
         INDArray y = Conv2dOps.forward(config.conv(), x, p.weight(), p.bias());
         long n = y.length() / y.size(1);
-        INDArray mean = y.mean(0, 2, 3);
-        INDArray var = y.var(false, 0, 2, 3);
+        boolean replay = replayMean != null;
+        INDArray mean = replay ? replayMean : y.mean(0, 2, 3);
+        INDArray var = replay ? replayVar : y.var(false, 0, 2, 3);
         INDArray sB = inverseStd(config, var);
         if (p.gamma() != null) {
             sB.muli(p.gamma());
@@ -136,9 +147,11 @@ final class ModeFunctions {
             shift.addi(p.beta());
         }
         INDArray z = Tensors.channelAffine(y, sB, shift);
-        double m = config.bn().momentum();
-        p.runningMean().muli(1 - m).addi(mean.mul(m));
-        p.runningVar().muli(1 - m).addi(var.mul(m * n / (n - 1.0)));
+        if (!replay) {
+            double m = config.bn().momentum();
+            p.runningMean().muli(1 - m).addi(mean.mul(m));
+            p.runningVar().muli(1 - m).addi(var.mul(m * n / (n - 1.0)));
+        }
         return new Forward(z, new SavedTensors.Train(x, y, mean, var));
     }
 

@@ -51,7 +51,7 @@ public final class ResNet {
 
     private final Depth depth;
     private final NamedBlock stem;
-    private final List<ResidualUnit> units;
+    private final List<Stage> stages;
     private final Linear fc;
     private final List<NamedBlock> allBlocks;
     private INDArray stemRelu;
@@ -60,14 +60,14 @@ public final class ResNet {
     private long[] pooledShape;
     private RetainedBytes lastStepRetained = RetainedBytes.NONE;
 
-    private ResNet(Depth depth, NamedBlock stem, List<ResidualUnit> units, Linear fc) {
+    private ResNet(Depth depth, NamedBlock stem, List<Stage> stages, Linear fc) {
         this.depth = depth;
         this.stem = stem;
-        this.units = List.copyOf(units);
+        this.stages = List.copyOf(stages);
         this.fc = fc;
         List<NamedBlock> all = new ArrayList<>();
         all.add(stem);
-        units.forEach(u -> all.addAll(u.blocks()));
+        stages.forEach(st -> all.addAll(st.blocks()));
         this.allBlocks = Collections.unmodifiableList(all);
     }
 
@@ -89,6 +89,26 @@ public final class ResNet {
      * As {@link #create(Depth, int, DataType, long, Mode)}, choosing what TUNE keeps of each block's fold.
      */
     public static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold) {
+        return create(depth, classes, type, seed, mode, tuneFold, -1);
+    }
+
+    /**
+     * As {@link #create(Depth, int, DataType, long, Mode, TuneFold)} with every stage a {@link ReversibleStage}
+     * (coupling alpha 1, beta 0 until {@link #setCoupling}: the pretrained network).
+     *
+     * @param minBeta beta below which the stages keep activations instead of reconstructing them
+     */
+    public static ResNet createReversible(Depth depth, int classes, DataType type, long seed, Mode mode,
+                                          TuneFold tuneFold, double minBeta) {
+        if (!(minBeta >= 0)) {
+            throw new IllegalArgumentException("minBeta: expected a value >= 0, got " + minBeta);
+        }
+        return create(depth, classes, type, seed, mode, tuneFold, minBeta);
+    }
+
+    /** @param minBeta &lt; 0 for plain stages, else reversible ones with that threshold */
+    private static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold,
+                                 double minBeta) {
         long[] nextSeed = {seed};
         BlockFactory make = (conv, bn, c) -> {
             ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, tuneFold);
@@ -97,9 +117,10 @@ public final class ResNet {
         };
         NamedBlock stem = make.make("conv1", "bn1",
                 ConvConfig.builder(3, 64).kernel(7).stride(2).padding(3).bias(false).build());
-        List<ResidualUnit> units = new ArrayList<>();
+        List<Stage> stages = new ArrayList<>();
         int in = 64;
         for (int stage = 0; stage < 4; stage++) {
+            List<ResidualUnit> units = new ArrayList<>();
             int width = WIDTHS[stage];
             int out = depth.bottleneck ? 4 * width : width;
             for (int u = 0; u < depth.units[stage]; u++) {
@@ -119,8 +140,10 @@ public final class ResNet {
                 units.add(new ResidualUnit(main, shortcut));
                 in = out;
             }
+            stages.add(minBeta < 0 ? new PlainStage(units)
+                    : new ReversibleStage(units.get(0), units.subList(1, units.size()), minBeta));
         }
-        return new ResNet(depth, stem, units, new Linear("fc", in, classes, type, nextSeed[0]));
+        return new ResNet(depth, stem, stages, new Linear("fc", in, classes, type, nextSeed[0]));
     }
 
     private static ConvConfig conv(int in, int out, int kernel, int stride) {
@@ -147,6 +170,22 @@ public final class ResNet {
         return fc;
     }
 
+    /** @return the reversible stages (empty for a plain network) */
+    public List<ReversibleStage> reversibleStages() {
+        List<ReversibleStage> r = new ArrayList<>();
+        for (Stage st : stages) {
+            if (st instanceof ReversibleStage rs) {
+                r.add(rs);
+            }
+        }
+        return r;
+    }
+
+    /** Sets every reversible stage's coupling for the next forwards (see {@link Coupling.Schedule}). */
+    public void setCoupling(Coupling coupling) {
+        reversibleStages().forEach(rs -> rs.setCoupling(coupling));
+    }
+
     /**
      * Switches every block (see {@link ConvBNBlock#setMode}); drops pending forwards.
      */
@@ -165,8 +204,8 @@ public final class ResNet {
         stemRelu = Activations.reluInPlace(stem.block().forward(x));
         stemPooled = Activations.maxPool(stemRelu, 3, 2, 1);
         INDArray h = stemPooled;
-        for (ResidualUnit u : units) {
-            h = u.forward(h);
+        for (Stage st : stages) {
+            h = st.forward(h);
         }
         pooledShape = h.shape();
         pooled = Activations.globalAveragePool(h);
@@ -184,8 +223,8 @@ public final class ResNet {
         INDArray dPooled = fc.backward(gradLogits, grads);
         INDArray g = Activations.globalAveragePoolBackward(dPooled, pooledShape);
         NativeMemory.release(dPooled, pooled);
-        for (int i = units.size() - 1; i >= 0; i--) {
-            INDArray next = units.get(i).backward(g, grads);
+        for (int i = stages.size() - 1; i >= 0; i--) {
+            INDArray next = stages.get(i).backward(g, grads);
             NativeMemory.release(g);
             g = next;
         }
@@ -246,7 +285,7 @@ public final class ResNet {
             weight += b.block().retainedBytes().weightBytes();
         }
         List<INDArray> own = new ArrayList<>();
-        units.forEach(u -> u.collectRetained(own));
+        stages.forEach(st -> st.collectRetained(own));
         if (stemRelu != null) {
             own.add(stemRelu);
             own.add(stemPooled);

@@ -22,6 +22,7 @@ public final class ResidualUnit {
     private final NamedBlock shortcut;
     private final List<INDArray> reluOutputs = new ArrayList<>();
     private INDArray output;
+    private double alpha = 1.0;
 
     /**
      * @param main the main path's blocks, at least one
@@ -40,24 +41,63 @@ public final class ResidualUnit {
      * @return a new output array, owned by this unit: its backward frees it, so the caller may read it until then
      */
     public INDArray forward(INDArray x) {
+        return forward(x, 1.0, false);
+    }
+
+    /**
+     * {@code relu(main(x) + alpha * x)} for an identity shortcut ({@code alpha} must be 1 with a downsampling
+     * one), optionally replaying the blocks' last forward (see {@link org.convbn.nd4j.ConvBNBlock#forwardReplay}).
+     *
+     * @param x not modified, kept by the first blocks until backward
+     * @param alpha scale of the identity shortcut
+     * @param replay whether the blocks replay their last forward's batch statistics (TRAIN)
+     * @return a new output array, owned by this unit until {@link #backward} or {@link #releaseOwnership}
+     * @throws IllegalArgumentException if {@code alpha != 1} with a downsampling shortcut
+     */
+    public INDArray forward(INDArray x, double alpha, boolean replay) {
+        if (shortcut != null && alpha != 1.0) {
+            throw new IllegalArgumentException("alpha: expected 1 with a downsampling shortcut, got " + alpha);
+        }
         reluOutputs.clear();
+        this.alpha = alpha;
         INDArray h = x;
         for (int i = 0; i < main.size(); i++) {
-            h = main.get(i).block().forward(h);
+            var block = main.get(i).block();
+            h = replay ? block.forwardReplay(h) : block.forward(h);
             if (i < main.size() - 1) {
                 Activations.reluInPlace(h);
                 reluOutputs.add(h);
             }
         }
         if (shortcut == null) {
-            h.addi(x);
+            if (alpha == 1.0) {
+                h.addi(x);
+            } else {
+                INDArray scaled = x.mul(alpha);
+                h.addi(scaled);
+                NativeMemory.release(scaled);
+            }
         } else {
-            INDArray s = shortcut.block().forward(x);
+            var block = shortcut.block();
+            INDArray s = replay ? block.forwardReplay(x) : block.forward(x);
             h.addi(s);
             NativeMemory.release(s);
         }
         output = Activations.reluInPlace(h);
         return output;
+    }
+
+    /**
+     * Drops everything the last forward kept for backward (blocks' saved tensors, ReLU outputs) and hands its
+     * output over to the caller, who then owns it: for a stage that recomputes instead of keeping.
+     */
+    public void releaseOwnership() {
+        for (NamedBlock b : blocks()) {
+            b.block().clearSaved();
+        }
+        reluOutputs.forEach(NativeMemory::release);
+        reluOutputs.clear();
+        output = null;
     }
 
     /**
@@ -83,7 +123,13 @@ public final class ResidualUnit {
             }
         }
         if (shortcut == null) {
-            d.addi(gSum);
+            if (alpha == 1.0) {
+                d.addi(gSum);
+            } else {
+                INDArray scaled = gSum.mul(alpha);
+                d.addi(scaled);
+                NativeMemory.release(scaled);
+            }
         } else {
             INDArray dShortcut = shortcut.backward(gSum, gradients);
             d.addi(dShortcut);
@@ -95,6 +141,11 @@ public final class ResidualUnit {
         reluOutputs.clear();
         output = null;
         return d;
+    }
+
+    /** @return whether the shortcut is a downsampling block rather than the identity */
+    public boolean hasDownsample() {
+        return shortcut != null;
     }
 
     /** @return the main path's blocks, then the shortcut's */

@@ -1,0 +1,26 @@
+package org.convbn.nd4j.net;
+
+import java.util.List;
+import java.util.Map;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** A run of residual units at one resolution: what a {@link ResNet} chains between stem and head. */
+interface Stage {
+
+    /** @param x not modified, kept as needed until backward; @return the stage output, owned by the stage */
+    INDArray forward(INDArray x);
+
+    /**
+     * @param g dL/d(output), not modified
+     * @param gradients receives the blocks' parameter gradients (modified)
+     * @return dL/dx, a new array
+     */
+    INDArray backward(INDArray g, Map<String, INDArray> gradients);
+
+    /** @return the stage's blocks in forward order */
+    List<NamedBlock> blocks();
+
+    /** Adds the activation-sized arrays the stage itself keeps between forward and backward. */
+    void collectRetained(List<INDArray> into);
+}

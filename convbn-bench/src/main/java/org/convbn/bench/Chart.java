@@ -23,7 +23,8 @@ final class Chart {
     }
 
     static void write(Path target, Report r) throws IOException {
-        List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_RECOMPUTE", "TUNE-R")).toList();
+        List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_RECOMPUTE", "TUNE-R")
+                .replace("_REVERSIBLE", "+rev")).toList();
         String title = r.model() + " batch " + r.batch() + " " + r.resolution() + "x" + r.resolution();
         CategoryChart time = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Step time, " + title)
                 .xAxisTitle("mode").yAxisTitle("ms (median)").build();

@@ -20,7 +20,7 @@ import picocli.CommandLine.Option;
 final class MeasureCommand implements Callable<Integer> {
     @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
     Model model = Model.RESNET18;
-    @Option(names = "--mode", required = true, description = "TRAIN, EVAL, DEPLOY, TUNE or TUNE_RECOMPUTE")
+    @Option(names = "--mode", required = true, description = "TRAIN, EVAL, DEPLOY, TUNE, TUNE_RECOMPUTE, EVAL_REVERSIBLE or TUNE_REVERSIBLE")
     Variant mode;
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;
@@ -40,8 +40,8 @@ final class MeasureCommand implements Callable<Integer> {
         BenchOptions.validate(batch, resolution, steps, warmup);
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         boolean rss = MemoryProbe.available();
-        NetworkStep step = new NetworkStep(model, mode.mode(), mode.tuneFold(), batch, resolution, DataType.FLOAT,
-                42);
+        NetworkStep step = new NetworkStep(model, mode.mode(), mode.tuneFold(), mode.reversible(), batch, resolution,
+                DataType.FLOAT, 42);
         List<Double> times = new ArrayList<>();
         List<Long> peaks = new ArrayList<>();
         long baseline = -1;

@@ -6,6 +6,7 @@ import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.net.Coupling;
 import org.convbn.nd4j.net.ResNet;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -18,6 +19,13 @@ import org.nd4j.linalg.factory.Nd4j;
 public final class NetworkStep {
     /** Classes of the synthetic task (ImageNet's head size). */
     public static final int CLASSES = 1000;
+    /**
+     * The coupling reversible stages are measured at: the end of a schedule (alpha 1, beta 1), where float32
+     * reconstruction loses ~3e-6 relative per stage (docs/reversible.md); time and memory do not depend on it.
+     */
+    public static final Coupling REVERSIBLE_COUPLING = new Coupling(1, 1);
+    /** Below this beta a reversible stage keeps activations: float32 reconstruction error passes 1e-3 near 0.1. */
+    public static final double REVERSIBLE_MIN_BETA = 0.25;
 
     private final ResNet network;
     private final INDArray input;
@@ -41,7 +49,18 @@ public final class NetworkStep {
      */
     public NetworkStep(Model model, Mode mode, TuneFold tuneFold, int batch, int resolution, DataType type,
                        long seed) {
-        this.network = ResNet.create(model.depth(), CLASSES, type, seed, Mode.TRAIN, tuneFold);
+        this(model, mode, tuneFold, false, batch, resolution, type, seed);
+    }
+
+    /**
+     * @param reversible whether the stages are reversible, run at {@link #REVERSIBLE_COUPLING}
+     */
+    public NetworkStep(Model model, Mode mode, TuneFold tuneFold, boolean reversible, int batch, int resolution,
+                       DataType type, long seed) {
+        this.network = reversible
+                ? ResNet.createReversible(model.depth(), CLASSES, type, seed, Mode.TRAIN, tuneFold, REVERSIBLE_MIN_BETA)
+                : ResNet.create(model.depth(), CLASSES, type, seed, Mode.TRAIN, tuneFold);
+        network.setCoupling(REVERSIBLE_COUPLING);
         pretrainedLikeStatistics(network, seed);
         network.setMode(mode);
         Nd4j.getRandom().setSeed(seed);

@@ -37,8 +37,12 @@ final class ReportCommand implements Callable<Integer> {
     int resolution = 112;
     @Option(names = "--modes", split = ",",
             description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_RECOMPUTE); TUNE_RECOMPUTE is TUNE "
-                    + "recomputing W' in the backward instead of keeping it")
-    List<Variant> modes = List.of(Variant.values());
+                    + "recomputing W' in the backward instead of keeping it; EVAL_REVERSIBLE and TUNE_REVERSIBLE run "
+                    + "reversible stages")
+    List<Variant> modes = List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE, Variant.TUNE_RECOMPUTE);
+    @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
+            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE)")
+    boolean reversible;
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
     @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
@@ -68,11 +72,21 @@ final class ReportCommand implements Callable<Integer> {
         if (!MemoryProbe.available()) {
             System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
         }
+        List<Variant> measured = new ArrayList<>(modes);
+        if (reversible) {
+            for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE)) {
+                if (!measured.contains(v)) {
+                    measured.add(v);
+                }
+            }
+        }
         List<ModeResult> results = new ArrayList<>();
-        for (Variant mode : modes) {
-            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): time...%n", mode, results.size() + 1, modes.size());
+        for (Variant mode : measured) {
+            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): time...%n", mode, results.size() + 1,
+                    measured.size());
             ModeResult time = measureInFreshJvm(mode, "time", warmup, steps, 0);
-            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): memory...%n", mode, results.size() + 1, modes.size());
+            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): memory...%n", mode, results.size() + 1,
+                    measured.size());
             ModeResult memory = measureInFreshJvm(mode, "memory", 1, MEMORY_STEPS, mallocMmapThreshold);
             results.add(new ModeResult(mode.name(), time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
                     memory.peakBytes(), memory.retainedBytes(), memory.retainedActivationBytes(),

@@ -18,12 +18,14 @@ final class ReportTable {
             sb.append(String.format(Locale.ROOT, "%-15s %12.1f %10.1f %10.1f %14.1f %16.1f%n", m.mode(), m.stepMsMedian(),
                     m.stepMsMin(), m.stepMsMax(), mib(m.peakBytes()), mib(m.retainedBytes())));
         }
-        for (String tuneRow : new String[] {"TUNE", "TUNE_RECOMPUTE"}) {
+        for (String tuneRow : new String[] {"TUNE", "TUNE_RECOMPUTE", "TUNE_REVERSIBLE", "EVAL_REVERSIBLE"}) {
             find(r, tuneRow).ifPresent(tune -> {
                 find(r, "EVAL").ifPresent(eval -> sb.append(ratios(tuneRow + "/EVAL", tune, eval)));
                 find(r, "DEPLOY").ifPresent(deploy -> sb.append(ratios(tuneRow + "/DEPLOY", tune, deploy)));
             });
         }
+        find(r, "TUNE_REVERSIBLE").ifPresent(rev -> find(r, "TUNE").ifPresent(
+                tune -> sb.append(ratios("TUNE_REVERSIBLE/TUNE", rev, tune))));
         return sb.toString();
     }
 

@@ -3,22 +3,36 @@ package org.convbn.bench;
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 
-/** What the report measures: the four modes, and TUNE that recomputes its folded weight in the backward. */
+/**
+ * What the report measures: the four modes, TUNE that recomputes its folded weight in the backward, and EVAL and
+ * TUNE on reversible stages.
+ */
 public enum Variant {
-    TRAIN(Mode.TRAIN, TuneFold.KEEP),
-    EVAL(Mode.EVAL, TuneFold.KEEP),
-    DEPLOY(Mode.DEPLOY, TuneFold.KEEP),
+    TRAIN(Mode.TRAIN, TuneFold.KEEP, false),
+    EVAL(Mode.EVAL, TuneFold.KEEP, false),
+    DEPLOY(Mode.DEPLOY, TuneFold.KEEP, false),
     /** TUNE keeping W', b', s for the backward (the library default). */
-    TUNE(Mode.TUNE, TuneFold.KEEP),
+    TUNE(Mode.TUNE, TuneFold.KEEP, false),
     /** TUNE keeping only b', s and recomputing W' = s W in the backward. */
-    TUNE_RECOMPUTE(Mode.TUNE, TuneFold.RECOMPUTE);
+    TUNE_RECOMPUTE(Mode.TUNE, TuneFold.RECOMPUTE, false),
+    /** EVAL with reversible stages (activations rebuilt in the backward). */
+    EVAL_REVERSIBLE(Mode.EVAL, TuneFold.KEEP, true),
+    /** TUNE with reversible stages. */
+    TUNE_REVERSIBLE(Mode.TUNE, TuneFold.KEEP, true);
 
     private final Mode mode;
     private final TuneFold tuneFold;
+    private final boolean reversible;
 
-    Variant(Mode mode, TuneFold tuneFold) {
+    Variant(Mode mode, TuneFold tuneFold, boolean reversible) {
         this.mode = mode;
         this.tuneFold = tuneFold;
+        this.reversible = reversible;
+    }
+
+    /** @return whether the network's stages are reversible */
+    public boolean reversible() {
+        return reversible;
     }
 
     /** @return the block mode */

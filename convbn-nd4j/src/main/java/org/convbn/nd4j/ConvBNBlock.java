@@ -118,7 +118,7 @@ public final class ConvBNBlock {
      */
     public void setMode(Mode target) {
         ModeTransitions.check(mode, target, unfolded != null);
-        saved = null;
+        clearSaved();
         if (ModeTransitions.folds(mode, target)) {
             Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, unfolded.runningVar());
             folded = ModeFunctions.fold(config, unfolded, true);
@@ -147,7 +147,7 @@ public final class ConvBNBlock {
      */
     public INDArray forward(INDArray x) {
         checkInput(x);
-        saved = null;
+        clearSaved();
         ModeFunctions.Forward f = switch (mode) {
             case TRAIN -> {
                 long[] out = config.conv().outputShape(x.shape());
@@ -198,6 +198,7 @@ public final class ConvBNBlock {
                     + "to reuse, got none");
         }
         checkInput(x);
+        clearSaved();
         ModeFunctions.Forward f = ModeFunctions.train(config, unfolded, x, lastBatchMean, lastBatchVar);
         saved = f.saved();
         return f.output();
@@ -234,9 +235,15 @@ public final class ConvBNBlock {
         };
     }
 
-    /** Drops what the last forward saved (e.g. after an inference-only forward). */
+    /**
+     * Drops what the last forward saved (e.g. after an inference-only forward), freeing the tensors the block made
+     * for it (Y, the TUNE fold); the input stays the caller's.
+     */
     public void clearSaved() {
-        saved = null;
+        if (saved != null) {
+            saved.releaseOwned();
+            saved = null;
+        }
     }
 
     /** @return the exact bytes held for backward right now ({@link RetainedBytes#NONE} when nothing is pending) */

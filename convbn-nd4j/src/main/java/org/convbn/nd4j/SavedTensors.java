@@ -20,6 +20,20 @@ sealed interface SavedTensors {
     /** @return the saved tensors shaped like a weight or a per-channel vector */
     List<INDArray> weightSized();
 
+    /**
+     * Frees the tensors the forward made for itself (Y, the TUNE fold), when they are dropped without a backward.
+     * The input belongs to the caller and the batch statistics are kept for replays, so neither is freed.
+     */
+    default void releaseOwned() {
+        if (this instanceof Train t) {
+            NativeMemory.release(t.convOutput());
+        } else if (this instanceof Eval e) {
+            NativeMemory.release(e.convOutput());
+        } else if (this instanceof Tune t) {
+            NativeMemory.release(t.folded().weight(), t.folded().bias(), t.folded().scale());
+        }
+    }
+
     /** @return the bytes held, activation-sized and weight-sized */
     default RetainedBytes bytes() {
         return new RetainedBytes(activations().stream().mapToLong(Tensors::bytes).sum(),

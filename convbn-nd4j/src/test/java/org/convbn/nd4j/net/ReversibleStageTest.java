@@ -155,6 +155,51 @@ class ReversibleStageTest {
         }
     }
 
+    @Test
+    void reconstructionErrorOverAlphaBetaGrid() {
+        double[] alphas = {1.0, 0.75, 0.5};
+        double[] betas = {1.0, 0.5, 0.1, 0.01};
+        StringBuilder table = new StringBuilder("reconstruction error (max relative, 6-unit stage)\n");
+        for (DataType type : new DataType[] {DataType.DOUBLE, DataType.FLOAT}) {
+            for (double alpha : alphas) {
+                table.append(type).append(" alpha ").append(alpha).append(':');
+                for (double beta : betas) {
+                    ReversibleStage st = stage(6, 0, type, Mode.TUNE);
+                    st.setMonitorEvery(1);
+                    st.setCoupling(new Coupling(alpha, beta));
+                    Nd4j.getRandom().setSeed(8);
+                    INDArray x = Nd4j.rand(type, 2, 8, 12, 12).subi(0.5);
+                    INDArray out = st.forward(x);
+                    st.backward(Nd4j.onesLike(out), new LinkedHashMap<>());
+                    double err = st.lastReconstructionError();
+                    assertTrue(Double.isFinite(err), () -> type + " " + alpha + " " + beta);
+                    if (beta == 1.0) {
+                        assertTrue(err < (type == DataType.DOUBLE ? 1e-12 : 1e-4), () -> type + " beta 1: " + err);
+                    }
+                    table.append(String.format(java.util.Locale.ROOT, " beta %.2f %.1e;", beta, err));
+                }
+                table.append('\n');
+            }
+        }
+        System.out.print(table);
+    }
+
+    @Test
+    void schedulesRunFromBeta0ToOne() {
+        for (Coupling.Schedule s : new Coupling.Schedule[] {Coupling.Schedule.linear(0.1, 0.5),
+            Coupling.Schedule.cosine(0.1, 0.5)}) {
+            assertEquals(new Coupling(1, 0.1), s.at(0));
+            assertEquals(0.5, s.at(1).alpha(), 1e-15);
+            assertEquals(1.0, s.at(1).beta(), 1e-15);
+        }
+        assertEquals(new Coupling(0.75, 0.55), Coupling.Schedule.linear(0.1, 0.5).at(0.5));
+        assertEquals(0.55, Coupling.Schedule.cosine(0.1, 0.5).at(0.5).beta(), 1e-12);
+        assertEquals(new Coupling(1, 0.3), Coupling.Schedule.constant(0.3).at(0.7));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+                () -> Coupling.Schedule.linear(0.1, 0.5).at(1.5));
+        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Coupling(1, -0.1));
+    }
+
     /** A stage of basic units 8 -> 8 channels (3x3, 3x3) with identity shortcuts; the first unit likewise. */
     static ReversibleStage stage(int units, double minBeta) {
         return stage(units, minBeta, DataType.DOUBLE, Mode.TUNE);

@@ -25,19 +25,20 @@ final class Chart {
     static void write(Path target, Report r) throws IOException {
         List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_RECOMPUTE", "TUNE-R")
                 .replace("_REVERSIBLE", "+rev")).toList();
+        int width = Math.max(WIDTH, 110 * modes.size());
         String title = r.model() + " batch " + r.batch() + " " + r.resolution() + "x" + r.resolution();
-        CategoryChart time = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Step time, " + title)
+        CategoryChart time = new CategoryChartBuilder().width(width).height(HEIGHT).title("Step time, " + title)
                 .xAxisTitle("mode").yAxisTitle("ms (median)").build();
         time.addSeries("step time", modes, r.modes().stream().map(ModeResult::stepMsMedian).toList());
-        CategoryChart memory = new CategoryChartBuilder().width(WIDTH).height(HEIGHT).title("Memory, " + title)
+        CategoryChart memory = new CategoryChartBuilder().width(width).height(HEIGHT).title("Memory, " + title)
                 .xAxisTitle("mode").yAxisTitle("MiB").build();
         memory.addSeries("peak above baseline", modes, r.modes().stream().map(m -> m.peakBytes() / 1048576.0).toList());
         memory.addSeries("retained for backward", modes,
                 r.modes().stream().map(m -> m.retainedBytes() / 1048576.0).toList());
-        BufferedImage both = new BufferedImage(2 * WIDTH, HEIGHT, BufferedImage.TYPE_INT_RGB);
+        BufferedImage both = new BufferedImage(2 * width, HEIGHT, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = both.createGraphics();
         g.drawImage(BitmapEncoder.getBufferedImage(time), 0, 0, null);
-        g.drawImage(BitmapEncoder.getBufferedImage(memory), WIDTH, 0, null);
+        g.drawImage(BitmapEncoder.getBufferedImage(memory), width, 0, null);
         g.dispose();
         AtomicFiles.write(target, out -> {
             if (!ImageIO.write(both, "png", out)) {

@@ -41,7 +41,7 @@ final class ReportCommand implements Callable<Integer> {
                     + "reversible stages")
     List<Variant> modes = List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE, Variant.TUNE_RECOMPUTE);
     @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
-            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE)")
+            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE, TUNE_RECOMPUTE_REVERSIBLE)")
     boolean reversible;
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
@@ -74,7 +74,8 @@ final class ReportCommand implements Callable<Integer> {
         }
         List<Variant> measured = new ArrayList<>(modes);
         if (reversible) {
-            for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE)) {
+            for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE,
+                    Variant.TUNE_RECOMPUTE_REVERSIBLE)) {
                 if (!measured.contains(v)) {
                     measured.add(v);
                 }

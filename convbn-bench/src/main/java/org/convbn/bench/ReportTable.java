@@ -12,25 +12,27 @@ final class ReportTable {
         StringBuilder sb = new StringBuilder();
         sb.append(String.format(Locale.ROOT, "%s batch %d %dx%d, %d threads, %s, %s%n", r.model(), r.batch(),
                 r.resolution(), r.resolution(), r.threads(), r.backend(), r.machine()));
-        sb.append(String.format(Locale.ROOT, "%-15s %12s %10s %10s %14s %16s%n", "mode", "step ms med", "min", "max",
+        sb.append(String.format(Locale.ROOT, "%-25s %12s %10s %10s %14s %16s%n", "mode", "step ms med", "min", "max",
                 "peak MiB", "retained MiB"));
         for (ModeResult m : r.modes()) {
-            sb.append(String.format(Locale.ROOT, "%-15s %12.1f %10.1f %10.1f %14.1f %16.1f%n", m.mode(), m.stepMsMedian(),
+            sb.append(String.format(Locale.ROOT, "%-25s %12.1f %10.1f %10.1f %14.1f %16.1f%n", m.mode(), m.stepMsMedian(),
                     m.stepMsMin(), m.stepMsMax(), mib(m.peakBytes()), mib(m.retainedBytes())));
         }
-        for (String tuneRow : new String[] {"TUNE", "TUNE_RECOMPUTE", "TUNE_REVERSIBLE", "EVAL_REVERSIBLE"}) {
+        for (String tuneRow : new String[] {"TUNE", "TUNE_RECOMPUTE", "TUNE_REVERSIBLE", "TUNE_RECOMPUTE_REVERSIBLE",
+            "EVAL_REVERSIBLE"}) {
             find(r, tuneRow).ifPresent(tune -> {
                 find(r, "EVAL").ifPresent(eval -> sb.append(ratios(tuneRow + "/EVAL", tune, eval)));
                 find(r, "DEPLOY").ifPresent(deploy -> sb.append(ratios(tuneRow + "/DEPLOY", tune, deploy)));
             });
         }
-        find(r, "TUNE_REVERSIBLE").ifPresent(rev -> find(r, "TUNE").ifPresent(
-                tune -> sb.append(ratios("TUNE_REVERSIBLE/TUNE", rev, tune))));
+        for (String rev : new String[] {"TUNE_REVERSIBLE", "TUNE_RECOMPUTE_REVERSIBLE"}) {
+            find(r, rev).ifPresent(rr -> find(r, "TUNE").ifPresent(tune -> sb.append(ratios(rev + "/TUNE", rr, tune))));
+        }
         return sb.toString();
     }
 
     private static String ratios(String name, ModeResult a, ModeResult b) {
-        return String.format(Locale.ROOT, "%-22s time %.3f, peak memory %.3f, retained %.3f%n", name,
+        return String.format(Locale.ROOT, "%-32s time %.3f, peak memory %.3f, retained %.3f%n", name,
                 a.stepMsMedian() / b.stepMsMedian(), (double) a.peakBytes() / b.peakBytes(),
                 (double) a.retainedBytes() / b.retainedBytes());
     }

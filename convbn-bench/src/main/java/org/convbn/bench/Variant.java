@@ -18,7 +18,9 @@ public enum Variant {
     /** EVAL with reversible stages (activations rebuilt in the backward). */
     EVAL_REVERSIBLE(Mode.EVAL, TuneFold.KEEP, true),
     /** TUNE with reversible stages. */
-    TUNE_REVERSIBLE(Mode.TUNE, TuneFold.KEEP, true);
+    TUNE_REVERSIBLE(Mode.TUNE, TuneFold.KEEP, true),
+    /** TUNE recomputing W' in the backward, with reversible stages: both memory levers. */
+    TUNE_RECOMPUTE_REVERSIBLE(Mode.TUNE, TuneFold.RECOMPUTE, true);
 
     private final Mode mode;
     private final TuneFold tuneFold;

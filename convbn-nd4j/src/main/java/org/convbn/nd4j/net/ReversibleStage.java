@@ -166,12 +166,12 @@ public final class ReversibleStage implements Stage {
                 dIn = u.backward(dx, gradients);
             } else {
                 INDArray recomputed = u.forward(yi, used.alpha(), true);
-                INDArray yPrev = xi.sub(recomputed).divi(used.beta());
+                // y_{i-1} = (x_i - G_i(y_i)) / beta, in place: x_i is the stage's own and not needed again.
+                INDArray yPrev = xi.subi(recomputed).divi(used.beta());
                 if (trueInputs != null) {
                     error = Math.max(error, relativeError(yPrev, trueInputs.get(Math.max(k - 1, 0))));
                 }
                 dIn = u.backward(dx, gradients); // frees the recomputed activations
-                NativeMemory.release(xi);
                 xi = yi;
                 yi = yPrev;
             }
@@ -180,9 +180,13 @@ public final class ReversibleStage implements Stage {
                 dxPrev.addi(dy);
                 NativeMemory.release(dy);
             }
-            dy = used.beta() == 0 ? null : dx.mul(used.beta());
-            if (dx != g) {
-                NativeMemory.release(dx);
+            if (used.beta() == 0) {
+                dy = null;
+                if (dx != g) {
+                    NativeMemory.release(dx);
+                }
+            } else {
+                dy = dx == g ? dx.mul(used.beta()) : dx.muli(used.beta()); // dy_{i-1} = beta dx_i, in place when ours
             }
             dx = dxPrev;
         }

@@ -25,7 +25,7 @@ final class Chart {
     static void write(Path target, Report r) throws IOException {
         List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_RECOMPUTE", "TUNE-R")
                 .replace("_REVERSIBLE", "+rev")).toList();
-        int width = Math.max(WIDTH, 110 * modes.size());
+        int width = Math.max(WIDTH, 150 * modes.size()); // room for every bar label
         String title = r.model() + " batch " + r.batch() + " " + r.resolution() + "x" + r.resolution();
         CategoryChart time = new CategoryChartBuilder().width(width).height(HEIGHT).title("Step time, " + title)
                 .xAxisTitle("mode").yAxisTitle("ms (median)").build();

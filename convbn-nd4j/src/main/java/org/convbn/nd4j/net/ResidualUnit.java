@@ -70,13 +70,7 @@ public final class ResidualUnit {
             }
         }
         if (shortcut == null) {
-            if (alpha == 1.0) {
-                h.addi(x);
-            } else {
-                INDArray scaled = x.mul(alpha);
-                h.addi(scaled);
-                NativeMemory.release(scaled);
-            }
+            addScaled(h, x, alpha);
         } else {
             var block = shortcut.block();
             INDArray s = replay ? block.forwardReplay(x) : block.forward(x);
@@ -123,13 +117,7 @@ public final class ResidualUnit {
             }
         }
         if (shortcut == null) {
-            if (alpha == 1.0) {
-                d.addi(gSum);
-            } else {
-                INDArray scaled = gSum.mul(alpha);
-                d.addi(scaled);
-                NativeMemory.release(scaled);
-            }
+            addScaled(d, gSum, alpha); // the identity shortcut's gradient, scaled as its forward was
         } else {
             INDArray dShortcut = shortcut.backward(gSum, gradients);
             d.addi(dShortcut);
@@ -141,6 +129,17 @@ public final class ResidualUnit {
         reluOutputs.clear();
         output = null;
         return d;
+    }
+
+    /** {@code target += alpha * source}; {@code target} is modified, {@code source} is not. */
+    private static void addScaled(INDArray target, INDArray source, double alpha) {
+        if (alpha == 1.0) {
+            target.addi(source);
+            return;
+        }
+        INDArray scaled = source.mul(alpha);
+        target.addi(scaled);
+        NativeMemory.release(scaled);
     }
 
     /** @return whether the shortcut is a downsampling block rather than the identity */

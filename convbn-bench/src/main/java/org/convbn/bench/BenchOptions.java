@@ -1,12 +1,22 @@
 package org.convbn.bench;
 
-/** Checks of the command-line numbers shared by the commands. */
+import picocli.CommandLine.Option;
+
+/** The network and step-count options that {@code report} and {@code measure} share, with their checks. */
 final class BenchOptions {
-    private BenchOptions() {
-    }
+    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
+    Model model = Model.RESNET18;
+    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
+    int batch = 8;
+    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
+    int resolution = 112;
+    @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
+    int steps = 5;
+    @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
+    int warmup = 2;
 
     /** @throws IllegalArgumentException naming the option out of range */
-    static void validate(int batch, int resolution, int steps, int warmup) {
+    void validate() {
         if (batch < 1) {
             throw new IllegalArgumentException("--batch: expected >= 1, got " + batch);
         }

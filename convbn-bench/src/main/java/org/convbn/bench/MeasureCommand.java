@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -18,18 +19,12 @@ import picocli.CommandLine.Option;
 @Command(name = "measure", description = "Measure one mode in this JVM (run by 'report', one JVM per mode).",
         mixinStandardHelpOptions = true)
 final class MeasureCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
-    Model model = Model.RESNET18;
-    @Option(names = "--mode", required = true, description = "TRAIN, EVAL, DEPLOY, TUNE, TUNE_RECOMPUTE, EVAL_REVERSIBLE or TUNE_REVERSIBLE")
+    @Mixin
+    BenchOptions run;
+    @Option(names = "--mode", required = true,
+            description = "TRAIN, EVAL, DEPLOY, TUNE, TUNE_RECOMPUTE, EVAL_REVERSIBLE, TUNE_REVERSIBLE or "
+                    + "TUNE_RECOMPUTE_REVERSIBLE")
     Variant mode;
-    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
-    int batch = 8;
-    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
-    int resolution = 112;
-    @Option(names = "--steps", description = "measured steps (default: ${DEFAULT-VALUE})")
-    int steps = 5;
-    @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
-    int warmup = 2;
     @Option(names = "--result", required = true, description = "where to write the JSON result")
     Path result;
     @Option(names = "--pass", description = "label of the progress lines (default: ${DEFAULT-VALUE})")
@@ -37,16 +32,16 @@ final class MeasureCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        BenchOptions.validate(batch, resolution, steps, warmup);
+        run.validate();
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         boolean rss = MemoryProbe.available();
-        NetworkStep step = new NetworkStep(model, mode.mode(), mode.tuneFold(), mode.reversible(), batch, resolution,
+        NetworkStep step = new NetworkStep(run.model, mode.mode(), mode.tuneFold(), mode.reversible(), run.batch, run.resolution,
                 DataType.FLOAT, 42);
         List<Double> times = new ArrayList<>();
         List<Long> peaks = new ArrayList<>();
         long baseline = -1;
         double loss = Double.NaN;
-        for (int i = 0; i < warmup + steps; i++) {
+        for (int i = 0; i < run.warmup + run.steps; i++) {
             settle();
             baseline = rss ? MemoryProbe.residentBytes() : -1;
             if (rss) {
@@ -56,9 +51,9 @@ final class MeasureCommand implements Callable<Integer> {
             loss = step.run();
             double ms = (System.nanoTime() - t0) / 1e6;
             long peak = rss ? MemoryProbe.highWaterBytes() - baseline : -1;
-            boolean measured = i >= warmup;
+            boolean measured = i >= run.warmup;
             System.err.printf(java.util.Locale.ROOT, "  [%s %s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n",
-                    mode, pass, i + 1, warmup + steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
+                    mode, pass, i + 1, run.warmup + run.steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
             if (measured) {
                 times.add(ms);
                 peaks.add(peak);
@@ -68,7 +63,7 @@ final class MeasureCommand implements Callable<Integer> {
         Collections.sort(sorted);
         ModeResult r = new ModeResult(mode.name(), median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
                 Collections.max(peaks), step.lastRetained().total(), step.lastRetained().activationBytes(), baseline,
-                times, peaks, loss, ReportCommand.backendDescription());
+                times, peaks, loss, ReportCommand.backendDescription(), Nd4j.getEnvironment().maxMasterThreads());
         Json.writeAtomically(result, r);
         return 0;
     }

@@ -17,8 +17,10 @@ import java.util.List;
  * @param peaksBytes every measured step's peak
  * @param finalLoss loss of the last step
  * @param backend the ND4J backend and native build the measuring JVM loaded
+ * @param threads ND4J's maximum thread count in the measuring JVM
  */
 public record ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
                          long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
-                         List<Long> peaksBytes, double finalLoss, String backend) {
+                         List<Long> peaksBytes, double finalLoss, String backend,
+                         int threads) {
 }

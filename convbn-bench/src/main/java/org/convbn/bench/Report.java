@@ -8,7 +8,7 @@ import java.util.List;
  * @param model "resnet18" or "resnet50"
  * @param batch batch size
  * @param resolution input height and width
- * @param threads ND4J's maximum thread count in the measuring JVMs
+ * @param threads ND4J's maximum thread count in the measuring JVMs (the first mode's)
  * @param backend the ND4J backend and its build (e.g. "CPU nd4j-native avx2")
  * @param dataType FLOAT or DOUBLE
  * @param warmupSteps steps run before measuring

@@ -14,6 +14,7 @@ import java.util.stream.Collectors;
 import org.bytedeco.javacpp.Loader;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -29,12 +30,8 @@ final class ReportCommand implements Callable<Integer> {
     /** Measured steps of the memory pass: the peak of a step repeats to within a few MiB. */
     private static final int MEMORY_STEPS = 2;
 
-    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
-    Model model = Model.RESNET18;
-    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
-    int batch = 8;
-    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
-    int resolution = 112;
+    @Mixin
+    BenchOptions run;
     @Option(names = "--modes", split = ",",
             description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_RECOMPUTE); TUNE_RECOMPUTE is TUNE "
                     + "recomputing W' in the backward instead of keeping it; EVAL_REVERSIBLE and TUNE_REVERSIBLE run "
@@ -43,10 +40,6 @@ final class ReportCommand implements Callable<Integer> {
     @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
             + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE, TUNE_RECOMPUTE_REVERSIBLE)")
     boolean reversible;
-    @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
-    int steps = 5;
-    @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
-    int warmup = 2;
     @Option(names = "--heap", description = "Java heap of each measuring JVM, -Xms = -Xmx (default: ${DEFAULT-VALUE})")
     String heap = "1g";
     @Option(names = "--malloc-mmap-threshold", description = "MALLOC_MMAP_THRESHOLD_ of the memory pass: "
@@ -63,12 +56,13 @@ final class ReportCommand implements Callable<Integer> {
 
     @Override
     public Integer call() throws Exception {
-        BenchOptions.validate(batch, resolution, steps, warmup);
+        run.validate();
         if (modes.isEmpty()) {
             throw new IllegalArgumentException("--modes: expected at least one mode, got none");
         }
         System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps "
-                + "per mode, one JVM per mode%n", model.cliName(), batch, resolution, resolution, warmup, steps);
+                + "per mode, one JVM per mode and pass%n", run.model.cliName(), run.batch, run.resolution, run.resolution,
+                run.warmup, run.steps);
         if (!MemoryProbe.available()) {
             System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
         }
@@ -85,16 +79,17 @@ final class ReportCommand implements Callable<Integer> {
         for (Variant mode : measured) {
             System.out.printf(Locale.ROOT, "measuring %s (%d/%d): time...%n", mode, results.size() + 1,
                     measured.size());
-            ModeResult time = measureInFreshJvm(mode, "time", warmup, steps, 0);
+            ModeResult time = measureInFreshJvm(mode, "time", run.warmup, run.steps, 0);
             System.out.printf(Locale.ROOT, "measuring %s (%d/%d): memory...%n", mode, results.size() + 1,
                     measured.size());
             ModeResult memory = measureInFreshJvm(mode, "memory", 1, MEMORY_STEPS, mallocMmapThreshold);
             results.add(new ModeResult(mode.name(), time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
                     memory.peakBytes(), memory.retainedBytes(), memory.retainedActivationBytes(),
-                    memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss(), time.backend()));
+                    memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss(), time.backend(),
+                    time.threads()));
         }
-        Report report = new Report(model.cliName(), batch, resolution, Nd4j.getEnvironment().maxMasterThreads(),
-                results.get(0).backend(), "FLOAT", warmup, machineDescription(), results);
+        Report report = new Report(run.model.cliName(), run.batch, run.resolution, results.get(0).threads(),
+                results.get(0).backend(), "FLOAT", run.warmup, machineDescription(), results);
         System.out.println();
         System.out.print(ReportTable.render(report));
         Json.writeAtomically(out, report);
@@ -125,8 +120,8 @@ final class ReportCommand implements Callable<Integer> {
             cmd.add("-cp");
             cmd.add(System.getProperty("java.class.path"));
             cmd.add(BenchMain.class.getName());
-            cmd.addAll(List.of("measure", "--model", model.name(), "--mode", mode.name(), "--batch",
-                    String.valueOf(batch), "--resolution", String.valueOf(resolution), "--steps",
+            cmd.addAll(List.of("measure", "--model", run.model.name(), "--mode", mode.name(), "--batch",
+                    String.valueOf(run.batch), "--resolution", String.valueOf(run.resolution), "--steps",
                     String.valueOf(measuredSteps), "--warmup", String.valueOf(warmupSteps), "--pass", pass, "--result",
                     result.toString()));
             ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO().redirectOutput(ProcessBuilder.Redirect.DISCARD);

@@ -35,12 +35,6 @@ import org.slf4j.LoggerFactory;
 public final class ConvBNBlock {
     private static final Logger LOG = LoggerFactory.getLogger(ConvBNBlock.class);
     private static final AtomicBoolean WARNED_IN_PROCESS = new AtomicBoolean();
-    /**
-     * How far the folded bias of a block with neither conv bias nor BN shift may drift before leaving DEPLOY is
-     * refused: rounding of {@code -s * mean} in float32 (about 1e-7 relative on values of order 1) with margin.
-     */
-    private static final double UNABSORBED_BIAS_TOLERANCE = 1e-5;
-
     private final ConvBNConfig config;
     private final DataType dataType;
     private Mode mode;
@@ -62,6 +56,40 @@ public final class ConvBNBlock {
         this.unfolded = parameters;
         this.mode = Mode.EVAL;
         setMode(mode);
+    }
+
+    private ConvBNBlock(ConvBNConfig config, FoldedParameters deployed) {
+        this.config = config;
+        Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_WEIGHT, deployed.weight(),
+                config.conv().weightShape());
+        this.dataType = deployed.weight().dataType();
+        ConvBNParameters.requireFloatingType(dataType);
+        Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), config.channels());
+        Tensors.requireType(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), dataType);
+        Tensors.requireShape("scale", deployed.scale(), config.channels());
+        this.folded = deployed;
+        this.deployDiagnostics = FoldDiagnostics.of(deployed.scale());
+        this.mode = Mode.DEPLOY;
+    }
+
+    /**
+     * A block in DEPLOY over folded tensors that live elsewhere (used as they are, not copied), for a framework
+     * that keeps parameters in its own storage and folds them there with {@link Folding}. The block keeps no BN
+     * tensors, so it cannot leave DEPLOY.
+     *
+     * @param config the configuration the tensors were folded for
+     * @param folded W' {@code [O, C/groups, kH, kW]}, b' and s {@code [O]}, of one data type (FLOAT or DOUBLE)
+     * @return the block, in DEPLOY
+     * @throws IllegalArgumentException naming the first tensor that does not fit
+     */
+    public static ConvBNBlock deployed(ConvBNConfig config, FoldedParameters folded) {
+        if (config == null) {
+            throw new NullPointerException("config: expected a ConvBNConfig, got null");
+        }
+        if (folded == null) {
+            throw new NullPointerException("folded: expected FoldedParameters, got null");
+        }
+        return new ConvBNBlock(config, folded);
     }
 
     /**
@@ -128,7 +156,7 @@ public final class ConvBNBlock {
                     unfolded.runningMean(), unfolded.runningVar()) : null;
             warnedDeployTraining = false;
         } else if (ModeTransitions.unfolds(mode, target)) {
-            unfolded = ModeFunctions.unfold(config, folded, unfolded, UNABSORBED_BIAS_TOLERANCE);
+            unfolded = ModeFunctions.unfold(config, folded, unfolded, Folding.UNABSORBED_BIAS_TOLERANCE);
             folded = null;
             deployDiagnostics = null;
         }

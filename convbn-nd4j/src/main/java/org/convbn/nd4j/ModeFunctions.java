@@ -120,7 +120,8 @@ final class ModeFunctions {
      * {@code Y = conv(X, W) + b}; batch mean and biased variance of Y per channel;
      * {@code Z = gamma * (Y - mean_B) / sqrt(var_B + eps) + beta}. Updates {@code p.runningMean()} and
      * {@code p.runningVar()} in place with momentum m: {@code mean <- (1-m) mean + m mean_B},
-     * {@code var <- (1-m) var + m var_B * n / (n - 1)} (PyTorch's unbiased running variance).
+     * {@code var <- (1-m) var + m var_B * n / (n - 1)} (PyTorch's unbiased running variance; without the factor
+     * n / (n - 1) when the config asks for DL4J's biased one).
      */
     static Forward train(ConvBNConfig config, ConvBNParameters p, INDArray x) {
         return train(config, p, x, null, null);
@@ -150,7 +151,8 @@ final class ModeFunctions {
         if (!replay) {
             double m = config.bn().momentum();
             p.runningMean().muli(1 - m).addi(mean.mul(m));
-            p.runningVar().muli(1 - m).addi(var.mul(m * n / (n - 1.0)));
+            double correction = config.bn().unbiasedRunningVar() ? n / (n - 1.0) : 1.0;
+            p.runningVar().muli(1 - m).addi(var.mul(m * correction));
         }
         return new Forward(z, new SavedTensors.Train(x, y, mean, var));
     }

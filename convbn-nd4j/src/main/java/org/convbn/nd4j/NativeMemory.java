@@ -8,7 +8,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * without this the peak memory of a step is the sum of everything it allocated, not what it really needed.
  *
  * <p>Only release arrays you created, that nobody else holds, and that have no live views: a view of a released
- * buffer reads freed memory. Views and already released arrays are skipped.
+ * buffer reads freed memory. Views, workspace arrays and already released arrays are skipped.
  */
 public final class NativeMemory {
     private NativeMemory() {
@@ -21,7 +21,8 @@ public final class NativeMemory {
      */
     public static void release(INDArray... arrays) {
         for (INDArray a : arrays) {
-            if (a != null && !a.isView()) {
+            // Workspace arrays are freed with their workspace, and refuse close().
+            if (a != null && !a.isView() && a.closeable()) {
                 a.close();
             }
         }

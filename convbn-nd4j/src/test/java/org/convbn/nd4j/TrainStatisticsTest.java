@@ -8,7 +8,8 @@ import org.convbn.core.Mode;
 import org.convbn.core.conformance.RandomCase;
 import org.convbn.core.reference.ReferenceConv;
 import org.convbn.core.reference.Tensor;
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -17,10 +18,13 @@ class TrainStatisticsTest {
     /** float64 sums of ~100 values in two orders, compounded over five steps. */
     static final double TOLERANCE = 1e-12;
 
-    @Test
-    void runningStatisticsFollowPyTorchsMomentumAndUnbiasedVariance() {
+    /** Unbiased: PyTorch's convention (the default); biased: DL4J's. */
+    @ParameterizedTest(name = "unbiasedRunningVar={0}")
+    @ValueSource(booleans = {true, false})
+    void runningStatisticsFollowMomentumAndTheConfiguredVariance(boolean unbiasedRunningVar) {
         ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(3, 5).kernel(3).padding(1).stride(2).build())
-                .withBn(org.convbn.core.BatchNormConfig.of(5).withMomentum(0.3));
+                .withBn(org.convbn.core.BatchNormConfig.of(5).withMomentum(0.3)
+                        .withUnbiasedRunningVar(unbiasedRunningVar));
         ConvBNBlock block = ConvBNBlock.initialized(config, DataType.DOUBLE, 7);
         Tensor w = Fixtures.toTensor(block.unfoldedParameters().weight());
         Tensor b = Fixtures.toTensor(block.unfoldedParameters().bias());
@@ -44,9 +48,10 @@ class TrainStatisticsTest {
                     }
                 }
                 double m = s / n;
-                double unbiased = (ss - n * m * m) / (n - 1);
+                double sumSquares = ss - n * m * m;
+                double batchVar = unbiasedRunningVar ? sumSquares / (n - 1) : sumSquares / n;
                 mean[c] = 0.7 * mean[c] + 0.3 * m;
-                var[c] = 0.7 * var[c] + 0.3 * unbiased;
+                var[c] = 0.7 * var[c] + 0.3 * batchVar;
             }
         }
         INDArray runMean = block.unfoldedParameters().runningMean();

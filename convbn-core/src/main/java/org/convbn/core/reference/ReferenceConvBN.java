@@ -204,7 +204,8 @@ public final class ReferenceConvBN {
                 }
             }
             runMean.data()[c] = (1 - m) * runMean.data()[c] + m * mean;
-            runVar.data()[c] = (1 - m) * runVar.data()[c] + m * var * count / (count - 1);
+            double batchVar = config.bn().unbiasedRunningVar() ? var * count / (count - 1) : var;
+            runVar.data()[c] = (1 - m) * runVar.data()[c] + m * batchVar;
         }
         return new Forward(z, runMean, runVar);
     }

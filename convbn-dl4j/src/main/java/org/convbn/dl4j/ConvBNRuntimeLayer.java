@@ -1,0 +1,319 @@
+package org.convbn.dl4j;
+
+import static org.convbn.dl4j.ConvBNParamInitializer.BETA_KEY;
+import static org.convbn.dl4j.ConvBNParamInitializer.BIAS_KEY;
+import static org.convbn.dl4j.ConvBNParamInitializer.GAMMA_KEY;
+import static org.convbn.dl4j.ConvBNParamInitializer.MEAN_KEY;
+import static org.convbn.dl4j.ConvBNParamInitializer.VAR_KEY;
+import static org.convbn.dl4j.ConvBNParamInitializer.WEIGHT_KEY;
+
+import java.util.Arrays;
+import java.util.Map;
+
+import org.convbn.core.ConvBNConfig;
+import org.convbn.core.Mode;
+import org.convbn.core.ModeTransitions;
+import org.convbn.core.ParameterNames;
+import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.BlockGradients;
+import org.convbn.nd4j.ConvBNBlock;
+import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.FoldedParameters;
+import org.convbn.nd4j.Folding;
+import org.convbn.nd4j.NativeMemory;
+import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.gradient.DefaultGradient;
+import org.deeplearning4j.nn.gradient.Gradient;
+import org.deeplearning4j.nn.layers.BaseLayer;
+import org.deeplearning4j.nn.workspace.ArrayType;
+import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.deeplearning4j.util.ConvolutionUtils;
+import org.deeplearning4j.nn.api.MaskState;
+import org.nd4j.common.primitives.Pair;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+/**
+ * The runtime of a {@link ConvBNLayer}: each forward builds the library's {@link ConvBNBlock} over views of the
+ * layer's parameters (so the updater's in-place steps are what the block sees), runs it, and the backward hands
+ * its gradients to DL4J's gradient views. The forward allocates in DL4J's activations workspace, because what a
+ * mode keeps for the backward (Y in EVAL, the fold in TUNE) must live as long as the activations; the backward
+ * allocates outside workspaces (freeing its temporaries as it goes) and copies dL/dX into the activation-gradient
+ * workspace.
+ *
+ * <p>TRAIN runs the block on copies of the running statistics; the backward reports {@code old - new} as their
+ * gradient, which their NoOp updater subtracts: DL4J's own BatchNormalization scheme, so a fit step updates them
+ * exactly once and a forward without a fit (a gradient check, an output) leaves them alone.
+ */
+public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
+    private static final long serialVersionUID = 1L;
+
+    private transient ConvBNConfig blockConfig;
+    /** The block of the forward awaiting its backward; null when none. */
+    private transient ConvBNBlock pending;
+    /** TRAIN only: the running statistics as the pending forward updated them (copies). */
+    private transient INDArray updatedMean;
+    private transient INDArray updatedVar;
+
+    public ConvBNRuntimeLayer(NeuralNetConfiguration conf, DataType dataType) {
+        super(conf, dataType);
+    }
+
+    /** For DL4J's reflective {@code clone()}. */
+    public ConvBNRuntimeLayer(NeuralNetConfiguration conf) {
+        this(conf, conf.getDataType());
+    }
+
+    @Override
+    public Type type() {
+        return Type.CONVOLUTIONAL;
+    }
+
+    @Override
+    public boolean isPretrainLayer() {
+        return false;
+    }
+
+    @Override
+    public boolean hasBias() {
+        return layerConf().hasBias();
+    }
+
+    /** @return the mode this layer runs in */
+    public Mode mode() {
+        return layerConf().getMode();
+    }
+
+    /** @return the library's configuration of this layer's block */
+    public ConvBNConfig blockConfig() {
+        if (blockConfig == null) {
+            blockConfig = layerConf().toConvBNConfig();
+        }
+        return blockConfig;
+    }
+
+    /**
+     * Switches mode in place: into DEPLOY the fold overwrites W with W' and b (or beta without a conv bias) with b';
+     * out of DEPLOY the unfold restores them. The function the layer computes is unchanged by the switch.
+     * Drops a pending forward. The updater's state of W and b (momentum, Adam moments) is not transformed.
+     *
+     * @param target the new mode
+     * @throws org.convbn.core.IllegalModeTransitionException never for this layer (it always keeps the BN tensors)
+     * @throws IllegalArgumentException into DEPLOY with neither conv bias nor affine BN (no slot for b'), or for
+     *                                  parameters holding NaN, infinity or a negative running variance (named)
+     * @throws IllegalStateException out of DEPLOY with a zero gamma (the fold cannot be inverted)
+     */
+    public void setMode(Mode target) {
+        Mode current = mode();
+        ModeTransitions.check(current, target, true);
+        clearPending();
+        if (current != Mode.DEPLOY && target == Mode.DEPLOY) {
+            INDArray biasSlot = foldedBiasSlot(target);
+            FoldedParameters f;
+            try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                f = Folding.fold(blockConfig(), unfoldedViews());
+            }
+            getParam(WEIGHT_KEY).assign(f.weight());
+            biasSlot.assign(f.bias());
+            NativeMemory.release(f.weight(), f.bias(), f.scale());
+        } else if (current == Mode.DEPLOY && target != Mode.DEPLOY) {
+            INDArray biasSlot = foldedBiasSlot(current);
+            ConvBNParameters kept = new ConvBNParameters(null, null, getParam(GAMMA_KEY), getParam(BETA_KEY),
+                    getParam(MEAN_KEY), getParam(VAR_KEY));
+            ConvBNParameters u;
+            try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+                u = Folding.unfold(blockConfig(), new FoldedParameters(getParam(WEIGHT_KEY), biasSlot, null), kept);
+            }
+            getParam(WEIGHT_KEY).assign(u.weight());
+            if (hasBias()) {
+                getParam(BIAS_KEY).assign(u.bias());
+            } else {
+                getParam(BETA_KEY).assign(u.beta());
+            }
+        }
+        layerConf().setModeField(target);
+    }
+
+    /** The slot that holds b' in DEPLOY: the conv bias, else BN's shift. */
+    private INDArray foldedBiasSlot(Mode deploy) {
+        if (hasBias()) {
+            return getParam(BIAS_KEY);
+        }
+        if (layerConf().isAffine()) {
+            return getParam(BETA_KEY);
+        }
+        throw new IllegalArgumentException("mode: " + deploy + " needs a conv bias or an affine BN to hold the folded "
+                + "bias in layer \"" + layerConf().getLayerName() + "\", got neither");
+    }
+
+    // ---------------------------------------------------------------- forward and backward
+
+    @Override
+    public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
+        assertInputSet(false);
+        applyDropOutIfNecessary(training, workspaceMgr);
+        if (input.rank() != 4) {
+            throw new IllegalArgumentException("input: expected rank 4 [N, " + layerConf().getNIn()
+                    + ", H, W] (NCHW) for layer \"" + layerConf().getLayerName() + "\", got shape "
+                    + Arrays.toString(input.shape()) + " " + layerId());
+        }
+        clearPending();
+        // The output and what the block keeps for its backward (Y, the fold, batch statistics) go to the
+        // activations workspace, which DL4J keeps until the backward is done, like the input the block also keeps.
+        try (MemoryWorkspace ws = borrow(workspaceMgr, ArrayType.ACTIVATIONS)) {
+            INDArray x = input.dataType() == dataType ? input : input.castTo(dataType);
+            pending = newBlock(training);
+            return pending.forward(x);
+        }
+    }
+
+    private static MemoryWorkspace borrow(LayerWorkspaceMgr workspaceMgr, ArrayType type) {
+        return workspaceMgr.isScopedOut(type) ? Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()
+                : workspaceMgr.notifyScopeBorrowed(type);
+    }
+
+    /** Outside training a TRAIN layer normalises with its running statistics: TUNE computes exactly that. */
+    private ConvBNBlock newBlock(boolean training) {
+        Mode mode = mode();
+        ConvBNConfig config = blockConfig();
+        if (mode == Mode.DEPLOY) {
+            INDArray s = Transforms.sqrt(getParam(VAR_KEY).add(config.bn().eps()), false).rdivi(1.0);
+            if (layerConf().isAffine()) {
+                s.muli(getParam(GAMMA_KEY));
+            }
+            return ConvBNBlock.deployed(config, new FoldedParameters(getParam(WEIGHT_KEY), foldedBiasSlot(mode), s));
+        }
+        if (mode == Mode.TRAIN && training) {
+            updatedMean = getParam(MEAN_KEY).dup();
+            updatedVar = getParam(VAR_KEY).dup();
+            ConvBNParameters p = new ConvBNParameters(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
+                    getParam(BETA_KEY), updatedMean, updatedVar);
+            return ConvBNBlock.of(config, p, Mode.TRAIN);
+        }
+        return ConvBNBlock.of(config, unfoldedViews(), mode == Mode.TRAIN ? Mode.TUNE : mode);
+    }
+
+    private ConvBNParameters unfoldedViews() {
+        return new ConvBNParameters(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
+                getParam(BETA_KEY), getParam(MEAN_KEY), getParam(VAR_KEY));
+    }
+
+    @Override
+    public Pair<Gradient, INDArray> backpropGradient(INDArray epsilon, LayerWorkspaceMgr workspaceMgr) {
+        assertInputSet(true);
+        if (pending == null) {
+            throw new IllegalStateException("backpropGradient: expected a forward awaiting its backward in layer \""
+                    + layerConf().getLayerName() + "\", got none " + layerId());
+        }
+        ConvBNBlock block = pending;
+        pending = null;
+        BlockGradients g;
+        try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            g = block.backward(epsilon.dataType() == dataType ? epsilon : epsilon.castTo(dataType));
+        }
+        boolean deploy = block.mode() == Mode.DEPLOY;
+        Gradient ret = new DefaultGradient(gradientsFlattened);
+        for (String key : params.keySet()) {
+            INDArray view = gradientViews.get(key);
+            INDArray value = gradientFor(key, deploy, g);
+            if (value == null) {
+                view.assign(0);
+            } else {
+                view.assign(value);
+            }
+            ret.gradientForVariable().put(key, view);
+        }
+        g.parameters().values().forEach(NativeMemory::release);
+        updatedMean = null;
+        updatedVar = null;
+        INDArray dx = g.input();
+        if (!workspaceMgr.isScopedOut(ArrayType.ACTIVATION_GRAD)) {
+            // The backward's temporaries were freed as it went; dL/dX moves to where DL4J expects it.
+            dx = workspaceMgr.dup(ArrayType.ACTIVATION_GRAD, g.input());
+            NativeMemory.release(g.input());
+        }
+        return new Pair<>(ret, dx);
+    }
+
+    /** The gradient of one DL4J parameter, or null for zero. */
+    private INDArray gradientFor(String key, boolean deploy, BlockGradients g) {
+        if (deploy) {
+            if (key.equals(WEIGHT_KEY)) {
+                return g.parameter(ParameterNames.FOLDED_WEIGHT);
+            }
+            boolean holdsFoldedBias = hasBias() ? key.equals(BIAS_KEY) : key.equals(BETA_KEY);
+            return holdsFoldedBias ? g.parameter(ParameterNames.FOLDED_BIAS) : null;
+        }
+        return switch (key) {
+            case WEIGHT_KEY -> g.parameter(ParameterNames.CONV_WEIGHT);
+            case BIAS_KEY -> g.parameter(ParameterNames.CONV_BIAS);
+            case GAMMA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_WEIGHT);
+            case BETA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_BIAS);
+            // old - new: the NoOp updater subtracts it, which leaves the running statistics at the new values.
+            case MEAN_KEY -> updatedMean == null ? null : getParam(MEAN_KEY).sub(updatedMean);
+            case VAR_KEY -> updatedVar == null ? null : getParam(VAR_KEY).sub(updatedVar);
+            default -> throw new IllegalStateException("unknown parameter " + key);
+        };
+    }
+
+    /**
+     * @return the exact bytes the pending forward holds for its backward (its input among them), or
+     *         {@link RetainedBytes#NONE}
+     */
+    public RetainedBytes retainedBytes() {
+        return pending == null ? RetainedBytes.NONE : pending.retainedBytes();
+    }
+
+    private void clearPending() {
+        if (pending != null) {
+            pending.clearSaved();
+            pending = null;
+        }
+        updatedMean = null;
+        updatedVar = null;
+    }
+
+    @Override
+    public void clear() {
+        super.clear();
+        clearPending();
+    }
+
+    @Override
+    public void setParams(INDArray params) {
+        // W is 'c' ordered; BaseLayer would flatten in 'f' order.
+        setParams(params, 'c');
+    }
+
+    @Override
+    public void setParamTable(Map<String, INDArray> paramTable) {
+        clearPending();
+        super.setParamTable(paramTable);
+    }
+
+    /** The running statistics' "gradients" are updates, not sums over the batch: DL4J must not average them. */
+    @Override
+    public boolean updaterDivideByMinibatch(String paramName) {
+        return !MEAN_KEY.equals(paramName) && !VAR_KEY.equals(paramName);
+    }
+
+    @Override
+    public void fit(INDArray input, LayerWorkspaceMgr workspaceMgr) {
+        throw new UnsupportedOperationException("fit: a ConvBN layer is trained as part of a network, not alone");
+    }
+
+    @Override
+    public Pair<INDArray, MaskState> feedForwardMaskArray(INDArray maskArray, MaskState currentMaskState,
+                                                          int minibatchSize) {
+        if (maskArray == null) {
+            return new Pair<>(null, currentMaskState);
+        }
+        ConvBNLayer c = layerConf();
+        INDArray outMask = ConvolutionUtils.cnn2dMaskReduction(maskArray, c.getKernelSize(), c.getStride(),
+                c.getPadding(), c.getDilation(), c.getConvolutionMode());
+        return new Pair<>(outMask, currentMaskState);
+    }
+}

@@ -167,8 +167,12 @@ public final class ConvBNConverter {
 
         ComputationGraph out = new ComputationGraph(conf);
         out.init();
-        for (Layer target : out.getLayers()) {
-            String name = target.conf().getLayer().getLayerName();
+        for (org.deeplearning4j.nn.graph.vertex.GraphVertex v : out.getVertices()) {
+            if (!v.hasLayer()) {
+                continue;
+            }
+            String name = v.getVertexName();
+            Layer target = v.getLayer();
             Fusion f = fusions.get(name);
             if (f == null) {
                 copyParams(graph.getLayer(name), target);
@@ -427,6 +431,7 @@ public final class ConvBNConverter {
                 case WITH_BACKPROP -> new FrozenLayerWithBackprop(fused);
                 case FROZEN -> new FrozenLayer(fused);
             };
+            wrapped.setLayerName(conv.getLayerName());
             NeuralNetConfiguration nnc = convConf.clone();
             nnc.clearVariables();
             nnc.setLayer(wrapped);

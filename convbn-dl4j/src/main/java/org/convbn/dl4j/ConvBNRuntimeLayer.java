@@ -165,8 +165,10 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
         // activations workspace, which DL4J keeps until the backward is done, like the input the block also keeps.
         try (MemoryWorkspace ws = borrow(workspaceMgr, ArrayType.ACTIVATIONS)) {
             INDArray x = input.dataType() == dataType ? input : input.castTo(dataType);
-            pending = newBlock(training);
-            return pending.forward(x);
+            ConvBNBlock block = newBlock(training);
+            INDArray z = block.forward(x);
+            pending = block; // only once the forward succeeded
+            return z;
         }
     }
 

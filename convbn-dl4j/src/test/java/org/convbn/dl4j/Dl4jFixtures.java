@@ -164,6 +164,20 @@ final class Dl4jFixtures {
         }
     }
 
+    /**
+     * Redraws every weight W as N(0, 1/fanIn): the zoo's N(0, 0.5) init overflows float32 through ResNet50's 50
+     * layers when BN normalises with untrained statistics, as frozen or inference-mode BN does.
+     */
+    static void heScaleWeights(Layer[] layers, long seed) {
+        for (Layer l : layers) {
+            INDArray w = l.paramTable().get("W");
+            if (w != null) {
+                long fanIn = w.length() / (w.rank() == 4 ? w.size(0) : w.size(1));
+                w.assign(Nd4j.randn(seed++, w.shape()).castTo(w.dataType()).muli(Math.sqrt(1.0 / fanIn)));
+            }
+        }
+    }
+
     static void fill(INDArray a, SplittableRandom rng, double lo, double hi) {
         for (long i = 0; i < a.length(); i++) {
             a.putScalar(i, lo + (hi - lo) * rng.nextDouble());

@@ -24,7 +24,8 @@ final class Chart {
 
     static void write(Path target, Report r) throws IOException {
         List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_RECOMPUTE", "TUNE-R")
-                .replace("_REVERSIBLE", "+rev")).toList();
+                .replace("_REVERSIBLE", "+rev").replace("DL4J_CONVERTED_", "DL4J>").replace("DL4J_FROZEN_BN", "DL4J"))
+                .toList();
         int width = Math.max(WIDTH, 150 * modes.size()); // room for every bar label
         String title = r.model() + " batch " + r.batch() + " " + r.resolution() + "x" + r.resolution();
         CategoryChart time = new CategoryChartBuilder().width(width).height(HEIGHT).title("Step time, " + title)
@@ -34,7 +35,7 @@ final class Chart {
                 .xAxisTitle("mode").yAxisTitle("MiB").build();
         memory.addSeries("peak above baseline", modes, r.modes().stream().map(m -> m.peakBytes() / 1048576.0).toList());
         memory.addSeries("retained for backward", modes,
-                r.modes().stream().map(m -> m.retainedBytes() / 1048576.0).toList());
+                r.modes().stream().map(m -> Math.max(0, m.retainedBytes()) / 1048576.0).toList());
         BufferedImage both = new BufferedImage(2 * width, HEIGHT, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = both.createGraphics();
         g.drawImage(BitmapEncoder.getBufferedImage(time), 0, 0, null);

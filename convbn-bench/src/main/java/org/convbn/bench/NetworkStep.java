@@ -16,7 +16,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * One fine-tuning step of a whole network in one mode, with a fixed random batch: forward, softmax
  * cross-entropy, backward of every block, SGD update. Shared by the report and the JMH benchmarks.
  */
-public final class NetworkStep {
+public final class NetworkStep implements BenchStep {
     /** Classes of the synthetic task (ImageNet's head size). */
     public static final int CLASSES = 1000;
     /**
@@ -72,6 +72,7 @@ public final class NetworkStep {
     }
 
     /** Runs one step. @return the loss before the update */
+    @Override
     public double run() {
         return network.step(input, labels, sgd);
     }
@@ -79,6 +80,16 @@ public final class NetworkStep {
     /** @return what the network held between forward and backward in the last step */
     public RetainedBytes lastRetained() {
         return network.lastStepRetainedBytes();
+    }
+
+    @Override
+    public long retainedBytes() {
+        return lastRetained().total();
+    }
+
+    @Override
+    public long retainedActivationBytes() {
+        return lastRetained().activationBytes();
     }
 
     /** @return the network */

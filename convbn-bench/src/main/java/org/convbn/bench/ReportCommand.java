@@ -33,13 +33,21 @@ final class ReportCommand implements Callable<Integer> {
     @Mixin
     BenchOptions run;
     @Option(names = "--modes", split = ",",
-            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_RECOMPUTE); TUNE_RECOMPUTE is TUNE "
-                    + "recomputing W' in the backward instead of keeping it; EVAL_REVERSIBLE and TUNE_REVERSIBLE run "
-                    + "reversible stages")
-    List<Variant> modes = List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE, Variant.TUNE_RECOMPUTE);
+            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_RECOMPUTE, or none when --dl4j is "
+                    + "given); TUNE_RECOMPUTE is TUNE recomputing W' in the backward instead of keeping it; "
+                    + "EVAL_REVERSIBLE and TUNE_REVERSIBLE run reversible stages")
+    List<Variant> modes;
     @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
             + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE, TUNE_RECOMPUTE_REVERSIBLE)")
     boolean reversible;
+    @Option(names = "--dl4j", split = ",", description = "also measure DL4J's zoo ResNet50 (needs --model resnet50): "
+            + "DL4J_FROZEN_BN (DL4J's own, BN in FrozenLayerWithBackprop), DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE, "
+            + "DL4J_CONVERTED_TUNE_RECOMPUTE (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
+    List<Dl4jVariant> dl4j = new ArrayList<>();
+    @Option(names = "--dl4j-gc-every-ms", description = "memory pass of the DL4J variants: run the garbage collector "
+            + "this often during steps, because DL4J without workspaces leaves its dropped arrays to the GC and the "
+            + "peak would otherwise count everything a step allocated; 0: never (default: ${DEFAULT-VALUE})")
+    long dl4jGcEveryMs = 100;
     @Option(names = "--heap", description = "Java heap of each measuring JVM, -Xms = -Xmx (default: ${DEFAULT-VALUE})")
     String heap = "1g";
     @Option(names = "--malloc-mmap-threshold", description = "MALLOC_MMAP_THRESHOLD_ of the memory pass: "
@@ -57,7 +65,11 @@ final class ReportCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         run.validate();
-        if (modes.isEmpty()) {
+        if (modes == null) {
+            modes = dl4j.isEmpty() ? List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE,
+                    Variant.TUNE_RECOMPUTE) : List.of();
+        }
+        if (modes.isEmpty() && dl4j.isEmpty() && !reversible) {
             throw new IllegalArgumentException("--modes: expected at least one mode, got none");
         }
         System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps "
@@ -66,24 +78,30 @@ final class ReportCommand implements Callable<Integer> {
         if (!MemoryProbe.available()) {
             System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
         }
-        List<Variant> measured = new ArrayList<>(modes);
+        if (!dl4j.isEmpty() && run.model != Model.RESNET50) {
+            throw new IllegalArgumentException("--dl4j: the DL4J comparison runs the zoo's ResNet50, expected --model "
+                    + "resnet50, got " + run.model.cliName());
+        }
+        List<String> measured = new ArrayList<>();
+        modes.forEach(m -> measured.add(m.name()));
         if (reversible) {
             for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE,
                     Variant.TUNE_RECOMPUTE_REVERSIBLE)) {
-                if (!measured.contains(v)) {
-                    measured.add(v);
+                if (!measured.contains(v.name())) {
+                    measured.add(v.name());
                 }
             }
         }
+        dl4j.forEach(v -> measured.add(v.name()));
         List<ModeResult> results = new ArrayList<>();
-        for (Variant mode : measured) {
+        for (String mode : measured) {
             System.out.printf(Locale.ROOT, "measuring %s (%d/%d): time...%n", mode, results.size() + 1,
                     measured.size());
             ModeResult time = measureInFreshJvm(mode, "time", run.warmup, run.steps, 0);
             System.out.printf(Locale.ROOT, "measuring %s (%d/%d): memory...%n", mode, results.size() + 1,
                     measured.size());
             ModeResult memory = measureInFreshJvm(mode, "memory", 1, MEMORY_STEPS, mallocMmapThreshold);
-            results.add(new ModeResult(mode.name(), time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
+            results.add(new ModeResult(mode, time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
                     memory.peakBytes(), memory.retainedBytes(), memory.retainedActivationBytes(),
                     memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss(), time.backend(),
                     time.threads()));
@@ -104,8 +122,9 @@ final class ReportCommand implements Callable<Integer> {
      * @param pass "time" or "memory", for the progress lines
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the JVM, or 0 for glibc's default
      */
-    private ModeResult measureInFreshJvm(Variant mode, String pass, int warmupSteps, int measuredSteps,
+    private ModeResult measureInFreshJvm(String mode, String pass, int warmupSteps, int measuredSteps,
                                          long mmapThreshold) throws IOException, InterruptedException {
+        boolean isDl4j = mode.startsWith("DL4J_");
         Path result = Files.createTempFile("convbn-" + mode, ".json");
         try {
             List<String> cmd = new ArrayList<>();
@@ -120,10 +139,13 @@ final class ReportCommand implements Callable<Integer> {
             cmd.add("-cp");
             cmd.add(System.getProperty("java.class.path"));
             cmd.add(BenchMain.class.getName());
-            cmd.addAll(List.of("measure", "--model", run.model.name(), "--mode", mode.name(), "--batch",
+            cmd.addAll(List.of("measure", "--model", run.model.name(), isDl4j ? "--dl4j" : "--mode", mode, "--batch",
                     String.valueOf(run.batch), "--resolution", String.valueOf(run.resolution), "--steps",
                     String.valueOf(measuredSteps), "--warmup", String.valueOf(warmupSteps), "--pass", pass, "--result",
                     result.toString()));
+            if (isDl4j && mmapThreshold > 0) {
+                cmd.addAll(List.of("--gc-every-ms", String.valueOf(dl4jGcEveryMs)));
+            }
             ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO().redirectOutput(ProcessBuilder.Redirect.DISCARD);
             pb.redirectError(ProcessBuilder.Redirect.INHERIT);
             if (mmapThreshold > 0) {

@@ -24,6 +24,11 @@ public final class Checks {
 
     /** @throws IllegalArgumentException if {@code value < 0} */
     public static int nonNegative(String name, int value) {
+        return (int) nonNegative(name, (long) value);
+    }
+
+    /** @throws IllegalArgumentException if {@code value < 0} */
+    public static long nonNegative(String name, long value) {
         if (value < 0) {
             throw new IllegalArgumentException(name + ": expected >= 0, got " + value);
         }

@@ -213,6 +213,20 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
             return groups(inChannels);
         }
 
+        /**
+         * Sets groups from the number of input channels per group: {@code groups = inChannels / size}. Size 1 is
+         * depthwise, size {@code inChannels} a full conv; EfficientNet-style grouped convs use 16.
+         *
+         * @throws IllegalArgumentException if {@code size} is not a positive divisor of inChannels
+         */
+        public Builder groupSize(int size) {
+            if (size < 1 || inChannels % size != 0) {
+                throw new IllegalArgumentException("groupSize: expected a positive divisor of inChannels="
+                        + inChannels + ", got " + size);
+            }
+            return groups(inChannels / size);
+        }
+
         public Builder bias(boolean b) {
             this.bias = b;
             return this;

@@ -3,6 +3,10 @@ package org.convbn.dl4j;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+
 import org.convbn.core.Mode;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.preprocessor.CnnToFeedForwardPreProcessor;
@@ -19,7 +23,7 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.Nesterovs;
 import org.nd4j.linalg.lossfunctions.LossFunctions;
 
-/** The "Using with DL4J" example of README.md, as written there (between the markers), on random data. */
+/** The "Using with DL4J" example of README.md, compiled and run on random data; the README must show these lines. */
 class ReadmeDl4jExampleTest {
 
     @Test
@@ -32,7 +36,7 @@ class ReadmeDl4jExampleTest {
         labels.putScalar(1, 3, 1.0);
         DataSet batch = new DataSet(images, labels);
 
-        // README example begins
+        // README-BEGIN
         ComputationGraph transfer = new TransferLearning.GraphBuilder(pretrained)
                 .fineTuneConfiguration(new FineTuneConfiguration.Builder().updater(new Nesterovs(1e-3, 0.9)).build())
                 .setFeatureExtractor("res3d_branch")          // stem, stages 2 and 3 frozen
@@ -45,7 +49,7 @@ class ReadmeDl4jExampleTest {
         System.out.println(tuned.report());
         ComputationGraph net = tuned.network();
         net.fit(batch);
-        // README example ends
+        // README-END
 
         ConversionReport report = tuned.report();
         assertEquals(53, report.converted().size(), report.toString());
@@ -54,5 +58,15 @@ class ReadmeDl4jExampleTest {
                 + "3 pairs each, plus each stage's shortcut pair");
         assertTrue(ConvBNLayers.of(net).stream().allMatch(l -> l.mode() == Mode.TUNE));
         assertTrue(Double.isFinite(net.score()), "score " + net.score());
+    }
+
+    @Test
+    void readmeShowsThisExample() throws IOException {
+        String source = Files.readString(Path.of("src/test/java/org/convbn/dl4j/ReadmeDl4jExampleTest.java"));
+        String example = source.substring(source.indexOf("// README-BEGIN") + "// README-BEGIN".length(),
+                source.indexOf("        // README-END"));
+        String readme = Files.readString(Path.of("../README.md"));
+        example.lines().map(l -> l.length() >= 8 ? l.substring(8) : l.strip()).filter(l -> !l.isEmpty())
+                .forEach(l -> assertTrue(readme.contains(l), "README.md lacks the example line: " + l));
     }
 }

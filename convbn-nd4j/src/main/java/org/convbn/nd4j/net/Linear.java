@@ -39,6 +39,11 @@ public final class Linear {
         this.bias = Nd4j.create(b, new long[] {out}, DataType.DOUBLE).castTo(type);
     }
 
+    /** @return the layer's cost: {@code in * out} weights and multiply-adds, {@code out} biases */
+    public org.convbn.core.Cost cost() {
+        return org.convbn.core.Cost.dense((int) weight.size(1), (int) weight.size(0));
+    }
+
     /** @param x {@code [N, in]}, not modified, kept until backward; @return a new {@code [N, out]} array */
     public INDArray forward(INDArray x) {
         savedInput = x;

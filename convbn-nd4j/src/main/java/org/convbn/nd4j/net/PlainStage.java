@@ -39,6 +39,11 @@ final class PlainStage implements Stage {
     }
 
     @Override
+    public List<ResidualUnit> units() {
+        return units;
+    }
+
+    @Override
     public List<NamedBlock> blocks() {
         List<NamedBlock> all = new ArrayList<>();
         units.forEach(u -> all.addAll(u.blocks()));

@@ -10,6 +10,7 @@ import java.util.Set;
 
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
+import org.convbn.core.Cost;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -153,6 +154,50 @@ public final class ResNet {
     @FunctionalInterface
     private interface BlockFactory {
         NamedBlock make(String convName, String bnName, ConvConfig conv);
+    }
+
+    /**
+     * The cost of every block and of the head at an input resolution, per sample, by tracing shapes through the
+     * network: stem, 3x3/2 max pool (padding 1), each unit's main path from the unit input, its shortcut from the
+     * same input.
+     *
+     * @param resolution input height and width
+     * @return the cost per conv name (then "fc"), in forward order
+     * @throws IllegalArgumentException if the resolution is too small for some block (named by the block)
+     */
+    public Map<String, Cost> costs(int resolution) {
+        Map<String, Cost> out = new LinkedHashMap<>();
+        long[] x = trace(out, stem, new long[] {1, 3, resolution, resolution});
+        x = new long[] {1, x[1], (x[2] - 1) / 2 + 1, (x[3] - 1) / 2 + 1};
+        for (Stage stage : stages) {
+            for (ResidualUnit unit : stage.units()) {
+                long[] h = x;
+                for (NamedBlock b : unit.mainBlocks()) {
+                    h = trace(out, b, h);
+                }
+                long[] unitInput = x;
+                unit.shortcutBlock().ifPresent(b -> trace(out, b, unitInput));
+                x = h;
+            }
+        }
+        out.put("fc", fc.cost());
+        return out;
+    }
+
+    /** @return the sum of {@link #costs(int)} */
+    public Cost cost(int resolution) {
+        return costs(resolution).values().stream().reduce(Cost.ZERO, Cost::plus);
+    }
+
+    private static long[] trace(Map<String, Cost> into, NamedBlock b, long[] input) {
+        ConvBNConfig c = b.block().config();
+        try {
+            into.put(b.convName(), Cost.of(c, (int) input[2], (int) input[3]));
+            return c.conv().outputShape(input);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("resolution: too small for block " + b.convName() + " (" + e.getMessage()
+                    + ")", e);
+        }
     }
 
     /** @return the architecture */

@@ -147,6 +147,16 @@ public final class ResidualUnit {
         return shortcut != null;
     }
 
+    /** @return the main path's blocks in forward order */
+    public List<NamedBlock> mainBlocks() {
+        return main;
+    }
+
+    /** @return the downsampling shortcut's block, or empty for the identity */
+    public java.util.Optional<NamedBlock> shortcutBlock() {
+        return java.util.Optional.ofNullable(shortcut);
+    }
+
     /** @return the main path's blocks, then the shortcut's */
     public List<NamedBlock> blocks() {
         List<NamedBlock> all = new ArrayList<>(main);

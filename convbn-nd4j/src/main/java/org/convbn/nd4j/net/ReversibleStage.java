@@ -215,6 +215,14 @@ public final class ReversibleStage implements Stage {
     }
 
     @Override
+    public List<ResidualUnit> units() {
+        List<ResidualUnit> all = new ArrayList<>();
+        all.add(first);
+        all.addAll(units);
+        return java.util.Collections.unmodifiableList(all);
+    }
+
+    @Override
     public List<NamedBlock> blocks() {
         List<NamedBlock> all = new ArrayList<>(first.blocks());
         units.forEach(u -> all.addAll(u.blocks()));

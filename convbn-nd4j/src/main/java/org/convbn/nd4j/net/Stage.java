@@ -21,6 +21,9 @@ interface Stage {
     /** @return the stage's blocks in forward order */
     List<NamedBlock> blocks();
 
+    /** @return the stage's residual units in forward order */
+    List<ResidualUnit> units();
+
     /** Adds the activation-sized arrays the stage itself keeps between forward and backward. */
     void collectRetained(List<INDArray> into);
 }

@@ -7,9 +7,28 @@ import picocli.CommandLine.Command;
 @Command(name = "convbn-bench", mixinStandardHelpOptions = true,
         description = {"Measure and compare the ConvBN modes.",
             "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"},
-        subcommands = {ReportCommand.class, CompareCommand.class, MeasureCommand.class, ChartCommand.class})
+        subcommands = {ReportCommand.class, CompareCommand.class, MeasureCommand.class, ChartCommand.class,
+            CostCommand.class, FineTuneCommand.class})
 public final class BenchMain {
     private BenchMain() {
+    }
+
+    /** @return the command line, with bad input (named in the message) turned into "error: ..." and exit code 2 */
+    static CommandLine commandLine() {
+        CommandLine cli = new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
+        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof java.nio.file.NoSuchFileException) {
+                cmd.getErr().println("error: no such file: " + e.getMessage());
+                return 2;
+            }
+            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
+                    || e instanceof java.io.IOException) {
+                cmd.getErr().println("error: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        return cli;
     }
 
     public static void main(String[] args) throws Exception {
@@ -19,19 +38,7 @@ public final class BenchMain {
             return;
         }
         System.setProperty("java.awt.headless", "true");
-        CommandLine cli = new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
-        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof java.nio.file.NoSuchFileException) {
-                cmd.getErr().println("error: no such file: " + e.getMessage());
-                return 2;
-            }
-            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
-                    || e instanceof org.convbn.nd4j.io.SafetensorsException) {
-                cmd.getErr().println("error: " + e.getMessage());
-                return 2;
-            }
-            throw e;
-        });
+        CommandLine cli = commandLine();
         System.exit(cli.execute(args));
     }
 }

@@ -50,6 +50,7 @@ class ZooResNet50Test {
     @Test
     void fusesAll53Pairs() {
         ConversionReport report = conversion.report();
+        System.out.print(report);
         assertEquals(53, report.converted().size(), report.toString());
         assertTrue(report.leftAlone().isEmpty(), report.toString());
         assertEquals(Mode.TUNE, report.mode());

@@ -39,6 +39,11 @@ final class PlainStage implements Stage {
     }
 
     @Override
+    public void clearSaved() {
+        units.forEach(ResidualUnit::clearSaved);
+    }
+
+    @Override
     public List<ResidualUnit> units() {
         return units;
     }

@@ -107,9 +107,32 @@ public final class ResNet {
         return create(depth, classes, type, seed, mode, tuneFold, minBeta);
     }
 
-    /** @param minBeta &lt; 0 for plain stages, else reversible ones with that threshold */
+    /**
+     * As {@link #create(Depth, int, DataType, long, Mode)} with every 3x3 conv after the stem grouped,
+     * {@code groupSize} input channels per group (EfficientNet-style grouped convs; ResNeXt's idea with a fixed group
+     * width): fewer parameters and multiply-adds, see {@link #cost(int)}.
+     *
+     * @param groupSize input channels per group of the 3x3 convs; 0 leaves them dense
+     * @throws IllegalArgumentException if {@code groupSize} does not divide some 3x3 conv's input channels
+     */
+    public static ResNet createGrouped(Depth depth, int classes, DataType type, long seed, Mode mode, int groupSize) {
+        if (groupSize < 0) {
+            throw new IllegalArgumentException("groupSize: expected >= 0, got " + groupSize);
+        }
+        return create(depth, classes, type, seed, mode, TuneFold.KEEP, -1, groupSize);
+    }
+
     private static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold,
                                  double minBeta) {
+        return create(depth, classes, type, seed, mode, tuneFold, minBeta, 0);
+    }
+
+    /**
+     * @param minBeta &lt; 0 for plain stages, else reversible ones with that threshold
+     * @param groupSize input channels per group of the 3x3 convs after the stem, 0 for dense
+     */
+    private static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold,
+                                 double minBeta, int groupSize) {
         long[] nextSeed = {seed};
         BlockFactory make = (conv, bn, c) -> {
             ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, tuneFold);
@@ -129,15 +152,15 @@ public final class ResNet {
                 String p = "layer" + (stage + 1) + "." + u + ".";
                 List<NamedBlock> main = new ArrayList<>();
                 if (depth.bottleneck) {
-                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 1, 1)));
-                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride)));
-                    main.add(make.make(p + "conv3", p + "bn3", conv(width, out, 1, 1)));
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 1, 1, 0)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride, groupSize)));
+                    main.add(make.make(p + "conv3", p + "bn3", conv(width, out, 1, 1, 0)));
                 } else {
-                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride)));
-                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1)));
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride, groupSize)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1, groupSize)));
                 }
                 NamedBlock shortcut = (stride != 1 || in != out)
-                        ? make.make(p + "downsample.0", p + "downsample.1", conv(in, out, 1, stride)) : null;
+                        ? make.make(p + "downsample.0", p + "downsample.1", conv(in, out, 1, stride, 0)) : null;
                 units.add(new ResidualUnit(main, shortcut));
                 in = out;
             }
@@ -147,8 +170,9 @@ public final class ResNet {
         return new ResNet(depth, stem, stages, new Linear("fc", in, classes, type, nextSeed[0]));
     }
 
-    private static ConvConfig conv(int in, int out, int kernel, int stride) {
-        return ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2).bias(false).build();
+    private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
+        ConvConfig.Builder b = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2).bias(false);
+        return (groupSize > 0 ? b.groupSize(groupSize) : b).build();
     }
 
     @FunctionalInterface
@@ -234,6 +258,19 @@ public final class ResNet {
     /**
      * Switches every block (see {@link ConvBNBlock#setMode}); drops pending forwards.
      */
+    /**
+     * Drops and frees what the last forward kept for a backward, for an inference-only forward: without it those
+     * arrays wait for the garbage collector. The logits the forward returned stay the caller's.
+     */
+    public void clearSaved() {
+        stages.forEach(Stage::clearSaved);
+        stem.block().clearSaved();
+        NativeMemory.release(stemRelu, stemPooled, pooled);
+        stemRelu = null;
+        stemPooled = null;
+        pooled = null;
+    }
+
     public void setMode(Mode mode) {
         for (NamedBlock b : allBlocks) {
             b.block().setMode(mode);

@@ -142,6 +142,12 @@ public final class ResidualUnit {
         NativeMemory.release(scaled);
     }
 
+    /** Drops and frees what the last forward kept, its output included (after an inference-only forward). */
+    void clearSaved() {
+        releaseOwnership();
+        NativeMemory.release(output);
+    }
+
     /** @return whether the shortcut is a downsampling block rather than the identity */
     public boolean hasDownsample() {
         return shortcut != null;

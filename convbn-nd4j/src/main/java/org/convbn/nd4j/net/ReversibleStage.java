@@ -215,6 +215,19 @@ public final class ReversibleStage implements Stage {
     }
 
     @Override
+    public void clearSaved() {
+        first.clearSaved();
+        units.forEach(ResidualUnit::clearSaved);
+        storedOutputs.forEach(NativeMemory::release);
+        storedOutputs.clear();
+        NativeMemory.release(x, y);
+        head = null;
+        x = null;
+        y = null;
+        trueInputs = null;
+    }
+
+    @Override
     public List<ResidualUnit> units() {
         List<ResidualUnit> all = new ArrayList<>();
         all.add(first);

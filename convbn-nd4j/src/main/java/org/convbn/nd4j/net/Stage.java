@@ -24,6 +24,9 @@ interface Stage {
     /** @return the stage's residual units in forward order */
     List<ResidualUnit> units();
 
+    /** Drops and frees what the last forward kept for a backward (after an inference-only forward). */
+    void clearSaved();
+
     /** Adds the activation-sized arrays the stage itself keeps between forward and backward. */
     void collectRetained(List<INDArray> into);
 }

@@ -1,0 +1,60 @@
+package org.convbn.bench;
+
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Callable;
+
+import org.convbn.core.Cost;
+import org.convbn.core.Mode;
+import org.convbn.nd4j.net.ResNet;
+import org.nd4j.linalg.api.buffer.DataType;
+import picocli.CommandLine.Command;
+import picocli.CommandLine.Option;
+
+/**
+ * Parameters and multiply-adds per block and per network, dense against grouped 3x3 convs: the trade grouped
+ * convs make, counted (no timing).
+ */
+@Command(name = "cost", description = "Count parameters and multiply-adds per block, dense vs grouped 3x3 convs.",
+        mixinStandardHelpOptions = true)
+final class CostCommand implements Callable<Integer> {
+    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
+    Model model = Model.RESNET50;
+    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
+    int resolution = 224;
+    @Option(names = "--group-size", description = "input channels per group of the grouped 3x3 convs "
+            + "(default: ${DEFAULT-VALUE}, the paper's; 1 is depthwise)")
+    int groupSize = 16;
+    @Option(names = "--blocks", description = "print every block, not only the totals")
+    boolean blocks;
+
+    @Override
+    public Integer call() {
+        if (resolution < 32) {
+            throw new IllegalArgumentException("--resolution: expected >= 32 (five stride-2 stages), got " + resolution);
+        }
+        Map<String, Cost> dense = ResNet.create(model.depth(), NetworkStep.CLASSES, DataType.FLOAT, 1, Mode.EVAL)
+                .costs(resolution);
+        Map<String, Cost> grouped = ResNet.createGrouped(model.depth(), NetworkStep.CLASSES, DataType.FLOAT, 1,
+                Mode.EVAL, groupSize).costs(resolution);
+        System.out.printf(Locale.ROOT, "%s at %dx%d, per image; grouped: 3x3 convs with %d input channels per group%n",
+                model.cliName(), resolution, resolution, groupSize);
+        System.out.printf(Locale.ROOT, "%-24s %14s %16s %14s %16s%n", "block", "params", "multiply-adds",
+                "params G=" + groupSize, "mult-adds G=" + groupSize);
+        if (blocks) {
+            dense.forEach((name, d) -> {
+                Cost g = grouped.get(name);
+                System.out.printf(Locale.ROOT, "%-24s %,14d %,16d %,14d %,16d%n", name, d.parameters(),
+                        d.multiplyAdds(), g.parameters(), g.multiplyAdds());
+            });
+        }
+        Cost d = dense.values().stream().reduce(Cost.ZERO, Cost::plus);
+        Cost g = grouped.values().stream().reduce(Cost.ZERO, Cost::plus);
+        System.out.printf(Locale.ROOT, "%-24s %,14d %,16d %,14d %,16d%n", "total", d.parameters(), d.multiplyAdds(),
+                g.parameters(), g.multiplyAdds());
+        System.out.printf(Locale.ROOT, "grouped / dense: parameters %.3f, multiply-adds %.3f (%.2f vs %.2f GFLOPs)%n",
+                (double) g.parameters() / d.parameters(), (double) g.multiplyAdds() / d.multiplyAdds(),
+                g.flops() / 1e9, d.flops() / 1e9);
+        return 0;
+    }
+}

@@ -8,7 +8,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.List;
 
 import org.convbn.core.Mode;
+import org.deeplearning4j.nn.conf.CacheMode;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.conf.inputs.InputType;
+import org.deeplearning4j.nn.conf.memory.MemoryUseMode;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.zoo.model.ResNet50;
 import org.junit.jupiter.api.AfterAll;
@@ -62,6 +65,9 @@ class ZooResNet50Test {
         assertEquals(original.numParams(), converted.numParams(), "same parameter count: W, b, gamma, beta, mean, var");
         ComputationGraphConfiguration conf = converted.getConfiguration();
         assertEquals(conf, ComputationGraphConfiguration.fromJson(conf.toJson()), "JSON round trip of the config");
+        long bytes = conf.getMemoryReport(InputType.convolutional(224, 224, 3))
+                .getTotalMemoryBytes(8, MemoryUseMode.TRAINING, CacheMode.NONE, DataType.FLOAT);
+        assertTrue(bytes > 4 * original.numParams(), "DL4J's memory report counts at least the parameters: " + bytes);
     }
 
     @Test

@@ -16,8 +16,12 @@ package org.convbn.core.proxy;
 public record ProxyMoments(double[] mean, double[] variance) {
 
     /**
+     * @param phi the activation
      * @param u the quantiles, not modified
-     * @param gamma, beta, betaTilde, gammaTilde per-channel parameters, not modified
+     * @param gamma PN scale per channel, not modified
+     * @param beta PN shift per channel, not modified
+     * @param betaTilde the proxy's mean per channel, not modified
+     * @param gammaTilde the proxy's scale offset per channel, not modified
      * @return mu and sigma2 per channel
      */
     public static ProxyMoments of(Activation phi, double[] u, double[] gamma, double[] beta, double[] betaTilde,
@@ -43,7 +47,8 @@ public record ProxyMoments(double[] mean, double[] variance) {
     }
 
     /**
-     * The gradients of the loss through mu and sigma2 with respect to the four parameters.
+     * The gradients of the loss through mu and sigma2 with respect to the four parameters (arguments as
+     * {@link #of}, none modified).
      *
      * @param dMean dL/dmu per channel, not modified
      * @param dVariance dL/dsigma2 per channel, not modified

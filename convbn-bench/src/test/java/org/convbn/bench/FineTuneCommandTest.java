@@ -3,14 +3,11 @@ package org.convbn.bench;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
-import java.io.DataOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.util.zip.GZIPOutputStream;
 
+import org.convbn.core.data.Idx;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
@@ -25,19 +22,6 @@ class FineTuneCommandTest {
     @TempDir
     Path dir;
 
-    private static void idx(Path file, int[] shape, byte[] values) throws IOException {
-        ByteArrayOutputStream bytes = new ByteArrayOutputStream();
-        DataOutputStream out = new DataOutputStream(bytes);
-        out.writeInt(0x00000800 | shape.length);
-        for (int d : shape) {
-            out.writeInt(d);
-        }
-        out.write(values);
-        try (OutputStream o = new GZIPOutputStream(Files.newOutputStream(file))) {
-            o.write(bytes.toByteArray());
-        }
-    }
-
     /** Label k: a bright horizontal band at rows 2k+4..2k+6 on a dark background. */
     private void split(String prefix, int n) throws IOException {
         byte[] images = new byte[n * 28 * 28];
@@ -51,8 +35,8 @@ class FineTuneCommandTest {
                 }
             }
         }
-        idx(dir.resolve(prefix + "-images-idx3-ubyte.gz"), new int[] {n, 28, 28}, images);
-        idx(dir.resolve(prefix + "-labels-idx1-ubyte.gz"), new int[] {n}, labels);
+        Idx.write(dir.resolve(prefix + "-images-idx3-ubyte.gz"), new int[] {n, 28, 28}, images);
+        Idx.write(dir.resolve(prefix + "-labels-idx1-ubyte.gz"), new int[] {n}, labels);
     }
 
     @Test

@@ -8,6 +8,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 import org.convbn.core.ConvConfig;
+import org.convbn.core.conformance.FiniteDifference;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.ProxyMoments;
 import org.convbn.core.proxy.ProxyNormConfig;
@@ -79,19 +80,13 @@ class ConvProxyNormBlockTest {
 
     private static void check(String what, INDArray tensor, INDArray analytic, java.util.function.DoubleSupplier loss) {
         SplittableRandom rng = new SplittableRandom(what.hashCode());
-        long n = tensor.length();
+        int n = (int) tensor.length();
+        int[] indices = n <= SAMPLES ? FiniteDifference.all(n) : rng.ints(SAMPLES, 0, n).toArray();
+        double[] numeric = FiniteDifference.gradient(indices, tensor::getDouble, tensor::putScalar, loss, FD_STEP);
         double scale = Math.max(1e-3, analytic.amaxNumber().doubleValue());
-        for (int s = 0; s < Math.min(SAMPLES, n); s++) {
-            long i = n <= SAMPLES ? s : rng.nextLong(n);
-            double keep = tensor.getDouble(i);
-            tensor.putScalar(i, keep + FD_STEP);
-            double plus = loss.getAsDouble();
-            tensor.putScalar(i, keep - FD_STEP);
-            double minus = loss.getAsDouble();
-            tensor.putScalar(i, keep);
-            double numeric = (plus - minus) / (2 * FD_STEP);
-            double a = analytic.reshape(analytic.length()).getDouble(i);
-            assertEquals(numeric, a, FD_TOLERANCE * scale, what + " element " + i);
+        INDArray flat = analytic.reshape(analytic.length());
+        for (int k = 0; k < indices.length; k++) {
+            assertEquals(numeric[k], flat.getDouble(indices[k]), FD_TOLERANCE * scale, what + " element " + indices[k]);
         }
     }
 

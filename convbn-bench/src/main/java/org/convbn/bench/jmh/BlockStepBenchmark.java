@@ -40,6 +40,11 @@ public class BlockStepBenchmark extends AbstractBenchmark {
 
     @Benchmark
     public INDArray step() {
+        return step(block, x, sgd);
+    }
+
+    /** One step of {@code block} on {@code x} with the loss mean(Z^2)/2, freeing what it made; @return Z */
+    static INDArray step(ConvBNBlock block, INDArray x, SgdMomentum sgd) {
         INDArray z = block.forward(x);
         BlockGradients g = block.backward(z.divi(z.length())); // dL/dZ of mean(Z^2)/2, in place: Z is done
         sgd.step(block.parameters(), g.parameters());

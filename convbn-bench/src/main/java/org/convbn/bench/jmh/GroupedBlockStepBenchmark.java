@@ -3,10 +3,8 @@ package org.convbn.bench.jmh;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.GroupedBlocks;
 import org.convbn.core.Mode;
-import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.NativeMemory;
 import org.convbn.nd4j.SgdMomentum;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -42,11 +40,6 @@ public class GroupedBlockStepBenchmark extends AbstractBenchmark {
 
     @Benchmark
     public INDArray step() {
-        INDArray z = block.forward(x);
-        BlockGradients g = block.backward(z.divi(z.length()));
-        sgd.step(block.parameters(), g.parameters());
-        NativeMemory.release(z, g.input());
-        g.parameters().values().forEach(NativeMemory::release);
-        return z;
+        return BlockStepBenchmark.step(block, x, sgd);
     }
 }

@@ -1,18 +1,22 @@
 package org.convbn.core.data;
 
 import java.io.BufferedInputStream;
+import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
+import java.io.DataOutputStream;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.OutputStream;
 import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.zip.GZIPInputStream;
+import java.util.zip.GZIPOutputStream;
 
 /**
- * Reads IDX files (the format of MNIST and Fashion-MNIST) of unsigned bytes, plain or gzip-compressed: a 4-byte magic
+ * Reads and writes IDX files (the format of MNIST and Fashion-MNIST) of unsigned bytes, plain or gzip-compressed: a 4-byte magic
  * {@code 0x00 0x00 0x08 rank}, {@code rank} big-endian 32-bit dimensions, then the values in row-major order.
  */
 public final class Idx {
@@ -34,6 +38,38 @@ public final class Idx {
         /** @return the value at a flat index, 0..255 */
         public int get(long index) {
             return values[Math.toIntExact(index)] & 0xFF;
+        }
+    }
+
+    /**
+     * Writes an IDX file of unsigned bytes, gzip-compressed when its name ends with ".gz" (e.g. a subset of a dataset
+     * for tests).
+     *
+     * @param file the file to write (replaced if it exists)
+     * @param shape the dimensions, each &gt;= 0, not modified
+     * @param values {@code product(shape)} values in row-major order, not modified
+     * @throws IllegalArgumentException if the values do not fill the shape
+     */
+    public static void write(Path file, int[] shape, byte[] values) throws IOException {
+        long count = 1;
+        for (int d : shape) {
+            if (d < 0) {
+                throw new IllegalArgumentException("shape: expected dimensions >= 0, got " + Arrays.toString(shape));
+            }
+            count *= d;
+        }
+        if (shape.length < 1 || shape.length > 255 || count != values.length) {
+            throw new IllegalArgumentException("values: expected " + count + " values for shape "
+                    + Arrays.toString(shape) + " (rank 1..255), got " + values.length);
+        }
+        try (OutputStream raw = Files.newOutputStream(file);
+             OutputStream o = file.getFileName().toString().endsWith(".gz") ? new GZIPOutputStream(raw) : raw;
+             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(o))) {
+            out.writeInt(0x00000800 | shape.length);
+            for (int d : shape) {
+                out.writeInt(d);
+            }
+            out.write(values);
         }
     }
 

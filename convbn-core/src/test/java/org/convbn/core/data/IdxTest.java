@@ -55,6 +55,11 @@ class IdxTest {
         for (String name : new String[] {"a-idx3-ubyte", "a-idx3-ubyte.gz"}) {
             Idx.Array a = Idx.read(write(dir.resolve(name), idx(new int[] {2, 3, 4}, values, 0)));
             assertArrayEquals(new int[] {2, 3, 4}, a.shape());
+            assertArrayEquals(values, a.values());
+            Path again = dir.resolve("b-" + name);
+            Idx.write(again, a.shape(), a.values());
+            a = Idx.read(again);
+            assertArrayEquals(new int[] {2, 3, 4}, a.shape());
             assertEquals(23 * 11 & 0xFF, a.get(23), "values are unsigned");
             assertArrayEquals(values, a.values());
         }
@@ -63,6 +68,7 @@ class IdxTest {
     @Test
     void damageIsNamed() throws IOException {
         assertThrows(NoSuchFileException.class, () -> Idx.read(dir.resolve("missing")));
+        assertThrows(IllegalArgumentException.class, () -> Idx.write(dir.resolve("w"), new int[] {2, 2}, new byte[3]));
         fails(new byte[] {0, 0}, "header");
         fails(new byte[] {0, 0, 0x0D, 1, 0, 0, 0, 1, 0}, "magic");
         fails(new byte[] {1, 0, 8, 1, 0, 0, 0, 1, 0}, "magic");

@@ -72,15 +72,15 @@ final class ReportCommand implements Callable<Integer> {
         if (modes.isEmpty() && dl4j.isEmpty() && !reversible) {
             throw new IllegalArgumentException("--modes: expected at least one mode, got none");
         }
+        if (!dl4j.isEmpty() && run.model != Model.RESNET50) {
+            throw new IllegalArgumentException("--dl4j: the DL4J comparison runs the zoo's ResNet50, expected --model "
+                    + "resnet50, got " + run.model.cliName());
+        }
         System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps "
                 + "per mode, one JVM per mode and pass%n", run.model.cliName(), run.batch, run.resolution, run.resolution,
                 run.warmup, run.steps);
         if (!MemoryProbe.available()) {
             System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
-        }
-        if (!dl4j.isEmpty() && run.model != Model.RESNET50) {
-            throw new IllegalArgumentException("--dl4j: the DL4J comparison runs the zoo's ResNet50, expected --model "
-                    + "resnet50, got " + run.model.cliName());
         }
         List<String> measured = new ArrayList<>();
         modes.forEach(m -> measured.add(m.name()));

@@ -1,0 +1,43 @@
+package org.convbn.bench;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.PrintWriter;
+import java.io.StringWriter;
+
+import org.junit.jupiter.api.Test;
+import picocli.CommandLine;
+
+/** Commands refuse bad option combinations by name (exit 2) before measuring anything; cost counts. */
+class CommandValidationTest {
+
+    private static String run(int expectedExit, String... args) {
+        CommandLine cli = BenchMain.commandLine();
+        StringWriter out = new StringWriter();
+        cli.setErr(new PrintWriter(out));
+        cli.setOut(new PrintWriter(out));
+        assertEquals(expectedExit, cli.execute(args), out.toString());
+        return out.toString();
+    }
+
+    @Test
+    void dl4jVariantsNeedTheZooResNet50() {
+        String err = run(2, "report", "--model", "resnet18", "--dl4j", "DL4J_CONVERTED_TUNE");
+        assertTrue(err.contains("--dl4j") && err.contains("resnet18"), err);
+    }
+
+    @Test
+    void measureNeedsExactlyOneVariant() {
+        String err = run(2, "measure", "--result", "unused.json");
+        assertTrue(err.contains("--mode, --dl4j") && err.contains("neither"), err);
+        err = run(2, "measure", "--mode", "TUNE", "--dl4j", "DL4J_FROZEN_BN", "--result", "unused.json");
+        assertTrue(err.contains("both"), err);
+    }
+
+    @Test
+    void costRefusesAGroupSizeThatDoesNotDivide() {
+        String err = run(2, "cost", "--model", "resnet18", "--group-size", "5");
+        assertTrue(err.contains("groupSize") && err.contains("5"), err);
+    }
+}

@@ -34,7 +34,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
  * The runtime of a {@link ConvBNLayer}: each forward builds the library's {@link ConvBNBlock} over views of the
@@ -182,10 +181,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
         Mode mode = mode();
         ConvBNConfig config = blockConfig();
         if (mode == Mode.DEPLOY) {
-            INDArray s = Transforms.sqrt(getParam(VAR_KEY).add(config.bn().eps()), false).rdivi(1.0);
-            if (layerConf().isAffine()) {
-                s.muli(getParam(GAMMA_KEY));
-            }
+            INDArray s = Folding.scale(config, unfoldedViews());
             return ConvBNBlock.deployed(config, new FoldedParameters(getParam(WEIGHT_KEY), foldedBiasSlot(mode), s));
         }
         if (mode == Mode.TRAIN && training) {

@@ -4,10 +4,11 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.List;
 
 import org.convbn.core.Mode;
+import org.convbn.core.conformance.ReadmeExample;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.preprocessor.CnnToFeedForwardPreProcessor;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -62,11 +63,7 @@ class ReadmeDl4jExampleTest {
 
     @Test
     void readmeShowsThisExample() throws IOException {
-        String source = Files.readString(Path.of("src/test/java/org/convbn/dl4j/ReadmeDl4jExampleTest.java"));
-        String example = source.substring(source.indexOf("// README-BEGIN") + "// README-BEGIN".length(),
-                source.indexOf("        // README-END"));
-        String readme = Files.readString(Path.of("../README.md"));
-        example.lines().map(l -> l.length() >= 8 ? l.substring(8) : l.strip()).filter(l -> !l.isEmpty())
-                .forEach(l -> assertTrue(readme.contains(l), "README.md lacks the example line: " + l));
+        assertEquals(List.of(), ReadmeExample.missingLines(Path.of("src/test/java/org/convbn/dl4j/ReadmeDl4jExampleTest.java"), Path.of("../README.md")),
+                "README.md lacks these example lines");
     }
 }

@@ -29,6 +29,15 @@ public final class Folding {
 
     /**
      * @param config the block configuration
+     * @param parameters gamma (null when BN is not affine) and the running variance are read; not modified
+     * @return s = gamma / sqrt(var + eps), a new {@code [O]} array
+     */
+    public static INDArray scale(ConvBNConfig config, ConvBNParameters parameters) {
+        return ModeFunctions.scale(config, parameters);
+    }
+
+    /**
+     * @param config the block configuration
      * @param parameters W, b, gamma, beta, running statistics (validated against {@code config}); not modified
      * @return new arrays W', b', s
      * @throws IllegalArgumentException for a tensor that does not fit {@code config}, a negative running variance,

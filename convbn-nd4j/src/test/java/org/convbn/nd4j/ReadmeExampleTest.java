@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
-import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
@@ -12,6 +11,7 @@ import java.util.List;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
+import org.convbn.core.conformance.ReadmeExample;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -52,12 +52,7 @@ class ReadmeExampleTest {
 
     @Test
     void readmeShowsThisExample() throws IOException {
-        String source = Files.readString(Path.of("src/test/java/org/convbn/nd4j/ReadmeExampleTest.java"));
-        String example = source.substring(source.indexOf("// README-BEGIN") + "// README-BEGIN".length(),
-                source.indexOf("        // README-END"));
-        String readme = Files.readString(Path.of("../README.md"));
-        example.lines().map(l -> l.length() >= 8 ? l.substring(8) : l.strip()).filter(l -> !l.isEmpty())
-                .filter(l -> !l.strip().startsWith("losses.add"))
-                .forEach(l -> assertTrue(readme.contains(l), "README.md lacks the example line: " + l));
+        assertEquals(List.of(), ReadmeExample.missingLines(Path.of("src/test/java/org/convbn/nd4j/ReadmeExampleTest.java"), Path.of("../README.md"), "losses.add"),
+                "README.md lacks these example lines");
     }
 }

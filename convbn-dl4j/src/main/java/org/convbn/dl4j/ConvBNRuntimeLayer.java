@@ -20,7 +20,7 @@ import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.FoldedParameters;
 import org.convbn.nd4j.Folding;
-import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.kernel.Arena;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
@@ -117,7 +117,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             }
             getParam(WEIGHT_KEY).assign(f.weight());
             biasSlot.assign(f.bias());
-            NativeMemory.release(f.weight(), f.bias(), f.scale());
+            Arena.direct().release(f.weight(), f.bias(), f.scale());
         } else if (current == Mode.DEPLOY && target != Mode.DEPLOY) {
             INDArray biasSlot = foldedBiasSlot(current);
             ConvBNParameters kept = new ConvBNParameters(null, null, getParam(GAMMA_KEY), getParam(BETA_KEY),
@@ -224,14 +224,14 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             }
             ret.gradientForVariable().put(key, view);
         }
-        g.parameters().values().forEach(NativeMemory::release);
+        g.parameters().values().forEach(a -> Arena.direct().release(a));
         updatedMean = null;
         updatedVar = null;
         INDArray dx = g.input();
         if (!workspaceMgr.isScopedOut(ArrayType.ACTIVATION_GRAD)) {
             // The backward's temporaries were freed as it went; dL/dX moves to where DL4J expects it.
             dx = workspaceMgr.dup(ArrayType.ACTIVATION_GRAD, g.input());
-            NativeMemory.release(g.input());
+            Arena.direct().release(g.input());
         }
         return new Pair<>(ret, dx);
     }

@@ -1,6 +1,7 @@
 package org.convbn.nd4j;
 
 import org.convbn.core.ConvConfig;
+import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Environment;
@@ -12,8 +13,8 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  * weights, with groups built on top (libnd4j's conv2d has none): each group's slice of input channels and
  * output channels is convolved separately and the results are concatenated along the channel axis.
  *
- * <p>Every method allocates its results and modifies none of its arguments. Shapes are those of
- * {@link ConvConfig}; arguments are assumed validated by the caller.
+ * <p>Every method takes its results from the given {@link Arena} (the caller owns them) and modifies none of its
+ * arguments. Shapes are those of {@link ConvConfig}; arguments are assumed validated by the caller.
  */
 public final class Conv2dOps {
     /** libnd4j integer argument: 0 = NCHW. */
@@ -44,17 +45,25 @@ public final class Conv2dOps {
      * @return a new {@code [N, O, oH, oW]} array
      */
     public static INDArray forward(ConvConfig c, INDArray x, INDArray w, INDArray b) {
+        return forward(Arena.direct(), c, x, w, b);
+    }
+
+    /** {@link #forward(ConvConfig, INDArray, INDArray, INDArray)} with the result from {@code arena}. */
+    public static INDArray forward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b) {
+        INDArray y = arena.allocate(x.dataType(), c.outputShape(x.shape()));
         if (c.groups() == 1) {
-            return forwardGroup(c, x, w, b);
+            forwardGroup(c, x, w, b, y);
+            return y;
         }
-        INDArray[] outs = new INDArray[c.groups()];
         for (int g = 0; g < c.groups(); g++) {
-            INDArray xg = inputSlice(c, x, g);
-            outs[g] = forwardGroup(c, xg, outputSlice(c, w, g), b == null ? null : outputSlice(c, b, g));
-            NativeMemory.release(xg);
+            INDArray xg = inputSlice(arena, c, x, g);
+            INDArray wg = outputSlice(arena, c, w, g);
+            INDArray bg = b == null ? null : outputSlice(arena, c, b, g);
+            INDArray yg = arena.allocate(y.dataType(), y.size(0), c.outChannelsPerGroup(), y.size(2), y.size(3));
+            forwardGroup(c, xg, wg, bg, yg);
+            channels(y, g, c.outChannelsPerGroup()).assign(yg);
+            arena.release(xg, wg, bg, yg);
         }
-        INDArray y = Nd4j.concat(1, outs);
-        NativeMemory.release(outs);
         return y;
     }
 
@@ -70,47 +79,52 @@ public final class Conv2dOps {
      * @return new arrays dX, dW and (when {@code b != null}) db
      */
     public static Gradients backward(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
+        return backward(Arena.direct(), c, x, w, b, gy);
+    }
+
+    /** {@link #backward(ConvConfig, INDArray, INDArray, INDArray, INDArray)} with the results from {@code arena}. */
+    public static Gradients backward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
+        Gradients all = new Gradients(arena.allocate(x.dataType(), x.shape()), arena.allocate(w.dataType(), w.shape()),
+                b == null ? null : arena.allocate(b.dataType(), b.shape()));
         if (c.groups() == 1) {
-            return backwardGroup(c, x, w, b, gy);
+            backwardGroup(c, x, w, b, gy, all);
+            return all;
         }
-        INDArray[] gx = new INDArray[c.groups()];
-        INDArray[] gw = new INDArray[c.groups()];
-        INDArray[] gb = new INDArray[c.groups()];
+        int og = c.outChannelsPerGroup();
         for (int g = 0; g < c.groups(); g++) {
-            INDArray xg = inputSlice(c, x, g);
-            INDArray gyg = channelSlice(gy, g, c.outChannelsPerGroup());
-            Gradients part = backwardGroup(c, xg, outputSlice(c, w, g), b == null ? null : outputSlice(c, b, g), gyg);
-            NativeMemory.release(xg, gyg);
-            gx[g] = part.input();
-            gw[g] = part.weight();
-            gb[g] = part.bias();
+            INDArray xg = inputSlice(arena, c, x, g);
+            INDArray wg = outputSlice(arena, c, w, g);
+            INDArray bg = b == null ? null : outputSlice(arena, c, b, g);
+            INDArray gyg = arena.allocate(gy.dataType(), gy.size(0), og, gy.size(2), gy.size(3));
+            gyg.assign(channels(gy, g, og));
+            Gradients part = new Gradients(arena.allocate(xg.dataType(), xg.shape()),
+                    arena.allocate(wg.dataType(), wg.shape()), bg == null ? null : arena.allocate(bg.dataType(), og));
+            backwardGroup(c, xg, wg, bg, gyg, part);
+            channels(all.input(), g, c.inChannelsPerGroup()).assign(part.input());
+            outputs(all.weight(), g, og).assign(part.weight());
+            if (bg != null) {
+                outputs(all.bias(), g, og).assign(part.bias());
+            }
+            arena.release(xg, wg, bg, gyg, part.input(), part.weight(), part.bias());
         }
-        Gradients all = new Gradients(Nd4j.concat(1, gx), Nd4j.concat(0, gw), b == null ? null : Nd4j.concat(0, gb));
-        NativeMemory.release(gx);
         return all;
     }
 
-    private static INDArray forwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b) {
-        INDArray out = Nd4j.createUninitialized(x.dataType(), x.size(0), w.size(0), c.outputHeight((int) x.size(2)),
-                c.outputWidth((int) x.size(3)));
+    private static void forwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray out) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("conv2d");
         op.addInputs(b == null ? new INDArray[] {x, w} : new INDArray[] {x, w, b});
         op.addOutputs(out);
         op.addIntegerArguments(intArgs(c));
         exec(c, op.build());
-        return out;
     }
 
-    private static Gradients backwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
-        INDArray gx = Nd4j.createUninitialized(x.dataType(), x.shape());
-        INDArray gw = Nd4j.createUninitialized(w.dataType(), w.shape());
-        INDArray gb = b == null ? null : Nd4j.createUninitialized(b.dataType(), b.shape());
+    private static void backwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy, Gradients out) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("conv2d_bp");
         op.addInputs(b == null ? new INDArray[] {x, w, gy} : new INDArray[] {x, w, b, gy});
-        op.addOutputs(b == null ? new INDArray[] {gx, gw} : new INDArray[] {gx, gw, gb});
+        op.addOutputs(b == null ? new INDArray[] {out.input(), out.weight()}
+                : new INDArray[] {out.input(), out.weight(), out.bias()});
         op.addIntegerArguments(intArgs(c));
         exec(c, op.build());
-        return new Gradients(gx, gw, gb);
     }
 
     /**
@@ -141,20 +155,29 @@ public final class Conv2dOps {
     }
 
     /** Group g's input channels, copied to a contiguous array (libnd4j's im2col wants dense NCHW). */
-    private static INDArray inputSlice(ConvConfig c, INDArray x, int g) {
-        return channelSlice(x, g, c.inChannelsPerGroup());
-    }
-
-    private static INDArray channelSlice(INDArray t, int g, int perGroup) {
-        return t.get(NDArrayIndex.all(), NDArrayIndex.interval((long) g * perGroup, (long) (g + 1) * perGroup),
-                NDArrayIndex.all(), NDArrayIndex.all()).dup();
+    private static INDArray inputSlice(Arena arena, ConvConfig c, INDArray x, int g) {
+        int per = c.inChannelsPerGroup();
+        INDArray slice = arena.allocate(x.dataType(), x.size(0), per, x.size(2), x.size(3));
+        return slice.assign(channels(x, g, per));
     }
 
     /** Group g's output channels of a weight or bias, copied. */
-    private static INDArray outputSlice(ConvConfig c, INDArray t, int g) {
-        long from = (long) g * c.outChannelsPerGroup();
-        long to = from + c.outChannelsPerGroup();
-        return t.rank() == 1 ? t.get(NDArrayIndex.interval(from, to)).dup()
-                : t.get(NDArrayIndex.interval(from, to), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all()).dup();
+    private static INDArray outputSlice(Arena arena, ConvConfig c, INDArray t, int g) {
+        INDArray view = outputs(t, g, c.outChannelsPerGroup());
+        return arena.allocate(t.dataType(), view.shape()).assign(view);
+    }
+
+    /** A view of channels {@code [g per, (g + 1) per)} of an NCHW array. */
+    private static INDArray channels(INDArray t, int g, int per) {
+        return t.get(NDArrayIndex.all(), NDArrayIndex.interval((long) g * per, (long) (g + 1) * per),
+                NDArrayIndex.all(), NDArrayIndex.all());
+    }
+
+    /** A view of rows {@code [g per, (g + 1) per)} of a weight or bias. */
+    private static INDArray outputs(INDArray t, int g, int per) {
+        long from = (long) g * per;
+        long to = from + per;
+        return t.rank() == 1 ? t.get(NDArrayIndex.interval(from, to))
+                : t.get(NDArrayIndex.interval(from, to), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all());
     }
 }

@@ -9,6 +9,9 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ModeTransitions;
 import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.slf4j.Logger;
@@ -22,10 +25,16 @@ import org.slf4j.LoggerFactory;
  * "same" (likewise for W); weight {@code [O, C/groups, kH, kW]}; per-channel tensors {@code [O]}. float32 and
  * float64 are supported; every input must have the block's data type.
  *
+ * <p>Computation runs on a {@link Kernels} set (by default the fastest available for the data type, see
+ * {@link Kernels#create}); a network passes its own so that all its blocks share one {@link Arena}, the owner of
+ * their native memory. Outputs and gradients come from that arena and belong to the caller, who may give them back
+ * with {@code block.kernels().arena().release(...)} (with the default {@link Arena#direct()} that frees them at
+ * once; leaving them to the garbage collector also works there).
+ *
  * <p>Ownership: {@link #forward} does not modify X but keeps a reference to it (and, per mode, to other
  * tensors: see {@link #retainedBytes()}) until the next {@link #backward} or {@link #clearSaved()}, so X must not
  * be modified in between; neither may the parameters. TRAIN's forward updates the running statistics in place.
- * {@link #backward} does not modify its argument, returns new arrays and releases the saved tensors.
+ * {@link #backward} does not modify its argument, returns new arrays and closes the saved tensors.
  * {@link #parameters()} returns the live arrays, for an optimiser to update in place.
  *
  * <p>Modes switch at run time (see {@link ModeTransitions}): TRAIN, EVAL and TUNE share their parameters; any
@@ -37,6 +46,7 @@ public final class ConvBNBlock {
     private static final AtomicBoolean WARNED_IN_PROCESS = new AtomicBoolean();
     private final ConvBNConfig config;
     private final DataType dataType;
+    private final Kernels kernels;
     private Mode mode;
     /** W, b, gamma, beta, running statistics; in DEPLOY only the kept BN tensors (W, b null), or null. */
     private ConvBNParameters unfolded;
@@ -45,20 +55,23 @@ public final class ConvBNBlock {
     /** The fold's diagnostics, computed when folding (also available in DEPLOY without the BN tensors). */
     private FoldDiagnostics deployDiagnostics;
     private SavedTensors saved;
-    /** The last TRAIN forward's batch mean and biased variance ([O] each), for {@link #forwardReplay}. */
+    /** The layout of the pending forward's output, which its backward's gradient must have. */
+    private Layout savedOutputLayout;
+    /** The last TRAIN forward's batch mean and biased variance ([O] each, from the arena), for {@link #forwardReplay}. */
     private INDArray lastBatchMean;
     private INDArray lastBatchVar;
     private boolean warnedDeployTraining;
 
-    private ConvBNBlock(ConvBNConfig config, ConvBNParameters parameters, Mode mode) {
+    private ConvBNBlock(ConvBNConfig config, ConvBNParameters parameters, Mode mode, Kernels kernels) {
         this.config = config;
         this.dataType = parameters.validate(config);
+        this.kernels = kernels(kernels, dataType);
         this.unfolded = parameters;
         this.mode = Mode.EVAL;
         setMode(mode);
     }
 
-    private ConvBNBlock(ConvBNConfig config, FoldedParameters deployed) {
+    private ConvBNBlock(ConvBNConfig config, FoldedParameters deployed, Kernels kernels) {
         this.config = config;
         Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_WEIGHT, deployed.weight(),
                 config.conv().weightShape());
@@ -67,9 +80,20 @@ public final class ConvBNBlock {
         Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), config.channels());
         Tensors.requireType(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), dataType);
         Tensors.requireShape("scale", deployed.scale(), config.channels());
+        this.kernels = kernels(kernels, dataType);
         this.folded = deployed;
         this.deployDiagnostics = FoldDiagnostics.of(deployed.scale());
         this.mode = Mode.DEPLOY;
+    }
+
+    private static Kernels kernels(Kernels given, DataType type) {
+        if (given == null) {
+            return Kernels.create(type, Arena.direct());
+        }
+        if (given.dataType() != type) {
+            throw new IllegalArgumentException("kernels: expected kernels for " + type + ", got " + given.dataType());
+        }
+        return given;
     }
 
     /**
@@ -79,21 +103,30 @@ public final class ConvBNBlock {
      *
      * @param config the configuration the tensors were folded for
      * @param folded W' {@code [O, C/groups, kH, kW]}, b' and s {@code [O]}, of one data type (FLOAT or DOUBLE)
-     * @return the block, in DEPLOY
+     * @return the block, in DEPLOY, on the default kernels of its data type
      * @throws IllegalArgumentException naming the first tensor that does not fit
      */
     public static ConvBNBlock deployed(ConvBNConfig config, FoldedParameters folded) {
+        return deployed(config, folded, null);
+    }
+
+    /**
+     * As {@link #deployed(ConvBNConfig, FoldedParameters)} on the given kernels.
+     *
+     * @param kernels the kernels of the folded tensors' data type, or null for the default
+     */
+    public static ConvBNBlock deployed(ConvBNConfig config, FoldedParameters folded, Kernels kernels) {
         if (config == null) {
             throw new NullPointerException("config: expected a ConvBNConfig, got null");
         }
         if (folded == null) {
             throw new NullPointerException("folded: expected FoldedParameters, got null");
         }
-        return new ConvBNBlock(config, folded);
+        return new ConvBNBlock(config, folded, kernels);
     }
 
     /**
-     * A block over the given parameters (used as they are, not copied).
+     * A block over the given parameters (used as they are, not copied), on the default kernels of their data type.
      *
      * @param config the configuration
      * @param parameters tensors shaped for {@code config}, all of one data type (FLOAT or DOUBLE)
@@ -102,13 +135,23 @@ public final class ConvBNBlock {
      * @throws IllegalArgumentException naming the first tensor that does not fit
      */
     public static ConvBNBlock of(ConvBNConfig config, ConvBNParameters parameters, Mode mode) {
+        return of(config, parameters, mode, null);
+    }
+
+    /**
+     * As {@link #of(ConvBNConfig, ConvBNParameters, Mode)} on the given kernels (a network's, to share its arena).
+     *
+     * @param kernels kernels of the parameters' data type, or null for the default
+     * @throws IllegalArgumentException also when the kernels compute in another data type
+     */
+    public static ConvBNBlock of(ConvBNConfig config, ConvBNParameters parameters, Mode mode, Kernels kernels) {
         if (config == null) {
             throw new NullPointerException("config: expected a ConvBNConfig, got null");
         }
         if (parameters == null) {
             throw new NullPointerException("parameters: expected ConvBNParameters, got null");
         }
-        return new ConvBNBlock(config, parameters, mode);
+        return new ConvBNBlock(config, parameters, mode, kernels);
     }
 
     /**
@@ -130,6 +173,11 @@ public final class ConvBNBlock {
         return dataType;
     }
 
+    /** @return the kernels this block computes on, and through them the arena its outputs come from */
+    public Kernels kernels() {
+        return kernels;
+    }
+
     /** @return the current mode */
     public Mode mode() {
         return mode;
@@ -149,7 +197,7 @@ public final class ConvBNBlock {
         clearSaved();
         if (ModeTransitions.folds(mode, target)) {
             Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, unfolded.runningVar());
-            folded = ModeFunctions.fold(config, unfolded, true);
+            folded = ModeFunctions.fold(Arena.direct(), config, unfolded, true);
             deployDiagnostics = FoldDiagnostics.of(folded.scale());
             // Keep only what unfolding needs: W and b are recovered from W', b' (and would go stale).
             unfolded = config.keepUnfolded() ? new ConvBNParameters(null, null, unfolded.gamma(), unfolded.beta(),
@@ -166,44 +214,68 @@ public final class ConvBNBlock {
     /**
      * Runs the forward pass in the current mode.
      *
-     * @param x input {@code [N, C, H, W]} of the block's data type; not modified, kept until backward
-     * @return a new array Z {@code [N, O, oH, oW]}
+     * @param x input {@code [N, C, H, W]} of the block's data type (or the same feature map in another
+     *          {@link Layout} the kernels read); not modified, kept until backward
+     * @return a new array Z {@code [N, O, oH, oW]} in x's layout
      * @throws IllegalArgumentException for a wrong rank, channel count, data type, a spatial size too small for
      *                                  the kernel, (TRAIN) a single value per channel, or (TUNE) NaN or infinity
      *                                  in gamma, beta, b or the running statistics, found by the per-channel
      *                                  check of each fold (a non-finite W is scanned for when folding into DEPLOY)
      */
     public INDArray forward(INDArray x) {
-        checkInput(x);
+        return forward(x, layoutOrNchw(x));
+    }
+
+    /** @return x's layout, or NCHW when x is none (the checks of the forward then name what is wrong) */
+    private static Layout layoutOrNchw(INDArray x) {
+        return x != null && x.rank() == 5 && x.size(4) == Layout.BLOCK ? Layout.BLOCKED8 : Layout.NCHW;
+    }
+
+    /**
+     * As {@link #forward(INDArray)} with the output in the given layout (a network keeps its feature maps in the
+     * kernels' {@link Kernels#preferredLayout}).
+     *
+     * @param out the layout of Z (BLOCKED8 needs a channel count divisible by 8)
+     */
+    public INDArray forward(INDArray x, Layout out) {
+        long[] shape = checkInput(x);
         clearSaved();
         ModeFunctions.Forward f = switch (mode) {
             case TRAIN -> {
-                long[] out = config.conv().outputShape(x.shape());
-                if (out[0] * out[2] * out[3] < 2) {
+                long[] o = config.conv().outputShape(shape);
+                if (o[0] * o[2] * o[3] < 2) {
                     throw new IllegalArgumentException("x: TRAIN needs more than one value per channel to compute batch "
-                            + "statistics, got output " + Arrays.toString(out));
+                            + "statistics, got output " + Arrays.toString(o));
                 }
-                yield ModeFunctions.train(config, unfolded, x);
+                ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded, x, out);
+                SavedTensors.Train s = (SavedTensors.Train) t.saved();
+                ModeFunctions.updateRunningStatistics(config.bn(), unfolded.runningMean(), unfolded.runningVar(),
+                        s.batchMean(), s.batchVar(), o[0] * o[2] * o[3]);
+                kernels.arena().release(lastBatchMean, lastBatchVar);
+                lastBatchMean = s.batchMean();
+                lastBatchVar = s.batchVar();
+                yield t;
             }
-            case EVAL -> ModeFunctions.eval(config, unfolded, x);
-            case TUNE -> ModeFunctions.tune(config, unfolded, x);
-            case DEPLOY -> ModeFunctions.deploy(config.conv(), folded, x);
+            case EVAL -> ModeFunctions.eval(kernels, config, unfolded, x, out);
+            case TUNE -> ModeFunctions.tune(kernels, config, unfolded, x, out);
+            case DEPLOY -> ModeFunctions.deploy(kernels, config.conv(), folded, x, out);
         };
         saved = f.saved();
-        if (saved instanceof SavedTensors.Train t) {
-            lastBatchMean = t.batchMean();
-            lastBatchVar = t.batchVar();
-        }
+        savedOutputLayout = out;
         return f.output();
     }
 
-    private void checkInput(INDArray x) {
+    /** @return the logical input shape */
+    private long[] checkInput(INDArray x) {
         if (x == null) {
             throw new IllegalArgumentException("x: expected an array [N, " + config.conv().inChannels()
                     + ", H, W], got null");
         }
-        config.conv().checkInputShape("x", x.shape());
+        // A blocked feature map is checked by its logical shape; anything else as it is (rank, channels, size).
+        long[] shape = layoutOrNchw(x) == Layout.BLOCKED8 ? Layout.logicalShape(x) : x.shape();
+        config.conv().checkInputShape("x", shape);
         Tensors.requireType("x", x, dataType);
+        return shape;
     }
 
     /**
@@ -213,13 +285,18 @@ public final class ConvBNBlock {
      * {@link #forward}. Keeps what {@link #forward} keeps, for one {@link #backward}.
      *
      * @param x the input, equal (up to reconstruction error) to the last forward's; not modified, kept
-     * @return a new array Z
+     * @return a new array Z in x's layout
      * @throws IllegalStateException in TRAIN when no TRAIN forward ran before
      * @throws IllegalArgumentException as {@link #forward}
      */
     public INDArray forwardReplay(INDArray x) {
+        return forwardReplay(x, layoutOrNchw(x));
+    }
+
+    /** As {@link #forwardReplay(INDArray)} with the output in the given layout. */
+    public INDArray forwardReplay(INDArray x, Layout out) {
         if (mode != Mode.TRAIN) {
-            return forward(x);
+            return forward(x, out);
         }
         if (lastBatchMean == null) {
             throw new IllegalStateException("forwardReplay: expected an earlier TRAIN forward whose batch statistics "
@@ -227,49 +304,67 @@ public final class ConvBNBlock {
         }
         checkInput(x);
         clearSaved();
-        ModeFunctions.Forward f = ModeFunctions.train(config, unfolded, x, lastBatchMean, lastBatchVar);
+        ModeFunctions.Forward f = ModeFunctions.trainReplay(kernels, config, unfolded, x, lastBatchMean, lastBatchVar,
+                out);
         saved = f.saved();
+        savedOutputLayout = out;
         return f.output();
     }
 
     /**
-     * Runs the backward pass of the last forward and releases what it saved.
+     * Runs the backward pass of the last forward and closes what it saved.
      *
-     * @param gradOutput dL/dZ, shaped like the last forward's output, of the block's data type; not modified
-     * @return dL/dX and the gradient of every trainable tensor (see {@link #parameters()}), all new arrays
+     * @param gradOutput dL/dZ, shaped like the last forward's output (same layout), of the block's data type; not
+     *                   modified
+     * @return dL/dX (in the input's layout) and the gradient of every trainable tensor (see {@link #parameters()}),
+     *         all new arrays
      * @throws IllegalStateException if no forward is pending (never run, already backpropagated, cleared, or the
      *                               mode changed since)
      * @throws IllegalArgumentException for a wrong shape or data type of {@code gradOutput}
      */
     public BlockGradients backward(INDArray gradOutput) {
+        return backward(gradOutput, true);
+    }
+
+    /**
+     * As {@link #backward(INDArray)}, computing dL/dX only when asked: the first block of a network needs none.
+     *
+     * @param inputGradient whether to compute dL/dX; without it {@link BlockGradients#input()} is null
+     */
+    public BlockGradients backward(INDArray gradOutput, boolean inputGradient) {
         if (saved == null) {
             throw new IllegalStateException("backward: expected a pending forward in mode " + mode + ", got none "
                     + "(call forward first; each forward allows one backward)");
         }
-        long[] expected = config.conv().outputShape(saved.input().shape());
+        long[] expected = savedOutputLayout.physicalShape(config.conv().outputShape(
+                Layout.logicalShape(saved.input())));
         Tensors.requireShape("gradOutput", gradOutput, expected);
         Tensors.requireType("gradOutput", gradOutput, dataType);
-        SavedTensors s = saved;
-        saved = null;
-        // setMode() drops saved tensors, so they always come from a forward in the current mode.
-        return switch (mode) {
-            case TRAIN -> ModeFunctions.trainBackward(config, unfolded, (SavedTensors.Train) s, gradOutput);
-            case EVAL -> ModeFunctions.evalBackward(config, unfolded, (SavedTensors.Eval) s, gradOutput);
-            case TUNE -> ModeFunctions.tuneBackward(config, unfolded, (SavedTensors.Tune) s, gradOutput);
-            case DEPLOY -> {
-                warnOnceAboutDeployTraining();
-                yield ModeFunctions.deployBackward(config.conv(), folded, (SavedTensors.Deploy) s, gradOutput);
-            }
-        };
+        try (SavedTensors s = saved) {
+            saved = null;
+            // setMode() drops saved tensors, so they always come from a forward in the current mode.
+            return switch (mode) {
+                case TRAIN -> ModeFunctions.trainBackward(kernels, config, unfolded, (SavedTensors.Train) s,
+                        gradOutput, inputGradient);
+                case EVAL -> ModeFunctions.evalBackward(kernels, config, unfolded, (SavedTensors.Eval) s, gradOutput,
+                        inputGradient);
+                case TUNE -> ModeFunctions.tuneBackward(kernels, config, unfolded, s, gradOutput, inputGradient);
+                case DEPLOY -> {
+                    warnOnceAboutDeployTraining();
+                    yield ModeFunctions.deployBackward(kernels, config.conv(), folded, (SavedTensors.Deploy) s,
+                            gradOutput, inputGradient);
+                }
+            };
+        }
     }
 
     /**
-     * Drops what the last forward saved (e.g. after an inference-only forward), freeing the tensors the block made
-     * for it (Y, the TUNE fold); the input stays the caller's.
+     * Drops what the last forward saved (e.g. after an inference-only forward), giving back the tensors the block
+     * made for it (Y, the TUNE fold); the input stays the caller's.
      */
     public void clearSaved() {
         if (saved != null) {
-            saved.releaseOwned();
+            saved.close();
             saved = null;
         }
     }
@@ -311,12 +406,18 @@ public final class ConvBNBlock {
      * @return W', b', s: live in DEPLOY; elsewhere a fold computed now from the current parameters
      */
     public FoldedParameters foldedParameters() {
-        return mode == Mode.DEPLOY ? folded : ModeFunctions.fold(config, unfolded, true);
+        return mode == Mode.DEPLOY ? folded : ModeFunctions.fold(Arena.direct(), config, unfolded, true);
     }
 
     /** @return the range of s; in DEPLOY the one computed when the block folded */
     public FoldDiagnostics foldDiagnostics() {
-        return mode == Mode.DEPLOY ? deployDiagnostics : FoldDiagnostics.of(ModeFunctions.scale(config, unfolded));
+        if (mode == Mode.DEPLOY) {
+            return deployDiagnostics;
+        }
+        INDArray s = ModeFunctions.scale(Arena.direct(), config.bn(), unfolded.gamma(), unfolded.runningVar());
+        FoldDiagnostics d = FoldDiagnostics.of(s);
+        Arena.direct().release(s);
+        return d;
     }
 
     /**

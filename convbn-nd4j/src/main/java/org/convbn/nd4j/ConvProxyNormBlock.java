@@ -1,5 +1,6 @@
 package org.convbn.nd4j;
 
+import org.convbn.nd4j.kernel.Arena;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -94,7 +95,7 @@ public final class ConvProxyNormBlock {
         ProxyMoments m = proxyMoments();
         INDArray r = inverseStd(m);
         INDArray z = Tensors.channelAffine(h, r, arr(m.mean()).muli(r).negi());
-        NativeMemory.release(h);
+        Arena.direct().release(h);
         return z;
     }
 
@@ -114,14 +115,14 @@ public final class ConvProxyNormBlock {
         INDArray y = Nd4j.createUninitialized(v.dataType(), grouped.shape());
         Nd4j.exec(new BroadcastSubOp(grouped, mean.reshape(shape[0], groups), y, 0, 1));
         Nd4j.exec(new BroadcastMulOp(y, rstd, y, 0, 1));
-        NativeMemory.release(v, mean);
+        Arena.direct().release(v, mean);
         y = y.reshape('c', shape);
         savedInput = x;
         savedNormalized = y;
         savedRstd = rstd;
         INDArray a = Tensors.channelAffine(y, parameters.gamma(), parameters.beta());
         INDArray h = phi(a);
-        NativeMemory.release(a);
+        Arena.direct().release(a);
         return h;
     }
 
@@ -148,7 +149,7 @@ public final class ConvProxyNormBlock {
         Nd4j.exec(new BroadcastSubOp(hMinusMu, arr(m.mean()), hMinusMu, 1));
         double[] sumG = vec(Tensors.channelSums(gradOutput));
         double[] sumGh = vec(Tensors.channelSums(hMinusMu.muli(gradOutput)));
-        NativeMemory.release(hMinusMu);
+        Arena.direct().release(hMinusMu);
         int c = rv.length;
         double[] dMean = new double[c];
         double[] dVar = new double[c];
@@ -161,7 +162,7 @@ public final class ConvProxyNormBlock {
 
         // Direct path: da = r g phi'(a).
         INDArray da = phiDerivative(a);
-        NativeMemory.release(a);
+        Arena.direct().release(a);
         da.muli(gradOutput);
         Nd4j.exec(new BroadcastMulOp(da, r, da, 1));
         INDArray dgamma = Tensors.channelSums(da.mul(y)).addi(arr(proxy[0]));
@@ -169,9 +170,9 @@ public final class ConvProxyNormBlock {
         Nd4j.exec(new BroadcastMulOp(da, parameters.gamma(), da, 1)); // now dy
 
         INDArray dv = groupNormBackward(da, y, savedRstd);
-        NativeMemory.release(da, y);
+        Arena.direct().release(da, y);
         Conv2dOps.Gradients g = Conv2dOps.backward(conv, savedInput, parameters.weight(), parameters.bias(), dv);
-        NativeMemory.release(dv, savedRstd);
+        Arena.direct().release(dv, savedRstd);
         clearSaved();
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(ProxyNormParameters.WEIGHT, g.weight());
@@ -200,7 +201,7 @@ public final class ConvProxyNormBlock {
         Nd4j.exec(new BroadcastMulOp(yG, meanDyY, yTerm, 0, 1));
         dv.subi(yTerm);
         Nd4j.exec(new BroadcastMulOp(dv, rstd.reshape(shape[0], groups), dv, 0, 1));
-        NativeMemory.release(yTerm, meanDy, meanDyY);
+        Arena.direct().release(yTerm, meanDy, meanDyY);
         return dv.reshape('c', shape);
     }
 

@@ -10,7 +10,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * BN folded into the conv: {@code W' = s * W} (each output channel scaled), {@code b' = beta + s * (b - mean)},
  * {@code s = gamma / sqrt(var + eps)}. In DEPLOY these arrays are the block's live parameters.
  *
- * @param weight W' {@code [O, C/groups, kH, kW]} (null only inside a TUNE forward that recomputes it later)
+ * @param weight W' {@code [O, C/groups, kH, kW]}
  * @param bias b' {@code [O]} (present even when the conv had no bias: BN's shift lands here)
  * @param scale s {@code [O]}
  */

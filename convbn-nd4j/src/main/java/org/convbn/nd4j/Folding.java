@@ -2,12 +2,14 @@ package org.convbn.nd4j;
 
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ParameterNames;
+import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * The fold of BN into the conv and its inverse, as pure functions on tensors a caller owns: for frameworks that
- * keep parameters in their own storage and switch a layer to DEPLOY by overwriting them (see the DL4J layer).
- * {@link ConvBNBlock#setMode} does the same for the tensors a block holds.
+ * The fold of BN into the conv and its inverse, validated, on tensors a caller owns: for frameworks that keep
+ * parameters in their own storage and switch a layer to DEPLOY by overwriting them (see the DL4J layer). The
+ * unvalidated functions are {@link ModeFunctions#fold} and {@link ModeFunctions#unfold}, which
+ * {@link ConvBNBlock#setMode} runs on the tensors a block holds.
  *
  * <pre>
  *   s  = gamma / sqrt(var + eps)
@@ -33,7 +35,7 @@ public final class Folding {
      * @return s = gamma / sqrt(var + eps), a new {@code [O]} array
      */
     public static INDArray scale(ConvBNConfig config, ConvBNParameters parameters) {
-        return ModeFunctions.scale(config, parameters);
+        return ModeFunctions.scale(Arena.direct(), config.bn(), parameters.gamma(), parameters.runningVar());
     }
 
     /**
@@ -45,7 +47,7 @@ public final class Folding {
      */
     public static FoldedParameters fold(ConvBNConfig config, ConvBNParameters parameters) {
         parameters.validate(config);
-        return ModeFunctions.fold(config, parameters, true);
+        return ModeFunctions.fold(Arena.direct(), config, parameters, true);
     }
 
     /**

@@ -3,10 +3,14 @@ package org.convbn.nd4j;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
+import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.ParameterNames;
 import org.convbn.core.TuneFold;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
@@ -15,54 +19,79 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
- * The math of the four modes, forward and backward, as pure functions: read this file top to bottom to see
- * what each mode computes and keeps. {@link ConvBNBlock} only validates, dispatches and holds state.
+ * The math of the four modes, forward and backward, as pure functions of explicit tensors: read this file top to
+ * bottom to see what each mode computes and keeps. {@link ConvBNBlock} only validates, dispatches and holds state.
+ * The activation-sized work runs on {@link Kernels} (the conv, BatchNorm's per-channel passes); the weight-sized
+ * work (the fold, TUNE's gradients of W, b, gamma) is written here with ND4J ops on the plain parameter arrays.
  *
  * <p>Notation per output channel c: {@code r = 1/sqrt(v + eps)}, {@code s = gamma * r}, {@code g = dL/dZ}; sums
- * run over N, H, W. Unless said otherwise a function allocates its results and modifies none of its arguments;
- * the only exceptions are {@link #train}, which updates the running statistics in place, and the backwards,
- * which free their activation-sized temporaries and the conv output Y that the forward made and saved (see
- * {@link NativeMemory}), so that a step's peak memory is what it needs.
+ * run over N, H, W.
+ *
+ * <p>Contract: no function modifies or frees its arguments ({@link #updateRunningStatistics}, named for it, updates
+ * the running statistics it is given). Results are new arrays from the kernels' arena (or the given arena) and
+ * belong to the caller: the output and the gradients to release when done, the {@link SavedTensors} to close after
+ * the backward that reads it.
  */
-final class ModeFunctions {
+public final class ModeFunctions {
     private ModeFunctions() {
     }
 
-    /** A forward's output and what it keeps for the backward. */
-    record Forward(INDArray output, SavedTensors saved) {
+    /**
+     * A forward's output and what it keeps for the backward.
+     *
+     * @param output Z, in the layout asked for
+     * @param saved the tensors the backward needs
+     */
+    public record Forward(INDArray output, SavedTensors saved) {
     }
 
     // ---------------------------------------------------------------- the fold
 
-    /** @return r = 1 / sqrt(v + eps), a new [O] array */
-    static INDArray inverseStd(ConvBNConfig config, INDArray variance) {
-        return Transforms.sqrt(variance.add(config.bn().eps()), false).rdivi(1.0);
-    }
-
-    /** @return s = gamma * r (r without affine), a new [O] array */
-    static INDArray scale(ConvBNConfig config, ConvBNParameters p) {
-        INDArray r = inverseStd(config, p.runningVar());
-        return p.gamma() == null ? r : r.muli(p.gamma());
+    /**
+     * @param bn the BatchNorm configuration (eps)
+     * @param gamma {@code [O]}, or null when BN is not affine; not modified
+     * @param variance the running variance {@code [O]}; not modified
+     * @return s = gamma / sqrt(var + eps) (1 / sqrt(var + eps) without affine), a new {@code [O]} array from
+     *         {@code arena}
+     */
+    public static INDArray scale(Arena arena, BatchNormConfig bn, INDArray gamma, INDArray variance) {
+        INDArray s = arena.allocate(variance.dataType(), variance.shape());
+        s.assign(variance).addi(bn.eps());
+        Transforms.sqrt(s, false).rdivi(1.0);
+        return gamma == null ? s : s.muli(gamma);
     }
 
     /**
-     * {@code W' = s * W}, {@code b' = beta + s * (b - mean)}: weight-sized work only.
+     * {@code W' = s * W}, {@code b' = beta + s * (b - mean)}: weight-sized work only (PyTorch's
+     * {@code fuse_conv_bn_weights}).
      *
+     * @param arena where W', b' and s come from
+     * @param config the block configuration
+     * @param p W, b, gamma, beta, running statistics; not modified
      * @param checkWeight whether to also scan W' for NaN and infinity (one pass over the weight, done when folding
      *                    into DEPLOY); s and b' are always checked, which catches every non-finite gamma, beta,
      *                    b, mean or variance
+     * @return new W', b', s
      * @throws IllegalArgumentException if a source tensor holds NaN or infinity (named)
      */
-    static FoldedParameters fold(ConvBNConfig config, ConvBNParameters p, boolean checkWeight) {
-        INDArray s = scale(config, p);
-        INDArray w = Tensors.scaleOutputChannels(p.weight(), s);
-        INDArray b = p.biasOrZeros().sub(p.runningMean()).muli(s);
+    public static FoldedParameters fold(Arena arena, ConvBNConfig config, ConvBNParameters p, boolean checkWeight) {
+        INDArray s = scale(arena, config.bn(), p.gamma(), p.runningVar());
+        INDArray w = arena.allocate(p.weight().dataType(), p.weight().shape());
+        Nd4j.exec(new BroadcastMulOp(p.weight(), s, w, 0));
+        INDArray b = arena.allocate(s.dataType(), s.shape());
+        if (p.bias() != null) {
+            b.assign(p.bias()).subi(p.runningMean());
+        } else {
+            b.assign(p.runningMean()).negi();
+        }
+        b.muli(s);
         if (p.beta() != null) {
             b.addi(p.beta());
         }
         double check = s.sumNumber().doubleValue() + b.sumNumber().doubleValue()
                 + (checkWeight ? w.sumNumber().doubleValue() : 0);
         if (!Double.isFinite(check)) {
+            arena.release(w, b, s);
             // Name the culprit: the fold of finite inputs with var + eps > 0 is finite.
             p.trainable().forEach(Tensors::requireFinite);
             p.buffers().forEach(Tensors::requireFinite);
@@ -78,15 +107,15 @@ final class ModeFunctions {
      *
      * @param config the block configuration
      * @param folded W', b' (possibly trained in DEPLOY), not modified
-     * @param kept the BN tensors kept at fold time (its weight and bias are null), not modified
+     * @param kept the BN tensors kept at fold time (its weight and bias are not read), not modified
      * @param biasTolerance how far b' may drift from {@code -s * mean} when neither a conv bias nor a BN shift can
      *                      absorb it
      * @return new unfolded parameters (running statistics and gamma are the kept arrays themselves)
      * @throws IllegalStateException if some s is 0, or the folded bias changed and nothing can absorb it
      */
-    static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, ConvBNParameters kept,
-                                   double biasTolerance) {
-        INDArray s = scale(config, kept);
+    public static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, ConvBNParameters kept,
+                                          double biasTolerance) {
+        INDArray s = scale(Arena.direct(), config.bn(), kept.gamma(), kept.runningVar());
         double[] sv = s.toDoubleVector();
         for (int c = 0; c < sv.length; c++) {
             if (sv[c] == 0 || !Double.isFinite(sv[c])) {
@@ -118,101 +147,91 @@ final class ModeFunctions {
 
     /**
      * {@code Y = conv(X, W) + b}; batch mean and biased variance of Y per channel;
-     * {@code Z = gamma * (Y - mean_B) / sqrt(var_B + eps) + beta}. Updates {@code p.runningMean()} and
-     * {@code p.runningVar()} in place with momentum m: {@code mean <- (1-m) mean + m mean_B},
-     * {@code var <- (1-m) var + m var_B * n / (n - 1)} (PyTorch's unbiased running variance; without the factor
-     * n / (n - 1) when the config asks for DL4J's biased one).
+     * {@code Z = gamma * (Y - mean_B) / sqrt(var_B + eps) + beta}. The running statistics are not touched: the
+     * caller folds the batch statistics into them with {@link #updateRunningStatistics}.
+     *
+     * @param x the input (not modified; the saved record refers to it)
+     * @param out the layout of Z
+     * @return Z, and X, Y, the batch mean and variance for the backward (the batch statistics are the caller's to
+     *         release; the record owns Y)
      */
-    static Forward train(ConvBNConfig config, ConvBNParameters p, INDArray x) {
-        return train(config, p, x, null, null);
+    public static Forward train(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
+        INDArray y = k.conv(config.conv(), x, p.weight(), p.bias(), out);
+        Kernels.BatchStatistics bn = k.batchNormTraining(y, p.gamma(), p.beta(), config.bn().eps());
+        return new Forward(bn.output(), new SavedTensors.Train(x, y, bn.mean(), bn.variance(), k.arena()));
     }
 
     /**
-     * TRAIN's forward; with {@code replayMean} and {@code replayVar} given, a replay of an earlier forward on the
-     * same input (a reversible network's recompute): those batch statistics normalise and the running statistics
-     * are left alone, so one training step updates them once.
+     * TRAIN's forward replaying an earlier forward on the same input (a reversible network's recompute): the given
+     * batch statistics normalise, so one training step updates the running statistics once.
+     *
+     * @param batchMean the earlier forward's batch mean, not modified (referred to by the saved record)
+     * @param batchVar the earlier forward's biased batch variance, not modified (referred to by the saved record)
      */
-    static Forward train(ConvBNConfig config, ConvBNParameters p, INDArray x, INDArray replayMean,
-                         INDArray replayVar) {
-        INDArray y = Conv2dOps.forward(config.conv(), x, p.weight(), p.bias());
-        long n = y.length() / y.size(1);
-        boolean replay = replayMean != null;
-        INDArray mean = replay ? replayMean : y.mean(0, 2, 3);
-        INDArray var = replay ? replayVar : y.var(false, 0, 2, 3);
-        INDArray sB = inverseStd(config, var);
-        if (p.gamma() != null) {
-            sB.muli(p.gamma());
-        }
-        INDArray shift = mean.mul(sB).negi();
-        if (p.beta() != null) {
-            shift.addi(p.beta());
-        }
-        INDArray z = Tensors.channelAffine(y, sB, shift);
-        if (!replay) {
-            double m = config.bn().momentum();
-            p.runningMean().muli(1 - m).addi(mean.mul(m));
-            double correction = config.bn().unbiasedRunningVar() ? n / (n - 1.0) : 1.0;
-            p.runningVar().muli(1 - m).addi(var.mul(m * correction));
-        }
-        return new Forward(z, new SavedTensors.Train(x, y, mean, var));
+    public static Forward trainReplay(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x,
+                                      INDArray batchMean, INDArray batchVar, Layout out) {
+        INDArray y = k.conv(config.conv(), x, p.weight(), p.bias(), out);
+        INDArray z = k.batchNorm(y, batchMean, batchVar, p.gamma(), p.beta(), config.bn().eps());
+        return new Forward(z, new SavedTensors.Train(x, y, batchMean, batchVar, k.arena()));
     }
 
     /**
-     * Through the batch statistics, with {@code xhat = (Y - mean_B) r_B}:
-     * {@code dbeta = sum(g)}, {@code dgamma = sum(g xhat)},
-     * {@code dY = gamma r_B (g - dbeta / n - xhat dgamma / n)}, then the conv backward with dY.
+     * {@code mean <- (1-m) mean + m mean_B}, {@code var <- (1-m) var + m var_B * n / (n - 1)} (PyTorch's unbiased
+     * running variance; without the factor n / (n - 1) when the config asks for DL4J's biased one).
+     *
+     * @param runningMean modified
+     * @param runningVar modified
+     * @param batchMean not modified
+     * @param batchVar biased, not modified
+     * @param n values per channel the batch statistics were computed over
      */
-    static BlockGradients trainBackward(ConvBNConfig config, ConvBNParameters p, SavedTensors.Train saved,
-                                        INDArray g) {
-        INDArray y = saved.convOutput();
-        long n = y.length() / y.size(1);
-        INDArray rB = inverseStd(config, saved.batchVar());
-        INDArray xhat = Tensors.channelAffine(y, rB, saved.batchMean().mul(rB).negi());
-        INDArray dbeta = Tensors.channelSums(g);
-        INDArray gXhat = xhat.mul(g);
-        INDArray dgamma = Tensors.channelSums(gXhat);
-        NativeMemory.release(gXhat);
-        INDArray a = p.gamma() == null ? rB : rB.mul(p.gamma());
-        // dY = a*g - (a*dbeta/n) - xhat * (a*dgamma/n); xhat is overwritten with its term.
-        INDArray dy = Tensors.channelAffine(g, a, a.mul(dbeta).divi(-n));
-        Nd4j.exec(new BroadcastMulOp(xhat, a.mul(dgamma).divi(-n), xhat, 1));
-        dy.addi(xhat);
-        NativeMemory.release(xhat, y); // Y was the block's own, made by the forward
-        Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), p.weight(), p.bias(), dy);
-        NativeMemory.release(dy);
-        return unfoldedGradients(conv, dgamma, dbeta, p);
+    public static void updateRunningStatistics(BatchNormConfig bn, INDArray runningMean, INDArray runningVar,
+                                               INDArray batchMean, INDArray batchVar, long n) {
+        double m = bn.momentum();
+        double correction = bn.unbiasedRunningVar() ? n / (n - 1.0) : 1.0;
+        INDArray t = batchMean.mul(m);
+        runningMean.muli(1 - m).addi(t);
+        Arena.direct().release(t);
+        t = batchVar.mul(m * correction);
+        runningVar.muli(1 - m).addi(t);
+        Arena.direct().release(t);
+    }
+
+    /**
+     * Through the batch statistics ({@link Kernels#batchNormTrainingBackward}): dY, dgamma, dbeta; then the conv
+     * backward with dY.
+     */
+    public static BlockGradients trainBackward(Kernels k, ConvBNConfig config, ConvBNParameters p,
+                                               SavedTensors.Train saved, INDArray g, boolean inputGradient) {
+        Kernels.BatchNormGradients bn = k.batchNormTrainingBackward(saved.convOutput(), g, saved.batchMean(),
+                saved.batchVar(), p.gamma(), config.bn().eps());
+        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), bn.input(),
+                inputGradient, p.bias() != null, Layout.of(saved.input()));
+        k.arena().release(bn.input());
+        return unfoldedGradients(conv, bn.gamma(), bn.beta(), p);
     }
 
     // ---------------------------------------------------------------- EVAL
 
     /** {@code Y = conv(X, W) + b}; {@code Z = s (Y - mean) + beta} as a separate per-channel affine pass. */
-    static Forward eval(ConvBNConfig config, ConvBNParameters p, INDArray x) {
-        INDArray y = Conv2dOps.forward(config.conv(), x, p.weight(), p.bias());
-        INDArray s = scale(config, p);
-        INDArray shift = p.runningMean().mul(s).negi();
-        if (p.beta() != null) {
-            shift.addi(p.beta());
-        }
-        return new Forward(Tensors.channelAffine(y, s, shift), new SavedTensors.Eval(x, y));
+    public static Forward eval(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
+        INDArray y = k.conv(config.conv(), x, p.weight(), p.bias(), out);
+        INDArray z = k.batchNorm(y, p.runningMean(), p.runningVar(), p.gamma(), p.beta(), config.bn().eps());
+        return new Forward(z, new SavedTensors.Eval(x, y, k.arena()));
     }
 
     /**
-     * {@code dbeta = sum(g)}, {@code dgamma = r (sum(g Y) - mean sum(g))} (= sum(g (Y - mean) r)),
-     * {@code dY = s g}, then the conv backward with dY.
+     * {@code dbeta = sum(g)}, {@code dgamma = sum(g (Y - mean) r)}, {@code dY = s g}
+     * ({@link Kernels#batchNormBackward}), then the conv backward with dY.
      */
-    static BlockGradients evalBackward(ConvBNConfig config, ConvBNParameters p, SavedTensors.Eval saved,
-                                       INDArray g) {
-        INDArray s = scale(config, p);
-        INDArray dbeta = Tensors.channelSums(g);
-        INDArray gY = g.mul(saved.convOutput());
-        INDArray dgamma = Tensors.channelSums(gY).subi(p.runningMean().mul(dbeta))
-                .muli(inverseStd(config, p.runningVar()));
-        NativeMemory.release(gY, saved.convOutput()); // Y was the block's own, made by the forward
-        INDArray dy = Nd4j.createUninitialized(g.dataType(), g.shape());
-        Nd4j.exec(new BroadcastMulOp(g, s, dy, 1));
-        Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), p.weight(), p.bias(), dy);
-        NativeMemory.release(dy);
-        return unfoldedGradients(conv, dgamma, dbeta, p);
+    public static BlockGradients evalBackward(Kernels k, ConvBNConfig config, ConvBNParameters p,
+                                              SavedTensors.Eval saved, INDArray g, boolean inputGradient) {
+        Kernels.BatchNormGradients bn = k.batchNormBackward(saved.convOutput(), g, p.runningMean(), p.runningVar(),
+                p.gamma(), config.bn().eps());
+        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), bn.input(),
+                inputGradient, p.bias() != null, Layout.of(saved.input()));
+        k.arena().release(bn.input());
+        return unfoldedGradients(conv, bn.gamma(), bn.beta(), p);
     }
 
     // ---------------------------------------------------------------- TUNE
@@ -221,14 +240,14 @@ final class ModeFunctions {
      * Folds (weight-sized work), then {@code Z = conv(X, W') + b'}: Y is never formed. Keeps W' for the backward,
      * or drops it at once with {@link TuneFold#RECOMPUTE}.
      */
-    static Forward tune(ConvBNConfig config, ConvBNParameters p, INDArray x) {
-        FoldedParameters folded = fold(config, p, false);
-        INDArray z = Conv2dOps.forward(config.conv(), x, folded.weight(), folded.bias());
+    public static Forward tune(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
+        FoldedParameters f = fold(k.arena(), config, p, false);
+        INDArray z = k.conv(config.conv(), x, f.weight(), f.bias(), out);
         if (config.tuneFold() == TuneFold.RECOMPUTE) {
-            NativeMemory.release(folded.weight());
-            folded = new FoldedParameters(null, folded.bias(), folded.scale());
+            k.arena().release(f.weight());
+            return new Forward(z, new SavedTensors.TuneRecomputed(x, f.bias(), f.scale(), k.arena()));
         }
-        return new Forward(z, new SavedTensors.Tune(x, folded));
+        return new Forward(z, new SavedTensors.TuneKept(x, f, k.arena()));
     }
 
     /**
@@ -237,44 +256,70 @@ final class ModeFunctions {
      * {@code ds = sum_{i,kh,kw}(dW' W) + db' (b - mean)}, {@code dgamma = r ds}, {@code dbeta = db'}.
      * Exactly EVAL's gradients, because Y = conv(X, W) + b is linear in W and b.
      */
-    static BlockGradients tuneBackward(ConvBNConfig config, ConvBNParameters p, SavedTensors.Tune saved,
-                                       INDArray g) {
-        FoldedParameters f = saved.folded();
-        INDArray foldedWeight = f.weight() != null ? f.weight() : Tensors.scaleOutputChannels(p.weight(), f.scale());
-        Conv2dOps.Gradients conv = Conv2dOps.backward(config.conv(), saved.input(), foldedWeight, f.bias(), g);
+    public static BlockGradients tuneBackward(Kernels k, ConvBNConfig config, ConvBNParameters p, SavedTensors saved,
+                                              INDArray g, boolean inputGradient) {
+        Arena arena = k.arena();
+        INDArray scale;
+        INDArray foldedWeight;
+        if (saved instanceof SavedTensors.TuneKept kept) {
+            scale = kept.folded().scale();
+            foldedWeight = kept.folded().weight();
+        } else if (saved instanceof SavedTensors.TuneRecomputed recomputed) {
+            scale = recomputed.scale();
+            foldedWeight = arena.allocate(p.weight().dataType(), p.weight().shape());
+            Nd4j.exec(new BroadcastMulOp(p.weight(), scale, foldedWeight, 0)); // bit-identical to the forward's
+        } else {
+            throw new IllegalArgumentException("saved: expected a TUNE record, got " + saved.getClass().getSimpleName());
+        }
+        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), foldedWeight, g, inputGradient, true,
+                Layout.of(saved.input()));
+        if (!(saved instanceof SavedTensors.TuneKept)) {
+            arena.release(foldedWeight);
+        }
         INDArray dFoldedW = conv.weight();
         INDArray dFoldedB = conv.bias();
         INDArray dgamma = null;
         if (p.gamma() != null) {
-            // sum_{i,kh,kw} dW' W per output channel, as one reduction without a weight-sized temporary.
-            INDArray ds = Nd4j.getExecutioner().exec(new Dot(dFoldedW, p.weight(), 1, 2, 3))
-                    .addi(p.biasOrZeros().sub(p.runningMean()).muli(dFoldedB));
-            dgamma = ds.muli(inverseStd(config, p.runningVar()));
+            // ds = sum_{i,kh,kw} dW' W per output channel (one reduction, no weight-sized temporary) + db' (b - mean)
+            INDArray ds = Nd4j.getExecutioner().exec(new Dot(dFoldedW, p.weight(), 1, 2, 3));
+            INDArray shift = p.bias() == null ? p.runningMean().neg() : p.bias().sub(p.runningMean());
+            ds.addi(shift.muli(dFoldedB));
+            INDArray r = scale(Arena.direct(), config.bn(), null, p.runningVar());
+            dgamma = arena.allocate(ds.dataType(), ds.shape()).assign(ds.muli(r));
+            Arena.direct().release(ds, shift, r);
         }
-        Nd4j.exec(new BroadcastMulOp(dFoldedW, f.scale(), dFoldedW, 0)); // now dW
-        INDArray db = p.bias() == null ? null : dFoldedB.mul(f.scale());
-        NativeMemory.release(foldedWeight, f.bias(), f.scale()); // this step's own fold
-        return unfoldedGradients(new Conv2dOps.Gradients(conv.input(), dFoldedW, db), dgamma, dFoldedB, p);
+        Nd4j.exec(new BroadcastMulOp(dFoldedW, scale, dFoldedW, 0)); // now dW
+        INDArray db = null;
+        if (p.bias() != null) {
+            db = arena.allocate(dFoldedB.dataType(), dFoldedB.shape()).assign(dFoldedB).muli(scale);
+        }
+        INDArray dbeta = dFoldedB;
+        if (p.gamma() == null) {
+            arena.release(dFoldedB);
+            dbeta = null;
+        }
+        return unfoldedGradients(new Kernels.ConvGradients(conv.input(), dFoldedW, db), dgamma, dbeta, p);
     }
 
     // ---------------------------------------------------------------- DEPLOY
 
     /** {@code Z = conv(X, W') + b'} with the folded tensors as the parameters. */
-    static Forward deploy(ConvConfig conv, FoldedParameters folded, INDArray x) {
-        return new Forward(Conv2dOps.forward(conv, x, folded.weight(), folded.bias()), new SavedTensors.Deploy(x));
+    public static Forward deploy(Kernels k, ConvConfig conv, FoldedParameters folded, INDArray x, Layout out) {
+        return new Forward(k.conv(conv, x, folded.weight(), folded.bias(), out), new SavedTensors.Deploy(x));
     }
 
     /** {@code dW' = conv_bp_weight(X, g)}, {@code db' = sum(g)}, {@code dX = conv_bp_data(g, W')}. */
-    static BlockGradients deployBackward(ConvConfig conv, FoldedParameters folded, SavedTensors.Deploy saved,
-                                         INDArray g) {
-        Conv2dOps.Gradients c = Conv2dOps.backward(conv, saved.input(), folded.weight(), folded.bias(), g);
+    public static BlockGradients deployBackward(Kernels k, ConvConfig conv, FoldedParameters folded,
+                                                SavedTensors.Deploy saved, INDArray g, boolean inputGradient) {
+        Kernels.ConvGradients c = k.convBackward(conv, saved.input(), folded.weight(), g, inputGradient, true,
+                Layout.of(saved.input()));
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(ParameterNames.FOLDED_WEIGHT, c.weight());
         grads.put(ParameterNames.FOLDED_BIAS, c.bias());
         return new BlockGradients(c.input(), grads);
     }
 
-    private static BlockGradients unfoldedGradients(Conv2dOps.Gradients conv, INDArray dgamma, INDArray dbeta,
+    private static BlockGradients unfoldedGradients(Kernels.ConvGradients conv, INDArray dgamma, INDArray dbeta,
                                                     ConvBNParameters p) {
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(ParameterNames.CONV_WEIGHT, conv.weight());

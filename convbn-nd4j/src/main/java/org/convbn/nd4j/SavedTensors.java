@@ -3,13 +3,19 @@ package org.convbn.nd4j;
 import java.util.List;
 
 import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * What a forward keeps for its backward, one record per mode, exactly as in the mode table of
+ * What a forward keeps for its backward, one record per mode and TUNE variant, exactly as in the mode table of
  * {@link org.convbn.core.Mode}. Holding these and nothing else is what makes the retained-byte accounting exact.
+ *
+ * <p>Ownership: the input X stays its caller's (a block never frees its input); the tensors a forward made for its
+ * backward (Y, the fold) belong to the record, which gives them back to their arena on {@link #close()}. TRAIN's
+ * batch statistics belong to the block (a replay reuses them after the backward). The backward functions read a
+ * record and free nothing; whoever holds it closes it.
  */
-sealed interface SavedTensors {
+public sealed interface SavedTensors extends AutoCloseable {
 
     /** @return the forward's input */
     INDArray input();
@@ -20,28 +26,25 @@ sealed interface SavedTensors {
     /** @return the saved tensors shaped like a weight or a per-channel vector */
     List<INDArray> weightSized();
 
-    /**
-     * Frees the tensors the forward made for itself (Y, the TUNE fold), when they are dropped without a backward.
-     * The input belongs to the caller and the batch statistics are kept for replays, so neither is freed.
-     */
-    default void releaseOwned() {
-        if (this instanceof Train t) {
-            NativeMemory.release(t.convOutput());
-        } else if (this instanceof Eval e) {
-            NativeMemory.release(e.convOutput());
-        } else if (this instanceof Tune t) {
-            NativeMemory.release(t.folded().weight(), t.folded().bias(), t.folded().scale());
-        }
-    }
+    /** Gives the tensors the forward made for this record back to their arena; the input stays the caller's. */
+    @Override
+    void close();
 
-    /** @return the bytes held, activation-sized and weight-sized */
+    /** @return the bytes held, activation-sized and weight-sized (physical sizes of the arrays) */
     default RetainedBytes bytes() {
-        return new RetainedBytes(activations().stream().mapToLong(Tensors::bytes).sum(),
-                weightSized().stream().mapToLong(Tensors::bytes).sum());
+        return new RetainedBytes(activations().stream().mapToLong(SavedTensors::bytes).sum(),
+                weightSized().stream().mapToLong(SavedTensors::bytes).sum());
     }
 
-    /** TRAIN: X, Y = conv(X) + b, and the batch mean and biased variance of Y. */
-    record Train(INDArray input, INDArray convOutput, INDArray batchMean, INDArray batchVar) implements SavedTensors {
+    private static long bytes(INDArray a) {
+        return a.length() * a.dataType().width();
+    }
+
+    /**
+     * TRAIN: X, Y = conv(X) + b (owned), and the batch mean and biased variance of Y (the block's).
+     */
+    record Train(INDArray input, INDArray convOutput, INDArray batchMean, INDArray batchVar, Arena arena)
+            implements SavedTensors {
         @Override
         public List<INDArray> activations() {
             return List.of(input, convOutput);
@@ -51,10 +54,15 @@ sealed interface SavedTensors {
         public List<INDArray> weightSized() {
             return List.of(batchMean, batchVar);
         }
+
+        @Override
+        public void close() {
+            arena.release(convOutput);
+        }
     }
 
-    /** EVAL: X and Y = conv(X) + b. */
-    record Eval(INDArray input, INDArray convOutput) implements SavedTensors {
+    /** EVAL: X and Y = conv(X) + b (owned). */
+    record Eval(INDArray input, INDArray convOutput, Arena arena) implements SavedTensors {
         @Override
         public List<INDArray> activations() {
             return List.of(input, convOutput);
@@ -64,10 +72,15 @@ sealed interface SavedTensors {
         public List<INDArray> weightSized() {
             return List.of();
         }
+
+        @Override
+        public void close() {
+            arena.release(convOutput);
+        }
     }
 
-    /** TUNE: X and the fold W' (null when recomputed in the backward), b', s of this forward. */
-    record Tune(INDArray input, FoldedParameters folded) implements SavedTensors {
+    /** TUNE keeping its fold ({@link org.convbn.core.TuneFold#KEEP}): X and this forward's W', b', s (owned). */
+    record TuneKept(INDArray input, FoldedParameters folded, Arena arena) implements SavedTensors {
         @Override
         public List<INDArray> activations() {
             return List.of(input);
@@ -75,8 +88,33 @@ sealed interface SavedTensors {
 
         @Override
         public List<INDArray> weightSized() {
-            return folded.weight() == null ? List.of(folded.bias(), folded.scale())
-                    : List.of(folded.weight(), folded.bias(), folded.scale());
+            return List.of(folded.weight(), folded.bias(), folded.scale());
+        }
+
+        @Override
+        public void close() {
+            arena.release(folded.weight(), folded.bias(), folded.scale());
+        }
+    }
+
+    /**
+     * TUNE recomputing W' = s W in the backward ({@link org.convbn.core.TuneFold#RECOMPUTE}): X and this forward's
+     * b' and s (owned).
+     */
+    record TuneRecomputed(INDArray input, INDArray foldedBias, INDArray scale, Arena arena) implements SavedTensors {
+        @Override
+        public List<INDArray> activations() {
+            return List.of(input);
+        }
+
+        @Override
+        public List<INDArray> weightSized() {
+            return List.of(foldedBias, scale);
+        }
+
+        @Override
+        public void close() {
+            arena.release(foldedBias, scale);
         }
     }
 
@@ -90,6 +128,11 @@ sealed interface SavedTensors {
         @Override
         public List<INDArray> weightSized() {
             return List.of();
+        }
+
+        @Override
+        public void close() {
+            // nothing of its own
         }
     }
 }

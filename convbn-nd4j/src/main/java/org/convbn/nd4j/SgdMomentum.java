@@ -1,5 +1,6 @@
 package org.convbn.nd4j;
 
+import org.convbn.nd4j.kernel.Arena;
 import java.util.IdentityHashMap;
 import java.util.Map;
 
@@ -58,11 +59,11 @@ public final class SgdMomentum {
             if (weightDecay != 0) {
                 INDArray decay = p.mul(weightDecay);
                 v.addi(decay);
-                NativeMemory.release(decay);
+                Arena.direct().release(decay);
             }
             INDArray update = v.mul(learningRate);
             p.subi(update);
-            NativeMemory.release(update);
+            Arena.direct().release(update);
         }
     }
 }

@@ -2,7 +2,7 @@ package org.convbn.bench.jmh;
 
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.Conv2dOps;
-import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.kernel.Arena;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
@@ -36,7 +36,7 @@ public class BareConvStepBenchmark extends AbstractBenchmark {
         INDArray y = Conv2dOps.forward(conv, x, w, null);
         Conv2dOps.Gradients g = Conv2dOps.backward(conv, x, w, null, gradOutput);
         w.subi(g.weight().muli(1e-3));
-        NativeMemory.release(y, g.input(), g.weight());
+        Arena.direct().release(y, g.input(), g.weight());
         return y;
     }
 }

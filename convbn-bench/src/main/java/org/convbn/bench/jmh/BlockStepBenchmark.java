@@ -4,7 +4,7 @@ import org.convbn.core.Mode;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.SgdMomentum;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
@@ -48,8 +48,8 @@ public class BlockStepBenchmark extends AbstractBenchmark {
         INDArray z = block.forward(x);
         BlockGradients g = block.backward(z.divi(z.length())); // dL/dZ of mean(Z^2)/2, in place: Z is done
         sgd.step(block.parameters(), g.parameters());
-        NativeMemory.release(z, g.input());
-        g.parameters().values().forEach(NativeMemory::release);
+        Arena.direct().release(z, g.input());
+        g.parameters().values().forEach(a -> Arena.direct().release(a));
         return z;
     }
 }

@@ -4,27 +4,32 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 
+import org.convbn.core.Cost;
+import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * A fully connected layer {@code y = x W^T + b}: x {@code [N, in]}, W {@code [out, in]} (PyTorch's layout),
- * b {@code [out]}, y {@code [N, out]}. Keeps x between forward and backward.
+ * b {@code [out]}, y {@code [N, out]}. Keeps x between forward and backward; results come from the given arena.
  */
 public final class Linear {
     private final String name;
     private final INDArray weight;
     private final INDArray bias;
+    private final Arena arena;
     private INDArray savedInput;
 
     /**
      * PyTorch's default initialisation: W and b uniform in +-1/sqrt(in).
      *
      * @param name the parameter prefix (e.g. "fc")
+     * @param arena where outputs and gradients come from
      */
-    public Linear(String name, int in, int out, DataType type, long seed) {
+    public Linear(String name, int in, int out, DataType type, long seed, Arena arena) {
         this.name = name;
+        this.arena = arena;
         SplittableRandom rng = new SplittableRandom(seed);
         double bound = 1 / Math.sqrt(in);
         double[] w = new double[in * out];
@@ -40,27 +45,43 @@ public final class Linear {
     }
 
     /** @return the layer's cost: {@code in * out} weights and multiply-adds, {@code out} biases */
-    public org.convbn.core.Cost cost() {
-        return org.convbn.core.Cost.dense((int) weight.size(1), (int) weight.size(0));
+    public Cost cost() {
+        return Cost.dense((int) weight.size(1), (int) weight.size(0));
     }
 
-    /** @param x {@code [N, in]}, not modified, kept until backward; @return a new {@code [N, out]} array */
+    /**
+     * @param x {@code [N, in]}, not modified, kept until backward
+     * @return a new {@code [N, out]} array
+     */
     public INDArray forward(INDArray x) {
         savedInput = x;
-        return x.mmul(weight.transpose()).addiRowVector(bias);
+        INDArray y = arena.allocate(x.dataType(), x.size(0), weight.size(0));
+        Nd4j.gemm(x, weight, y, false, true, 1.0, 0.0);
+        return y.addiRowVector(bias);
     }
 
     /**
      * @param g dL/dy {@code [N, out]}, not modified
-     * @param gradients receives {@code name.weight} and {@code name.bias} gradients (modified)
+     * @param sink receives {@code name.weight} and {@code name.bias} gradients
      * @return dL/dx, a new array
      */
-    public INDArray backward(INDArray g, Map<String, INDArray> gradients) {
-        gradients.put(name + ".weight", g.transpose().mmul(savedInput));
-        gradients.put(name + ".bias", g.sum(0));
-        INDArray dx = g.mmul(weight);
+    public INDArray backward(INDArray g, GradientSink sink) {
+        INDArray dw = arena.allocate(g.dataType(), weight.shape());
+        Nd4j.gemm(g, savedInput, dw, true, false, 1.0, 0.0);
+        INDArray dx = arena.allocate(g.dataType(), g.size(0), weight.size(1));
+        Nd4j.gemm(g, weight, dx, false, false, 1.0, 0.0);
+        INDArray sums = g.sum(0);
+        INDArray db = arena.allocate(g.dataType(), bias.shape()).assign(sums);
+        Arena.direct().release(sums);
         savedInput = null;
+        sink.accept(name + ".weight", weight, dw);
+        sink.accept(name + ".bias", bias, db);
         return dx;
+    }
+
+    /** Forgets the saved input (the caller owns it). */
+    void clearSaved() {
+        savedInput = null;
     }
 
     /** @return {@code name.weight}, {@code name.bias}; live arrays */

@@ -40,15 +40,17 @@ public record NamedBlock(String convName, String bnName, ConvBNBlock block) {
     }
 
     /**
-     * Runs the block's backward and files its parameter gradients under network names.
+     * Runs the block's backward and hands its parameter gradients to the sink under network names.
      *
      * @param g dL/d(block output), not modified
-     * @param gradients receives the gradients (modified)
-     * @return dL/d(block input)
+     * @param inputGradient whether dL/d(block input) is needed
+     * @param sink receives the gradients (and owns them)
+     * @return dL/d(block input), or null when not asked for
      */
-    public INDArray backward(INDArray g, Map<String, INDArray> gradients) {
-        BlockGradients grads = block.backward(g);
-        grads.parameters().forEach((k, v) -> gradients.put(qualify(k), v));
+    public INDArray backward(INDArray g, boolean inputGradient, GradientSink sink) {
+        Map<String, INDArray> parameters = block.parameters();
+        BlockGradients grads = block.backward(g, inputGradient);
+        grads.parameters().forEach((k, v) -> sink.accept(qualify(k), parameters.get(k), v));
         return grads.input();
     }
 }

@@ -3,9 +3,7 @@ package org.convbn.nd4j.net;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-import java.util.Map;
 
-import org.convbn.nd4j.NativeMemory;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** Units run one after the other, each keeping what its blocks need for backward. */
@@ -26,12 +24,12 @@ final class PlainStage implements Stage {
     }
 
     @Override
-    public INDArray backward(INDArray g, Map<String, INDArray> gradients) {
+    public INDArray backward(INDArray g, GradientSink sink) {
         INDArray d = g;
         for (int i = units.size() - 1; i >= 0; i--) {
-            INDArray next = units.get(i).backward(d, gradients);
+            INDArray next = units.get(i).backward(d, sink);
             if (d != g) {
-                NativeMemory.release(d);
+                units.get(i).kernels().arena().release(d);
             }
             d = next;
         }

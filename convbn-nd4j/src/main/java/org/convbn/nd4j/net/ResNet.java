@@ -17,8 +17,11 @@ import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.NativeMemory;
-import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
+import org.convbn.nd4j.kernel.PooledArena;
+import org.convbn.nd4j.train.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -29,9 +32,15 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * global average pooling and a linear head {@code fc}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
  *
  * <p>Input {@code [N, 3, H, W]} (H, W at least 32), logits {@code [N, classes]}. The whole network switches mode
- * with {@link #setMode}. Not thread-safe.
+ * with {@link #setMode}.
+ *
+ * <p>Memory: the network owns one {@link PooledArena}, from which every block, activation, temporary and gradient
+ * of a step comes and to which each goes back as soon as its last reader is done; from the second step on, a step
+ * allocates no native memory. {@link #close()} frees it. All blocks compute on one {@link Kernels} set, the fastest
+ * available for the data type ({@link Kernels#create}), and feature maps stay in its preferred layout between
+ * layers. Not thread-safe: one thread at a time.
  */
-public final class ResNet {
+public final class ResNet implements AutoCloseable {
     /** The two architectures. */
     public enum Depth {
         /** Basic blocks [2, 2, 2, 2]: 20 ConvBN blocks. */
@@ -50,19 +59,30 @@ public final class ResNet {
 
     private static final int[] WIDTHS = {64, 128, 256, 512};
 
+    /** Max pooling after the stem: 3x3, stride 2, padding 1. */
+    private static final int POOL_KERNEL = 3;
+    private static final int POOL_STRIDE = 2;
+    private static final int POOL_PAD = 1;
+
     private final Depth depth;
+    private final Kernels kernels;
+    private final PooledArena arena;
     private final NamedBlock stem;
     private final List<Stage> stages;
     private final Linear fc;
     private final List<NamedBlock> allBlocks;
+    // Between forward and backward, owned by the network:
     private INDArray stemRelu;
-    private INDArray stemPooled;
+    private Kernels.Pooled stemPooled;
     private INDArray pooled;
     private long[] pooledShape;
+    private Layout pooledLayout;
     private RetainedBytes lastStepRetained = RetainedBytes.NONE;
 
-    private ResNet(Depth depth, NamedBlock stem, List<Stage> stages, Linear fc) {
+    private ResNet(Depth depth, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc) {
         this.depth = depth;
+        this.kernels = kernels;
+        this.arena = arena;
         this.stem = stem;
         this.stages = List.copyOf(stages);
         this.fc = fc;
@@ -134,10 +154,12 @@ public final class ResNet {
     private static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold,
                                  double minBeta, int groupSize) {
         long[] nextSeed = {seed};
+        PooledArena arena = Arena.pooled();
+        Kernels kernels = Kernels.create(type, arena);
         BlockFactory make = (conv, bn, c) -> {
             ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, tuneFold);
             return new NamedBlock(conv, bn, ConvBNBlock.of(config,
-                    ConvBNParameters.initialize(config, type, nextSeed[0]++), mode));
+                    ConvBNParameters.initialize(config, type, nextSeed[0]++), mode, kernels));
         };
         NamedBlock stem = make.make("conv1", "bn1",
                 ConvConfig.builder(3, 64).kernel(7).stride(2).padding(3).bias(false).build());
@@ -167,7 +189,7 @@ public final class ResNet {
             stages.add(minBeta < 0 ? new PlainStage(units)
                     : new ReversibleStage(units.get(0), units.subList(1, units.size()), minBeta));
         }
-        return new ResNet(depth, stem, stages, new Linear("fc", in, classes, type, nextSeed[0]));
+        return new ResNet(depth, kernels, arena, stem, stages, new Linear("fc", in, classes, type, nextSeed[0], arena));
     }
 
     private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
@@ -255,88 +277,124 @@ public final class ResNet {
         reversibleStages().forEach(rs -> rs.setCoupling(coupling));
     }
 
+    /** @return the kernels every block and layer computes on */
+    public Kernels kernels() {
+        return kernels;
+    }
+
+    /** @return the arena that owns the network's native memory during steps */
+    public PooledArena arena() {
+        return arena;
+    }
+
     /**
-     * Switches every block (see {@link ConvBNBlock#setMode}); drops pending forwards.
-     */
-    /**
-     * Drops and frees what the last forward kept for a backward, for an inference-only forward: without it those
-     * arrays wait for the garbage collector. The logits the forward returned stay the caller's.
+     * Drops and gives back what the last forward kept for a backward, for an inference-only forward. The logits the
+     * forward returned stay the caller's.
      */
     public void clearSaved() {
         stages.forEach(Stage::clearSaved);
         stem.block().clearSaved();
-        NativeMemory.release(stemRelu, stemPooled, pooled);
+        fc.clearSaved();
+        if (stemPooled != null) {
+            arena.release(stemPooled.output(), stemPooled.workspace());
+        }
+        arena.release(stemRelu, pooled);
         stemRelu = null;
         stemPooled = null;
         pooled = null;
     }
 
+    /** Switches every block (see {@link ConvBNBlock#setMode}); drops and gives back a pending forward. */
     public void setMode(Mode mode) {
+        clearSaved();
         for (NamedBlock b : allBlocks) {
             b.block().setMode(mode);
         }
-        stemRelu = null;
     }
 
     /**
      * @param x {@code [N, 3, H, W]}, not modified, kept until backward
-     * @return new logits {@code [N, classes]}
+     * @return new logits {@code [N, classes]}, the caller's (give them back with {@code arena().release})
      */
     public INDArray forward(INDArray x) {
-        stemRelu = Activations.reluInPlace(stem.block().forward(x));
-        stemPooled = Activations.maxPool(stemRelu, 3, 2, 1);
-        INDArray h = stemPooled;
+        clearSaved();
+        stemRelu = stem.block().forward(x, kernels.preferredLayout(stem.block().config().channels()));
+        kernels.reluInPlace(stemRelu);
+        stemPooled = kernels.maxPool(stemRelu, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        INDArray h = stemPooled.output();
         for (Stage st : stages) {
             h = st.forward(h);
         }
-        pooledShape = h.shape();
-        pooled = Activations.globalAveragePool(h);
+        pooledShape = Layout.logicalShape(h);
+        pooledLayout = Layout.of(h);
+        pooled = kernels.globalAveragePool(h);
         return fc.forward(pooled);
     }
 
     /**
-     * Backpropagates the last forward and frees every activation it made (see {@link NativeMemory}).
+     * Backpropagates the last forward and gives back every activation it made.
      *
      * @param gradLogits dL/dlogits, not modified
-     * @return the gradient of every trainable tensor by network name (see {@link #parameters()}), new arrays
+     * @return the gradient of every trainable tensor by network name (see {@link #parameters()}), new arrays from
+     *         {@link #arena()}, the caller's
      */
     public Map<String, INDArray> backward(INDArray gradLogits) {
         Map<String, INDArray> grads = new LinkedHashMap<>();
-        INDArray dPooled = fc.backward(gradLogits, grads);
-        INDArray g = Activations.globalAveragePoolBackward(dPooled, pooledShape);
-        NativeMemory.release(dPooled, pooled);
-        for (int i = stages.size() - 1; i >= 0; i--) {
-            INDArray next = stages.get(i).backward(g, grads);
-            NativeMemory.release(g);
-            g = next;
-        }
-        INDArray dStemRelu = Activations.maxPoolBackward(stemRelu, g, 3, 2, 1);
-        NativeMemory.release(g, stemPooled);
-        INDArray dStem = Activations.reluBackward(stemRelu, dStemRelu);
-        NativeMemory.release(dStemRelu, stemRelu);
-        NativeMemory.release(dStem, stem.backward(dStem, grads)); // dL/d(input) is not needed
-        stemRelu = null;
-        stemPooled = null;
-        pooled = null;
+        backward(gradLogits, (name, parameter, gradient) -> grads.put(name, gradient));
         return grads;
     }
 
     /**
-     * One fine-tuning step: forward, softmax cross-entropy, backward, SGD update of every trainable tensor.
+     * Backpropagates the last forward, handing each parameter gradient to {@code sink} as soon as it exists, and
+     * gives back every activation it made. dL/d(input) is not computed.
+     *
+     * @param gradLogits dL/dlogits, not modified
+     * @param sink receives every trainable tensor's gradient, head first
+     */
+    public void backward(INDArray gradLogits, GradientSink sink) {
+        if (stemRelu == null) {
+            throw new IllegalStateException("backward: expected a pending forward, got none (call forward first; "
+                    + "each forward allows one backward)");
+        }
+        INDArray dPooled = fc.backward(gradLogits, sink);
+        INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
+        arena.release(dPooled, pooled);
+        pooled = null;
+        for (int i = stages.size() - 1; i >= 0; i--) {
+            INDArray next = stages.get(i).backward(g, sink);
+            arena.release(g);
+            g = next;
+        }
+        INDArray dStem = kernels.maxPoolBackward(stemRelu, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        arena.release(g, stemPooled.output(), stemPooled.workspace());
+        stemPooled = null;
+        kernels.reluBackwardInPlace(stemRelu, dStem);
+        arena.release(stemRelu);
+        stemRelu = null;
+        stem.backward(dStem, false, sink); // dL/d(input) is not needed
+        arena.release(dStem);
+    }
+
+    /**
+     * One fine-tuning step: forward, softmax cross-entropy, backward with the optimiser applied to each block's
+     * parameters as soon as their gradients exist (each gradient is freed at once), then the schedules advance.
      *
      * @param x input, not modified
      * @param labels class per sample
-     * @param sgd the optimiser (keeps momentum across steps)
+     * @param optimizer the update rule (keeps its state across steps)
      * @return the loss before the update
      */
-    public double step(INDArray x, int[] labels, SgdMomentum sgd) {
+    public double step(INDArray x, int[] labels, Optimizer optimizer) {
         INDArray logits = forward(x);
         lastStepRetained = retainedBytes();
         SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
-        Map<String, INDArray> grads = backward(r.gradLogits());
-        sgd.step(parameters(), grads);
-        grads.values().forEach(NativeMemory::release);
-        NativeMemory.release(logits, r.gradLogits());
+        arena.release(logits);
+        backward(r.gradLogits(), (name, parameter, gradient) -> {
+            optimizer.apply(name, parameter, gradient);
+            arena.release(gradient);
+        });
+        Arena.direct().release(r.gradLogits());
+        optimizer.iterationDone();
         return r.loss();
     }
 
@@ -370,7 +428,10 @@ public final class ResNet {
         stages.forEach(st -> st.collectRetained(own));
         if (stemRelu != null) {
             own.add(stemRelu);
-            own.add(stemPooled);
+            own.add(stemPooled.output());
+            if (stemPooled.workspace() != null) {
+                own.add(stemPooled.workspace());
+            }
         }
         if (fc.savedInput() != null) {
             own.add(fc.savedInput());
@@ -381,5 +442,12 @@ public final class ResNet {
             act += a.length() * a.dataType().width();
         }
         return new RetainedBytes(act, weight);
+    }
+
+    /** Frees the network's arena: nothing the network handed out may be used afterwards. */
+    @Override
+    public void close() {
+        clearSaved();
+        arena.close();
     }
 }

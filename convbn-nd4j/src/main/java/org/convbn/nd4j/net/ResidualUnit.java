@@ -3,9 +3,10 @@ package org.convbn.nd4j.net;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-import java.util.Map;
+import java.util.Optional;
 
-import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -14,12 +15,15 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * {@code out = relu(main(x) + shortcut(x))}. Two 3x3 blocks make ResNet's basic block, 1x1 / 3x3 / 1x1 its
  * bottleneck.
  *
- * <p>Keeps the ReLU outputs (for their backward; they are also the next blocks' inputs, which those blocks keep
- * anyway) and whatever the blocks keep in their mode.
+ * <p>Runs on its first block's {@link Kernels} (all its blocks must share their arena) and keeps feature maps in
+ * the kernels' preferred layout. Keeps the ReLU outputs (for their backward; they are also the next blocks'
+ * inputs, which those blocks keep anyway) and whatever the blocks keep in their mode; owns them and its output
+ * until its backward.
  */
 public final class ResidualUnit {
     private final List<NamedBlock> main;
     private final NamedBlock shortcut;
+    private final Kernels kernels;
     private final List<INDArray> reluOutputs = new ArrayList<>();
     private INDArray output;
     private double alpha = 1.0;
@@ -34,11 +38,29 @@ public final class ResidualUnit {
         }
         this.main = List.copyOf(main);
         this.shortcut = shortcut;
+        this.kernels = main.get(0).block().kernels();
+        for (NamedBlock b : blocks()) {
+            if (b.block().kernels().arena() != kernels.arena()) {
+                throw new IllegalArgumentException("main, shortcut: expected blocks sharing one arena, got "
+                        + b.convName() + " on " + b.block().kernels().arena() + " and " + main.get(0).convName()
+                        + " on " + kernels.arena());
+            }
+        }
+    }
+
+    /** @return the kernels the unit computes its ReLUs and sums on */
+    Kernels kernels() {
+        return kernels;
+    }
+
+    private Layout layout(NamedBlock b) {
+        return kernels.preferredLayout(b.block().config().channels());
     }
 
     /**
      * @param x not modified, kept by the first blocks until backward
-     * @return a new output array, owned by this unit: its backward frees it, so the caller may read it until then
+     * @return a new output array, owned by this unit: its backward gives it back, so the caller may read it until
+     *         then
      */
     public INDArray forward(INDArray x) {
         return forward(x, 1.0, false);
@@ -58,26 +80,27 @@ public final class ResidualUnit {
         if (shortcut != null && alpha != 1.0) {
             throw new IllegalArgumentException("alpha: expected 1 with a downsampling shortcut, got " + alpha);
         }
-        reluOutputs.clear();
+        clearSaved();
         this.alpha = alpha;
         INDArray h = x;
         for (int i = 0; i < main.size(); i++) {
-            var block = main.get(i).block();
-            h = replay ? block.forwardReplay(h) : block.forward(h);
+            NamedBlock b = main.get(i);
+            h = replay ? b.block().forwardReplay(h, layout(b)) : b.block().forward(h, layout(b));
             if (i < main.size() - 1) {
-                Activations.reluInPlace(h);
+                kernels.reluInPlace(h);
                 reluOutputs.add(h);
             }
         }
         if (shortcut == null) {
-            addScaled(h, x, alpha);
+            kernels.addInPlace(h, x, alpha);
         } else {
-            var block = shortcut.block();
-            INDArray s = replay ? block.forwardReplay(x) : block.forward(x);
-            h.addi(s);
-            NativeMemory.release(s);
+            INDArray s = replay ? shortcut.block().forwardReplay(x, layout(shortcut))
+                    : shortcut.block().forward(x, layout(shortcut));
+            kernels.addInPlace(h, s, 1.0);
+            kernels.arena().release(s);
         }
-        output = Activations.reluInPlace(h);
+        kernels.reluInPlace(h);
+        output = h;
         return output;
     }
 
@@ -89,63 +112,52 @@ public final class ResidualUnit {
         for (NamedBlock b : blocks()) {
             b.block().clearSaved();
         }
-        reluOutputs.forEach(NativeMemory::release);
+        kernels.arena().release(reluOutputs.toArray(new INDArray[0]));
         reluOutputs.clear();
         output = null;
     }
 
     /**
-     * Frees what the forward made (ReLU outputs, the output) and the gradients it made on the way.
+     * Backpropagates the last forward and gives back what it made (ReLU outputs, the output) and the gradients it
+     * made on the way.
      *
      * @param g dL/d(out), not modified
-     * @param gradients receives every block's parameter gradients (modified)
-     * @return dL/dx, a new array
+     * @param sink receives every block's parameter gradients
+     * @return dL/dx, a new array owned by the caller
      */
-    public INDArray backward(INDArray g, Map<String, INDArray> gradients) {
-        INDArray gSum = Activations.reluBackward(output, g);
+    public INDArray backward(INDArray g, GradientSink sink) {
+        INDArray gSum = kernels.reluBackward(output, g);
         INDArray d = gSum;
         for (int i = main.size() - 1; i >= 0; i--) {
-            INDArray dBlockInput = main.get(i).backward(d, gradients);
+            INDArray dBlockInput = main.get(i).backward(d, true, sink);
             if (d != gSum) {
-                NativeMemory.release(d);
+                kernels.arena().release(d);
             }
             d = dBlockInput;
             if (i > 0) {
-                dBlockInput = Activations.reluBackward(reluOutputs.get(i - 1), d);
-                NativeMemory.release(d);
-                d = dBlockInput;
+                kernels.reluBackwardInPlace(reluOutputs.get(i - 1), d);
             }
         }
         if (shortcut == null) {
-            addScaled(d, gSum, alpha); // the identity shortcut's gradient, scaled as its forward was
+            kernels.addInPlace(d, gSum, alpha); // the identity shortcut's gradient, scaled as its forward was
         } else {
-            INDArray dShortcut = shortcut.backward(gSum, gradients);
-            d.addi(dShortcut);
-            NativeMemory.release(dShortcut);
+            INDArray dShortcut = shortcut.backward(gSum, true, sink);
+            kernels.addInPlace(d, dShortcut, 1.0);
+            kernels.arena().release(dShortcut);
         }
         // The blocks that kept these as inputs, and the next unit that took the output, are done with them.
-        NativeMemory.release(gSum, output);
-        reluOutputs.forEach(NativeMemory::release);
-        reluOutputs.clear();
+        kernels.arena().release(gSum, output);
         output = null;
+        kernels.arena().release(reluOutputs.toArray(new INDArray[0]));
+        reluOutputs.clear();
         return d;
     }
 
-    /** {@code target += alpha * source}; {@code target} is modified, {@code source} is not. */
-    private static void addScaled(INDArray target, INDArray source, double alpha) {
-        if (alpha == 1.0) {
-            target.addi(source);
-            return;
-        }
-        INDArray scaled = source.mul(alpha);
-        target.addi(scaled);
-        NativeMemory.release(scaled);
-    }
-
-    /** Drops and frees what the last forward kept, its output included (after an inference-only forward). */
+    /** Drops and gives back what the last forward kept, its output included (after an inference-only forward). */
     void clearSaved() {
+        INDArray out = output;
         releaseOwnership();
-        NativeMemory.release(output);
+        kernels.arena().release(out);
     }
 
     /** @return whether the shortcut is a downsampling block rather than the identity */
@@ -159,8 +171,8 @@ public final class ResidualUnit {
     }
 
     /** @return the downsampling shortcut's block, or empty for the identity */
-    public java.util.Optional<NamedBlock> shortcutBlock() {
-        return java.util.Optional.ofNullable(shortcut);
+    public Optional<NamedBlock> shortcutBlock() {
+        return Optional.ofNullable(shortcut);
     }
 
     /** @return the main path's blocks, then the shortcut's */
@@ -172,7 +184,7 @@ public final class ResidualUnit {
         return Collections.unmodifiableList(all);
     }
 
-    /** Adds the activation-sized arrays this unit itself keeps (ReLU outputs) to {@code into}. */
+    /** Adds the activation-sized arrays this unit itself keeps (ReLU outputs, its output) to {@code into}. */
     void collectRetained(List<INDArray> into) {
         into.addAll(reluOutputs);
         if (output != null) {

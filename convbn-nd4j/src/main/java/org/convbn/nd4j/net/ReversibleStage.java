@@ -3,9 +3,8 @@ package org.convbn.nd4j.net;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-import java.util.Map;
 
-import org.convbn.nd4j.NativeMemory;
+import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -33,6 +32,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public final class ReversibleStage implements Stage {
     private final ResidualUnit first;
     private final List<ResidualUnit> units;
+    private final Kernels kernels;
     private Coupling coupling = Coupling.PRETRAINED;
     private double minBeta;
     private int monitorEvery;
@@ -63,6 +63,13 @@ public final class ReversibleStage implements Stage {
         }
         this.first = first;
         this.units = List.copyOf(units);
+        this.kernels = first.kernels();
+        for (ResidualUnit u : units) {
+            if (u.kernels().arena() != kernels.arena()) {
+                throw new IllegalArgumentException("units: expected units sharing the first unit's arena, got "
+                        + u.blocks().get(0).convName() + " on another");
+            }
+        }
         setMinBeta(minBeta);
     }
 
@@ -115,6 +122,7 @@ public final class ReversibleStage implements Stage {
 
     @Override
     public INDArray forward(INDArray input) {
+        clearSaved();
         used = coupling;
         stored = used.beta() == 0 || used.beta() < minBeta;
         boolean monitor = !stored && monitorEvery > 0 && forwards % monitorEvery == 0;
@@ -125,24 +133,22 @@ public final class ReversibleStage implements Stage {
         INDArray yi = head;
         for (ResidualUnit u : units) {
             if (monitor) {
-                trueInputs.add(xi.dup());
+                trueInputs.add(kernels.copy(xi));
             }
             INDArray g = u.forward(xi, used.alpha(), false);
             INDArray next;
             if (stored) {
-                next = g.dup(); // the unit keeps g for its ReLU's backward
+                next = kernels.copy(g); // the unit keeps g for its ReLU's backward
                 storedOutputs.add(next);
             } else {
                 u.releaseOwnership(); // nothing kept inside the unit; g is ours now
                 next = g;
             }
             if (used.beta() != 0) {
-                INDArray t = yi.mul(used.beta());
-                next.addi(t);
-                NativeMemory.release(t);
+                kernels.addInPlace(next, yi, used.beta());
             }
             if (!stored && yi != head) {
-                NativeMemory.release(yi); // y_{i-1} = x_{i-2} is not needed again
+                kernels.arena().release(yi); // y_{i-1} = x_{i-2} is not needed again
             }
             yi = xi;
             xi = next;
@@ -153,7 +159,7 @@ public final class ReversibleStage implements Stage {
     }
 
     @Override
-    public INDArray backward(INDArray g, Map<String, INDArray> gradients) {
+    public INDArray backward(INDArray g, GradientSink sink) {
         INDArray dx = g;
         INDArray dy = null;
         INDArray xi = x;
@@ -163,7 +169,7 @@ public final class ReversibleStage implements Stage {
             ResidualUnit u = units.get(k);
             INDArray dIn;
             if (stored) {
-                dIn = u.backward(dx, gradients);
+                dIn = u.backward(dx, sink);
             } else {
                 INDArray recomputed = u.forward(yi, used.alpha(), true);
                 // y_{i-1} = (x_i - G_i(y_i)) / beta, in place: x_i is the stage's own and not needed again.
@@ -171,42 +177,51 @@ public final class ReversibleStage implements Stage {
                 if (trueInputs != null) {
                     error = Math.max(error, relativeError(yPrev, trueInputs.get(Math.max(k - 1, 0))));
                 }
-                dIn = u.backward(dx, gradients); // frees the recomputed activations
+                dIn = u.backward(dx, sink); // gives back the recomputed activations
                 xi = yi;
                 yi = yPrev;
             }
             INDArray dxPrev = dIn;
             if (dy != null) {
-                dxPrev.addi(dy);
-                NativeMemory.release(dy);
+                kernels.addInPlace(dxPrev, dy, 1.0);
+                kernels.arena().release(dy);
             }
             if (used.beta() == 0) {
                 dy = null;
                 if (dx != g) {
-                    NativeMemory.release(dx);
+                    kernels.arena().release(dx);
                 }
+            } else if (dx == g) {
+                dy = kernels.copy(dx);
+                kernels.scaleInPlace(dy, used.beta()); // dy_{i-1} = beta dx_i
             } else {
-                dy = dx == g ? dx.mul(used.beta()) : dx.muli(used.beta()); // dy_{i-1} = beta dx_i, in place when ours
+                dy = dx;
+                kernels.scaleInPlace(dy, used.beta()); // in place: dx_i is ours
             }
             dx = dxPrev;
         }
-        if (!stored && yi != head) {
-            NativeMemory.release(yi); // the reconstructed y_0
+        if (!stored) {
+            // The two reconstruction buffers (x_N's and y_N's, reused in place); the first unit's output is its own.
+            releaseUnlessHead(xi);
+            releaseUnlessHead(yi);
         }
         if (dy != null) {
-            dx = dx == g ? dx.add(dy) : dx.addi(dy);
-            NativeMemory.release(dy);
+            if (dx == g) {
+                dx = kernels.copy(g);
+            }
+            kernels.addInPlace(dx, dy, 1.0);
+            kernels.arena().release(dy);
         }
-        storedOutputs.forEach(NativeMemory::release);
+        kernels.arena().release(storedOutputs.toArray(new INDArray[0]));
         storedOutputs.clear();
         if (trueInputs != null) {
             lastReconstructionError = error;
-            trueInputs.forEach(NativeMemory::release);
+            kernels.arena().release(trueInputs.toArray(new INDArray[0]));
             trueInputs = null;
         }
-        INDArray dInput = first.backward(dx, gradients);
+        INDArray dInput = first.backward(dx, sink);
         if (dx != g) {
-            NativeMemory.release(dx);
+            kernels.arena().release(dx);
         }
         x = null;
         y = null;
@@ -216,11 +231,20 @@ public final class ReversibleStage implements Stage {
 
     @Override
     public void clearSaved() {
+        if (x != null && !stored) {
+            // x_N and y_N are ours unless they are the first unit's output (head), which that unit gives back.
+            releaseUnlessHead(x);
+            if (y != x) {
+                releaseUnlessHead(y);
+            }
+        }
         first.clearSaved();
         units.forEach(ResidualUnit::clearSaved);
-        storedOutputs.forEach(NativeMemory::release);
+        kernels.arena().release(storedOutputs.toArray(new INDArray[0]));
         storedOutputs.clear();
-        NativeMemory.release(x, y);
+        if (trueInputs != null) {
+            kernels.arena().release(trueInputs.toArray(new INDArray[0]));
+        }
         head = null;
         x = null;
         y = null;
@@ -260,10 +284,17 @@ public final class ReversibleStage implements Stage {
         }
     }
 
-    private static double relativeError(INDArray got, INDArray want) {
-        INDArray diff = got.sub(want);
+    private void releaseUnlessHead(INDArray t) {
+        if (t != head) {
+            kernels.arena().release(t);
+        }
+    }
+
+    private double relativeError(INDArray got, INDArray want) {
+        INDArray diff = kernels.copy(got);
+        kernels.addInPlace(diff, want, -1.0);
         double e = diff.amaxNumber().doubleValue() / Math.max(want.amaxNumber().doubleValue(), Double.MIN_NORMAL);
-        NativeMemory.release(diff);
+        kernels.arena().release(diff);
         return e;
     }
 }

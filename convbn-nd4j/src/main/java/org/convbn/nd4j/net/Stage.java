@@ -1,22 +1,24 @@
 package org.convbn.nd4j.net;
 
 import java.util.List;
-import java.util.Map;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** A run of residual units at one resolution: what a {@link ResNet} chains between stem and head. */
 interface Stage {
 
-    /** @param x not modified, kept as needed until backward; @return the stage output, owned by the stage */
+    /**
+     * @param x not modified, kept as needed until backward
+     * @return the stage output, owned by the stage until its backward or {@link #clearSaved()}
+     */
     INDArray forward(INDArray x);
 
     /**
      * @param g dL/d(output), not modified
-     * @param gradients receives the blocks' parameter gradients (modified)
-     * @return dL/dx, a new array
+     * @param sink receives the blocks' parameter gradients
+     * @return dL/dx, a new array owned by the caller
      */
-    INDArray backward(INDArray g, Map<String, INDArray> gradients);
+    INDArray backward(INDArray g, GradientSink sink);
 
     /** @return the stage's blocks in forward order */
     List<NamedBlock> blocks();
@@ -24,7 +26,7 @@ interface Stage {
     /** @return the stage's residual units in forward order */
     List<ResidualUnit> units();
 
-    /** Drops and frees what the last forward kept for a backward (after an inference-only forward). */
+    /** Drops and gives back what the last forward kept for a backward (after an inference-only forward). */
     void clearSaved();
 
     /** Adds the activation-sized arrays the stage itself keeps between forward and backward. */

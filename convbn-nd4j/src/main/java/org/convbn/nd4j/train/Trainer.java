@@ -6,8 +6,7 @@ import java.util.SplittableRandom;
 import java.util.function.Consumer;
 
 import org.convbn.core.Mode;
-import org.convbn.nd4j.NativeMemory;
-import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.net.ResNet;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -34,14 +33,14 @@ public final class Trainer {
      * @param net trained in place, in its current mode
      * @param train shuffled each epoch with {@code seed}
      * @param test evaluated at step 0 and every {@code evalEvery} steps and at the end
-     * @param sgd the optimiser (its momentum state persists across calls)
+     * @param optimizer the optimiser (its state persists across calls; its epoch is set at each epoch's start)
      * @param epochs full passes over {@code train} (the last partial batch is dropped)
      * @param batchSize examples per step
      * @param evalEvery steps between evaluations
      * @param progress receives each point as it is measured
      * @return the learning curve
      */
-    public static List<Point> fit(ResNet net, InMemoryDataset train, InMemoryDataset test, SgdMomentum sgd,
+    public static List<Point> fit(ResNet net, InMemoryDataset train, InMemoryDataset test, Optimizer optimizer,
                                   int epochs, int batchSize, int evalEvery, long seed, Consumer<Point> progress) {
         if (batchSize < 1 || batchSize > train.size()) {
             throw new IllegalArgumentException("batchSize: expected 1.." + train.size() + ", got " + batchSize);
@@ -60,12 +59,13 @@ public final class Trainer {
         double lossSum = 0;
         int lossCount = 0;
         for (int epoch = 0; epoch < epochs; epoch++) {
+            optimizer.setEpoch(epoch);
             int[] order = shuffled(train.size(), rng);
             for (int b = 0; b < stepsPerEpoch; b++) {
                 InMemoryDataset.Batch batch = train.batch(order, b * batchSize, batchSize);
-                lossSum += net.step(batch.images(), batch.labels(), sgd);
+                lossSum += net.step(batch.images(), batch.labels(), optimizer);
                 lossCount++;
-                NativeMemory.release(batch.images());
+                Arena.direct().release(batch.images());
                 step++;
                 boolean last = epoch == epochs - 1 && b == stepsPerEpoch - 1;
                 if (step % evalEvery == 0 || last) {
@@ -106,7 +106,8 @@ public final class Trainer {
                 }
             }
             net.clearSaved();
-            NativeMemory.release(logits, batch.images());
+            net.arena().release(logits);
+            Arena.direct().release(predicted, batch.images());
         }
         if (mode == Mode.TRAIN) {
             net.setMode(mode);

@@ -98,7 +98,7 @@ class ReversibleStageTest {
             close("output", a, b, PRETRAINED_TOLERANCE);
             Map<String, INDArray> ga = new LinkedHashMap<>();
             Map<String, INDArray> gb = new LinkedHashMap<>();
-            double worst = RelativeError.of(flat(rec.backward(g, ga)), flat(kept.backward(g, gb)), 1e-3);
+            double worst = RelativeError.of(flat(rec.backward(g, GradientSink.into(ga))), flat(kept.backward(g, GradientSink.into(gb))), 1e-3);
             for (String k : gb.keySet()) {
                 worst = Math.max(worst, RelativeError.of(flat(ga.get(k)), flat(gb.get(k)), 1e-3));
             }
@@ -127,7 +127,7 @@ class ReversibleStageTest {
             stage.setCoupling(new Coupling(1, 0.5));
             INDArray out = stage.forward(x);
             retained[d] = retainedActivationBytes(stage);
-            stage.backward(Nd4j.onesLike(out), new LinkedHashMap<>());
+            stage.backward(Nd4j.onesLike(out), GradientSink.into(new LinkedHashMap<>()));
         }
         System.out.println("reversible stage retained activation bytes by depth " + java.util.Arrays.toString(depths)
                 + ": " + java.util.Arrays.toString(retained));
@@ -149,7 +149,7 @@ class ReversibleStageTest {
         for (double beta : new double[] {1.0, 0.1}) {
             stage.setCoupling(new Coupling(0.9, beta));
             INDArray out = stage.forward(x);
-            stage.backward(Nd4j.onesLike(out), new LinkedHashMap<>());
+            stage.backward(Nd4j.onesLike(out), GradientSink.into(new LinkedHashMap<>()));
             double err = stage.lastReconstructionError();
             assertTrue(err >= 0 && err < 1e-9, "float64 reconstruction at beta " + beta + ": " + err);
         }
@@ -170,7 +170,7 @@ class ReversibleStageTest {
                     Nd4j.getRandom().setSeed(8);
                     INDArray x = Nd4j.rand(type, 2, 8, 12, 12).subi(0.5);
                     INDArray out = st.forward(x);
-                    st.backward(Nd4j.onesLike(out), new LinkedHashMap<>());
+                    st.backward(Nd4j.onesLike(out), GradientSink.into(new LinkedHashMap<>()));
                     double err = st.lastReconstructionError();
                     assertTrue(Double.isFinite(err), () -> type + " " + alpha + " " + beta);
                     if (beta == 1.0) {

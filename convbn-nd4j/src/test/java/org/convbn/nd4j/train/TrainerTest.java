@@ -9,7 +9,7 @@ import java.util.ArrayList;
 import java.util.List;
 
 import org.convbn.core.Mode;
-import org.convbn.nd4j.SgdMomentum;
+import org.nd4j.linalg.learning.config.Nesterovs;
 import org.convbn.nd4j.net.ResNet;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -39,7 +39,7 @@ class TrainerTest {
         InMemoryDataset test = twoClasses(32, 2);
         List<Trainer.Point> seen = new ArrayList<>();
         // 10 epochs of 4 steps: enough for the running statistics (momentum 0.1) that evaluation uses to settle.
-        List<Trainer.Point> curve = Trainer.fit(net, train, test, new SgdMomentum(0.02, 0.9, 0), 10, 16, 16, 5,
+        List<Trainer.Point> curve = Trainer.fit(net, train, test, new Optimizer(new Nesterovs(0.02, 0.9)), 10, 16, 16, 5,
                 seen::add);
         assertEquals(seen, curve);
         assertEquals(List.of(0, 16, 32, 40), curve.stream().map(Trainer.Point::step).toList());

@@ -1,0 +1,302 @@
+package org.convbn.nd4j.kernel;
+
+import java.util.Comparator;
+import java.util.List;
+import java.util.ServiceLoader;
+import java.util.stream.Collectors;
+import java.util.stream.StreamSupport;
+
+import org.convbn.core.ConvConfig;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.api.ops.impl.scalar.ScalarMultiplication;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.AddOp;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.ops.transforms.Transforms;
+
+/**
+ * The operations a ConvBN block and the networks built of blocks run on feature maps: the convolution and its
+ * backward, BatchNorm with frozen or batch statistics and its backward, ReLU, pooling, and elementwise steps. The
+ * mode functions ({@link org.convbn.nd4j.ModeFunctions}) compose them; a kernel set implements them for one data
+ * type on one engine: {@link Nd4jKernels} on libnd4j's ops (every data type and ND4J backend), and faster sets
+ * found through {@link KernelsProvider} (convbn-onednn's oneDNN kernels for float32 on CPU).
+ *
+ * <p>Feature maps are INDArrays in a {@link Layout}: every kernel set reads and writes {@link Layout#NCHW}; a set
+ * may prefer another layout ({@link #preferredLayout}) that networks then keep between layers. Parameters (W
+ * {@code [O, C/groups, kH, kW]}, per-channel vectors {@code [C]}) are plain arrays in every set.
+ *
+ * <p>Contract of every method: arguments are not modified unless the method name ends in {@code InPlace}; results
+ * are new arrays taken from {@link #arena()}, owned by the caller, who gives them back with
+ * {@code arena().release(...)}. Arguments are assumed validated (shapes, data type) by the caller. A kernel set is
+ * not thread-safe.
+ */
+public interface Kernels {
+
+    /** @return a short name, e.g. "nd4j" or "onednn" */
+    String name();
+
+    /** @return the data type of every tensor this set computes on */
+    DataType dataType();
+
+    /** @return where results and temporaries come from */
+    Arena arena();
+
+    /**
+     * @param channels a feature map's channel count
+     * @return the layout this set computes fastest in, for feature maps a network keeps between layers
+     */
+    Layout preferredLayout(int channels);
+
+    /**
+     * @param t a feature map, not modified
+     * @param target the layout wanted
+     * @return a new array with t's values in {@code target}
+     */
+    INDArray relayout(INDArray t, Layout target);
+
+    // ---------------------------------------------------------------- convolution
+
+    /**
+     * {@code conv(x, w) + b}.
+     *
+     * @param c the conv configuration (stride, padding, dilation, groups)
+     * @param x input, logical {@code [N, C, H, W]}, any layout this set reads
+     * @param w weight {@code [O, C/groups, kH, kW]}
+     * @param b bias {@code [O]}, or null
+     * @param out the layout of the result
+     * @return a new array, logical {@code [N, O, oH, oW]}
+     */
+    INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray b, Layout out);
+
+    /**
+     * Gradients of {@link #conv} given {@code g = dL/dY}.
+     *
+     * @param x the forward's input
+     * @param w the forward's weight
+     * @param g dL/dY, logical {@code [N, O, oH, oW]}
+     * @param inputGradient whether to compute dL/dx (the first layer of a network needs none)
+     * @param biasGradient whether to compute dL/db {@code = sum of g over N, H, W}
+     * @param inputLayout the layout of dL/dx
+     * @return dL/dx (or null), dL/dw, dL/db (or null)
+     */
+    ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray g, boolean inputGradient,
+                               boolean biasGradient, Layout inputLayout);
+
+    /**
+     * The gradients of a conv.
+     *
+     * @param input dL/dx in the requested layout, or null when not requested
+     * @param weight dL/dw {@code [O, C/groups, kH, kW]}
+     * @param bias dL/db {@code [O]}, or null when not requested
+     */
+    record ConvGradients(INDArray input, INDArray weight, INDArray bias) {
+    }
+
+    // ---------------------------------------------------------------- BatchNorm
+
+    /**
+     * BatchNorm with given statistics, a per-channel affine pass:
+     * {@code z = gamma (y - mean) / sqrt(var + eps) + beta} (gamma 1 and beta 0 when null).
+     *
+     * @param y feature map
+     * @param mean {@code [C]}
+     * @param variance {@code [C]}, non-negative
+     * @param gamma {@code [C]} or null
+     * @param beta {@code [C]} or null (null exactly when gamma is)
+     * @param eps &gt; 0
+     * @return z, a new array in y's layout
+     */
+    INDArray batchNorm(INDArray y, INDArray mean, INDArray variance, INDArray gamma, INDArray beta, double eps);
+
+    /**
+     * The backward of {@link #batchNorm} with the statistics held constant, with {@code r = 1/sqrt(var + eps)}:
+     * {@code dy = gamma r g}, {@code dgamma = sum(g (y - mean) r)}, {@code dbeta = sum(g)} (sums over N, H, W).
+     *
+     * @return dy in g's layout; dgamma and dbeta, or nulls when gamma is null
+     */
+    BatchNormGradients batchNormBackward(INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma,
+                                         double eps);
+
+    /**
+     * BatchNorm with the statistics of the batch: mean and biased variance of y per channel over N, H, W, then
+     * {@link #batchNorm} with them.
+     *
+     * @return z in y's layout, and the batch mean and biased variance {@code [C]}
+     */
+    BatchStatistics batchNormTraining(INDArray y, INDArray gamma, INDArray beta, double eps);
+
+    /**
+     * The backward of {@link #batchNormTraining} through the batch statistics, with
+     * {@code xhat = (y - mean) r} and n values per channel:
+     * {@code dbeta = sum(g)}, {@code dgamma = sum(g xhat)}, {@code dy = gamma r (g - dbeta / n - xhat dgamma / n)}.
+     *
+     * @param mean the forward's batch mean
+     * @param variance the forward's biased batch variance
+     * @return dy in g's layout; dgamma and dbeta, or nulls when gamma is null
+     */
+    BatchNormGradients batchNormTrainingBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
+                                                 INDArray gamma, double eps);
+
+    /**
+     * The output and statistics of a BatchNorm over a batch.
+     *
+     * @param output z
+     * @param mean batch mean {@code [C]}
+     * @param variance biased batch variance {@code [C]}
+     */
+    record BatchStatistics(INDArray output, INDArray mean, INDArray variance) {
+    }
+
+    /**
+     * The gradients of a BatchNorm.
+     *
+     * @param input dL/dy
+     * @param gamma dL/dgamma {@code [C]}, or null without an affine BN
+     * @param beta dL/dbeta {@code [C]}, or null without an affine BN
+     */
+    record BatchNormGradients(INDArray input, INDArray gamma, INDArray beta) {
+    }
+
+    // ---------------------------------------------------------------- pooling
+
+    /**
+     * Max pooling, square window, padding never wins.
+     *
+     * @param x feature map, logical {@code [N, C, H, W]}
+     * @return the output in x's layout, logical {@code [N, C, oH, oW]} with
+     *         {@code oH = floor((H + 2 pad - kernel) / stride) + 1}, and whatever the backward needs besides x
+     *         (oneDNN's argmax workspace; null for sets that recompute it from x)
+     */
+    Pooled maxPool(INDArray x, int kernel, int stride, int pad);
+
+    /**
+     * @param x the forward's input
+     * @param pooled the forward's result
+     * @param g dL/d(output), in the output's layout
+     * @return dL/dx in x's layout: each gradient routed to the maximum of its window
+     */
+    INDArray maxPoolBackward(INDArray x, Pooled pooled, INDArray g, int kernel, int stride, int pad);
+
+    /**
+     * A pooling result.
+     *
+     * @param output the pooled feature map
+     * @param workspace what the backward needs besides the input, or null; owned with the output
+     */
+    record Pooled(INDArray output, INDArray workspace) {
+    }
+
+    /**
+     * @param x feature map, logical {@code [N, C, H, W]}
+     * @return its mean over H and W, a new plain {@code [N, C]} array
+     */
+    INDArray globalAveragePool(INDArray x);
+
+    /**
+     * @param g dL/d(pooled) {@code [N, C]}
+     * @param logicalShape the pooled input's logical shape
+     * @param layout the pooled input's layout
+     * @return dL/dx: {@code g / (H W)} at every position
+     */
+    INDArray globalAveragePoolBackward(INDArray g, long[] logicalShape, Layout layout);
+
+    // ---------------------------------------------------------------- elementwise (any layout)
+
+    /**
+     * ReLU in place.
+     *
+     * @param t modified: negative values become 0
+     */
+    default void reluInPlace(INDArray t) {
+        Transforms.relu(t, false);
+    }
+
+    /**
+     * @param out a ReLU's output
+     * @param g dL/d(out), same shape
+     * @return a new array {@code g * (out > 0)}
+     */
+    default INDArray reluBackward(INDArray out, INDArray g) {
+        INDArray dx = arena().allocate(g.dataType(), g.shape());
+        Nd4j.exec(DynamicCustomOp.builder("relu_bp").addInputs(out, g).addOutputs(dx).addFloatingPointArguments(0.0)
+                .build());
+        return dx;
+    }
+
+    /**
+     * @param out a ReLU's output
+     * @param g modified: becomes {@code g * (out > 0)}
+     */
+    default void reluBackwardInPlace(INDArray out, INDArray g) {
+        Nd4j.exec(DynamicCustomOp.builder("relu_bp").addInputs(out, g).addOutputs(g).addFloatingPointArguments(0.0)
+                .build());
+    }
+
+    /**
+     * {@code target += alpha * source}.
+     *
+     * @param target modified
+     * @param source same shape and layout
+     */
+    default void addInPlace(INDArray target, INDArray source, double alpha) {
+        if (alpha == 1.0) {
+            Nd4j.exec(new AddOp(target, source, target));
+            return;
+        }
+        INDArray scaled = arena().allocate(source.dataType(), source.shape());
+        Nd4j.exec(new ScalarMultiplication(source, null, scaled, alpha));
+        Nd4j.exec(new AddOp(target, scaled, target));
+        arena().release(scaled);
+    }
+
+    /**
+     * @param t modified: multiplied by alpha
+     */
+    default void scaleInPlace(INDArray t, double alpha) {
+        Nd4j.exec(new ScalarMultiplication(t, null, t, alpha));
+    }
+
+    /** @return a new array with t's values, same layout */
+    default INDArray copy(INDArray t) {
+        INDArray c = arena().allocate(t.dataType(), t.shape());
+        c.assign(t);
+        return c;
+    }
+
+    // ---------------------------------------------------------------- choosing a set
+
+    /**
+     * The fastest kernel set available for a data type: the highest-priority {@link KernelsProvider} on the class
+     * path that supports it here, else {@link Nd4jKernels}. The system property {@code convbn.kernels} (a provider
+     * name, e.g. {@code nd4j}) forces one.
+     *
+     * @param type FLOAT or DOUBLE
+     * @param arena where results come from
+     * @return a new kernel set
+     * @throws IllegalArgumentException if {@code convbn.kernels} names a provider that is absent or does not support
+     *                                  {@code type}
+     */
+    static Kernels create(DataType type, Arena arena) {
+        List<KernelsProvider> providers = StreamSupport.stream(ServiceLoader.load(KernelsProvider.class).spliterator(),
+                false).collect(Collectors.toList());
+        providers.add(Nd4jKernels.PROVIDER);
+        String forced = System.getProperty(KernelsProvider.PROPERTY);
+        if (forced != null && !forced.isBlank()) {
+            for (KernelsProvider p : providers) {
+                if (p.name().equals(forced)) {
+                    if (!p.supports(type)) {
+                        throw new IllegalArgumentException(KernelsProvider.PROPERTY + ": kernels \"" + forced
+                                + "\" do not support " + type + " here");
+                    }
+                    return p.create(type, arena);
+                }
+            }
+            throw new IllegalArgumentException(KernelsProvider.PROPERTY + ": expected one of "
+                    + providers.stream().map(KernelsProvider::name).collect(Collectors.toList()) + ", got \"" + forced
+                    + "\"");
+        }
+        return providers.stream().filter(p -> p.supports(type))
+                .max(Comparator.comparingInt(KernelsProvider::priority)).orElseThrow().create(type, arena);
+    }
+}

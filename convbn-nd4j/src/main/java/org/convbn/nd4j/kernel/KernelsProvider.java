@@ -1,0 +1,24 @@
+package org.convbn.nd4j.kernel;
+
+import org.nd4j.linalg.api.buffer.DataType;
+
+/**
+ * A source of {@link Kernels}, found with {@link java.util.ServiceLoader}: a module that brings faster kernels
+ * lists its provider in {@code META-INF/services/org.convbn.nd4j.kernel.KernelsProvider}.
+ */
+public interface KernelsProvider {
+    /** System property naming the provider {@link Kernels#create} must use, e.g. {@code -Dconvbn.kernels=nd4j}. */
+    String PROPERTY = "convbn.kernels";
+
+    /** @return the name {@link #PROPERTY} selects it by */
+    String name();
+
+    /** @return the rank among providers that support a type: the highest wins; ND4J's own kernels are 0 */
+    int priority();
+
+    /** @return whether this provider can compute in {@code type} in this process (backend, CPU features) */
+    boolean supports(DataType type);
+
+    /** @return a new kernel set for {@code type} taking its arrays from {@code arena} */
+    Kernels create(DataType type, Arena arena);
+}

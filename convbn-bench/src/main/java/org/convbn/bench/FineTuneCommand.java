@@ -11,15 +11,17 @@ import java.util.concurrent.Callable;
 
 import org.convbn.core.Mode;
 import org.convbn.core.data.FashionMnist;
-import org.convbn.nd4j.SgdMomentum;
 import org.convbn.nd4j.io.StateDict;
 import org.convbn.nd4j.net.ResNet;
 import org.convbn.nd4j.train.InMemoryDataset;
+import org.convbn.nd4j.train.Optimizer;
 import org.convbn.nd4j.train.Trainer;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.learning.config.Nesterovs;
+import org.nd4j.linalg.learning.regularization.L2Regularization;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
@@ -134,8 +136,9 @@ final class FineTuneCommand implements Callable<Integer> {
         return 0;
     }
 
-    private static SgdMomentum sgd(double lr) {
-        return new SgdMomentum(lr, 0.9, 1e-4);
+    /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4 (PyTorch's SGD(nesterov=True, weight_decay)). */
+    private static Optimizer sgd(double lr) {
+        return new Optimizer(new Nesterovs(lr, 0.9), new L2Regularization(1e-4));
     }
 
     private static void print(String phase, Trainer.Point p) {

@@ -12,6 +12,10 @@ import org.convbn.core.conformance.ConfigGrid;
 import org.convbn.core.conformance.RelativeError;
 import org.convbn.core.reference.ReferenceConvBN;
 import org.convbn.core.reference.Tensor;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
+import org.convbn.nd4j.kernel.Nd4jKernels;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -21,17 +25,17 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The ND4J block against the float64 reference on the full grid, every mode, forward, running statistics and
- * all gradients, in float64 and float32.
+ * all gradients, in float64 and float32. {@link #check} is the same comparison for any kernel set and layout.
  */
-class BackendVsReferenceTest {
+public class BackendVsReferenceTest {
     /** float64: the two implementations sum the same products in different orders. */
-    static final double FLOAT64_TOLERANCE = 1e-10;
+    public static final double FLOAT64_TOLERANCE = 1e-10;
     /**
      * float32 against float64 on the same (rounded) inputs: unit roundoff 6e-8, sums of up to
      * C/groups*kH*kW = 36 products, the BN rescale by s up to ~45 (eps 1e-3) and, in TRAIN, division by a batch
      * standard deviation of as few as 4 values per channel; measured worst 3e-5 in TRAIN, 6e-7 in the other modes.
      */
-    static final double FLOAT32_TOLERANCE = 1e-4;
+    public static final double FLOAT32_TOLERANCE = 1e-4;
     /** Tensors whose largest value is below this are compared in absolute terms. */
     static final double FLOOR = 0.1;
     /**
@@ -54,41 +58,69 @@ class BackendVsReferenceTest {
     @MethodSource("cases")
     void everyModeMatchesTheReference(ConfigGrid.Case grid, DataType type) {
         double tol = type == DataType.DOUBLE ? FLOAT64_TOLERANCE : FLOAT32_TOLERANCE;
+        check(grid, type, new Nd4jKernels(type, Arena.direct()), Layout.NCHW, tol, WORST.get(type));
+    }
+
+    /**
+     * Runs one grid case through a block on the given kernels in every mode and compares output, running statistics
+     * and every gradient with the float64 reference; for DEPLOY also the fold. The input is given in {@code layout}
+     * and the block's results are compared in NCHW.
+     *
+     * @param worst receives the worst relative error per mode (modified)
+     */
+    public static void check(ConfigGrid.Case grid, DataType type, Kernels kernels, Layout layout, double tol,
+                             Map<Mode, Double> worst) {
         for (Mode mode : new Mode[] {Mode.TRAIN, Mode.EVAL, Mode.TUNE}) {
             Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), type, 100);
             ReferenceConvBN.Forward want = ReferenceConvBN.forward(c.config(), mode, c.reference(), c.x());
             ReferenceConvBN.Gradients wantGrads = ReferenceConvBN.backward(c.config(), mode, c.reference(), c.x(), c.g());
-            ConvBNBlock block = ConvBNBlock.of(c.config(), c.nd4j(), mode);
-            INDArray z = block.forward(c.xNd4j());
-            BlockGradients got = block.backward(c.gNd4j());
-            String where = type + " " + mode + " " + grid;
-            compare(type, mode, where + " output", want.output(), z, tol);
-            compare(type, mode, where + " running mean", want.runningMean(), c.nd4j().runningMean(), tol);
-            compare(type, mode, where + " running var", want.runningVar(), c.nd4j().runningVar(), tol);
-            compare(type, mode, where + " dX", wantGrads.input(), got.input(), tol);
-            assertEquals(wantGrads.parameters().keySet(), got.parameters().keySet(), where);
+            ConvBNBlock block = ConvBNBlock.of(c.config(), c.nd4j(), mode, kernels);
+            Run got = run(block, kernels, layout, c);
+            String where = type + " " + kernels.name() + " " + layout + " " + mode + " " + grid;
+            compare(worst, mode, where + " output", want.output(), got.output(), tol, FLOOR);
+            compare(worst, mode, where + " running mean", want.runningMean(), c.nd4j().runningMean(), tol, FLOOR);
+            compare(worst, mode, where + " running var", want.runningVar(), c.nd4j().runningVar(), tol, FLOOR);
+            compare(worst, mode, where + " dX", wantGrads.input(), got.gradients().input(), tol, FLOOR);
+            assertEquals(wantGrads.parameters().keySet(), got.gradients().parameters().keySet(), where);
             wantGrads.parameters().forEach((name, t) -> {
                 boolean cancelled = mode == Mode.TRAIN && type == DataType.FLOAT
                         && name.equals(org.convbn.core.ParameterNames.CONV_BIAS);
-                compare(type, mode, where + " d" + name, t, got.parameter(name), tol,
+                compare(worst, mode, where + " d" + name, t, got.gradients().parameter(name), tol,
                         cancelled ? TRAIN_BIAS_FLOAT32_FLOOR : FLOOR);
             });
         }
         Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), type, 200);
-        ConvBNBlock block = ConvBNBlock.of(c.config(), c.nd4j(), Mode.DEPLOY);
+        ConvBNBlock block = ConvBNBlock.of(c.config(), c.nd4j(), Mode.DEPLOY, kernels);
         ReferenceConvBN.Folded folded = new ReferenceConvBN.Folded(Fixtures.toTensor(block.foldedParameters().weight()),
                 Fixtures.toTensor(block.foldedParameters().bias()));
         ReferenceConvBN.Folded wantFold = ReferenceConvBN.fold(c.config(), c.reference());
-        compare(type, Mode.DEPLOY, "DEPLOY fold W' " + grid, wantFold.weight(), block.foldedParameters().weight(), tol);
-        compare(type, Mode.DEPLOY, "DEPLOY fold b' " + grid, wantFold.bias(), block.foldedParameters().bias(), tol);
-        INDArray z = block.forward(c.xNd4j());
-        BlockGradients got = block.backward(c.gNd4j());
+        String where = type + " " + kernels.name() + " " + layout + " DEPLOY " + grid;
+        compare(worst, Mode.DEPLOY, where + " fold W'", wantFold.weight(), block.foldedParameters().weight(), tol, FLOOR);
+        compare(worst, Mode.DEPLOY, where + " fold b'", wantFold.bias(), block.foldedParameters().bias(), tol, FLOOR);
+        Run got = run(block, kernels, layout, c);
         ReferenceConvBN.Gradients want = ReferenceConvBN.deployBackward(c.config().conv(), folded, c.x(), c.g());
-        compare(type, Mode.DEPLOY, type + " DEPLOY output " + grid,
-                ReferenceConvBN.deployForward(c.config().conv(), folded, c.x()), z, tol);
-        compare(type, Mode.DEPLOY, type + " DEPLOY dX " + grid, want.input(), got.input(), tol);
-        want.parameters().forEach((name, t) -> compare(type, Mode.DEPLOY, type + " DEPLOY d" + name + " " + grid, t,
-                got.parameter(name), tol));
+        compare(worst, Mode.DEPLOY, where + " output", ReferenceConvBN.deployForward(c.config().conv(), folded, c.x()),
+                got.output(), tol, FLOOR);
+        compare(worst, Mode.DEPLOY, where + " dX", want.input(), got.gradients().input(), tol, FLOOR);
+        want.parameters().forEach((name, t) -> compare(worst, Mode.DEPLOY, where + " d" + name, t,
+                got.gradients().parameter(name), tol, FLOOR));
+    }
+
+    /** A block's output and gradients, in NCHW. */
+    private record Run(INDArray output, BlockGradients gradients) {
+    }
+
+    /** Forward and backward with input and gradient in {@code layout}; the results converted back to NCHW. */
+    private static Run run(ConvBNBlock block, Kernels kernels, Layout layout, Fixtures.Case c) {
+        if (layout == Layout.NCHW) {
+            INDArray z = block.forward(c.xNd4j());
+            return new Run(z, block.backward(c.gNd4j()));
+        }
+        INDArray x = kernels.relayout(c.xNd4j(), layout);
+        INDArray z = block.forward(x, layout);
+        BlockGradients g = block.backward(kernels.relayout(c.gNd4j(), layout));
+        return new Run(kernels.relayout(z, Layout.NCHW),
+                new BlockGradients(kernels.relayout(g.input(), Layout.NCHW), g.parameters()));
     }
 
     @AfterAll
@@ -96,16 +128,12 @@ class BackendVsReferenceTest {
         System.out.println("ND4J vs reference, worst relative error per mode: " + WORST);
     }
 
-    private static void compare(DataType type, Mode mode, String what, Tensor want, INDArray got, double tol) {
-        compare(type, mode, what, want, got, tol, FLOOR);
-    }
-
-    private static void compare(DataType type, Mode mode, String what, Tensor want, INDArray got, double tol,
-                                double floor) {
+    private static void compare(Map<Mode, Double> worst, Mode mode, String what, Tensor want, INDArray got,
+                                double tol, double floor) {
         assertEquals(java.util.Arrays.toString(want.shape()), java.util.Arrays.toString(got.shape()), what);
         double err = RelativeError.of(want.data(), Fixtures.values(got), floor);
-        synchronized (WORST) {
-            WORST.get(type).merge(mode, err, Math::max);
+        synchronized (worst) {
+            worst.merge(mode, err, Math::max);
         }
         assertTrue(err <= tol, () -> what + ": relative error " + err + " > " + tol);
     }

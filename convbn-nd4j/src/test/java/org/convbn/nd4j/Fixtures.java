@@ -11,16 +11,16 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /** Conversions between the reference's tensors and ND4J arrays, and the random case of a configuration. */
-final class Fixtures {
+public final class Fixtures {
     private Fixtures() {
     }
 
     /** One random case in both representations, the reference's rounded to {@code type} first. */
-    record Case(ConvBNConfig config, ReferenceParameters reference, ConvBNParameters nd4j, Tensor x, INDArray xNd4j,
+    public record Case(ConvBNConfig config, ReferenceParameters reference, ConvBNParameters nd4j, Tensor x, INDArray xNd4j,
                 Tensor g, INDArray gNd4j) {
     }
 
-    static Case random(ConvBNConfig config, long[] inputShape, DataType type, long seed) {
+    public static Case random(ConvBNConfig config, long[] inputShape, DataType type, long seed) {
         ReferenceParameters p = RandomCase.parameters(config, seed);
         ReferenceParameters rounded = new ReferenceParameters(round(p.weight(), type), round(p.bias(), type),
                 round(p.gamma(), type), round(p.beta(), type), round(p.runningMean(), type),
@@ -30,12 +30,12 @@ final class Fixtures {
         return new Case(config, rounded, toNd4j(rounded, type), x, toNd4j(x, type), g, toNd4j(g, type));
     }
 
-    static ConvBNParameters toNd4j(ReferenceParameters p, DataType type) {
+    public static ConvBNParameters toNd4j(ReferenceParameters p, DataType type) {
         return new ConvBNParameters(toNd4j(p.weight(), type), toNd4j(p.bias(), type), toNd4j(p.gamma(), type),
                 toNd4j(p.beta(), type), toNd4j(p.runningMean(), type), toNd4j(p.runningVar(), type));
     }
 
-    static INDArray toNd4j(Tensor t, DataType type) {
+    public static INDArray toNd4j(Tensor t, DataType type) {
         if (t == null) {
             return null;
         }
@@ -43,12 +43,12 @@ final class Fixtures {
         return Nd4j.create(t.data(), shape, DataType.DOUBLE).castTo(type);
     }
 
-    static Tensor toTensor(INDArray a) {
+    public static Tensor toTensor(INDArray a) {
         int[] shape = Arrays.stream(a.shape()).mapToInt(Math::toIntExact).toArray();
         return new Tensor(shape, a.dup('c').castTo(DataType.DOUBLE).data().asDouble());
     }
 
-    static double[] values(INDArray a) {
+    public static double[] values(INDArray a) {
         return a.dup('c').castTo(DataType.DOUBLE).data().asDouble();
     }
 

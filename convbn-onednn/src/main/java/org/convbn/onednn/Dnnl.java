@@ -1,0 +1,101 @@
+package org.convbn.onednn;
+
+import java.util.HashMap;
+import java.util.Map;
+
+import org.bytedeco.dnnl.IntMemoryMap;
+import org.bytedeco.dnnl.engine;
+import org.bytedeco.dnnl.memory;
+import org.bytedeco.dnnl.primitive;
+import org.bytedeco.dnnl.primitive_attr;
+import org.bytedeco.dnnl.primitive_desc_base;
+import org.bytedeco.dnnl.stream;
+import org.bytedeco.dnnl.global.dnnl;
+import org.bytedeco.javacpp.Pointer;
+import org.convbn.nd4j.kernel.Layout;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * Small helpers over JavaCPP's oneDNN API: the CPU engine, memory descriptors of feature maps and parameters, and a
+ * {@link Prepared} primitive whose memory objects are made once and re-pointed at each call's arrays.
+ */
+final class Dnnl {
+    private Dnnl() {
+    }
+
+    /** The CPU engine, shared: oneDNN engines are thread-safe. */
+    static final engine ENGINE = new engine(engine.kind.cpu, 0);
+
+    static memory.desc desc(long[] dims, memory.format_tag tag) {
+        return new memory.desc(dims, memory.data_type.f32, tag);
+    }
+
+    /** A feature map's descriptor: logical dims, the layout's tag. */
+    static memory.desc featureMap(long[] logical, Layout layout) {
+        return desc(logical, layout == Layout.BLOCKED8 ? memory.format_tag.nChw8c : memory.format_tag.nchw);
+    }
+
+    /** A flat run of {@code length} float32 values, for elementwise work on any layout. */
+    static memory.desc flat(long length) {
+        return desc(new long[] {length}, memory.format_tag.x);
+    }
+
+    /** A per-channel vector. */
+    static memory.desc vector(long c) {
+        return desc(new long[] {c}, memory.format_tag.x);
+    }
+
+    /** Attributes with a user-managed scratchpad: the kernels give each call its scratch from their arena. */
+    static primitive_attr userScratchpad() {
+        primitive_attr attr = new primitive_attr();
+        attr.set_scratchpad_mode(dnnl.scratchpad_mode.user);
+        return attr;
+    }
+
+    /**
+     * A primitive with a memory object per argument, made once; each call points the memories at its arrays with
+     * {@link #bind} and runs.
+     */
+    static final class Prepared {
+        final primitive primitive;
+        final long scratchpadBytes;
+        /** For convolutions: the reorder between the user's OIHW weights and the primitive's (weights or their gradient). */
+        Prepared weightsReorder;
+        private final IntMemoryMap args = new IntMemoryMap();
+        private final Map<Integer, memory> memories = new HashMap<>();
+        private final Map<Integer, memory.desc> descs = new HashMap<>();
+
+        Prepared(primitive primitive, primitive_desc_base pd) {
+            this.primitive = primitive;
+            memory.desc scratch = pd.scratchpad_desc();
+            this.scratchpadBytes = scratch.get_size();
+            if (scratchpadBytes > 0) {
+                arg(dnnl.DNNL_ARG_SCRATCHPAD, scratch);
+            }
+        }
+
+        /** Declares an argument with its descriptor. */
+        Prepared arg(int arg, memory.desc desc) {
+            memory m = new memory(desc, ENGINE, (Pointer) null);
+            memories.put(arg, m);
+            descs.put(arg, desc);
+            args.put(arg, m);
+            return this;
+        }
+
+        /** @return the bytes an argument's buffer must hold */
+        long bytes(int arg) {
+            return descs.get(arg).get_size();
+        }
+
+        /** Points an argument at an array's first element. */
+        void bind(int arg, INDArray a) {
+            memories.get(arg).set_data_handle(a.data().addressPointer());
+        }
+
+        void run(stream s) {
+            primitive.execute(s, args);
+            s._wait();
+        }
+    }
+}

@@ -1,0 +1,768 @@
+package org.convbn.onednn;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_SCALE;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_SHIFT;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_MEAN;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCALE;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCRATCHPAD;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SHIFT;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_0;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC_1;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_VARIANCE;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WORKSPACE;
+
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Map;
+import java.util.function.Supplier;
+
+import org.bytedeco.dnnl.batch_normalization_backward;
+import org.bytedeco.dnnl.batch_normalization_forward;
+import org.bytedeco.dnnl.binary;
+import org.bytedeco.dnnl.convolution_backward_data;
+import org.bytedeco.dnnl.convolution_backward_weights;
+import org.bytedeco.dnnl.convolution_forward;
+import org.bytedeco.dnnl.eltwise_backward;
+import org.bytedeco.dnnl.eltwise_forward;
+import org.bytedeco.dnnl.memory;
+import org.bytedeco.dnnl.pooling_backward;
+import org.bytedeco.dnnl.pooling_forward;
+import org.bytedeco.dnnl.primitive_attr;
+import org.bytedeco.dnnl.reorder;
+import org.bytedeco.dnnl.stream;
+import org.bytedeco.dnnl.global.dnnl.algorithm;
+import org.bytedeco.dnnl.global.dnnl.normalization_flags;
+import org.bytedeco.dnnl.global.dnnl.prop_kind;
+import org.convbn.core.ConvConfig;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
+import org.convbn.nd4j.kernel.Nd4jKernels;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * {@link Kernels} on oneDNN for float32 on CPU. Feature maps with a channel count divisible by 8 are computed in
+ * {@link Layout#BLOCKED8} (oneDNN's {@code nChw8c}, what its AVX2 convolutions run in), so a network that keeps them
+ * so never reorders an activation: only weights are reordered, per call, into the layout each primitive wants.
+ * Others are computed in NCHW. Primitives are made once per shape and kept; every buffer a call needs (outputs,
+ * reordered weights, oneDNN's scratchpad, pooling's workspace) comes from the arena.
+ *
+ * <p>oneDNN and ND4J share one OpenMP runtime in the process (both load {@code libgomp.so.1}). Not thread-safe.
+ */
+public final class OnednnKernels implements Kernels {
+    private final Arena arena;
+    private final stream stream = new stream(Dnnl.ENGINE);
+    private final Map<String, Dnnl.Prepared> prepared = new HashMap<>();
+    private final Nd4jKernels fallback;
+
+    /**
+     * @param arena where results and temporaries come from
+     */
+    public OnednnKernels(Arena arena) {
+        this.arena = arena;
+        this.fallback = new Nd4jKernels(DataType.FLOAT, arena);
+    }
+
+    @Override
+    public String name() {
+        return OnednnKernelsProvider.NAME;
+    }
+
+    @Override
+    public DataType dataType() {
+        return DataType.FLOAT;
+    }
+
+    @Override
+    public Arena arena() {
+        return arena;
+    }
+
+    @Override
+    public Layout preferredLayout(int channels) {
+        return channels % Layout.BLOCK == 0 ? Layout.BLOCKED8 : Layout.NCHW;
+    }
+
+    private Dnnl.Prepared prepared(String key, Supplier<Dnnl.Prepared> make) {
+        Dnnl.Prepared p = prepared.get(key);
+        if (p == null) {
+            p = make.get();
+            prepared.put(key, p);
+        }
+        return p;
+    }
+
+    /** Binds the scratchpad (if the primitive needs one), runs, and gives the scratchpad back. */
+    private void run(Dnnl.Prepared p) {
+        INDArray scratch = null;
+        if (p.scratchpadBytes > 0) {
+            scratch = arena.allocate(DataType.BYTE, p.scratchpadBytes);
+            p.bind(DNNL_ARG_SCRATCHPAD, scratch);
+        }
+        try {
+            p.run(stream);
+        } finally {
+            arena.release(scratch);
+        }
+    }
+
+    /** @return a float array of at least {@code bytes} bytes from the arena */
+    private INDArray buffer(long bytes) {
+        return arena.allocate(DataType.FLOAT, (bytes + 3) / 4);
+    }
+
+    /** @return t itself when it is dense ('c' order, no offset), else a dense copy from the arena */
+    private INDArray dense(INDArray t) {
+        if (isDense(t)) {
+            return t;
+        }
+        INDArray c = arena.allocate(t.dataType(), t.shape());
+        c.assign(t);
+        return c;
+    }
+
+    static boolean isDense(INDArray t) {
+        if (t.offset() != 0 || t.ordering() != 'c' && t.rank() > 1) {
+            return false;
+        }
+        long expected = 1;
+        for (int i = t.rank() - 1; i >= 0; i--) {
+            if (t.size(i) != 1 && t.stride(i) != expected) {
+                return false;
+            }
+            expected *= t.size(i);
+        }
+        return true;
+    }
+
+    private void releaseIfCopy(INDArray copy, INDArray original) {
+        if (copy != original) {
+            arena.release(copy);
+        }
+    }
+
+    /** @return t when it is a dense feature map in {@code layout}, else a dense copy in it from the arena */
+    private INDArray as(INDArray t, Layout layout) {
+        return Layout.of(t) == layout ? dense(t) : relayout(t, layout);
+    }
+
+    /** @return t (owned, in {@code from}) in layout {@code to}, giving t back when converted */
+    private INDArray moveTo(INDArray t, Layout to) {
+        if (Layout.of(t) == to) {
+            return t;
+        }
+        INDArray r = relayout(t, to);
+        arena.release(t);
+        return r;
+    }
+
+    @Override
+    public INDArray relayout(INDArray t, Layout target) {
+        long[] logical = Layout.logicalShape(t);
+        Layout from = Layout.of(t);
+        INDArray out = arena.allocate(DataType.FLOAT, target.physicalShape(logical));
+        INDArray src = dense(t);
+        Dnnl.Prepared p = prepared("reorder " + Arrays.toString(logical) + from + target, () -> {
+            memory.desc s = Dnnl.featureMap(logical, from);
+            memory.desc d = Dnnl.featureMap(logical, target);
+            reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d);
+            return new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+        });
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DST, out);
+        run(p);
+        releaseIfCopy(src, t);
+        return out;
+    }
+
+    // ---------------------------------------------------------------- convolution
+
+    /** The geometry of a conv on an input of logical shape {@code xs}. */
+    private record Geometry(long[] src, long[] weights, long[] dst, long[] strides, long[] dilates, long[] padL,
+                            long[] padR, Layout srcLayout, Layout dstLayout, String key) {
+        static Geometry of(ConvConfig c, long[] xs, Layout srcLayout, Layout dstLayout) {
+            long[] ys = c.outputShape(xs);
+            int h = (int) xs[2];
+            int w = (int) xs[3];
+            long pt = c.padTop(h);
+            long pl = c.padLeft(w);
+            long pb = Math.max(0, (ys[2] - 1) * c.strideH() + (long) (c.kernelH() - 1) * c.dilationH() + 1 - h - pt);
+            long pr = Math.max(0, (ys[3] - 1) * c.strideW() + (long) (c.kernelW() - 1) * c.dilationW() + 1 - w - pl);
+            long[] weights = c.groups() == 1
+                    ? new long[] {c.outChannels(), c.inChannels(), c.kernelH(), c.kernelW()}
+                    : new long[] {c.groups(), c.outChannelsPerGroup(), c.inChannelsPerGroup(), c.kernelH(), c.kernelW()};
+            String key = Arrays.toString(xs) + Arrays.toString(weights) + " s" + c.strideH() + "," + c.strideW() + " d"
+                    + c.dilationH() + "," + c.dilationW() + " p" + pt + "," + pl + "," + pb + "," + pr + " " + srcLayout
+                    + dstLayout;
+            return new Geometry(xs, weights, ys, new long[] {c.strideH(), c.strideW()},
+                    new long[] {c.dilationH() - 1, c.dilationW() - 1}, new long[] {pt, pl}, new long[] {pb, pr},
+                    srcLayout, dstLayout, key);
+        }
+
+        memory.desc srcDesc() {
+            return Dnnl.featureMap(src, srcLayout);
+        }
+
+        memory.desc dstDesc() {
+            return Dnnl.featureMap(dst, dstLayout);
+        }
+
+        memory.desc anyWeights() {
+            return Dnnl.desc(weights, memory.format_tag.any);
+        }
+
+        memory.desc userWeights() {
+            return Dnnl.desc(weights, weights.length == 4 ? memory.format_tag.oihw : memory.format_tag.goihw);
+        }
+    }
+
+    private Geometry geometry(ConvConfig c, long[] xs) {
+        return Geometry.of(c, xs, preferredLayout(c.inChannels()), preferredLayout(c.outChannels()));
+    }
+
+    private convolution_forward.primitive_desc forwardDesc(Geometry g, boolean bias, primitive_attr attr) {
+        convolution_forward.desc d = bias
+                ? new convolution_forward.desc(prop_kind.forward_training, algorithm.convolution_direct, g.srcDesc(),
+                        g.anyWeights(), Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR)
+                : new convolution_forward.desc(prop_kind.forward_training, algorithm.convolution_direct, g.srcDesc(),
+                        g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+        return new convolution_forward.primitive_desc(d, attr, Dnnl.ENGINE);
+    }
+
+    /** A reorder of the user's OIHW (GOIHW) weights into {@code target}. */
+    private Dnnl.Prepared weightReorder(String key, memory.desc user, memory.desc target, boolean toUser) {
+        return prepared("weights " + key + toUser, () -> {
+            memory.desc s = toUser ? target : user;
+            memory.desc d = toUser ? user : target;
+            reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d);
+            return new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+        });
+    }
+
+    /** The forward primitive, or null when oneDNN has none for this geometry (the ND4J kernels run it then). */
+    private Dnnl.Prepared convForward(Geometry g, boolean bias) {
+        String key = "conv fwd " + g.key + " bias " + bias;
+        if (unsupported(key)) {
+            return null;
+        }
+        try {
+            return prepared(key, () -> {
+                convolution_forward.primitive_desc pd = forwardDesc(g, bias, Dnnl.userScratchpad());
+                Dnnl.Prepared p = new Dnnl.Prepared(new convolution_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
+                        .arg(DNNL_ARG_WEIGHTS, pd.weights_desc()).arg(DNNL_ARG_DST, pd.dst_desc());
+                if (bias) {
+                    p.arg(DNNL_ARG_BIAS, pd.bias_desc());
+                }
+                p.weightsReorder = weightReorder(key, g.userWeights(), pd.weights_desc(), false);
+                return p;
+            });
+        } catch (RuntimeException e) {
+            markUnsupported(key);
+            return null;
+        }
+    }
+
+    private final java.util.Set<String> unsupported = new java.util.HashSet<>();
+
+    private boolean unsupported(String key) {
+        return unsupported.contains(key);
+    }
+
+    private void markUnsupported(String key) {
+        unsupported.add(key);
+    }
+
+    /** Reorders plain weights into the primitive's layout: a new arena buffer. */
+    private INDArray reorderWeights(Dnnl.Prepared reorderToPrimitive, INDArray w) {
+        INDArray src = dense(w);
+        INDArray out = buffer(reorderToPrimitive.bytes(DNNL_ARG_DST));
+        reorderToPrimitive.bind(DNNL_ARG_SRC, src);
+        reorderToPrimitive.bind(DNNL_ARG_DST, out);
+        run(reorderToPrimitive);
+        releaseIfCopy(src, w);
+        return out;
+    }
+
+    @Override
+    public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray b, Layout out) {
+        long[] xs = Layout.logicalShape(x);
+        Geometry g = geometry(c, xs);
+        Dnnl.Prepared p = convForward(g, b != null);
+        if (p == null) {
+            return fallback.conv(c, x, w, b, out);
+        }
+        INDArray src = as(x, g.srcLayout);
+        INDArray weights = reorderWeights(p.weightsReorder, w);
+        INDArray bias = b == null ? null : dense(b);
+        INDArray y = arena.allocate(DataType.FLOAT, g.dstLayout.physicalShape(g.dst));
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_WEIGHTS, weights);
+        if (bias != null) {
+            p.bind(DNNL_ARG_BIAS, bias);
+        }
+        p.bind(DNNL_ARG_DST, y);
+        run(p);
+        releaseIfCopy(src, x);
+        releaseIfCopy(bias, b);
+        arena.release(weights);
+        return moveTo(y, out);
+    }
+
+    @Override
+    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray g, boolean inputGradient,
+                                      boolean biasGradient, Layout inputLayout) {
+        long[] xs = Layout.logicalShape(x);
+        Geometry geo = geometry(c, xs);
+        String key = geo.key + " bias " + biasGradient;
+        Dnnl.Prepared data = inputGradient ? convBackwardData(geo, key) : null;
+        Dnnl.Prepared weights = convBackwardWeights(geo, key, biasGradient);
+        if (weights == null || inputGradient && data == null) {
+            return fallback.convBackward(c, x, w, g, inputGradient, biasGradient, inputLayout);
+        }
+        INDArray diffDst = as(g, geo.dstLayout);
+        INDArray dx = null;
+        if (inputGradient) {
+            INDArray wr = reorderWeights(data.weightsReorder, w);
+            dx = arena.allocate(DataType.FLOAT, geo.srcLayout.physicalShape(xs));
+            data.bind(DNNL_ARG_DIFF_DST, diffDst);
+            data.bind(DNNL_ARG_WEIGHTS, wr);
+            data.bind(DNNL_ARG_DIFF_SRC, dx);
+            run(data);
+            arena.release(wr);
+            dx = moveTo(dx, inputLayout);
+        }
+        INDArray src = as(x, geo.srcLayout);
+        INDArray dwPrimitive = buffer(weights.bytes(DNNL_ARG_DIFF_WEIGHTS));
+        INDArray db = biasGradient ? arena.allocate(DataType.FLOAT, geo.dst[1]) : null;
+        weights.bind(DNNL_ARG_SRC, src);
+        weights.bind(DNNL_ARG_DIFF_DST, diffDst);
+        weights.bind(DNNL_ARG_DIFF_WEIGHTS, dwPrimitive);
+        if (db != null) {
+            weights.bind(DNNL_ARG_DIFF_BIAS, db);
+        }
+        run(weights);
+        releaseIfCopy(src, x);
+        releaseIfCopy(diffDst, g);
+        INDArray dw = arena.allocate(DataType.FLOAT, w.shape());
+        weights.weightsReorder.bind(DNNL_ARG_SRC, dwPrimitive);
+        weights.weightsReorder.bind(DNNL_ARG_DST, dw);
+        run(weights.weightsReorder);
+        arena.release(dwPrimitive);
+        return new ConvGradients(dx, dw, db);
+    }
+
+    private Dnnl.Prepared convBackwardData(Geometry g, String key) {
+        String k = "conv bwd data " + key;
+        if (unsupported(k)) {
+            return null;
+        }
+        try {
+            return prepared(k, () -> {
+                convolution_forward.primitive_desc hint = forwardDesc(g, false, Dnnl.userScratchpad());
+                convolution_backward_data.desc d = new convolution_backward_data.desc(algorithm.convolution_direct,
+                        g.srcDesc(), g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+                convolution_backward_data.primitive_desc pd = new convolution_backward_data.primitive_desc(d,
+                        Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+                Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_data(pd), pd)
+                        .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()).arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
+                        .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
+                p.weightsReorder = weightReorder(k, g.userWeights(), pd.weights_desc(), false);
+                return p;
+            });
+        } catch (RuntimeException e) {
+            markUnsupported(k);
+            return null;
+        }
+    }
+
+    private Dnnl.Prepared convBackwardWeights(Geometry g, String key, boolean bias) {
+        String k = "conv bwd weights " + key;
+        if (unsupported(k)) {
+            return null;
+        }
+        try {
+            return prepared(k, () -> {
+                convolution_forward.primitive_desc hint = forwardDesc(g, bias, Dnnl.userScratchpad());
+                convolution_backward_weights.desc d = bias
+                        ? new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(),
+                                g.anyWeights(), Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL,
+                                g.padR)
+                        : new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(),
+                                g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+                convolution_backward_weights.primitive_desc pd = new convolution_backward_weights.primitive_desc(d,
+                        Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+                Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_weights(pd), pd)
+                        .arg(DNNL_ARG_SRC, pd.src_desc()).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                        .arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc());
+                if (bias) {
+                    p.arg(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
+                }
+                p.weightsReorder = weightReorder(k, g.userWeights(), pd.diff_weights_desc(), true);
+                return p;
+            });
+        } catch (RuntimeException e) {
+            markUnsupported(k);
+            return null;
+        }
+    }
+
+    // ---------------------------------------------------------------- BatchNorm
+
+    private static int flags(boolean globalStats, boolean affine) {
+        int f = globalStats ? normalization_flags.use_global_stats.value : 0;
+        return affine ? f | normalization_flags.use_scale.value | normalization_flags.use_shift.value : f;
+    }
+
+    private batch_normalization_forward.primitive_desc bnForwardDesc(memory.desc data, double eps, int flags,
+                                                                     prop_kind prop) {
+        batch_normalization_forward.desc d = new batch_normalization_forward.desc(prop.value, data, (float) eps,
+                flags);
+        return new batch_normalization_forward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE);
+    }
+
+    private Dnnl.Prepared bnForward(INDArray y, double eps, boolean affine, boolean training) {
+        long[] ys = Layout.logicalShape(y);
+        Layout layout = Layout.of(y);
+        String key = "bn fwd " + Arrays.toString(ys) + layout + eps + affine + training;
+        return prepared(key, () -> {
+            memory.desc data = Dnnl.featureMap(ys, layout);
+            batch_normalization_forward.primitive_desc pd = bnForwardDesc(data, eps, flags(!training, affine),
+                    training ? prop_kind.forward_training : prop_kind.forward_inference);
+            Dnnl.Prepared p = new Dnnl.Prepared(new batch_normalization_forward(pd), pd).arg(DNNL_ARG_SRC, data)
+                    .arg(DNNL_ARG_DST, data).arg(DNNL_ARG_MEAN, Dnnl.vector(ys[1]))
+                    .arg(DNNL_ARG_VARIANCE, Dnnl.vector(ys[1]));
+            if (affine) {
+                p.arg(DNNL_ARG_SCALE, Dnnl.vector(ys[1])).arg(DNNL_ARG_SHIFT, Dnnl.vector(ys[1]));
+            }
+            return p;
+        });
+    }
+
+    private Dnnl.Prepared bnBackward(INDArray y, double eps, boolean affine, boolean training) {
+        long[] ys = Layout.logicalShape(y);
+        Layout layout = Layout.of(y);
+        String key = "bn bwd " + Arrays.toString(ys) + layout + eps + affine + training;
+        return prepared(key, () -> {
+            memory.desc data = Dnnl.featureMap(ys, layout);
+            int flags = flags(!training, affine);
+            batch_normalization_forward.primitive_desc hint = bnForwardDesc(data, eps, flags,
+                    training ? prop_kind.forward_training : prop_kind.forward_inference);
+            batch_normalization_backward.desc d = new batch_normalization_backward.desc(
+                    (affine ? prop_kind.backward : prop_kind.backward_data).value, data, data, (float) eps, flags);
+            batch_normalization_backward.primitive_desc pd = new batch_normalization_backward.primitive_desc(d,
+                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            Dnnl.Prepared p = new Dnnl.Prepared(new batch_normalization_backward(pd), pd).arg(DNNL_ARG_SRC, data)
+                    .arg(DNNL_ARG_DIFF_DST, data).arg(DNNL_ARG_DIFF_SRC, data)
+                    .arg(DNNL_ARG_MEAN, Dnnl.vector(ys[1])).arg(DNNL_ARG_VARIANCE, Dnnl.vector(ys[1]));
+            if (affine) {
+                p.arg(DNNL_ARG_SCALE, Dnnl.vector(ys[1])).arg(DNNL_ARG_SHIFT, Dnnl.vector(ys[1]))
+                        .arg(DNNL_ARG_DIFF_SCALE, Dnnl.vector(ys[1])).arg(DNNL_ARG_DIFF_SHIFT, Dnnl.vector(ys[1]));
+            }
+            return p;
+        });
+    }
+
+    /** Binds small per-channel vectors (copied when not dense); returns the copies to give back. */
+    private INDArray[] bindVectors(Dnnl.Prepared p, int[] args, INDArray... vectors) {
+        INDArray[] copies = new INDArray[vectors.length];
+        for (int i = 0; i < vectors.length; i++) {
+            if (vectors[i] == null) {
+                continue;
+            }
+            INDArray d = dense(vectors[i]);
+            p.bind(args[i], d);
+            copies[i] = d == vectors[i] ? null : d;
+        }
+        return copies;
+    }
+
+    @Override
+    public INDArray batchNorm(INDArray y, INDArray mean, INDArray variance, INDArray gamma, INDArray beta,
+                              double eps) {
+        INDArray src = dense(y);
+        Dnnl.Prepared p = bnForward(src, eps, gamma != null, false);
+        INDArray z = arena.allocate(DataType.FLOAT, src.shape());
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DST, z);
+        INDArray[] copies = bindVectors(p, new int[] {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT},
+                mean, variance, gamma, beta);
+        run(p);
+        arena.release(copies);
+        releaseIfCopy(src, y);
+        return z;
+    }
+
+    @Override
+    public BatchNormGradients batchNormBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
+                                                INDArray gamma, double eps) {
+        return bnBackward(y, g, mean, variance, gamma, eps, false);
+    }
+
+    @Override
+    public BatchStatistics batchNormTraining(INDArray y, INDArray gamma, INDArray beta, double eps) {
+        INDArray src = dense(y);
+        long c = Layout.logicalShape(y)[1];
+        Dnnl.Prepared p = bnForward(src, eps, gamma != null, true);
+        INDArray z = arena.allocate(DataType.FLOAT, src.shape());
+        INDArray mean = arena.allocate(DataType.FLOAT, c);
+        INDArray var = arena.allocate(DataType.FLOAT, c);
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DST, z);
+        p.bind(DNNL_ARG_MEAN, mean);
+        p.bind(DNNL_ARG_VARIANCE, var);
+        INDArray[] copies = bindVectors(p, new int[] {DNNL_ARG_SCALE, DNNL_ARG_SHIFT}, gamma, beta);
+        run(p);
+        arena.release(copies);
+        releaseIfCopy(src, y);
+        return new BatchStatistics(z, mean, var);
+    }
+
+    @Override
+    public BatchNormGradients batchNormTrainingBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
+                                                        INDArray gamma, double eps) {
+        return bnBackward(y, g, mean, variance, gamma, eps, true);
+    }
+
+    private BatchNormGradients bnBackward(INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma,
+                                          double eps, boolean training) {
+        INDArray src = as(y, Layout.of(g));
+        INDArray diffDst = dense(g);
+        long c = Layout.logicalShape(y)[1];
+        boolean affine = gamma != null;
+        Dnnl.Prepared p = bnBackward(diffDst, eps, affine, training);
+        INDArray dy = arena.allocate(DataType.FLOAT, diffDst.shape());
+        INDArray dgamma = affine ? arena.allocate(DataType.FLOAT, c) : null;
+        INDArray dbeta = affine ? arena.allocate(DataType.FLOAT, c) : null;
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DIFF_DST, diffDst);
+        p.bind(DNNL_ARG_DIFF_SRC, dy);
+        INDArray shift = affine ? arena.allocate(DataType.FLOAT, c) : null; // read by oneDNN, unused by the math
+        INDArray[] copies = bindVectors(p, new int[] {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
+            DNNL_ARG_SHIFT, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT}, mean, variance, gamma, shift, dgamma, dbeta);
+        run(p);
+        arena.release(copies);
+        arena.release(shift);
+        releaseIfCopy(src, y);
+        releaseIfCopy(diffDst, g);
+        return new BatchNormGradients(dy, dgamma, dbeta);
+    }
+
+    // ---------------------------------------------------------------- pooling
+
+    private long[] poolPadR(long[] xs, long[] ys, int kernel, int stride, int pad) {
+        return new long[] {Math.max(0, (ys[2] - 1) * stride + kernel - xs[2] - pad),
+            Math.max(0, (ys[3] - 1) * stride + kernel - xs[3] - pad)};
+    }
+
+    private pooling_forward.primitive_desc poolDesc(memory.desc src, memory.desc dst, algorithm alg, long[] kernel,
+                                                    long[] strides, long[] padL, long[] padR) {
+        pooling_forward.desc d = new pooling_forward.desc(prop_kind.forward_training, alg, src, dst, strides, kernel,
+                padL, padR);
+        return new pooling_forward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE);
+    }
+
+    @Override
+    public Pooled maxPool(INDArray x, int kernel, int stride, int pad) {
+        long[] xs = Layout.logicalShape(x);
+        long[] ys = {xs[0], xs[1], (xs[2] + 2L * pad - kernel) / stride + 1, (xs[3] + 2L * pad - kernel) / stride + 1};
+        Layout layout = Layout.of(x);
+        long[] k = {kernel, kernel};
+        long[] s = {stride, stride};
+        long[] pl = {pad, pad};
+        long[] pr = poolPadR(xs, ys, kernel, stride, pad);
+        Dnnl.Prepared p = prepared("maxpool fwd " + Arrays.toString(xs) + layout + kernel + "," + stride + "," + pad,
+                () -> {
+                    pooling_forward.primitive_desc pd = poolDesc(Dnnl.featureMap(xs, layout),
+                            Dnnl.featureMap(ys, layout), algorithm.pooling_max, k, s, pl, pr);
+                    return new Dnnl.Prepared(new pooling_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
+                            .arg(DNNL_ARG_DST, pd.dst_desc()).arg(DNNL_ARG_WORKSPACE, pd.workspace_desc());
+                });
+        INDArray src = dense(x);
+        INDArray y = arena.allocate(DataType.FLOAT, layout.physicalShape(ys));
+        INDArray ws = arena.allocate(DataType.BYTE, p.bytes(DNNL_ARG_WORKSPACE));
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DST, y);
+        p.bind(DNNL_ARG_WORKSPACE, ws);
+        run(p);
+        releaseIfCopy(src, x);
+        return new Pooled(y, ws);
+    }
+
+    @Override
+    public INDArray maxPoolBackward(INDArray x, Pooled pooled, INDArray g, int kernel, int stride, int pad) {
+        long[] xs = Layout.logicalShape(x);
+        long[] ys = Layout.logicalShape(pooled.output());
+        Layout layout = Layout.of(x);
+        long[] k = {kernel, kernel};
+        long[] s = {stride, stride};
+        long[] pl = {pad, pad};
+        long[] pr = poolPadR(xs, ys, kernel, stride, pad);
+        Dnnl.Prepared p = prepared("maxpool bwd " + Arrays.toString(xs) + layout + kernel + "," + stride + "," + pad,
+                () -> {
+                    memory.desc src = Dnnl.featureMap(xs, layout);
+                    memory.desc dst = Dnnl.featureMap(ys, layout);
+                    pooling_forward.primitive_desc hint = poolDesc(src, dst, algorithm.pooling_max, k, s, pl, pr);
+                    pooling_backward.desc d = new pooling_backward.desc(algorithm.pooling_max, src, dst, s, k, pl, pr);
+                    pooling_backward.primitive_desc pd = new pooling_backward.primitive_desc(d, Dnnl.userScratchpad(),
+                            Dnnl.ENGINE, hint);
+                    return new Dnnl.Prepared(new pooling_backward(pd), pd).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                            .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc()).arg(DNNL_ARG_WORKSPACE, pd.workspace_desc());
+                });
+        INDArray diffDst = as(g, layout);
+        INDArray dx = arena.allocate(DataType.FLOAT, layout.physicalShape(xs));
+        p.bind(DNNL_ARG_DIFF_DST, diffDst);
+        p.bind(DNNL_ARG_DIFF_SRC, dx);
+        p.bind(DNNL_ARG_WORKSPACE, pooled.workspace());
+        run(p);
+        releaseIfCopy(diffDst, g);
+        return dx;
+    }
+
+    @Override
+    public INDArray globalAveragePool(INDArray x) {
+        long[] xs = Layout.logicalShape(x);
+        Layout layout = Layout.of(x);
+        long[] ys = {xs[0], xs[1], 1, 1};
+        Dnnl.Prepared p = prepared("avgpool fwd " + Arrays.toString(xs) + layout, () -> {
+            pooling_forward.primitive_desc pd = poolDesc(Dnnl.featureMap(xs, layout), Dnnl.featureMap(ys, layout),
+                    algorithm.pooling_avg_exclude_padding, new long[] {xs[2], xs[3]}, new long[] {1, 1},
+                    new long[] {0, 0}, new long[] {0, 0});
+            return new Dnnl.Prepared(new pooling_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
+                    .arg(DNNL_ARG_DST, pd.dst_desc());
+        });
+        INDArray src = dense(x);
+        // [N, C, 1, 1] in either layout lies in memory as a plain [N, C] (C divisible by 8 when blocked).
+        INDArray y = arena.allocate(DataType.FLOAT, xs[0], xs[1]);
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DST, y);
+        run(p);
+        releaseIfCopy(src, x);
+        return y;
+    }
+
+    @Override
+    public INDArray globalAveragePoolBackward(INDArray g, long[] logicalShape, Layout layout) {
+        long[] xs = logicalShape.clone();
+        long[] ys = {xs[0], xs[1], 1, 1};
+        Dnnl.Prepared p = prepared("avgpool bwd " + Arrays.toString(xs) + layout, () -> {
+            memory.desc src = Dnnl.featureMap(xs, layout);
+            memory.desc dst = Dnnl.featureMap(ys, layout);
+            long[] k = {xs[2], xs[3]};
+            long[] zero = {0, 0};
+            long[] one = {1, 1};
+            pooling_forward.primitive_desc hint = poolDesc(src, dst, algorithm.pooling_avg_exclude_padding, k, one,
+                    zero, zero);
+            pooling_backward.desc d = new pooling_backward.desc(algorithm.pooling_avg_exclude_padding, src, dst, one,
+                    k, zero, zero);
+            pooling_backward.primitive_desc pd = new pooling_backward.primitive_desc(d, Dnnl.userScratchpad(),
+                    Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new pooling_backward(pd), pd).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                    .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
+        });
+        INDArray diffDst = dense(g);
+        INDArray dx = arena.allocate(DataType.FLOAT, layout.physicalShape(xs));
+        p.bind(DNNL_ARG_DIFF_DST, diffDst);
+        p.bind(DNNL_ARG_DIFF_SRC, dx);
+        run(p);
+        releaseIfCopy(diffDst, g);
+        return dx;
+    }
+
+    // ---------------------------------------------------------------- elementwise
+
+    private Dnnl.Prepared relu(long length) {
+        return prepared("relu fwd " + length, () -> {
+            memory.desc d = Dnnl.flat(length);
+            eltwise_forward.primitive_desc pd = new eltwise_forward.primitive_desc(new eltwise_forward.desc(
+                    prop_kind.forward_training, algorithm.eltwise_relu_use_dst_for_bwd, d, 0f, 0f),
+                    Dnnl.userScratchpad(), Dnnl.ENGINE);
+            return new Dnnl.Prepared(new eltwise_forward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DST, d);
+        });
+    }
+
+    @Override
+    public void reluInPlace(INDArray t) {
+        if (!isDense(t)) {
+            Kernels.super.reluInPlace(t);
+            return;
+        }
+        Dnnl.Prepared p = relu(t.length());
+        p.bind(DNNL_ARG_SRC, t);
+        p.bind(DNNL_ARG_DST, t);
+        run(p);
+    }
+
+    private void reluBackward(INDArray out, INDArray g, INDArray dx) {
+        long length = g.length();
+        Dnnl.Prepared p = prepared("relu bwd " + length, () -> {
+            memory.desc d = Dnnl.flat(length);
+            eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(new eltwise_forward.desc(
+                    prop_kind.forward_training, algorithm.eltwise_relu_use_dst_for_bwd, d, 0f, 0f), Dnnl.ENGINE);
+            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
+                    algorithm.eltwise_relu_use_dst_for_bwd, d, d, 0f, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(DNNL_ARG_DST, d).arg(DNNL_ARG_DIFF_DST, d)
+                    .arg(DNNL_ARG_DIFF_SRC, d);
+        });
+        p.bind(DNNL_ARG_DST, out);
+        p.bind(DNNL_ARG_DIFF_DST, g);
+        p.bind(DNNL_ARG_DIFF_SRC, dx);
+        run(p);
+    }
+
+    @Override
+    public INDArray reluBackward(INDArray out, INDArray g) {
+        if (!isDense(out) || !isDense(g)) {
+            return Kernels.super.reluBackward(out, g);
+        }
+        INDArray dx = arena.allocate(DataType.FLOAT, g.shape());
+        reluBackward(out, g, dx);
+        return dx;
+    }
+
+    @Override
+    public void reluBackwardInPlace(INDArray out, INDArray g) {
+        if (!isDense(out) || !isDense(g)) {
+            Kernels.super.reluBackwardInPlace(out, g);
+            return;
+        }
+        reluBackward(out, g, g);
+    }
+
+    @Override
+    public void addInPlace(INDArray target, INDArray source, double alpha) {
+        if (!isDense(target) || !isDense(source)) {
+            Kernels.super.addInPlace(target, source, alpha);
+            return;
+        }
+        long length = target.length();
+        Dnnl.Prepared p = prepared("add " + length + " " + alpha, () -> {
+            memory.desc d = Dnnl.flat(length);
+            primitive_attr attr = Dnnl.userScratchpad();
+            if (alpha != 1.0) {
+                attr.set_scales(DNNL_ARG_SRC_1, 0, new float[] {(float) alpha});
+            }
+            binary.primitive_desc pd = new binary.primitive_desc(new binary.desc(algorithm.binary_add, d, d, d), attr,
+                    Dnnl.ENGINE);
+            return new Dnnl.Prepared(new binary(pd), pd).arg(DNNL_ARG_SRC_0, d).arg(DNNL_ARG_SRC_1, d)
+                    .arg(DNNL_ARG_DST, d);
+        });
+        p.bind(DNNL_ARG_SRC_0, target);
+        p.bind(DNNL_ARG_SRC_1, source);
+        p.bind(DNNL_ARG_DST, target);
+        run(p);
+    }
+
+    @Override
+    public String toString() {
+        return "OnednnKernels[FLOAT, " + arena + "]";
+    }
+}

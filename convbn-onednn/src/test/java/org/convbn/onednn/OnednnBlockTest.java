@@ -1,0 +1,135 @@
+package org.convbn.onednn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Map;
+import java.util.stream.Stream;
+
+import org.convbn.core.BatchNormConfig;
+import org.convbn.core.ConvBNConfig;
+import org.convbn.core.ConvConfig;
+import org.convbn.core.Mode;
+import org.convbn.core.Padding;
+import org.convbn.core.conformance.ConfigGrid;
+import org.convbn.nd4j.BackendVsReferenceTest;
+import org.convbn.nd4j.ConvBNBlock;
+import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.EvalTuneEquivalenceTest;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
+import org.convbn.nd4j.kernel.PooledArena;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * The block on oneDNN's kernels against the float64 reference, on the grid every kernel set is checked on (NCHW in
+ * and out, 4 to 8 channels) and on cases with blocked feature maps in and out (8 to 16 channels), in every mode; and
+ * EVAL against TUNE.
+ */
+class OnednnBlockTest {
+    /**
+     * EVAL against TUNE in float32: the same sums in other orders (s applied to the conv's output or folded into the
+     * weight; dgamma from g.Y or from dW'.W), so a few float32 roundings of order-one values; measured below 2e-6.
+     */
+    static final double FLOAT32_EQUIVALENCE = 1e-4;
+
+    private static final Map<Mode, Double> WORST = new EnumMap<>(Mode.class);
+
+    static Stream<ConfigGrid.Case> grid() {
+        return ConfigGrid.full().stream();
+    }
+
+    /** Cases whose input and output channels are divisible by 8, so both feature maps can be blocked. */
+    static Stream<ConfigGrid.Case> blocked() {
+        List<ConfigGrid.Case> cases = new ArrayList<>();
+        long[] input = {2, 8, 9, 7};
+        for (int kernel : new int[] {1, 3}) {
+            for (int stride : new int[] {1, 2}) {
+                for (int groups : new int[] {1, 2, 8}) {
+                    for (boolean bias : new boolean[] {true, false}) {
+                        ConvConfig conv = ConvConfig.builder(8, 16).kernel(kernel).stride(stride)
+                                .padding(kernel == 3 && groups == 2 ? Padding.same() : Padding.of(kernel / 2))
+                                .dilation(kernel == 3 && stride == 1 && !bias ? 2 : 1).groups(groups).bias(bias).build();
+                        cases.add(new ConfigGrid.Case(new ConvBNConfig(conv, new BatchNormConfig(16, 1e-3, 0.1,
+                                groups != 2 || bias), true), input));
+                    }
+                }
+            }
+        }
+        return cases.stream();
+    }
+
+    private static Kernels kernels() {
+        return new OnednnKernels(Arena.direct());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("grid")
+    void everyModeMatchesTheReferenceInNchw(ConfigGrid.Case grid) {
+        BackendVsReferenceTest.check(grid, DataType.FLOAT, kernels(), Layout.NCHW,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("blocked")
+    void everyModeMatchesTheReferenceOnBlockedFeatureMaps(ConfigGrid.Case c) {
+        BackendVsReferenceTest.check(c, DataType.FLOAT, kernels(), Layout.BLOCKED8,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        BackendVsReferenceTest.check(c, DataType.FLOAT, kernels(), Layout.NCHW,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("grid")
+    void evalAndTuneAgree(ConfigGrid.Case grid) {
+        EvalTuneEquivalenceTest.check(grid, DataType.FLOAT, kernels(), FLOAT32_EQUIVALENCE);
+    }
+
+    @Test
+    void theProviderIsFoundAndChosenForFloat32() {
+        assertTrue(OnednnKernelsProvider.available(), "oneDNN's natives load in the tests");
+        assertEquals("onednn", Kernels.create(DataType.FLOAT, Arena.direct()).name());
+        assertEquals("nd4j", Kernels.create(DataType.DOUBLE, Arena.direct()).name(), "oneDNN has no float64");
+    }
+
+    @Test
+    void aBlockStepGivesBackEverythingItTookFromThePool() {
+        ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(16, 32).kernel(3).stride(2).padding(1).build());
+        try (PooledArena arena = Arena.pooled()) {
+            Kernels k = new OnednnKernels(arena);
+            INDArray x = k.relayout(Nd4j.rand(DataType.FLOAT, 4, 16, 12, 12), Layout.BLOCKED8);
+            for (Mode mode : Mode.values()) {
+                long base = arena.stats().leasedBytes();
+                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 3), mode,
+                        k);
+                for (int step = 0; step < 3; step++) {
+                    INDArray z = block.forward(x, Layout.BLOCKED8);
+                    var g = block.backward(z);
+                    arena.release(z, g.input());
+                    g.parameters().values().forEach(arena::release);
+                }
+                arena.release(block.forward(x, Layout.BLOCKED8)); // an inference-only forward: only the output read
+                long created = arena.stats().buffersCreated();
+                block.setMode(mode == Mode.DEPLOY ? Mode.DEPLOY : Mode.EVAL);
+                assertEquals(base + (mode == Mode.TRAIN ? 2L * 32 * 4 : 0), arena.stats().leasedBytes(),
+                        mode + ": after setMode only the last TRAIN batch statistics stay leased");
+                assertEquals(created, arena.stats().buffersCreated());
+            }
+        }
+    }
+
+    @AfterAll
+    static void report() {
+        System.out.println("oneDNN vs reference, worst relative error per mode: " + WORST);
+    }
+}

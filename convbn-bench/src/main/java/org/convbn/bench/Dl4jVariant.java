@@ -12,10 +12,10 @@ public enum Dl4jVariant {
     DL4J_FROZEN_BN(null, TuneFold.KEEP),
     /** Converted, EVAL (BN as a separate affine, Y kept). */
     DL4J_CONVERTED_EVAL(Mode.EVAL, TuneFold.KEEP),
-    /** Converted, TUNE (the library's default). */
-    DL4J_CONVERTED_TUNE(Mode.TUNE, TuneFold.KEEP),
-    /** Converted, TUNE recomputing W' in the backward. */
-    DL4J_CONVERTED_TUNE_RECOMPUTE(Mode.TUNE, TuneFold.RECOMPUTE);
+    /** Converted, TUNE (the library's default: W' recomputed in the backward). */
+    DL4J_CONVERTED_TUNE(Mode.TUNE, TuneFold.RECOMPUTE),
+    /** Converted, TUNE keeping W' for the backward. */
+    DL4J_CONVERTED_TUNE_KEEP(Mode.TUNE, TuneFold.KEEP);
 
     private final Mode mode;
     private final TuneFold tuneFold;

@@ -22,11 +22,11 @@ final class MeasureCommand implements Callable<Integer> {
     @Mixin
     BenchOptions run;
     @Option(names = "--mode",
-            description = "TRAIN, EVAL, DEPLOY, TUNE, TUNE_RECOMPUTE, EVAL_REVERSIBLE, TUNE_REVERSIBLE or "
-                    + "TUNE_RECOMPUTE_REVERSIBLE")
+            description = "TRAIN, EVAL, DEPLOY, TUNE, TUNE_KEEP, EVAL_REVERSIBLE, TUNE_REVERSIBLE or "
+                    + "TUNE_KEEP_REVERSIBLE")
     Variant mode;
     @Option(names = "--dl4j", description = "instead of --mode: a DL4J zoo ResNet50 variant, DL4J_FROZEN_BN, "
-            + "DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE or DL4J_CONVERTED_TUNE_RECOMPUTE")
+            + "DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE or DL4J_CONVERTED_TUNE_KEEP")
     Dl4jVariant dl4j;
     @Option(names = "--result", required = true, description = "where to write the JSON result")
     Path result;

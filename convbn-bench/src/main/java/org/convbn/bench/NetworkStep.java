@@ -46,7 +46,7 @@ public final class NetworkStep implements BenchStep {
      * @param seed the seed of weights, input and labels
      */
     public NetworkStep(Model model, Mode mode, int batch, int resolution, DataType type, long seed) {
-        this(model, mode, TuneFold.KEEP, batch, resolution, type, seed);
+        this(model, mode, TuneFold.RECOMPUTE, batch, resolution, type, seed);
     }
 
     /**

@@ -33,16 +33,16 @@ final class ReportCommand implements Callable<Integer> {
     @Mixin
     BenchOptions run;
     @Option(names = "--modes", split = ",",
-            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_RECOMPUTE, or none when --dl4j is "
-                    + "given); TUNE_RECOMPUTE is TUNE recomputing W' in the backward instead of keeping it; "
+            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_KEEP, or none when --dl4j is "
+                    + "given); TUNE_KEEP is TUNE recomputing W' in the backward instead of keeping it; "
                     + "EVAL_REVERSIBLE and TUNE_REVERSIBLE run reversible stages")
     List<Variant> modes;
     @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
-            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE, TUNE_RECOMPUTE_REVERSIBLE)")
+            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE, TUNE_KEEP_REVERSIBLE)")
     boolean reversible;
     @Option(names = "--dl4j", split = ",", description = "also measure DL4J's zoo ResNet50 (needs --model resnet50): "
             + "DL4J_FROZEN_BN (DL4J's own, BN in FrozenLayerWithBackprop), DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE, "
-            + "DL4J_CONVERTED_TUNE_RECOMPUTE (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
+            + "DL4J_CONVERTED_TUNE_KEEP (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
     List<Dl4jVariant> dl4j = new ArrayList<>();
     @Option(names = "--dl4j-gc-every-ms", description = "memory pass of the DL4J variants: run the garbage collector "
             + "this often during steps, because DL4J without workspaces leaves its dropped arrays to the GC and the "
@@ -67,7 +67,7 @@ final class ReportCommand implements Callable<Integer> {
         run.validate();
         if (modes == null) {
             modes = dl4j.isEmpty() ? List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE,
-                    Variant.TUNE_RECOMPUTE) : List.of();
+                    Variant.TUNE_KEEP) : List.of();
         }
         if (modes.isEmpty() && dl4j.isEmpty() && !reversible) {
             throw new IllegalArgumentException("--modes: expected at least one mode, got none");
@@ -86,7 +86,7 @@ final class ReportCommand implements Callable<Integer> {
         modes.forEach(m -> measured.add(m.name()));
         if (reversible) {
             for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE,
-                    Variant.TUNE_RECOMPUTE_REVERSIBLE)) {
+                    Variant.TUNE_KEEP_REVERSIBLE)) {
                 if (!measured.contains(v.name())) {
                     measured.add(v.name());
                 }

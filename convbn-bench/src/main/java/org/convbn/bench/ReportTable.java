@@ -19,7 +19,7 @@ final class ReportTable {
                     m.stepMsMin(), m.stepMsMax(), mib(m.peakBytes()),
                     m.retainedBytes() < 0 ? "-" : String.format(Locale.ROOT, "%.1f", mib(m.retainedBytes()))));
         }
-        for (String tuneRow : new String[] {"TUNE", "TUNE_RECOMPUTE", "TUNE_REVERSIBLE", "TUNE_RECOMPUTE_REVERSIBLE",
+        for (String tuneRow : new String[] {"TUNE", "TUNE_KEEP", "TUNE_REVERSIBLE", "TUNE_KEEP_REVERSIBLE",
             "EVAL_REVERSIBLE"}) {
             find(r, tuneRow).ifPresent(tune -> {
                 find(r, "EVAL").ifPresent(eval -> sb.append(ratios(tuneRow + "/EVAL", tune, eval)));
@@ -27,11 +27,11 @@ final class ReportTable {
             });
         }
         for (String converted : new String[] {"DL4J_CONVERTED_EVAL", "DL4J_CONVERTED_TUNE",
-            "DL4J_CONVERTED_TUNE_RECOMPUTE"}) {
+            "DL4J_CONVERTED_TUNE_KEEP"}) {
             find(r, converted).ifPresent(c -> find(r, "DL4J_FROZEN_BN")
                     .ifPresent(d -> sb.append(ratios(converted + "/DL4J_FROZEN_BN", c, d))));
         }
-        for (String rev : new String[] {"TUNE_REVERSIBLE", "TUNE_RECOMPUTE_REVERSIBLE"}) {
+        for (String rev : new String[] {"TUNE_REVERSIBLE", "TUNE_KEEP_REVERSIBLE"}) {
             find(r, rev).ifPresent(rr -> find(r, "TUNE").ifPresent(tune -> sb.append(ratios(rev + "/TUNE", rr, tune))));
         }
         return sb.toString();

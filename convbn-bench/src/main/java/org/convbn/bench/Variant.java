@@ -11,16 +11,16 @@ public enum Variant {
     TRAIN(Mode.TRAIN, TuneFold.KEEP, false),
     EVAL(Mode.EVAL, TuneFold.KEEP, false),
     DEPLOY(Mode.DEPLOY, TuneFold.KEEP, false),
-    /** TUNE keeping W', b', s for the backward (the library default). */
-    TUNE(Mode.TUNE, TuneFold.KEEP, false),
-    /** TUNE keeping only b', s and recomputing W' = s W in the backward. */
-    TUNE_RECOMPUTE(Mode.TUNE, TuneFold.RECOMPUTE, false),
+    /** TUNE recomputing W' = s W in the backward, keeping only b', s (the library default). */
+    TUNE(Mode.TUNE, TuneFold.RECOMPUTE, false),
+    /** TUNE keeping W', b', s for the backward. */
+    TUNE_KEEP(Mode.TUNE, TuneFold.KEEP, false),
     /** EVAL with reversible stages (activations rebuilt in the backward). */
     EVAL_REVERSIBLE(Mode.EVAL, TuneFold.KEEP, true),
-    /** TUNE with reversible stages. */
-    TUNE_REVERSIBLE(Mode.TUNE, TuneFold.KEEP, true),
-    /** TUNE recomputing W' in the backward, with reversible stages: both memory levers. */
-    TUNE_RECOMPUTE_REVERSIBLE(Mode.TUNE, TuneFold.RECOMPUTE, true);
+    /** TUNE with reversible stages: both memory levers. */
+    TUNE_REVERSIBLE(Mode.TUNE, TuneFold.RECOMPUTE, true),
+    /** TUNE keeping W' for the backward, with reversible stages. */
+    TUNE_KEEP_REVERSIBLE(Mode.TUNE, TuneFold.KEEP, true);
 
     private final Mode mode;
     private final TuneFold tuneFold;

@@ -11,9 +11,9 @@ package org.convbn.core;
  */
 public record ConvBNConfig(ConvConfig conv, BatchNormConfig bn, boolean keepUnfolded, TuneFold tuneFold) {
 
-    /** A config whose TUNE keeps its fold ({@link TuneFold#KEEP}). */
+    /** A config whose TUNE recomputes its folded weight ({@link TuneFold#RECOMPUTE}, the default). */
     public ConvBNConfig(ConvConfig conv, BatchNormConfig bn, boolean keepUnfolded) {
-        this(conv, bn, keepUnfolded, TuneFold.KEEP);
+        this(conv, bn, keepUnfolded, TuneFold.RECOMPUTE);
     }
 
     public ConvBNConfig {

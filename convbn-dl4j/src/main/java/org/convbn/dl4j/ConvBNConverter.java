@@ -492,7 +492,7 @@ public final class ConvBNConverter {
     /** Options of a conversion. */
     public static final class Builder {
         private Mode mode = Mode.TUNE;
-        private TuneFold tuneFold = TuneFold.KEEP;
+        private TuneFold tuneFold = TuneFold.RECOMPUTE;
         private boolean absorbConvBias;
 
         private Builder() {

@@ -88,7 +88,7 @@ public class ConvBNLayer extends FeedForwardLayer {
     @JsonProperty
     private Mode mode = Mode.TUNE;
     @JsonProperty
-    private TuneFold tuneFold = TuneFold.KEEP;
+    private TuneFold tuneFold = TuneFold.RECOMPUTE;
     @JsonProperty
     private IUpdater normUpdater;
     @JsonProperty
@@ -380,7 +380,7 @@ public class ConvBNLayer extends FeedForwardLayer {
         private double momentum = BatchNormConfig.DEFAULT_MOMENTUM;
         private boolean unbiasedRunningVar = true;
         private Mode mode = Mode.TUNE;
-        private TuneFold tuneFold = TuneFold.KEEP;
+        private TuneFold tuneFold = TuneFold.RECOMPUTE;
         private IUpdater normUpdater;
         private List<Regularization> normRegularization = new ArrayList<>();
         private boolean normFrozen;

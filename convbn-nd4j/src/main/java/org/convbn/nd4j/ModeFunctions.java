@@ -14,7 +14,6 @@ import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
-import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -75,30 +74,16 @@ public final class ModeFunctions {
      * @throws IllegalArgumentException if a source tensor holds NaN or infinity (named)
      */
     public static FoldedParameters fold(Arena arena, ConvBNConfig config, ConvBNParameters p, boolean checkWeight) {
-        INDArray s = scale(arena, config.bn(), p.gamma(), p.runningVar());
+        INDArray[] sb = foldedBias(arena, config, p);
         INDArray w = arena.allocate(p.weight().dataType(), p.weight().shape());
-        Nd4j.exec(new BroadcastMulOp(p.weight(), s, w, 0));
-        INDArray b = arena.allocate(s.dataType(), s.shape());
-        if (p.bias() != null) {
-            b.assign(p.bias()).subi(p.runningMean());
-        } else {
-            b.assign(p.runningMean()).negi();
-        }
-        b.muli(s);
-        if (p.beta() != null) {
-            b.addi(p.beta());
-        }
-        double check = s.sumNumber().doubleValue() + b.sumNumber().doubleValue()
-                + (checkWeight ? w.sumNumber().doubleValue() : 0);
-        if (!Double.isFinite(check)) {
-            arena.release(w, b, s);
-            // Name the culprit: the fold of finite inputs with var + eps > 0 is finite.
-            p.trainable().forEach(Tensors::requireFinite);
-            p.buffers().forEach(Tensors::requireFinite);
+        Nd4j.exec(new BroadcastMulOp(p.weight(), sb[0], w, 0));
+        if (checkWeight && !Double.isFinite(w.sumNumber().doubleValue())) {
+            arena.release(w, sb[0], sb[1]);
+            Tensors.requireFinite(ParameterNames.CONV_WEIGHT, p.weight());
             throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity from "
-                    + "finite inputs (s = gamma / sqrt(var + eps) overflowed)");
+                    + "finite inputs (s * W overflowed)");
         }
-        return new FoldedParameters(w, b, s);
+        return new FoldedParameters(w, sb[1], sb[0]);
     }
 
     /**
@@ -156,7 +141,7 @@ public final class ModeFunctions {
      *         release; the record owns Y)
      */
     public static Forward train(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
-        INDArray y = k.conv(config.conv(), x, p.weight(), p.bias(), out);
+        INDArray y = k.conv(config.conv(), x, p.weight(), null, p.bias(), out);
         Kernels.BatchStatistics bn = k.batchNormTraining(y, p.gamma(), p.beta(), config.bn().eps());
         return new Forward(bn.output(), new SavedTensors.Train(x, y, bn.mean(), bn.variance(), k.arena()));
     }
@@ -170,7 +155,7 @@ public final class ModeFunctions {
      */
     public static Forward trainReplay(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x,
                                       INDArray batchMean, INDArray batchVar, Layout out) {
-        INDArray y = k.conv(config.conv(), x, p.weight(), p.bias(), out);
+        INDArray y = k.conv(config.conv(), x, p.weight(), null, p.bias(), out);
         INDArray z = k.batchNorm(y, batchMean, batchVar, p.gamma(), p.beta(), config.bn().eps());
         return new Forward(z, new SavedTensors.Train(x, y, batchMean, batchVar, k.arena()));
     }
@@ -205,7 +190,7 @@ public final class ModeFunctions {
                                                SavedTensors.Train saved, INDArray g, boolean inputGradient) {
         Kernels.BatchNormGradients bn = k.batchNormTrainingBackward(saved.convOutput(), g, saved.batchMean(),
                 saved.batchVar(), p.gamma(), config.bn().eps());
-        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), bn.input(),
+        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), null, bn.input(),
                 inputGradient, p.bias() != null, Layout.of(saved.input()));
         k.arena().release(bn.input());
         return unfoldedGradients(conv, bn.gamma(), bn.beta(), p);
@@ -215,7 +200,7 @@ public final class ModeFunctions {
 
     /** {@code Y = conv(X, W) + b}; {@code Z = s (Y - mean) + beta} as a separate per-channel affine pass. */
     public static Forward eval(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
-        INDArray y = k.conv(config.conv(), x, p.weight(), p.bias(), out);
+        INDArray y = k.conv(config.conv(), x, p.weight(), null, p.bias(), out);
         INDArray z = k.batchNorm(y, p.runningMean(), p.runningVar(), p.gamma(), p.beta(), config.bn().eps());
         return new Forward(z, new SavedTensors.Eval(x, y, k.arena()));
     }
@@ -228,7 +213,7 @@ public final class ModeFunctions {
                                               SavedTensors.Eval saved, INDArray g, boolean inputGradient) {
         Kernels.BatchNormGradients bn = k.batchNormBackward(saved.convOutput(), g, p.runningMean(), p.runningVar(),
                 p.gamma(), config.bn().eps());
-        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), bn.input(),
+        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), null, bn.input(),
                 inputGradient, p.bias() != null, Layout.of(saved.input()));
         k.arena().release(bn.input());
         return unfoldedGradients(conv, bn.gamma(), bn.beta(), p);
@@ -237,16 +222,46 @@ public final class ModeFunctions {
     // ---------------------------------------------------------------- TUNE
 
     /**
-     * Folds (weight-sized work), then {@code Z = conv(X, W') + b'}: Y is never formed. Keeps W' for the backward,
-     * or drops it at once with {@link TuneFold#RECOMPUTE}.
+     * The fold's per-channel part: s and {@code b' = beta + s (b - mean)} (small vectors).
+     *
+     * @return new s and b' from {@code arena}, in that order
+     */
+    private static INDArray[] foldedBias(Arena arena, ConvBNConfig config, ConvBNParameters p) {
+        INDArray s = scale(arena, config.bn(), p.gamma(), p.runningVar());
+        INDArray b = arena.allocate(s.dataType(), s.shape());
+        if (p.bias() != null) {
+            b.assign(p.bias()).subi(p.runningMean());
+        } else {
+            b.assign(p.runningMean()).negi();
+        }
+        b.muli(s);
+        if (p.beta() != null) {
+            b.addi(p.beta());
+        }
+        if (!Double.isFinite(s.sumNumber().doubleValue() + b.sumNumber().doubleValue())) {
+            arena.release(s, b);
+            p.trainable().forEach(Tensors::requireFinite);
+            p.buffers().forEach(Tensors::requireFinite);
+            throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity from "
+                    + "finite inputs (s = gamma / sqrt(var + eps) overflowed)");
+        }
+        return new INDArray[] {s, b};
+    }
+
+    /**
+     * Folds, then {@code Z = conv(X, W') + b'}: Y is never formed. With {@link TuneFold#RECOMPUTE} W' = s W is
+     * never stored either: the kernels scale W as they prepare it for the conv ({@link Kernels#conv} with a weight
+     * scale) and the record keeps b' and s; with {@link TuneFold#KEEP} W' is computed as an array and kept.
      */
     public static Forward tune(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
-        FoldedParameters f = fold(k.arena(), config, p, false);
-        INDArray z = k.conv(config.conv(), x, f.weight(), f.bias(), out);
         if (config.tuneFold() == TuneFold.RECOMPUTE) {
-            k.arena().release(f.weight());
-            return new Forward(z, new SavedTensors.TuneRecomputed(x, f.bias(), f.scale(), k.arena()));
+            INDArray[] sb = foldedBias(k.arena(), config, p);
+            INDArray z = k.conv(config.conv(), x, p.weight(), sb[0], sb[1], out);
+            return new Forward(z, new SavedTensors.TuneRecomputed(x, sb[1], sb[0], k.arena()));
         }
+        INDArray[] sb = foldedBias(k.arena(), config, p);
+        FoldedParameters f = new FoldedParameters(k.scaleRows(p.weight(), sb[0]), sb[1], sb[0]);
+        INDArray z = k.conv(config.conv(), x, f.weight(), null, f.bias(), out);
         return new Forward(z, new SavedTensors.TuneKept(x, f, k.arena()));
     }
 
@@ -260,35 +275,31 @@ public final class ModeFunctions {
                                               INDArray g, boolean inputGradient) {
         Arena arena = k.arena();
         INDArray scale;
-        INDArray foldedWeight;
+        Kernels.ConvGradients conv;
         if (saved instanceof SavedTensors.TuneKept kept) {
             scale = kept.folded().scale();
-            foldedWeight = kept.folded().weight();
+            conv = k.convBackward(config.conv(), saved.input(), kept.folded().weight(), null, g, inputGradient, true,
+                    Layout.of(saved.input()));
         } else if (saved instanceof SavedTensors.TuneRecomputed recomputed) {
             scale = recomputed.scale();
-            foldedWeight = arena.allocate(p.weight().dataType(), p.weight().shape());
-            Nd4j.exec(new BroadcastMulOp(p.weight(), scale, foldedWeight, 0)); // bit-identical to the forward's
+            // W' = s W again, bit-identical to the forward's
+            conv = k.convBackward(config.conv(), saved.input(), p.weight(), scale, g, inputGradient, true,
+                    Layout.of(saved.input()));
         } else {
             throw new IllegalArgumentException("saved: expected a TUNE record, got " + saved.getClass().getSimpleName());
-        }
-        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), foldedWeight, g, inputGradient, true,
-                Layout.of(saved.input()));
-        if (!(saved instanceof SavedTensors.TuneKept)) {
-            arena.release(foldedWeight);
         }
         INDArray dFoldedW = conv.weight();
         INDArray dFoldedB = conv.bias();
         INDArray dgamma = null;
         if (p.gamma() != null) {
-            // ds = sum_{i,kh,kw} dW' W per output channel (one reduction, no weight-sized temporary) + db' (b - mean)
-            INDArray ds = Nd4j.getExecutioner().exec(new Dot(dFoldedW, p.weight(), 1, 2, 3));
+            // ds = sum_{i,kh,kw} dW' W per output channel + db' (b - mean); dgamma = r ds
+            dgamma = k.rowDots(dFoldedW, p.weight());
             INDArray shift = p.bias() == null ? p.runningMean().neg() : p.bias().sub(p.runningMean());
-            ds.addi(shift.muli(dFoldedB));
             INDArray r = scale(Arena.direct(), config.bn(), null, p.runningVar());
-            dgamma = arena.allocate(ds.dataType(), ds.shape()).assign(ds.muli(r));
-            Arena.direct().release(ds, shift, r);
+            dgamma.addi(shift.muli(dFoldedB)).muli(r);
+            Arena.direct().release(shift, r);
         }
-        Nd4j.exec(new BroadcastMulOp(dFoldedW, scale, dFoldedW, 0)); // now dW
+        k.scaleRowsInPlace(dFoldedW, scale); // now dW
         INDArray db = null;
         if (p.bias() != null) {
             db = arena.allocate(dFoldedB.dataType(), dFoldedB.shape()).assign(dFoldedB).muli(scale);
@@ -305,13 +316,13 @@ public final class ModeFunctions {
 
     /** {@code Z = conv(X, W') + b'} with the folded tensors as the parameters. */
     public static Forward deploy(Kernels k, ConvConfig conv, FoldedParameters folded, INDArray x, Layout out) {
-        return new Forward(k.conv(conv, x, folded.weight(), folded.bias(), out), new SavedTensors.Deploy(x));
+        return new Forward(k.conv(conv, x, folded.weight(), null, folded.bias(), out), new SavedTensors.Deploy(x));
     }
 
     /** {@code dW' = conv_bp_weight(X, g)}, {@code db' = sum(g)}, {@code dX = conv_bp_data(g, W')}. */
     public static BlockGradients deployBackward(Kernels k, ConvConfig conv, FoldedParameters folded,
                                                 SavedTensors.Deploy saved, INDArray g, boolean inputGradient) {
-        Kernels.ConvGradients c = k.convBackward(conv, saved.input(), folded.weight(), g, inputGradient, true,
+        Kernels.ConvGradients c = k.convBackward(conv, saved.input(), folded.weight(), null, g, inputGradient, true,
                 Layout.of(saved.input()));
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(ParameterNames.FOLDED_WEIGHT, c.weight());

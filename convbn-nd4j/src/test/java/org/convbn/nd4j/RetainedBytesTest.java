@@ -43,14 +43,15 @@ class RetainedBytesTest {
         assertEquals(input, seen.get(Mode.TUNE).activationBytes());
         assertEquals(seen.get(Mode.DEPLOY).activationBytes(), seen.get(Mode.TUNE).activationBytes());
         assertEquals(seen.get(Mode.TUNE).activationBytes() + outputMap, seen.get(Mode.EVAL).activationBytes());
-        assertEquals((10L * 3 * 3 * 3 + 2 * 10) * width, seen.get(Mode.TUNE).weightBytes(), "W', b', s");
+        assertEquals(2L * 10 * width, seen.get(Mode.TUNE).weightBytes(), "b', s (W' recomputed, the default)");
         assertEquals(seen.get(Mode.EVAL).activationBytes(), seen.get(Mode.TRAIN).activationBytes());
 
-        ConvBNConfig recomputing = config.withTuneFold(TuneFold.RECOMPUTE);
-        ConvBNBlock block = ConvBNBlock.of(recomputing, ConvBNParameters.initialize(recomputing, type, 1), Mode.TUNE);
+        ConvBNConfig keeping = config.withTuneFold(TuneFold.KEEP);
+        ConvBNBlock block = ConvBNBlock.of(keeping, ConvBNParameters.initialize(keeping, type, 1), Mode.TUNE);
         block.forward(x);
-        assertEquals(new RetainedBytes(input, 2L * 10 * width), block.retainedBytes(), "b', s only");
-        assertEquals(RetainedBytes.predict(recomputing, Mode.TUNE, inShape, width), block.retainedBytes());
+        assertEquals(new RetainedBytes(input, (10L * 3 * 3 * 3 + 2 * 10) * width), block.retainedBytes(),
+                "W', b', s kept");
+        assertEquals(RetainedBytes.predict(keeping, Mode.TUNE, inShape, width), block.retainedBytes());
     }
 
     @Test
@@ -62,7 +63,9 @@ class RetainedBytesTest {
         assertEquals(new RetainedBytes(2 * map, 2 * 64 * 4), RetainedBytes.predict(config, Mode.TRAIN, shape, 4));
         assertEquals(new RetainedBytes(2 * map, 0), RetainedBytes.predict(config, Mode.EVAL, shape, 4));
         assertEquals(new RetainedBytes(map, 0), RetainedBytes.predict(config, Mode.DEPLOY, shape, 4));
-        assertEquals(new RetainedBytes(map, (64L * 64 * 9 + 2 * 64) * 4), RetainedBytes.predict(config, Mode.TUNE, shape, 4));
+        assertEquals(new RetainedBytes(map, 2 * 64 * 4), RetainedBytes.predict(config, Mode.TUNE, shape, 4));
+        assertEquals(new RetainedBytes(map, (64L * 64 * 9 + 2 * 64) * 4),
+                RetainedBytes.predict(config.withTuneFold(TuneFold.KEEP), Mode.TUNE, shape, 4));
         // And the block really holds that in TUNE and EVAL.
         INDArray x = Nd4j.rand(DataType.FLOAT, shape);
         for (Mode mode : new Mode[] {Mode.EVAL, Mode.TUNE}) {

@@ -61,6 +61,8 @@ final class Dnnl {
         final long scratchpadBytes;
         /** For convolutions: the reorder between the user's OIHW weights and the primitive's (weights or their gradient). */
         Prepared weightsReorder;
+        /** For convolutions: the reorder of the user's weights into the primitive's, each output channel scaled. */
+        Prepared scaledWeightsReorder;
         private final IntMemoryMap args = new IntMemoryMap();
         private final Map<Integer, memory> memories = new HashMap<>();
         private final Map<Integer, memory.desc> descs = new HashMap<>();

@@ -1,5 +1,6 @@
 package org.convbn.onednn;
 
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_OUTPUT_SCALES;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_DST;
@@ -238,15 +239,32 @@ public final class OnednnKernels implements Kernels {
         return new convolution_forward.primitive_desc(d, attr, Dnnl.ENGINE);
     }
 
-    /** A reorder of the user's OIHW (GOIHW) weights into {@code target}. */
-    private Dnnl.Prepared weightReorder(String key, memory.desc user, memory.desc target, boolean toUser) {
-        return prepared("weights " + key + toUser, () -> {
+    /**
+     * A reorder of the user's OIHW (GOIHW) weights into {@code target}, or back; {@code scaled} multiplies each
+     * output channel by a scale given at run time (the TUNE fold, applied while reordering).
+     */
+    private Dnnl.Prepared weightReorder(String key, Geometry g, memory.desc target, boolean toUser,
+                                        boolean scaled) {
+        return prepared("weights " + key + toUser + scaled, () -> {
+            memory.desc user = g.userWeights();
             memory.desc s = toUser ? target : user;
             memory.desc d = toUser ? user : target;
-            reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d);
-            return new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+            primitive_attr attr = new primitive_attr();
+            if (scaled) {
+                // dims 0 (and 1 of grouped GOIHW weights) together enumerate the output channels
+                attr.set_output_scales(g.weights.length == 4 ? 1 : 3, new float[] {RUNTIME_SCALE});
+            }
+            reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d, attr, false);
+            Dnnl.Prepared p = new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+            if (scaled) {
+                p.arg(DNNL_ARG_ATTR_OUTPUT_SCALES, Dnnl.vector(g.dst[1]));
+            }
+            return p;
         });
     }
+
+    /** oneDNN's marker for a scale given at execution. */
+    private static final float RUNTIME_SCALE = (float) org.bytedeco.dnnl.global.dnnl.DNNL_RUNTIME_F32_VAL();
 
     /** The forward primitive, or null when oneDNN has none for this geometry (the ND4J kernels run it then). */
     private Dnnl.Prepared convForward(Geometry g, boolean bias) {
@@ -262,7 +280,8 @@ public final class OnednnKernels implements Kernels {
                 if (bias) {
                     p.arg(DNNL_ARG_BIAS, pd.bias_desc());
                 }
-                p.weightsReorder = weightReorder(key, g.userWeights(), pd.weights_desc(), false);
+                p.weightsReorder = weightReorder(key, g, pd.weights_desc(), false, false);
+                p.scaledWeightsReorder = weightReorder(key, g, pd.weights_desc(), false, true);
                 return p;
             });
         } catch (RuntimeException e) {
@@ -281,27 +300,37 @@ public final class OnednnKernels implements Kernels {
         unsupported.add(key);
     }
 
-    /** Reorders plain weights into the primitive's layout: a new arena buffer. */
-    private INDArray reorderWeights(Dnnl.Prepared reorderToPrimitive, INDArray w) {
+    /**
+     * Reorders plain weights into a primitive's layout, each output channel scaled when a scale is given: a new
+     * arena buffer.
+     */
+    private INDArray reorderWeights(Dnnl.Prepared conv, INDArray w, INDArray scale) {
+        Dnnl.Prepared r = scale == null ? conv.weightsReorder : conv.scaledWeightsReorder;
         INDArray src = dense(w);
-        INDArray out = buffer(reorderToPrimitive.bytes(DNNL_ARG_DST));
-        reorderToPrimitive.bind(DNNL_ARG_SRC, src);
-        reorderToPrimitive.bind(DNNL_ARG_DST, out);
-        run(reorderToPrimitive);
+        INDArray out = buffer(r.bytes(DNNL_ARG_DST));
+        r.bind(DNNL_ARG_SRC, src);
+        r.bind(DNNL_ARG_DST, out);
+        INDArray scales = null;
+        if (scale != null) {
+            scales = dense(scale);
+            r.bind(DNNL_ARG_ATTR_OUTPUT_SCALES, scales);
+        }
+        run(r);
         releaseIfCopy(src, w);
+        releaseIfCopy(scales, scale);
         return out;
     }
 
     @Override
-    public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray b, Layout out) {
+    public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         long[] xs = Layout.logicalShape(x);
         Geometry g = geometry(c, xs);
         Dnnl.Prepared p = convForward(g, b != null);
         if (p == null) {
-            return fallback.conv(c, x, w, b, out);
+            return fallback.conv(c, x, w, weightScale, b, out);
         }
         INDArray src = as(x, g.srcLayout);
-        INDArray weights = reorderWeights(p.weightsReorder, w);
+        INDArray weights = reorderWeights(p, w, weightScale);
         INDArray bias = b == null ? null : dense(b);
         INDArray y = arena.allocate(DataType.FLOAT, g.dstLayout.physicalShape(g.dst));
         p.bind(DNNL_ARG_SRC, src);
@@ -318,20 +347,20 @@ public final class OnednnKernels implements Kernels {
     }
 
     @Override
-    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray g, boolean inputGradient,
-                                      boolean biasGradient, Layout inputLayout) {
+    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
+                                      boolean inputGradient, boolean biasGradient, Layout inputLayout) {
         long[] xs = Layout.logicalShape(x);
         Geometry geo = geometry(c, xs);
         String key = geo.key + " bias " + biasGradient;
         Dnnl.Prepared data = inputGradient ? convBackwardData(geo, key) : null;
         Dnnl.Prepared weights = convBackwardWeights(geo, key, biasGradient);
         if (weights == null || inputGradient && data == null) {
-            return fallback.convBackward(c, x, w, g, inputGradient, biasGradient, inputLayout);
+            return fallback.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
         }
         INDArray diffDst = as(g, geo.dstLayout);
         INDArray dx = null;
         if (inputGradient) {
-            INDArray wr = reorderWeights(data.weightsReorder, w);
+            INDArray wr = reorderWeights(data, w, weightScale);
             dx = arena.allocate(DataType.FLOAT, geo.srcLayout.physicalShape(xs));
             data.bind(DNNL_ARG_DIFF_DST, diffDst);
             data.bind(DNNL_ARG_WEIGHTS, wr);
@@ -375,7 +404,8 @@ public final class OnednnKernels implements Kernels {
                 Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_data(pd), pd)
                         .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()).arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
                         .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
-                p.weightsReorder = weightReorder(k, g.userWeights(), pd.weights_desc(), false);
+                p.weightsReorder = weightReorder(k, g, pd.weights_desc(), false, false);
+                p.scaledWeightsReorder = weightReorder(k, g, pd.weights_desc(), false, true);
                 return p;
             });
         } catch (RuntimeException e) {
@@ -406,7 +436,7 @@ public final class OnednnKernels implements Kernels {
                 if (bias) {
                     p.arg(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
                 }
-                p.weightsReorder = weightReorder(k, g.userWeights(), pd.diff_weights_desc(), true);
+                p.weightsReorder = weightReorder(k, g, pd.diff_weights_desc(), true, false);
                 return p;
             });
         } catch (RuntimeException e) {
@@ -759,6 +789,45 @@ public final class OnednnKernels implements Kernels {
         p.bind(DNNL_ARG_SRC_1, source);
         p.bind(DNNL_ARG_DST, target);
         run(p);
+    }
+
+    @Override
+    public void scaleRowsInPlace(INDArray w, INDArray scale) {
+        if (!isDense(w)) {
+            Kernels.super.scaleRowsInPlace(w, scale);
+            return;
+        }
+        Dnnl.Prepared p = rowScaler(w.size(0), w.length() / w.size(0));
+        scaleRows(p, w, scale, w);
+    }
+
+    private Dnnl.Prepared rowScaler(long rows, long cols) {
+        return prepared("scale rows " + rows + "x" + cols, () -> {
+            memory.desc m = Dnnl.desc(new long[] {rows, cols}, memory.format_tag.ab);
+            memory.desc v = Dnnl.desc(new long[] {rows, 1}, memory.format_tag.ab);
+            binary.primitive_desc pd = new binary.primitive_desc(new binary.desc(algorithm.binary_mul, m, v, m),
+                    Dnnl.userScratchpad(), Dnnl.ENGINE);
+            return new Dnnl.Prepared(new binary(pd), pd).arg(DNNL_ARG_SRC_0, m).arg(DNNL_ARG_SRC_1, v)
+                    .arg(DNNL_ARG_DST, m);
+        });
+    }
+
+    private void scaleRows(Dnnl.Prepared p, INDArray w, INDArray scale, INDArray out) {
+        INDArray s = dense(scale);
+        p.bind(DNNL_ARG_SRC_0, w);
+        p.bind(DNNL_ARG_SRC_1, s);
+        p.bind(DNNL_ARG_DST, out);
+        run(p);
+        releaseIfCopy(s, scale);
+    }
+
+    @Override
+    public INDArray scaleRows(INDArray w, INDArray scale) {
+        INDArray src = dense(w);
+        INDArray out = arena.allocate(DataType.FLOAT, w.shape());
+        scaleRows(rowScaler(w.size(0), w.length() / w.size(0)), src, scale, out);
+        releaseIfCopy(src, w);
+        return out;
     }
 
     @Override

@@ -10,6 +10,8 @@ import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.api.ops.impl.scalar.ScalarMultiplication;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.AddOp;
 import org.nd4j.linalg.factory.Nd4j;
@@ -58,39 +60,82 @@ public interface Kernels {
     // ---------------------------------------------------------------- convolution
 
     /**
-     * {@code conv(x, w) + b}.
+     * {@code conv(x, w') + b} with the weight {@code w' = diag(weightScale) w} (each output channel o scaled by
+     * {@code weightScale[o]}, the BN fold of TUNE), or {@code w' = w} when no scale is given. A set may apply the
+     * scale while it reorders the weight for its convolution, so the fold costs no pass of its own; the scaled
+     * weight is rounded once, {@code fl(weightScale[o] * w)}, as {@link #scaleRows} computes it.
      *
      * @param c the conv configuration (stride, padding, dilation, groups)
      * @param x input, logical {@code [N, C, H, W]}, any layout this set reads
      * @param w weight {@code [O, C/groups, kH, kW]}
+     * @param weightScale {@code [O]}, or null
      * @param b bias {@code [O]}, or null
      * @param out the layout of the result
      * @return a new array, logical {@code [N, O, oH, oW]}
      */
-    INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray b, Layout out);
+    INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out);
 
     /**
-     * Gradients of {@link #conv} given {@code g = dL/dY}.
+     * Gradients of {@link #conv} given {@code g = dL/dY}; the weight gradient is with respect to the scaled weight
+     * w' (multiply its rows by the scale for dL/dw).
      *
      * @param x the forward's input
      * @param w the forward's weight
+     * @param weightScale the forward's weight scale, or null
      * @param g dL/dY, logical {@code [N, O, oH, oW]}
      * @param inputGradient whether to compute dL/dx (the first layer of a network needs none)
      * @param biasGradient whether to compute dL/db {@code = sum of g over N, H, W}
      * @param inputLayout the layout of dL/dx
      * @return dL/dx (or null), dL/dw, dL/db (or null)
      */
-    ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray g, boolean inputGradient,
-                               boolean biasGradient, Layout inputLayout);
+    ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
+                               boolean inputGradient, boolean biasGradient, Layout inputLayout);
 
     /**
      * The gradients of a conv.
      *
      * @param input dL/dx in the requested layout, or null when not requested
-     * @param weight dL/dw {@code [O, C/groups, kH, kW]}
+     * @param weight dL/dw' {@code [O, C/groups, kH, kW]} (w' the scaled weight)
      * @param bias dL/db {@code [O]}, or null when not requested
      */
     record ConvGradients(INDArray input, INDArray weight, INDArray bias) {
+    }
+
+    // ---------------------------------------------------------------- weight-sized
+
+    /**
+     * @param w {@code [O, ...]}
+     * @param scale {@code [O]}
+     * @return a new array {@code scale[o] * w[o, ...]}
+     */
+    default INDArray scaleRows(INDArray w, INDArray scale) {
+        INDArray out = arena().allocate(w.dataType(), w.shape());
+        Nd4j.exec(new BroadcastMulOp(w, scale, out, 0));
+        return out;
+    }
+
+    /**
+     * @param w modified: {@code w[o, ...] *= scale[o]}
+     * @param scale {@code [O]}
+     */
+    default void scaleRowsInPlace(INDArray w, INDArray scale) {
+        Nd4j.exec(new BroadcastMulOp(w, scale, w, 0));
+    }
+
+    /**
+     * @param a {@code [O, ...]}
+     * @param b same shape
+     * @return a new {@code [O]} array of the row dot products {@code sum_k a[o, k] b[o, k]}
+     */
+    default INDArray rowDots(INDArray a, INDArray b) {
+        int[] rest = new int[a.rank() - 1];
+        for (int i = 0; i < rest.length; i++) {
+            rest[i] = i + 1;
+        }
+        INDArray dots = Nd4j.getExecutioner().exec(new Dot(a, b, rest));
+        INDArray out = arena().allocate(a.dataType(), a.size(0)).assign(dots);
+        Arena.direct().release(dots);
+        return out;
     }
 
     // ---------------------------------------------------------------- BatchNorm

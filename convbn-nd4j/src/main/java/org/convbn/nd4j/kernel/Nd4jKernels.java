@@ -119,23 +119,32 @@ public final class Nd4jKernels implements Kernels {
 
     // ---------------------------------------------------------------- convolution
 
+    /** @return w itself without a scale, else a new scaled copy (release it when it is not w) */
+    private INDArray scaled(INDArray w, INDArray weightScale) {
+        return weightScale == null ? w : scaleRows(w, weightScale);
+    }
+
     @Override
-    public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray b, Layout out) {
+    public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         INDArray xc = nchw(x);
-        INDArray y = Conv2dOps.forward(arena, c, xc, w, b);
+        INDArray ws = scaled(w, weightScale);
+        INDArray y = Conv2dOps.forward(arena, c, xc, ws, b);
+        releaseIfCopy(ws, w);
         releaseIfCopy(xc, x);
         return to(y, out);
     }
 
     @Override
-    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray g, boolean inputGradient,
-                                      boolean biasGradient, Layout inputLayout) {
+    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
+                                      boolean inputGradient, boolean biasGradient, Layout inputLayout) {
         INDArray xc = nchw(x);
         INDArray gc = nchw(g);
+        INDArray ws = scaled(w, weightScale);
         // conv2d_bp computes the bias gradient when given a bias; only its shape is read.
         INDArray bias = biasGradient ? arena.allocate(w.dataType(), w.size(0)) : null;
-        Conv2dOps.Gradients r = Conv2dOps.backward(arena, c, xc, w, bias, gc);
+        Conv2dOps.Gradients r = Conv2dOps.backward(arena, c, xc, ws, bias, gc);
         arena.release(bias);
+        releaseIfCopy(ws, w);
         releaseIfCopy(xc, x);
         releaseIfCopy(gc, g);
         INDArray dx = r.input();

@@ -103,7 +103,7 @@ public final class ResNet implements AutoCloseable {
      * @return the network
      */
     public static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode) {
-        return create(depth, classes, type, seed, mode, TuneFold.KEEP);
+        return create(depth, classes, type, seed, mode, TuneFold.RECOMPUTE);
     }
 
     /**
@@ -139,7 +139,7 @@ public final class ResNet implements AutoCloseable {
         if (groupSize < 0) {
             throw new IllegalArgumentException("groupSize: expected >= 0, got " + groupSize);
         }
-        return create(depth, classes, type, seed, mode, TuneFold.KEEP, -1, groupSize);
+        return create(depth, classes, type, seed, mode, TuneFold.RECOMPUTE, -1, groupSize);
     }
 
     private static ResNet create(Depth depth, int classes, DataType type, long seed, Mode mode, TuneFold tuneFold,

@@ -14,10 +14,13 @@ import org.convbn.core.conformance.RelativeError;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Nd4jKernels;
+import org.convbn.nd4j.train.Optimizer;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.learning.config.Nesterovs;
+import org.nd4j.linalg.learning.regularization.L2Regularization;
 
 /** EVAL and TUNE are the same function with the same gradients; DEPLOY has EVAL's forward. */
 public class EvalTuneEquivalenceTest {
@@ -70,8 +73,8 @@ public class EvalTuneEquivalenceTest {
         Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), DataType.DOUBLE, 500);
         ConvBNBlock eval = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.EVAL);
         ConvBNBlock tune = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.TUNE);
-        SgdMomentum evalSgd = new SgdMomentum(0.05, 0.9, 1e-4);
-        SgdMomentum tuneSgd = new SgdMomentum(0.05, 0.9, 1e-4);
+        Optimizer evalSgd = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-4));
+        Optimizer tuneSgd = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-4));
         for (int step = 0; step < 3; step++) {
             close("output step " + step, eval.forward(c.xNd4j()), tune.forward(c.xNd4j()), FLOAT64_TOLERANCE);
             BlockGradients ge = eval.backward(c.gNd4j());

@@ -12,10 +12,12 @@ import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
 import org.convbn.core.conformance.RelativeError;
+import org.convbn.nd4j.train.Optimizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Sgd;
 
 /** Run-time mode switches, the fold round trip, and training in DEPLOY carried back. */
 class ModeSwitchTest {
@@ -86,7 +88,7 @@ class ModeSwitchTest {
             b.setMode(Mode.DEPLOY);
             INDArray x = Nd4j.rand(DataType.DOUBLE, 2, 3, 6, 6);
             INDArray z = b.forward(x);
-            SgdMomentum sgd = new SgdMomentum(0.1, 0, 0);
+            Optimizer sgd = new Optimizer(new Sgd(0.1));
             sgd.step(b.parameters(), b.backward(z.dup()).parameters());
             INDArray zDeploy = b.forward(x);
             b.clearSaved();

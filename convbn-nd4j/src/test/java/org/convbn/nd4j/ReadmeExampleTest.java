@@ -12,10 +12,13 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.conformance.ReadmeExample;
+import org.convbn.nd4j.train.Optimizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Nesterovs;
+import org.nd4j.linalg.learning.regularization.L2Regularization;
 
 /** The README's usage example, compiled and run; the README must show exactly these lines. */
 class ReadmeExampleTest {
@@ -30,10 +33,10 @@ class ReadmeExampleTest {
         // (load pretrained tensors into block.unfoldedParameters(), or train in TRAIN mode first)
 
         block.setMode(Mode.TUNE);                      // statistics frozen, BN re-folded every forward
-        SgdMomentum sgd = new SgdMomentum(0.05, 0.9, 1e-4);
+        Optimizer sgd = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-4)); // ND4J's updaters
         INDArray x = Nd4j.rand(DataType.FLOAT, 2, 64, 28, 28);
         for (int step = 0; step < 3; step++) {
-            INDArray z = block.forward(x);             // keeps only x and the weight-sized fold
+            INDArray z = block.forward(x);             // keeps only x (and b', s)
             INDArray dz = z.mul(2.0 / z.length());     // dL/dz for L = mean(z^2)
             BlockGradients grads = block.backward(dz); // dX and dW, dgamma, dbeta: exactly EVAL's
             sgd.step(block.parameters(), grads.parameters());

@@ -186,10 +186,4 @@ class ValidationTest {
         fails(IllegalStateException.class, () -> block(Mode.DEPLOY).unfoldedParameters(), "DEPLOY");
     }
 
-    @Test
-    void sgdArguments() {
-        fails(IllegalArgumentException.class, () -> new SgdMomentum(0, 0.9, 0), "learningRate");
-        fails(IllegalArgumentException.class, () -> new SgdMomentum(0.1, 2, 0), "momentum");
-        fails(IllegalArgumentException.class, () -> new SgdMomentum(0.1, 0.9, -1), "weightDecay");
-    }
 }

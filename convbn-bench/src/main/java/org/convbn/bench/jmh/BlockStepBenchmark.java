@@ -5,13 +5,14 @@ import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.kernel.Arena;
-import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.train.Optimizer;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Nesterovs;
 
 /**
  * One block's training step per mode on real ResNet-50 layer shapes, batch 8: forward, the loss
@@ -28,14 +29,14 @@ public class BlockStepBenchmark extends AbstractBenchmark {
 
     private ConvBNBlock block;
     private INDArray x;
-    private SgdMomentum sgd;
+    private Optimizer sgd;
 
     @Setup
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         block = ConvBNBlock.of(shape.config(), ConvBNParameters.initialize(shape.config(), DataType.FLOAT, 1), mode);
         x = Nd4j.randn(DataType.FLOAT, shape.inputShape(batch));
-        sgd = new SgdMomentum(1e-3, 0.9, 0);
+        sgd = new Optimizer(new Nesterovs(1e-3, 0.9));
     }
 
     @Benchmark
@@ -44,7 +45,7 @@ public class BlockStepBenchmark extends AbstractBenchmark {
     }
 
     /** One step of {@code block} on {@code x} with the loss mean(Z^2)/2, freeing what it made; @return Z */
-    static INDArray step(ConvBNBlock block, INDArray x, SgdMomentum sgd) {
+    static INDArray step(ConvBNBlock block, INDArray x, Optimizer sgd) {
         INDArray z = block.forward(x);
         BlockGradients g = block.backward(z.divi(z.length())); // dL/dZ of mean(Z^2)/2, in place: Z is done
         sgd.step(block.parameters(), g.parameters());

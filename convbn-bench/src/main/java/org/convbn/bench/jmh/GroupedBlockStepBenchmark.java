@@ -5,10 +5,11 @@ import org.convbn.core.GroupedBlocks;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.train.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Nesterovs;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
@@ -27,7 +28,7 @@ public class GroupedBlockStepBenchmark extends AbstractBenchmark {
 
     private ConvBNBlock block;
     private INDArray x;
-    private SgdMomentum sgd;
+    private Optimizer sgd;
 
     @Setup
     public void setUp() {
@@ -35,7 +36,7 @@ public class GroupedBlockStepBenchmark extends AbstractBenchmark {
         ConvBNConfig config = GroupedBlocks.grouped(64, 64, 3, 1, groupSize);
         block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 1), Mode.TUNE);
         x = Nd4j.randn(DataType.FLOAT, batch, 64, 56, 56);
-        sgd = new SgdMomentum(1e-3, 0.9, 0);
+        sgd = new Optimizer(new Nesterovs(1e-3, 0.9));
     }
 
     @Benchmark

@@ -114,13 +114,13 @@ public final class Optimizer {
     }
 
     /**
-     * Updates every parameter that has a gradient (one iteration; call {@link #iterationDone()} after).
+     * One optimiser step of every parameter, then {@link #iterationDone()}.
      *
      * @param parameters by name, modified in place
      * @param gradients by the same names, modified (they become the updates)
      * @throws IllegalArgumentException if a parameter has no gradient
      */
-    public void apply(Map<String, INDArray> parameters, Map<String, INDArray> gradients) {
+    public void step(Map<String, INDArray> parameters, Map<String, INDArray> gradients) {
         for (Map.Entry<String, INDArray> e : parameters.entrySet()) {
             INDArray g = gradients.get(e.getKey());
             if (g == null) {
@@ -129,6 +129,7 @@ public final class Optimizer {
             }
             apply(e.getKey(), e.getValue(), g);
         }
+        iterationDone();
     }
 
     /** @return the updater state arrays by parameter name (live), for checkpoints */

@@ -10,11 +10,12 @@ import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.conformance.RelativeError;
 import org.convbn.nd4j.NamedBlockAccess;
-import org.convbn.nd4j.SgdMomentum;
+import org.convbn.nd4j.train.Optimizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Nesterovs;
 
 /** The network of blocks: its backward against finite differences, EVAL vs TUNE, and its retained bytes. */
 class ResNetTest {
@@ -93,8 +94,8 @@ class ResNetTest {
         ResNet tune = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.DOUBLE, 9, Mode.TUNE);
         randomiseStatistics(eval);
         randomiseStatistics(tune);
-        SgdMomentum sgdE = new SgdMomentum(0.01, 0.9, 0);
-        SgdMomentum sgdT = new SgdMomentum(0.01, 0.9, 0);
+        Optimizer sgdE = new Optimizer(new Nesterovs(0.01, 0.9));
+        Optimizer sgdT = new Optimizer(new Nesterovs(0.01, 0.9));
         for (int step = 0; step < 2; step++) {
             INDArray le = eval.forward(x);
             INDArray lt = tune.forward(x);

@@ -58,7 +58,12 @@ final class Dnnl {
      */
     static final class Prepared {
         final primitive primitive;
+        /** oneDNN's name of the implementation it chose, e.g. "jit:avx2" or "ref:any". */
+        final String implementation;
         final long scratchpadBytes;
+        /** For convolutions: the layouts of the feature maps the primitive reads and writes. */
+        Layout srcLayout;
+        Layout dstLayout;
         /** For convolutions: the reorder between the user's OIHW weights and the primitive's (weights or their gradient). */
         Prepared weightsReorder;
         /** For convolutions: the reorder of the user's weights into the primitive's, each output channel scaled. */
@@ -69,6 +74,7 @@ final class Dnnl {
 
         Prepared(primitive primitive, primitive_desc_base pd) {
             this.primitive = primitive;
+            this.implementation = pd.impl_info_str().getString();
             memory.desc scratch = pd.scratchpad_desc();
             this.scratchpadBytes = scratch.get_size();
             if (scratchpadBytes > 0) {

@@ -22,6 +22,7 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WORKSPACE;
 
 import java.util.Arrays;
 import java.util.HashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
 
@@ -226,9 +227,50 @@ public final class OnednnKernels implements Kernels {
         }
     }
 
-    private Geometry geometry(ConvConfig c, long[] xs) {
-        return Geometry.of(c, xs, preferredLayout(c.inChannels()), preferredLayout(c.outChannels()));
+    /**
+     * The geometries to try for a conv primitive, best first: feature maps in the preferred layouts (blocked, where
+     * the AVX2 kernels run), then plain NCHW (where oneDNN has GEMM-based kernels for the shapes its direct kernels
+     * refuse, e.g. a 3x3 backward on a 2x2 map).
+     */
+    private List<Geometry> geometries(ConvConfig c, long[] xs) {
+        Geometry preferred = Geometry.of(c, xs, preferredLayout(c.inChannels()), preferredLayout(c.outChannels()));
+        Geometry plain = Geometry.of(c, xs, Layout.NCHW, Layout.NCHW);
+        return preferred.key.equals(plain.key) ? List.of(plain) : List.of(preferred, plain);
     }
+
+    /**
+     * Makes a conv primitive on the first geometry for which oneDNN has an optimised implementation (not its
+     * reference one, which is orders of magnitude slower), remembering which; null when there is none (the ND4J
+     * kernels run that conv then).
+     */
+    private Dnnl.Prepared convPrimitive(String kind, ConvConfig c, long[] xs, boolean bias,
+                                        java.util.function.BiFunction<Geometry, String, Dnnl.Prepared> make) {
+        String key = kind + " " + c + Arrays.toString(xs) + " bias " + bias;
+        if (unsupported.contains(key)) {
+            return null;
+        }
+        Dnnl.Prepared p = prepared.get(key);
+        if (p != null) {
+            return p;
+        }
+        for (Geometry g : geometries(c, xs)) {
+            try {
+                p = make.apply(g, key + " " + g.key);
+            } catch (RuntimeException e) {
+                continue; // no implementation for this geometry
+            }
+            if (!p.implementation.startsWith("ref")) {
+                p.srcLayout = g.srcLayout;
+                p.dstLayout = g.dstLayout;
+                prepared.put(key, p);
+                return p;
+            }
+        }
+        unsupported.add(key);
+        return null;
+    }
+
+    private final java.util.Set<String> unsupported = new java.util.HashSet<>();
 
     private convolution_forward.primitive_desc forwardDesc(Geometry g, boolean bias, primitive_attr attr) {
         convolution_forward.desc d = bias
@@ -243,61 +285,75 @@ public final class OnednnKernels implements Kernels {
      * A reorder of the user's OIHW (GOIHW) weights into {@code target}, or back; {@code scaled} multiplies each
      * output channel by a scale given at run time (the TUNE fold, applied while reordering).
      */
-    private Dnnl.Prepared weightReorder(String key, Geometry g, memory.desc target, boolean toUser,
-                                        boolean scaled) {
-        return prepared("weights " + key + toUser + scaled, () -> {
-            memory.desc user = g.userWeights();
-            memory.desc s = toUser ? target : user;
-            memory.desc d = toUser ? user : target;
-            primitive_attr attr = new primitive_attr();
-            if (scaled) {
-                // dims 0 (and 1 of grouped GOIHW weights) together enumerate the output channels
-                attr.set_output_scales(g.weights.length == 4 ? 1 : 3, new float[] {RUNTIME_SCALE});
-            }
-            reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d, attr, false);
-            Dnnl.Prepared p = new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
-            if (scaled) {
-                p.arg(DNNL_ARG_ATTR_OUTPUT_SCALES, Dnnl.vector(g.dst[1]));
-            }
-            return p;
-        });
+    private Dnnl.Prepared weightReorder(Geometry g, memory.desc target, boolean toUser, boolean scaled) {
+        memory.desc user = g.userWeights();
+        memory.desc s = toUser ? target : user;
+        memory.desc d = toUser ? user : target;
+        primitive_attr attr = new primitive_attr();
+        if (scaled) {
+            // dims 0 (and 1 of grouped GOIHW weights) together enumerate the output channels
+            attr.set_output_scales(g.weights.length == 4 ? 1 : 3, new float[] {RUNTIME_SCALE});
+        }
+        reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d, attr, false);
+        Dnnl.Prepared p = new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+        if (scaled) {
+            p.arg(DNNL_ARG_ATTR_OUTPUT_SCALES, Dnnl.vector(g.dst[1]));
+        }
+        return p;
     }
 
     /** oneDNN's marker for a scale given at execution. */
     private static final float RUNTIME_SCALE = (float) org.bytedeco.dnnl.global.dnnl.DNNL_RUNTIME_F32_VAL();
 
-    /** The forward primitive, or null when oneDNN has none for this geometry (the ND4J kernels run it then). */
-    private Dnnl.Prepared convForward(Geometry g, boolean bias) {
-        String key = "conv fwd " + g.key + " bias " + bias;
-        if (unsupported(key)) {
-            return null;
-        }
-        try {
-            return prepared(key, () -> {
-                convolution_forward.primitive_desc pd = forwardDesc(g, bias, Dnnl.userScratchpad());
-                Dnnl.Prepared p = new Dnnl.Prepared(new convolution_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
-                        .arg(DNNL_ARG_WEIGHTS, pd.weights_desc()).arg(DNNL_ARG_DST, pd.dst_desc());
-                if (bias) {
-                    p.arg(DNNL_ARG_BIAS, pd.bias_desc());
-                }
-                p.weightsReorder = weightReorder(key, g, pd.weights_desc(), false, false);
-                p.scaledWeightsReorder = weightReorder(key, g, pd.weights_desc(), false, true);
-                return p;
-            });
-        } catch (RuntimeException e) {
-            markUnsupported(key);
-            return null;
-        }
+    private Dnnl.Prepared convForward(ConvConfig c, long[] xs, boolean bias) {
+        return convPrimitive("conv fwd", c, xs, bias, (g, key) -> {
+            convolution_forward.primitive_desc pd = forwardDesc(g, bias, Dnnl.userScratchpad());
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
+                    .arg(DNNL_ARG_WEIGHTS, pd.weights_desc()).arg(DNNL_ARG_DST, pd.dst_desc());
+            if (bias) {
+                p.arg(DNNL_ARG_BIAS, pd.bias_desc());
+            }
+            p.weightsReorder = weightReorder(g, pd.weights_desc(), false, false);
+            p.scaledWeightsReorder = weightReorder(g, pd.weights_desc(), false, true);
+            return p;
+        });
     }
 
-    private final java.util.Set<String> unsupported = new java.util.HashSet<>();
-
-    private boolean unsupported(String key) {
-        return unsupported.contains(key);
+    private Dnnl.Prepared convBackwardData(ConvConfig c, long[] xs) {
+        return convPrimitive("conv bwd data", c, xs, false, (g, key) -> {
+            convolution_forward.primitive_desc hint = forwardDesc(g, false, Dnnl.userScratchpad());
+            convolution_backward_data.desc d = new convolution_backward_data.desc(algorithm.convolution_direct,
+                    g.srcDesc(), g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+            convolution_backward_data.primitive_desc pd = new convolution_backward_data.primitive_desc(d,
+                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_data(pd), pd)
+                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()).arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
+                    .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
+            p.weightsReorder = weightReorder(g, pd.weights_desc(), false, false);
+            p.scaledWeightsReorder = weightReorder(g, pd.weights_desc(), false, true);
+            return p;
+        });
     }
 
-    private void markUnsupported(String key) {
-        unsupported.add(key);
+    private Dnnl.Prepared convBackwardWeights(ConvConfig c, long[] xs, boolean bias) {
+        return convPrimitive("conv bwd weights", c, xs, bias, (g, key) -> {
+            convolution_forward.primitive_desc hint = forwardDesc(g, bias, Dnnl.userScratchpad());
+            convolution_backward_weights.desc d = bias
+                    ? new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(), g.anyWeights(),
+                            Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR)
+                    : new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(), g.anyWeights(),
+                            g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+            convolution_backward_weights.primitive_desc pd = new convolution_backward_weights.primitive_desc(d,
+                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_weights(pd), pd)
+                    .arg(DNNL_ARG_SRC, pd.src_desc()).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                    .arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc());
+            if (bias) {
+                p.arg(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
+            }
+            p.weightsReorder = weightReorder(g, pd.diff_weights_desc(), true, false);
+            return p;
+        });
     }
 
     /**
@@ -324,15 +380,14 @@ public final class OnednnKernels implements Kernels {
     @Override
     public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         long[] xs = Layout.logicalShape(x);
-        Geometry g = geometry(c, xs);
-        Dnnl.Prepared p = convForward(g, b != null);
+        Dnnl.Prepared p = convForward(c, xs, b != null);
         if (p == null) {
             return fallback.conv(c, x, w, weightScale, b, out);
         }
-        INDArray src = as(x, g.srcLayout);
+        INDArray src = as(x, p.srcLayout);
         INDArray weights = reorderWeights(p, w, weightScale);
         INDArray bias = b == null ? null : dense(b);
-        INDArray y = arena.allocate(DataType.FLOAT, g.dstLayout.physicalShape(g.dst));
+        INDArray y = arena.allocate(DataType.FLOAT, p.dstLayout.physicalShape(c.outputShape(xs)));
         p.bind(DNNL_ARG_SRC, src);
         p.bind(DNNL_ARG_WEIGHTS, weights);
         if (bias != null) {
@@ -350,28 +405,28 @@ public final class OnednnKernels implements Kernels {
     public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
                                       boolean inputGradient, boolean biasGradient, Layout inputLayout) {
         long[] xs = Layout.logicalShape(x);
-        Geometry geo = geometry(c, xs);
-        String key = geo.key + " bias " + biasGradient;
-        Dnnl.Prepared data = inputGradient ? convBackwardData(geo, key) : null;
-        Dnnl.Prepared weights = convBackwardWeights(geo, key, biasGradient);
+        Dnnl.Prepared data = inputGradient ? convBackwardData(c, xs) : null;
+        Dnnl.Prepared weights = convBackwardWeights(c, xs, biasGradient);
         if (weights == null || inputGradient && data == null) {
             return fallback.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
         }
-        INDArray diffDst = as(g, geo.dstLayout);
         INDArray dx = null;
         if (inputGradient) {
+            INDArray diffDst = as(g, data.dstLayout);
             INDArray wr = reorderWeights(data, w, weightScale);
-            dx = arena.allocate(DataType.FLOAT, geo.srcLayout.physicalShape(xs));
+            dx = arena.allocate(DataType.FLOAT, data.srcLayout.physicalShape(xs));
             data.bind(DNNL_ARG_DIFF_DST, diffDst);
             data.bind(DNNL_ARG_WEIGHTS, wr);
             data.bind(DNNL_ARG_DIFF_SRC, dx);
             run(data);
             arena.release(wr);
+            releaseIfCopy(diffDst, g);
             dx = moveTo(dx, inputLayout);
         }
-        INDArray src = as(x, geo.srcLayout);
+        INDArray diffDst = as(g, weights.dstLayout);
+        INDArray src = as(x, weights.srcLayout);
         INDArray dwPrimitive = buffer(weights.bytes(DNNL_ARG_DIFF_WEIGHTS));
-        INDArray db = biasGradient ? arena.allocate(DataType.FLOAT, geo.dst[1]) : null;
+        INDArray db = biasGradient ? arena.allocate(DataType.FLOAT, c.outChannels()) : null;
         weights.bind(DNNL_ARG_SRC, src);
         weights.bind(DNNL_ARG_DIFF_DST, diffDst);
         weights.bind(DNNL_ARG_DIFF_WEIGHTS, dwPrimitive);
@@ -387,62 +442,6 @@ public final class OnednnKernels implements Kernels {
         run(weights.weightsReorder);
         arena.release(dwPrimitive);
         return new ConvGradients(dx, dw, db);
-    }
-
-    private Dnnl.Prepared convBackwardData(Geometry g, String key) {
-        String k = "conv bwd data " + key;
-        if (unsupported(k)) {
-            return null;
-        }
-        try {
-            return prepared(k, () -> {
-                convolution_forward.primitive_desc hint = forwardDesc(g, false, Dnnl.userScratchpad());
-                convolution_backward_data.desc d = new convolution_backward_data.desc(algorithm.convolution_direct,
-                        g.srcDesc(), g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
-                convolution_backward_data.primitive_desc pd = new convolution_backward_data.primitive_desc(d,
-                        Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
-                Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_data(pd), pd)
-                        .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()).arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
-                        .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
-                p.weightsReorder = weightReorder(k, g, pd.weights_desc(), false, false);
-                p.scaledWeightsReorder = weightReorder(k, g, pd.weights_desc(), false, true);
-                return p;
-            });
-        } catch (RuntimeException e) {
-            markUnsupported(k);
-            return null;
-        }
-    }
-
-    private Dnnl.Prepared convBackwardWeights(Geometry g, String key, boolean bias) {
-        String k = "conv bwd weights " + key;
-        if (unsupported(k)) {
-            return null;
-        }
-        try {
-            return prepared(k, () -> {
-                convolution_forward.primitive_desc hint = forwardDesc(g, bias, Dnnl.userScratchpad());
-                convolution_backward_weights.desc d = bias
-                        ? new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(),
-                                g.anyWeights(), Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL,
-                                g.padR)
-                        : new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(),
-                                g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
-                convolution_backward_weights.primitive_desc pd = new convolution_backward_weights.primitive_desc(d,
-                        Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
-                Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_weights(pd), pd)
-                        .arg(DNNL_ARG_SRC, pd.src_desc()).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
-                        .arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc());
-                if (bias) {
-                    p.arg(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
-                }
-                p.weightsReorder = weightReorder(k, g, pd.diff_weights_desc(), true, false);
-                return p;
-            });
-        } catch (RuntimeException e) {
-            markUnsupported(k);
-            return null;
-        }
     }
 
     // ---------------------------------------------------------------- BatchNorm

@@ -212,10 +212,13 @@ public final class Nd4jKernels implements Kernels {
             INDArray sums = gc.sum(0, 2, 3);
             INDArray gy = arena.allocate(gc.dataType(), gc.shape());
             Nd4j.exec(new MulOp(gc, yc, gy));
-            dgamma = own(gy.sum(0, 2, 3).subi(mean.mul(sums)).muli(r));
+            INDArray meanSums = mean.mul(sums);
+            dgamma = own(gy.sum(0, 2, 3).subi(meanSums).muli(r));
             arena.release(gy);
+            Arena.direct().release(meanSums, s);
             dbeta = own(sums);
         }
+        Arena.direct().release(r);
         releaseIfCopy(yc, y);
         releaseIfCopy(gc, g);
         return new BatchNormGradients(to(dy, Layout.of(g)), dgamma, dbeta);
@@ -237,7 +240,8 @@ public final class Nd4jKernels implements Kernels {
         INDArray gc = nchw(g);
         long n = yc.length() / yc.size(1);
         INDArray rB = inverseStd(variance, eps);
-        INDArray xhat = channelAffine(yc, rB, mean.mul(rB).negi());
+        INDArray shift = mean.mul(rB).negi();
+        INDArray xhat = channelAffine(yc, rB, shift);
         INDArray dbeta = gc.sum(0, 2, 3);
         INDArray gXhat = arena.allocate(gc.dataType(), gc.shape());
         Nd4j.exec(new MulOp(gc, xhat, gXhat));
@@ -245,14 +249,21 @@ public final class Nd4jKernels implements Kernels {
         arena.release(gXhat);
         INDArray a = gamma == null ? rB : rB.mul(gamma);
         // dY = a g - a dbeta / n - xhat a dgamma / n; xhat is overwritten with its term.
-        INDArray dy = channelAffine(gc, a, a.mul(dbeta).divi(-n));
-        Nd4j.exec(new BroadcastMulOp(xhat, a.mul(dgamma).divi(-n), xhat, 1));
+        INDArray betaTerm = a.mul(dbeta).divi(-n);
+        INDArray gammaTerm = a.mul(dgamma).divi(-n);
+        INDArray dy = channelAffine(gc, a, betaTerm);
+        Nd4j.exec(new BroadcastMulOp(xhat, gammaTerm, xhat, 1));
         dy.addi(xhat);
         arena.release(xhat);
+        Arena.direct().release(shift, betaTerm, gammaTerm, a == rB ? null : a, rB);
         releaseIfCopy(yc, y);
         releaseIfCopy(gc, g);
-        return new BatchNormGradients(to(dy, Layout.of(g)), gamma == null ? null : own(dgamma),
-                gamma == null ? null : own(dbeta));
+        INDArray dgammaOwned = gamma == null ? null : own(dgamma);
+        INDArray dbetaOwned = gamma == null ? null : own(dbeta);
+        if (gamma == null) {
+            Arena.direct().release(dgamma, dbeta);
+        }
+        return new BatchNormGradients(to(dy, Layout.of(g)), dgammaOwned, dbetaOwned);
     }
 
     // ---------------------------------------------------------------- pooling

@@ -1,0 +1,126 @@
+package org.convbn.onednn;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.util.Map;
+
+import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
+import org.convbn.core.conformance.RelativeError;
+import org.convbn.nd4j.NamedBlockAccess;
+import org.convbn.nd4j.io.StateDict;
+import org.convbn.nd4j.kernel.KernelsProvider;
+import org.convbn.nd4j.net.NamedBlock;
+import org.convbn.nd4j.net.NetworkMemoryTest;
+import org.convbn.nd4j.net.ResNet;
+import org.convbn.nd4j.net.SoftmaxCrossEntropy;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * A whole ResNet on oneDNN's kernels (float32, blocked feature maps between layers) against the same network on
+ * ND4J's kernels (themselves checked against finite differences and the float64 reference), in every mode; and its
+ * memory: owned by the arena, no fresh pages in steady state.
+ *
+ * <p>Both in float32: against float64 a ReLU input or a max-pool tie within float32 rounding can route a gradient
+ * differently (seen once in 12 random inputs: 4e-2 on one weight gradient, in both float32 kernel sets alike), which
+ * says nothing about the kernels.
+ */
+class OnednnNetworkTest {
+    /**
+     * Two float32 kernel sets through 20 blocks, forward and backward: the same sums in other orders (oneDNN's
+     * blocked kernels against im2col and GEMM), rounding (6e-8) grown by depth and by the BN rescaling (batch
+     * statistics of 8 values per channel at layer4 in TRAIN). Measured worst 4.3e-5 over 12 random inputs.
+     */
+    static final double KERNEL_SETS_AGREE = 1e-3;
+    /** Tensors whose largest value is below this compare in absolute terms (the bias-free convs' zero gradients). */
+    static final double FLOOR = 1e-3;
+    static final int[] LABELS = {3, 1};
+    private static final Map<String, Double> WORST = new java.util.TreeMap<>();
+
+    @Test
+    void everyModeMatchesTheNetworkOnNd4jKernels() {
+        // 64x64: layer4's batch statistics then see 8 values per channel (at 32x32 only 2, which normalise to +-1
+        // and make TRAIN's gradients ill-conditioned)
+        Nd4j.getRandom().setSeed(4);
+        INDArray x = Nd4j.rand(DataType.FLOAT, 2, 3, 64, 64).subi(0.5);
+        for (Mode mode : Mode.values()) {
+            ResNet exact;
+            System.setProperty(KernelsProvider.PROPERTY, "nd4j");
+            try {
+                exact = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 5, Mode.TRAIN);
+            } finally {
+                System.clearProperty(KernelsProvider.PROPERTY);
+            }
+            try (ResNet fast = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 5, Mode.TRAIN); exact) {
+                assertEquals("onednn", fast.kernels().name());
+                assertEquals("nd4j", exact.kernels().name());
+                StateDict.of(exact).forEach((k, v) -> {
+                    if (k.endsWith("running_var")) { // statistics spread like a pretrained network's
+                        double[] var = new double[(int) v.length()];
+                        for (int i = 0; i < var.length; i++) {
+                            var[i] = 0.5 + (i % 7) / 7.0;
+                        }
+                        v.assign(Nd4j.createFromArray(var));
+                    }
+                });
+                StateDict.load(fast, StateDict.of(exact));
+                fast.setMode(mode);
+                exact.setMode(mode);
+                INDArray l32 = fast.forward(x);
+                INDArray l64 = exact.forward(x);
+                close(mode + " logits", l64, l32);
+                Map<String, INDArray> g32 = fast.backward(SoftmaxCrossEntropy.of(l32, LABELS).gradLogits());
+                Map<String, INDArray> g64 = exact.backward(SoftmaxCrossEntropy.of(l64, LABELS).gradLogits());
+                assertEquals(g64.keySet(), g32.keySet());
+                g64.forEach((k, v) -> close(mode + " d" + k, v, g32.get(k)));
+                if (mode == Mode.TRAIN) {
+                    StateDict.of(exact).forEach((k, v) -> close(mode + " " + k, v, StateDict.of(fast).get(k)));
+                }
+            }
+        }
+    }
+
+    @Test
+    void tuneKeepsWhatDeployKeepsAndOneFeatureMapPerBlockLessThanEval() {
+        INDArray x = Nd4j.rand(DataType.FLOAT, 2, 3, 64, 64);
+        Map<Mode, RetainedBytes> held = new java.util.EnumMap<>(Mode.class);
+        long blockOutputs = 0;
+        for (Mode mode : Mode.values()) {
+            try (ResNet net = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 5, mode)) {
+                net.arena().release(net.forward(x));
+                held.put(mode, net.retainedBytes());
+                if (mode == Mode.EVAL) {
+                    for (NamedBlock b : net.blocks()) {
+                        blockOutputs += NamedBlockAccess.outputBytes(b.block());
+                    }
+                }
+            }
+        }
+        assertEquals(held.get(Mode.DEPLOY).activationBytes(), held.get(Mode.TUNE).activationBytes());
+        assertEquals(held.get(Mode.TUNE).activationBytes() + blockOutputs, held.get(Mode.EVAL).activationBytes());
+        long channels = 64 + 4 * 64 + 5 * 128 + 5 * 256 + 5 * 512; // the 20 blocks' output channels
+        assertEquals(2 * channels * 4, held.get(Mode.TUNE).weightBytes(), "b' and s of every block, in float32");
+    }
+
+    @Test
+    void memoryIsOwnedByTheArenaAndFlatInSteadyState() throws IOException {
+        NetworkMemoryTest.check(DataType.FLOAT, true);
+    }
+
+    @org.junit.jupiter.api.AfterAll
+    static void report() {
+        System.out.println("oneDNN vs ND4J kernels, float32 network, worst relative error per mode: " + WORST);
+    }
+
+    private static void close(String what, INDArray want, INDArray got) {
+        double err = RelativeError.of(want.castTo(DataType.DOUBLE).reshape(want.length()).toDoubleVector(),
+                got.castTo(DataType.DOUBLE).reshape(got.length()).toDoubleVector(), FLOOR);
+        WORST.merge(what.substring(0, what.indexOf(' ')), err, Math::max);
+        assertTrue(err <= KERNEL_SETS_AGREE, () -> what + ": relative error " + err);
+    }
+}

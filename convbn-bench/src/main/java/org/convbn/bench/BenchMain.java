@@ -7,7 +7,7 @@ import picocli.CommandLine.Command;
 @Command(name = "convbn-bench", mixinStandardHelpOptions = true,
         description = {"Measure and compare the ConvBN modes.",
             "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"},
-        subcommands = {ReportCommand.class, CompareCommand.class, MeasureCommand.class, ChartCommand.class,
+        subcommands = {ReportCommand.class, ProfileCommand.class, CompareCommand.class, MeasureCommand.class, ChartCommand.class,
             CostCommand.class, FineTuneCommand.class})
 public final class BenchMain {
     private BenchMain() {

@@ -11,4 +11,17 @@ public interface BenchStep {
 
     /** @return the activation-sized part of {@link #retainedBytes()}, or -1 when not tracked */
     long retainedActivationBytes();
+
+    /**
+     * @return native memory the step's owner holds between steps for the next step's use (a network's arena), which is
+     *         resident before a step starts and therefore part of the step's footprint; 0 when nothing is held
+     */
+    default long heldBetweenStepsBytes() {
+        return 0;
+    }
+
+    /** @return the kernels the step computes on (e.g. "onednn"), or "-" when not a convbn network */
+    default String kernels() {
+        return "-";
+    }
 }

@@ -23,7 +23,8 @@ final class Chart {
     }
 
     static void write(Path target, Report r) throws IOException {
-        List<String> modes = r.modes().stream().map(m -> m.mode().replace("TUNE_KEEP", "TUNE-K")
+        List<String> modes = r.modes().stream().map(m -> m.mode().replace("PYTORCH_", "PyTorch ")
+                .replace("TUNE_KEEP", "TUNE-K")
                 .replace("_REVERSIBLE", "+rev").replace("DL4J_CONVERTED_", "DL4J>").replace("DL4J_FROZEN_BN", "DL4J"))
                 .toList();
         int width = Math.max(WIDTH, 150 * modes.size()); // room for every bar label

@@ -67,13 +67,15 @@ final class MeasureCommand implements Callable<Integer> {
         for (int i = 0; i < run.warmup + run.steps; i++) {
             settle();
             baseline = rss ? MemoryProbe.residentBytes() : -1;
+            // What the network's arena holds from earlier steps is resident already and serves this step: counted.
+            long held = step.heldBetweenStepsBytes();
             if (rss) {
                 MemoryProbe.resetHighWater();
             }
             long t0 = System.nanoTime();
             loss = step.run();
             double ms = (System.nanoTime() - t0) / 1e6;
-            long peak = rss ? MemoryProbe.highWaterBytes() - baseline : -1;
+            long peak = rss ? MemoryProbe.highWaterBytes() - baseline + held : -1;
             boolean measured = i >= run.warmup;
             System.err.printf(java.util.Locale.ROOT, "  [%s %s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n",
                     name, pass, i + 1, run.warmup + run.steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
@@ -86,7 +88,8 @@ final class MeasureCommand implements Callable<Integer> {
         Collections.sort(sorted);
         ModeResult r = new ModeResult(name, median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
                 Collections.max(peaks), step.retainedBytes(), step.retainedActivationBytes(), baseline,
-                times, peaks, loss, ReportCommand.backendDescription(), Nd4j.getEnvironment().maxMasterThreads());
+                times, peaks, loss, ReportCommand.backendDescription() + " kernels=" + step.kernels(),
+                Nd4j.getEnvironment().maxMasterThreads());
         Json.writeAtomically(result, r);
         return 0;
     }

@@ -18,9 +18,19 @@ import java.util.List;
  * @param finalLoss loss of the last step
  * @param backend the ND4J backend and native build the measuring JVM loaded
  * @param threads ND4J's maximum thread count in the measuring JVM
+ * @param roundMediansMs in a report of several rounds, each round's median step time (null for one run)
+ * @param roundPeaksBytes in a report of several rounds, each round's peak (null for one run)
  */
 public record ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
                          long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
                          List<Long> peaksBytes, double finalLoss, String backend,
-                         int threads) {
+                         int threads, List<Double> roundMediansMs, List<Long> roundPeaksBytes) {
+
+    /** One run's result (no rounds). */
+    public ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
+                      long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
+                      List<Long> peaksBytes, double finalLoss, String backend, int threads) {
+        this(mode, stepMsMedian, stepMsMin, stepMsMax, peakBytes, retainedBytes, retainedActivationBytes,
+                baselineRssBytes, stepsMs, peaksBytes, finalLoss, backend, threads, null, null);
+    }
 }

@@ -95,6 +95,16 @@ public final class NetworkStep implements BenchStep {
         return lastRetained().activationBytes();
     }
 
+    @Override
+    public long heldBetweenStepsBytes() {
+        return network.arena().stats().touchedBytes();
+    }
+
+    @Override
+    public String kernels() {
+        return network.kernels().name();
+    }
+
     /** @return the network */
     public ResNet network() {
         return network;

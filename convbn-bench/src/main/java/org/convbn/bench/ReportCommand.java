@@ -5,41 +5,60 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
 import org.bytedeco.javacpp.Loader;
+import org.convbn.core.Mode;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
- * The mode comparison: for each mode, two fresh JVMs run warm-up and measured network steps, one for time with
- * glibc's default allocator settings (as applications run), one for memory with MALLOC_MMAP_THRESHOLD_ at 64 KiB
- * so that large frees go back to the OS and the RSS high-water mark follows live memory (that setting turns every
- * large allocation into fresh pages, which slows all modes by ~25%, so it is kept out of the timing). The table,
- * the TUNE/EVAL and TUNE/DEPLOY ratios, results.json and a chart come out.
+ * The mode comparison: every mode (and, with {@code --peer pytorch}, PyTorch's same step in the same modes) is
+ * measured in rounds, interleaved: round 1 runs A B C D, round 2 runs A B C D again, and so on, each in a fresh
+ * process, so that a machine that slows down for a minute slows every mode alike. Each round has two passes: time
+ * with glibc's default allocator settings (as applications run), and memory with MALLOC_MMAP_THRESHOLD_ at 64 KiB so
+ * that large frees go back to the OS and the RSS high-water mark follows live memory (that setting turns every large
+ * allocation into fresh pages, which slows a framework that allocates per step, so it is kept out of the timing).
+ * The table gives per mode the median over all measured steps and the spread of the round medians; ratios between
+ * modes are taken within each round and summarised over the rounds. results.json and a chart come out.
  */
 @Command(name = "report", description = "Compare the modes on a network step: time, peak memory, retained bytes.",
         mixinStandardHelpOptions = true)
 final class ReportCommand implements Callable<Integer> {
     /** Measured steps of the memory pass: the peak of a step repeats to within a few MiB. */
     private static final int MEMORY_STEPS = 2;
+    /** The modes measured when none are named. */
+    static final List<Variant> DEFAULT_MODES = List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE);
 
     @Mixin
     BenchOptions run;
     @Option(names = "--modes", split = ",",
-            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE,TUNE_KEEP, or none when --dl4j is "
-                    + "given); TUNE_KEEP is TUNE recomputing W' in the backward instead of keeping it; "
-                    + "EVAL_REVERSIBLE and TUNE_REVERSIBLE run reversible stages")
+            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE, or none when --dl4j is given); "
+                    + "TUNE_KEEP is TUNE keeping W' for the backward instead of recomputing it; EVAL_REVERSIBLE and "
+                    + "TUNE_REVERSIBLE run reversible stages")
     List<Variant> modes;
     @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
-            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE, TUNE_KEEP_REVERSIBLE)")
+            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE)")
     boolean reversible;
+    @Option(names = "--rounds", description = "times each mode is measured, interleaved with the others, each in "
+            + "fresh processes (default: ${DEFAULT-VALUE})")
+    int rounds = 2;
+    @Option(names = "--peer", description = "also run the same step in another framework: none or pytorch (needs a "
+            + "python3 with torch and torchvision, e.g. Debian's python3-torch python3-torchvision; skipped with a "
+            + "message when none is found) (default: ${DEFAULT-VALUE})")
+    Peer peer = Peer.NONE;
+    @Option(names = "--python", split = ",", description = "python executables to try for --peer pytorch, in order "
+            + "(default: ${DEFAULT-VALUE})")
+    List<String> python = new ArrayList<>(List.of("/usr/bin/python3", "python3"));
     @Option(names = "--dl4j", split = ",", description = "also measure DL4J's zoo ResNet50 (needs --model resnet50): "
             + "DL4J_FROZEN_BN (DL4J's own, BN in FrozenLayerWithBackprop), DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE, "
             + "DL4J_CONVERTED_TUNE_KEEP (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
@@ -55,19 +74,25 @@ final class ReportCommand implements Callable<Integer> {
             + "(default: ${DEFAULT-VALUE})")
     long mallocMmapThreshold = 65536;
     @Option(names = "--jvm-arg", description = "extra argument for the measuring JVMs, repeatable, e.g. "
-            + "--jvm-arg=-Dorg.bytedeco.javacpp.platform.extension=-avx2 to load another native build")
+            + "--jvm-arg=-Dconvbn.kernels=nd4j to run on ND4J's own kernels")
     List<String> jvmArgs = new ArrayList<>();
     @Option(names = "--out", description = "results JSON (default: ${DEFAULT-VALUE})")
     Path out = Path.of("results.json");
     @Option(names = "--chart", description = "PNG bar chart of time and memory per mode (default: ${DEFAULT-VALUE})")
     Path chart = Path.of("chart.png");
 
+    /** One thing to measure: a mode of the library's network, a DL4J variant, or a mode of the peer. */
+    private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode) {
+    }
+
     @Override
     public Integer call() throws Exception {
         run.validate();
+        if (rounds < 1) {
+            throw new IllegalArgumentException("--rounds: expected >= 1, got " + rounds);
+        }
         if (modes == null) {
-            modes = dl4j.isEmpty() ? List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE,
-                    Variant.TUNE_KEEP) : List.of();
+            modes = dl4j.isEmpty() ? DEFAULT_MODES : List.of();
         }
         if (modes.isEmpty() && dl4j.isEmpty() && !reversible) {
             throw new IllegalArgumentException("--modes: expected at least one mode, got none");
@@ -76,38 +101,59 @@ final class ReportCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--dl4j: the DL4J comparison runs the zoo's ResNet50, expected --model "
                     + "resnet50, got " + run.model.cliName());
         }
-        System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps "
-                + "per mode, one JVM per mode and pass%n", run.model.cliName(), run.batch, run.resolution, run.resolution,
-                run.warmup, run.steps);
-        if (!MemoryProbe.available()) {
-            System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
-        }
-        List<String> measured = new ArrayList<>();
-        modes.forEach(m -> measured.add(m.name()));
-        if (reversible) {
-            for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE,
-                    Variant.TUNE_KEEP_REVERSIBLE)) {
-                if (!measured.contains(v.name())) {
-                    measured.add(v.name());
+        List<Target> targets = targets();
+        Optional<PyTorchPeer> torch = Optional.empty();
+        if (peer == Peer.PYTORCH) {
+            torch = PyTorchPeer.find(python);
+            if (torch.isEmpty()) {
+                System.out.println("note: --peer pytorch skipped: none of " + python + " imports torch and "
+                        + "torchvision (on Debian: apt-get install -y python3-torch python3-torchvision)");
+            } else {
+                for (Variant v : modes) {
+                    if (!v.reversible() && targets.stream().noneMatch(t -> t.name().equals(PyTorchPeer.name(v.mode())))) {
+                        targets.add(new Target(PyTorchPeer.name(v.mode()), null, null, v.mode()));
+                    }
                 }
             }
         }
-        dl4j.forEach(v -> measured.add(v.name()));
-        List<ModeResult> results = new ArrayList<>();
-        for (String mode : measured) {
-            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): time...%n", mode, results.size() + 1,
-                    measured.size());
-            ModeResult time = measureInFreshJvm(mode, "time", run.warmup, run.steps, 0);
-            System.out.printf(Locale.ROOT, "measuring %s (%d/%d): memory...%n", mode, results.size() + 1,
-                    measured.size());
-            ModeResult memory = measureInFreshJvm(mode, "memory", 1, MEMORY_STEPS, mallocMmapThreshold);
-            results.add(new ModeResult(mode, time.stepMsMedian(), time.stepMsMin(), time.stepMsMax(),
-                    memory.peakBytes(), memory.retainedBytes(), memory.retainedActivationBytes(),
-                    memory.baselineRssBytes(), time.stepsMs(), memory.peaksBytes(), time.finalLoss(), time.backend(),
-                    time.threads()));
+        System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps; "
+                + "%d round(s) of %s, each in fresh processes%s%n", run.model.cliName(), run.batch, run.resolution,
+                run.resolution, run.warmup, run.steps, rounds, targets.stream().map(Target::name).toList(),
+                torch.map(t -> "; PyTorch with " + t.python()).orElse(""));
+        if (!MemoryProbe.available()) {
+            System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
         }
-        Report report = new Report(run.model.cliName(), run.batch, run.resolution, results.get(0).threads(),
-                results.get(0).backend(), "FLOAT", run.warmup, machineDescription(), results);
+        Map<String, List<ModeResult>> time = new LinkedHashMap<>();
+        Map<String, List<ModeResult>> memory = new LinkedHashMap<>();
+        int threads = Runtime.getRuntime().availableProcessors();
+        for (int round = 1; round <= rounds; round++) {
+            for (String pass : List.of("time", "memory")) {
+                for (int i = 0; i < targets.size(); i++) {
+                    Target t = targets.get(i);
+                    System.out.printf(Locale.ROOT, "round %d/%d, %s pass: %s (%d/%d)%n", round, rounds, pass, t.name(),
+                            i + 1, targets.size());
+                    boolean isTime = pass.equals("time");
+                    int warmup = isTime ? run.warmup : 1;
+                    int steps = isTime ? run.steps : MEMORY_STEPS;
+                    long mmap = isTime ? 0 : mallocMmapThreshold;
+                    ModeResult r = t.peerMode() != null
+                            ? torch.orElseThrow().measure(t.peerMode(), run.model, run.batch, run.resolution, warmup,
+                                    steps, threads, mmap)
+                            : measureInFreshJvm(t.name(), t.dl4j() != null, pass, warmup, steps, mmap);
+                    if (t.peerMode() == null && r.threads() > 0) {
+                        threads = r.threads(); // the peer runs with the threads ND4J ran with
+                    }
+                    (isTime ? time : memory).computeIfAbsent(t.name(), k -> new ArrayList<>()).add(r);
+                }
+            }
+        }
+        List<ModeResult> results = new ArrayList<>();
+        for (Target t : targets) {
+            results.add(combine(t.name(), time.get(t.name()), memory.get(t.name())));
+        }
+        ModeResult first = results.get(0);
+        Report report = new Report(run.model.cliName(), run.batch, run.resolution, first.threads(), first.backend(),
+                "FLOAT", run.warmup, machineDescription(), results, rounds, ratios(results));
         System.out.println();
         System.out.print(ReportTable.render(report));
         Json.writeAtomically(out, report);
@@ -116,43 +162,97 @@ final class ReportCommand implements Callable<Integer> {
         return 0;
     }
 
+    private List<Target> targets() {
+        List<Target> targets = new ArrayList<>();
+        modes.forEach(v -> targets.add(new Target(v.name(), v, null, null)));
+        if (reversible) {
+            for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE)) {
+                if (!modes.contains(v)) {
+                    targets.add(new Target(v.name(), v, null, null));
+                }
+            }
+        }
+        dl4j.forEach(d -> targets.add(new Target(d.name(), null, d, null)));
+        return targets;
+    }
+
+    /** One mode's rounds combined: time from the time passes (all steps pooled), memory from the memory passes. */
+    static ModeResult combine(String name, List<ModeResult> time, List<ModeResult> memory) {
+        List<Double> steps = new ArrayList<>();
+        time.forEach(r -> steps.addAll(r.stepsMs()));
+        List<Double> sorted = new ArrayList<>(steps);
+        Collections.sort(sorted);
+        List<Long> peaks = new ArrayList<>();
+        memory.forEach(r -> peaks.addAll(r.peaksBytes()));
+        List<Long> roundPeaks = memory.stream().map(ModeResult::peakBytes).toList();
+        List<Long> sortedPeaks = new ArrayList<>(roundPeaks);
+        Collections.sort(sortedPeaks);
+        ModeResult m = memory.get(0);
+        ModeResult t = time.get(time.size() - 1);
+        return new ModeResult(name, MeasureCommand.median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
+                sortedPeaks.get((sortedPeaks.size() - 1) / 2), m.retainedBytes(), m.retainedActivationBytes(),
+                m.baselineRssBytes(), steps, peaks, t.finalLoss(), t.backend(), t.threads(),
+                time.stream().map(ModeResult::stepMsMedian).toList(), roundPeaks);
+    }
+
+    /** The ratios worth reading, from paired rounds: TUNE against EVAL and DEPLOY, convbn against its peers. */
+    static List<Report.Ratio> ratios(List<ModeResult> results) {
+        List<String[]> pairs = new ArrayList<>();
+        for (String tune : List.of("TUNE", "TUNE_KEEP", "TUNE_REVERSIBLE", "EVAL_REVERSIBLE")) {
+            pairs.add(new String[] {tune, "EVAL"});
+            pairs.add(new String[] {tune, "DEPLOY"});
+        }
+        pairs.add(new String[] {"TUNE_REVERSIBLE", "TUNE"});
+        for (String converted : List.of("DL4J_CONVERTED_EVAL", "DL4J_CONVERTED_TUNE", "DL4J_CONVERTED_TUNE_KEEP")) {
+            pairs.add(new String[] {converted, "DL4J_FROZEN_BN"});
+        }
+        for (Mode mode : Mode.values()) {
+            pairs.add(new String[] {mode.name(), PyTorchPeer.name(mode)});
+        }
+        List<Report.Ratio> ratios = new ArrayList<>();
+        for (String[] p : pairs) {
+            Optional<ModeResult> a = results.stream().filter(r -> r.mode().equals(p[0])).findFirst();
+            Optional<ModeResult> b = results.stream().filter(r -> r.mode().equals(p[1])).findFirst();
+            if (a.isPresent() && b.isPresent() && !(p[0].equals("EVAL_REVERSIBLE") && p[1].equals("DEPLOY"))) {
+                ratios.add(ratio(p[0] + "/" + p[1], a.get(), b.get()));
+            }
+        }
+        return ratios;
+    }
+
+    private static Report.Ratio ratio(String name, ModeResult a, ModeResult b) {
+        List<Double> times = new ArrayList<>();
+        List<Double> peaks = new ArrayList<>();
+        for (int i = 0; i < a.roundMediansMs().size(); i++) {
+            times.add(a.roundMediansMs().get(i) / b.roundMediansMs().get(i));
+            peaks.add((double) a.roundPeaksBytes().get(i) / b.roundPeaksBytes().get(i));
+        }
+        Collections.sort(times);
+        Collections.sort(peaks);
+        double retained = a.retainedBytes() < 0 || b.retainedBytes() < 0 ? Double.NaN
+                : (double) a.retainedBytes() / b.retainedBytes();
+        return new Report.Ratio(name, MeasureCommand.median(times), times.get(0), times.get(times.size() - 1),
+                MeasureCommand.median(peaks), peaks.get(0), peaks.get(peaks.size() - 1), retained);
+    }
+
     /**
      * Runs {@code measure} in a fresh JVM.
      *
      * @param pass "time" or "memory", for the progress lines
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the JVM, or 0 for glibc's default
      */
-    private ModeResult measureInFreshJvm(String mode, String pass, int warmupSteps, int measuredSteps,
+    private ModeResult measureInFreshJvm(String mode, boolean isDl4j, String pass, int warmupSteps, int measuredSteps,
                                          long mmapThreshold) throws IOException, InterruptedException {
-        boolean isDl4j = mode.startsWith("DL4J_");
         Path result = Files.createTempFile("convbn-" + mode, ".json");
         try {
-            List<String> cmd = new ArrayList<>();
-            cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-            cmd.add("-Xms" + heap);
-            cmd.add("-Xmx" + heap);
-            cmd.add("-XX:+AlwaysPreTouch");
-            // ND4J's native buffers are not Java heap; do not let JavaCPP cap or GC-trigger on them.
-            cmd.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=0");
-            cmd.add("-Dorg.bytedeco.javacpp.maxbytes=0");
-            cmd.addAll(jvmArgs);
-            cmd.add("-cp");
-            cmd.add(System.getProperty("java.class.path"));
-            cmd.add(BenchMain.class.getName());
-            cmd.addAll(List.of("measure", "--model", run.model.name(), isDl4j ? "--dl4j" : "--mode", mode, "--batch",
-                    String.valueOf(run.batch), "--resolution", String.valueOf(run.resolution), "--steps",
-                    String.valueOf(measuredSteps), "--warmup", String.valueOf(warmupSteps), "--pass", pass, "--result",
-                    result.toString()));
+            List<String> cmd = measureCommand(heap, jvmArgs, run, mode, isDl4j, pass, warmupSteps, measuredSteps,
+                    result);
             if (isDl4j && mmapThreshold > 0) {
                 cmd.addAll(List.of("--gc-every-ms", String.valueOf(dl4jGcEveryMs)));
             }
-            ProcessBuilder pb = new ProcessBuilder(cmd).inheritIO().redirectOutput(ProcessBuilder.Redirect.DISCARD);
-            pb.redirectError(ProcessBuilder.Redirect.INHERIT);
-            if (mmapThreshold > 0) {
-                pb.environment().put("MALLOC_MMAP_THRESHOLD_", String.valueOf(mmapThreshold));
-            } else {
-                pb.environment().remove("MALLOC_MMAP_THRESHOLD_");
-            }
+            ProcessBuilder pb = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .redirectError(ProcessBuilder.Redirect.INHERIT);
+            setMmapThreshold(pb, mmapThreshold);
             int rc = pb.start().waitFor();
             if (rc != 0) {
                 throw new IllegalStateException("measuring " + mode + " failed: the JVM exited with " + rc
@@ -161,6 +261,37 @@ final class ReportCommand implements Callable<Integer> {
             return Json.read(result, ModeResult.class);
         } finally {
             Files.deleteIfExists(result);
+        }
+    }
+
+    /** @return the command line of a JVM that runs {@code measure} on this jar's class path */
+    static List<String> measureCommand(String heap, List<String> jvmArgs, BenchOptions run, String mode,
+                                       boolean isDl4j, String pass, int warmupSteps, int measuredSteps, Path result) {
+        List<String> cmd = new ArrayList<>();
+        cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
+        cmd.add("-Xms" + heap);
+        cmd.add("-Xmx" + heap);
+        cmd.add("-XX:+AlwaysPreTouch");
+        // ND4J's native buffers are not Java heap; do not let JavaCPP cap or GC-trigger on them.
+        cmd.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=0");
+        cmd.add("-Dorg.bytedeco.javacpp.maxbytes=0");
+        cmd.addAll(jvmArgs);
+        cmd.add("-cp");
+        cmd.add(System.getProperty("java.class.path"));
+        cmd.add(BenchMain.class.getName());
+        cmd.addAll(List.of("measure", "--model", run.model.name(), isDl4j ? "--dl4j" : "--mode", mode, "--batch",
+                String.valueOf(run.batch), "--resolution", String.valueOf(run.resolution), "--steps",
+                String.valueOf(measuredSteps), "--warmup", String.valueOf(warmupSteps), "--pass", pass, "--result",
+                result.toString()));
+        return cmd;
+    }
+
+    /** Sets MALLOC_MMAP_THRESHOLD_ for a child process, or removes it for glibc's default when 0. */
+    static void setMmapThreshold(ProcessBuilder pb, long threshold) {
+        if (threshold > 0) {
+            pb.environment().put("MALLOC_MMAP_THRESHOLD_", String.valueOf(threshold));
+        } else {
+            pb.environment().remove("MALLOC_MMAP_THRESHOLD_");
         }
     }
 

@@ -16,7 +16,10 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
 
-/** The report end to end on a tiny network: child JVMs, results.json with the documented names, the chart. */
+/**
+ * The report end to end on a tiny network: child JVMs in interleaved rounds, results.json with the documented names
+ * and the paired ratios, the chart; a missing PyTorch is skipped with a note.
+ */
 class ReportCommandTest {
 
     @Test
@@ -25,8 +28,10 @@ class ReportCommandTest {
         Path png = dir.resolve("chart.png");
         int rc = new CommandLine(new ReportCommand()).setCaseInsensitiveEnumValuesAllowed(true).execute("--model",
                 "resnet18", "--batch", "2", "--resolution", "32", "--steps", "2", "--warmup", "0", "--modes",
-                "eval,tune", "--heap", "256m", "--out", json.toString(), "--chart", png.toString());
+                "eval,tune", "--heap", "256m", "--rounds", "2", "--peer", "pytorch", "--python", "/nonexistent/python3",
+                "--out", json.toString(), "--chart", png.toString());
         assertEquals(0, rc);
+        assertEquals(2, Json.MAPPER.readTree(json.toFile()).get("rounds").asInt());
         JsonNode root = Json.MAPPER.readTree(json.toFile());
         for (String field : List.of("model", "batch", "resolution", "threads", "backend")) {
             assertTrue(root.has(field), field);
@@ -41,7 +46,13 @@ class ReportCommandTest {
             }
             assertTrue(m.get("step_ms_min").asDouble() <= m.get("step_ms_median").asDouble());
             assertTrue(m.get("retained_bytes").asLong() > 0);
+            assertEquals(2, m.get("round_medians_ms").size(), "one median per round");
+            assertEquals(2 * 2, m.get("steps_ms").size(), "every measured step of both rounds");
         }
+        JsonNode ratios = root.get("ratios");
+        assertEquals(1, ratios.size());
+        assertEquals("TUNE/EVAL", ratios.get(0).get("name").asText());
+        assertTrue(ratios.get(0).get("time_min").asDouble() <= ratios.get(0).get("time_median").asDouble());
         long evalActivations = modes.get(0).get("retained_activation_bytes").asLong();
         long tuneActivations = modes.get(1).get("retained_activation_bytes").asLong();
         assertTrue(tuneActivations < evalActivations, "TUNE keeps fewer activation bytes than EVAL");

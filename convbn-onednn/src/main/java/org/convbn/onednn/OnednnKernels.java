@@ -122,7 +122,7 @@ public final class OnednnKernels implements Kernels {
         return arena.allocate(DataType.FLOAT, (bytes + 3) / 4);
     }
 
-    /** @return t itself when it is dense ('c' order, no offset), else a dense copy from the arena */
+    /** @return t itself when it is dense ('c' order, contiguous; any offset), else a dense copy from the arena */
     private INDArray dense(INDArray t) {
         if (isDense(t)) {
             return t;
@@ -132,8 +132,10 @@ public final class OnednnKernels implements Kernels {
         return c;
     }
 
+    /** Dense: 'c' order and contiguous, so that its first element's address and the shape describe it (the address
+     *  of a view starts at its offset: {@code data().addressPointer()}). */
     static boolean isDense(INDArray t) {
-        if (t.offset() != 0 || t.ordering() != 'c' && t.rank() > 1) {
+        if (t.ordering() != 'c' && t.rank() > 1) {
             return false;
         }
         long expected = 1;

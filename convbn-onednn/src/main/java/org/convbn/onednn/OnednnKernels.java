@@ -107,7 +107,7 @@ public final class OnednnKernels implements Kernels {
     private void run(Dnnl.Prepared p) {
         INDArray scratch = null;
         if (p.scratchpadBytes > 0) {
-            scratch = arena.allocate(DataType.BYTE, p.scratchpadBytes);
+            scratch = buffer(p.scratchpadBytes);
             p.bind(DNNL_ARG_SCRATCHPAD, scratch);
         }
         try {
@@ -117,7 +117,10 @@ public final class OnednnKernels implements Kernels {
         }
     }
 
-    /** @return a float array of at least {@code bytes} bytes from the arena */
+    /**
+     * @return a float array of at least {@code bytes} bytes from the arena: also for memory oneDNN treats as raw
+     *         bytes (scratchpads, pooling workspaces), so that all of a step's buffers share one pool
+     */
     private INDArray buffer(long bytes) {
         return arena.allocate(DataType.FLOAT, (bytes + 3) / 4);
     }
@@ -379,6 +382,9 @@ public final class OnednnKernels implements Kernels {
         return out;
     }
 
+    // Outputs are taken from the arena before the temporaries (reordered weights, the scratchpad), so that an output
+    // lies next to the arrays made before it and a temporary's block, freed at once, is the next output's.
+
     @Override
     public INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         long[] xs = Layout.logicalShape(x);
@@ -386,10 +392,10 @@ public final class OnednnKernels implements Kernels {
         if (p == null) {
             return fallback.conv(c, x, w, weightScale, b, out);
         }
+        INDArray y = arena.allocate(DataType.FLOAT, p.dstLayout.physicalShape(c.outputShape(xs)));
         INDArray src = as(x, p.srcLayout);
         INDArray weights = reorderWeights(p, w, weightScale);
         INDArray bias = b == null ? null : dense(b);
-        INDArray y = arena.allocate(DataType.FLOAT, p.dstLayout.physicalShape(c.outputShape(xs)));
         p.bind(DNNL_ARG_SRC, src);
         p.bind(DNNL_ARG_WEIGHTS, weights);
         if (bias != null) {
@@ -397,9 +403,9 @@ public final class OnednnKernels implements Kernels {
         }
         p.bind(DNNL_ARG_DST, y);
         run(p);
-        releaseIfCopy(src, x);
         releaseIfCopy(bias, b);
         arena.release(weights);
+        releaseIfCopy(src, x);
         return moveTo(y, out);
     }
 
@@ -412,11 +418,13 @@ public final class OnednnKernels implements Kernels {
         if (weights == null || inputGradient && data == null) {
             return fallback.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
         }
+        INDArray dw = arena.allocate(DataType.FLOAT, w.shape());
+        INDArray db = biasGradient ? arena.allocate(DataType.FLOAT, c.outChannels()) : null;
         INDArray dx = null;
         if (inputGradient) {
+            dx = arena.allocate(DataType.FLOAT, data.srcLayout.physicalShape(xs));
             INDArray diffDst = as(g, data.dstLayout);
             INDArray wr = reorderWeights(data, w, weightScale);
-            dx = arena.allocate(DataType.FLOAT, data.srcLayout.physicalShape(xs));
             data.bind(DNNL_ARG_DIFF_DST, diffDst);
             data.bind(DNNL_ARG_WEIGHTS, wr);
             data.bind(DNNL_ARG_DIFF_SRC, dx);
@@ -425,10 +433,9 @@ public final class OnednnKernels implements Kernels {
             releaseIfCopy(diffDst, g);
             dx = moveTo(dx, inputLayout);
         }
+        INDArray dwPrimitive = buffer(weights.bytes(DNNL_ARG_DIFF_WEIGHTS));
         INDArray diffDst = as(g, weights.dstLayout);
         INDArray src = as(x, weights.srcLayout);
-        INDArray dwPrimitive = buffer(weights.bytes(DNNL_ARG_DIFF_WEIGHTS));
-        INDArray db = biasGradient ? arena.allocate(DataType.FLOAT, c.outChannels()) : null;
         weights.bind(DNNL_ARG_SRC, src);
         weights.bind(DNNL_ARG_DIFF_DST, diffDst);
         weights.bind(DNNL_ARG_DIFF_WEIGHTS, dwPrimitive);
@@ -438,7 +445,6 @@ public final class OnednnKernels implements Kernels {
         run(weights);
         releaseIfCopy(src, x);
         releaseIfCopy(diffDst, g);
-        INDArray dw = arena.allocate(DataType.FLOAT, w.shape());
         weights.weightsReorder.bind(DNNL_ARG_SRC, dwPrimitive);
         weights.weightsReorder.bind(DNNL_ARG_DST, dw);
         run(weights.weightsReorder);
@@ -619,7 +625,7 @@ public final class OnednnKernels implements Kernels {
                 });
         INDArray src = dense(x);
         INDArray y = arena.allocate(DataType.FLOAT, layout.physicalShape(ys));
-        INDArray ws = arena.allocate(DataType.BYTE, p.bytes(DNNL_ARG_WORKSPACE));
+        INDArray ws = buffer(p.bytes(DNNL_ARG_WORKSPACE)); // opaque bytes, in the float pool with everything else
         p.bind(DNNL_ARG_SRC, src);
         p.bind(DNNL_ARG_DST, y);
         p.bind(DNNL_ARG_WORKSPACE, ws);

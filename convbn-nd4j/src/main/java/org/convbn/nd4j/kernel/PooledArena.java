@@ -32,8 +32,12 @@ import org.nd4j.linalg.factory.Nd4j;
  * which catches double frees and tensors that escaped their owner. Not thread-safe.
  */
 public final class PooledArena implements Arena, AutoCloseable {
-    /** Bytes of a chunk; larger requests get a chunk of their own size. */
-    public static final long CHUNK_BYTES = 32L << 20;
+    /**
+     * Bytes of a chunk; larger requests get a chunk of their own size. Large, so that few blocks straddle a chunk's
+     * end (a ResNet-50 step at batch 8 held 3-5% more with 32 MiB chunks); the part of a chunk never handed out is
+     * never written, so it is reserved address space, not resident memory.
+     */
+    public static final long CHUNK_BYTES = 128L << 20;
     /** Alignment of every block, in bytes (a cache line; what oneDNN prefers). */
     private static final long ALIGN_BYTES = 64;
 
@@ -63,8 +67,38 @@ public final class PooledArena implements Arena, AutoCloseable {
         final TreeMap<Long, Block> free = new TreeMap<>();
         /** Leased blocks by offset. */
         final Map<Long, Block> leased = new HashMap<>();
-        /** One past the highest element ever handed out. */
-        long highWater;
+        /** The runs ever handed out, merged (start -> end): written, so resident. */
+        final TreeMap<Long, Long> touched = new TreeMap<>();
+
+        /** Adds the run {@code [from, to)} to {@link #touched}; @return the elements not touched before */
+        long touch(long from, long to) {
+            long added = to - from;
+            long start = from;
+            long end = to;
+            Map.Entry<Long, Long> before = touched.floorEntry(from);
+            if (before != null && before.getValue() >= from) {
+                added -= Math.min(before.getValue(), to) - from;
+                start = before.getKey();
+                end = Math.max(end, before.getValue());
+                touched.remove(before.getKey());
+            }
+            for (Map.Entry<Long, Long> next = touched.ceilingEntry(from); next != null && next.getKey() <= to;
+                 next = touched.ceilingEntry(from)) {
+                added -= Math.max(0, Math.min(next.getValue(), to) - next.getKey());
+                end = Math.max(end, next.getValue());
+                touched.remove(next.getKey());
+            }
+            touched.put(start, end);
+            return added;
+        }
+
+        long touchedLength() {
+            long sum = 0;
+            for (Map.Entry<Long, Long> e : touched.entrySet()) {
+                sum += e.getValue() - e.getKey();
+            }
+            return sum;
+        }
 
         Chunk(DataBuffer buffer, long length, int id) {
             this.buffer = buffer;
@@ -114,18 +148,14 @@ public final class PooledArena implements Arena, AutoCloseable {
         long rounded = (length + align - 1) / align * align;
         Pool pool = pools.computeIfAbsent(type, t -> new Pool());
         Block fit = pool.bySize.ceiling(new Block(null, -1, rounded));
-        Block block = fit == null ? null : take(pool, fit, rounded);
-        if (block == null) {
+        if (fit == null) {
             Chunk chunk = newChunk(pool, type, Math.max(rounded, CHUNK_BYTES / type.width()));
-            block = take(pool, chunk.free.firstEntry().getValue(), rounded);
+            fit = chunk.free.firstEntry().getValue();
         }
+        Block block = take(pool, fit, rounded);
         Chunk c = block.chunk();
         c.leased.put(block.offset(), block);
-        long end = block.offset() + block.length();
-        if (end > c.highWater) {
-            touchedBytes += (end - c.highWater) * type.width();
-            c.highWater = end;
-        }
+        touchedBytes += c.touch(block.offset(), block.offset() + block.length()) * type.width();
         leasedBytes += block.length() * type.width();
         peakLeasedBytes = Math.max(peakLeasedBytes, leasedBytes);
         return Nd4j.create(c.buffer, shape, Nd4j.getStrides(shape, 'c'), block.offset(), 'c', type);
@@ -225,7 +255,7 @@ public final class PooledArena implements Arena, AutoCloseable {
                     pool.chunks.remove(c);
                     chunkOf.remove(c.buffer);
                     reservedBytes -= c.length * e.getKey().width();
-                    touchedBytes -= c.highWater * e.getKey().width();
+                    touchedBytes -= c.touchedLength() * e.getKey().width();
                     c.buffer.close();
                 }
             }

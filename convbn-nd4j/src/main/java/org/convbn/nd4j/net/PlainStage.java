@@ -27,11 +27,7 @@ final class PlainStage implements Stage {
     public INDArray backward(INDArray g, GradientSink sink) {
         INDArray d = g;
         for (int i = units.size() - 1; i >= 0; i--) {
-            INDArray next = units.get(i).backward(d, sink);
-            if (d != g) {
-                units.get(i).kernels().arena().release(d);
-            }
-            d = next;
+            d = units.get(i).backwardConsuming(d, sink);
         }
         return d;
     }

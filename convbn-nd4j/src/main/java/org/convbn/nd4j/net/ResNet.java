@@ -361,9 +361,7 @@ public final class ResNet implements AutoCloseable {
         arena.release(dPooled, pooled);
         pooled = null;
         for (int i = stages.size() - 1; i >= 0; i--) {
-            INDArray next = stages.get(i).backward(g, sink);
-            arena.release(g);
-            g = next;
+            g = stages.get(i).backward(g, sink); // the stage takes g over
         }
         INDArray dStem = kernels.maxPoolBackward(stemRelu, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
         arena.release(g, stemPooled.output(), stemPooled.workspace());

@@ -126,30 +126,55 @@ public final class ResidualUnit {
      * @return dL/dx, a new array owned by the caller
      */
     public INDArray backward(INDArray g, GradientSink sink) {
-        INDArray gSum = kernels.reluBackward(output, g);
+        return backward(g, sink, false);
+    }
+
+    /**
+     * As {@link #backward(INDArray, GradientSink)}, taking ownership of {@code g}: its memory becomes the gradient
+     * of the sum, one feature map less held during the unit's backward.
+     *
+     * @param g dL/d(out), the caller's no more
+     */
+    public INDArray backwardConsuming(INDArray g, GradientSink sink) {
+        return backward(g, sink, true);
+    }
+
+    private INDArray backward(INDArray g, GradientSink sink, boolean consume) {
+        INDArray gSum;
+        if (consume) {
+            kernels.reluBackwardInPlace(output, g);
+            gSum = g;
+        } else {
+            gSum = kernels.reluBackward(output, g);
+        }
+        // The output was the next unit's input (its backward is done) and the final ReLU's: done with.
+        kernels.arena().release(output);
+        output = null;
+        // A downsampling shortcut first: then gSum is done with once the last main block has used it, and the
+        // shortcut's weight gradient is applied before the main path's feature maps are made.
+        INDArray dShortcut = shortcut == null ? null : shortcut.backward(gSum, true, sink);
         INDArray d = gSum;
         for (int i = main.size() - 1; i >= 0; i--) {
             INDArray dBlockInput = main.get(i).backward(d, true, sink);
-            if (d != gSum) {
+            if (d != gSum || shortcut != null) {
                 kernels.arena().release(d);
             }
             d = dBlockInput;
             if (i > 0) {
-                kernels.reluBackwardInPlace(reluOutputs.get(i - 1), d);
+                // This ReLU's output was block i's input (its backward is done) and is done with after its own.
+                INDArray relu = reluOutputs.set(i - 1, null);
+                kernels.reluBackwardInPlace(relu, d);
+                kernels.arena().release(relu);
             }
         }
+        reluOutputs.clear();
         if (shortcut == null) {
             kernels.addInPlace(d, gSum, alpha); // the identity shortcut's gradient, scaled as its forward was
+            kernels.arena().release(gSum);
         } else {
-            INDArray dShortcut = shortcut.backward(gSum, true, sink);
             kernels.addInPlace(d, dShortcut, 1.0);
             kernels.arena().release(dShortcut);
         }
-        // The blocks that kept these as inputs, and the next unit that took the output, are done with them.
-        kernels.arena().release(gSum, output);
-        output = null;
-        kernels.arena().release(reluOutputs.toArray(new INDArray[0]));
-        reluOutputs.clear();
         return d;
     }
 

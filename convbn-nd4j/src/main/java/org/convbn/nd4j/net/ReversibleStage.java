@@ -160,7 +160,7 @@ public final class ReversibleStage implements Stage {
 
     @Override
     public INDArray backward(INDArray g, GradientSink sink) {
-        INDArray dx = g;
+        INDArray dx = g; // ours: the stage takes g over
         INDArray dy = null;
         INDArray xi = x;
         INDArray yi = y;
@@ -188,15 +188,10 @@ public final class ReversibleStage implements Stage {
             }
             if (used.beta() == 0) {
                 dy = null;
-                if (dx != g) {
-                    kernels.arena().release(dx);
-                }
-            } else if (dx == g) {
-                dy = kernels.copy(dx);
-                kernels.scaleInPlace(dy, used.beta()); // dy_{i-1} = beta dx_i
+                kernels.arena().release(dx);
             } else {
                 dy = dx;
-                kernels.scaleInPlace(dy, used.beta()); // in place: dx_i is ours
+                kernels.scaleInPlace(dy, used.beta()); // dy_{i-1} = beta dx_i, in place: dx_i is done with
             }
             dx = dxPrev;
         }
@@ -206,9 +201,6 @@ public final class ReversibleStage implements Stage {
             releaseUnlessHead(yi);
         }
         if (dy != null) {
-            if (dx == g) {
-                dx = kernels.copy(g);
-            }
             kernels.addInPlace(dx, dy, 1.0);
             kernels.arena().release(dy);
         }
@@ -219,10 +211,7 @@ public final class ReversibleStage implements Stage {
             kernels.arena().release(trueInputs.toArray(new INDArray[0]));
             trueInputs = null;
         }
-        INDArray dInput = first.backward(dx, sink);
-        if (dx != g) {
-            kernels.arena().release(dx);
-        }
+        INDArray dInput = first.backwardConsuming(dx, sink);
         x = null;
         y = null;
         head = null;

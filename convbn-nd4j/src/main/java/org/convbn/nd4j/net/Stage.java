@@ -14,7 +14,7 @@ interface Stage {
     INDArray forward(INDArray x);
 
     /**
-     * @param g dL/d(output), not modified
+     * @param g dL/d(output), taken over by the stage (it reuses or gives back its memory)
      * @param sink receives the blocks' parameter gradients
      * @return dL/dx, a new array owned by the caller
      */

@@ -15,7 +15,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
  * The math of the four modes, forward and backward, as pure functions of explicit tensors: read this file top to
@@ -54,10 +53,42 @@ public final class ModeFunctions {
      *         {@code arena}
      */
     public static INDArray scale(Arena arena, BatchNormConfig bn, INDArray gamma, INDArray variance) {
-        INDArray s = arena.allocate(variance.dataType(), variance.shape());
-        s.assign(variance).addi(bn.eps());
-        Transforms.sqrt(s, false).rdivi(1.0);
-        return gamma == null ? s : s.muli(gamma);
+        return device(arena, variance.dataType(), scale(bn, host(gamma), host(variance)));
+    }
+
+    // Per-channel vectors ([O], at most a few thousand values) are computed on the host, in float64: one copy in and
+    // one out cost less than the ten or so ND4J ops per block their formulas would take (measured: TUNE's step spent
+    // 6% of its time on them as ND4J ops).
+
+    /** @return s = gamma / sqrt(var + eps) per channel (1 / sqrt(var + eps) when gamma is null) */
+    private static double[] scale(BatchNormConfig bn, double[] gamma, double[] variance) {
+        double[] s = new double[variance.length];
+        for (int c = 0; c < s.length; c++) {
+            s[c] = (gamma == null ? 1 : gamma[c]) / Math.sqrt(variance[c] + bn.eps());
+        }
+        return s;
+    }
+
+    /** @return a vector's values, or null for a null vector */
+    private static double[] host(INDArray v) {
+        if (v == null) {
+            return null;
+        }
+        // One copy when the vector is its buffer (or a view of exactly its elements); else ND4J's general path.
+        return v.data().length() == v.length() && v.elementWiseStride() == 1 ? v.data().asDouble() : v.toDoubleVector();
+    }
+
+    /** @return a new {@code [O]} array from {@code arena} holding {@code values} */
+    private static INDArray device(Arena arena, org.nd4j.linalg.api.buffer.DataType type, double[] values) {
+        INDArray out = arena.allocate(type, values.length);
+        if (out.data().length() == values.length) {
+            out.data().setData(values);
+            return out;
+        }
+        INDArray host = Nd4j.createFromArray(values);
+        out.assign(host);
+        Arena.direct().release(host);
+        return out;
     }
 
     /**
@@ -227,25 +258,23 @@ public final class ModeFunctions {
      * @return new s and b' from {@code arena}, in that order
      */
     private static INDArray[] foldedBias(Arena arena, ConvBNConfig config, ConvBNParameters p) {
-        INDArray s = scale(arena, config.bn(), p.gamma(), p.runningVar());
-        INDArray b = arena.allocate(s.dataType(), s.shape());
-        if (p.bias() != null) {
-            b.assign(p.bias()).subi(p.runningMean());
-        } else {
-            b.assign(p.runningMean()).negi();
+        double[] s = scale(config.bn(), host(p.gamma()), host(p.runningVar()));
+        double[] mean = host(p.runningMean());
+        double[] bias = host(p.bias());
+        double[] beta = host(p.beta());
+        double[] b = new double[s.length];
+        for (int c = 0; c < s.length; c++) {
+            b[c] = s[c] * ((bias == null ? 0 : bias[c]) - mean[c]) + (beta == null ? 0 : beta[c]);
+            if (!Double.isFinite(s[c]) || !Double.isFinite(b[c])) {
+                // Name the culprit: the fold of finite inputs with var + eps > 0 is finite.
+                p.trainable().forEach(Tensors::requireFinite);
+                p.buffers().forEach(Tensors::requireFinite);
+                throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity "
+                        + "from finite inputs at channel " + c + " (s = gamma / sqrt(var + eps) overflowed)");
+            }
         }
-        b.muli(s);
-        if (p.beta() != null) {
-            b.addi(p.beta());
-        }
-        if (!Double.isFinite(s.sumNumber().doubleValue() + b.sumNumber().doubleValue())) {
-            arena.release(s, b);
-            p.trainable().forEach(Tensors::requireFinite);
-            p.buffers().forEach(Tensors::requireFinite);
-            throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity from "
-                    + "finite inputs (s = gamma / sqrt(var + eps) overflowed)");
-        }
-        return new INDArray[] {s, b};
+        org.nd4j.linalg.api.buffer.DataType type = p.runningVar().dataType();
+        return new INDArray[] {device(arena, type, s), device(arena, type, b)};
     }
 
     /**
@@ -255,7 +284,7 @@ public final class ModeFunctions {
      */
     public static Forward tune(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
         if (config.tuneFold() == TuneFold.RECOMPUTE) {
-            INDArray[] sb = foldedBias(k.arena(), config, p);
+                INDArray[] sb = foldedBias(k.arena(), config, p);
             INDArray z = k.conv(config.conv(), x, p.weight(), sb[0], sb[1], out);
             return new Forward(z, new SavedTensors.TuneRecomputed(x, sb[1], sb[0], k.arena()));
         }
@@ -290,19 +319,31 @@ public final class ModeFunctions {
         }
         INDArray dFoldedW = conv.weight();
         INDArray dFoldedB = conv.bias();
+        double[] s = host(scale);
+        double[] dbFolded = host(dFoldedB);
         INDArray dgamma = null;
         if (p.gamma() != null) {
             // ds = sum_{i,kh,kw} dW' W per output channel + db' (b - mean); dgamma = r ds
-            dgamma = k.rowDots(dFoldedW, p.weight());
-            INDArray shift = p.bias() == null ? p.runningMean().neg() : p.bias().sub(p.runningMean());
-            INDArray r = scale(Arena.direct(), config.bn(), null, p.runningVar());
-            dgamma.addi(shift.muli(dFoldedB)).muli(r);
-            Arena.direct().release(shift, r);
+            INDArray dots = k.rowDots(dFoldedW, p.weight());
+            double[] ds = host(dots);
+            arena.release(dots);
+            double[] mean = host(p.runningMean());
+            double[] bias = host(p.bias());
+            double[] variance = host(p.runningVar());
+            for (int c = 0; c < ds.length; c++) {
+                ds[c] = (ds[c] + dbFolded[c] * ((bias == null ? 0 : bias[c]) - mean[c]))
+                        / Math.sqrt(variance[c] + config.bn().eps());
+            }
+            dgamma = device(arena, dFoldedB.dataType(), ds);
         }
         k.scaleRowsInPlace(dFoldedW, scale); // now dW
         INDArray db = null;
         if (p.bias() != null) {
-            db = arena.allocate(dFoldedB.dataType(), dFoldedB.shape()).assign(dFoldedB).muli(scale);
+            double[] v = new double[s.length];
+            for (int c = 0; c < v.length; c++) {
+                v[c] = s[c] * dbFolded[c];
+            }
+            db = device(arena, dFoldedB.dataType(), v);
         }
         INDArray dbeta = dFoldedB;
         if (p.gamma() == null) {

@@ -34,6 +34,7 @@ import org.bytedeco.dnnl.convolution_backward_weights;
 import org.bytedeco.dnnl.convolution_forward;
 import org.bytedeco.dnnl.eltwise_backward;
 import org.bytedeco.dnnl.eltwise_forward;
+import org.bytedeco.dnnl.matmul;
 import org.bytedeco.dnnl.memory;
 import org.bytedeco.dnnl.pooling_backward;
 import org.bytedeco.dnnl.pooling_forward;
@@ -826,6 +827,41 @@ public final class OnednnKernels implements Kernels {
         p.bind(DNNL_ARG_DST, out);
         run(p);
         releaseIfCopy(s, scale);
+    }
+
+    /**
+     * The row dot products as a batched matrix product, one 1xK by Kx1 product per row: one pass over both arrays on
+     * oneDNN's GEMM kernels (libnd4j's reduce3 along the row took 2.5x longer on ResNet-50's weights).
+     */
+    @Override
+    public INDArray rowDots(INDArray a, INDArray b) {
+        long rows = a.size(0);
+        long cols = a.length() / rows;
+        String key = "row dots " + rows + "x" + cols;
+        if (!isDense(a) || !isDense(b) || unsupported.contains(key)) {
+            return Kernels.super.rowDots(a, b);
+        }
+        Dnnl.Prepared p = prepared.get(key);
+        if (p == null) {
+            memory.desc src = Dnnl.desc(new long[] {rows, 1, cols}, memory.format_tag.abc);
+            memory.desc wei = Dnnl.desc(new long[] {rows, cols, 1}, memory.format_tag.abc);
+            memory.desc dst = Dnnl.desc(new long[] {rows, 1, 1}, memory.format_tag.abc);
+            matmul.primitive_desc pd = new matmul.primitive_desc(new matmul.desc(src, wei, dst), Dnnl.userScratchpad(),
+                    Dnnl.ENGINE);
+            p = new Dnnl.Prepared(new matmul(pd), pd).arg(DNNL_ARG_SRC, src).arg(DNNL_ARG_WEIGHTS, wei)
+                    .arg(DNNL_ARG_DST, dst);
+            if (p.implementation.startsWith("ref")) {
+                unsupported.add(key);
+                return Kernels.super.rowDots(a, b);
+            }
+            prepared.put(key, p);
+        }
+        INDArray out = arena.allocate(DataType.FLOAT, rows);
+        p.bind(DNNL_ARG_SRC, a);
+        p.bind(DNNL_ARG_WEIGHTS, b);
+        p.bind(DNNL_ARG_DST, out);
+        run(p);
+        return out;
     }
 
     @Override

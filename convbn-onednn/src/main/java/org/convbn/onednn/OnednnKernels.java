@@ -632,14 +632,14 @@ public final class OnednnKernels implements Kernels {
         p.bind(DNNL_ARG_WORKSPACE, ws);
         run(p);
         releaseIfCopy(src, x);
-        return new Pooled(y, ws);
+        return new Pooled(y, ws, xs, layout);
     }
 
     @Override
     public INDArray maxPoolBackward(INDArray x, Pooled pooled, INDArray g, int kernel, int stride, int pad) {
-        long[] xs = Layout.logicalShape(x);
+        long[] xs = pooled.inputShape(); // x itself is not read: the workspace holds the argmax
         long[] ys = Layout.logicalShape(pooled.output());
-        Layout layout = Layout.of(x);
+        Layout layout = pooled.inputLayout();
         long[] k = {kernel, kernel};
         long[] s = {stride, stride};
         long[] pl = {pad, pad};

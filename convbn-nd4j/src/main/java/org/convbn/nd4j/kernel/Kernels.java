@@ -216,7 +216,7 @@ public interface Kernels {
     Pooled maxPool(INDArray x, int kernel, int stride, int pad);
 
     /**
-     * @param x the forward's input
+     * @param x the forward's input when {@link Pooled#needsInput()}, else null (or anything: not read)
      * @param pooled the forward's result
      * @param g dL/d(output), in the output's layout
      * @return dL/dx in x's layout: each gradient routed to the maximum of its window
@@ -227,9 +227,16 @@ public interface Kernels {
      * A pooling result.
      *
      * @param output the pooled feature map
-     * @param workspace what the backward needs besides the input, or null; owned with the output
+     * @param workspace what the backward needs instead of the input (the argmax), or null when it needs the input;
+     *                  owned with the output
+     * @param inputShape the input's logical shape
+     * @param inputLayout the input's layout
      */
-    record Pooled(INDArray output, INDArray workspace) {
+    record Pooled(INDArray output, INDArray workspace, long[] inputShape, Layout inputLayout) {
+        /** @return whether the backward reads the input's values (else the workspace stands in for them) */
+        public boolean needsInput() {
+            return workspace == null;
+        }
     }
 
     /**

@@ -282,11 +282,15 @@ public final class Nd4jKernels implements Kernels {
         Nd4j.exec(DynamicCustomOp.builder("maxpool2d").addInputs(xc).addOutputs(out)
                 .addIntegerArguments(poolArgs(kernel, stride, pad)).build());
         releaseIfCopy(xc, x);
-        return new Pooled(to(out, Layout.of(x)), null);
+        return new Pooled(to(out, Layout.of(x)), null, Layout.logicalShape(x), Layout.of(x));
     }
 
     @Override
     public INDArray maxPoolBackward(INDArray x, Pooled pooled, INDArray g, int kernel, int stride, int pad) {
+        if (x == null) {
+            throw new IllegalArgumentException("x: expected the pooled input (these kernels recompute the argmax from "
+                    + "it), got null");
+        }
         INDArray xc = nchw(x);
         INDArray gc = nchw(g);
         INDArray dx = arena.allocate(xc.dataType(), xc.shape());

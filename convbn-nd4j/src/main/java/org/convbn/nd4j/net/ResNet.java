@@ -72,6 +72,7 @@ public final class ResNet implements AutoCloseable {
     private final Linear fc;
     private final List<NamedBlock> allBlocks;
     // Between forward and backward, owned by the network:
+    /** The stem's ReLU output, while the max pool's backward needs it. */
     private INDArray stemRelu;
     private Kernels.Pooled stemPooled;
     private INDArray pooled;
@@ -321,6 +322,11 @@ public final class ResNet implements AutoCloseable {
         stemRelu = stem.block().forward(x, kernels.preferredLayout(stem.block().config().channels()));
         kernels.reluInPlace(stemRelu);
         stemPooled = kernels.maxPool(stemRelu, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        if (!stemPooled.needsInput()) {
+            // The ReLU's backward reads the pooled output instead (below), the max pool's its workspace.
+            arena.release(stemRelu);
+            stemRelu = null;
+        }
         INDArray h = stemPooled.output();
         for (Stage st : stages) {
             h = st.forward(h);
@@ -352,7 +358,7 @@ public final class ResNet implements AutoCloseable {
      * @param sink receives every trainable tensor's gradient, head first
      */
     public void backward(INDArray gradLogits, GradientSink sink) {
-        if (stemRelu == null) {
+        if (stemPooled == null) {
             throw new IllegalStateException("backward: expected a pending forward, got none (call forward first; "
                     + "each forward allows one backward)");
         }
@@ -363,12 +369,19 @@ public final class ResNet implements AutoCloseable {
         for (int i = stages.size() - 1; i >= 0; i--) {
             g = stages.get(i).backward(g, sink); // the stage takes g over
         }
-        INDArray dStem = kernels.maxPoolBackward(stemRelu, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        INDArray dStem;
+        if (stemRelu != null) {
+            dStem = kernels.maxPoolBackward(stemRelu, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+            kernels.reluBackwardInPlace(stemRelu, dStem);
+            arena.release(stemRelu);
+            stemRelu = null;
+        } else {
+            // relu'(r) at a window's argmax is 1[max > 0] = 1[pooled > 0]: mask before routing, bit for bit the same.
+            kernels.reluBackwardInPlace(stemPooled.output(), g);
+            dStem = kernels.maxPoolBackward(null, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        }
         arena.release(g, stemPooled.output(), stemPooled.workspace());
         stemPooled = null;
-        kernels.reluBackwardInPlace(stemRelu, dStem);
-        arena.release(stemRelu);
-        stemRelu = null;
         stem.backward(dStem, false, sink); // dL/d(input) is not needed
         arena.release(dStem);
     }
@@ -424,8 +437,10 @@ public final class ResNet implements AutoCloseable {
         }
         List<INDArray> own = new ArrayList<>();
         stages.forEach(st -> st.collectRetained(own));
-        if (stemRelu != null) {
-            own.add(stemRelu);
+        if (stemPooled != null) {
+            if (stemRelu != null) {
+                own.add(stemRelu);
+            }
             own.add(stemPooled.output());
             if (stemPooled.workspace() != null) {
                 own.add(stemPooled.workspace());

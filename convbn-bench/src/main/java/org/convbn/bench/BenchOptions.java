@@ -5,11 +5,11 @@ import picocli.CommandLine.Option;
 /** The network and step-count options that {@code report} and {@code measure} share, with their checks. */
 final class BenchOptions {
     @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
-    Model model = Model.RESNET18;
+    Model model = Model.RESNET50;
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
-    int resolution = 112;
+    int resolution = 160;
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
     @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")

@@ -11,6 +11,7 @@ import java.util.concurrent.Callable;
 
 import org.convbn.core.Mode;
 import org.convbn.core.data.FashionMnist;
+import org.convbn.nd4j.io.AtomicFiles;
 import org.convbn.nd4j.io.StateDict;
 import org.convbn.nd4j.net.ResNet;
 import org.convbn.nd4j.train.InMemoryDataset;
@@ -79,6 +80,8 @@ final class FineTuneCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--train-size, --test-size: expected >= --batch and >= 1, got "
                     + trainSize + ", " + testSize);
         }
+        AtomicFiles.checkWritable(out, "--out");
+        AtomicFiles.checkWritable(chart, "--chart");
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         InMemoryDataset train = InMemoryDataset.of(FashionMnist.read(data, true), trainSize, 3, DataType.FLOAT);
         InMemoryDataset test = InMemoryDataset.of(FashionMnist.read(data, false), testSize, 3, DataType.FLOAT);

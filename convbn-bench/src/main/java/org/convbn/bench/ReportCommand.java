@@ -16,6 +16,7 @@ import java.util.stream.Collectors;
 
 import org.bytedeco.javacpp.Loader;
 import org.convbn.core.Mode;
+import org.convbn.nd4j.io.AtomicFiles;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -88,6 +89,8 @@ final class ReportCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         run.validate();
+        AtomicFiles.checkWritable(out, "--out");
+        AtomicFiles.checkWritable(chart, "--chart");
         if (rounds < 1) {
             throw new IllegalArgumentException("--rounds: expected >= 1, got " + rounds);
         }

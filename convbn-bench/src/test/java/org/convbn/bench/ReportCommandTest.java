@@ -76,6 +76,18 @@ class ReportCommandTest {
     }
 
     @Test
+    void anOutputThatCannotBeWrittenIsRefusedBeforeTheRun(@TempDir Path dir) {
+        ReportCommand cmd = new ReportCommand();
+        CommandLine cli = new CommandLine(cmd);
+        cli.setExecutionExceptionHandler((e, c, p) -> {
+            assertTrue(e.getMessage().contains("--out") && e.getMessage().contains("directory"), e.getMessage());
+            return 2;
+        });
+        // a directory as --out: refused at once, not after the measurements
+        assertEquals(2, cli.execute("--out", dir.toString(), "--chart", dir.resolve("c.png").toString()));
+    }
+
+    @Test
     void failedWriteLeavesTheOldFileAndNoTemporary(@TempDir Path dir) throws IOException {
         Path target = dir.resolve("results.json");
         Files.writeString(target, "old");

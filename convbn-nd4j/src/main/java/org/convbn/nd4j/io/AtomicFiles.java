@@ -19,6 +19,32 @@ public final class AtomicFiles {
     }
 
     /**
+     * Checks before a long run that {@code target} can later be written: it is not a directory, and its directory
+     * exists (or can be created) and is writable.
+     *
+     * @param target the file a command will write at its end (not modified)
+     * @param option the option that named it, for the message
+     * @throws IllegalArgumentException naming the option and the path otherwise
+     */
+    public static void checkWritable(Path target, String option) {
+        Path abs = target.toAbsolutePath();
+        if (Files.isDirectory(abs)) {
+            throw new IllegalArgumentException(option + ": expected a file to write, got the directory " + abs);
+        }
+        Path dir = abs.getParent();
+        try {
+            if (dir != null) {
+                Files.createDirectories(dir);
+            }
+        } catch (IOException e) {
+            throw new IllegalArgumentException(option + ": cannot create the directory " + dir + " (" + e + ")", e);
+        }
+        if (dir != null && !Files.isWritable(dir)) {
+            throw new IllegalArgumentException(option + ": the directory " + dir + " is not writable");
+        }
+    }
+
+    /**
      * @param target the file to create or replace
      * @param writer writes the content
      * @throws IOException if writing or renaming fails; the target is then untouched and no temporary file stays

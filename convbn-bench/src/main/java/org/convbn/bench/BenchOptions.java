@@ -9,7 +9,7 @@ final class BenchOptions {
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
-    int resolution = 160;
+    int resolution = 224;
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
     @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")

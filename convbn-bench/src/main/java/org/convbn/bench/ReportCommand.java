@@ -38,12 +38,12 @@ final class ReportCommand implements Callable<Integer> {
     /** Measured steps of the memory pass: the peak of a step repeats to within a few MiB. */
     private static final int MEMORY_STEPS = 2;
     /** The modes measured when none are named. */
-    static final List<Variant> DEFAULT_MODES = List.of(Variant.TRAIN, Variant.EVAL, Variant.DEPLOY, Variant.TUNE);
+    static final List<Variant> DEFAULT_MODES = List.of(Variant.EVAL, Variant.DEPLOY, Variant.TUNE);
 
     @Mixin
     BenchOptions run;
     @Option(names = "--modes", split = ",",
-            description = "modes to measure (default: TRAIN,EVAL,DEPLOY,TUNE, or none when --dl4j is given); "
+            description = "modes to measure (default: EVAL,DEPLOY,TUNE, the fine-tuning modes, or none when --dl4j is given); "
                     + "TUNE_KEEP is TUNE keeping W' for the backward instead of recomputing it; EVAL_REVERSIBLE and "
                     + "TUNE_REVERSIBLE run reversible stages")
     List<Variant> modes;

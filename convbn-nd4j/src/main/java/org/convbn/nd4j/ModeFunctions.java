@@ -284,7 +284,7 @@ public final class ModeFunctions {
      */
     public static Forward tune(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
         if (config.tuneFold() == TuneFold.RECOMPUTE) {
-                INDArray[] sb = foldedBias(k.arena(), config, p);
+            INDArray[] sb = foldedBias(k.arena(), config, p);
             INDArray z = k.conv(config.conv(), x, p.weight(), sb[0], sb[1], out);
             return new Forward(z, new SavedTensors.TuneRecomputed(x, sb[1], sb[0], k.arena()));
         }

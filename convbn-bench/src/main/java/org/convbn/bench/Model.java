@@ -4,7 +4,7 @@ import org.convbn.nd4j.net.ResNet;
 
 /** The networks the bench can run, by their command-line names. */
 public enum Model {
-    /** ResNet-18 shapes: 20 ConvBN blocks, the small default. */
+    /** ResNet-18 shapes: 20 ConvBN blocks, a small network for quick runs. */
     RESNET18(ResNet.Depth.RESNET18),
     /** ResNet-50 shapes: the 53 ConvBN blocks of torchvision's ResNet-50. */
     RESNET50(ResNet.Depth.RESNET50);

@@ -52,14 +52,6 @@ public final class Checks {
     }
 
     /** @throws IllegalArgumentException if {@code actual} differs from {@code expected} */
-    public static void shape(String name, long[] expected, long[] actual) {
-        if (!Arrays.equals(expected, actual)) {
-            throw new IllegalArgumentException(name + ": expected shape " + Arrays.toString(expected)
-                    + ", got " + Arrays.toString(actual));
-        }
-    }
-
-    /** @throws IllegalArgumentException if {@code actual} differs from {@code expected} */
     public static void shape(String name, int[] expected, int[] actual) {
         if (!Arrays.equals(expected, actual)) {
             throw new IllegalArgumentException(name + ": expected shape " + Arrays.toString(expected)

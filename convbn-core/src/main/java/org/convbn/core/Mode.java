@@ -24,15 +24,5 @@ public enum Mode {
     /** BN folded once into the conv; the folded weight and bias are the parameters. */
     DEPLOY,
     /** BN re-folded on every forward from W, b, gamma, beta and the frozen statistics. */
-    TUNE;
-
-    /** @return true when this mode normalises with the statistics of the current batch */
-    public boolean usesBatchStatistics() {
-        return this == TRAIN;
-    }
-
-    /** @return true when the parameters are the folded W' and b' rather than W, b, gamma, beta */
-    public boolean trainsFoldedParameters() {
-        return this == DEPLOY;
-    }
+    TUNE
 }

@@ -8,6 +8,7 @@ import static org.convbn.dl4j.ConvBNParamInitializer.VAR_KEY;
 import static org.convbn.dl4j.ConvBNParamInitializer.WEIGHT_KEY;
 
 import java.util.Arrays;
+import java.util.List;
 import java.util.Map;
 
 import org.convbn.core.ConvBNConfig;
@@ -21,6 +22,7 @@ import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.FoldedParameters;
 import org.convbn.nd4j.Folding;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
@@ -36,9 +38,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * The runtime of a {@link ConvBNLayer}: each forward builds the library's {@link ConvBNBlock} over views of the
- * layer's parameters (so the updater's in-place steps are what the block sees), runs it, and the backward hands
- * its gradients to DL4J's gradient views. The forward allocates in DL4J's activations workspace, because what a
+ * The runtime of a {@link ConvBNLayer}: a thin adapter that runs the library's {@link ConvBNBlock} over views of
+ * the layer's parameters (so the updater's in-place steps are what the block sees), and hands the block's gradients
+ * to DL4J's gradient views. The block and its kernels are made once and reused from forward to forward: the
+ * parameters are validated (and in DEPLOY s computed and checked) when the block is made, which happens again only
+ * when the mode changes or DL4J replaces a parameter view. The forward allocates in DL4J's activations workspace, because what a
  * mode keeps for the backward (Y in EVAL, the fold in TUNE) must live as long as the activations; the backward
  * allocates outside workspaces (freeing its temporaries as it goes) and copies dL/dX into the activation-gradient
  * workspace.
@@ -51,11 +55,38 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     private static final long serialVersionUID = 1L;
 
     private transient ConvBNConfig blockConfig;
+    /** The kernels every block of this layer runs on, made with the first block. */
+    private transient Kernels kernels;
+    /** The block the forwards run, with what it was made for; null until the first forward or after a change. */
+    private transient Runner runner;
     /** The block of the forward awaiting its backward; null when none. */
     private transient ConvBNBlock pending;
-    /** TRAIN only: the running statistics as the pending forward updated them (copies). */
-    private transient INDArray updatedMean;
-    private transient INDArray updatedVar;
+    /** TRAIN: whether the pending forward updated the runner's copies of the running statistics. */
+    private transient boolean statisticsUpdated;
+
+    /**
+     * A block and what it was made over: the mode it runs (TRAIN outside training runs TUNE), the identity of the
+     * parameter views, and what it owns (TRAIN's copies of the running statistics, DEPLOY's s).
+     */
+    private record Runner(ConvBNBlock block, Mode mode, List<INDArray> views, INDArray mean, INDArray variance,
+                          INDArray scale) {
+        boolean fits(Mode m, List<INDArray> v) {
+            if (m != mode || v.size() != views.size()) {
+                return false;
+            }
+            for (int i = 0; i < v.size(); i++) {
+                if (v.get(i) != views.get(i)) {
+                    return false;
+                }
+            }
+            return true;
+        }
+
+        void close() {
+            block.clearSaved();
+            Arena.direct().release(mean, variance, scale);
+        }
+    }
 
     public ConvBNRuntimeLayer(NeuralNetConfiguration conf, DataType dataType) {
         super(conf, dataType);
@@ -109,6 +140,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
         Mode current = mode();
         ModeTransitions.check(current, target, true);
         clearPending();
+        dropRunner();
         if (current != Mode.DEPLOY && target == Mode.DEPLOY) {
             INDArray biasSlot = foldedBiasSlot(target);
             FoldedParameters f;
@@ -160,13 +192,18 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
                     + Arrays.toString(input.shape()) + " " + layerId());
         }
         clearPending();
+        ConvBNBlock block = block(training);
         // The output and what the block keeps for its backward (Y, the fold, batch statistics) go to the
         // activations workspace, which DL4J keeps until the backward is done, like the input the block also keeps.
         try (MemoryWorkspace ws = borrow(workspaceMgr, ArrayType.ACTIVATIONS)) {
             INDArray x = input.dataType() == dataType ? input : input.castTo(dataType);
-            ConvBNBlock block = newBlock(training);
+            if (runner.mean() != null) {
+                runner.mean().assign(getParam(MEAN_KEY));
+                runner.variance().assign(getParam(VAR_KEY));
+            }
             INDArray z = block.forward(x);
             pending = block; // only once the forward succeeded
+            statisticsUpdated = runner.mean() != null;
             return z;
         }
     }
@@ -176,22 +213,57 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
                 : workspaceMgr.notifyScopeBorrowed(type);
     }
 
-    /** Outside training a TRAIN layer normalises with its running statistics: TUNE computes exactly that. */
-    private ConvBNBlock newBlock(boolean training) {
+    /**
+     * The block for this forward: the last one while the mode and the parameter views are those it was made for,
+     * else a new one (outside workspaces: it lives across iterations). Outside training a TRAIN layer normalises
+     * with its running statistics: TUNE computes exactly that.
+     */
+    private ConvBNBlock block(boolean training) {
         Mode mode = mode();
+        Mode runs = mode == Mode.TRAIN && !training ? Mode.TUNE : mode;
+        List<INDArray> views = Arrays.asList(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
+                getParam(BETA_KEY), getParam(MEAN_KEY), getParam(VAR_KEY));
+        if (runner != null && runner.fits(runs, views)) {
+            return runner.block();
+        }
+        dropRunner();
         ConvBNConfig config = blockConfig();
-        if (mode == Mode.DEPLOY) {
-            INDArray s = Folding.scale(config, unfoldedViews());
-            return ConvBNBlock.deployed(config, new FoldedParameters(getParam(WEIGHT_KEY), foldedBiasSlot(mode), s));
+        try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
+            if (kernels == null) {
+                kernels = Kernels.create(dataType, Arena.direct());
+            }
+            if (runs == Mode.DEPLOY) {
+                INDArray s = Folding.scale(config, unfoldedViews());
+                ConvBNBlock b = ConvBNBlock.deployed(config, new FoldedParameters(getParam(WEIGHT_KEY),
+                        foldedBiasSlot(mode), s), kernels);
+                runner = new Runner(b, runs, views, null, null, s);
+            } else if (runs == Mode.TRAIN) {
+                INDArray mean = getParam(MEAN_KEY).dup();
+                INDArray variance = getParam(VAR_KEY).dup();
+                ConvBNParameters p = new ConvBNParameters(getParam(WEIGHT_KEY), getParam(BIAS_KEY),
+                        getParam(GAMMA_KEY), getParam(BETA_KEY), mean, variance);
+                runner = new Runner(ConvBNBlock.of(config, p, Mode.TRAIN, kernels), runs, views, mean, variance, null);
+            } else {
+                runner = new Runner(ConvBNBlock.of(config, unfoldedViews(), runs, kernels), runs, views, null, null,
+                        null);
+            }
         }
-        if (mode == Mode.TRAIN && training) {
-            updatedMean = getParam(MEAN_KEY).dup();
-            updatedVar = getParam(VAR_KEY).dup();
-            ConvBNParameters p = new ConvBNParameters(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
-                    getParam(BETA_KEY), updatedMean, updatedVar);
-            return ConvBNBlock.of(config, p, Mode.TRAIN);
+        return runner.block();
+    }
+
+    /** @return the block the forwards run now, or null before the first forward and after a change (for tests) */
+    ConvBNBlock currentBlock() {
+        return runner == null ? null : runner.block();
+    }
+
+    private void dropRunner() {
+        if (runner != null) {
+            if (pending == runner.block()) {
+                pending = null;
+            }
+            runner.close();
+            runner = null;
         }
-        return ConvBNBlock.of(config, unfoldedViews(), mode == Mode.TRAIN ? Mode.TUNE : mode);
     }
 
     private ConvBNParameters unfoldedViews() {
@@ -225,8 +297,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             ret.gradientForVariable().put(key, view);
         }
         g.parameters().values().forEach(a -> Arena.direct().release(a));
-        updatedMean = null;
-        updatedVar = null;
+        statisticsUpdated = false;
         INDArray dx = g.input();
         if (!workspaceMgr.isScopedOut(ArrayType.ACTIVATION_GRAD)) {
             // The backward's temporaries were freed as it went; dL/dX moves to where DL4J expects it.
@@ -251,8 +322,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             case GAMMA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_WEIGHT);
             case BETA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_BIAS);
             // old - new: the NoOp updater subtracts it, which leaves the running statistics at the new values.
-            case MEAN_KEY -> updatedMean == null ? null : getParam(MEAN_KEY).sub(updatedMean);
-            case VAR_KEY -> updatedVar == null ? null : getParam(VAR_KEY).sub(updatedVar);
+            case MEAN_KEY -> statisticsUpdated ? getParam(MEAN_KEY).sub(runner.mean()) : null;
+            case VAR_KEY -> statisticsUpdated ? getParam(VAR_KEY).sub(runner.variance()) : null;
             default -> throw new IllegalStateException("unknown parameter " + key);
         };
     }
@@ -270,8 +341,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             pending.clearSaved();
             pending = null;
         }
-        updatedMean = null;
-        updatedVar = null;
+        statisticsUpdated = false;
     }
 
     @Override

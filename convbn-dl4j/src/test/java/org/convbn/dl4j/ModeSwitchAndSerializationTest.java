@@ -75,6 +75,39 @@ class ModeSwitchAndSerializationTest {
         }
     }
 
+    /**
+     * The layer validates its parameters and makes its block (and its kernels' primitives) once, not per forward:
+     * the same block runs every forward and fit in a mode, a new one after a mode change or new parameter views.
+     */
+    @Test
+    void theBlockIsMadeOnceAndRemadeOnlyWhenTheModeOrTheViewsChange() {
+        for (Mode mode : new Mode[] {Mode.TRAIN, Mode.EVAL, Mode.TUNE, Mode.DEPLOY}) {
+            ComputationGraph g = converted(mode);
+            ConvBNRuntimeLayer layer = (ConvBNRuntimeLayer) g.getLayer("conv3");
+            g.fit(x(), y());
+            org.convbn.nd4j.ConvBNBlock first = layer.currentBlock();
+            assertTrue(first != null, mode + ": a block after the first fit");
+            g.fit(x(), y());
+            assertTrue(first == layer.currentBlock(), mode + ": the same block over fits");
+            if (mode != Mode.TRAIN) { // TRAIN's inference forward runs TUNE: a block of its own
+                g.outputSingle(x());
+                assertTrue(first == layer.currentBlock(), mode + ": the same block for an output");
+            }
+            ConvBNLayers.setMode(g, mode == Mode.TUNE ? Mode.EVAL : Mode.TUNE);
+            assertTrue(layer.currentBlock() == null, mode + ": a mode change drops the block");
+            g.fit(x(), y());
+            org.convbn.nd4j.ConvBNBlock afterSwitch = layer.currentBlock();
+            layer.setParamTable(new java.util.LinkedHashMap<>(layer.paramTable()));
+            g.outputSingle(x());
+            assertTrue(afterSwitch == layer.currentBlock(), mode + ": the same views keep the block");
+            java.util.Map<String, INDArray> copies = new java.util.LinkedHashMap<>();
+            layer.paramTable().forEach((k, v) -> copies.put(k, v.dup()));
+            layer.setParamTable(copies);
+            g.outputSingle(x());
+            assertTrue(afterSwitch != layer.currentBlock(), mode + ": new parameter views make a new block");
+        }
+    }
+
     /** Trained in DEPLOY (W', b' move), the unfold still gives the function DEPLOY computes. */
     @Test
     void leavingDeployAfterTrainingKeepsItsFunction() {

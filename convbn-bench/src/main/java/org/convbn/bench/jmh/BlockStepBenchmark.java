@@ -4,11 +4,15 @@ import org.convbn.core.Mode;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.core.ConvBNConfig;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.PooledArena;
 import org.convbn.nd4j.train.Optimizer;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.TearDown;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -27,6 +31,7 @@ public class BlockStepBenchmark extends AbstractBenchmark {
     @Param("8")
     public int batch;
 
+    private final PooledArena arena = Arena.pooled();
     private ConvBNBlock block;
     private INDArray x;
     private Optimizer sgd;
@@ -34,9 +39,23 @@ public class BlockStepBenchmark extends AbstractBenchmark {
     @Setup
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
-        block = ConvBNBlock.of(shape.config(), ConvBNParameters.initialize(shape.config(), DataType.FLOAT, 1), mode);
+        block = pooled(shape.config(), mode, arena);
         x = Nd4j.randn(DataType.FLOAT, shape.inputShape(batch));
         sgd = new Optimizer(new Nesterovs(1e-3, 0.9));
+    }
+
+    @TearDown
+    public void tearDown() {
+        arena.close();
+    }
+
+    /**
+     * A block on the default kernels over a pooled arena, as a network runs them: a steady-state step reuses the
+     * pool's memory instead of allocating (and page-faulting) every output and temporary afresh.
+     */
+    static ConvBNBlock pooled(ConvBNConfig config, Mode mode, Arena arena) {
+        return ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 1), mode,
+                Kernels.create(DataType.FLOAT, arena));
     }
 
     @Benchmark
@@ -44,13 +63,14 @@ public class BlockStepBenchmark extends AbstractBenchmark {
         return step(block, x, sgd);
     }
 
-    /** One step of {@code block} on {@code x} with the loss mean(Z^2)/2, freeing what it made; @return Z */
+    /** One step of {@code block} on {@code x} with the loss mean(Z^2)/2, giving back what it made; @return Z */
     static INDArray step(ConvBNBlock block, INDArray x, Optimizer sgd) {
         INDArray z = block.forward(x);
         BlockGradients g = block.backward(z.divi(z.length())); // dL/dZ of mean(Z^2)/2, in place: Z is done
         sgd.step(block.parameters(), g.parameters());
-        Arena.direct().release(z, g.input());
-        g.parameters().values().forEach(a -> Arena.direct().release(a));
+        Arena arena = block.kernels().arena();
+        arena.release(z, g.input());
+        g.parameters().values().forEach(arena::release);
         return z;
     }
 }

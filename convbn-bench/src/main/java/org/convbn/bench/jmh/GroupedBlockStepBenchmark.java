@@ -4,7 +4,8 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.GroupedBlocks;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.PooledArena;
 import org.convbn.nd4j.train.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -13,6 +14,7 @@ import org.nd4j.linalg.learning.config.Nesterovs;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
+import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * A grouped 3x3 ConvBN block's TUNE step against the dense one, on ResNet-50's layer1 shape (64 -> 64 channels at
@@ -26,6 +28,7 @@ public class GroupedBlockStepBenchmark extends AbstractBenchmark {
     @Param("8")
     public int batch;
 
+    private final PooledArena arena = Arena.pooled();
     private ConvBNBlock block;
     private INDArray x;
     private Optimizer sgd;
@@ -34,9 +37,14 @@ public class GroupedBlockStepBenchmark extends AbstractBenchmark {
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         ConvBNConfig config = GroupedBlocks.grouped(64, 64, 3, 1, groupSize);
-        block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 1), Mode.TUNE);
+        block = BlockStepBenchmark.pooled(config, Mode.TUNE, arena);
         x = Nd4j.randn(DataType.FLOAT, batch, 64, 56, 56);
         sgd = new Optimizer(new Nesterovs(1e-3, 0.9));
+    }
+
+    @TearDown
+    public void tearDown() {
+        arena.close();
     }
 
     @Benchmark

@@ -16,6 +16,7 @@ import org.convbn.core.Mode;
 import org.convbn.core.ModeTransitions;
 import org.convbn.core.ParameterNames;
 import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.BatchNormState;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -152,8 +153,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             Arena.direct().release(f.weight(), f.bias(), f.scale());
         } else if (current == Mode.DEPLOY && target != Mode.DEPLOY) {
             INDArray biasSlot = foldedBiasSlot(current);
-            ConvBNParameters kept = new ConvBNParameters(null, null, getParam(GAMMA_KEY), getParam(BETA_KEY),
-                    getParam(MEAN_KEY), getParam(VAR_KEY));
+            BatchNormState kept = new BatchNormState(getParam(GAMMA_KEY), getParam(BETA_KEY), getParam(MEAN_KEY),
+                    getParam(VAR_KEY));
             ConvBNParameters u;
             try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
                 u = Folding.unfold(blockConfig(), new FoldedParameters(getParam(WEIGHT_KEY), biasSlot, null), kept);

@@ -48,12 +48,8 @@ public final class ConvBNBlock {
     private final DataType dataType;
     private final Kernels kernels;
     private Mode mode;
-    /** W, b, gamma, beta, running statistics; in DEPLOY only the kept BN tensors (W, b null), or null. */
-    private ConvBNParameters unfolded;
-    /** W', b', s in DEPLOY; null otherwise. */
-    private FoldedParameters folded;
-    /** The fold's diagnostics, computed when folding (also available in DEPLOY without the BN tensors). */
-    private FoldDiagnostics deployDiagnostics;
+    /** The tensors the block holds: unfolded in TRAIN, EVAL and TUNE, folded in DEPLOY. */
+    private State state;
     private SavedTensors saved;
     /** The layout of the pending forward's output, which its backward's gradient must have. */
     private Layout savedOutputLayout;
@@ -62,11 +58,35 @@ public final class ConvBNBlock {
     private INDArray lastBatchVar;
     private boolean warnedDeployTraining;
 
+    /** What a block holds, one record per kind of state. */
+    private sealed interface State permits Unfolded, Folded {
+    }
+
+    /** DEPLOY: W', b', s and the diagnostics of the fold made on entering it. */
+    private sealed interface Folded extends State permits Deployed, DeployedUnfoldable {
+        FoldedParameters folded();
+
+        FoldDiagnostics diagnostics();
+    }
+
+    /** TRAIN, EVAL, TUNE: W, b, gamma, beta and the running statistics. */
+    private record Unfolded(ConvBNParameters parameters) implements State {
+    }
+
+    /** DEPLOY without the BN tensors (it cannot unfold): W', b', s and the fold's diagnostics. */
+    private record Deployed(FoldedParameters folded, FoldDiagnostics diagnostics) implements Folded {
+    }
+
+    /** DEPLOY with the BN tensors kept to unfold with (W and b are recovered from W', b'). */
+    private record DeployedUnfoldable(FoldedParameters folded, FoldDiagnostics diagnostics, BatchNormState kept)
+            implements Folded {
+    }
+
     private ConvBNBlock(ConvBNConfig config, ConvBNParameters parameters, Mode mode, Kernels kernels) {
         this.config = config;
         this.dataType = parameters.validate(config);
         this.kernels = kernels(kernels, dataType);
-        this.unfolded = parameters;
+        this.state = new Unfolded(parameters);
         this.mode = Mode.EVAL;
         setMode(mode);
     }
@@ -81,8 +101,7 @@ public final class ConvBNBlock {
         Tensors.requireType(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), dataType);
         Tensors.requireShape("scale", deployed.scale(), config.channels());
         this.kernels = kernels(kernels, dataType);
-        this.folded = deployed;
-        this.deployDiagnostics = FoldDiagnostics.of(deployed.scale());
+        this.state = new Deployed(deployed, FoldDiagnostics.of(deployed.scale()));
         this.mode = Mode.DEPLOY;
     }
 
@@ -193,20 +212,20 @@ public final class ConvBNBlock {
      * @throws IllegalStateException when leaving DEPLOY is impossible for the values (a zero gamma)
      */
     public void setMode(Mode target) {
-        ModeTransitions.check(mode, target, unfolded != null);
+        ModeTransitions.check(mode, target, !(state instanceof Deployed));
         clearSaved();
         if (ModeTransitions.folds(mode, target)) {
-            Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, unfolded.runningVar());
-            folded = ModeFunctions.fold(Arena.direct(), config, unfolded, true);
-            deployDiagnostics = FoldDiagnostics.of(folded.scale());
+            ConvBNParameters u = unfolded();
+            Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, u.runningVar());
+            FoldedParameters f = ModeFunctions.fold(Arena.direct(), config, u, true);
+            FoldDiagnostics d = FoldDiagnostics.of(f.scale());
             // Keep only what unfolding needs: W and b are recovered from W', b' (and would go stale).
-            unfolded = config.keepUnfolded() ? new ConvBNParameters(null, null, unfolded.gamma(), unfolded.beta(),
-                    unfolded.runningMean(), unfolded.runningVar()) : null;
+            state = config.keepUnfolded() ? new DeployedUnfoldable(f, d, u.batchNorm()) : new Deployed(f, d);
             warnedDeployTraining = false;
         } else if (ModeTransitions.unfolds(mode, target)) {
-            unfolded = ModeFunctions.unfold(config, folded, unfolded, Folding.UNABSORBED_BIAS_TOLERANCE);
-            folded = null;
-            deployDiagnostics = null;
+            DeployedUnfoldable d = (DeployedUnfoldable) state; // ModeTransitions.check refused plain Deployed
+            state = new Unfolded(ModeFunctions.unfold(config, d.folded(), d.kept(),
+                    Folding.UNABSORBED_BIAS_TOLERANCE));
         }
         mode = target;
     }
@@ -247,18 +266,18 @@ public final class ConvBNBlock {
                     throw new IllegalArgumentException("x: TRAIN needs more than one value per channel to compute batch "
                             + "statistics, got output " + Arrays.toString(o));
                 }
-                ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded, x, out);
+                ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded(), x, out);
                 SavedTensors.Train s = (SavedTensors.Train) t.saved();
-                ModeFunctions.updateRunningStatistics(config.bn(), unfolded.runningMean(), unfolded.runningVar(),
+                ModeFunctions.updateRunningStatistics(config.bn(), unfolded().runningMean(), unfolded().runningVar(),
                         s.batchMean(), s.batchVar(), o[0] * o[2] * o[3]);
                 kernels.arena().release(lastBatchMean, lastBatchVar);
                 lastBatchMean = s.batchMean();
                 lastBatchVar = s.batchVar();
                 yield t;
             }
-            case EVAL -> ModeFunctions.eval(kernels, config, unfolded, x, out);
-            case TUNE -> ModeFunctions.tune(kernels, config, unfolded, x, out);
-            case DEPLOY -> ModeFunctions.deploy(kernels, config.conv(), folded, x, out);
+            case EVAL -> ModeFunctions.eval(kernels, config, unfolded(), x, out);
+            case TUNE -> ModeFunctions.tune(kernels, config, unfolded(), x, out);
+            case DEPLOY -> ModeFunctions.deploy(kernels, config.conv(), folded(), x, out);
         };
         saved = f.saved();
         savedOutputLayout = out;
@@ -304,7 +323,7 @@ public final class ConvBNBlock {
         }
         checkInput(x);
         clearSaved();
-        ModeFunctions.Forward f = ModeFunctions.trainReplay(kernels, config, unfolded, x, lastBatchMean, lastBatchVar,
+        ModeFunctions.Forward f = ModeFunctions.trainReplay(kernels, config, unfolded(), x, lastBatchMean, lastBatchVar,
                 out);
         saved = f.saved();
         savedOutputLayout = out;
@@ -344,14 +363,14 @@ public final class ConvBNBlock {
             saved = null;
             // setMode() drops saved tensors, so they always come from a forward in the current mode.
             return switch (mode) {
-                case TRAIN -> ModeFunctions.trainBackward(kernels, config, unfolded, (SavedTensors.Train) s,
+                case TRAIN -> ModeFunctions.trainBackward(kernels, config, unfolded(), (SavedTensors.Train) s,
                         gradOutput, inputGradient);
-                case EVAL -> ModeFunctions.evalBackward(kernels, config, unfolded, (SavedTensors.Eval) s, gradOutput,
+                case EVAL -> ModeFunctions.evalBackward(kernels, config, unfolded(), (SavedTensors.Eval) s, gradOutput,
                         inputGradient);
-                case TUNE -> ModeFunctions.tuneBackward(kernels, config, unfolded, s, gradOutput, inputGradient);
+                case TUNE -> ModeFunctions.tuneBackward(kernels, config, unfolded(), s, gradOutput, inputGradient);
                 case DEPLOY -> {
                     warnOnceAboutDeployTraining();
-                    yield ModeFunctions.deployBackward(kernels, config.conv(), folded, (SavedTensors.Deploy) s,
+                    yield ModeFunctions.deployBackward(kernels, config.conv(), folded(), (SavedTensors.Deploy) s,
                             gradOutput, inputGradient);
                 }
             };
@@ -387,7 +406,7 @@ public final class ConvBNBlock {
      *         W', b' in DEPLOY
      */
     public Map<String, INDArray> parameters() {
-        return mode == Mode.DEPLOY ? folded.trainable() : unfolded.trainable();
+        return state instanceof Unfolded u ? u.parameters().trainable() : folded().trainable();
     }
 
     /**
@@ -399,25 +418,47 @@ public final class ConvBNBlock {
             throw new IllegalStateException("unfoldedParameters: expected a mode other than DEPLOY, got DEPLOY; the "
                     + "folded tensors are the parameters there (see foldedParameters())");
         }
-        return unfolded;
+        return unfolded();
     }
 
     /**
      * @return W', b', s: live in DEPLOY; elsewhere a fold computed now from the current parameters
      */
     public FoldedParameters foldedParameters() {
-        return mode == Mode.DEPLOY ? folded : ModeFunctions.fold(Arena.direct(), config, unfolded, true);
+        return state instanceof Unfolded u ? ModeFunctions.fold(Arena.direct(), config, u.parameters(), true)
+                : folded();
     }
 
     /** @return the range of s; in DEPLOY the one computed when the block folded */
     public FoldDiagnostics foldDiagnostics() {
-        if (mode == Mode.DEPLOY) {
-            return deployDiagnostics;
+        if (!(state instanceof Unfolded u)) {
+            return foldedState().diagnostics();
         }
-        INDArray s = ModeFunctions.scale(Arena.direct(), config.bn(), unfolded.gamma(), unfolded.runningVar());
+        INDArray s = ModeFunctions.scale(Arena.direct(), config.bn(), u.parameters().gamma(),
+                u.parameters().runningVar());
         FoldDiagnostics d = FoldDiagnostics.of(s);
         Arena.direct().release(s);
         return d;
+    }
+
+    /** @return W, b, gamma, beta and the running statistics (TRAIN, EVAL, TUNE) */
+    private ConvBNParameters unfolded() {
+        if (state instanceof Unfolded u) {
+            return u.parameters();
+        }
+        throw new IllegalStateException("expected the unfolded tensors, but the block is in " + mode);
+    }
+
+    /** @return W', b', s and the fold's diagnostics (DEPLOY) */
+    private Folded foldedState() {
+        if (state instanceof Folded f) {
+            return f;
+        }
+        throw new IllegalStateException("expected the folded tensors, but the block is in " + mode);
+    }
+
+    private FoldedParameters folded() {
+        return foldedState().folded();
     }
 
     /**
@@ -429,7 +470,7 @@ public final class ConvBNBlock {
             return;
         }
         warnedDeployTraining = true;
-        deployDiagnostics.deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT).ifPresent(w -> {
+        foldedState().diagnostics().deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT).ifPresent(w -> {
             if (WARNED_IN_PROCESS.compareAndSet(false, true)) {
                 LOG.warn("{} block {}: {} (further blocks are logged at debug level)", Mode.DEPLOY, config.conv(), w);
             } else {

@@ -24,6 +24,11 @@ import org.nd4j.linalg.factory.Nd4j;
 public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray runningMean,
                                INDArray runningVar) {
 
+    /** @return the BatchNorm's tensors (the same arrays) */
+    public BatchNormState batchNorm() {
+        return new BatchNormState(gamma, beta, runningMean, runningVar);
+    }
+
     /**
      * PyTorch's default initialisation: W and b uniform in +-1/sqrt(fan_in) (kaiming_uniform with a = sqrt(5)),
      * gamma = 1, beta = 0, running mean 0, running variance 1.

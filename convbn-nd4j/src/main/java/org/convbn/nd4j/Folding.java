@@ -53,12 +53,12 @@ public final class Folding {
     /**
      * @param config the block configuration
      * @param folded W' and b' (s is recomputed from {@code kept}); not modified
-     * @param kept the BN tensors gamma, beta, running statistics (its weight and bias are ignored); not modified
+     * @param kept the BN tensors gamma, beta, running statistics; not modified
      * @return new W and, per configuration, b or beta; gamma and the running statistics are {@code kept}'s arrays
      * @throws IllegalStateException if some s is 0 or not finite, or the folded bias changed although neither a conv
      *                               bias nor a BN shift can carry it back
      */
-    public static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, ConvBNParameters kept) {
+    public static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, BatchNormState kept) {
         if (folded.weight() == null || folded.bias() == null) {
             throw new IllegalArgumentException(ParameterNames.FOLDED_WEIGHT + ", " + ParameterNames.FOLDED_BIAS
                     + ": expected both arrays, got " + (folded.weight() == null ? "no weight" : "no bias"));

@@ -123,13 +123,13 @@ public final class ModeFunctions {
      *
      * @param config the block configuration
      * @param folded W', b' (possibly trained in DEPLOY), not modified
-     * @param kept the BN tensors kept at fold time (its weight and bias are not read), not modified
+     * @param kept the BN tensors kept at fold time, not modified
      * @param biasTolerance how far b' may drift from {@code -s * mean} when neither a conv bias nor a BN shift can
      *                      absorb it
      * @return new unfolded parameters (running statistics and gamma are the kept arrays themselves)
      * @throws IllegalStateException if some s is 0, or the folded bias changed and nothing can absorb it
      */
-    public static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, ConvBNParameters kept,
+    public static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, BatchNormState kept,
                                           double biasTolerance) {
         INDArray s = scale(Arena.direct(), config.bn(), kept.gamma(), kept.runningVar());
         double[] sv = s.toDoubleVector();

@@ -1,0 +1,25 @@
+package org.convbn.nd4j;
+
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A BatchNorm's tensors on their own: what a block folded into DEPLOY keeps to unfold later (the conv's W and b are
+ * then recovered from W' and b'). References, not copies.
+ *
+ * @param gamma scale {@code [O]}, or null when the BN is not affine
+ * @param beta shift {@code [O]}, or null when the BN is not affine
+ * @param runningMean {@code [O]}
+ * @param runningVar {@code [O]}, every element &gt;= 0
+ */
+public record BatchNormState(INDArray gamma, INDArray beta, INDArray runningMean, INDArray runningVar) {
+    public BatchNormState {
+        if (runningMean == null || runningVar == null) {
+            throw new NullPointerException("runningMean, runningVar: expected arrays, got "
+                    + (runningMean == null ? "no running mean" : "no running variance"));
+        }
+        if ((gamma == null) != (beta == null)) {
+            throw new IllegalArgumentException("gamma, beta: expected both (affine) or neither, got "
+                    + (gamma == null ? "beta only" : "gamma only"));
+        }
+    }
+}

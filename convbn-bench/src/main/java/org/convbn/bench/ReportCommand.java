@@ -43,7 +43,8 @@ final class ReportCommand implements Callable<Integer> {
     @Mixin
     BenchOptions run;
     @Option(names = "--modes", split = ",",
-            description = "modes to measure (default: EVAL,DEPLOY,TUNE, the fine-tuning modes, or none when --dl4j is given); "
+            description = "modes to measure (default: EVAL,DEPLOY,TUNE, the fine-tuning modes, or none when --dl4j "
+                    + "is given); "
                     + "TUNE_KEEP is TUNE keeping W' for the backward instead of recomputing it; EVAL_REVERSIBLE and "
                     + "TUNE_REVERSIBLE run reversible stages")
     List<Variant> modes;

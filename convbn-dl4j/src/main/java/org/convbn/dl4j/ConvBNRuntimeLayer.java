@@ -43,8 +43,9 @@ import org.nd4j.linalg.factory.Nd4j;
  * the layer's parameters (so the updater's in-place steps are what the block sees), and hands the block's gradients
  * to DL4J's gradient views. The block and its kernels are made once and reused from forward to forward: the
  * parameters are validated (and in DEPLOY s computed and checked) when the block is made, which happens again only
- * when the mode changes or DL4J replaces a parameter view. The forward allocates in DL4J's activations workspace, because what a
- * mode keeps for the backward (Y in EVAL, the fold in TUNE) must live as long as the activations; the backward
+ * when the mode changes or DL4J replaces a parameter view. The forward allocates in DL4J's activations workspace,
+ * because what a mode keeps for the backward (Y in EVAL, the fold in TUNE) must live as long as the activations; the
+ * backward
  * allocates outside workspaces (freeing its temporaries as it goes) and copies dL/dX into the activation-gradient
  * workspace.
  *
@@ -62,8 +63,6 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     private transient Runner runner;
     /** The block of the forward awaiting its backward; null when none. */
     private transient ConvBNBlock pending;
-    /** TRAIN: whether the pending forward updated the runner's copies of the running statistics. */
-    private transient boolean statisticsUpdated;
 
     /**
      * A block and what it was made over: the mode it runs (TRAIN outside training runs TUNE), the identity of the
@@ -204,7 +203,6 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             }
             INDArray z = block.forward(x);
             pending = block; // only once the forward succeeded
-            statisticsUpdated = runner.mean() != null;
             return z;
         }
     }
@@ -285,11 +283,12 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
         try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
             g = block.backward(epsilon.dataType() == dataType ? epsilon : epsilon.castTo(dataType));
         }
-        boolean deploy = block.mode() == Mode.DEPLOY;
+        // A TRAIN block is the runner's: its forward updated the runner's copies of the running statistics.
+        Mode ran = block.mode();
         Gradient ret = new DefaultGradient(gradientsFlattened);
         for (String key : params.keySet()) {
             INDArray view = gradientViews.get(key);
-            INDArray value = gradientFor(key, deploy, g);
+            INDArray value = gradientFor(key, ran, g);
             if (value == null) {
                 view.assign(0);
             } else {
@@ -298,7 +297,6 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             ret.gradientForVariable().put(key, view);
         }
         g.parameters().values().forEach(a -> Arena.direct().release(a));
-        statisticsUpdated = false;
         INDArray dx = g.input();
         if (!workspaceMgr.isScopedOut(ArrayType.ACTIVATION_GRAD)) {
             // The backward's temporaries were freed as it went; dL/dX moves to where DL4J expects it.
@@ -308,9 +306,9 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
         return new Pair<>(ret, dx);
     }
 
-    /** The gradient of one DL4J parameter, or null for zero. */
-    private INDArray gradientFor(String key, boolean deploy, BlockGradients g) {
-        if (deploy) {
+    /** The gradient of one DL4J parameter, or null for zero, from the backward of a block that ran in {@code ran}. */
+    private INDArray gradientFor(String key, Mode ran, BlockGradients g) {
+        if (ran == Mode.DEPLOY) {
             if (key.equals(WEIGHT_KEY)) {
                 return g.parameter(ParameterNames.FOLDED_WEIGHT);
             }
@@ -323,8 +321,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             case GAMMA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_WEIGHT);
             case BETA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_BIAS);
             // old - new: the NoOp updater subtracts it, which leaves the running statistics at the new values.
-            case MEAN_KEY -> statisticsUpdated ? getParam(MEAN_KEY).sub(runner.mean()) : null;
-            case VAR_KEY -> statisticsUpdated ? getParam(VAR_KEY).sub(runner.variance()) : null;
+            case MEAN_KEY -> ran == Mode.TRAIN ? getParam(MEAN_KEY).sub(runner.mean()) : null;
+            case VAR_KEY -> ran == Mode.TRAIN ? getParam(VAR_KEY).sub(runner.variance()) : null;
             default -> throw new IllegalStateException("unknown parameter " + key);
         };
     }
@@ -342,7 +340,6 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             pending.clearSaved();
             pending = null;
         }
-        statisticsUpdated = false;
     }
 
     @Override

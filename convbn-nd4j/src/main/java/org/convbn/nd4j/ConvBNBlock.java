@@ -422,6 +422,17 @@ public final class ConvBNBlock {
     }
 
     /**
+     * @return gamma, beta and the running statistics, live: the unfolded ones in TRAIN, EVAL and TUNE, the ones
+     *         kept to unfold with in DEPLOY; empty in a DEPLOY block made without them ({@link #deployed})
+     */
+    public java.util.Optional<BatchNormState> batchNormState() {
+        if (state instanceof Unfolded u) {
+            return java.util.Optional.of(u.parameters().batchNorm());
+        }
+        return state instanceof DeployedUnfoldable d ? java.util.Optional.of(d.kept()) : java.util.Optional.empty();
+    }
+
+    /**
      * @return W', b', s: live in DEPLOY; elsewhere a fold computed now from the current parameters
      */
     public FoldedParameters foldedParameters() {

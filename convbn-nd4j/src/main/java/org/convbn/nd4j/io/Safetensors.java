@@ -36,7 +36,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Every file is treated as untrusted. The reader rejects, with a {@link SafetensorsException} naming what is
  * wrong: a file shorter than 8 bytes; a header length beyond {@link #MAX_HEADER_BYTES} or the file; a header that
  * is not UTF-8, not JSON, not an object, or has duplicate keys; a tensor entry that is not an object, lacks or
- * adds fields, has a dtype other than F64/F32/F16/BF16, a shape that is not a list of non-negative integers or
+ * adds fields, has a dtype other than F64/F32/F16/BF16/I64, a shape that is not a list of non-negative integers or
  * whose element count overflows, offsets that are not two integers with begin &lt;= end, or a byte length other
  * than elements x dtype size; a metadata value that is not a string; tensors that overlap or leave holes; data
  * that does not end exactly at the last tensor (trailing bytes) or ends before it (truncation); a tensor over
@@ -63,7 +63,7 @@ public final class Safetensors {
     /**
      * The contents of a file.
      *
-     * @param tensors by name, in file order: F32, F16 and BF16 as FLOAT arrays, F64 as DOUBLE
+     * @param tensors by name, in file order: F32, F16 and BF16 as FLOAT arrays, F64 as DOUBLE, I64 as LONG
      * @param metadata the {@code __metadata__} map (empty when absent)
      */
     public record Contents(Map<String, INDArray> tensors, Map<String, String> metadata) {
@@ -331,6 +331,12 @@ public final class Safetensors {
             return n == 0 ? Nd4j.create(DataType.DOUBLE, shape) : shape.length == 0 ? Nd4j.scalar(v[0])
                     : Nd4j.create(v, shape, DataType.DOUBLE);
         }
+        if (e.dtype() == SafetensorsDtype.I64) {
+            long[] v = new long[n];
+            buf.asLongBuffer().get(v);
+            return n == 0 ? Nd4j.create(DataType.LONG, shape) : shape.length == 0 ? Nd4j.scalar(v[0])
+                    : Nd4j.createFromArray(v).reshape(shape);
+        }
         float[] v = new float[n];
         switch (e.dtype()) {
             case F32 -> buf.asFloatBuffer().get(v);
@@ -351,7 +357,7 @@ public final class Safetensors {
     }
 
     /**
-     * Writes tensors (FLOAT as F32, DOUBLE as F64, in map order) and metadata, atomically.
+     * Writes tensors (FLOAT as F32, DOUBLE as F64, LONG as I64, in map order) and metadata, atomically.
      *
      * @param file the target, replaced if present
      * @param tensors by name, not modified
@@ -383,7 +389,7 @@ public final class Safetensors {
             INDArray a = e.getValue();
             byte[] raw = littleEndian(name, a);
             ObjectNode t = header.putObject(name);
-            t.put("dtype", a.dataType() == DataType.DOUBLE ? "F64" : "F32");
+            t.put("dtype", a.dataType() == DataType.DOUBLE ? "F64" : a.dataType() == DataType.LONG ? "I64" : "F32");
             var shape = t.putArray("shape");
             for (long d : a.shape()) {
                 shape.add(d);
@@ -421,7 +427,13 @@ public final class Safetensors {
             b.asDoubleBuffer().put(n == 0 ? new double[0] : c.data().asDouble(), 0, n);
             return b.array();
         }
-        throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT or DOUBLE, got " + a.dataType());
+        if (c.dataType() == DataType.LONG) {
+            ByteBuffer b = ByteBuffer.allocate(8 * n).order(ByteOrder.LITTLE_ENDIAN);
+            b.asLongBuffer().put(n == 0 ? new long[0] : c.data().asLong(), 0, n);
+            return b.array();
+        }
+        throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or LONG, got "
+                + a.dataType());
     }
 
     private static String firstLine(String s) {

@@ -2,12 +2,16 @@ package org.convbn.nd4j.io;
 
 import java.util.Arrays;
 
-/** The safetensors element types this library reads: F64 and F32 as they are, F16 and BF16 widened to F32. */
+/**
+ * The safetensors element types this library reads: F64 and F32 as they are, F16 and BF16 widened to F32, I64 as
+ * LONG (PyTorch's BN {@code num_batches_tracked} counters in a torchvision state_dict).
+ */
 public enum SafetensorsDtype {
     F64(8),
     F32(4),
     F16(2),
-    BF16(2);
+    BF16(2),
+    I64(8);
 
     private final int bytes;
 
@@ -22,7 +26,7 @@ public enum SafetensorsDtype {
 
     /**
      * @param name the header's dtype string
-     * @throws SafetensorsException for any other type (I64, BOOL, ...: valid safetensors, not ours)
+     * @throws SafetensorsException for any other type (I32, BOOL, ...: valid safetensors, not ours)
      */
     static SafetensorsDtype parse(String tensor, String name) throws SafetensorsException {
         for (SafetensorsDtype d : values()) {

@@ -83,7 +83,33 @@ public final class StateDict {
         assign(of(block, prefix), under);
     }
 
-    private static void assign(Map<String, INDArray> targets, Map<String, INDArray> tensors) {
+    /**
+     * The network as it runs in DEPLOY, in torchvision names: each block's folded conv ({@code conv1.weight} = W',
+     * {@code conv1.bias} = b') and no BN entries, then {@code fc}; what a PyTorch model with BN fused into its convs
+     * (torch.fx's or torch.ao's fuse) loads. In DEPLOY the live folded tensors, elsewhere a fold computed now.
+     *
+     * @return new or live arrays by name (do not modify them)
+     */
+    public static Map<String, INDArray> folded(ResNet net) {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        for (NamedBlock b : net.blocks()) {
+            org.convbn.nd4j.FoldedParameters f = b.block().foldedParameters();
+            m.put(b.convName() + ".weight", f.weight());
+            m.put(b.convName() + ".bias", f.bias());
+        }
+        m.putAll(net.head().parameters());
+        return m;
+    }
+
+    /**
+     * Copies tensors into live arrays by name, strictly: every target must be given with its shape and nothing else
+     * may be given ({@code num_batches_tracked} entries aside).
+     *
+     * @param targets the live arrays by name, modified (each assigned, cast to its data type)
+     * @param tensors by name, not modified
+     * @throws IllegalArgumentException listing every missing, unexpected and mis-shaped name; nothing is copied then
+     */
+    public static void assign(Map<String, INDArray> targets, Map<String, INDArray> tensors) {
         List<String> missing = new ArrayList<>();
         List<String> unexpected = new ArrayList<>();
         List<String> misShaped = new ArrayList<>();

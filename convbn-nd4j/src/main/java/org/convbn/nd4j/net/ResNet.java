@@ -69,8 +69,20 @@ public final class ResNet implements AutoCloseable {
     private final PooledArena arena;
     private final NamedBlock stem;
     private final List<Stage> stages;
-    private final Linear fc;
+    private final DataType dataType;
+    private Linear fc;
     private final List<NamedBlock> allBlocks;
+    /** The mode the network was last set to; frozen blocks run in {@link #frozenMode(Mode)} of it. */
+    private Mode mode;
+    /** 0: everything trains; 1: the stem is frozen; 1 + k: the stem and stages 1..k are frozen. */
+    private int frozenStages;
+    /**
+     * The last frozen layer's output: the first trainable block's input, owned by the network until the backward
+     * (or {@link #clearSaved()}); null when nothing is frozen or no forward is pending.
+     */
+    private INDArray frozenOutput;
+    /** Whether a forward awaits its backward. */
+    private boolean pending;
     // Between forward and backward, owned by the network:
     /** The stem's ReLU output, while the max pool's backward needs it. */
     private INDArray stemRelu;
@@ -80,8 +92,11 @@ public final class ResNet implements AutoCloseable {
     private Layout pooledLayout;
     private RetainedBytes lastStepRetained = RetainedBytes.NONE;
 
-    private ResNet(Depth depth, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc) {
+    private ResNet(Depth depth, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc,
+                   DataType dataType, Mode mode) {
         this.depth = depth;
+        this.dataType = dataType;
+        this.mode = mode;
         this.kernels = kernels;
         this.arena = arena;
         this.stem = stem;
@@ -190,7 +205,8 @@ public final class ResNet implements AutoCloseable {
             stages.add(minBeta < 0 ? new PlainStage(units)
                     : new ReversibleStage(units.get(0), units.subList(1, units.size()), minBeta));
         }
-        return new ResNet(depth, kernels, arena, stem, stages, new Linear("fc", in, classes, type, nextSeed[0], arena));
+        return new ResNet(depth, kernels, arena, stem, stages, new Linear("fc", in, classes, type, nextSeed[0], arena),
+                type, mode);
     }
 
     private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
@@ -252,6 +268,85 @@ public final class ResNet implements AutoCloseable {
         return depth;
     }
 
+    /** @return the data type of every parameter and activation */
+    public DataType dataType() {
+        return dataType;
+    }
+
+    /** @return the mode the network was last set to (frozen blocks run as {@link #setFrozenStages} says) */
+    public Mode mode() {
+        return mode;
+    }
+
+    /** @return the number of classes the head predicts */
+    public int classes() {
+        return (int) fc.parameters().get("fc.weight").size(0);
+    }
+
+    /**
+     * Replaces the linear head by a new one for {@code classes} outputs with PyTorch's default initialisation:
+     * the transfer-learning step that turns a network pretrained on one label set into one for another.
+     *
+     * @param classes the new head's output size, at least 1
+     * @param seed the seed of its weight draw
+     * @throws IllegalArgumentException if {@code classes < 1}
+     */
+    public void replaceHead(int classes, long seed) {
+        if (classes < 1) {
+            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
+        }
+        clearSaved();
+        int in = (int) fc.parameters().get("fc.weight").size(1);
+        fc = new Linear("fc", in, classes, dataType, seed, arena);
+    }
+
+    /** @return the number of frozen leading parts: 0 none, 1 the stem, 1 + k the stem and stages 1..k */
+    public int frozenStages() {
+        return frozenStages;
+    }
+
+    /**
+     * Freezes the network's first {@code n} parts (the stem counts as the first, then {@code layer1..layer4}):
+     * they get no gradient and are never updated, and they run as an inference-only forward that keeps nothing
+     * for a backward. Their blocks compute with the fold of BN into the conv: in TUNE (the fold recomputed per
+     * forward, the unfolded tensors kept exactly as loaded) whatever the network's mode, or in DEPLOY when the
+     * network is in DEPLOY. Their BN uses the running statistics in every mode (a frozen BN does not follow the
+     * batch even in TRAIN), and the backward stops at the first trainable block.
+     *
+     * @param n 0..5: 0 trains everything, 5 only the head
+     * @throws IllegalArgumentException if {@code n} is outside 0..5
+     * @throws IllegalStateException on a network with reversible stages (they reconstruct activations from the
+     *                               next stage's, which a frozen prefix does not keep)
+     */
+    public void setFrozenStages(int n) {
+        if (n < 0 || n > stages.size() + 1) {
+            throw new IllegalArgumentException("frozen stages: expected 0.." + (stages.size() + 1) + " (the stem, "
+                    + "then layer1..layer" + stages.size() + "), got " + n);
+        }
+        if (n > 0 && !reversibleStages().isEmpty()) {
+            throw new IllegalStateException("frozen stages: expected a network of plain stages, got reversible ones");
+        }
+        frozenStages = n;
+        setMode(mode);
+    }
+
+    /** @return the blocks of the frozen prefix, in forward order */
+    public List<NamedBlock> frozenBlocks() {
+        List<NamedBlock> out = new ArrayList<>();
+        if (frozenStages >= 1) {
+            out.add(stem);
+        }
+        for (int i = 0; i < frozenStages - 1; i++) {
+            out.addAll(stages.get(i).blocks());
+        }
+        return Collections.unmodifiableList(out);
+    }
+
+    /** What a frozen block runs in when the network is in {@code networkMode}. */
+    private static Mode frozenMode(Mode networkMode) {
+        return networkMode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE;
+    }
+
     /** @return every ConvBN block in forward order (stem, then each unit's main path and shortcut) */
     public List<NamedBlock> blocks() {
         return allBlocks;
@@ -299,18 +394,25 @@ public final class ResNet implements AutoCloseable {
         if (stemPooled != null) {
             arena.release(stemPooled.output(), stemPooled.workspace());
         }
-        arena.release(stemRelu, pooled);
+        arena.release(stemRelu, pooled, frozenOutput);
         stemRelu = null;
         stemPooled = null;
         pooled = null;
+        frozenOutput = null;
+        pending = false;
     }
 
-    /** Switches every block (see {@link ConvBNBlock#setMode}); drops and gives back a pending forward. */
+    /**
+     * Switches every trainable block (see {@link ConvBNBlock#setMode}), and the frozen ones to what
+     * {@link #setFrozenStages} says; drops and gives back a pending forward.
+     */
     public void setMode(Mode mode) {
         clearSaved();
+        List<NamedBlock> frozen = frozenBlocks();
         for (NamedBlock b : allBlocks) {
-            b.block().setMode(mode);
+            b.block().setMode(frozen.contains(b) ? frozenMode(mode) : mode);
         }
+        this.mode = mode;
     }
 
     /**
@@ -319,21 +421,43 @@ public final class ResNet implements AutoCloseable {
      */
     public INDArray forward(INDArray x) {
         clearSaved();
+        pending = true;
         stemRelu = stem.block().forward(x, kernels.preferredLayout(stem.block().config().channels()));
         kernels.reluInPlace(stemRelu);
         stemPooled = kernels.maxPool(stemRelu, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
-        if (!stemPooled.needsInput()) {
+        if (!stemPooled.needsInput() || frozenStages >= 1) {
             // The ReLU's backward reads the pooled output instead (below), the max pool's its workspace.
             arena.release(stemRelu);
             stemRelu = null;
         }
         INDArray h = stemPooled.output();
-        for (Stage st : stages) {
-            h = st.forward(h);
+        if (frozenStages >= 1) {
+            // Inference only: nothing is kept for a backward that never reaches the stem.
+            stem.block().clearSaved();
+            arena.release(stemPooled.workspace());
+            stemPooled = null;
+            frozenOutput = h;
+        }
+        for (int i = 0; i < stages.size(); i++) {
+            if (i < frozenStages - 1) {
+                for (ResidualUnit u : stages.get(i).units()) {
+                    INDArray out = u.forward(h);
+                    u.releaseOwnership(); // out is ours now, the unit keeps nothing
+                    arena.release(frozenOutput);
+                    frozenOutput = out;
+                    h = out;
+                }
+            } else {
+                h = stages.get(i).forward(h);
+            }
         }
         pooledShape = Layout.logicalShape(h);
         pooledLayout = Layout.of(h);
         pooled = kernels.globalAveragePool(h);
+        if (frozenStages == stages.size() + 1) {
+            arena.release(frozenOutput); // only the head trains: the last feature map is not needed any more
+            frozenOutput = null;
+        }
         return fc.forward(pooled);
     }
 
@@ -358,16 +482,30 @@ public final class ResNet implements AutoCloseable {
      * @param sink receives every trainable tensor's gradient, head first
      */
     public void backward(INDArray gradLogits, GradientSink sink) {
-        if (stemPooled == null) {
+        if (!pending) {
             throw new IllegalStateException("backward: expected a pending forward, got none (call forward first; "
                     + "each forward allows one backward)");
         }
         INDArray dPooled = fc.backward(gradLogits, sink);
+        if (frozenStages == stages.size() + 1) {
+            arena.release(dPooled, pooled);
+            pooled = null;
+            pending = false;
+            return;
+        }
         INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
         arena.release(dPooled, pooled);
         pooled = null;
-        for (int i = stages.size() - 1; i >= 0; i--) {
+        int firstTrainable = Math.max(0, frozenStages - 1);
+        for (int i = stages.size() - 1; i >= firstTrainable; i--) {
             g = stages.get(i).backward(g, sink); // the stage takes g over
+        }
+        if (frozenStages >= 1) {
+            // dL/d(frozen output) is not needed; the frozen output was the first trainable block's input.
+            arena.release(g, frozenOutput);
+            frozenOutput = null;
+            pending = false;
+            return;
         }
         INDArray dStem;
         if (stemRelu != null) {
@@ -384,6 +522,7 @@ public final class ResNet implements AutoCloseable {
         stemPooled = null;
         stem.backward(dStem, false, sink); // dL/d(input) is not needed
         arena.release(dStem);
+        pending = false;
     }
 
     /**
@@ -414,11 +553,17 @@ public final class ResNet implements AutoCloseable {
         return lastStepRetained;
     }
 
-    /** @return every trainable tensor by network name (blocks in the current mode, then fc); live arrays */
+    /**
+     * @return every trainable tensor by network name (blocks outside the frozen prefix in the current mode, then
+     *         fc); live arrays
+     */
     public Map<String, INDArray> parameters() {
         Map<String, INDArray> m = new LinkedHashMap<>();
+        List<NamedBlock> frozen = frozenBlocks();
         for (NamedBlock b : allBlocks) {
-            m.putAll(b.parameters());
+            if (!frozen.contains(b)) {
+                m.putAll(b.parameters());
+            }
         }
         m.putAll(fc.parameters());
         return m;

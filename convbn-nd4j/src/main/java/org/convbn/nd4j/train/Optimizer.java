@@ -137,6 +137,37 @@ public final class Optimizer {
         return java.util.Collections.unmodifiableMap(stateArrays);
     }
 
+    /**
+     * Restores the state a checkpoint took with {@link #state()} and {@link #iteration()}: the updater state of each
+     * name (copied), the iteration count and the epoch. Names not given start from fresh state when first applied.
+     *
+     * @param stateByName updater state arrays by parameter name, not modified
+     * @param iteration iterations completed, &gt;= 0
+     * @param epoch the epoch the schedules see, &gt;= 0
+     * @throws IllegalArgumentException for a negative count, or a state array that is not a row {@code [1, n]}
+     */
+    public void restore(Map<String, INDArray> stateByName, int iteration, int epoch) {
+        if (iteration < 0) {
+            throw new IllegalArgumentException("iteration: expected >= 0, got " + iteration);
+        }
+        setEpoch(epoch);
+        for (Map.Entry<String, INDArray> e : stateByName.entrySet()) {
+            INDArray a = e.getValue();
+            if (a.rank() != 2 || a.size(0) != 1) {
+                throw new IllegalArgumentException("state of " + e.getKey() + ": expected shape [1, n], got "
+                        + java.util.Arrays.toString(a.shape()));
+            }
+        }
+        state.clear();
+        stateArrays.clear();
+        for (Map.Entry<String, INDArray> e : stateByName.entrySet()) {
+            INDArray view = e.getValue().dup('c');
+            state.put(e.getKey(), updater.instantiate(view, false));
+            stateArrays.put(e.getKey(), view);
+        }
+        this.iteration = iteration;
+    }
+
     /** @return the names with updater state, in no particular order */
     public List<String> names() {
         return new ArrayList<>(stateArrays.keySet());

@@ -86,7 +86,7 @@ public final class Trainer {
      * statistics) and put back; the other modes are evaluated as they are.
      */
     public static double accuracy(ResNet net, InMemoryDataset data, int batchSize) {
-        Mode mode = net.blocks().get(0).block().mode();
+        Mode mode = net.mode();
         if (mode == Mode.TRAIN) {
             net.setMode(Mode.EVAL);
         }

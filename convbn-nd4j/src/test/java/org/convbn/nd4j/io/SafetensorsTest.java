@@ -94,7 +94,7 @@ class SafetensorsTest {
         "entry not object| {\"a\":3} | 0 | tensor 'a': expected an object",
         "missing field| {\"a\":{\"dtype\":\"F32\",\"shape\":[1]}} | 4 | expected exactly the fields",
         "extra field| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}} | 4 | expected exactly the fields",
-        "unsupported dtype| {\"a\":{\"dtype\":\"I64\",\"shape\":[1],\"data_offsets\":[0,8]}} | 8 | dtype expected one of",
+        "unsupported dtype| {\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,8]}} | 8 | dtype expected one of",
         "dtype not string| {\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}} | 4 | dtype expected a string",
         "negative dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
         "fractional dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
@@ -142,7 +142,7 @@ class SafetensorsTest {
         Files.writeString(file, "previous");
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Safetensors.write(file,
                 Map.of("ints", Nd4j.createFromArray(1, 2, 3)), Map.of()));
-        assertTrue(e.getMessage().contains("expected FLOAT or DOUBLE, got INT"), e.getMessage());
+        assertTrue(e.getMessage().contains("expected FLOAT, DOUBLE or LONG, got INT"), e.getMessage());
         assertThrows(IllegalArgumentException.class, () -> Safetensors.write(file,
                 Map.of("__metadata__", Nd4j.scalar(1f)), Map.of()));
         assertEquals("previous", Files.readString(file), "a refused write leaves the old file");

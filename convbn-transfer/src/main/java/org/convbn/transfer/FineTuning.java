@@ -1,0 +1,434 @@
+package org.convbn.transfer;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import org.convbn.core.Mode;
+import org.convbn.nd4j.io.Safetensors;
+import org.convbn.nd4j.io.StateDict;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.net.ResNet;
+import org.convbn.nd4j.net.SoftmaxCrossEntropy;
+import org.convbn.nd4j.train.Optimizer;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.DataSet;
+import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
+import org.nd4j.linalg.learning.config.Adam;
+import org.nd4j.linalg.learning.config.IUpdater;
+import org.nd4j.linalg.learning.config.Nesterovs;
+import org.nd4j.linalg.learning.config.Sgd;
+import org.nd4j.linalg.learning.regularization.L2Regularization;
+import org.nd4j.linalg.learning.regularization.Regularization;
+import org.nd4j.linalg.learning.regularization.WeightDecay;
+import org.nd4j.linalg.schedule.ISchedule;
+import org.nd4j.linalg.schedule.PolySchedule;
+import org.nd4j.linalg.schedule.ScheduleType;
+
+/**
+ * A fine-tuning run of a {@link ResNet}: the network in the chosen mode with its first stages frozen, one of ND4J's
+ * updaters with weight decay, an epoch at a time over a {@link DataSetIterator} with validation after each, and a
+ * checkpoint that a later process resumes from exactly (same parameters, same optimiser state, same data order
+ * when the data is {@link EpochAware}).
+ *
+ * <p>Usage:
+ * <pre>{@code
+ * ResNet net = Pretrained.load(ResNet.Depth.RESNET18, Path.of("resnet18.safetensors"), DataType.FLOAT, Mode.EVAL);
+ * net.replaceHead(folder.classes().size(), 1);
+ * try (FineTuning job = FineTuning.start(net, new FineTuning.Config("resnet18", Mode.TUNE, 2,
+ *         FineTuning.OptimizerKind.NESTEROV, 0.01, 1e-4, FineTuning.LrSchedule.CONSTANT, 5))) {
+ *     for (int e = 0; e < 5; e++) {
+ *         job.runEpoch(train, validation, batch -> { });
+ *         job.checkpoint(Path.of("ckpt/checkpoint.safetensors"));
+ *     }
+ *     job.exportWeights(Path.of("tuned.safetensors"));
+ * }
+ * }</pre>
+ * Not thread-safe; the run owns the network and closes it.
+ */
+public final class FineTuning implements AutoCloseable {
+    /** The format tag in a checkpoint's metadata. */
+    public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/1";
+    private static final ObjectMapper JSON = new ObjectMapper();
+    private static final String MODEL_PREFIX = "model/";
+    private static final String OPTIMIZER_PREFIX = "optimizer/";
+
+    /** The update rules the run offers, each with its weight decay as PyTorch applies it. */
+    public enum OptimizerKind {
+        /** SGD, coupled weight decay (PyTorch {@code SGD(weight_decay)}): ND4J Sgd + L2Regularization. */
+        SGD,
+        /** SGD with Nesterov momentum 0.9, coupled weight decay: ND4J Nesterovs + L2Regularization. */
+        NESTEROV,
+        /** Adam with decoupled weight decay (PyTorch {@code AdamW}): ND4J Adam + WeightDecay. */
+        ADAM
+    }
+
+    /** How the learning rate moves over the epochs. */
+    public enum LrSchedule {
+        /** The same every epoch. */
+        CONSTANT,
+        /** Linear decay per epoch, {@code lr * (1 - epoch / epochs)}: ND4J's PolySchedule with power 1. */
+        LINEAR
+    }
+
+    /**
+     * What a run is; a checkpoint records it and a resume must match it.
+     *
+     * @param model the architecture name (e.g. "resnet18")
+     * @param mode the mode of the trainable blocks
+     * @param freezeStages frozen leading parts, see {@link ResNet#setFrozenStages}
+     * @param optimizer the update rule
+     * @param learningRate the initial learning rate, &gt; 0
+     * @param weightDecay &gt;= 0
+     * @param schedule the learning-rate schedule
+     * @param epochs the planned number of epochs (the schedule's length), &gt;= 1
+     */
+    public record Config(String model, Mode mode, int freezeStages, OptimizerKind optimizer, double learningRate,
+                         double weightDecay, LrSchedule schedule, int epochs) {
+        public Config {
+            if (!(learningRate > 0) || !Double.isFinite(learningRate)) {
+                throw new IllegalArgumentException("learningRate: expected a finite value > 0, got " + learningRate);
+            }
+            if (!(weightDecay >= 0) || !Double.isFinite(weightDecay)) {
+                throw new IllegalArgumentException("weightDecay: expected a finite value >= 0, got " + weightDecay);
+            }
+            if (epochs < 1) {
+                throw new IllegalArgumentException("epochs: expected >= 1, got " + epochs);
+            }
+        }
+
+        /** @return the optimiser this configuration describes, fresh */
+        public Optimizer newOptimizer() {
+            ISchedule s = schedule == LrSchedule.LINEAR
+                    ? new PolySchedule(ScheduleType.EPOCH, learningRate, 1.0, epochs) : null;
+            IUpdater u = switch (optimizer) {
+                case SGD -> s == null ? new Sgd(learningRate) : new Sgd(s);
+                case NESTEROV -> s == null ? new Nesterovs(learningRate, 0.9) : new Nesterovs(s, 0.9);
+                case ADAM -> s == null ? new Adam(learningRate) : new Adam(s);
+            };
+            Regularization decay = optimizer == OptimizerKind.ADAM ? new WeightDecay(weightDecay, true)
+                    : new L2Regularization(weightDecay);
+            return weightDecay == 0 ? new Optimizer(u) : new Optimizer(u, decay);
+        }
+    }
+
+    /**
+     * One epoch's outcome.
+     *
+     * @param epoch 1-based
+     * @param trainLoss mean training loss over the epoch's batches
+     * @param validationLoss mean loss on the validation data (NaN without validation)
+     * @param validationAccuracy fraction correct on the validation data (NaN without validation)
+     * @param trainImages images trained on
+     * @param trainSeconds wall time of the training part
+     * @param learningRate the learning rate the epoch used
+     */
+    public record Epoch(int epoch, double trainLoss, double validationLoss, double validationAccuracy,
+                        long trainImages, double trainSeconds, double learningRate) {
+        /** @return training throughput */
+        public double imagesPerSecond() {
+            return trainImages / trainSeconds;
+        }
+    }
+
+    /** Told after each training batch. */
+    @FunctionalInterface
+    public interface BatchListener {
+        /**
+         * @param batchIndex 0-based within the epoch
+         * @param images images in the batch
+         * @param loss the batch's loss
+         */
+        void batchDone(int batchIndex, int images, double loss);
+    }
+
+    private final ResNet net;
+    private final Config config;
+    private final Optimizer optimizer;
+    private final List<Epoch> history;
+
+    private FineTuning(ResNet net, Config config, Optimizer optimizer, List<Epoch> history) {
+        this.net = net;
+        this.config = config;
+        this.optimizer = optimizer;
+        this.history = new ArrayList<>(history);
+    }
+
+    /**
+     * Starts a run: freezes the network's first {@code config.freezeStages()} parts, sets the mode, makes the
+     * optimiser.
+     *
+     * @param net the network (pretrained, its head replaced as wanted), taken over by the run
+     * @param config the run
+     * @return the run at epoch 0
+     */
+    public static FineTuning start(ResNet net, Config config) {
+        net.setFrozenStages(config.freezeStages());
+        net.setMode(config.mode());
+        return new FineTuning(net, config, config.newOptimizer(), List.of());
+    }
+
+    /**
+     * Continues a run from a checkpoint {@link #checkpoint} wrote.
+     *
+     * @param net a network of the checkpoint's architecture and head size (its values are overwritten), taken over
+     * @param config the run; must match the checkpoint's
+     * @param checkpoint the file
+     * @return the run at the checkpoint's epoch
+     * @throws IllegalArgumentException if the checkpoint is of another format, model, mode, freeze, optimiser or
+     *                                  head size (each named with both values), or its tensors do not fit
+     * @throws IOException if it cannot be read
+     */
+    public static FineTuning resume(ResNet net, Config config, Path checkpoint) throws IOException {
+        if (!Files.isRegularFile(checkpoint)) {
+            throw new IllegalArgumentException("checkpoint: expected a file, got none at " + checkpoint);
+        }
+        Safetensors.Contents c = Safetensors.read(checkpoint);
+        Map<String, String> meta = c.metadata();
+        require(checkpoint, "format", CHECKPOINT_FORMAT, meta.get("format"));
+        require(checkpoint, "model", config.model(), meta.get("model"));
+        require(checkpoint, "mode", config.mode().name(), meta.get("mode"));
+        require(checkpoint, "freeze_stages", Integer.toString(config.freezeStages()), meta.get("freeze_stages"));
+        require(checkpoint, "optimizer", config.optimizer().name(), meta.get("optimizer"));
+        require(checkpoint, "classes", Integer.toString(net.classes()), meta.get("classes"));
+        Map<String, INDArray> model = new LinkedHashMap<>();
+        Map<String, INDArray> optimizerState = new LinkedHashMap<>();
+        c.tensors().forEach((name, value) -> {
+            if (name.startsWith(MODEL_PREFIX)) {
+                model.put(name.substring(MODEL_PREFIX.length()), value);
+            } else if (name.startsWith(OPTIMIZER_PREFIX)) {
+                optimizerState.put(name.substring(OPTIMIZER_PREFIX.length()), value);
+            } else {
+                throw new IllegalArgumentException("checkpoint " + checkpoint + ": unexpected tensor " + name);
+            }
+        });
+        net.setFrozenStages(config.freezeStages());
+        net.setMode(config.mode());
+        try {
+            NetworkState.load(net, model);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("checkpoint " + checkpoint + ": " + e.getMessage(), e);
+        }
+        Optimizer optimizer = config.newOptimizer();
+        Map<String, INDArray> cast = new LinkedHashMap<>();
+        optimizerState.forEach((k, v) -> cast.put(k, v.castTo(net.dataType())));
+        List<Epoch> history = JSON.readValue(meta.getOrDefault("history", "[]"), new TypeReference<List<Epoch>>() {
+        });
+        optimizer.restore(cast, Integer.parseInt(meta.get("iteration")), history.size());
+        return new FineTuning(net, config, optimizer, history);
+    }
+
+    private static void require(Path file, String key, String expected, String got) {
+        if (!expected.equals(got)) {
+            throw new IllegalArgumentException("checkpoint " + file + ": made for " + key + " " + got + ", expected "
+                    + expected);
+        }
+    }
+
+    /** @return the network being tuned (the run's) */
+    public ResNet network() {
+        return net;
+    }
+
+    /** @return the run's configuration */
+    public Config config() {
+        return config;
+    }
+
+    /** @return completed epochs */
+    public int epochsDone() {
+        return history.size();
+    }
+
+    /** @return every completed epoch's outcome, in order (also those before a resume) */
+    public List<Epoch> history() {
+        return List.copyOf(history);
+    }
+
+    /**
+     * Trains one epoch over {@code train}, then measures the validation loss and accuracy.
+     *
+     * @param train labels one-hot; {@link EpochAware#startEpoch} is called with the epoch number when it has it,
+     *              else it is reset. Batches from an {@link EpochAware} source are freed after use.
+     * @param validation may be null
+     * @param listener told after each batch
+     * @return the epoch's outcome (also appended to {@link #history()})
+     * @throws IllegalStateException if the training data yields no batch
+     */
+    public Epoch runEpoch(DataSetIterator train, DataSetIterator validation, BatchListener listener) {
+        int epoch = history.size();
+        optimizer.setEpoch(epoch);
+        double lr = optimizer.learningRate();
+        if (train instanceof EpochAware e) {
+            e.startEpoch(epoch);
+        } else {
+            train.reset();
+        }
+        long t0 = System.nanoTime();
+        double lossSum = 0;
+        int batches = 0;
+        long images = 0;
+        while (train.hasNext()) {
+            DataSet d = train.next();
+            INDArray x = d.getFeatures().castTo(net.dataType());
+            int[] labels = labels(d.getLabels());
+            double loss = net.step(x, labels, optimizer);
+            if (!Double.isFinite(loss)) {
+                throw new IllegalStateException("epoch " + (epoch + 1) + ", batch " + batches + ": the loss is " + loss
+                        + " (the run diverged; lower --lr)");
+            }
+            if (train instanceof EpochAware) {
+                Arena.direct().release(d.getFeatures(), d.getLabels());
+            }
+            if (x != d.getFeatures()) {
+                Arena.direct().release(x);
+            }
+            lossSum += loss;
+            images += labels.length;
+            listener.batchDone(batches, labels.length, loss);
+            batches++;
+        }
+        if (batches == 0) {
+            throw new IllegalStateException("train: expected at least one batch, got none");
+        }
+        double seconds = (System.nanoTime() - t0) / 1e9;
+        double[] val = validation == null ? new double[] {Double.NaN, Double.NaN} : evaluate(validation);
+        Epoch out = new Epoch(epoch + 1, lossSum / batches, val[0], val[1], images, seconds, lr);
+        history.add(out);
+        return out;
+    }
+
+    /**
+     * The mean loss and the accuracy of the network on {@code data}; a network in TRAIN is evaluated with its
+     * running statistics (EVAL) and put back.
+     *
+     * @param data reset first; labels one-hot
+     * @return {loss, accuracy}
+     */
+    public double[] evaluate(DataSetIterator data) {
+        Mode mode = net.mode();
+        if (mode == Mode.TRAIN) {
+            net.setMode(Mode.EVAL);
+        }
+        data.reset();
+        double lossSum = 0;
+        long correct = 0;
+        long n = 0;
+        while (data.hasNext()) {
+            DataSet d = data.next();
+            INDArray x = d.getFeatures().castTo(net.dataType());
+            int[] labels = labels(d.getLabels());
+            INDArray logits = net.forward(x);
+            net.clearSaved();
+            SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
+            INDArray predicted = logits.argMax(1);
+            for (int i = 0; i < labels.length; i++) {
+                if (predicted.getInt(i) == labels[i]) {
+                    correct++;
+                }
+            }
+            lossSum += r.loss() * labels.length;
+            n += labels.length;
+            net.arena().release(logits);
+            Arena.direct().release(predicted, r.gradLogits());
+        }
+        if (mode == Mode.TRAIN) {
+            net.setMode(mode);
+        }
+        return n == 0 ? new double[] {Double.NaN, Double.NaN} : new double[] {lossSum / n, (double) correct / n};
+    }
+
+    private static int[] labels(INDArray oneHot) {
+        if (oneHot.rank() != 2) {
+            throw new IllegalArgumentException("labels: expected one-hot [N, classes], got "
+                    + java.util.Arrays.toString(oneHot.shape()));
+        }
+        INDArray idx = oneHot.argMax(1);
+        int[] out = idx.toIntVector();
+        Arena.direct().release(idx);
+        return out;
+    }
+
+    /**
+     * Writes a checkpoint: the network's state in its mode ({@link NetworkState}), the optimiser's state, the
+     * iteration, the configuration and the history, as one safetensors file written atomically (a temporary file
+     * renamed into place: a failed write leaves the previous checkpoint as it was).
+     *
+     * @param file the target
+     * @throws IOException if it cannot be written
+     */
+    public void checkpoint(Path file) throws IOException {
+        Map<String, INDArray> tensors = new LinkedHashMap<>();
+        NetworkState.of(net).forEach((k, v) -> tensors.put(MODEL_PREFIX + k, v));
+        optimizer.state().entrySet().stream().sorted(Map.Entry.comparingByKey())
+                .forEach(e -> tensors.put(OPTIMIZER_PREFIX + e.getKey(), e.getValue()));
+        Map<String, String> meta = new LinkedHashMap<>();
+        meta.put("format", CHECKPOINT_FORMAT);
+        meta.put("model", config.model());
+        meta.put("mode", config.mode().name());
+        meta.put("freeze_stages", Integer.toString(config.freezeStages()));
+        meta.put("optimizer", config.optimizer().name());
+        meta.put("classes", Integer.toString(net.classes()));
+        meta.put("data_type", net.dataType().name());
+        meta.put("epoch", Integer.toString(history.size()));
+        meta.put("iteration", Integer.toString(optimizer.iteration()));
+        meta.put("history", JSON.writeValueAsString(history));
+        Safetensors.write(file, tensors, meta);
+    }
+
+    /**
+     * Writes the tuned weights in torchvision's names (conv, BN with running statistics, fc), for PyTorch's
+     * {@code load_state_dict(..., strict=True)} after a safetensors read. A DEPLOY network is unfolded for this
+     * (W = W'/s, the shift carried into BN's beta) and put back exactly as it was.
+     *
+     * @param file the target, written atomically
+     * @throws IOException if it cannot be written
+     */
+    public void exportWeights(Path file) throws IOException {
+        if (net.mode() != Mode.DEPLOY) {
+            Safetensors.write(file, StateDict.of(net), Map.of("format", "pt", "model", config.model()));
+            return;
+        }
+        Map<String, INDArray> keep = new LinkedHashMap<>();
+        NetworkState.of(net).forEach((k, v) -> keep.put(k, v.dup()));
+        net.setMode(Mode.EVAL);
+        try {
+            Safetensors.write(file, StateDict.of(net), Map.of("format", "pt", "model", config.model()));
+        } finally {
+            net.setMode(Mode.DEPLOY);
+            NetworkState.load(net, keep);
+        }
+    }
+
+    /**
+     * Writes the network with BN folded into every conv ({@link StateDict#folded}): {@code conv1.weight} = W',
+     * {@code conv1.bias} = b', no BN entries, then fc; for inference.
+     *
+     * @param file the target, written atomically
+     * @throws IOException if it cannot be written
+     */
+    public void exportFolded(Path file) throws IOException {
+        Safetensors.write(file, StateDict.folded(net), Map.of("format", "pt", "model", config.model(), "folded",
+                "true"));
+    }
+
+    /** @return a one-line description of an epoch */
+    public static String describe(Epoch e) {
+        return String.format(Locale.ROOT, "epoch %d: train loss %.4f, validation loss %.4f, accuracy %.4f, %.1f s "
+                + "(%.1f images/s, lr %.3g)", e.epoch(), e.trainLoss(), e.validationLoss(), e.validationAccuracy(),
+                e.trainSeconds(), e.imagesPerSecond(), e.learningRate());
+    }
+
+    /** Closes the network. */
+    @Override
+    public void close() {
+        net.close();
+    }
+}

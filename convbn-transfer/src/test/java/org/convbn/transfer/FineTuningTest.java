@@ -1,0 +1,209 @@
+package org.convbn.transfer;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+
+import org.convbn.core.Mode;
+import org.convbn.nd4j.io.Safetensors;
+import org.convbn.nd4j.io.StateDict;
+import org.convbn.nd4j.net.ResNet;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * Fine-tuning a ResNet-18 pretrained in the test (TRAIN, Fashion-MNIST classes 0-4 at 32x32) on classes 5-9, in
+ * float64: resume is exact, exports load back, a frozen prefix is not touched, mismatches are refused by name.
+ */
+class FineTuningTest {
+    /** Resuming repeats the same float64 operations on the same values: only reordering could differ, and none does. */
+    private static final double RESUME_TOLERANCE = 1e-12;
+    private static final int RESOLUTION = 32;
+    private static final int BATCH = 8;
+    /** 30 steps: the running statistics (momentum 0.1) get 1 - 0.9^30 = 96% of the way from their initial values. */
+    private static final int PRETRAIN_EPOCHS = 3;
+
+    @TempDir
+    static Path shared;
+    static Path pretrained;
+    static ImageFolder target;
+
+    @BeforeAll
+    static void pretrain() throws IOException {
+        ImageFolder source = ImageFolder.scan(TestImages.write(shared.resolve("source"), List.of(0, 1, 2, 3, 4), 16),
+                0, 1);
+        target = ImageFolder.scan(TestImages.write(shared.resolve("target"), List.of(5, 6, 7, 8, 9), 12), 0.25, 1);
+        ResNet net = ResNet.create(ResNet.Depth.RESNET18, 5, DataType.DOUBLE, 3, Mode.TRAIN);
+        try (FineTuning job = FineTuning.start(net, config("resnet18", Mode.TRAIN, 0, PRETRAIN_EPOCHS))) {
+            for (int e = 0; e < PRETRAIN_EPOCHS; e++) {
+                job.runEpoch(batches(source.train(), source.classes(), true), null, (b, n, l) -> { });
+            }
+            pretrained = shared.resolve("pretrained.safetensors");
+            job.exportWeights(pretrained);
+        }
+    }
+
+    static FineTuning.Config config(String model, Mode mode, int freeze, int epochs) {
+        return new FineTuning.Config(model, mode, freeze, FineTuning.OptimizerKind.NESTEROV, 0.003, 1e-4,
+                FineTuning.LrSchedule.LINEAR, epochs);
+    }
+
+    static ImageBatches batches(List<ImageFolder.Example> examples, List<String> classes, boolean train) {
+        return new ImageBatches(examples, classes, RESOLUTION, BATCH, train, 5, DataType.DOUBLE);
+    }
+
+    static ResNet fromPretrained() throws IOException {
+        ResNet net = Pretrained.load(ResNet.Depth.RESNET18, pretrained, DataType.DOUBLE, Mode.EVAL);
+        net.replaceHead(target.classes().size(), 11);
+        return net;
+    }
+
+    static Map<String, INDArray> copy(Map<String, INDArray> m) {
+        Map<String, INDArray> c = new LinkedHashMap<>();
+        m.forEach((k, v) -> c.put(k, v.dup()));
+        return c;
+    }
+
+    static double maxDifference(Map<String, INDArray> a, Map<String, INDArray> b) {
+        assertEquals(a.keySet(), b.keySet());
+        double worst = 0;
+        for (String k : a.keySet()) {
+            worst = Math.max(worst, a.get(k).sub(b.get(k)).amaxNumber().doubleValue());
+        }
+        return worst;
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Mode.class, names = {"TRAIN", "TUNE", "DEPLOY"})
+    void resumingAfterEpochOneOfTwoGivesTheParametersOfAnUninterruptedRun(Mode mode, @TempDir Path dir)
+            throws IOException {
+        FineTuning.Config config = config("resnet18", mode, 1, 2);
+        ImageBatches train = batches(target.train(), target.classes(), true);
+        ImageBatches validation = batches(target.validation(), target.classes(), false);
+        Map<String, INDArray> uninterrupted;
+        List<FineTuning.Epoch> uninterruptedHistory;
+        try (FineTuning job = FineTuning.start(fromPretrained(), config)) {
+            job.runEpoch(train, validation, (b, n, l) -> { });
+            job.runEpoch(train, validation, (b, n, l) -> { });
+            uninterrupted = copy(NetworkState.of(job.network()));
+            uninterruptedHistory = job.history();
+        }
+        Path checkpoint = dir.resolve("checkpoint.safetensors");
+        try (FineTuning job = FineTuning.start(fromPretrained(), config)) {
+            job.runEpoch(train, validation, (b, n, l) -> { });
+            job.checkpoint(checkpoint);
+        }
+        try (FineTuning job = FineTuning.resume(fromPretrained(), config, checkpoint)) {
+            assertEquals(1, job.epochsDone());
+            job.runEpoch(train, validation, (b, n, l) -> { });
+            Map<String, INDArray> resumed = NetworkState.of(job.network());
+            double d = maxDifference(uninterrupted, resumed);
+            assertTrue(d <= RESUME_TOLERANCE, mode + ": resumed parameters differ by " + d);
+            assertEquals(uninterruptedHistory.get(1).trainLoss(), job.history().get(1).trainLoss(), RESUME_TOLERANCE);
+            assertEquals(uninterruptedHistory.get(1).validationAccuracy(), job.history().get(1).validationAccuracy());
+        }
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY"})
+    void exportedWeightsLoadBackWithEveryTensorEqualAndTheFrozenPrefixUntouched(Mode mode, @TempDir Path dir)
+            throws IOException {
+        Map<String, INDArray> before = copy(StateDict.of(fromPretrainedClosed()));
+        try (FineTuning job = FineTuning.start(fromPretrained(), config("resnet18", mode, 2, 1))) {
+            job.runEpoch(batches(target.train(), target.classes(), true), null, (b, n, l) -> { });
+            Path out = dir.resolve("tuned.safetensors");
+            job.exportWeights(out);
+            Map<String, INDArray> exported = Safetensors.read(out).tensors();
+            job.network().setMode(Mode.EVAL);
+            Map<String, INDArray> live = StateDict.of(job.network());
+            assertEquals(live.keySet(), exported.keySet());
+            assertEquals(0.0, maxDifference(live, exported));
+            // The stem and layer1 were frozen: bit for bit as loaded. layer2 on trained.
+            for (String k : live.keySet()) {
+                if (k.startsWith("conv1.") || k.startsWith("bn1.") || k.startsWith("layer1.")) {
+                    assertEquals(before.get(k), live.get(k), k);
+                }
+            }
+            assertNotEquals(before.get("layer2.0.conv1.weight"), live.get("layer2.0.conv1.weight"));
+            try (ResNet back = Pretrained.load(ResNet.Depth.RESNET18, out, DataType.DOUBLE, Mode.EVAL)) {
+                assertEquals(0.0, maxDifference(live, StateDict.of(back)));
+            }
+        }
+    }
+
+    private static ResNet fromPretrainedClosed() throws IOException {
+        ResNet net = fromPretrained();
+        return net; // read-only use; the arena is freed with the JVM
+    }
+
+    @Test
+    void aCheckpointOfAnotherModeOrModelIsRefusedByName(@TempDir Path dir) throws IOException {
+        Path checkpoint = dir.resolve("c.safetensors");
+        try (FineTuning job = FineTuning.start(fromPretrained(), config("resnet18", Mode.TUNE, 0, 1))) {
+            job.checkpoint(checkpoint);
+        }
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> FineTuning.resume(fromPretrained(), config("resnet18", Mode.EVAL, 0, 1), checkpoint));
+        assertTrue(e.getMessage().contains("made for mode TUNE, expected EVAL"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> FineTuning.resume(fromPretrained(), config("resnet50", Mode.TUNE, 0, 1), checkpoint));
+        assertTrue(e.getMessage().contains("made for model resnet18, expected resnet50"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> FineTuning.resume(fromPretrained(), config("resnet18", Mode.TUNE, 3, 1), checkpoint));
+        assertTrue(e.getMessage().contains("made for freeze_stages 0, expected 3"), e.getMessage());
+    }
+
+    @Test
+    void weightsThatDoNotFitTheModelAreListed(@TempDir Path dir) throws IOException {
+        Map<String, INDArray> tensors = new LinkedHashMap<>(Safetensors.read(pretrained).tensors());
+        tensors.remove("layer1.0.bn1.running_var");
+        tensors.put("layer9.extra", tensors.get("fc.bias"));
+        tensors.put("layer1.0.conv1.weight", tensors.get("layer1.0.conv1.weight").reshape(64, 64, 9));
+        Path bad = dir.resolve("bad.safetensors");
+        Safetensors.write(bad, tensors, Map.of());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> Pretrained.load(ResNet.Depth.RESNET18, bad, DataType.DOUBLE, Mode.EVAL));
+        assertTrue(e.getMessage().contains("missing [layer1.0.bn1.running_var]"), e.getMessage());
+        assertTrue(e.getMessage().contains("unexpected [layer9.extra]"), e.getMessage());
+        assertTrue(e.getMessage().contains("layer1.0.conv1.weight (expected [64, 64, 3, 3], got [64, 64, 9])"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Pretrained.load(ResNet.Depth.RESNET50, pretrained, DataType.DOUBLE, Mode.EVAL));
+        assertTrue(e.getMessage().contains("do not fit resnet50"), e.getMessage());
+    }
+
+    @Test
+    void aFolderWithoutClassFoldersOrWithCorruptImagesIsReportedClearly(@TempDir Path dir) throws IOException {
+        Files.writeString(dir.resolve("loose.png"), "not an image");
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ImageFolder.scan(dir, 0, 1));
+        assertTrue(e.getMessage().contains("expected one subfolder per class (at least 2)"), e.getMessage());
+
+        Path tree = TestImages.write(dir.resolve("tree"), List.of(0, 1), 3);
+        Path broken = tree.resolve("1-Trouser/broken.png");
+        Files.write(broken, new byte[] {1, 2, 3});
+        ImageFolder f = ImageFolder.scan(tree, 0, 1);
+        assertEquals(6, f.train().size());
+        assertEquals(1, f.skipped().size());
+        assertTrue(f.skipped().get(0).startsWith(broken.toString()), f.skipped().get(0));
+
+        Path empty = dir.resolve("empty");
+        Files.createDirectories(empty.resolve("a"));
+        Files.createDirectories(empty.resolve("b"));
+        Files.write(empty.resolve("a/x.jpg"), new byte[] {9});
+        e = assertThrows(IllegalArgumentException.class, () -> ImageFolder.scan(empty, 0, 1));
+        assertTrue(e.getMessage().contains("has no readable JPEG or PNG image"), e.getMessage());
+    }
+}

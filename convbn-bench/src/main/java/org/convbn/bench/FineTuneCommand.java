@@ -1,174 +1,320 @@
 package org.convbn.bench;
 
+import java.io.IOException;
+import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
+import me.tongfei.progressbar.ProgressBar;
+import me.tongfei.progressbar.ProgressBarBuilder;
+import me.tongfei.progressbar.ProgressBarStyle;
 import org.convbn.core.Mode;
 import org.convbn.core.data.FashionMnist;
 import org.convbn.nd4j.io.AtomicFiles;
-import org.convbn.nd4j.io.StateDict;
 import org.convbn.nd4j.net.ResNet;
 import org.convbn.nd4j.train.InMemoryDataset;
-import org.convbn.nd4j.train.Optimizer;
-import org.convbn.nd4j.train.Trainer;
+import org.convbn.transfer.FineTuning;
+import org.convbn.transfer.IdxBatches;
+import org.convbn.transfer.ImageBatches;
+import org.convbn.transfer.ImageFolder;
+import org.convbn.transfer.Pretrained;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.learning.config.Nesterovs;
-import org.nd4j.linalg.learning.regularization.L2Regularization;
-import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * Reduced-resolution training, then fine-tuning at the target resolution in EVAL, TUNE and DEPLOY: a ResNet-18
- * trains from scratch (TRAIN) on Fashion-MNIST downsampled to 14x14, then each mode fine-tunes a copy at 28x28 with
- * the same learning rate. EVAL and TUNE compute the same gradients; DEPLOY trains the folded weights, whose
- * per-channel learning rate is scaled by 1/s^2. Writes the learning curves as JSON and a PNG chart.
+ * The transfer-learning job: a ResNet with torchvision weights from safetensors (or from scratch), the user's
+ * images (class folders, or Fashion-MNIST's IDX files), a new head, a frozen prefix, fine-tuning in the chosen mode
+ * with validation each epoch, a checkpoint each epoch and {@code --resume}, the tuned weights out in torchvision
+ * names (and folded), and the learning curve as JSON and PNG.
  */
-@Command(name = "finetune", description = "Train at low resolution, then fine-tune at full resolution in EVAL, TUNE "
-        + "and DEPLOY (Fashion-MNIST); writes curves and a chart.", mixinStandardHelpOptions = true)
+@Command(name = "finetune", description = "Fine-tune a ResNet on a folder of class folders (or IDX files): "
+        + "torchvision weights in, a frozen prefix, the chosen mode, checkpoints and resume, tuned weights out.",
+        mixinStandardHelpOptions = true, sortOptions = false)
 final class FineTuneCommand implements Callable<Integer> {
-    @Option(names = "--data", description = "directory of the Fashion-MNIST IDX files (default: ${DEFAULT-VALUE}, "
-            + "Debian's dataset-fashion-mnist)")
-    Path data = FashionMnist.DEBIAN_DIRECTORY;
-    @Option(names = "--train-size", description = "training examples used (default: ${DEFAULT-VALUE})")
-    int trainSize = 12_000;
-    @Option(names = "--test-size", description = "test examples used (default: ${DEFAULT-VALUE})")
-    int testSize = 2_000;
-    @Option(names = "--low-resolution-factor", description = "pretraining downsamples by this factor "
-            + "(default: ${DEFAULT-VALUE}: 14x14)")
-    int factor = 2;
-    @Option(names = "--pretrain-epochs", description = "epochs at low resolution (default: ${DEFAULT-VALUE})")
-    int pretrainEpochs = 2;
-    @Option(names = "--finetune-epochs", description = "epochs at full resolution per mode (default: ${DEFAULT-VALUE})")
-    int finetuneEpochs = 1;
-    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
-    int batch = 64;
-    @Option(names = "--pretrain-lr", description = "learning rate of pretraining (default: ${DEFAULT-VALUE})")
-    double pretrainLearningRate = 0.02;
-    @Option(names = "--lr", description = "learning rate of every fine-tuning, the same for all modes "
-            + "(default: ${DEFAULT-VALUE})")
-    double learningRate = 0.01;
-    @Option(names = "--eval-every", description = "steps between test evaluations (default: ${DEFAULT-VALUE})")
-    int evalEvery = 25;
-    @Option(names = "--modes", split = ",", description = "fine-tuning modes (default: EVAL,TUNE,DEPLOY)")
-    List<Mode> modes = List.of(Mode.EVAL, Mode.TUNE, Mode.DEPLOY);
-    @Option(names = "--out", description = "curves JSON (default: ${DEFAULT-VALUE})")
-    Path out = Path.of("finetune.json");
-    @Option(names = "--chart", description = "PNG of the curves (default: ${DEFAULT-VALUE})")
-    Path chart = Path.of("finetune.png");
+    /** The architectures. */
+    enum Model {
+        RESNET18(ResNet.Depth.RESNET18), RESNET50(ResNet.Depth.RESNET50);
 
-    /** What the command writes. */
-    record Result(String dataset, int trainSize, int testSize, int lowResolution, int resolution,
-                  double pretrainLearningRate, double learningRate,
-                  List<Trainer.Point> pretraining, double pretrainedAccuracyLow, double pretrainedAccuracyFull,
-                  Map<String, List<Trainer.Point>> finetuning, Map<String, Double> finetuneSeconds) {
+        final ResNet.Depth depth;
+
+        Model(ResNet.Depth depth) {
+            this.depth = depth;
+        }
+
+        String id() {
+            return name().toLowerCase(Locale.ROOT);
+        }
+    }
+
+    /** The element types. */
+    enum Precision {
+        FLOAT(DataType.FLOAT), DOUBLE(DataType.DOUBLE);
+
+        final DataType type;
+
+        Precision(DataType type) {
+            this.type = type;
+        }
+    }
+
+    /** The name of the checkpoint file in --checkpoint-dir. */
+    static final String CHECKPOINT = "checkpoint.safetensors";
+
+    @Option(names = "--weights", description = "torchvision weights (safetensors of model.state_dict()); without it "
+            + "the network starts from PyTorch's initialisation")
+    Path weights;
+    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
+    Model model = Model.RESNET18;
+    @Option(names = "--data", required = true, description = "a folder with one subfolder of JPEG/PNG images per "
+            + "class, or a folder of Fashion-MNIST IDX files")
+    Path data;
+    @Option(names = "--mode", description = "train, eval, tune or deploy (default: ${DEFAULT-VALUE})")
+    Mode mode = Mode.TUNE;
+    @Option(names = "--freeze-stages", description = "frozen leading parts: 0 none, 1 the stem, 1+k the stem and "
+            + "layer1..layerk, 5 all but the head (default: ${DEFAULT-VALUE})")
+    int freezeStages = 0;
+    @Option(names = "--epochs", description = "epochs in all (default: ${DEFAULT-VALUE})")
+    int epochs = 5;
+    @Option(names = "--batch", description = "images per step (default: ${DEFAULT-VALUE})")
+    int batch = 32;
+    @Option(names = "--resolution", description = "image height and width (default: ${DEFAULT-VALUE}; IDX data keeps "
+            + "its own)")
+    int resolution = 224;
+    @Option(names = "--optimizer", description = "sgd, nesterov or adam (default: ${DEFAULT-VALUE})")
+    FineTuning.OptimizerKind optimizer = FineTuning.OptimizerKind.NESTEROV;
+    @Option(names = "--lr", description = "learning rate (default: ${DEFAULT-VALUE})")
+    double learningRate = 0.01;
+    @Option(names = "--schedule", description = "constant or linear (decay per epoch) (default: ${DEFAULT-VALUE})")
+    FineTuning.LrSchedule schedule = FineTuning.LrSchedule.CONSTANT;
+    @Option(names = "--weight-decay", description = "coupled (sgd, nesterov) or decoupled (adam: AdamW) "
+            + "(default: ${DEFAULT-VALUE})")
+    double weightDecay = 1e-4;
+    @Option(names = "--validation", description = "fraction of each class held out for validation "
+            + "(default: ${DEFAULT-VALUE})")
+    double validationFraction = 0.2;
+    @Option(names = "--seed", description = "seed of the split, the head, the order and the augmentation "
+            + "(default: ${DEFAULT-VALUE})")
+    long seed = 1;
+    @Option(names = "--keep-head", description = "keep the weights' classifier (its size must match the classes)")
+    boolean keepHead;
+    @Option(names = "--dtype", description = "float or double (default: ${DEFAULT-VALUE})")
+    Precision precision = Precision.FLOAT;
+    @Option(names = "--out", description = "the tuned weights, torchvision names (default: ${DEFAULT-VALUE})")
+    Path out = Path.of("tuned.safetensors");
+    @Option(names = "--export-folded", description = "also write the weights with BN folded into the convs here")
+    Path exportFolded;
+    @Option(names = "--checkpoint-dir", description = "write " + CHECKPOINT + " here after every epoch")
+    Path checkpointDir;
+    @Option(names = "--resume", description = "continue from --checkpoint-dir's checkpoint")
+    boolean resume;
+    @Option(names = "--curve", description = "learning curve JSON (default: ${DEFAULT-VALUE})")
+    Path curve = Path.of("finetune.json");
+    @Option(names = "--chart", description = "learning curve PNG (default: ${DEFAULT-VALUE})")
+    Path chart = Path.of("finetune.png");
+    @Option(names = "--quiet", description = "no progress bar (the per-epoch lines stay)")
+    boolean quiet;
+
+    /** One epoch of the learning curve. */
+    record Point(int epoch, double trainLoss, double validationLoss, double validationAccuracy, double trainSeconds,
+                 double imagesPerSecond, double learningRate, Double peakResidentMib) {
+    }
+
+    /** What {@code --curve} holds. */
+    record Curve(String model, String mode, int freezeStages, String optimizer, double learningRate,
+                 double weightDecay, int batch, int resolution, List<String> classes, int trainImages,
+                 int validationImages, int skippedImages, String weights, List<Point> epochs) {
+    }
+
+    private record Data(DataSetIterator train, DataSetIterator validation, List<String> classes, int trainImages,
+                        int validationImages, int skipped, int resolution, int batchesPerEpoch) {
     }
 
     @Override
     public Integer call() throws Exception {
-        if (trainSize < batch || testSize < 1) {
-            throw new IllegalArgumentException("--train-size, --test-size: expected >= --batch and >= 1, got "
-                    + trainSize + ", " + testSize);
-        }
+        validate();
         AtomicFiles.checkWritable(out, "--out");
+        AtomicFiles.checkWritable(curve, "--curve");
         AtomicFiles.checkWritable(chart, "--chart");
-        Nd4j.getMemoryManager().togglePeriodicGc(false);
-        InMemoryDataset train = InMemoryDataset.of(FashionMnist.read(data, true), trainSize, 3, DataType.FLOAT);
-        InMemoryDataset test = InMemoryDataset.of(FashionMnist.read(data, false), testSize, 3, DataType.FLOAT);
-        InMemoryDataset trainLow = train.downsample(factor);
-        InMemoryDataset testLow = test.downsample(factor);
-        int full = (int) train.images().size(2);
-        int low = full / factor;
-        System.out.printf(Locale.ROOT, "Fashion-MNIST: %d train, %d test; ResNet-18, batch %d; pretraining at %dx%d "
-                + "(lr %.3g), fine-tuning at %dx%d (lr %.3g)%n", train.size(), test.size(), batch, low, low,
-                pretrainLearningRate, full, full, learningRate);
-
-        ResNet net = ResNet.create(ResNet.Depth.RESNET18, FashionMnist.CLASSES.size(), DataType.FLOAT, 1, Mode.TRAIN);
-        List<Trainer.Point> pre = Trainer.fit(net, trainLow, testLow, sgd(pretrainLearningRate), pretrainEpochs, batch,
-                evalEvery, 1,
-                p -> print("pretrain " + low + "x" + low, p));
-        double accLow = Trainer.accuracy(net, testLow, batch);
-        double accFull = Trainer.accuracy(net, test, batch);
-        System.out.printf(Locale.ROOT, "pretrained: test accuracy %.4f at %dx%d, %.4f at %dx%d%n", accLow, low, low,
-                accFull, full, full);
-        Map<String, INDArray> pretrained = new HashMap<>();
-        StateDict.of(net).forEach((k, v) -> pretrained.put(k, v.dup()));
-
-        Map<String, List<Trainer.Point>> curves = new LinkedHashMap<>();
-        Map<String, Double> seconds = new LinkedHashMap<>();
-        for (Mode mode : modes) {
-            ResNet copy = ResNet.create(ResNet.Depth.RESNET18, FashionMnist.CLASSES.size(), DataType.FLOAT, 1,
-                    Mode.TRAIN);
-            StateDict.load(copy, pretrained);
-            copy.setMode(mode);
-            long t0 = System.nanoTime();
-            List<Trainer.Point> curve = new ArrayList<>();
-            try {
-                Trainer.fit(copy, train, test, sgd(learningRate), finetuneEpochs, batch, evalEvery, 2, p -> {
-                    curve.add(p);
-                    print("fine-tune " + mode, p);
-                });
-            } catch (IllegalArgumentException e) {
-                // The TUNE fold refuses NaN parameters by name: the run diverged. Keep the curve up to there.
-                System.out.println("  fine-tune " + mode + " diverged: " + e.getMessage());
-                int step = curve.isEmpty() ? 0 : curve.get(curve.size() - 1).step();
-                curve.add(new Trainer.Point(step + 1, Double.NaN, Double.NaN, Double.NaN));
-            }
-            curves.put(mode.name(), curve);
-            seconds.put(mode.name(), (System.nanoTime() - t0) / 1e9);
+        if (exportFolded != null) {
+            AtomicFiles.checkWritable(exportFolded, "--export-folded");
         }
-        Result r = new Result("Fashion-MNIST", train.size(), test.size(), low, full, pretrainLearningRate, learningRate,
-                pre, accLow, accFull,
-                curves, seconds);
-        Json.writeAtomically(out, r);
-        writeChart(r);
-        System.out.println("final test accuracy after fine-tuning:");
-        curves.forEach((m, c) -> System.out.printf(Locale.ROOT, "  %-6s %.4f (%.0f s)%n", m,
-                c.get(c.size() - 1).testAccuracy(), seconds.get(m)));
-        System.out.println("wrote " + out + " and " + chart);
+        Path checkpoint = checkpointDir == null ? null : checkpointDir.resolve(CHECKPOINT);
+        if (checkpoint != null) {
+            AtomicFiles.checkWritable(checkpoint, "--checkpoint-dir");
+        }
+        Nd4j.getMemoryManager().togglePeriodicGc(false);
+        Data d = load();
+        System.out.printf(Locale.ROOT, "data %s: %d classes, %d training and %d validation images%s; %s at %dx%d%n",
+                data, d.classes().size(), d.trainImages(), d.validationImages(),
+                d.skipped() == 0 ? "" : ", " + d.skipped() + " unreadable files skipped", model.id(), d.resolution(),
+                d.resolution());
+        ResNet net = network(d.classes().size());
+        FineTuning.Config config = new FineTuning.Config(model.id(), mode, freezeStages, optimizer, learningRate,
+                weightDecay, schedule, epochs);
+        Map<Integer, Double> peaks = new HashMap<>();
+        try (FineTuning job = resume ? FineTuning.resume(net, config, checkpoint) : FineTuning.start(net, config)) {
+            if (resume) {
+                System.out.printf(Locale.ROOT, "resumed from %s after epoch %d%n", checkpoint, job.epochsDone());
+            }
+            for (int e = job.epochsDone(); e < epochs; e++) {
+                MemoryProbe.resetHighWater();
+                FineTuning.Epoch r;
+                try (ProgressBar bar = quiet ? null : bar(e, d)) {
+                    r = job.runEpoch(d.train(), d.validation(), (i, n, loss) -> {
+                        if (bar != null) {
+                            bar.stepBy(n);
+                            bar.setExtraMessage(String.format(Locale.ROOT, " loss %.3f, peak %d MiB", loss,
+                                    MemoryProbe.highWaterBytes() >> 20));
+                        }
+                    });
+                }
+                double peak = MemoryProbe.highWaterBytes() / (double) (1 << 20);
+                peaks.put(r.epoch(), peak);
+                System.out.printf(Locale.ROOT, "%s, peak RSS %.0f MiB%n", FineTuning.describe(r), peak);
+                if (checkpoint != null) {
+                    job.checkpoint(checkpoint);
+                }
+                writeCurve(job, d, peaks);
+            }
+            job.exportWeights(out);
+            System.out.println("wrote " + out + " (torchvision names)");
+            if (exportFolded != null) {
+                job.exportFolded(exportFolded);
+                System.out.println("wrote " + exportFolded + " (BN folded into the convs)");
+            }
+            writeCurve(job, d, peaks);
+            System.out.println("wrote " + curve + " and " + chart);
+        }
         return 0;
     }
 
-    /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4 (PyTorch's SGD(nesterov=True, weight_decay)). */
-    private static Optimizer sgd(double lr) {
-        return new Optimizer(new Nesterovs(lr, 0.9), new L2Regularization(1e-4));
+    private void validate() {
+        if (epochs < 1 || batch < 1 || resolution < 32) {
+            throw new IllegalArgumentException("--epochs, --batch, --resolution: expected >= 1, >= 1, >= 32, got "
+                    + epochs + ", " + batch + ", " + resolution);
+        }
+        if (freezeStages < 0 || freezeStages > 5) {
+            throw new IllegalArgumentException("--freeze-stages: expected 0..5, got " + freezeStages);
+        }
+        if (!(validationFraction >= 0 && validationFraction < 1)) {
+            throw new IllegalArgumentException("--validation: expected a fraction in [0, 1), got "
+                    + validationFraction);
+        }
+        if (resume && checkpointDir == null) {
+            throw new IllegalArgumentException("--resume: expected --checkpoint-dir to resume from, got none");
+        }
+        if (resume && !Files.isRegularFile(checkpointDir.resolve(CHECKPOINT))) {
+            throw new IllegalArgumentException("--resume: expected a checkpoint at " + checkpointDir.resolve(CHECKPOINT)
+                    + ", got none");
+        }
+        if (weights != null && !Files.isRegularFile(weights)) {
+            throw new IllegalArgumentException("--weights: expected a safetensors file, got none at " + weights);
+        }
     }
 
-    private static void print(String phase, Trainer.Point p) {
-        System.out.printf(Locale.ROOT, "  %-18s step %5d (epoch %.2f): train loss %.4f, test accuracy %.4f%n", phase,
-                p.step(), p.epoch(), p.trainLoss(), p.testAccuracy());
+    private Data load() throws IOException {
+        if (!Files.isDirectory(data)) {
+            throw new IllegalArgumentException("--data: expected a folder, got " + (Files.exists(data) ? "a file " : "no "
+                    + "such folder ") + data);
+        }
+        if (isIdx(data)) {
+            InMemoryDataset all = InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3,
+                    precision.type);
+            int[][] split = IdxBatches.split(all.size(), validationFraction, seed);
+            IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, batch, true, seed);
+            IdxBatches val = split[1].length == 0 ? null
+                    : new IdxBatches(all, split[1], FashionMnist.CLASSES, batch, false, seed);
+            return new Data(train, val, FashionMnist.CLASSES, split[0].length, split[1].length, 0,
+                    (int) all.images().size(2), split[0].length / batch);
+        }
+        ImageFolder folder = ImageFolder.scan(data, validationFraction, seed);
+        if (!folder.skipped().isEmpty()) {
+            System.out.println("skipped " + folder.skipped().size() + " unreadable image files, e.g. "
+                    + folder.skipped().get(0));
+        }
+        ImageBatches train = new ImageBatches(folder.train(), folder.classes(), resolution, batch, true, seed,
+                precision.type);
+        ImageBatches val = folder.validation().isEmpty() ? null
+                : new ImageBatches(folder.validation(), folder.classes(), resolution, batch, false, seed,
+                precision.type);
+        return new Data(train, val, folder.classes(), folder.train().size(), folder.validation().size(),
+                folder.skipped().size(), resolution, train.batchesPerEpoch());
     }
 
-    private void writeChart(Result r) throws java.io.IOException {
-        XYChart c = new XYChartBuilder().width(900).height(500)
-                .title(String.format(Locale.ROOT, "Fine-tuning at %dx%d after training at %dx%d (lr %.3g)",
-                        r.resolution(), r.resolution(), r.lowResolution(), r.lowResolution(), r.learningRate()))
-                .xAxisTitle("fine-tuning step").yAxisTitle("test accuracy").build();
-        r.finetuning().forEach((mode, curve) -> {
-            List<Double> x = new ArrayList<>();
-            List<Double> y = new ArrayList<>();
-            curve.stream().filter(p -> !Double.isNaN(p.testAccuracy())).forEach(p -> {
-                x.add((double) p.step());
-                y.add(p.testAccuracy());
-            });
-            if (!x.isEmpty()) {
-                c.addSeries(mode + (x.size() < curve.size() ? " (diverged)" : ""), x, y);
+    private static boolean isIdx(Path dir) {
+        return Files.exists(dir.resolve("train-images-idx3-ubyte")) || Files.exists(dir.resolve(
+                "train-images-idx3-ubyte.gz"));
+    }
+
+    private ResNet network(int classes) throws IOException {
+        if (weights == null) {
+            if (keepHead) {
+                throw new IllegalArgumentException("--keep-head: expected --weights with a head to keep, got none");
             }
-        });
-        java.awt.image.BufferedImage img = BitmapEncoder.getBufferedImage(c);
-        org.convbn.nd4j.io.AtomicFiles.write(chart, o -> {
+            return ResNet.create(model.depth, classes, precision.type, seed, Mode.EVAL);
+        }
+        ResNet net = Pretrained.load(model.depth, weights, precision.type, Mode.EVAL);
+        if (keepHead && net.classes() != classes) {
+            net.close();
+            throw new IllegalArgumentException("--keep-head: the weights' head predicts " + net.classes()
+                    + " classes, expected the data's " + classes);
+        }
+        if (!keepHead) {
+            net.replaceHead(classes, seed);
+        }
+        return net;
+    }
+
+    private ProgressBar bar(int epoch, Data d) {
+        return new ProgressBarBuilder().setTaskName(String.format(Locale.ROOT, "epoch %d/%d", epoch + 1, epochs))
+                .setInitialMax((long) d.batchesPerEpoch() * batch).setUnit(" img", 1).showSpeed()
+                .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(120).setUpdateIntervalMillis(500).build();
+    }
+
+    private void writeCurve(FineTuning job, Data d, Map<Integer, Double> peaks) throws IOException {
+        List<Point> points = new ArrayList<>();
+        for (FineTuning.Epoch e : job.history()) {
+            points.add(new Point(e.epoch(), e.trainLoss(), e.validationLoss(), e.validationAccuracy(), e.trainSeconds(),
+                    e.imagesPerSecond(), e.learningRate(), peaks.get(e.epoch())));
+        }
+        Curve c = new Curve(model.id(), mode.name(), freezeStages, optimizer.name(), learningRate, weightDecay, batch,
+                d.resolution(), d.classes(), d.trainImages(), d.validationImages(), d.skipped(),
+                weights == null ? null : weights.toString(), points);
+        Json.writeAtomically(curve, c);
+        XYChart x = new XYChartBuilder().width(800).height(450)
+                .title(String.format(Locale.ROOT, "%s %s, %d frozen, %s lr %.3g", model.id(), mode, freezeStages,
+                        optimizer.name().toLowerCase(Locale.ROOT), learningRate))
+                .xAxisTitle("epoch").yAxisTitle("loss / accuracy").build();
+        List<Double> ep = new ArrayList<>();
+        List<Double> trainLoss = new ArrayList<>();
+        List<Double> valLoss = new ArrayList<>();
+        List<Double> valAcc = new ArrayList<>();
+        for (Point p : points) {
+            ep.add((double) p.epoch());
+            trainLoss.add(p.trainLoss());
+            valLoss.add(Double.isNaN(p.validationLoss()) ? 0 : p.validationLoss());
+            valAcc.add(Double.isNaN(p.validationAccuracy()) ? 0 : p.validationAccuracy());
+        }
+        x.addSeries("training loss", ep, trainLoss);
+        if (d.validation() != null) {
+            x.addSeries("validation loss", ep, valLoss);
+            x.addSeries("validation accuracy", ep, valAcc);
+        }
+        java.awt.image.BufferedImage img = BitmapEncoder.getBufferedImage(x);
+        AtomicFiles.write(chart, o -> {
             if (!javax.imageio.ImageIO.write(img, "png", o)) {
-                throw new java.io.IOException("no PNG writer available");
+                throw new IOException("no PNG writer available");
             }
         });
     }

@@ -4,69 +4,160 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Map;
 
-import org.convbn.core.data.Idx;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
+import org.convbn.nd4j.io.Safetensors;
+import org.convbn.transfer.TestImages;
+import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
+import org.nd4j.linalg.api.ndarray.INDArray;
 import picocli.CommandLine;
 
 /**
- * The fine-tuning example end to end on a tiny synthetic dataset in Fashion-MNIST's files (so the build never needs
- * the Debian package): every phase runs and the curves and the chart are written.
+ * The {@code finetune} command end to end on real images: Fashion-MNIST (a 400-image subset) written as PNG class
+ * folders, a ResNet-18 pretrained by the command at 32x32 on classes 0-4, fine-tuned on classes 5-9 in TUNE with a
+ * frozen stem; resume after epoch 1 of 2 equals an uninterrupted run (float64); bad input refused by name.
  */
 class FineTuneCommandTest {
-    @TempDir
-    Path dir;
+    /** Resuming repeats the same float64 operations on the same values. */
+    private static final double RESUME_TOLERANCE = 1e-12;
 
-    /** Label k: a bright horizontal band at rows 2k+4..2k+6 on a dark background. */
-    private void split(String prefix, int n) throws IOException {
-        byte[] images = new byte[n * 28 * 28];
-        byte[] labels = new byte[n];
-        for (int i = 0; i < n; i++) {
-            int k = i % 10;
-            labels[i] = (byte) k;
-            for (int r = 2 * k + 4; r < 2 * k + 7; r++) {
-                for (int c = 0; c < 28; c++) {
-                    images[i * 784 + r * 28 + c] = (byte) 200;
+    @TempDir
+    static Path dir;
+    static Path source;
+    static Path target;
+    static Path pretrained;
+
+    @BeforeAll
+    static void pretrain() throws IOException {
+        source = TestImages.write(dir.resolve("source"), List.of(0, 1, 2, 3, 4), 16);
+        target = TestImages.write(dir.resolve("target"), List.of(5, 6, 7, 8, 9), 12);
+        pretrained = dir.resolve("pretrained.safetensors");
+        Run r = run("--data", source.toString(), "--mode", "train", "--epochs", "3", "--batch", "8",
+                "--resolution", "32", "--lr", "0.01", "--dtype", "double", "--validation", "0", "--out",
+                pretrained.toString(), "--curve", dir.resolve("pre.json").toString(), "--chart",
+                dir.resolve("pre.png").toString());
+        assertEquals(0, r.rc, r.err);
+    }
+
+    record Run(int rc, String out, String err) {
+    }
+
+    static Run run(String... args) {
+        CommandLine cli = BenchMain.commandLine();
+        StringWriter out = new StringWriter();
+        StringWriter err = new StringWriter();
+        cli.setOut(new PrintWriter(out));
+        cli.setErr(new PrintWriter(err));
+        List<String> all = new ArrayList<>(List.of("finetune", "--quiet"));
+        all.addAll(Arrays.asList(args));
+        int rc = cli.execute(all.toArray(new String[0]));
+        return new Run(rc, out.toString(), err.toString());
+    }
+
+    /** The TUNE run's command line; {@code more} adds options or replaces the value of one already given. */
+    private static List<String> tune(Path work, int epochs, String... more) {
+        List<String> a = new ArrayList<>(List.of("--weights", pretrained.toString(), "--data", target.toString(),
+                "--mode", "tune", "--freeze-stages", "1", "--epochs", Integer.toString(epochs), "--batch", "8",
+                "--resolution", "32", "--lr", "0.003", "--dtype", "double", "--validation", "0.25",
+                "--schedule", "linear", "--out", work.resolve("tuned.safetensors").toString(),
+                "--curve", work.resolve("curve.json").toString(), "--chart", work.resolve("curve.png").toString()));
+        // Options given again in 'more' replace the default value; flags (no value) are appended.
+        for (int i = 0; i < more.length; i++) {
+            int at = a.indexOf(more[i]);
+            boolean flag = i + 1 >= more.length || more[i + 1].startsWith("--");
+            if (at >= 0 && !flag) {
+                a.set(at + 1, more[++i]);
+            } else {
+                a.add(more[i]);
+                if (!flag) {
+                    a.add(more[++i]);
                 }
             }
         }
-        Idx.write(dir.resolve(prefix + "-images-idx3-ubyte.gz"), new int[] {n, 28, 28}, images);
-        Idx.write(dir.resolve(prefix + "-labels-idx1-ubyte.gz"), new int[] {n}, labels);
+        return a;
     }
 
     @Test
-    void writesCurvesOfEveryModeAndAChart() throws IOException {
-        split("train", 64);
-        split("t10k", 32);
-        Path json = dir.resolve("curves.json");
-        Path png = dir.resolve("curves.png");
-        int rc = new CommandLine(new FineTuneCommand()).setCaseInsensitiveEnumValuesAllowed(true).execute("--data",
-                dir.toString(), "--train-size", "64", "--test-size", "32", "--batch", "32", "--pretrain-epochs", "1",
-                "--finetune-epochs", "1", "--eval-every", "1", "--out", json.toString(), "--chart", png.toString());
-        assertEquals(0, rc);
-        JsonNode root = new ObjectMapper().readTree(json.toFile());
-        assertEquals(14, root.get("low_resolution").asInt());
-        assertEquals(3, root.get("pretraining").size(), "step 0 and after each of 2 steps");
-        for (String mode : new String[] {"EVAL", "TUNE", "DEPLOY"}) {
-            JsonNode curve = root.get("finetuning").get(mode);
-            assertEquals(3, curve.size(), mode);
-            assertEquals(2, curve.get(2).get("step").asInt(), mode);
+    void fineTunesInTuneWritesWeightsCurveChartAndAFoldedExport() throws IOException {
+        Path work = dir.resolve("one");
+        Run r = run(tune(work, 1, "--export-folded", work.resolve("folded.safetensors").toString())
+                .toArray(new String[0]));
+        assertEquals(0, r.rc, r.err);
+        Map<String, INDArray> tuned = Safetensors.read(work.resolve("tuned.safetensors")).tensors();
+        assertEquals(new ArrayList<>(Safetensors.read(pretrained).tensors().keySet()), new ArrayList<>(tuned.keySet()),
+                "torchvision names, in module order");
+        assertEquals(5, tuned.get("fc.weight").size(0));
+        Map<String, INDArray> folded = Safetensors.read(work.resolve("folded.safetensors")).tensors();
+        assertTrue(folded.containsKey("layer1.0.conv1.bias") && !folded.containsKey("layer1.0.bn1.weight"));
+        JsonNode curve = new ObjectMapper().readTree(work.resolve("curve.json").toFile());
+        assertEquals("TUNE", curve.get("mode").asText());
+        assertEquals(1, curve.get("epochs").size());
+        double accuracy = curve.get("epochs").get(0).get("validation_accuracy").asDouble();
+        assertTrue(accuracy >= 0 && accuracy <= 1, "accuracy " + accuracy);
+        assertTrue(Files.size(work.resolve("curve.png")) > 1000, "chart written");
+    }
+
+    @Test
+    void resumingAfterEpochOneOfTwoEqualsAnUninterruptedRun() throws IOException {
+        Path whole = dir.resolve("whole");
+        assertEquals(0, run(tune(whole, 2).toArray(new String[0])).rc);
+        Path parts = dir.resolve("parts");
+        String ckpt = parts.resolve("ckpt").toString();
+        Run first = run(tune(parts, 1, "--checkpoint-dir", ckpt).toArray(new String[0]));
+        assertEquals(0, first.rc, first.err);
+        Run second = run(tune(parts, 2, "--checkpoint-dir", ckpt, "--resume").toArray(new String[0]));
+        assertEquals(0, second.rc, second.err);
+        Map<String, INDArray> a = Safetensors.read(whole.resolve("tuned.safetensors")).tensors();
+        Map<String, INDArray> b = Safetensors.read(parts.resolve("tuned.safetensors")).tensors();
+        assertEquals(a.keySet(), b.keySet());
+        for (String k : a.keySet()) {
+            double d = a.get(k).sub(b.get(k)).amaxNumber().doubleValue();
+            assertTrue(d <= RESUME_TOLERANCE, k + " differs by " + d);
         }
-        assertTrue(Files.size(png) > 1000, "chart written");
+        JsonNode curve = new ObjectMapper().readTree(parts.resolve("curve.json").toFile());
+        assertEquals(2, curve.get("epochs").size(), "the curve keeps the epoch before the resume");
     }
 
     @Test
-    void aMissingDatasetGetsTheInstallHint() {
-        CommandLine cli = BenchMain.commandLine();
-        java.io.StringWriter err = new java.io.StringWriter();
-        cli.setErr(new java.io.PrintWriter(err));
-        int rc = cli.execute("finetune", "--data", dir.resolve("nowhere").toString());
-        assertEquals(2, rc);
-        assertTrue(err.toString().contains("apt-get install dataset-fashion-mnist"), err.toString());
+    void badInputIsRefusedByName() throws IOException {
+        Path work = dir.resolve("bad");
+        Run r = run(tune(work, 1, "--mode", "eval", "--checkpoint-dir", work.resolve("none").toString(), "--resume")
+                .toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--resume: expected a checkpoint at"), r.err);
+
+        Path ckpt = work.resolve("ckpt");
+        assertEquals(0, run(tune(work, 1, "--checkpoint-dir", ckpt.toString()).toArray(new String[0])).rc);
+        r = run(tune(work, 2, "--checkpoint-dir", ckpt.toString(), "--resume", "--mode", "eval")
+                .toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("made for mode TUNE, expected EVAL"), r.err);
+
+        Files.createDirectories(work.resolve("flat"));
+        Files.writeString(work.resolve("flat/a.png"), "x");
+        r = run("--data", work.resolve("flat").toString(), "--out", work.resolve("o.safetensors").toString());
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("expected one subfolder per class"), r.err);
+
+        r = run(tune(work, 1, "--model", "resnet50").toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("do not fit resnet50"), r.err);
+
+        Path blocked = work.resolve("file-not-dir");
+        Files.writeString(blocked, "x");
+        r = run(tune(work, 1, "--out", blocked.resolve("tuned.safetensors").toString()).toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--out: cannot create the directory"), r.err);
     }
 }

@@ -127,7 +127,8 @@ final class FineTuneCommand implements Callable<Integer> {
 
     /** One epoch of the learning curve. */
     record Point(int epoch, double trainLoss, double validationLoss, double validationAccuracy, double trainSeconds,
-                 double imagesPerSecond, double learningRate, Double peakResidentMib) {
+                 double imagesPerSecond, double learningRate, double retainedMib, double arenaPeakMib,
+                 Double peakResidentMib) {
     }
 
     /** What {@code --curve} holds. */
@@ -286,7 +287,8 @@ final class FineTuneCommand implements Callable<Integer> {
         List<Point> points = new ArrayList<>();
         for (FineTuning.Epoch e : job.history()) {
             points.add(new Point(e.epoch(), e.trainLoss(), e.validationLoss(), e.validationAccuracy(), e.trainSeconds(),
-                    e.imagesPerSecond(), e.learningRate(), peaks.get(e.epoch())));
+                    e.imagesPerSecond(), e.learningRate(), e.retainedBytes() / (double) (1 << 20),
+                    e.arenaPeakBytes() / (double) (1 << 20), peaks.get(e.epoch())));
         }
         Curve c = new Curve(model.id(), mode.name(), freezeStages, optimizer.name(), learningRate, weightDecay, batch,
                 d.resolution(), d.classes(), d.trainImages(), d.validationImages(), d.skipped(),

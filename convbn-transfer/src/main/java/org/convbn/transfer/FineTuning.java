@@ -29,7 +29,7 @@ import org.nd4j.linalg.learning.regularization.L2Regularization;
 import org.nd4j.linalg.learning.regularization.Regularization;
 import org.nd4j.linalg.learning.regularization.WeightDecay;
 import org.nd4j.linalg.schedule.ISchedule;
-import org.nd4j.linalg.schedule.PolySchedule;
+import org.nd4j.linalg.schedule.MapSchedule;
 import org.nd4j.linalg.schedule.ScheduleType;
 
 /**
@@ -58,6 +58,7 @@ public final class FineTuning implements AutoCloseable {
     public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/1";
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String MODEL_PREFIX = "model/";
+    private static final double MIB = 1 << 20;
     private static final String OPTIMIZER_PREFIX = "optimizer/";
 
     /** The update rules the run offers, each with its weight decay as PyTorch applies it. */
@@ -74,7 +75,10 @@ public final class FineTuning implements AutoCloseable {
     public enum LrSchedule {
         /** The same every epoch. */
         CONSTANT,
-        /** Linear decay per epoch, {@code lr * (1 - epoch / epochs)}: ND4J's PolySchedule with power 1. */
+        /**
+         * Linear decay per epoch, {@code lr * (1 - epoch / epochs)}, as an ND4J MapSchedule (ND4J's PolySchedule
+         * computes {@code lr * (1 + i / maxIter)^power}, which is not this decay for any power).
+         */
         LINEAR
     }
 
@@ -106,8 +110,14 @@ public final class FineTuning implements AutoCloseable {
 
         /** @return the optimiser this configuration describes, fresh */
         public Optimizer newOptimizer() {
-            ISchedule s = schedule == LrSchedule.LINEAR
-                    ? new PolySchedule(ScheduleType.EPOCH, learningRate, 1.0, epochs) : null;
+            ISchedule s = null;
+            if (schedule == LrSchedule.LINEAR) {
+                Map<Integer, Double> values = new java.util.HashMap<>();
+                for (int e = 0; e < epochs; e++) {
+                    values.put(e, learningRate * (1 - (double) e / epochs));
+                }
+                s = new MapSchedule(ScheduleType.EPOCH, values);
+            }
             IUpdater u = switch (optimizer) {
                 case SGD -> s == null ? new Sgd(learningRate) : new Sgd(s);
                 case NESTEROV -> s == null ? new Nesterovs(learningRate, 0.9) : new Nesterovs(s, 0.9);
@@ -129,9 +139,14 @@ public final class FineTuning implements AutoCloseable {
      * @param trainImages images trained on
      * @param trainSeconds wall time of the training part
      * @param learningRate the learning rate the epoch used
+     * @param retainedBytes what the network held between forward and backward in a step (exact, see
+     *                      {@link ResNet#retainedBytes()}): activations and the weights a mode keeps
+     * @param arenaPeakBytes the most the network's arena had leased at once during the epoch's training: every
+     *                       activation, temporary and gradient of a step
      */
     public record Epoch(int epoch, double trainLoss, double validationLoss, double validationAccuracy,
-                        long trainImages, double trainSeconds, double learningRate) {
+                        long trainImages, double trainSeconds, double learningRate, long retainedBytes,
+                        long arenaPeakBytes) {
         /** @return training throughput */
         public double imagesPerSecond() {
             return trainImages / trainSeconds;
@@ -271,6 +286,8 @@ public final class FineTuning implements AutoCloseable {
         } else {
             train.reset();
         }
+        net.arena().resetPeak();
+        long retained = 0;
         long t0 = System.nanoTime();
         double lossSum = 0;
         int batches = 0;
@@ -280,6 +297,7 @@ public final class FineTuning implements AutoCloseable {
             INDArray x = d.getFeatures().castTo(net.dataType());
             int[] labels = labels(d.getLabels());
             double loss = net.step(x, labels, optimizer);
+            retained = Math.max(retained, net.lastStepRetainedBytes().total());
             if (!Double.isFinite(loss)) {
                 throw new IllegalStateException("epoch " + (epoch + 1) + ", batch " + batches + ": the loss is " + loss
                         + " (the run diverged; lower --lr)");
@@ -299,8 +317,10 @@ public final class FineTuning implements AutoCloseable {
             throw new IllegalStateException("train: expected at least one batch, got none");
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
+        long arenaPeak = net.arena().stats().peakLeasedBytes();
         double[] val = validation == null ? new double[] {Double.NaN, Double.NaN} : evaluate(validation);
-        Epoch out = new Epoch(epoch + 1, lossSum / batches, val[0], val[1], images, seconds, lr);
+        Epoch out = new Epoch(epoch + 1, lossSum / batches, val[0], val[1], images, seconds, lr, retained,
+                arenaPeak);
         history.add(out);
         return out;
     }
@@ -422,8 +442,9 @@ public final class FineTuning implements AutoCloseable {
     /** @return a one-line description of an epoch */
     public static String describe(Epoch e) {
         return String.format(Locale.ROOT, "epoch %d: train loss %.4f, validation loss %.4f, accuracy %.4f, %.1f s "
-                + "(%.1f images/s, lr %.3g)", e.epoch(), e.trainLoss(), e.validationLoss(), e.validationAccuracy(),
-                e.trainSeconds(), e.imagesPerSecond(), e.learningRate());
+                + "(%.1f images/s, lr %.3g), held for backward %.1f MiB, arena peak %.1f MiB", e.epoch(), e.trainLoss(),
+                e.validationLoss(), e.validationAccuracy(), e.trainSeconds(), e.imagesPerSecond(), e.learningRate(),
+                e.retainedBytes() / MIB, e.arenaPeakBytes() / MIB);
     }
 
     /** Closes the network. */

@@ -150,6 +150,26 @@ class FineTuningTest {
     }
 
     @Test
+    void theLinearScheduleDecaysPerEpochAndEachOptimizerHasItsWeightDecay() {
+        for (FineTuning.OptimizerKind kind : FineTuning.OptimizerKind.values()) {
+            org.convbn.nd4j.train.Optimizer o = new FineTuning.Config("resnet18", Mode.TUNE, 0, kind, 0.1, 1e-4,
+                    FineTuning.LrSchedule.LINEAR, 4).newOptimizer();
+            for (int e = 0; e < 4; e++) {
+                o.setEpoch(e);
+                assertEquals(0.1 * (1 - e / 4.0), o.learningRate(), 1e-15, kind + " epoch " + e);
+            }
+            assertEquals(kind == FineTuning.OptimizerKind.ADAM
+                    ? org.nd4j.linalg.learning.regularization.WeightDecay.class
+                    : org.nd4j.linalg.learning.regularization.L2Regularization.class,
+                    o.regularization().get(0).getClass(), kind.name());
+        }
+        org.convbn.nd4j.train.Optimizer constant = config("resnet18", Mode.TUNE, 0, 3).newOptimizer();
+        assertThrows(IllegalArgumentException.class, () -> new FineTuning.Config("resnet18", Mode.TUNE, 0,
+                FineTuning.OptimizerKind.SGD, 0, 0, FineTuning.LrSchedule.CONSTANT, 1));
+        assertTrue(constant.learningRate() > 0);
+    }
+
+    @Test
     void aCheckpointOfAnotherModeOrModelIsRefusedByName(@TempDir Path dir) throws IOException {
         Path checkpoint = dir.resolve("c.safetensors");
         try (FineTuning job = FineTuning.start(fromPretrained(), config("resnet18", Mode.TUNE, 0, 1))) {

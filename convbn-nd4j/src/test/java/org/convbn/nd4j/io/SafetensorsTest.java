@@ -33,6 +33,9 @@ class SafetensorsTest {
         INDArray special = Nd4j.createFromArray(Float.NaN, Float.POSITIVE_INFINITY, -0.0f, Float.MIN_VALUE);
         t.put("special", special);
         t.put("scalar", Nd4j.scalar(3.25f));
+        // torchvision's BN counters: I64 scalars.
+        t.put("bn.num_batches_tracked", Nd4j.scalar(Long.MAX_VALUE - 3));
+        t.put("counts", Nd4j.createFromArray(-1L, 0L, 1L << 40).reshape(3, 1));
         t.put("empty", Nd4j.create(DataType.FLOAT, 0, 5));
         t.put("view", Nd4j.arange(12).castTo(DataType.FLOAT).reshape(3, 4).get(
                 org.nd4j.linalg.indexing.NDArrayIndex.all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3)));

@@ -194,6 +194,7 @@ public final class FineTuning implements AutoCloseable {
      * Continues a run from a checkpoint {@link #checkpoint} wrote.
      *
      * @param net a network of the checkpoint's architecture and head size (its values are overwritten), taken over
+     *            (closed if the resume fails)
      * @param config the run; must match the checkpoint's
      * @param checkpoint the file
      * @return the run at the checkpoint's epoch
@@ -202,6 +203,15 @@ public final class FineTuning implements AutoCloseable {
      * @throws IOException if it cannot be read
      */
     public static FineTuning resume(ResNet net, Config config, Path checkpoint) throws IOException {
+        try {
+            return restore(net, config, checkpoint);
+        } catch (IOException | RuntimeException e) {
+            net.close(); // the run took the network over; a failed resume does not leave it to leak
+            throw e;
+        }
+    }
+
+    private static FineTuning restore(ResNet net, Config config, Path checkpoint) throws IOException {
         if (!Files.isRegularFile(checkpoint)) {
             throw new IllegalArgumentException("checkpoint: expected a file, got none at " + checkpoint);
         }

@@ -121,7 +121,10 @@ class FineTuningTest {
     @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY"})
     void exportedWeightsLoadBackWithEveryTensorEqualAndTheFrozenPrefixUntouched(Mode mode, @TempDir Path dir)
             throws IOException {
-        Map<String, INDArray> before = copy(StateDict.of(fromPretrainedClosed()));
+        Map<String, INDArray> before;
+        try (ResNet loaded = fromPretrained()) {
+            before = copy(StateDict.of(loaded));
+        }
         try (FineTuning job = FineTuning.start(fromPretrained(), config("resnet18", mode, 2, 1))) {
             job.runEpoch(batches(target.train(), target.classes(), true), null, (b, n, l) -> { });
             Path out = dir.resolve("tuned.safetensors");
@@ -142,11 +145,6 @@ class FineTuningTest {
                 assertEquals(0.0, maxDifference(live, StateDict.of(back)));
             }
         }
-    }
-
-    private static ResNet fromPretrainedClosed() throws IOException {
-        ResNet net = fromPretrained();
-        return net; // read-only use; the arena is freed with the JVM
     }
 
     @Test

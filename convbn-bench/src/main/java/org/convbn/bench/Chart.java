@@ -1,6 +1,6 @@
 package org.convbn.bench;
 
-import org.convbn.nd4j.io.AtomicFiles;
+import org.convbn.io.AtomicFiles;
 
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;

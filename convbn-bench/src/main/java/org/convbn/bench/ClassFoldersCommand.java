@@ -4,7 +4,7 @@ import java.nio.file.Path;
 import java.util.List;
 import java.util.concurrent.Callable;
 
-import org.convbn.core.data.FashionMnist;
+import org.convbn.train.data.FashionMnist;
 import org.convbn.transfer.ClassFolders;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;

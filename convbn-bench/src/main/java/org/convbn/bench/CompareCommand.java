@@ -13,7 +13,7 @@ import org.convbn.core.Padding;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.io.Safetensors;
+import org.convbn.io.Safetensors;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import picocli.CommandLine.Command;

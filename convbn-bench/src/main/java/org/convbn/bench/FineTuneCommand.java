@@ -14,10 +14,10 @@ import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import org.convbn.core.Mode;
-import org.convbn.core.data.FashionMnist;
-import org.convbn.nd4j.io.AtomicFiles;
-import org.convbn.nd4j.net.ResNet;
-import org.convbn.nd4j.train.InMemoryDataset;
+import org.convbn.train.data.FashionMnist;
+import org.convbn.io.AtomicFiles;
+import org.convbn.net.ResNet;
+import org.convbn.train.InMemoryDataset;
 import org.convbn.transfer.FineTuning;
 import org.convbn.transfer.IdxBatches;
 import org.convbn.transfer.ImageBatches;
@@ -263,7 +263,8 @@ final class FineTuneCommand implements Callable<Integer> {
             if (keepHead) {
                 throw new IllegalArgumentException("--keep-head: expected --weights with a head to keep, got none");
             }
-            return ResNet.create(model.depth, classes, precision.type, seed, Mode.EVAL);
+            return ResNet.builder(model.depth).classes(classes)
+                    .dataType(precision.type).seed(seed).mode(Mode.EVAL).build();
         }
         ResNet net = Pretrained.load(model.depth, weights, precision.type, Mode.EVAL);
         if (keepHead && net.classes() != classes) {

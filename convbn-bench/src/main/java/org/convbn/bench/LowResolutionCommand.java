@@ -10,13 +10,13 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 import org.convbn.core.Mode;
-import org.convbn.core.data.FashionMnist;
-import org.convbn.nd4j.io.AtomicFiles;
-import org.convbn.nd4j.io.StateDict;
-import org.convbn.nd4j.net.ResNet;
-import org.convbn.nd4j.train.InMemoryDataset;
-import org.convbn.nd4j.train.Optimizer;
-import org.convbn.nd4j.train.Trainer;
+import org.convbn.train.data.FashionMnist;
+import org.convbn.io.AtomicFiles;
+import org.convbn.net.StateDict;
+import org.convbn.net.ResNet;
+import org.convbn.train.InMemoryDataset;
+import org.convbn.nd4j.Optimizer;
+import org.convbn.train.Trainer;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
@@ -93,7 +93,8 @@ final class LowResolutionCommand implements Callable<Integer> {
                 + "(lr %.3g), fine-tuning at %dx%d (lr %.3g)%n", train.size(), test.size(), batch, low, low,
                 pretrainLearningRate, full, full, learningRate);
 
-        ResNet net = ResNet.create(ResNet.Depth.RESNET18, FashionMnist.CLASSES.size(), DataType.FLOAT, 1, Mode.TRAIN);
+        ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(FashionMnist.CLASSES.size())
+                .dataType(DataType.FLOAT).seed(1).mode(Mode.TRAIN).build();
         List<Trainer.Point> pre = Trainer.fit(net, trainLow, testLow, sgd(pretrainLearningRate), pretrainEpochs, batch,
                 evalEvery, 1,
                 p -> print("pretrain " + low + "x" + low, p));
@@ -107,8 +108,8 @@ final class LowResolutionCommand implements Callable<Integer> {
         Map<String, List<Trainer.Point>> curves = new LinkedHashMap<>();
         Map<String, Double> seconds = new LinkedHashMap<>();
         for (Mode mode : modes) {
-            ResNet copy = ResNet.create(ResNet.Depth.RESNET18, FashionMnist.CLASSES.size(), DataType.FLOAT, 1,
-                    Mode.TRAIN);
+            ResNet copy = ResNet.builder(ResNet.Depth.RESNET18).classes(FashionMnist.CLASSES.size())
+                    .dataType(DataType.FLOAT).seed(1).mode(Mode.TRAIN).build();
             StateDict.load(copy, pretrained);
             copy.setMode(mode);
             long t0 = System.nanoTime();
@@ -166,7 +167,7 @@ final class LowResolutionCommand implements Callable<Integer> {
             }
         });
         java.awt.image.BufferedImage img = BitmapEncoder.getBufferedImage(c);
-        org.convbn.nd4j.io.AtomicFiles.write(chart, o -> {
+        org.convbn.io.AtomicFiles.write(chart, o -> {
             if (!javax.imageio.ImageIO.write(img, "png", o)) {
                 throw new java.io.IOException("no PNG writer available");
             }

@@ -1,6 +1,6 @@
 package org.convbn.bench;
 
-import org.convbn.nd4j.net.ResNet;
+import org.convbn.net.ResNet;
 
 /** The networks the bench can run, by their command-line names. */
 public enum Model {

@@ -5,9 +5,9 @@ import java.util.SplittableRandom;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
-import org.convbn.nd4j.net.Coupling;
-import org.convbn.nd4j.net.ResNet;
-import org.convbn.nd4j.train.Optimizer;
+import org.convbn.net.Coupling;
+import org.convbn.net.ResNet;
+import org.convbn.nd4j.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.learning.config.Nesterovs;
 import org.nd4j.linalg.learning.regularization.L2Regularization;
@@ -63,8 +63,10 @@ public final class NetworkStep implements BenchStep {
     public NetworkStep(Model model, Mode mode, TuneFold tuneFold, boolean reversible, int batch, int resolution,
                        DataType type, long seed) {
         this.network = reversible
-                ? ResNet.createReversible(model.depth(), CLASSES, type, seed, Mode.TRAIN, tuneFold, REVERSIBLE_MIN_BETA)
-                : ResNet.create(model.depth(), CLASSES, type, seed, Mode.TRAIN, tuneFold);
+                ? ResNet.builder(model.depth()).classes(CLASSES)
+                        .dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold).reversible(REVERSIBLE_MIN_BETA).build()
+                : ResNet.builder(model.depth()).classes(CLASSES)
+                        .dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold).build();
         network.setCoupling(REVERSIBLE_COUPLING);
         pretrainedLikeStatistics(network, seed);
         network.setMode(mode);

@@ -16,7 +16,7 @@ import java.util.stream.Collectors;
 
 import org.bytedeco.javacpp.Loader;
 import org.convbn.core.Mode;
-import org.convbn.nd4j.io.AtomicFiles;
+import org.convbn.io.AtomicFiles;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;

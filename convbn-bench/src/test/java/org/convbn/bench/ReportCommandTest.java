@@ -1,6 +1,6 @@
 package org.convbn.bench;
 
-import org.convbn.nd4j.io.AtomicFiles;
+import org.convbn.io.AtomicFiles;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;

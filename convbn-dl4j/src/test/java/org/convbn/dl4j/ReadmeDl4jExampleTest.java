@@ -8,7 +8,7 @@ import java.nio.file.Path;
 import java.util.List;
 
 import org.convbn.core.Mode;
-import org.convbn.core.conformance.ReadmeExample;
+import org.convbn.testkit.conformance.ReadmeExample;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.preprocessor.CnnToFeedForwardPreProcessor;
 import org.deeplearning4j.nn.graph.ComputationGraph;

@@ -8,10 +8,10 @@ import java.util.Map;
 import java.util.stream.Stream;
 
 import org.convbn.core.Mode;
-import org.convbn.core.conformance.ConfigGrid;
-import org.convbn.core.conformance.RelativeError;
-import org.convbn.core.reference.ReferenceConvBN;
-import org.convbn.core.reference.Tensor;
+import org.convbn.testkit.conformance.ConfigGrid;
+import org.convbn.testkit.conformance.RelativeError;
+import org.convbn.testkit.reference.ReferenceConvBN;
+import org.convbn.testkit.reference.Tensor;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;

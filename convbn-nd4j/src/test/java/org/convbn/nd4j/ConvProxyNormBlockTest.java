@@ -8,7 +8,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 import org.convbn.core.ConvConfig;
-import org.convbn.core.conformance.FiniteDifference;
+import org.convbn.testkit.conformance.FiniteDifference;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.ProxyMoments;
 import org.convbn.core.proxy.ProxyNormConfig;

@@ -9,12 +9,12 @@ import java.util.stream.Stream;
 
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
-import org.convbn.core.conformance.ConfigGrid;
-import org.convbn.core.conformance.RelativeError;
+import org.convbn.testkit.conformance.ConfigGrid;
+import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Nd4jKernels;
-import org.convbn.nd4j.train.Optimizer;
+import org.convbn.nd4j.Optimizer;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.nd4j.linalg.api.buffer.DataType;

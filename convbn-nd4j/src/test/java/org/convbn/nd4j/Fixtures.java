@@ -3,9 +3,9 @@ package org.convbn.nd4j;
 import java.util.Arrays;
 
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.conformance.RandomCase;
-import org.convbn.core.reference.ReferenceParameters;
-import org.convbn.core.reference.Tensor;
+import org.convbn.testkit.conformance.RandomCase;
+import org.convbn.testkit.reference.ReferenceParameters;
+import org.convbn.testkit.reference.Tensor;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;

@@ -9,9 +9,9 @@ import java.util.function.DoubleSupplier;
 import java.util.stream.Stream;
 
 import org.convbn.core.Mode;
-import org.convbn.core.conformance.ConfigGrid;
-import org.convbn.core.conformance.FiniteDifference;
-import org.convbn.core.conformance.RelativeError;
+import org.convbn.testkit.conformance.ConfigGrid;
+import org.convbn.testkit.conformance.FiniteDifference;
+import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;

@@ -14,7 +14,7 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.Padding;
-import org.convbn.core.conformance.ConfigGrid;
+import org.convbn.testkit.conformance.ConfigGrid;
 import org.convbn.nd4j.BackendVsReferenceTest;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;

@@ -8,14 +8,14 @@ import java.util.Map;
 
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
-import org.convbn.core.conformance.RelativeError;
+import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.nd4j.NamedBlockAccess;
-import org.convbn.nd4j.io.StateDict;
+import org.convbn.net.StateDict;
 import org.convbn.nd4j.kernel.KernelsProvider;
-import org.convbn.nd4j.net.NamedBlock;
-import org.convbn.nd4j.net.NetworkMemoryTest;
-import org.convbn.nd4j.net.ResNet;
-import org.convbn.nd4j.net.SoftmaxCrossEntropy;
+import org.convbn.net.NamedBlock;
+import org.convbn.net.NetworkMemoryTest;
+import org.convbn.net.ResNet;
+import org.convbn.net.SoftmaxCrossEntropy;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -52,11 +52,13 @@ class OnednnNetworkTest {
             ResNet exact;
             System.setProperty(KernelsProvider.PROPERTY, "nd4j");
             try {
-                exact = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 5, Mode.TRAIN);
+                exact = ResNet.builder(ResNet.Depth.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
+                        .mode(Mode.TRAIN).build();
             } finally {
                 System.clearProperty(KernelsProvider.PROPERTY);
             }
-            try (ResNet fast = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 5, Mode.TRAIN); exact) {
+            try (ResNet fast = ResNet.builder(ResNet.Depth.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
+                    .mode(Mode.TRAIN).build(); exact) {
                 assertEquals("onednn", fast.kernels().name());
                 assertEquals("nd4j", exact.kernels().name());
                 StateDict.of(exact).forEach((k, v) -> {
@@ -91,7 +93,8 @@ class OnednnNetworkTest {
         Map<Mode, RetainedBytes> held = new java.util.EnumMap<>(Mode.class);
         long blockOutputs = 0;
         for (Mode mode : Mode.values()) {
-            try (ResNet net = ResNet.create(ResNet.Depth.RESNET18, 10, DataType.FLOAT, 5, mode)) {
+            try (ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
+                    .mode(mode).build()) {
                 net.arena().release(net.forward(x));
                 held.put(mode, net.retainedBytes());
                 if (mode == Mode.EVAL) {

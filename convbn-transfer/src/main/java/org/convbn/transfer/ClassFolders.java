@@ -9,8 +9,8 @@ import java.util.Locale;
 
 import javax.imageio.ImageIO;
 
-import org.convbn.core.data.FashionMnist;
-import org.convbn.nd4j.io.AtomicFiles;
+import org.convbn.train.data.FashionMnist;
+import org.convbn.io.AtomicFiles;
 
 /**
  * Writes labelled gray images (an IDX split such as Fashion-MNIST's) as a class-folder tree of PNG files, the

@@ -3,7 +3,7 @@ package org.convbn.transfer;
 import java.util.List;
 import java.util.Random;
 
-import org.convbn.nd4j.train.InMemoryDataset;
+import org.convbn.train.InMemoryDataset;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.dataset.api.DataSetPreProcessor;
 import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;

@@ -6,9 +6,9 @@ import java.util.Map;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
 import org.convbn.nd4j.BatchNormState;
-import org.convbn.nd4j.io.StateDict;
-import org.convbn.nd4j.net.NamedBlock;
-import org.convbn.nd4j.net.ResNet;
+import org.convbn.net.StateDict;
+import org.convbn.net.NamedBlock;
+import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 

@@ -5,9 +5,9 @@ import java.nio.file.Path;
 import java.util.Map;
 
 import org.convbn.core.Mode;
-import org.convbn.nd4j.io.Safetensors;
-import org.convbn.nd4j.io.StateDict;
-import org.convbn.nd4j.net.ResNet;
+import org.convbn.io.Safetensors;
+import org.convbn.net.StateDict;
+import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -34,7 +34,7 @@ public final class Pretrained {
         Map<String, INDArray> tensors = Safetensors.read(weights).tensors();
         INDArray fc = tensors.get("fc.weight");
         int classes = fc != null && fc.rank() == 2 && fc.size(0) > 0 ? (int) fc.size(0) : 1000;
-        ResNet net = ResNet.create(depth, classes, type, 0, Mode.EVAL);
+        ResNet net = ResNet.builder(depth).classes(classes).dataType(type).seed(0).mode(Mode.EVAL).build();
         try {
             StateDict.load(net, tensors);
         } catch (IllegalArgumentException e) {

@@ -13,9 +13,9 @@ import java.util.List;
 import java.util.Map;
 
 import org.convbn.core.Mode;
-import org.convbn.nd4j.io.Safetensors;
-import org.convbn.nd4j.io.StateDict;
-import org.convbn.nd4j.net.ResNet;
+import org.convbn.io.Safetensors;
+import org.convbn.net.StateDict;
+import org.convbn.net.ResNet;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -46,7 +46,8 @@ class FineTuningTest {
         ImageFolder source = ImageFolder.scan(TestImages.write(shared.resolve("source"), List.of(0, 1, 2, 3, 4), 16),
                 0, 1);
         target = ImageFolder.scan(TestImages.write(shared.resolve("target"), List.of(5, 6, 7, 8, 9), 12), 0.25, 1);
-        ResNet net = ResNet.create(ResNet.Depth.RESNET18, 5, DataType.DOUBLE, 3, Mode.TRAIN);
+        ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(5)
+                .dataType(DataType.DOUBLE).seed(3).mode(Mode.TRAIN).build();
         try (FineTuning job = FineTuning.start(net, config("resnet18", Mode.TRAIN, 0, PRETRAIN_EPOCHS))) {
             for (int e = 0; e < PRETRAIN_EPOCHS; e++) {
                 job.runEpoch(batches(source.train(), source.classes(), true), null, (b, n, l) -> { });
@@ -150,7 +151,7 @@ class FineTuningTest {
     @Test
     void theLinearScheduleDecaysPerEpochAndEachOptimizerHasItsWeightDecay() {
         for (FineTuning.OptimizerKind kind : FineTuning.OptimizerKind.values()) {
-            org.convbn.nd4j.train.Optimizer o = new FineTuning.Config("resnet18", Mode.TUNE, 0, kind, 0.1, 1e-4,
+            org.convbn.nd4j.Optimizer o = new FineTuning.Config("resnet18", Mode.TUNE, 0, kind, 0.1, 1e-4,
                     FineTuning.LrSchedule.LINEAR, 4).newOptimizer();
             for (int e = 0; e < 4; e++) {
                 o.setEpoch(e);
@@ -161,7 +162,7 @@ class FineTuningTest {
                     : org.nd4j.linalg.learning.regularization.L2Regularization.class,
                     o.regularization().get(0).getClass(), kind.name());
         }
-        org.convbn.nd4j.train.Optimizer constant = config("resnet18", Mode.TUNE, 0, 3).newOptimizer();
+        org.convbn.nd4j.Optimizer constant = config("resnet18", Mode.TUNE, 0, 3).newOptimizer();
         assertThrows(IllegalArgumentException.class, () -> new FineTuning.Config("resnet18", Mode.TUNE, 0,
                 FineTuning.OptimizerKind.SGD, 0, 0, FineTuning.LrSchedule.CONSTANT, 1));
         assertTrue(constant.learningRate() > 0);

@@ -6,7 +6,7 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 
-import org.convbn.core.data.FashionMnist;
+import org.convbn.train.data.FashionMnist;
 
 /** The Fashion-MNIST subset under test resources, written as PNG class folders. */
 public final class TestImages {

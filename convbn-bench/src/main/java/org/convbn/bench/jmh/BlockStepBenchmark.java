@@ -8,7 +8,7 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
-import org.convbn.nd4j.train.Optimizer;
+import org.convbn.nd4j.Optimizer;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;

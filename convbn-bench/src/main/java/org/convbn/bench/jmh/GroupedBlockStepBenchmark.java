@@ -6,7 +6,7 @@ import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.PooledArena;
-import org.convbn.nd4j.train.Optimizer;
+import org.convbn.nd4j.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;

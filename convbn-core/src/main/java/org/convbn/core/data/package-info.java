@@ -1,2 +1,0 @@
-/** Datasets on disk: the IDX format and Fashion-MNIST. */
-package org.convbn.core.data;

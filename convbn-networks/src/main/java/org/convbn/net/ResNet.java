@@ -1,0 +1,659 @@
+package org.convbn.net;
+
+import java.util.ArrayList;
+import java.util.Collections;
+import java.util.IdentityHashMap;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+
+import org.convbn.core.BatchNormConfig;
+import org.convbn.core.ConvBNConfig;
+import org.convbn.core.Cost;
+import org.convbn.core.ConvConfig;
+import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
+import org.convbn.core.TuneFold;
+import org.convbn.nd4j.ConvBNBlock;
+import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.Layout;
+import org.convbn.nd4j.kernel.PooledArena;
+import org.convbn.nd4j.Optimizer;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A ResNet (torchvision's v1.5 layout and module names) built from ConvBN blocks: stem {@code conv1}/{@code bn1}
+ * 7x7/2 + ReLU + 3x3/2 max pool, four stages {@code layer1..layer4} of basic blocks (ResNet-18) or bottlenecks
+ * with the stride on the 3x3 (ResNet-50), {@code downsample.0}/{@code downsample.1} where the shape changes,
+ * global average pooling and a linear head {@code fc}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
+ *
+ * <p>Input {@code [N, 3, H, W]} (H, W at least 32), logits {@code [N, classes]}. The whole network switches mode
+ * with {@link #setMode}.
+ *
+ * <p>Memory: the network owns one {@link PooledArena}, from which every block, activation, temporary and gradient
+ * of a step comes and to which each goes back as soon as its last reader is done; from the second step on, a step
+ * allocates no native memory. {@link #close()} frees it. All blocks compute on one {@link Kernels} set, the fastest
+ * available for the data type ({@link Kernels#create}), and feature maps stay in its preferred layout between
+ * layers. Not thread-safe: one thread at a time.
+ */
+public final class ResNet implements AutoCloseable {
+    /** The two architectures. */
+    public enum Depth {
+        /** Basic blocks [2, 2, 2, 2]: 20 ConvBN blocks. */
+        RESNET18(false, new int[] {2, 2, 2, 2}),
+        /** Bottlenecks [3, 4, 6, 3]: 53 ConvBN blocks. */
+        RESNET50(true, new int[] {3, 4, 6, 3});
+
+        private final boolean bottleneck;
+        private final int[] units;
+
+        Depth(boolean bottleneck, int[] units) {
+            this.bottleneck = bottleneck;
+            this.units = units;
+        }
+    }
+
+    private static final int[] WIDTHS = {64, 128, 256, 512};
+
+    /** Max pooling after the stem: 3x3, stride 2, padding 1. */
+    private static final int POOL_KERNEL = 3;
+    private static final int POOL_STRIDE = 2;
+    private static final int POOL_PAD = 1;
+
+    private final Depth depth;
+    private final Kernels kernels;
+    private final PooledArena arena;
+    private final NamedBlock stem;
+    private final List<Stage> stages;
+    private final DataType dataType;
+    private Linear fc;
+    private final List<NamedBlock> allBlocks;
+    /** The mode the network was last set to; frozen blocks run in {@link #frozenMode(Mode)} of it. */
+    private Mode mode;
+    /** 0: everything trains; 1: the stem is frozen; 1 + k: the stem and stages 1..k are frozen. */
+    private int frozenStages;
+    /**
+     * The last frozen layer's output: the first trainable block's input, owned by the network until the backward
+     * (or {@link #clearSaved()}); null when nothing is frozen or no forward is pending.
+     */
+    private INDArray frozenOutput;
+    /** Whether a forward awaits its backward. */
+    private boolean pending;
+    // Between forward and backward, owned by the network:
+    /** The stem's ReLU output, while the max pool's backward needs it. */
+    private INDArray stemRelu;
+    private Kernels.Pooled stemPooled;
+    private INDArray pooled;
+    private long[] pooledShape;
+    private Layout pooledLayout;
+    private RetainedBytes lastStepRetained = RetainedBytes.NONE;
+
+    private ResNet(Depth depth, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc,
+                   DataType dataType, Mode mode) {
+        this.depth = depth;
+        this.dataType = dataType;
+        this.mode = mode;
+        this.kernels = kernels;
+        this.arena = arena;
+        this.stem = stem;
+        this.stages = List.copyOf(stages);
+        this.fc = fc;
+        List<NamedBlock> all = new ArrayList<>();
+        all.add(stem);
+        stages.forEach(st -> all.addAll(st.blocks()));
+        this.allBlocks = Collections.unmodifiableList(all);
+    }
+
+    /**
+     * @param depth the architecture
+     * @return a builder of a network with PyTorch's default initialisation of every block (gamma 1, beta 0, running
+     *         mean 0, var 1): 1000 classes, FLOAT, seed 0, EVAL, {@link TuneFold#RECOMPUTE}, plain stages, dense
+     *         convs unless set otherwise
+     */
+    public static Builder builder(Depth depth) {
+        return new Builder(depth);
+    }
+
+    /** What a network is made of; every combination of its settings builds. Validated in {@link #build()}. */
+    public static final class Builder {
+        private final Depth depth;
+        private int classes = 1000;
+        private DataType dataType = DataType.FLOAT;
+        private long seed;
+        private Mode mode = Mode.EVAL;
+        private TuneFold tuneFold = TuneFold.RECOMPUTE;
+        private boolean reversible;
+        private double minBeta;
+        private int groupSize;
+
+        private Builder(Depth depth) {
+            this.depth = java.util.Objects.requireNonNull(depth, "depth");
+        }
+
+        /** @param classes the head's output size, &gt;= 1 */
+        public Builder classes(int classes) {
+            this.classes = classes;
+            return this;
+        }
+
+        /** @param dataType FLOAT or DOUBLE */
+        public Builder dataType(DataType dataType) {
+            this.dataType = dataType;
+            return this;
+        }
+
+        /** @param seed the seed of the first weight draw (each block and the head take the next) */
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        /** @param mode the initial mode of every block */
+        public Builder mode(Mode mode) {
+            this.mode = mode;
+            return this;
+        }
+
+        /** @param tuneFold what TUNE keeps of each block's fold */
+        public Builder tuneFold(TuneFold tuneFold) {
+            this.tuneFold = tuneFold;
+            return this;
+        }
+
+        /**
+         * Every stage a {@link ReversibleStage} (coupling alpha 1, beta 0 until {@link #setCoupling}: the pretrained
+         * network).
+         *
+         * @param minBeta beta below which the stages keep activations instead of reconstructing them, &gt;= 0
+         */
+        public Builder reversible(double minBeta) {
+            this.reversible = true;
+            this.minBeta = minBeta;
+            return this;
+        }
+
+        /**
+         * Every 3x3 conv after the stem grouped, {@code groupSize} input channels per group (EfficientNet-style
+         * grouped convs, ResNeXt's idea with a fixed group width): fewer parameters and multiply-adds.
+         *
+         * @param groupSize input channels per group; 0 leaves them dense
+         */
+        public Builder groupSize(int groupSize) {
+            this.groupSize = groupSize;
+            return this;
+        }
+
+        /**
+         * @return the network, the caller's to close
+         * @throws IllegalArgumentException naming the setting that is out of range (a group size that does not
+         *                                  divide some 3x3 conv's input channels is named by that conv)
+         */
+        public ResNet build() {
+            if (classes < 1) {
+                throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
+            }
+            if (dataType != DataType.FLOAT && dataType != DataType.DOUBLE) {
+                throw new IllegalArgumentException("dataType: expected FLOAT or DOUBLE, got " + dataType);
+            }
+            java.util.Objects.requireNonNull(mode, "mode");
+            java.util.Objects.requireNonNull(tuneFold, "tuneFold");
+            if (reversible && !(minBeta >= 0)) {
+                throw new IllegalArgumentException("minBeta: expected a value >= 0, got " + minBeta);
+            }
+            if (groupSize < 0) {
+                throw new IllegalArgumentException("groupSize: expected >= 0, got " + groupSize);
+            }
+            return create(this);
+        }
+    }
+
+    private static ResNet create(Builder b) {
+        Depth depth = b.depth;
+        DataType type = b.dataType;
+        Mode mode = b.mode;
+        TuneFold tuneFold = b.tuneFold;
+        int groupSize = b.groupSize;
+        long[] nextSeed = {b.seed};
+        PooledArena arena = Arena.pooled();
+        Kernels kernels = Kernels.create(type, arena);
+        BlockFactory make = (conv, bn, c) -> {
+            ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, tuneFold);
+            return new NamedBlock(conv, bn, ConvBNBlock.of(config,
+                    ConvBNParameters.initialize(config, type, nextSeed[0]++), mode, kernels));
+        };
+        NamedBlock stem = make.make("conv1", "bn1",
+                ConvConfig.builder(3, 64).kernel(7).stride(2).padding(3).bias(false).build());
+        List<Stage> stages = new ArrayList<>();
+        int in = 64;
+        for (int stage = 0; stage < 4; stage++) {
+            List<ResidualUnit> units = new ArrayList<>();
+            int width = WIDTHS[stage];
+            int out = depth.bottleneck ? 4 * width : width;
+            for (int u = 0; u < depth.units[stage]; u++) {
+                int stride = (u == 0 && stage > 0) ? 2 : 1;
+                String p = "layer" + (stage + 1) + "." + u + ".";
+                List<NamedBlock> main = new ArrayList<>();
+                if (depth.bottleneck) {
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 1, 1, 0)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride, groupSize)));
+                    main.add(make.make(p + "conv3", p + "bn3", conv(width, out, 1, 1, 0)));
+                } else {
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride, groupSize)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1, groupSize)));
+                }
+                NamedBlock shortcut = (stride != 1 || in != out)
+                        ? make.make(p + "downsample.0", p + "downsample.1", conv(in, out, 1, stride, 0)) : null;
+                units.add(new ResidualUnit(main, shortcut));
+                in = out;
+            }
+            stages.add(b.reversible ? new ReversibleStage(units.get(0), units.subList(1, units.size()), b.minBeta)
+                    : new PlainStage(units));
+        }
+        return new ResNet(depth, kernels, arena, stem, stages, new Linear("fc", in, b.classes, type, nextSeed[0], arena),
+                type, mode);
+    }
+
+    private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
+        ConvConfig.Builder b = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2).bias(false);
+        return (groupSize > 0 ? b.groupSize(groupSize) : b).build();
+    }
+
+    @FunctionalInterface
+    private interface BlockFactory {
+        NamedBlock make(String convName, String bnName, ConvConfig conv);
+    }
+
+    /**
+     * The cost of every block and of the head at an input resolution, per sample, by tracing shapes through the
+     * network: stem, 3x3/2 max pool (padding 1), each unit's main path from the unit input, its shortcut from the
+     * same input.
+     *
+     * @param resolution input height and width
+     * @return the cost per conv name (then "fc"), in forward order
+     * @throws IllegalArgumentException if the resolution is too small for some block (named by the block)
+     */
+    public Map<String, Cost> costs(int resolution) {
+        Map<String, Cost> out = new LinkedHashMap<>();
+        long[] x = trace(out, stem, new long[] {1, 3, resolution, resolution});
+        x = new long[] {1, x[1], (x[2] - 1) / 2 + 1, (x[3] - 1) / 2 + 1};
+        for (Stage stage : stages) {
+            for (ResidualUnit unit : stage.units()) {
+                long[] h = x;
+                for (NamedBlock b : unit.mainBlocks()) {
+                    h = trace(out, b, h);
+                }
+                long[] unitInput = x;
+                unit.shortcutBlock().ifPresent(b -> trace(out, b, unitInput));
+                x = h;
+            }
+        }
+        out.put("fc", fc.cost());
+        return out;
+    }
+
+    /** @return the sum of {@link #costs(int)} */
+    public Cost cost(int resolution) {
+        return costs(resolution).values().stream().reduce(Cost.ZERO, Cost::plus);
+    }
+
+    private static long[] trace(Map<String, Cost> into, NamedBlock b, long[] input) {
+        ConvBNConfig c = b.block().config();
+        try {
+            into.put(b.convName(), Cost.of(c, (int) input[2], (int) input[3]));
+            return c.conv().outputShape(input);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("resolution: too small for block " + b.convName() + " (" + e.getMessage()
+                    + ")", e);
+        }
+    }
+
+    /** @return the architecture */
+    public Depth depth() {
+        return depth;
+    }
+
+    /** @return the data type of every parameter and activation */
+    public DataType dataType() {
+        return dataType;
+    }
+
+    /** @return the mode the network was last set to (frozen blocks run as {@link #setFrozenStages} says) */
+    public Mode mode() {
+        return mode;
+    }
+
+    /** @return the number of classes the head predicts */
+    public int classes() {
+        return (int) fc.parameters().get("fc.weight").size(0);
+    }
+
+    /**
+     * Replaces the linear head by a new one for {@code classes} outputs with PyTorch's default initialisation:
+     * the transfer-learning step that turns a network pretrained on one label set into one for another.
+     *
+     * @param classes the new head's output size, at least 1
+     * @param seed the seed of its weight draw
+     * @throws IllegalArgumentException if {@code classes < 1}
+     */
+    public void replaceHead(int classes, long seed) {
+        if (classes < 1) {
+            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
+        }
+        clearSaved();
+        int in = (int) fc.parameters().get("fc.weight").size(1);
+        fc = new Linear("fc", in, classes, dataType, seed, arena);
+    }
+
+    /** @return the number of frozen leading parts: 0 none, 1 the stem, 1 + k the stem and stages 1..k */
+    public int frozenStages() {
+        return frozenStages;
+    }
+
+    /**
+     * Freezes the network's first {@code n} parts (the stem counts as the first, then {@code layer1..layer4}):
+     * they get no gradient and are never updated, and they run as an inference-only forward that keeps nothing
+     * for a backward. Their blocks compute with the fold of BN into the conv: in TUNE (the fold recomputed per
+     * forward, the unfolded tensors kept exactly as loaded) whatever the network's mode, or in DEPLOY when the
+     * network is in DEPLOY. Their BN uses the running statistics in every mode (a frozen BN does not follow the
+     * batch even in TRAIN), and the backward stops at the first trainable block.
+     *
+     * @param n 0..5: 0 trains everything, 5 only the head
+     * @throws IllegalArgumentException if {@code n} is outside 0..5
+     * @throws IllegalStateException on a network with reversible stages (they reconstruct activations from the
+     *                               next stage's, which a frozen prefix does not keep)
+     */
+    public void setFrozenStages(int n) {
+        if (n < 0 || n > stages.size() + 1) {
+            throw new IllegalArgumentException("frozen stages: expected 0.." + (stages.size() + 1) + " (the stem, "
+                    + "then layer1..layer" + stages.size() + "), got " + n);
+        }
+        if (n > 0 && !reversibleStages().isEmpty()) {
+            throw new IllegalStateException("frozen stages: expected a network of plain stages, got reversible ones");
+        }
+        frozenStages = n;
+        setMode(mode);
+    }
+
+    /** @return the blocks of the frozen prefix, in forward order */
+    public List<NamedBlock> frozenBlocks() {
+        List<NamedBlock> out = new ArrayList<>();
+        if (frozenStages >= 1) {
+            out.add(stem);
+        }
+        for (int i = 0; i < frozenStages - 1; i++) {
+            out.addAll(stages.get(i).blocks());
+        }
+        return Collections.unmodifiableList(out);
+    }
+
+    /** What a frozen block runs in when the network is in {@code networkMode}. */
+    private static Mode frozenMode(Mode networkMode) {
+        return networkMode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE;
+    }
+
+    /** @return every ConvBN block in forward order (stem, then each unit's main path and shortcut) */
+    public List<NamedBlock> blocks() {
+        return allBlocks;
+    }
+
+    /** @return the linear head */
+    public Linear head() {
+        return fc;
+    }
+
+    /** @return the reversible stages (empty for a plain network) */
+    public List<ReversibleStage> reversibleStages() {
+        List<ReversibleStage> r = new ArrayList<>();
+        for (Stage st : stages) {
+            if (st instanceof ReversibleStage rs) {
+                r.add(rs);
+            }
+        }
+        return r;
+    }
+
+    /** Sets every reversible stage's coupling for the next forwards (see {@link Coupling.Schedule}). */
+    public void setCoupling(Coupling coupling) {
+        reversibleStages().forEach(rs -> rs.setCoupling(coupling));
+    }
+
+    /** @return the kernels every block and layer computes on */
+    public Kernels kernels() {
+        return kernels;
+    }
+
+    /** @return the arena that owns the network's native memory during steps */
+    public PooledArena arena() {
+        return arena;
+    }
+
+    /**
+     * Drops and gives back what the last forward kept for a backward, for an inference-only forward. The logits the
+     * forward returned stay the caller's.
+     */
+    public void clearSaved() {
+        stages.forEach(Stage::clearSaved);
+        stem.block().clearSaved();
+        fc.clearSaved();
+        if (stemPooled != null) {
+            arena.release(stemPooled.output(), stemPooled.workspace());
+        }
+        arena.release(stemRelu, pooled, frozenOutput);
+        stemRelu = null;
+        stemPooled = null;
+        pooled = null;
+        frozenOutput = null;
+        pending = false;
+    }
+
+    /**
+     * Switches every trainable block (see {@link ConvBNBlock#setMode}), and the frozen ones to what
+     * {@link #setFrozenStages} says; drops and gives back a pending forward.
+     */
+    public void setMode(Mode mode) {
+        clearSaved();
+        List<NamedBlock> frozen = frozenBlocks();
+        for (NamedBlock b : allBlocks) {
+            b.block().setMode(frozen.contains(b) ? frozenMode(mode) : mode);
+        }
+        this.mode = mode;
+    }
+
+    /**
+     * @param x {@code [N, 3, H, W]}, not modified, kept until backward
+     * @return new logits {@code [N, classes]}, the caller's (give them back with {@code arena().release})
+     */
+    public INDArray forward(INDArray x) {
+        clearSaved();
+        pending = true;
+        stemRelu = stem.block().forward(x, kernels.preferredLayout(stem.block().config().channels()));
+        kernels.reluInPlace(stemRelu);
+        stemPooled = kernels.maxPool(stemRelu, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        if (!stemPooled.needsInput() || frozenStages >= 1) {
+            // The ReLU's backward reads the pooled output instead (below), the max pool's its workspace.
+            arena.release(stemRelu);
+            stemRelu = null;
+        }
+        INDArray h = stemPooled.output();
+        if (frozenStages >= 1) {
+            // Inference only: nothing is kept for a backward that never reaches the stem.
+            stem.block().clearSaved();
+            arena.release(stemPooled.workspace());
+            stemPooled = null;
+            frozenOutput = h;
+        }
+        for (int i = 0; i < stages.size(); i++) {
+            if (i < frozenStages - 1) {
+                for (ResidualUnit u : stages.get(i).units()) {
+                    INDArray out = u.forward(h);
+                    u.releaseOwnership(); // out is ours now, the unit keeps nothing
+                    arena.release(frozenOutput);
+                    frozenOutput = out;
+                    h = out;
+                }
+            } else {
+                h = stages.get(i).forward(h);
+            }
+        }
+        pooledShape = Layout.logicalShape(h);
+        pooledLayout = Layout.of(h);
+        pooled = kernels.globalAveragePool(h);
+        if (frozenStages == stages.size() + 1) {
+            arena.release(frozenOutput); // only the head trains: the last feature map is not needed any more
+            frozenOutput = null;
+        }
+        return fc.forward(pooled);
+    }
+
+    /**
+     * Backpropagates the last forward and gives back every activation it made.
+     *
+     * @param gradLogits dL/dlogits, not modified
+     * @return the gradient of every trainable tensor by network name (see {@link #parameters()}), new arrays from
+     *         {@link #arena()}, the caller's
+     */
+    public Map<String, INDArray> backward(INDArray gradLogits) {
+        Map<String, INDArray> grads = new LinkedHashMap<>();
+        backward(gradLogits, (name, parameter, gradient) -> grads.put(name, gradient));
+        return grads;
+    }
+
+    /**
+     * Backpropagates the last forward, handing each parameter gradient to {@code sink} as soon as it exists, and
+     * gives back every activation it made. dL/d(input) is not computed.
+     *
+     * @param gradLogits dL/dlogits, not modified
+     * @param sink receives every trainable tensor's gradient, head first
+     */
+    public void backward(INDArray gradLogits, GradientSink sink) {
+        if (!pending) {
+            throw new IllegalStateException("backward: expected a pending forward, got none (call forward first; "
+                    + "each forward allows one backward)");
+        }
+        INDArray dPooled = fc.backward(gradLogits, sink);
+        if (frozenStages == stages.size() + 1) {
+            arena.release(dPooled, pooled);
+            pooled = null;
+            pending = false;
+            return;
+        }
+        INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
+        arena.release(dPooled, pooled);
+        pooled = null;
+        int firstTrainable = Math.max(0, frozenStages - 1);
+        for (int i = stages.size() - 1; i >= firstTrainable; i--) {
+            g = stages.get(i).backward(g, sink); // the stage takes g over
+        }
+        if (frozenStages >= 1) {
+            // dL/d(frozen output) is not needed; the frozen output was the first trainable block's input.
+            arena.release(g, frozenOutput);
+            frozenOutput = null;
+            pending = false;
+            return;
+        }
+        INDArray dStem;
+        if (stemRelu != null) {
+            dStem = kernels.maxPoolBackward(stemRelu, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+            kernels.reluBackwardInPlace(stemRelu, dStem);
+            arena.release(stemRelu);
+            stemRelu = null;
+        } else {
+            // relu'(r) at a window's argmax is 1[max > 0] = 1[pooled > 0]: mask before routing, bit for bit the same.
+            kernels.reluBackwardInPlace(stemPooled.output(), g);
+            dStem = kernels.maxPoolBackward(null, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
+        }
+        arena.release(g, stemPooled.output(), stemPooled.workspace());
+        stemPooled = null;
+        stem.backward(dStem, false, sink); // dL/d(input) is not needed
+        arena.release(dStem);
+        pending = false;
+    }
+
+    /**
+     * One fine-tuning step: forward, softmax cross-entropy, backward with the optimiser applied to each block's
+     * parameters as soon as their gradients exist (each gradient is freed at once), then the schedules advance.
+     *
+     * @param x input, not modified
+     * @param labels class per sample
+     * @param optimizer the update rule (keeps its state across steps)
+     * @return the loss before the update
+     */
+    public double step(INDArray x, int[] labels, Optimizer optimizer) {
+        INDArray logits = forward(x);
+        lastStepRetained = retainedBytes();
+        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
+        arena.release(logits);
+        backward(r.gradLogits(), (name, parameter, gradient) -> {
+            optimizer.apply(name, parameter, gradient);
+            arena.release(gradient);
+        });
+        Arena.direct().release(r.gradLogits());
+        optimizer.iterationDone();
+        return r.loss();
+    }
+
+    /** @return what the network held between forward and backward in the last {@link #step} */
+    public RetainedBytes lastStepRetainedBytes() {
+        return lastStepRetained;
+    }
+
+    /**
+     * @return every trainable tensor by network name (blocks outside the frozen prefix in the current mode, then
+     *         fc); live arrays
+     */
+    public Map<String, INDArray> parameters() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        List<NamedBlock> frozen = frozenBlocks();
+        for (NamedBlock b : allBlocks) {
+            if (!frozen.contains(b)) {
+                m.putAll(b.parameters());
+            }
+        }
+        m.putAll(fc.parameters());
+        return m;
+    }
+
+    /**
+     * The exact bytes held for backward right now, each array counted once even when several layers keep it (a
+     * ReLU's output is also the next block's input).
+     */
+    public RetainedBytes retainedBytes() {
+        Set<INDArray> activations = Collections.newSetFromMap(new IdentityHashMap<>());
+        long weight = 0;
+        for (NamedBlock b : allBlocks) {
+            activations.addAll(b.block().retainedActivations());
+            weight += b.block().retainedBytes().weightBytes();
+        }
+        List<INDArray> own = new ArrayList<>();
+        stages.forEach(st -> st.collectRetained(own));
+        if (stemPooled != null) {
+            if (stemRelu != null) {
+                own.add(stemRelu);
+            }
+            own.add(stemPooled.output());
+            if (stemPooled.workspace() != null) {
+                own.add(stemPooled.workspace());
+            }
+        }
+        if (fc.savedInput() != null) {
+            own.add(fc.savedInput());
+        }
+        activations.addAll(own);
+        long act = 0;
+        for (INDArray a : activations) {
+            act += a.length() * a.dataType().width();
+        }
+        return new RetainedBytes(act, weight);
+    }
+
+    /** Frees the network's arena: nothing the network handed out may be used afterwards. */
+    @Override
+    public void close() {
+        clearSaved();
+        arena.close();
+    }
+}

@@ -1,0 +1,2 @@
+/** Datasets on disk: the IDX format and Fashion-MNIST. */
+package org.convbn.train.data;

@@ -1,0 +1,148 @@
+package org.convbn.net;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
+import org.convbn.testkit.conformance.RelativeError;
+import org.convbn.nd4j.NamedBlockAccess;
+import org.convbn.nd4j.Optimizer;
+import org.junit.jupiter.api.Test;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Nesterovs;
+
+/** The network of blocks: its backward against finite differences, EVAL vs TUNE, and its retained bytes. */
+class ResNetTest {
+    /**
+     * Central-difference step, float64. Smaller than for a single block: in TRAIN, layer4 normalises 2 values
+     * per channel (batch 2 at 1x1), so the loss is strongly curved and a step of 1e-6 already gives a truncation
+     * error of 3e-5 relative; at 1e-7 rounding (~1e-16 * L / h, ~2e-9 absolute) still stays far below tolerance.
+     */
+    static final double FD_STEP = 1e-7;
+    /**
+     * Network-level agreement with finite differences: ReLU and max-pool kinks make the loss only piecewise
+     * smooth, so a sampled element can sit within FD_STEP of a kink; with random data that is rare and 1e-5
+     * leaves room for the ~1e-8 truncation error of 20 layers deep.
+     */
+    static final double FD_TOLERANCE = 1e-5;
+    /** EVAL vs TUNE through 20 blocks, float64. */
+    static final double EQUIVALENCE = 1e-10;
+    static final int[] LABELS = {3, 7};
+
+    private static INDArray input() {
+        return Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32).subi(0.5);
+    }
+
+    @Test
+    void resnet50HasTheFiftyThreeConvBnPairsOfTorchvision() {
+        ResNet net = ResNet.builder(ResNet.Depth.RESNET50).classes(1000)
+                .dataType(DataType.FLOAT).seed(1).mode(Mode.TUNE).build();
+        assertEquals(53, net.blocks().size());
+        assertEquals("conv1", net.blocks().get(0).convName());
+        assertTrue(net.parameters().containsKey("layer4.2.bn3.weight"));
+        assertTrue(net.parameters().containsKey("layer3.0.downsample.0.weight"));
+        assertTrue(net.parameters().containsKey("fc.weight"));
+        assertEquals(20, ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+                .dataType(DataType.FLOAT).seed(1).mode(Mode.TUNE).build().blocks().size());
+    }
+
+    @Test
+    void backwardMatchesFiniteDifferencesInEveryMode() {
+        Nd4j.getRandom().setSeed(1);
+        INDArray x = input();
+        for (Mode mode : Mode.values()) {
+            ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+                    .dataType(DataType.DOUBLE).seed(5).mode(mode).build();
+            randomiseStatistics(net);
+            Map<String, INDArray> grads = net.backward(SoftmaxCrossEntropy.of(net.forward(x), LABELS).gradLogits());
+            SplittableRandom rng = new SplittableRandom(2);
+            for (String name : new String[] {"conv1", "layer1.0.conv1", "layer2.0.downsample.0", "layer4.1.conv2", "layer4.1.bn2",
+                "fc"}) {
+                String key = net.parameters().keySet().stream().filter(k -> k.startsWith(name + ".")).findFirst()
+                        .orElse(null);
+                if (key == null) {
+                    assertEquals(Mode.DEPLOY, mode, name + " is missing outside DEPLOY");
+                    continue;
+                }
+                INDArray p = net.parameters().get(key);
+                p = p.reshape(p.length());
+                for (int k = 0; k < 2; k++) {
+                    int i = rng.nextInt((int) p.length());
+                    double orig = p.getDouble(i);
+                    p.putScalar(i, orig + FD_STEP);
+                    double plus = loss(net, x, mode);
+                    p.putScalar(i, orig - FD_STEP);
+                    double minus = loss(net, x, mode);
+                    p.putScalar(i, orig);
+                    double numeric = (plus - minus) / (2 * FD_STEP);
+                    double analytic = grads.get(key).getDouble(i);
+                    double err = Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric));
+                    assertTrue(err <= FD_TOLERANCE, mode + " " + key + "[" + i + "]: analytic " + analytic
+                            + ", numeric " + numeric);
+                }
+            }
+        }
+    }
+
+    @Test
+    void evalAndTuneNetworksAgreeAndTuneKeepsOneFeatureMapPerBlockLess() {
+        INDArray x = input();
+        ResNet eval = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+                .dataType(DataType.DOUBLE).seed(9).mode(Mode.EVAL).build();
+        ResNet tune = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+                .dataType(DataType.DOUBLE).seed(9).mode(Mode.TUNE).build();
+        randomiseStatistics(eval);
+        randomiseStatistics(tune);
+        Optimizer sgdE = new Optimizer(new Nesterovs(0.01, 0.9));
+        Optimizer sgdT = new Optimizer(new Nesterovs(0.01, 0.9));
+        for (int step = 0; step < 2; step++) {
+            INDArray le = eval.forward(x);
+            INDArray lt = tune.forward(x);
+            assertTrue(RelativeError.of(le.reshape(le.length()).toDoubleVector(), lt.reshape(lt.length()).toDoubleVector(),
+                    0) <= EQUIVALENCE);
+            long blockOutputs = 0;
+            for (NamedBlock b : eval.blocks()) {
+                blockOutputs += NamedBlockAccess.outputBytes(b.block());
+            }
+            RetainedBytes re = eval.retainedBytes();
+            RetainedBytes rt = tune.retainedBytes();
+            assertEquals(rt.activationBytes() + blockOutputs, re.activationBytes());
+            Map<String, INDArray> ge = eval.backward(SoftmaxCrossEntropy.of(le, LABELS).gradLogits());
+            Map<String, INDArray> gt = tune.backward(SoftmaxCrossEntropy.of(lt, LABELS).gradLogits());
+            assertEquals(ge.keySet(), gt.keySet());
+            ge.forEach((k, v) -> assertTrue(RelativeError.of(v.reshape(v.length()).toDoubleVector(),
+                    gt.get(k).reshape(v.length()).toDoubleVector(), 1e-3) <= EQUIVALENCE, k));
+            sgdE.step(eval.parameters(), ge);
+            sgdT.step(tune.parameters(), gt);
+            assertEquals(RetainedBytes.NONE, tune.retainedBytes());
+        }
+    }
+
+    private static double loss(ResNet net, INDArray x, Mode mode) {
+        double l = SoftmaxCrossEntropy.of(net.forward(x), LABELS).loss();
+        net.setMode(mode); // drop the pending forward
+        return l;
+    }
+
+    /** Pretrained-like statistics so that s differs across channels. */
+    private static void randomiseStatistics(ResNet net) {
+        SplittableRandom rng = new SplittableRandom(77);
+        for (NamedBlock b : net.blocks()) {
+            if (b.block().mode() == Mode.DEPLOY) {
+                continue;
+            }
+            var p = b.block().unfoldedParameters();
+            for (int c = 0; c < p.runningVar().length(); c++) {
+                p.runningVar().putScalar(c, 0.5 + rng.nextDouble());
+                p.runningMean().putScalar(c, rng.nextDouble() - 0.5);
+                p.gamma().putScalar(c, 0.5 + rng.nextDouble());
+            }
+        }
+    }
+}

@@ -32,14 +32,8 @@ public record RetainedBytes(long activationBytes, long weightBytes) {
     }
 
     /**
-     * What a block of this configuration keeps between forward and backward in {@code mode}.
-     *
-     * <ul>
-     *   <li>TRAIN: X and Y (activations); batch mean and biased batch variance (2 * O).</li>
-     *   <li>EVAL: X and Y.</li>
-     *   <li>DEPLOY: X.</li>
-     *   <li>TUNE: X; W', b' and s (weight-sized), or only b' and s with {@link TuneFold#RECOMPUTE}.</li>
-     * </ul>
+     * What a block of this configuration keeps between forward and backward in {@code mode}: the bytes of the
+     * tensors the table in {@link Mode} lists (TRAIN's batch mean and variance counted as weight-sized).
      *
      * @param config the block configuration
      * @param mode the mode

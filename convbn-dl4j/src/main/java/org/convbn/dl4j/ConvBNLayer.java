@@ -11,6 +11,7 @@ import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
 import org.convbn.core.Padding;
 import org.convbn.core.TuneFold;
 import org.deeplearning4j.nn.api.ParamInitializer;
@@ -235,9 +236,12 @@ public class ConvBNLayer extends FeedForwardLayer {
             updaterState += getUpdaterByParam(key).stateSize(ConvBNParamInitializer.paramLength(this, key));
         }
         long outPerExample = out.arrayElementsPerExample();
-        // Held between forward and backward beyond the input (which the network keeps anyway): EVAL and TRAIN keep
-        // the conv output Y; TUNE and DEPLOY keep nothing activation-sized. Backward works on about two maps more.
-        long cachedPerExample = mode == Mode.EVAL || mode == Mode.TRAIN ? outPerExample : 0;
+        // Held between forward and backward beyond the input (which the network keeps anyway), per example, as the
+        // mode table in Mode says (RetainedBytes.predict computes it). Backward works on about two maps more.
+        InputType.InputTypeConvolutional in = (InputType.InputTypeConvolutional) inputType;
+        long[] oneExample = {1, in.getChannels(), in.getHeight(), in.getWidth()};
+        long cachedPerExample = RetainedBytes.predict(toConvBNConfig(), mode, oneExample, 1).activationBytes()
+                - in.arrayElementsPerExample();
         return new LayerMemoryReport.Builder(getLayerName(), ConvBNLayer.class, inputType, out)
                 .standardMemory(paramSize, updaterState)
                 .workingMemory(0, outPerExample, 0, 2 * outPerExample + cachedPerExample)

@@ -33,9 +33,7 @@ public final class StateDict {
     public static Map<String, INDArray> of(ResNet net) {
         Map<String, INDArray> m = new LinkedHashMap<>();
         for (NamedBlock b : net.blocks()) {
-            requireUnfolded(b.block(), b.convName());
-            b.block().unfoldedParameters().trainable().forEach((k, v) -> m.put(b.qualify(k), v));
-            b.block().unfoldedParameters().buffers().forEach((k, v) -> m.put(b.qualify(k), v));
+            putUnfolded(m, b);
         }
         m.putAll(net.head().parameters());
         return m;
@@ -47,10 +45,8 @@ public final class StateDict {
      * @throws IllegalStateException in DEPLOY
      */
     public static Map<String, INDArray> of(ConvBNBlock block, String prefix) {
-        requireUnfolded(block, prefix);
         Map<String, INDArray> m = new LinkedHashMap<>();
-        block.unfoldedParameters().trainable().forEach((k, v) -> m.put(prefix + k, v));
-        block.unfoldedParameters().buffers().forEach((k, v) -> m.put(prefix + k, v));
+        putUnfolded(m, new NamedBlock(prefix + "conv", prefix + "bn", block));
         return m;
     }
 
@@ -132,6 +128,13 @@ public final class StateDict {
                     + unexpected + "; mis-shaped " + misShaped);
         }
         targets.forEach((name, target) -> target.assign(tensors.get(name).castTo(target.dataType())));
+    }
+
+    /** The one place block tensors get PyTorch names: {@link NamedBlock#qualify}. */
+    private static void putUnfolded(Map<String, INDArray> into, NamedBlock b) {
+        requireUnfolded(b.block(), b.convName());
+        b.block().unfoldedParameters().trainable().forEach((k, v) -> into.put(b.qualify(k), v));
+        b.block().unfoldedParameters().buffers().forEach((k, v) -> into.put(b.qualify(k), v));
     }
 
     private static void requireUnfolded(ConvBNBlock block, String name) {

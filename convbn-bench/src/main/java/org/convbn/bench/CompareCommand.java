@@ -101,7 +101,7 @@ final class CompareCommand implements Callable<Integer> {
                 .dilation(dilation[0], dilation[1]).groups(groups).bias(t.containsKey("conv.bias")).build();
         ConvBNConfig config = new ConvBNConfig(conv, new BatchNormConfig(conv.outChannels(), eps, momentum,
                 gamma != null), true);
-        ConvBNParameters p = new ConvBNParameters(weight.dup(), dup(t.get("conv.bias")), dup(gamma), dup(beta),
+        ConvBNParameters p = ConvBNParameters.of(weight.dup(), dup(t.get("conv.bias")), dup(gamma), dup(beta),
                 required(t, "bn.running_mean").dup(), required(t, "bn.running_var").dup());
         for (Map.Entry<String, INDArray> e : t.entrySet()) {
             if (e.getValue().dataType() != type) {

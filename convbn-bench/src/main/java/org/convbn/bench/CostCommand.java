@@ -6,6 +6,7 @@ import java.util.concurrent.Callable;
 
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
+import org.convbn.net.NetworkCosts;
 import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.buffer.DataType;
 import picocli.CommandLine.Command;
@@ -33,11 +34,15 @@ final class CostCommand implements Callable<Integer> {
         if (resolution < 32) {
             throw new IllegalArgumentException("--resolution: expected >= 32 (five stride-2 stages), got " + resolution);
         }
-        Map<String, Cost> dense = ResNet.builder(model.depth()).classes(NetworkStep.CLASSES)
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.EVAL).build()
-                .costs(resolution);
-        Map<String, Cost> grouped = ResNet.builder(model.depth()).classes(NetworkStep.CLASSES)
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.EVAL).groupSize(groupSize).build().costs(resolution);
+        Map<String, Cost> dense;
+        Map<String, Cost> grouped;
+        try (ResNet d = ResNet.builder(model.depth()).classes(NetworkStep.CLASSES).dataType(DataType.FLOAT).seed(1)
+                .mode(Mode.EVAL).build();
+             ResNet g = ResNet.builder(model.depth()).classes(NetworkStep.CLASSES).dataType(DataType.FLOAT).seed(1)
+                .mode(Mode.EVAL).groupSize(groupSize).build()) {
+            dense = NetworkCosts.of(d, resolution);
+            grouped = NetworkCosts.of(g, resolution);
+        }
         System.out.printf(Locale.ROOT, "%s at %dx%d, per image; grouped: 3x3 convs with %d input channels per group%n",
                 model.cliName(), resolution, resolution, groupSize);
         System.out.printf(Locale.ROOT, "%-24s %14s %16s %14s %16s%n", "block", "params", "multiply-adds",

@@ -7,6 +7,7 @@ import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.net.Coupling;
 import org.convbn.net.ResNet;
+import org.convbn.train.TrainingStep;
 import org.convbn.nd4j.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.learning.config.Nesterovs;
@@ -36,37 +37,23 @@ public final class NetworkStep implements BenchStep {
     private final int[] labels;
     /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4, as the PyTorch peer runs it. */
     private final Optimizer optimizer = new Optimizer(new Nesterovs(1e-3, 0.9), new L2Regularization(1e-4));
+    private RetainedBytes lastRetained = RetainedBytes.NONE;
 
     /**
      * @param model the network shapes
      * @param mode the mode every block runs in
+     * @param tuneFold what TUNE keeps of each block's fold
+     * @param reversible whether the stages are reversible, run at {@link #REVERSIBLE_COUPLING}
      * @param batch batch size
      * @param resolution input height and width
      * @param type FLOAT or DOUBLE
      * @param seed the seed of weights, input and labels
      */
-    public NetworkStep(Model model, Mode mode, int batch, int resolution, DataType type, long seed) {
-        this(model, mode, TuneFold.RECOMPUTE, batch, resolution, type, seed);
-    }
-
-    /**
-     * @param tuneFold what TUNE keeps of each block's fold
-     */
-    public NetworkStep(Model model, Mode mode, TuneFold tuneFold, int batch, int resolution, DataType type,
-                       long seed) {
-        this(model, mode, tuneFold, false, batch, resolution, type, seed);
-    }
-
-    /**
-     * @param reversible whether the stages are reversible, run at {@link #REVERSIBLE_COUPLING}
-     */
     public NetworkStep(Model model, Mode mode, TuneFold tuneFold, boolean reversible, int batch, int resolution,
                        DataType type, long seed) {
-        this.network = reversible
-                ? ResNet.builder(model.depth()).classes(CLASSES)
-                        .dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold).reversible(REVERSIBLE_MIN_BETA).build()
-                : ResNet.builder(model.depth()).classes(CLASSES)
-                        .dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold).build();
+        ResNet.Builder b = ResNet.builder(model.depth()).classes(CLASSES).dataType(type).seed(seed).mode(Mode.TRAIN)
+                .tuneFold(tuneFold);
+        this.network = (reversible ? b.reversible(REVERSIBLE_MIN_BETA) : b).build();
         network.setCoupling(REVERSIBLE_COUPLING);
         pretrainedLikeStatistics(network, seed);
         network.setMode(mode);
@@ -79,12 +66,14 @@ public final class NetworkStep implements BenchStep {
     /** Runs one step. @return the loss before the update */
     @Override
     public double run() {
-        return network.step(input, labels, optimizer);
+        TrainingStep.Result r = TrainingStep.run(network, input, labels, optimizer);
+        lastRetained = r.retained();
+        return r.loss();
     }
 
     /** @return what the network held between forward and backward in the last step */
     public RetainedBytes lastRetained() {
-        return network.lastStepRetainedBytes();
+        return lastRetained;
     }
 
     @Override

@@ -239,7 +239,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             } else if (runs == Mode.TRAIN) {
                 INDArray mean = getParam(MEAN_KEY).dup();
                 INDArray variance = getParam(VAR_KEY).dup();
-                ConvBNParameters p = new ConvBNParameters(getParam(WEIGHT_KEY), getParam(BIAS_KEY),
+                ConvBNParameters p = ConvBNParameters.of(getParam(WEIGHT_KEY), getParam(BIAS_KEY),
                         getParam(GAMMA_KEY), getParam(BETA_KEY), mean, variance);
                 runner = new Runner(ConvBNBlock.of(config, p, Mode.TRAIN, kernels), runs, views, mean, variance, null);
             } else {
@@ -266,7 +266,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     }
 
     private ConvBNParameters unfoldedViews() {
-        return new ConvBNParameters(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
+        return ConvBNParameters.of(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
                 getParam(BETA_KEY), getParam(MEAN_KEY), getParam(VAR_KEY));
     }
 

@@ -11,22 +11,63 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * The unfolded tensors of a ConvBN block. The record holds references: the arrays are the block's live state,
- * updated in place by an optimiser (W, b, gamma, beta) and by TRAIN forwards (running statistics).
+ * The unfolded tensors of a ConvBN block: the conv's ({@link ConvParameters}) and the BatchNorm's
+ * ({@link BatchNormState}). The record holds references: the arrays are the block's live state, updated in place by
+ * an optimiser (W, b, gamma, beta) and by TRAIN forwards (running statistics).
  *
- * @param weight W {@code [O, C/groups, kH, kW]}
- * @param bias b {@code [O]}, or null when the conv has no bias
- * @param gamma BN scale {@code [O]}, or null when BN is not affine
- * @param beta BN shift {@code [O]}, or null when BN is not affine
- * @param runningMean {@code [O]}
- * @param runningVar {@code [O]}, every element &gt;= 0
+ * @param conv W and b
+ * @param batchNorm gamma, beta and the running statistics
  */
-public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray runningMean,
-                               INDArray runningVar) {
+public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
+    public ConvBNParameters {
+        java.util.Objects.requireNonNull(conv, "conv");
+        java.util.Objects.requireNonNull(batchNorm, "batchNorm");
+    }
 
-    /** @return the BatchNorm's tensors (the same arrays) */
-    public BatchNormState batchNorm() {
-        return new BatchNormState(gamma, beta, runningMean, runningVar);
+    /**
+     * @param weight W {@code [O, C/groups, kH, kW]}
+     * @param bias b {@code [O]}, or null when the conv has no bias
+     * @param gamma BN scale {@code [O]}, or null when BN is not affine
+     * @param beta BN shift {@code [O]}, or null when BN is not affine
+     * @param runningMean {@code [O]}
+     * @param runningVar {@code [O]}, every element &gt;= 0
+     * @return the tensors, as references
+     * @throws IllegalArgumentException for a missing W or running statistic, or gamma without beta (named)
+     */
+    public static ConvBNParameters of(INDArray weight, INDArray bias, INDArray gamma, INDArray beta,
+                                      INDArray runningMean, INDArray runningVar) {
+        return new ConvBNParameters(new ConvParameters(weight, bias),
+                new BatchNormState(gamma, beta, runningMean, runningVar));
+    }
+
+    /** @return W */
+    public INDArray weight() {
+        return conv.weight();
+    }
+
+    /** @return b, or null when the conv has no bias */
+    public INDArray bias() {
+        return conv.bias();
+    }
+
+    /** @return gamma, or null when BN is not affine */
+    public INDArray gamma() {
+        return batchNorm.gamma();
+    }
+
+    /** @return beta, or null when BN is not affine */
+    public INDArray beta() {
+        return batchNorm.beta();
+    }
+
+    /** @return the running mean */
+    public INDArray runningMean() {
+        return batchNorm.runningMean();
+    }
+
+    /** @return the running variance */
+    public INDArray runningVar() {
+        return batchNorm.runningVar();
     }
 
     /**
@@ -48,7 +89,7 @@ public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, I
         INDArray b = config.conv().bias() ? uniform(rng, bound, dataType, o) : null;
         INDArray gamma = config.bn().affine() ? Nd4j.ones(dataType, o) : null;
         INDArray beta = config.bn().affine() ? Nd4j.zeros(dataType, o) : null;
-        return new ConvBNParameters(w, b, gamma, beta, Nd4j.zeros(dataType, o), Nd4j.ones(dataType, o));
+        return of(w, b, gamma, beta, Nd4j.zeros(dataType, o), Nd4j.ones(dataType, o));
     }
 
     /**
@@ -59,9 +100,12 @@ public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, I
      * @throws IllegalArgumentException naming the first tensor that does not fit, with expected and actual
      */
     public DataType validate(ConvBNConfig config) {
-        if (weight == null) {
-            throw new IllegalArgumentException(ParameterNames.CONV_WEIGHT + ": expected an array, got null");
-        }
+        INDArray weight = weight();
+        INDArray bias = bias();
+        INDArray gamma = gamma();
+        INDArray beta = beta();
+        INDArray runningMean = runningMean();
+        INDArray runningVar = runningVar();
         DataType type = weight.dataType();
         requireFloatingType(type);
         long o = config.channels();
@@ -78,13 +122,13 @@ public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, I
     /** @return the trainable tensors by name (W, then b, gamma, beta where present); live references */
     public Map<String, INDArray> trainable() {
         Map<String, INDArray> m = new LinkedHashMap<>();
-        m.put(ParameterNames.CONV_WEIGHT, weight);
-        if (bias != null) {
-            m.put(ParameterNames.CONV_BIAS, bias);
+        m.put(ParameterNames.CONV_WEIGHT, weight());
+        if (bias() != null) {
+            m.put(ParameterNames.CONV_BIAS, bias());
         }
-        if (gamma != null) {
-            m.put(ParameterNames.BN_WEIGHT, gamma);
-            m.put(ParameterNames.BN_BIAS, beta);
+        if (gamma() != null) {
+            m.put(ParameterNames.BN_WEIGHT, gamma());
+            m.put(ParameterNames.BN_BIAS, beta());
         }
         return m;
     }
@@ -92,20 +136,19 @@ public record ConvBNParameters(INDArray weight, INDArray bias, INDArray gamma, I
     /** @return the running statistics by name; live references */
     public Map<String, INDArray> buffers() {
         Map<String, INDArray> m = new LinkedHashMap<>();
-        m.put(ParameterNames.BN_RUNNING_MEAN, runningMean);
-        m.put(ParameterNames.BN_RUNNING_VAR, runningVar);
+        m.put(ParameterNames.BN_RUNNING_MEAN, runningMean());
+        m.put(ParameterNames.BN_RUNNING_VAR, runningVar());
         return m;
     }
 
     /** @return a deep copy */
     public ConvBNParameters copy() {
-        return new ConvBNParameters(weight.dup(), dup(bias), dup(gamma), dup(beta), runningMean.dup(),
-                runningVar.dup());
+        return of(weight().dup(), dup(bias()), dup(gamma()), dup(beta()), runningMean().dup(), runningVar().dup());
     }
 
     /** @return b, or zeros {@code [O]} when the conv has no bias (a new array then) */
     INDArray biasOrZeros() {
-        return bias != null ? bias : Nd4j.zeros(weight.dataType(), weight.size(0));
+        return bias() != null ? bias() : Nd4j.zeros(weight().dataType(), weight().size(0));
     }
 
     private static INDArray dup(INDArray a) {

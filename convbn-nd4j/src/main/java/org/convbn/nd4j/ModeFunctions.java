@@ -144,11 +144,11 @@ public final class ModeFunctions {
         INDArray shift = kept.beta() == null ? Nd4j.zerosLike(s) : kept.beta();
         if (config.conv().bias()) {
             INDArray b = folded.bias().sub(shift).divi(s).addi(kept.runningMean());
-            return new ConvBNParameters(w, b, kept.gamma(), kept.beta(), kept.runningMean(), kept.runningVar());
+            return ConvBNParameters.of(w, b, kept.gamma(), kept.beta(), kept.runningMean(), kept.runningVar());
         }
         INDArray absorbed = folded.bias().add(s.mul(kept.runningMean()));
         if (kept.beta() != null) {
-            return new ConvBNParameters(w, null, kept.gamma(), absorbed, kept.runningMean(), kept.runningVar());
+            return ConvBNParameters.of(w, null, kept.gamma(), absorbed, kept.runningMean(), kept.runningVar());
         }
         double drift = absorbed.amaxNumber().doubleValue();
         if (drift > biasTolerance) {
@@ -156,7 +156,7 @@ public final class ModeFunctions {
                     + " in DEPLOY, but this block has neither a conv bias nor a BN shift to carry it back; expected a "
                     + "change <= " + biasTolerance);
         }
-        return new ConvBNParameters(w, null, null, null, kept.runningMean(), kept.runningVar());
+        return ConvBNParameters.of(w, null, null, null, kept.runningMean(), kept.runningVar());
     }
 
     // ---------------------------------------------------------------- TRAIN

@@ -30,8 +30,11 @@ class BatchNormStateTest {
                 () -> new BatchNormState(v, null, v, v));
         assertTrue(half.getMessage().contains("gamma, beta") && half.getMessage().contains("gamma only"),
                 half.getMessage());
-        NullPointerException noMean = assertThrows(NullPointerException.class,
+        IllegalArgumentException noMean = assertThrows(IllegalArgumentException.class,
                 () -> new BatchNormState(null, null, null, v));
-        assertTrue(noMean.getMessage().contains("running mean"), noMean.getMessage());
+        assertTrue(noMean.getMessage().contains("bn.running_mean: expected an array, got null"), noMean.getMessage());
+        IllegalArgumentException noWeight = assertThrows(IllegalArgumentException.class,
+                () -> ConvBNParameters.of(null, null, null, null, v, v));
+        assertTrue(noWeight.getMessage().contains("conv.weight: expected an array, got null"), noWeight.getMessage());
     }
 }

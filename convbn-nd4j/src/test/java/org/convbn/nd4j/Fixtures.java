@@ -31,7 +31,7 @@ public final class Fixtures {
     }
 
     public static ConvBNParameters toNd4j(ReferenceParameters p, DataType type) {
-        return new ConvBNParameters(toNd4j(p.weight(), type), toNd4j(p.bias(), type), toNd4j(p.gamma(), type),
+        return ConvBNParameters.of(toNd4j(p.weight(), type), toNd4j(p.bias(), type), toNd4j(p.gamma(), type),
                 toNd4j(p.beta(), type), toNd4j(p.runningMean(), type), toNd4j(p.runningVar(), type));
     }
 

@@ -57,7 +57,7 @@ class ValidationTest {
     @Test
     void dtypeMismatchOfParameters() {
         ConvBNParameters p = ConvBNParameters.initialize(CONFIG, DataType.FLOAT, 1);
-        ConvBNParameters mixed = new ConvBNParameters(p.weight(), p.bias(), p.gamma().castTo(DataType.DOUBLE), p.beta(),
+        ConvBNParameters mixed = ConvBNParameters.of(p.weight(), p.bias(), p.gamma().castTo(DataType.DOUBLE), p.beta(),
                 p.runningMean(), p.runningVar());
         fails(IllegalArgumentException.class, () -> ConvBNBlock.of(CONFIG, mixed, Mode.EVAL), "bn.weight",
                 "expected data type FLOAT", "got DOUBLE");
@@ -72,7 +72,7 @@ class ValidationTest {
     @Test
     void wrongParameterShape() {
         ConvBNParameters p = ConvBNParameters.initialize(CONFIG, DataType.FLOAT, 1);
-        ConvBNParameters bad = new ConvBNParameters(Nd4j.rand(DataType.FLOAT, 4, 3, 5, 5), p.bias(), p.gamma(), p.beta(),
+        ConvBNParameters bad = ConvBNParameters.of(Nd4j.rand(DataType.FLOAT, 4, 3, 5, 5), p.bias(), p.gamma(), p.beta(),
                 p.runningMean(), p.runningVar());
         fails(IllegalArgumentException.class, () -> ConvBNBlock.of(CONFIG, bad, Mode.EVAL), "conv.weight",
                 "[4, 3, 3, 3]", "[4, 3, 5, 5]");

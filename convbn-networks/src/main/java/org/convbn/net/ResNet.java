@@ -10,7 +10,6 @@ import java.util.Set;
 
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.Cost;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -21,7 +20,6 @@ import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.PooledArena;
-import org.convbn.nd4j.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -29,7 +27,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * A ResNet (torchvision's v1.5 layout and module names) built from ConvBN blocks: stem {@code conv1}/{@code bn1}
  * 7x7/2 + ReLU + 3x3/2 max pool, four stages {@code layer1..layer4} of basic blocks (ResNet-18) or bottlenecks
  * with the stride on the 3x3 (ResNet-50), {@code downsample.0}/{@code downsample.1} where the shape changes,
- * global average pooling and a linear head {@code fc}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
+ * global average pooling and a linear head {@code fc}, built by {@link #builder}; its costs come from
+ * {@link NetworkCosts}, a training step from {@code org.convbn.train.TrainingStep}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
  *
  * <p>Input {@code [N, 3, H, W]} (H, W at least 32), logits {@code [N, classes]}. The whole network switches mode
  * with {@link #setMode}.
@@ -90,7 +89,6 @@ public final class ResNet implements AutoCloseable {
     private INDArray pooled;
     private long[] pooledShape;
     private Layout pooledLayout;
-    private RetainedBytes lastStepRetained = RetainedBytes.NONE;
 
     private ResNet(Depth depth, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc,
                    DataType dataType, Mode mode) {
@@ -267,48 +265,14 @@ public final class ResNet implements AutoCloseable {
         NamedBlock make(String convName, String bnName, ConvConfig conv);
     }
 
-    /**
-     * The cost of every block and of the head at an input resolution, per sample, by tracing shapes through the
-     * network: stem, 3x3/2 max pool (padding 1), each unit's main path from the unit input, its shortcut from the
-     * same input.
-     *
-     * @param resolution input height and width
-     * @return the cost per conv name (then "fc"), in forward order
-     * @throws IllegalArgumentException if the resolution is too small for some block (named by the block)
-     */
-    public Map<String, Cost> costs(int resolution) {
-        Map<String, Cost> out = new LinkedHashMap<>();
-        long[] x = trace(out, stem, new long[] {1, 3, resolution, resolution});
-        x = new long[] {1, x[1], (x[2] - 1) / 2 + 1, (x[3] - 1) / 2 + 1};
-        for (Stage stage : stages) {
-            for (ResidualUnit unit : stage.units()) {
-                long[] h = x;
-                for (NamedBlock b : unit.mainBlocks()) {
-                    h = trace(out, b, h);
-                }
-                long[] unitInput = x;
-                unit.shortcutBlock().ifPresent(b -> trace(out, b, unitInput));
-                x = h;
-            }
-        }
-        out.put("fc", fc.cost());
-        return out;
+    /** @return the stem block (for {@link NetworkCosts}) */
+    NamedBlock stem() {
+        return stem;
     }
 
-    /** @return the sum of {@link #costs(int)} */
-    public Cost cost(int resolution) {
-        return costs(resolution).values().stream().reduce(Cost.ZERO, Cost::plus);
-    }
-
-    private static long[] trace(Map<String, Cost> into, NamedBlock b, long[] input) {
-        ConvBNConfig c = b.block().config();
-        try {
-            into.put(b.convName(), Cost.of(c, (int) input[2], (int) input[3]));
-            return c.conv().outputShape(input);
-        } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("resolution: too small for block " + b.convName() + " (" + e.getMessage()
-                    + ")", e);
-        }
+    /** @return the stages in forward order (for {@link NetworkCosts}) */
+    List<Stage> stages() {
+        return stages;
     }
 
     /** @return the architecture */
@@ -571,34 +535,6 @@ public final class ResNet implements AutoCloseable {
         stem.backward(dStem, false, sink); // dL/d(input) is not needed
         arena.release(dStem);
         pending = false;
-    }
-
-    /**
-     * One fine-tuning step: forward, softmax cross-entropy, backward with the optimiser applied to each block's
-     * parameters as soon as their gradients exist (each gradient is freed at once), then the schedules advance.
-     *
-     * @param x input, not modified
-     * @param labels class per sample
-     * @param optimizer the update rule (keeps its state across steps)
-     * @return the loss before the update
-     */
-    public double step(INDArray x, int[] labels, Optimizer optimizer) {
-        INDArray logits = forward(x);
-        lastStepRetained = retainedBytes();
-        SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
-        arena.release(logits);
-        backward(r.gradLogits(), (name, parameter, gradient) -> {
-            optimizer.apply(name, parameter, gradient);
-            arena.release(gradient);
-        });
-        Arena.direct().release(r.gradLogits());
-        optimizer.iterationDone();
-        return r.loss();
-    }
-
-    /** @return what the network held between forward and backward in the last {@link #step} */
-    public RetainedBytes lastStepRetainedBytes() {
-        return lastStepRetained;
     }
 
     /**

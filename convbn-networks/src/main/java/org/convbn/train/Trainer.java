@@ -64,7 +64,7 @@ public final class Trainer {
             int[] order = shuffled(train.size(), rng);
             for (int b = 0; b < stepsPerEpoch; b++) {
                 InMemoryDataset.Batch batch = train.batch(order, b * batchSize, batchSize);
-                lossSum += net.step(batch.images(), batch.labels(), optimizer);
+                lossSum += TrainingStep.run(net, batch.images(), batch.labels(), optimizer).loss();
                 lossCount++;
                 Arena.direct().release(batch.images());
                 step++;

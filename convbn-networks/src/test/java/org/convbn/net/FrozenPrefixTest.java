@@ -95,7 +95,7 @@ class FrozenPrefixTest {
         net.setFrozenStages(2);
         Map<String, INDArray> before = new LinkedHashMap<>();
         net.frozenBlocks().forEach(b -> before.put(b.convName(), b.block().unfoldedParameters().runningMean().dup()));
-        net.step(Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32), LABELS,
+        org.convbn.train.TrainingStep.run(net, Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32), LABELS,
                 new org.convbn.nd4j.Optimizer(new org.nd4j.linalg.learning.config.Sgd(0.1)));
         net.frozenBlocks().forEach(b -> assertEquals(before.get(b.convName()),
                 b.block().unfoldedParameters().runningMean(), b.convName()));

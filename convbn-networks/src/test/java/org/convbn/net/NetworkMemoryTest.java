@@ -7,6 +7,7 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
+import org.convbn.train.TrainingStep;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.kernel.PooledArena;
 import org.convbn.nd4j.Optimizer;
@@ -67,7 +68,7 @@ public class NetworkMemoryTest {
                 assertEquals(trainStatistics + logits, arena.stats().leasedBytes(), mode + ": held after setMode()");
                 net.setMode(mode);
                 Optimizer optimizer = new Optimizer(new Nesterovs(1e-3, 0.9));
-                net.step(x, labels, optimizer);
+                TrainingStep.run(net, x, labels, optimizer);
                 assertEquals(trainStatistics + logits, arena.stats().leasedBytes(), mode + ": held after a step");
             }
         }
@@ -77,13 +78,13 @@ public class NetworkMemoryTest {
             INDArray batch = Nd4j.rand(type, 4, 3, 64, 64).subi(0.5);
             int[] four = {0, 1, 2, 3};
             for (int i = 0; i < 2; i++) {
-                net.step(batch, four, optimizer);
+                TrainingStep.run(net, batch, four, optimizer);
             }
             PooledArena.Stats before = net.arena().stats();
             long rss = residentBytes();
             long faults = minorFaults();
             for (int i = 0; i < STEPS; i++) {
-                net.step(batch, four, optimizer);
+                TrainingStep.run(net, batch, four, optimizer);
             }
             long fresh = minorFaults() - faults;
             long growth = residentBytes() - rss;

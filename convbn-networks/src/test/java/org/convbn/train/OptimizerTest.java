@@ -124,7 +124,7 @@ class OptimizerTest {
                 Optimizer a = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-3));
                 Optimizer b = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-3));
                 for (int step = 0; step < 3; step++) {
-                    inside.step(x, labels, a);
+                    TrainingStep.run(inside, x, labels, a);
                     INDArray logits = after.forward(x);
                     Map<String, INDArray> grads = new LinkedHashMap<>();
                     after.backward(SoftmaxCrossEntropy.of(logits, labels).gradLogits(), GradientSink.into(grads));

@@ -1,5 +1,6 @@
 package org.convbn.transfer;
 
+import org.convbn.train.TrainingStep;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -306,8 +307,9 @@ public final class FineTuning implements AutoCloseable {
             DataSet d = train.next();
             INDArray x = d.getFeatures().castTo(net.dataType());
             int[] labels = labels(d.getLabels());
-            double loss = net.step(x, labels, optimizer);
-            retained = Math.max(retained, net.lastStepRetainedBytes().total());
+            TrainingStep.Result step = TrainingStep.run(net, x, labels, optimizer);
+            double loss = step.loss();
+            retained = Math.max(retained, step.retained().total());
             if (!Double.isFinite(loss)) {
                 throw new IllegalStateException("epoch " + (epoch + 1) + ", batch " + batches + ": the loss is " + loss
                         + " (the run diverged; lower --lr)");

@@ -3,6 +3,7 @@ package org.convbn.bench.jmh;
 import org.convbn.bench.Model;
 import org.convbn.bench.NetworkStep;
 import org.convbn.core.Mode;
+import org.convbn.core.TuneFold;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
@@ -25,7 +26,7 @@ public class NetworkStepBenchmark extends AbstractBenchmark {
     @Setup
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
-        step = new NetworkStep(model, mode, batch, resolution, DataType.FLOAT, 42);
+        step = new NetworkStep(model, mode, TuneFold.RECOMPUTE, false, batch, resolution, DataType.FLOAT, 42);
     }
 
     @Benchmark

@@ -226,8 +226,8 @@ final class FineTuneCommand implements Callable<Integer> {
 
     private Data load() throws IOException {
         if (!Files.isDirectory(data)) {
-            throw new IllegalArgumentException("--data: expected a folder, got " + (Files.exists(data) ? "a file " : "no "
-                    + "such folder ") + data);
+            throw new IllegalArgumentException("--data: expected a folder, got "
+                    + (Files.exists(data) ? "a file " : "no such folder ") + data);
         }
         if (isIdx(data)) {
             InMemoryDataset all = InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3,

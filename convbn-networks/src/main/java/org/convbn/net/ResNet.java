@@ -28,7 +28,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * 7x7/2 + ReLU + 3x3/2 max pool, four stages {@code layer1..layer4} of basic blocks (ResNet-18) or bottlenecks
  * with the stride on the 3x3 (ResNet-50), {@code downsample.0}/{@code downsample.1} where the shape changes,
  * global average pooling and a linear head {@code fc}, built by {@link #builder}; its costs come from
- * {@link NetworkCosts}, a training step from {@code org.convbn.train.TrainingStep}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
+ * {@link NetworkCosts}, a training step from {@code org.convbn.train.TrainingStep}. Convs have no bias, BN eps 1e-5
+ * and momentum 0.1.
  *
  * <p>Input {@code [N, 3, H, W]} (H, W at least 32), logits {@code [N, classes]}. The whole network switches mode
  * with {@link #setMode}.
@@ -251,8 +252,8 @@ public final class ResNet implements AutoCloseable {
             stages.add(b.reversible ? new ReversibleStage(units.get(0), units.subList(1, units.size()), b.minBeta)
                     : new PlainStage(units));
         }
-        return new ResNet(depth, kernels, arena, stem, stages, new Linear("fc", in, b.classes, type, nextSeed[0], arena),
-                type, mode);
+        Linear fc = new Linear("fc", in, b.classes, type, nextSeed[0], arena);
+        return new ResNet(depth, kernels, arena, stem, stages, fc, type, mode);
     }
 
     private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {

@@ -26,9 +26,10 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Mini-batches of images through DataVec: each file decoded by {@link NativeImageLoader} (OpenCV: JPEG, PNG; gray
- * images become 3 channels), resized, augmented for training with DataVec's
- * {@link ImageTransform}s (a random crop of {@code resolution} from the image resized to {@code 8/7} of it, then a
- * horizontal flip with probability 1/2: torchvision's usual RandomResizedCrop-lite and RandomHorizontalFlip), turned from OpenCV's BGR into RGB and normalised as ImageNet ({@link ImageNetNormalization}). Labels come from the parent folder's name
+ * images become 3 channels), resized, augmented for training with DataVec's {@link ImageTransform}s (a random crop
+ * of {@code resolution} from the image resized to {@code 8/7} of it, then a horizontal flip with probability 1/2:
+ * a fixed-scale RandomResizedCrop and torchvision's RandomHorizontalFlip), turned from OpenCV's BGR into RGB and
+ * normalised as ImageNet ({@link ImageNetNormalization}). Labels come from the parent folder's name
  * ({@link ParentPathLabelGenerator}) mapped to the class list, so a split missing a class keeps the numbering.
  *
  * <p>Features {@code [N, 3, R, R]} NCHW of the chosen data type, labels one-hot {@code [N, classes]}. The order of

@@ -18,6 +18,7 @@ import org.convbn.train.data.FashionMnist;
 import org.convbn.io.AtomicFiles;
 import org.convbn.net.ResNet;
 import org.convbn.train.InMemoryDataset;
+import org.convbn.transfer.EpochBatches;
 import org.convbn.transfer.FineTuning;
 import org.convbn.transfer.IdxBatches;
 import org.convbn.transfer.ImageBatches;
@@ -27,7 +28,6 @@ import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -137,8 +137,19 @@ final class FineTuneCommand implements Callable<Integer> {
                  int validationImages, int skippedImages, String weights, List<Point> epochs) {
     }
 
-    private record Data(DataSetIterator train, DataSetIterator validation, List<String> classes, int trainImages,
-                        int validationImages, int skipped, int resolution, int batchesPerEpoch) {
+    /** The data sources, the unreadable files left out, and the resolution the batches have. */
+    private record Data(EpochBatches train, EpochBatches validation, int skipped, int resolution) {
+        List<String> classes() {
+            return train.getLabels();
+        }
+
+        int trainImages() {
+            return train.size();
+        }
+
+        int validationImages() {
+            return validation == null ? 0 : validation.size();
+        }
     }
 
     @Override
@@ -236,8 +247,7 @@ final class FineTuneCommand implements Callable<Integer> {
             IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, batch, true, seed);
             IdxBatches val = split[1].length == 0 ? null
                     : new IdxBatches(all, split[1], FashionMnist.CLASSES, batch, false, seed);
-            return new Data(train, val, FashionMnist.CLASSES, split[0].length, split[1].length, 0,
-                    (int) all.images().size(2), split[0].length / batch);
+            return new Data(train, val, 0, (int) all.images().size(2));
         }
         ImageFolder folder = ImageFolder.scan(data, validationFraction, seed);
         if (!folder.skipped().isEmpty()) {
@@ -249,8 +259,7 @@ final class FineTuneCommand implements Callable<Integer> {
         ImageBatches val = folder.validation().isEmpty() ? null
                 : new ImageBatches(folder.validation(), folder.classes(), resolution, batch, false, seed,
                 precision.type);
-        return new Data(train, val, folder.classes(), folder.train().size(), folder.validation().size(),
-                folder.skipped().size(), resolution, train.batchesPerEpoch());
+        return new Data(train, val, folder.skipped().size(), resolution);
     }
 
     private static boolean isIdx(Path dir) {
@@ -280,7 +289,7 @@ final class FineTuneCommand implements Callable<Integer> {
 
     private ProgressBar bar(int epoch, Data d) {
         return new ProgressBarBuilder().setTaskName(String.format(Locale.ROOT, "epoch %d/%d", epoch + 1, epochs))
-                .setInitialMax((long) d.batchesPerEpoch() * batch).setUnit(" img", 1).showSpeed()
+                .setInitialMax((long) d.train().batchesPerEpoch() * batch).setUnit(" img", 1).showSpeed()
                 .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(120).setUpdateIntervalMillis(500).build();
     }
 

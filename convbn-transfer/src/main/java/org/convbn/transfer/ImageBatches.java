@@ -4,7 +4,6 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Random;
 
 import org.convbn.transfer.ImageFolder.Example;
 import org.datavec.api.io.labels.ParentPathLabelGenerator;
@@ -20,8 +19,6 @@ import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
-import org.nd4j.linalg.dataset.api.DataSetPreProcessor;
-import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -41,7 +38,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>DataVec's ImageRecordReader is not used because it numbers labels from the files it is given (a validation
  * split lacking a class would shift them) and fixes its order at initialisation.
  */
-public final class ImageBatches implements DataSetIterator, EpochAware {
+public final class ImageBatches extends EpochBatches {
     private static final long serialVersionUID = 1L;
     /** The random crop is taken from the image resized to this multiple of the resolution (torchvision: 256/224). */
     public static final double CROP_MARGIN = 8.0 / 7.0;
@@ -49,15 +46,12 @@ public final class ImageBatches implements DataSetIterator, EpochAware {
     private final List<Example> examples;
     private final List<String> classes;
     private final int resolution;
-    private final int batch;
-    private final boolean train;
-    private final long seed;
     private final DataType dataType;
     private final ParentPathLabelGenerator labelGenerator = new ParentPathLabelGenerator();
+    /** The loader of the current epoch (its transforms are seeded by the epoch), made on the epoch's first batch. */
     private transient NativeImageLoader loader;
-    private int[] order;
-    private int cursor;
-    private DataSetPreProcessor preProcessor = new ImageNetNormalization();
+    /** The {@link #epochStart()} the loader was made for. */
+    private long loaderStart = -1;
 
     /**
      * @param examples the images, not modified
@@ -67,14 +61,13 @@ public final class ImageBatches implements DataSetIterator, EpochAware {
      * @param train whether to augment and shuffle (per epoch) and drop the last partial batch
      * @param seed seed of the shuffle and the augmentation
      * @param dataType FLOAT or DOUBLE
+     * @throws IllegalArgumentException for a resolution, batch size or data type out of range
      */
     public ImageBatches(List<Example> examples, List<String> classes, int resolution, int batch, boolean train,
                         long seed, DataType dataType) {
+        super(examples.size(), classes, batch, train, seed);
         if (resolution < 8) {
             throw new IllegalArgumentException("resolution: expected >= 8, got " + resolution);
-        }
-        if (batch < 1 || (train && batch > examples.size())) {
-            throw new IllegalArgumentException("batch: expected 1.." + examples.size() + " (the images), got " + batch);
         }
         if (dataType != DataType.FLOAT && dataType != DataType.DOUBLE) {
             throw new IllegalArgumentException("dataType: expected FLOAT or DOUBLE, got " + dataType);
@@ -82,36 +75,13 @@ public final class ImageBatches implements DataSetIterator, EpochAware {
         this.examples = List.copyOf(examples);
         this.classes = List.copyOf(classes);
         this.resolution = resolution;
-        this.batch = batch;
-        this.train = train;
-        this.seed = seed;
         this.dataType = dataType;
-        startEpoch(0);
-    }
-
-    @Override
-    public void startEpoch(int epoch) {
-        order = new int[examples.size()];
-        for (int i = 0; i < order.length; i++) {
-            order[i] = i;
-        }
-        long epochSeed = seed * 1_000_003L + epoch;
-        if (train) {
-            Random rng = new Random(epochSeed);
-            for (int i = order.length - 1; i > 0; i--) {
-                int j = rng.nextInt(i + 1);
-                int t = order[i];
-                order[i] = order[j];
-                order[j] = t;
-            }
-        }
-        loader = new NativeImageLoader(resolution, resolution, 3, transform(epochSeed));
-        cursor = 0;
+        setPreProcessor(new ImageNetNormalization());
     }
 
     private ImageTransform transform(long epochSeed) {
         List<Pair<ImageTransform, Double>> steps = new ArrayList<>();
-        if (train) {
+        if (training()) {
             int margin = (int) Math.round(resolution * CROP_MARGIN);
             steps.add(new Pair<>(new ResizeImageTransform(margin, margin), 1.0));
             steps.add(new Pair<>(new RandomCropTransform(epochSeed, resolution, resolution), 1.0));
@@ -122,47 +92,20 @@ public final class ImageBatches implements DataSetIterator, EpochAware {
         return new PipelineImageTransform(epochSeed, steps, false);
     }
 
-    /** @return the number of images */
-    public int size() {
-        return examples.size();
-    }
-
-    /** @return batches per epoch */
-    public int batchesPerEpoch() {
-        return train ? examples.size() / batch : (examples.size() + batch - 1) / batch;
-    }
-
     @Override
-    public boolean hasNext() {
-        int left = examples.size() - cursor;
-        return train ? left >= batch : left > 0;
-    }
-
-    @Override
-    public DataSet next() {
-        return next(batch);
-    }
-
-    @Override
-    public DataSet next(int num) {
-        if (!hasNext()) {
-            throw new java.util.NoSuchElementException("no batch left in this epoch (" + examples.size()
-                    + " images, batch " + batch + ")");
+    protected DataSet load(int[] batch) {
+        if (loader == null || loaderStart != epochStart()) {
+            loaderStart = epochStart();
+            loader = new NativeImageLoader(resolution, resolution, 3, transform(epochSeed()));
         }
-        int n = Math.min(num, examples.size() - cursor);
-        INDArray features = Nd4j.create(dataType, n, 3, resolution, resolution);
-        INDArray labels = Nd4j.zeros(dataType, n, classes.size());
-        for (int i = 0; i < n; i++) {
-            Example e = examples.get(order[cursor + i]);
+        INDArray features = Nd4j.create(dataType, batch.length, 3, resolution, resolution);
+        int[] labels = new int[batch.length];
+        for (int i = 0; i < batch.length; i++) {
+            Example e = examples.get(batch[i]);
             features.putSlice(i, decode(e));
-            labels.putScalar(i, label(e), 1.0);
+            labels[i] = label(e);
         }
-        cursor += n;
-        DataSet d = new DataSet(features, labels);
-        if (preProcessor != null) {
-            preProcessor.preProcess(d);
-        }
-        return d;
+        return new DataSet(features, oneHot(labels, dataType));
     }
 
     private INDArray decode(Example e) {
@@ -198,44 +141,9 @@ public final class ImageBatches implements DataSetIterator, EpochAware {
         return 3 * resolution * resolution;
     }
 
-    @Override
-    public int totalOutcomes() {
-        return classes.size();
-    }
-
-    @Override
-    public boolean resetSupported() {
-        return true;
-    }
-
+    /** DL4J may prefetch batches in another thread; each batch is independent of the next. */
     @Override
     public boolean asyncSupported() {
         return true;
-    }
-
-    /** Rewinds to the start of epoch 0's order (use {@link #startEpoch} for another epoch). */
-    @Override
-    public void reset() {
-        startEpoch(0);
-    }
-
-    @Override
-    public int batch() {
-        return batch;
-    }
-
-    @Override
-    public void setPreProcessor(DataSetPreProcessor preProcessor) {
-        this.preProcessor = preProcessor;
-    }
-
-    @Override
-    public DataSetPreProcessor getPreProcessor() {
-        return preProcessor;
-    }
-
-    @Override
-    public List<String> getLabels() {
-        return classes;
     }
 }

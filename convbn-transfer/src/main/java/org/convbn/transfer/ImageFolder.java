@@ -106,7 +106,7 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
             }
             if (readable.isEmpty()) {
                 throw new IllegalArgumentException("data: class folder " + folder + " has no readable JPEG or PNG "
-                        + "image (" + files.size() + " image files, " + (files.size()) + " unreadable)");
+                        + "image (" + files.size() + " image files, none readable)");
             }
             Collections.shuffle(readable, rng);
             int v = validationFraction == 0 || readable.size() < 2 ? 0

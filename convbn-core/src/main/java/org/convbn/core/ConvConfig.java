@@ -26,7 +26,8 @@ package org.convbn.core;
  * @param bias whether the conv adds a bias
  */
 public record ConvConfig(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
-                         Padding padding, int dilationH, int dilationW, int groups, boolean bias) {
+                         Padding padding, int dilationH, int dilationW, int groups, boolean bias)
+        implements ProducerConfig {
 
     public ConvConfig {
         Checks.positive("inChannels", inChannels);
@@ -56,6 +57,27 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
         return new Builder(inChannels, outChannels);
     }
 
+    @Override
+    public String kind() {
+        return "conv2d";
+    }
+
+    @Override
+    public int outputChannelOf(long flatIndex) {
+        return (int) (flatIndex / ((long) inChannelsPerGroup() * kernelH * kernelW));
+    }
+
+    @Override
+    public long fanIn() {
+        return (long) inChannelsPerGroup() * kernelH * kernelW;
+    }
+
+    @Override
+    public long multiplyAdds(long[] inputShape) {
+        long[] out = outputShape(inputShape);
+        return out[0] * out[2] * out[3] * weightCount();
+    }
+
     /** @return input channels per group */
     public int inChannelsPerGroup() {
         return inChannels / groups;
@@ -77,6 +99,7 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
     }
 
     /** @return number of weight elements */
+    @Override
     public long weightCount() {
         return (long) outChannels * inChannelsPerGroup() * kernelH * kernelW;
     }

@@ -37,17 +37,18 @@ public record RetainedBytes(long activationBytes, long weightBytes) {
      *
      * @param config the block configuration
      * @param mode the mode
-     * @param inputShape {@code [N, C, H, W]}, not modified
+     * @param inputShape the block's input shape ({@code [N, C, H, W]}, or {@code [N, I(, L)]} for a linear block), not
+     *                   modified
      * @param bytesPerElement 4 for float32, 8 for float64
      * @return the bytes retained
-     * @throws IllegalArgumentException if the input shape does not fit the conv
+     * @throws IllegalArgumentException if the input shape does not fit the producer
      */
     public static RetainedBytes predict(ConvBNConfig config, Mode mode, long[] inputShape, int bytesPerElement) {
-        long[] out = config.conv().outputShape(inputShape);
+        long[] out = config.producer().outputShape(inputShape);
         long x = product(inputShape) * bytesPerElement;
         long y = product(out) * bytesPerElement;
         long channel = (long) config.channels() * bytesPerElement;
-        long weight = config.conv().weightCount() * bytesPerElement;
+        long weight = config.producer().weightCount() * bytesPerElement;
         return switch (mode) {
             case TRAIN -> new RetainedBytes(x + y, 2 * channel);
             case EVAL -> new RetainedBytes(x + y, 0);

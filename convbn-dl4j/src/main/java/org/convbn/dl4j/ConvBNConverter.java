@@ -20,7 +20,11 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.graph.GraphVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
+import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
+import org.deeplearning4j.nn.conf.layers.Deconvolution2D;
+import org.deeplearning4j.nn.conf.layers.DenseLayer;
+import org.deeplearning4j.nn.conf.layers.FeedForwardLayer;
 import org.deeplearning4j.nn.conf.layers.misc.FrozenLayer;
 import org.deeplearning4j.nn.conf.layers.misc.FrozenLayerWithBackprop;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -33,19 +37,22 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
- * Turns every ConvolutionLayer -> BatchNormalization pair of a DL4J network into one {@link ConvBNLayer}, so an
- * existing model fine-tunes in TUNE mode without being rewritten:
+ * Turns every ConvolutionLayer -> BatchNormalization pair of a DL4J network into one {@link ConvBNLayer}, and
+ * likewise Deconvolution2D -> BatchNormalization ({@link ConvBNLayer.Kind#CONV_TRANSPOSE2D}) and
+ * DenseLayer -> BatchNormalization ({@link ConvBNLayer.Kind#LINEAR}), so an existing model fine-tunes in TUNE mode
+ * without being rewritten:
  * <pre>{@code
  *   ComputationGraph tuned = ConvBNConverter.convert(graph).network();
  * }</pre>
  *
- * <p>A pair is fused when the conv (a plain {@link ConvolutionLayer}, NCHW, identity activation, no weight noise
- * or constraints, not a network output) feeds only the BN, the BN reads only the conv (NCHW, no dropout,
+ * <p>A pair is fused when the producer (a plain {@link ConvolutionLayer}, a {@link Deconvolution2D} in Truncate or
+ * Strict mode, or a {@link DenseLayer} without layer norm; NCHW, identity activation, no weight noise or constraints,
+ * not a network output) feeds only the BN, the BN reads only the conv (NCHW, no dropout,
  * preprocessor, weight noise or constraints; its configured activation is ignored, as DL4J ignores it), their gradient normalisations agree, and they are
  * frozen compatibly. Everything else stays exactly as it was, and the {@link ConversionReport} says why.
  *
  * <p>The fused layer is named after the conv (a graph's consumers of the BN are re-pointed to it) and carries
- * over: the conv's weight W and bias b, BN's gamma, beta, mean and variance (DL4J's log10 of the standard
+ * over: the conv's weight W (a dense layer's transposed to PyTorch's {@code [nOut, nIn]}) and bias b, BN's gamma, beta, mean and variance (DL4J's log10 of the standard
  * deviation turned back into the variance exactly as DL4J itself does it), eps, momentum = 1 - decay and DL4J's
  * biased running variance; the conv's updater, bias updater, weight init, bias init, regularisation, dropout and
  * gradient normalisation; BN's updater for gamma and beta and its (absent) regularisation of them. The network's
@@ -113,8 +120,7 @@ public final class ConvBNConverter {
 
         for (Map.Entry<String, GraphVertex> e : conf.getVertices().entrySet()) {
             String name = e.getKey();
-            if (!(e.getValue() instanceof LayerVertex lv) || !(unwrap(lv.getLayerConf().getLayer())
-                    instanceof ConvolutionLayer)) {
+            if (!(e.getValue() instanceof LayerVertex lv) || !isProducer(unwrap(lv.getLayerConf().getLayer()))) {
                 continue;
             }
             Optional<String> why = Optional.empty();
@@ -148,8 +154,8 @@ public final class ConvBNConverter {
             if (e.getValue() instanceof LayerVertex lv && unwrap(lv.getLayerConf().getLayer()) instanceof BatchNormalization
                     && !pairedBns.contains(e.getKey())) {
                 List<String> in = conf.getVertexInputs().get(e.getKey());
-                leftAlone.add(new ConversionReport.LeftAlone(e.getKey(), "not preceded by a fusable ConvolutionLayer "
-                        + "(inputs " + in + ")"));
+                leftAlone.add(new ConversionReport.LeftAlone(e.getKey(), "not preceded by a fusable " + PRODUCERS
+                        + " (inputs " + in + ")"));
             }
         }
 
@@ -224,7 +230,7 @@ public final class ConvBNConverter {
             if (pre.containsKey(i)) {
                 newPre.put(newIndex, pre.get(i));
             }
-            if (layer instanceof ConvolutionLayer) {
+            if (isProducer(layer)) {
                 Optional<String> why;
                 if (i + 1 >= confs.size() || !(unwrap(confs.get(i + 1).getLayer()) instanceof BatchNormalization)) {
                     why = Optional.of("the next layer is not a BatchNormalization");
@@ -247,7 +253,7 @@ public final class ConvBNConverter {
                 leftAlone.add(new ConversionReport.LeftAlone(String.valueOf(i), why.get()));
             } else if (layer instanceof BatchNormalization) {
                 leftAlone.add(new ConversionReport.LeftAlone(String.valueOf(i),
-                        "not preceded by a fusable ConvolutionLayer"));
+                        "not preceded by a fusable " + PRODUCERS));
             }
             newConfs.add(confs.get(i));
             sources.add(new int[] {i});
@@ -287,6 +293,25 @@ public final class ConvBNConverter {
         }
     }
 
+    /** The layers a BN may follow in a fused pair, for messages. */
+    private static final String PRODUCERS = "ConvolutionLayer, Deconvolution2D or DenseLayer";
+
+    /** @return whether the layer is a candidate producer: any convolution (reported if not fusable) or a dense layer */
+    private static boolean isProducer(org.deeplearning4j.nn.conf.layers.Layer l) {
+        return l instanceof ConvolutionLayer || l instanceof DenseLayer;
+    }
+
+    /** @return the kind a layer of exactly this class fuses as, or null */
+    private static ConvBNLayer.Kind kindOf(org.deeplearning4j.nn.conf.layers.Layer l) {
+        if (l.getClass() == ConvolutionLayer.class) {
+            return ConvBNLayer.Kind.CONV2D;
+        }
+        if (l.getClass() == Deconvolution2D.class) {
+            return ConvBNLayer.Kind.CONV_TRANSPOSE2D;
+        }
+        return l.getClass() == DenseLayer.class ? ConvBNLayer.Kind.LINEAR : null;
+    }
+
     static org.deeplearning4j.nn.conf.layers.Layer unwrap(org.deeplearning4j.nn.conf.layers.Layer l) {
         if (l instanceof FrozenLayer f) {
             return unwrap(f.getLayer());
@@ -315,7 +340,10 @@ public final class ConvBNConverter {
         final String bnName;
         final InputPreProcessor preProcessor;
         private final NeuralNetConfiguration convConf;
-        private final ConvolutionLayer conv;
+        /** The producer: a ConvolutionLayer (or subclass), a Deconvolution2D or a DenseLayer. */
+        private final FeedForwardLayer conv;
+        /** What it fuses as; null for a class that does not fuse. */
+        private final ConvBNLayer.Kind kind;
         private final BatchNormalization bn;
         private final Freezing convFreezing;
         private final Freezing bnFreezing;
@@ -327,7 +355,8 @@ public final class ConvBNConverter {
             this.bnName = bnName;
             this.preProcessor = preProcessor;
             this.convConf = convConf;
-            this.conv = (ConvolutionLayer) unwrap(convConf.getLayer());
+            this.conv = (FeedForwardLayer) unwrap(convConf.getLayer());
+            this.kind = kindOf(conv);
             this.bn = (BatchNormalization) unwrap(bnConf.getLayer());
             this.convFreezing = Freezing.of(convConf.getLayer());
             this.bnFreezing = Freezing.of(bnConf.getLayer());
@@ -341,16 +370,25 @@ public final class ConvBNConverter {
 
         /** @return why this pair cannot be fused, or empty */
         Optional<String> problem() {
-            if (conv.getClass() != ConvolutionLayer.class) {
-                return Optional.of("it is a " + conv.getClass().getSimpleName() + ", not a plain ConvolutionLayer");
+            if (kind == null) {
+                return Optional.of("it is a " + conv.getClass().getSimpleName() + ", not a plain " + PRODUCERS);
+            }
+            if (kind == ConvBNLayer.Kind.CONV_TRANSPOSE2D
+                    && ((Deconvolution2D) conv).getConvolutionMode() == ConvolutionMode.Same) {
+                return Optional.of("a Deconvolution2D in ConvolutionMode.Same; the fused transposed conv takes "
+                        + "explicit padding (Truncate or Strict), as PyTorch's ConvTranspose2d");
+            }
+            if (kind == ConvBNLayer.Kind.LINEAR && ((DenseLayer) conv).hasLayerNorm()) {
+                return Optional.of("a DenseLayer with layer normalisation");
             }
             if (!isIdentity(conv.getActivationFn())) {
                 return Optional.of("its activation is " + conv.getActivationFn() + ", expected identity");
             }
             // BN's activation needs no check: DL4J's BatchNormalization never applies it (the global default, sigmoid,
             // lands in its configuration all the same).
-            if (conv.getCnn2dDataFormat() != null && conv.getCnn2dDataFormat() != CNN2DFormat.NCHW
-                    || bn.getCnn2DFormat() != CNN2DFormat.NCHW) {
+            if (conv instanceof ConvolutionLayer c && c.getCnn2dDataFormat() != null
+                    && c.getCnn2dDataFormat() != CNN2DFormat.NCHW
+                    || kind != ConvBNLayer.Kind.LINEAR && bn.getCnn2DFormat() != CNN2DFormat.NCHW) {
                 return Optional.of("NHWC layout; the ConvBN layer is NCHW");
             }
             if (conv.getWeightNoise() != null || bn.getWeightNoise() != null) {
@@ -372,7 +410,7 @@ public final class ConvBNConverter {
                 return Optional.of("gradient normalisation " + conv.getGradientNormalization() + " / "
                         + bn.getGradientNormalization() + " would change meaning over the fused parameters");
             }
-            if (options.mode == Mode.DEPLOY && !(conv.hasBias() && !options.absorbConvBias) && bn.isLockGammaBeta()) {
+            if (options.mode == Mode.DEPLOY && !(hasBias() && !options.absorbConvBias) && bn.isLockGammaBeta()) {
                 return Optional.of("DEPLOY needs a conv bias or an affine BN to hold the folded bias, got neither");
             }
             if (training() == null) {
@@ -395,16 +433,23 @@ public final class ConvBNConverter {
             };
         }
 
+        /** @return whether the producer adds a bias */
+        private boolean hasBias() {
+            return conv instanceof ConvolutionLayer c ? c.hasBias() : ((DenseLayer) conv).hasBias();
+        }
+
         NeuralNetConfiguration fusedConf() {
-            boolean hasBias = conv.hasBias() && !options.absorbConvBias;
+            boolean hasBias = hasBias() && !options.absorbConvBias;
             Mode buildMode = options.mode == Mode.DEPLOY ? Mode.EVAL : options.mode;
-            ConvBNLayer.Builder b = new ConvBNLayer.Builder()
-                    .kernelSize(conv.getKernelSize()[0], conv.getKernelSize()[1])
-                    .stride(conv.getStride()[0], conv.getStride()[1])
-                    .padding(conv.getPadding()[0], conv.getPadding()[1])
-                    .dilation(conv.getDilation()[0], conv.getDilation()[1])
-                    .convolutionMode(conv.getConvolutionMode())
-                    .hasBias(hasBias)
+            ConvBNLayer.Builder b = new ConvBNLayer.Builder().kind(kind);
+            if (conv instanceof ConvolutionLayer c) {
+                b.kernelSize(c.getKernelSize()[0], c.getKernelSize()[1])
+                        .stride(c.getStride()[0], c.getStride()[1])
+                        .padding(c.getPadding()[0], c.getPadding()[1])
+                        .dilation(c.getDilation()[0], c.getDilation()[1])
+                        .convolutionMode(c.getConvolutionMode());
+            }
+            b.hasBias(hasBias)
                     .affine(!bn.isLockGammaBeta())
                     .eps(bn.getEps())
                     .momentum(1 - bn.getDecay())
@@ -443,9 +488,11 @@ public final class ConvBNConverter {
             Map<String, INDArray> c = convLayer.paramTable();
             Map<String, INDArray> n = bnLayer.paramTable();
             Map<String, INDArray> f = fusedLayer.paramTable();
-            f.get(ConvBNParamInitializer.WEIGHT_KEY).assign(c.get("W"));
+            // DenseLayer's W is [nIn, nOut]; the fused layer keeps PyTorch's [nOut, nIn].
+            f.get(ConvBNParamInitializer.WEIGHT_KEY).assign(kind == ConvBNLayer.Kind.LINEAR ? c.get("W").transpose()
+                    : c.get("W"));
             INDArray mean = n.get(BatchNormalizationParamInitializer.GLOBAL_MEAN);
-            INDArray convBias = conv.hasBias() ? c.get("b").reshape(mean.shape()) : null;
+            INDArray convBias = hasBias() ? c.get("b").reshape(mean.shape()) : null;
             if (f.containsKey(ConvBNParamInitializer.BIAS_KEY)) {
                 f.get(ConvBNParamInitializer.BIAS_KEY).assign(convBias);
                 f.get(ConvBNParamInitializer.MEAN_KEY).assign(mean);

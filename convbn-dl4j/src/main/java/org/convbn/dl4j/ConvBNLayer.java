@@ -10,6 +10,9 @@ import java.util.Objects;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
+import org.convbn.core.ConvTransposeConfig;
+import org.convbn.core.LinearConfig;
+import org.convbn.core.ProducerConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.Padding;
@@ -35,16 +38,22 @@ import org.nd4j.linalg.learning.regularization.Regularization;
 import org.nd4j.shade.jackson.annotation.JsonProperty;
 
 /**
- * DL4J configuration of a ConvBN layer: a 2-D convolution followed by BatchNorm, run by the library's block in
- * one of the four {@link Mode}s. It serialises to JSON with the network like DL4J's own layers.
+ * DL4J configuration of a ConvBN layer: a 2-D convolution (or, by its {@link Kind}, a transposed convolution or a
+ * dense layer) followed by BatchNorm, run by the library's block in one of the four {@link Mode}s. It serialises to
+ * JSON with the network like DL4J's own layers.
  *
- * <p>Shapes (NCHW only): input {@code [N, nIn, H, W]}, output {@code [N, nOut, oH, oW]} with
+ * <p>Shapes (NCHW only), {@link Kind#CONV2D}: input {@code [N, nIn, H, W]}, output {@code [N, nOut, oH, oW]} with
  * {@code oH = floor((H + 2 pH - dH (kH - 1) - 1) / sH) + 1} in {@link ConvolutionMode#Truncate} and
  * {@link ConvolutionMode#Strict}, {@code ceil(H / sH)} in {@link ConvolutionMode#Same} (likewise for W).
+ * {@link Kind#CONV_TRANSPOSE2D} (DL4J's Deconvolution2D): {@code oH = (H - 1) sH - 2 pH + dH (kH - 1) + 1},
+ * Truncate or Strict only. {@link Kind#LINEAR} (DL4J's DenseLayer): input {@code [N, nIn]}, output {@code [N, nOut]},
+ * BN over the batch (DL4J's BatchNormalization on feed-forward activations).
  *
  * <p>Parameters, in the order of the flattened parameter vector ({@link ConvBNParamInitializer}):
  * <ul>
- *   <li>{@code W} {@code [nOut, nIn, kH, kW]}: the conv weight; its updater and regularisation are the layer's
+ *   <li>{@code W}: the producer's weight in PyTorch's layout, {@code [nOut, nIn, kH, kW]} for a conv,
+ *       {@code [nIn, nOut, kH, kW]} for a transposed conv (DL4J's Deconvolution2D layout too), {@code [nOut, nIn]}
+ *       for a dense layer (the transpose of DenseLayer's); its updater and regularisation are the layer's
  *       ({@code updater}, {@code l1}, {@code l2}, {@code weightDecay});</li>
  *   <li>{@code b} {@code [nOut]} when {@link #hasBias()}: the conv bias, with the bias updater and regularisation;</li>
  *   <li>{@code gamma}, {@code beta} {@code [nOut]} when {@link #isAffine()}: BN's scale and shift, with
@@ -66,6 +75,18 @@ import org.nd4j.shade.jackson.annotation.JsonProperty;
 public class ConvBNLayer extends FeedForwardLayer {
     private static final long serialVersionUID = 1L;
 
+    /** The layer BN follows. */
+    public enum Kind {
+        /** A 2-D convolution (DL4J's ConvolutionLayer, PyTorch's Conv2d). */
+        CONV2D,
+        /** A 2-D transposed convolution (DL4J's Deconvolution2D, PyTorch's ConvTranspose2d). */
+        CONV_TRANSPOSE2D,
+        /** A fully connected layer (DL4J's DenseLayer, PyTorch's Linear). */
+        LINEAR
+    }
+
+    @JsonProperty
+    private Kind kind = Kind.CONV2D;
     @JsonProperty
     private int[] kernelSize = {3, 3};
     @JsonProperty
@@ -103,6 +124,7 @@ public class ConvBNLayer extends FeedForwardLayer {
 
     private ConvBNLayer(Builder b) {
         super(b);
+        this.kind = b.kind;
         this.kernelSize = b.kernelSize.clone();
         this.stride = b.stride.clone();
         this.padding = b.padding.clone();
@@ -133,12 +155,20 @@ public class ConvBNLayer extends FeedForwardLayer {
             throw new IllegalStateException("layer \"" + getLayerName() + "\": expected nIn and nOut > 0, got nIn="
                     + nIn + ", nOut=" + nOut + " (set them, or give the network an input type)");
         }
-        Padding pad = convolutionMode == ConvolutionMode.Same ? Padding.same() : Padding.of(padding[0], padding[1]);
-        ConvConfig conv = ConvConfig.builder(Math.toIntExact(nIn), Math.toIntExact(nOut))
-                .kernel(kernelSize[0], kernelSize[1]).stride(stride[0], stride[1]).padding(pad)
-                .dilation(dilation[0], dilation[1]).bias(hasBias).build();
-        BatchNormConfig bn = new BatchNormConfig(Math.toIntExact(nOut), eps, momentum, affine, unbiasedRunningVar);
-        return new ConvBNConfig(conv, bn, true, tuneFold);
+        int in = Math.toIntExact(nIn);
+        int out = Math.toIntExact(nOut);
+        ProducerConfig producer = switch (kind) {
+            case CONV2D -> ConvConfig.builder(in, out).kernel(kernelSize[0], kernelSize[1]).stride(stride[0], stride[1])
+                    .padding(convolutionMode == ConvolutionMode.Same ? Padding.same()
+                            : Padding.of(padding[0], padding[1]))
+                    .dilation(dilation[0], dilation[1]).bias(hasBias).build();
+            case CONV_TRANSPOSE2D -> ConvTransposeConfig.builder(in, out).kernel(kernelSize[0], kernelSize[1])
+                    .stride(stride[0], stride[1]).padding(padding[0], padding[1]).dilation(dilation[0], dilation[1])
+                    .bias(hasBias).build();
+            case LINEAR -> new LinearConfig(in, out, hasBias);
+        };
+        BatchNormConfig bn = new BatchNormConfig(out, eps, momentum, affine, unbiasedRunningVar);
+        return new ConvBNConfig(producer, bn, true, tuneFold);
     }
 
     // ---------------------------------------------------------------- DL4J's layer contract
@@ -166,13 +196,30 @@ public class ConvBNLayer extends FeedForwardLayer {
 
     @Override
     public InputType getOutputType(int layerIndex, InputType inputType) {
+        if (kind == Kind.LINEAR) {
+            return super.getOutputType(layerIndex, inputType);
+        }
         requireConvolutionalInput(inputType);
+        if (kind == Kind.CONV_TRANSPOSE2D) {
+            InputType.InputTypeConvolutional in = (InputType.InputTypeConvolutional) inputType;
+            long h = (in.getHeight() - 1) * stride[0] - 2L * padding[0] + (long) dilation[0] * (kernelSize[0] - 1) + 1;
+            long w = (in.getWidth() - 1) * stride[1] - 2L * padding[1] + (long) dilation[1] * (kernelSize[1] - 1) + 1;
+            if (h < 1 || w < 1) {
+                throw new IllegalStateException("layer \"" + getLayerName() + "\": input " + in.getHeight() + "x"
+                        + in.getWidth() + " gives an output of " + h + "x" + w + "; expected at least 1x1");
+            }
+            return InputType.convolutional(h, w, nOut, CNN2DFormat.NCHW);
+        }
         return InputTypeUtil.getOutputTypeCnnLayers(inputType, kernelSize, stride, padding, dilation, convolutionMode,
                 nOut, layerIndex, getLayerName(), CNN2DFormat.NCHW, ConvBNLayer.class);
     }
 
     @Override
     public void setNIn(InputType inputType, boolean override) {
+        if (kind == Kind.LINEAR) {
+            super.setNIn(inputType, override);
+            return;
+        }
         requireConvolutionalInput(inputType);
         if (nIn <= 0 || override) {
             nIn = ((InputType.InputTypeConvolutional) inputType).getChannels();
@@ -184,7 +231,8 @@ public class ConvBNLayer extends FeedForwardLayer {
         if (inputType == null) {
             throw new IllegalStateException("layer \"" + getLayerName() + "\": expected an input type, got null");
         }
-        return InputTypeUtil.getPreProcessorForInputTypeCnnLayers(inputType, getLayerName());
+        return kind == Kind.LINEAR ? super.getPreProcessorForInputType(inputType)
+                : InputTypeUtil.getPreProcessorForInputTypeCnnLayers(inputType, getLayerName());
     }
 
     private void requireConvolutionalInput(InputType inputType) {
@@ -229,7 +277,7 @@ public class ConvBNLayer extends FeedForwardLayer {
 
     @Override
     public LayerMemoryReport getMemoryReport(InputType inputType) {
-        InputType.InputTypeConvolutional out = (InputType.InputTypeConvolutional) getOutputType(-1, inputType);
+        InputType out = getOutputType(-1, inputType);
         long paramSize = initializer().numParams(this);
         long updaterState = 0;
         for (String key : ConvBNParamInitializer.getInstance().paramKeys(this)) {
@@ -238,10 +286,10 @@ public class ConvBNLayer extends FeedForwardLayer {
         long outPerExample = out.arrayElementsPerExample();
         // Held between forward and backward beyond the input (which the network keeps anyway), per example, as the
         // mode table in Mode says (RetainedBytes.predict computes it). Backward works on about two maps more.
-        InputType.InputTypeConvolutional in = (InputType.InputTypeConvolutional) inputType;
-        long[] oneExample = {1, in.getChannels(), in.getHeight(), in.getWidth()};
+        long[] oneExample = inputType instanceof InputType.InputTypeConvolutional in
+                ? new long[] {1, in.getChannels(), in.getHeight(), in.getWidth()} : new long[] {1, nIn};
         long cachedPerExample = RetainedBytes.predict(toConvBNConfig(), mode, oneExample, 1).activationBytes()
-                - in.arrayElementsPerExample();
+                - inputType.arrayElementsPerExample();
         return new LayerMemoryReport.Builder(getLayerName(), ConvBNLayer.class, inputType, out)
                 .standardMemory(paramSize, updaterState)
                 .workingMemory(0, outPerExample, 0, 2 * outPerExample + cachedPerExample)
@@ -267,6 +315,11 @@ public class ConvBNLayer extends FeedForwardLayer {
     }
 
     // ---------------------------------------------------------------- accessors
+
+    /** @return the layer BN follows */
+    public Kind getKind() {
+        return kind;
+    }
 
     /** @return {kH, kW}, a copy */
     public int[] getKernelSize() {
@@ -353,7 +406,7 @@ public class ConvBNLayer extends FeedForwardLayer {
         if (!(o instanceof ConvBNLayer other) || !super.equals(o)) {
             return false;
         }
-        return Arrays.equals(kernelSize, other.kernelSize) && Arrays.equals(stride, other.stride)
+        return kind == other.kind && Arrays.equals(kernelSize, other.kernelSize) && Arrays.equals(stride, other.stride)
                 && Arrays.equals(padding, other.padding) && Arrays.equals(dilation, other.dilation)
                 && convolutionMode == other.convolutionMode && hasBias == other.hasBias && affine == other.affine
                 && Double.compare(eps, other.eps) == 0 && Double.compare(momentum, other.momentum) == 0
@@ -364,7 +417,7 @@ public class ConvBNLayer extends FeedForwardLayer {
 
     @Override
     public int hashCode() {
-        return Objects.hash(super.hashCode(), Arrays.hashCode(kernelSize), Arrays.hashCode(stride),
+        return Objects.hash(super.hashCode(), kind, Arrays.hashCode(kernelSize), Arrays.hashCode(stride),
                 Arrays.hashCode(padding), Arrays.hashCode(dilation), convolutionMode, hasBias, affine, eps, momentum,
                 unbiasedRunningVar, mode, tuneFold, normUpdater, normRegularization, normFrozen);
     }
@@ -373,6 +426,7 @@ public class ConvBNLayer extends FeedForwardLayer {
 
     /** Builds a {@link ConvBNLayer}; {@link #build()} validates every setting. */
     public static final class Builder extends FeedForwardLayer.Builder<Builder> {
+        private Kind kind = Kind.CONV2D;
         private int[] kernelSize = {3, 3};
         private int[] stride = {1, 1};
         private int[] padding = {0, 0};
@@ -392,6 +446,12 @@ public class ConvBNLayer extends FeedForwardLayer {
         /** A 3x3 kernel, stride 1, no padding, conv bias on, affine BN with eps 1e-5 and momentum 0.1, TUNE. */
         public Builder() {
             this.activationFn = Activation.IDENTITY.getActivationFunction();
+        }
+
+        /** The layer BN follows (default {@link Kind#CONV2D}); a LINEAR layer ignores the kernel settings. */
+        public Builder kind(Kind k) {
+            this.kind = k;
+            return this;
         }
 
         public Builder kernelSize(int kH, int kW) {
@@ -487,9 +547,16 @@ public class ConvBNLayer extends FeedForwardLayer {
             pair("stride", stride, 1);
             pair("padding", padding, 0);
             pair("dilation", dilation, 1);
+            if (kind == null) {
+                throw new IllegalArgumentException("kind: expected CONV2D, CONV_TRANSPOSE2D or LINEAR, got null");
+            }
             if (convolutionMode == null || convolutionMode == ConvolutionMode.Causal) {
                 throw new IllegalArgumentException("convolutionMode: expected Truncate, Strict or Same, got "
                         + convolutionMode);
+            }
+            if (kind == Kind.CONV_TRANSPOSE2D && convolutionMode == ConvolutionMode.Same) {
+                throw new IllegalArgumentException("convolutionMode: expected Truncate or Strict for CONV_TRANSPOSE2D "
+                        + "(explicit padding, as PyTorch's ConvTranspose2d), got Same");
             }
             if (mode == null) {
                 throw new IllegalArgumentException("mode: expected TRAIN, EVAL, TUNE or DEPLOY, got null");

@@ -13,7 +13,9 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * Lays out a {@link ConvBNLayer}'s parameters in its slice of the network's flat parameter vector, in this order:
- * {@code W [nOut, nIn, kH, kW]} ('c' order, DL4J's and PyTorch's OIHW), {@code b}, {@code gamma}, {@code beta},
+ * {@code W} ('c' order, in PyTorch's layout for the layer's kind: {@code [nOut, nIn, kH, kW]} for a conv, DL4J's and
+ * PyTorch's OIHW; {@code [nIn, nOut, kH, kW]} for a transposed conv; {@code [nOut, nIn]} for a dense layer),
+ * {@code b}, {@code gamma}, {@code beta},
  * {@code mean}, {@code var} ({@code [nOut]} each; b only with a conv bias, gamma and beta only when affine).
  * Gradients use the same layout. Fresh parameters: W from the layer's weight init with DL4J's conv fan-in and
  * fan-out, b = the layer's bias init, gamma = 1, beta = 0, mean = 0, var = 1.
@@ -93,8 +95,8 @@ public final class ConvBNParamInitializer implements ParamInitializer {
         ConvBNLayer layer = (ConvBNLayer) conf.getLayer();
         Map<String, INDArray> views = views(layer, paramsView);
         if (initializeParams) {
-            int[] k = layer.getKernelSize();
-            int[] s = layer.getStride();
+            int[] k = layer.getKind() == ConvBNLayer.Kind.LINEAR ? new int[] {1, 1} : layer.getKernelSize();
+            int[] s = layer.getKind() == ConvBNLayer.Kind.LINEAR ? new int[] {1, 1} : layer.getStride();
             double fanIn = (double) layer.getNIn() * k[0] * k[1];
             double fanOut = (double) layer.getNOut() * k[0] * k[1] / ((double) s[0] * s[1]);
             INDArray w = views.get(WEIGHT_KEY);
@@ -141,13 +143,20 @@ public final class ConvBNParamInitializer implements ParamInitializer {
 
     static long[] weightShape(ConvBNLayer layer) {
         int[] k = layer.getKernelSize();
-        return new long[] {layer.getNOut(), layer.getNIn(), k[0], k[1]};
+        return switch (layer.getKind()) {
+            case CONV2D -> new long[] {layer.getNOut(), layer.getNIn(), k[0], k[1]};
+            case CONV_TRANSPOSE2D -> new long[] {layer.getNIn(), layer.getNOut(), k[0], k[1]};
+            case LINEAR -> new long[] {layer.getNOut(), layer.getNIn()};
+        };
     }
 
     static long paramLength(ConvBNLayer layer, String key) {
         if (WEIGHT_KEY.equals(key)) {
-            long[] s = weightShape(layer);
-            return s[0] * s[1] * s[2] * s[3];
+            long n = 1;
+            for (long d : weightShape(layer)) {
+                n *= d;
+            }
+            return n;
         }
         return layer.getNOut();
     }

@@ -99,7 +99,7 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
 
     @Override
     public Type type() {
-        return Type.CONVOLUTIONAL;
+        return layerConf().getKind() == ConvBNLayer.Kind.LINEAR ? Type.FEED_FORWARD : Type.CONVOLUTIONAL;
     }
 
     @Override
@@ -186,10 +186,11 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     public INDArray activate(boolean training, LayerWorkspaceMgr workspaceMgr) {
         assertInputSet(false);
         applyDropOutIfNecessary(training, workspaceMgr);
-        if (input.rank() != 4) {
-            throw new IllegalArgumentException("input: expected rank 4 [N, " + layerConf().getNIn()
-                    + ", H, W] (NCHW) for layer \"" + layerConf().getLayerName() + "\", got shape "
-                    + Arrays.toString(input.shape()) + " " + layerId());
+        boolean linear = layerConf().getKind() == ConvBNLayer.Kind.LINEAR;
+        if (input.rank() != (linear ? 2 : 4)) {
+            throw new IllegalArgumentException("input: expected " + (linear ? "rank 2 [N, " + layerConf().getNIn()
+                    + "]" : "rank 4 [N, " + layerConf().getNIn() + ", H, W] (NCHW)") + " for layer \""
+                    + layerConf().getLayerName() + "\", got shape " + Arrays.toString(input.shape()) + " " + layerId());
         }
         clearPending();
         ConvBNBlock block = block(training);
@@ -316,8 +317,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             return holdsFoldedBias ? g.parameter(ParameterNames.FOLDED_BIAS) : null;
         }
         return switch (key) {
-            case WEIGHT_KEY -> g.parameter(ParameterNames.CONV_WEIGHT);
-            case BIAS_KEY -> g.parameter(ParameterNames.CONV_BIAS);
+            case WEIGHT_KEY -> g.parameter(blockConfig().producer().weightName());
+            case BIAS_KEY -> g.parameter(blockConfig().producer().biasName());
             case GAMMA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_WEIGHT);
             case BETA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_BIAS);
             // old - new: the NoOp updater subtracts it, which leaves the running statistics at the new values.
@@ -374,10 +375,15 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     @Override
     public Pair<INDArray, MaskState> feedForwardMaskArray(INDArray maskArray, MaskState currentMaskState,
                                                           int minibatchSize) {
-        if (maskArray == null) {
-            return new Pair<>(null, currentMaskState);
+        if (maskArray == null || layerConf().getKind() == ConvBNLayer.Kind.LINEAR) {
+            // Feed-forward masks are per example, as through DL4J's DenseLayer.
+            return new Pair<>(maskArray, currentMaskState);
         }
         ConvBNLayer c = layerConf();
+        if (c.getKind() == ConvBNLayer.Kind.CONV_TRANSPOSE2D) {
+            throw new UnsupportedOperationException("masks: a transposed ConvBN layer takes no mask, got one of shape "
+                    + Arrays.toString(maskArray.shape()) + " in layer \"" + c.getLayerName() + "\"");
+        }
         INDArray outMask = ConvolutionUtils.cnn2dMaskReduction(maskArray, c.getKernelSize(), c.getStride(),
                 c.getPadding(), c.getDilation(), c.getConvolutionMode());
         return new Pair<>(outMask, currentMaskState);

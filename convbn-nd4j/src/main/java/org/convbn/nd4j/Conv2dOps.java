@@ -133,7 +133,11 @@ public final class Conv2dOps {
      * im2col path; the process-wide switch is restored at once. Blocks are not thread-safe anyway.
      */
     private static void exec(ConvConfig c, DynamicCustomOp op) {
-        boolean dilated = c.dilationH() > 1 || c.dilationW() > 1;
+        exec(c.dilationH() > 1 || c.dilationW() > 1, op);
+    }
+
+    /** Runs a conv-like op, with libnd4j's platform helpers off when it is dilated (see above). */
+    static void exec(boolean dilated, DynamicCustomOp op) {
         Environment env = Nd4j.getEnvironment();
         boolean helpers = env.helpersAllowed();
         if (!dilated || !helpers) {
@@ -168,7 +172,7 @@ public final class Conv2dOps {
     }
 
     /** A view of channels {@code [g per, (g + 1) per)} of an NCHW array. */
-    private static INDArray channels(INDArray t, int g, int per) {
+    static INDArray channels(INDArray t, int g, int per) {
         return t.get(NDArrayIndex.all(), NDArrayIndex.interval((long) g * per, (long) (g + 1) * per),
                 NDArrayIndex.all(), NDArrayIndex.all());
     }

@@ -6,6 +6,7 @@ import java.util.Map;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.convbn.core.ConvBNConfig;
+import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ModeTransitions;
 import org.convbn.core.RetainedBytes;
@@ -53,6 +54,8 @@ public final class ConvBNBlock {
     private SavedTensors saved;
     /** The layout of the pending forward's output, which its backward's gradient must have. */
     private Layout savedOutputLayout;
+    /** The pending forward's logical input shape (a linear block's {@code [N, F(, L)]}). */
+    private long[] savedInputShape;
     /** The last TRAIN forward's batch mean and biased variance ([O] each, from the arena), for {@link #forwardReplay}. */
     private INDArray lastBatchMean;
     private INDArray lastBatchVar;
@@ -94,7 +97,7 @@ public final class ConvBNBlock {
     private ConvBNBlock(ConvBNConfig config, FoldedParameters deployed, Kernels kernels) {
         this.config = config;
         Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_WEIGHT, deployed.weight(),
-                config.conv().weightShape());
+                config.producer().weightShape());
         this.dataType = deployed.weight().dataType();
         ConvBNParameters.requireFloatingType(dataType);
         Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), config.channels());
@@ -257,44 +260,69 @@ public final class ConvBNBlock {
      * @param out the layout of Z (BLOCKED8 needs a channel count divisible by 8)
      */
     public INDArray forward(INDArray x, Layout out) {
-        long[] shape = checkInput(x);
+        long[] shape = checkInput(x, out);
         clearSaved();
+        long[] o = config.producer().outputShape(shape);
+        INDArray x4 = featureMap(x);
         ModeFunctions.Forward f = switch (mode) {
             case TRAIN -> {
-                long[] o = config.conv().outputShape(shape);
-                if (o[0] * o[2] * o[3] < 2) {
+                long perChannel = Arrays.stream(o).reduce(1, Math::multiplyExact) / o[1];
+                if (perChannel < 2) {
                     throw new IllegalArgumentException("x: TRAIN needs more than one value per channel to compute batch "
                             + "statistics, got output " + Arrays.toString(o));
                 }
-                ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded(), x, out);
+                ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded(), x4, out);
                 SavedTensors.Train s = (SavedTensors.Train) t.saved();
                 ModeFunctions.updateRunningStatistics(config.bn(), unfolded().runningMean(), unfolded().runningVar(),
-                        s.batchMean(), s.batchVar(), o[0] * o[2] * o[3]);
+                        s.batchMean(), s.batchVar(), perChannel);
                 kernels.arena().release(lastBatchMean, lastBatchVar);
                 lastBatchMean = s.batchMean();
                 lastBatchVar = s.batchVar();
                 yield t;
             }
-            case EVAL -> ModeFunctions.eval(kernels, config, unfolded(), x, out);
-            case TUNE -> ModeFunctions.tune(kernels, config, unfolded(), x, out);
-            case DEPLOY -> ModeFunctions.deploy(kernels, config.conv(), folded(), x, out);
+            case EVAL -> ModeFunctions.eval(kernels, config, unfolded(), x4, out);
+            case TUNE -> ModeFunctions.tune(kernels, config, unfolded(), x4, out);
+            case DEPLOY -> ModeFunctions.deploy(kernels, config.producer(), folded(), x4, out);
         };
         saved = f.saved();
         savedOutputLayout = out;
-        return f.output();
+        savedInputShape = shape;
+        return asShape(f.output(), o);
     }
 
     /** @return the logical input shape */
-    private long[] checkInput(INDArray x) {
+    private long[] checkInput(INDArray x, Layout out) {
         if (x == null) {
-            throw new IllegalArgumentException("x: expected an array [N, " + config.conv().inChannels()
-                    + ", H, W], got null");
+            throw new IllegalArgumentException("x: expected an array " + (config.producer() instanceof LinearConfig
+                    ? "[N, " + config.producer().inChannels() + "(, L)]"
+                    : "[N, " + config.producer().inChannels() + ", H, W]") + ", got null");
+        }
+        if (config.producer() instanceof LinearConfig && (out != Layout.NCHW || layoutOrNchw(x) != Layout.NCHW)) {
+            throw new IllegalArgumentException("out: a linear block reads and writes plain [N, F(, L)] arrays; "
+                    + "expected layout NCHW, got " + out + " (input " + layoutOrNchw(x) + ")");
         }
         // A blocked feature map is checked by its logical shape; anything else as it is (rank, channels, size).
         long[] shape = layoutOrNchw(x) == Layout.BLOCKED8 ? Layout.logicalShape(x) : x.shape();
-        config.conv().checkInputShape("x", shape);
+        config.producer().checkInputShape("x", shape);
         Tensors.requireType("x", x, dataType);
         return shape;
+    }
+
+    /**
+     * @return t as the rank-4 feature map the mode functions compute on: a linear block's {@code [N, F]} or
+     *         {@code [N, F, L]} as {@code [N, F, 1, 1]} or {@code [N, F, L, 1]} (a view when t is contiguous), any
+     *         other block's t itself
+     */
+    private INDArray featureMap(INDArray t) {
+        if (!(config.producer() instanceof LinearConfig)) {
+            return t;
+        }
+        return t.reshape('c', t.size(0), t.size(1), t.rank() == 3 ? t.size(2) : 1, 1);
+    }
+
+    /** @return a result of the mode functions in the block's shape (a view of it for a linear block) */
+    private INDArray asShape(INDArray t, long[] shape) {
+        return config.producer() instanceof LinearConfig ? t.reshape('c', shape) : t;
     }
 
     /**
@@ -321,13 +349,14 @@ public final class ConvBNBlock {
             throw new IllegalStateException("forwardReplay: expected an earlier TRAIN forward whose batch statistics "
                     + "to reuse, got none");
         }
-        checkInput(x);
+        long[] shape = checkInput(x, out);
         clearSaved();
-        ModeFunctions.Forward f = ModeFunctions.trainReplay(kernels, config, unfolded(), x, lastBatchMean, lastBatchVar,
-                out);
+        ModeFunctions.Forward f = ModeFunctions.trainReplay(kernels, config, unfolded(), featureMap(x), lastBatchMean,
+                lastBatchVar, out);
         saved = f.saved();
         savedOutputLayout = out;
-        return f.output();
+        savedInputShape = shape;
+        return asShape(f.output(), config.producer().outputShape(shape));
     }
 
     /**
@@ -355,26 +384,29 @@ public final class ConvBNBlock {
             throw new IllegalStateException("backward: expected a pending forward in mode " + mode + ", got none "
                     + "(call forward first; each forward allows one backward)");
         }
-        long[] expected = savedOutputLayout.physicalShape(config.conv().outputShape(
-                Layout.logicalShape(saved.input())));
+        long[] expected = savedOutputLayout.physicalShape(config.producer().outputShape(savedInputShape));
         Tensors.requireShape("gradOutput", gradOutput, expected);
         Tensors.requireType("gradOutput", gradOutput, dataType);
+        INDArray g = featureMap(gradOutput);
+        BlockGradients grads;
         try (SavedTensors s = saved) {
             saved = null;
             // setMode() drops saved tensors, so they always come from a forward in the current mode.
-            return switch (mode) {
-                case TRAIN -> ModeFunctions.trainBackward(kernels, config, unfolded(), (SavedTensors.Train) s,
-                        gradOutput, inputGradient);
-                case EVAL -> ModeFunctions.evalBackward(kernels, config, unfolded(), (SavedTensors.Eval) s, gradOutput,
+            grads = switch (mode) {
+                case TRAIN -> ModeFunctions.trainBackward(kernels, config, unfolded(), (SavedTensors.Train) s, g,
                         inputGradient);
-                case TUNE -> ModeFunctions.tuneBackward(kernels, config, unfolded(), s, gradOutput, inputGradient);
+                case EVAL -> ModeFunctions.evalBackward(kernels, config, unfolded(), (SavedTensors.Eval) s, g,
+                        inputGradient);
+                case TUNE -> ModeFunctions.tuneBackward(kernels, config, unfolded(), s, g, inputGradient);
                 case DEPLOY -> {
                     warnOnceAboutDeployTraining();
-                    yield ModeFunctions.deployBackward(kernels, config.conv(), folded(), (SavedTensors.Deploy) s,
-                            gradOutput, inputGradient);
+                    yield ModeFunctions.deployBackward(kernels, config.producer(), folded(), (SavedTensors.Deploy) s,
+                            g, inputGradient);
                 }
             };
         }
+        return grads.input() == null ? grads
+                : new BlockGradients(asShape(grads.input(), savedInputShape), grads.parameters());
     }
 
     /**
@@ -406,7 +438,7 @@ public final class ConvBNBlock {
      *         W', b' in DEPLOY
      */
     public Map<String, INDArray> parameters() {
-        return state instanceof Unfolded u ? u.parameters().trainable() : folded().trainable();
+        return state instanceof Unfolded u ? u.parameters().trainable(config.producer()) : folded().trainable();
     }
 
     /**
@@ -483,9 +515,10 @@ public final class ConvBNBlock {
         warnedDeployTraining = true;
         foldedState().diagnostics().deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT).ifPresent(w -> {
             if (WARNED_IN_PROCESS.compareAndSet(false, true)) {
-                LOG.warn("{} block {}: {} (further blocks are logged at debug level)", Mode.DEPLOY, config.conv(), w);
+                LOG.warn("{} block {}: {} (further blocks are logged at debug level)", Mode.DEPLOY, config.producer(),
+                        w);
             } else {
-                LOG.debug("{} block {}: {}", Mode.DEPLOY, config.conv(), w);
+                LOG.debug("{} block {}: {}", Mode.DEPLOY, config.producer(), w);
             }
         });
     }

@@ -6,6 +6,7 @@ import java.util.SplittableRandom;
 
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ParameterNames;
+import org.convbn.core.ProducerConfig;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -25,7 +26,8 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
     }
 
     /**
-     * @param weight W {@code [O, C/groups, kH, kW]}
+     * @param weight W in the producer's layout ({@code [O, C/groups, kH, kW]} for a conv, see
+     *               {@link ProducerConfig#weightShape()})
      * @param bias b {@code [O]}, or null when the conv has no bias
      * @param gamma BN scale {@code [O]}, or null when BN is not affine
      * @param beta BN shift {@code [O]}, or null when BN is not affine
@@ -82,11 +84,11 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
     public static ConvBNParameters initialize(ConvBNConfig config, DataType dataType, long seed) {
         requireFloatingType(dataType);
         SplittableRandom rng = new SplittableRandom(seed);
-        long[] ws = config.conv().weightShape();
-        double bound = 1.0 / Math.sqrt((double) ws[1] * ws[2] * ws[3]);
+        long[] ws = config.producer().weightShape();
+        double bound = 1.0 / Math.sqrt((double) config.producer().fanIn());
         int o = config.channels();
         INDArray w = uniform(rng, bound, dataType, ws);
-        INDArray b = config.conv().bias() ? uniform(rng, bound, dataType, o) : null;
+        INDArray b = config.producer().bias() ? uniform(rng, bound, dataType, o) : null;
         INDArray gamma = config.bn().affine() ? Nd4j.ones(dataType, o) : null;
         INDArray beta = config.bn().affine() ? Nd4j.zeros(dataType, o) : null;
         return of(w, b, gamma, beta, Nd4j.zeros(dataType, o), Nd4j.ones(dataType, o));
@@ -109,8 +111,8 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
         DataType type = weight.dataType();
         requireFloatingType(type);
         long o = config.channels();
-        Tensors.requireShape(ParameterNames.CONV_WEIGHT, weight, config.conv().weightShape());
-        requireVector(ParameterNames.CONV_BIAS, bias, config.conv().bias(), o, type);
+        Tensors.requireShape(config.producer().weightName(), weight, config.producer().weightShape());
+        requireVector(config.producer().biasName(), bias, config.producer().bias(), o, type);
         requireVector(ParameterNames.BN_WEIGHT, gamma, config.bn().affine(), o, type);
         requireVector(ParameterNames.BN_BIAS, beta, config.bn().affine(), o, type);
         requireVector(ParameterNames.BN_RUNNING_MEAN, runningMean, true, o, type);
@@ -119,12 +121,27 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
         return type;
     }
 
-    /** @return the trainable tensors by name (W, then b, gamma, beta where present); live references */
+    /**
+     * @return the trainable tensors by name (W, then b, gamma, beta where present) with a conv's names
+     *         ({@code conv.weight}, ...); live references
+     */
     public Map<String, INDArray> trainable() {
+        return trainable(ParameterNames.CONV_WEIGHT, ParameterNames.CONV_BIAS);
+    }
+
+    /**
+     * @param producer names W and b ({@code linear.weight} for a linear layer)
+     * @return the trainable tensors by name (W, then b, gamma, beta where present); live references
+     */
+    public Map<String, INDArray> trainable(ProducerConfig producer) {
+        return trainable(producer.weightName(), producer.biasName());
+    }
+
+    private Map<String, INDArray> trainable(String weightName, String biasName) {
         Map<String, INDArray> m = new LinkedHashMap<>();
-        m.put(ParameterNames.CONV_WEIGHT, weight());
+        m.put(weightName, weight());
         if (bias() != null) {
-            m.put(ParameterNames.CONV_BIAS, bias());
+            m.put(biasName, bias());
         }
         if (gamma() != null) {
             m.put(ParameterNames.BN_WEIGHT, gamma());

@@ -63,7 +63,7 @@ public final class Folding {
             throw new IllegalArgumentException(ParameterNames.FOLDED_WEIGHT + ", " + ParameterNames.FOLDED_BIAS
                     + ": expected both arrays, got " + (folded.weight() == null ? "no weight" : "no bias"));
         }
-        Tensors.requireShape(ParameterNames.FOLDED_WEIGHT, folded.weight(), config.conv().weightShape());
+        Tensors.requireShape(ParameterNames.FOLDED_WEIGHT, folded.weight(), config.producer().weightShape());
         Tensors.requireShape(ParameterNames.FOLDED_BIAS, folded.bias(), config.channels());
         return ModeFunctions.unfold(config, folded, kept, UNABSORBED_BIAS_TOLERANCE);
     }

@@ -5,15 +5,13 @@ import java.util.Map;
 
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ConvConfig;
+import org.convbn.core.ProducerConfig;
 import org.convbn.core.ParameterNames;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -106,11 +104,10 @@ public final class ModeFunctions {
      */
     public static FoldedParameters fold(Arena arena, ConvBNConfig config, ConvBNParameters p, boolean checkWeight) {
         INDArray[] sb = foldedBias(arena, config, p);
-        INDArray w = arena.allocate(p.weight().dataType(), p.weight().shape());
-        Nd4j.exec(new BroadcastMulOp(p.weight(), sb[0], w, 0));
+        INDArray w = Producers.scaleOutputs(arena, config.producer(), p.weight(), sb[0]);
         if (checkWeight && !Double.isFinite(w.sumNumber().doubleValue())) {
             arena.release(w, sb[0], sb[1]);
-            Tensors.requireFinite(ParameterNames.CONV_WEIGHT, p.weight());
+            Tensors.requireFinite(config.producer().weightName(), p.weight());
             throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity from "
                     + "finite inputs (s * W overflowed)");
         }
@@ -139,10 +136,9 @@ public final class ModeFunctions {
                         + "; expected a finite non-zero gamma");
             }
         }
-        INDArray w = Nd4j.createUninitialized(folded.weight().dataType(), folded.weight().shape());
-        Nd4j.exec(new BroadcastDivOp(folded.weight(), s, w, 0));
+        INDArray w = Producers.divideOutputs(config.producer(), folded.weight(), s);
         INDArray shift = kept.beta() == null ? Nd4j.zerosLike(s) : kept.beta();
-        if (config.conv().bias()) {
+        if (config.producer().bias()) {
             INDArray b = folded.bias().sub(shift).divi(s).addi(kept.runningMean());
             return ConvBNParameters.of(w, b, kept.gamma(), kept.beta(), kept.runningMean(), kept.runningVar());
         }
@@ -172,7 +168,7 @@ public final class ModeFunctions {
      *         release; the record owns Y)
      */
     public static Forward train(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
-        INDArray y = k.conv(config.conv(), x, p.weight(), null, p.bias(), out);
+        INDArray y = Producers.forward(k, config.producer(), x, p.weight(), null, p.bias(), out);
         Kernels.BatchStatistics bn = k.batchNormTraining(y, p.gamma(), p.beta(), config.bn().eps());
         return new Forward(bn.output(), new SavedTensors.Train(x, y, bn.mean(), bn.variance(), k.arena()));
     }
@@ -186,7 +182,7 @@ public final class ModeFunctions {
      */
     public static Forward trainReplay(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x,
                                       INDArray batchMean, INDArray batchVar, Layout out) {
-        INDArray y = k.conv(config.conv(), x, p.weight(), null, p.bias(), out);
+        INDArray y = Producers.forward(k, config.producer(), x, p.weight(), null, p.bias(), out);
         INDArray z = k.batchNorm(y, batchMean, batchVar, p.gamma(), p.beta(), config.bn().eps());
         return new Forward(z, new SavedTensors.Train(x, y, batchMean, batchVar, k.arena()));
     }
@@ -221,17 +217,17 @@ public final class ModeFunctions {
                                                SavedTensors.Train saved, INDArray g, boolean inputGradient) {
         Kernels.BatchNormGradients bn = k.batchNormTrainingBackward(saved.convOutput(), g, saved.batchMean(),
                 saved.batchVar(), p.gamma(), config.bn().eps());
-        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), null, bn.input(),
+        Kernels.ConvGradients conv = Producers.backward(k, config.producer(), saved.input(), p.weight(), null, bn.input(),
                 inputGradient, p.bias() != null, Layout.of(saved.input()));
         k.arena().release(bn.input());
-        return unfoldedGradients(conv, bn.gamma(), bn.beta(), p);
+        return unfoldedGradients(config, conv, bn.gamma(), bn.beta(), p);
     }
 
     // ---------------------------------------------------------------- EVAL
 
     /** {@code Y = conv(X, W) + b}; {@code Z = s (Y - mean) + beta} as a separate per-channel affine pass. */
     public static Forward eval(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
-        INDArray y = k.conv(config.conv(), x, p.weight(), null, p.bias(), out);
+        INDArray y = Producers.forward(k, config.producer(), x, p.weight(), null, p.bias(), out);
         INDArray z = k.batchNorm(y, p.runningMean(), p.runningVar(), p.gamma(), p.beta(), config.bn().eps());
         return new Forward(z, new SavedTensors.Eval(x, y, k.arena()));
     }
@@ -244,10 +240,10 @@ public final class ModeFunctions {
                                               SavedTensors.Eval saved, INDArray g, boolean inputGradient) {
         Kernels.BatchNormGradients bn = k.batchNormBackward(saved.convOutput(), g, p.runningMean(), p.runningVar(),
                 p.gamma(), config.bn().eps());
-        Kernels.ConvGradients conv = k.convBackward(config.conv(), saved.input(), p.weight(), null, bn.input(),
+        Kernels.ConvGradients conv = Producers.backward(k, config.producer(), saved.input(), p.weight(), null, bn.input(),
                 inputGradient, p.bias() != null, Layout.of(saved.input()));
         k.arena().release(bn.input());
-        return unfoldedGradients(conv, bn.gamma(), bn.beta(), p);
+        return unfoldedGradients(config, conv, bn.gamma(), bn.beta(), p);
     }
 
     // ---------------------------------------------------------------- TUNE
@@ -267,7 +263,7 @@ public final class ModeFunctions {
             b[c] = s[c] * ((bias == null ? 0 : bias[c]) - mean[c]) + (beta == null ? 0 : beta[c]);
             if (!Double.isFinite(s[c]) || !Double.isFinite(b[c])) {
                 // Name the culprit: the fold of finite inputs with var + eps > 0 is finite.
-                p.trainable().forEach(Tensors::requireFinite);
+                p.trainable(config.producer()).forEach(Tensors::requireFinite);
                 p.buffers().forEach(Tensors::requireFinite);
                 throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity "
                         + "from finite inputs at channel " + c + " (s = gamma / sqrt(var + eps) overflowed)");
@@ -285,12 +281,13 @@ public final class ModeFunctions {
     public static Forward tune(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
         if (config.tuneFold() == TuneFold.RECOMPUTE) {
             INDArray[] sb = foldedBias(k.arena(), config, p);
-            INDArray z = k.conv(config.conv(), x, p.weight(), sb[0], sb[1], out);
+            INDArray z = Producers.forward(k, config.producer(), x, p.weight(), sb[0], sb[1], out);
             return new Forward(z, new SavedTensors.TuneRecomputed(x, sb[1], sb[0], k.arena()));
         }
         INDArray[] sb = foldedBias(k.arena(), config, p);
-        FoldedParameters f = new FoldedParameters(k.scaleRows(p.weight(), sb[0]), sb[1], sb[0]);
-        INDArray z = k.conv(config.conv(), x, f.weight(), null, f.bias(), out);
+        FoldedParameters f = new FoldedParameters(Producers.scaleOutputs(k, config.producer(), p.weight(), sb[0]),
+                sb[1], sb[0]);
+        INDArray z = Producers.forward(k, config.producer(), x, f.weight(), null, f.bias(), out);
         return new Forward(z, new SavedTensors.TuneKept(x, f, k.arena()));
     }
 
@@ -307,12 +304,12 @@ public final class ModeFunctions {
         Kernels.ConvGradients conv;
         if (saved instanceof SavedTensors.TuneKept kept) {
             scale = kept.folded().scale();
-            conv = k.convBackward(config.conv(), saved.input(), kept.folded().weight(), null, g, inputGradient, true,
-                    Layout.of(saved.input()));
+            conv = Producers.backward(k, config.producer(), saved.input(), kept.folded().weight(), null, g,
+                    inputGradient, true, Layout.of(saved.input()));
         } else if (saved instanceof SavedTensors.TuneRecomputed recomputed) {
             scale = recomputed.scale();
             // W' = s W again, bit-identical to the forward's
-            conv = k.convBackward(config.conv(), saved.input(), p.weight(), scale, g, inputGradient, true,
+            conv = Producers.backward(k, config.producer(), saved.input(), p.weight(), scale, g, inputGradient, true,
                     Layout.of(saved.input()));
         } else {
             throw new IllegalArgumentException("saved: expected a TUNE record, got " + saved.getClass().getSimpleName());
@@ -324,7 +321,7 @@ public final class ModeFunctions {
         INDArray dgamma = null;
         if (p.gamma() != null) {
             // ds = sum_{i,kh,kw} dW' W per output channel + db' (b - mean); dgamma = r ds
-            INDArray dots = k.rowDots(dFoldedW, p.weight());
+            INDArray dots = Producers.outputDots(k, config.producer(), dFoldedW, p.weight());
             double[] ds = host(dots);
             arena.release(dots);
             double[] mean = host(p.runningMean());
@@ -336,7 +333,7 @@ public final class ModeFunctions {
             }
             dgamma = device(arena, dFoldedB.dataType(), ds);
         }
-        k.scaleRowsInPlace(dFoldedW, scale); // now dW
+        Producers.scaleOutputsInPlace(k, config.producer(), dFoldedW, scale); // now dW
         INDArray db = null;
         if (p.bias() != null) {
             double[] v = new double[s.length];
@@ -350,33 +347,34 @@ public final class ModeFunctions {
             arena.release(dFoldedB);
             dbeta = null;
         }
-        return unfoldedGradients(new Kernels.ConvGradients(conv.input(), dFoldedW, db), dgamma, dbeta, p);
+        return unfoldedGradients(config, new Kernels.ConvGradients(conv.input(), dFoldedW, db), dgamma, dbeta, p);
     }
 
     // ---------------------------------------------------------------- DEPLOY
 
     /** {@code Z = conv(X, W') + b'} with the folded tensors as the parameters. */
-    public static Forward deploy(Kernels k, ConvConfig conv, FoldedParameters folded, INDArray x, Layout out) {
-        return new Forward(k.conv(conv, x, folded.weight(), null, folded.bias(), out), new SavedTensors.Deploy(x));
+    public static Forward deploy(Kernels k, ProducerConfig producer, FoldedParameters folded, INDArray x, Layout out) {
+        return new Forward(Producers.forward(k, producer, x, folded.weight(), null, folded.bias(), out),
+                new SavedTensors.Deploy(x));
     }
 
     /** {@code dW' = conv_bp_weight(X, g)}, {@code db' = sum(g)}, {@code dX = conv_bp_data(g, W')}. */
-    public static BlockGradients deployBackward(Kernels k, ConvConfig conv, FoldedParameters folded,
+    public static BlockGradients deployBackward(Kernels k, ProducerConfig producer, FoldedParameters folded,
                                                 SavedTensors.Deploy saved, INDArray g, boolean inputGradient) {
-        Kernels.ConvGradients c = k.convBackward(conv, saved.input(), folded.weight(), null, g, inputGradient, true,
-                Layout.of(saved.input()));
+        Kernels.ConvGradients c = Producers.backward(k, producer, saved.input(), folded.weight(), null, g,
+                inputGradient, true, Layout.of(saved.input()));
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(ParameterNames.FOLDED_WEIGHT, c.weight());
         grads.put(ParameterNames.FOLDED_BIAS, c.bias());
         return new BlockGradients(c.input(), grads);
     }
 
-    private static BlockGradients unfoldedGradients(Kernels.ConvGradients conv, INDArray dgamma, INDArray dbeta,
-                                                    ConvBNParameters p) {
+    private static BlockGradients unfoldedGradients(ConvBNConfig config, Kernels.ConvGradients conv, INDArray dgamma,
+                                                    INDArray dbeta, ConvBNParameters p) {
         Map<String, INDArray> grads = new LinkedHashMap<>();
-        grads.put(ParameterNames.CONV_WEIGHT, conv.weight());
+        grads.put(config.producer().weightName(), conv.weight());
         if (p.bias() != null) {
-            grads.put(ParameterNames.CONV_BIAS, conv.bias());
+            grads.put(config.producer().biasName(), conv.bias());
         }
         if (p.gamma() != null) {
             grads.put(ParameterNames.BN_WEIGHT, dgamma);

@@ -84,7 +84,7 @@ public class BackendVsReferenceTest {
             assertEquals(wantGrads.parameters().keySet(), got.gradients().parameters().keySet(), where);
             wantGrads.parameters().forEach((name, t) -> {
                 boolean cancelled = mode == Mode.TRAIN && type == DataType.FLOAT
-                        && name.equals(org.convbn.core.ParameterNames.CONV_BIAS);
+                        && name.equals(c.config().producer().biasName());
                 compare(worst, mode, where + " d" + name, t, got.gradients().parameter(name), tol,
                         cancelled ? TRAIN_BIAS_FLOAT32_FLOOR : FLOOR);
             });
@@ -98,8 +98,8 @@ public class BackendVsReferenceTest {
         compare(worst, Mode.DEPLOY, where + " fold W'", wantFold.weight(), block.foldedParameters().weight(), tol, FLOOR);
         compare(worst, Mode.DEPLOY, where + " fold b'", wantFold.bias(), block.foldedParameters().bias(), tol, FLOOR);
         Run got = run(block, kernels, layout, c);
-        ReferenceConvBN.Gradients want = ReferenceConvBN.deployBackward(c.config().conv(), folded, c.x(), c.g());
-        compare(worst, Mode.DEPLOY, where + " output", ReferenceConvBN.deployForward(c.config().conv(), folded, c.x()),
+        ReferenceConvBN.Gradients want = ReferenceConvBN.deployBackward(c.config().producer(), folded, c.x(), c.g());
+        compare(worst, Mode.DEPLOY, where + " output", ReferenceConvBN.deployForward(c.config().producer(), folded, c.x()),
                 got.output(), tol, FLOOR);
         compare(worst, Mode.DEPLOY, where + " dX", want.input(), got.gradients().input(), tol, FLOOR);
         want.parameters().forEach((name, t) -> compare(worst, Mode.DEPLOY, where + " d" + name, t,

@@ -26,7 +26,7 @@ public final class Fixtures {
                 round(p.gamma(), type), round(p.beta(), type), round(p.runningMean(), type),
                 round(p.runningVar(), type));
         Tensor x = round(RandomCase.tensor(inputShape, seed + 1), type);
-        Tensor g = round(RandomCase.tensor(config.conv().outputShape(inputShape), seed + 2), type);
+        Tensor g = round(RandomCase.tensor(config.producer().outputShape(inputShape), seed + 2), type);
         return new Case(config, rounded, toNd4j(rounded, type), x, toNd4j(x, type), g, toNd4j(g, type));
     }
 

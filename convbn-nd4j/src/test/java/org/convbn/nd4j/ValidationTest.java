@@ -105,7 +105,7 @@ class ValidationTest {
         fails(IllegalArgumentException.class, () -> ConvConfig.builder(3, 3).stride(0).build(), "strideH", "got 0");
         fails(IllegalArgumentException.class, () -> ConvConfig.builder(3, 3).padding(-1).build(), "padding.h");
         fails(IllegalArgumentException.class, () -> new ConvBNConfig(ConvConfig.builder(3, 4).build(),
-                BatchNormConfig.of(5), true), "bn.channels", "expected conv.outChannels=4", "got 5");
+                BatchNormConfig.of(5), true), "bn.channels", "expected conv output channels = 4", "got 5");
     }
 
     @Test

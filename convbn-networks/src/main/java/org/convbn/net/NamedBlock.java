@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 import org.convbn.core.ParameterNames;
+import org.convbn.core.ProducerConfig;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -13,7 +14,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * {@code layer1.0.bn1}: its {@code conv.weight} is then {@code layer1.0.conv1.weight}, its {@code bn.bias}
  * {@code layer1.0.bn1.bias}, and DEPLOY's {@code folded.weight} {@code layer1.0.conv1.folded.weight}.
  *
- * @param convName the conv's module name
+ * @param convName the module name of the layer BN follows (a conv, transposed conv or linear layer)
  * @param bnName the BN's module name
  * @param block the block
  */
@@ -21,9 +22,14 @@ public record NamedBlock(String convName, String bnName, ConvBNBlock block) {
 
     /** @return the network-level name of one of the block's tensor names */
     public String qualify(String blockName) {
+        ProducerConfig producer = block.config().producer();
+        if (blockName.equals(producer.weightName())) {
+            return convName + ".weight";
+        }
+        if (blockName.equals(producer.biasName())) {
+            return convName + ".bias";
+        }
         return switch (blockName) {
-            case ParameterNames.CONV_WEIGHT -> convName + ".weight";
-            case ParameterNames.CONV_BIAS -> convName + ".bias";
             case ParameterNames.BN_WEIGHT -> bnName + ".weight";
             case ParameterNames.BN_BIAS -> bnName + ".bias";
             case ParameterNames.BN_RUNNING_MEAN -> bnName + ".running_mean";

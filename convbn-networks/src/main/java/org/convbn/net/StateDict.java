@@ -14,7 +14,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * PyTorch state_dict naming for blocks and networks: a block under prefix p has {@code p + "conv.weight"},
- * {@code conv.bias} (when the conv has one), {@code bn.weight}, {@code bn.bias} (when affine),
+ * {@code conv.bias} (when the conv has one; {@code linear.weight}, {@code linear.bias} for a Linear + BatchNorm1d
+ * block, and a transposed conv's weight in PyTorch's {@code [in, out/groups, kH, kW]} layout), {@code bn.weight}, {@code bn.bias} (when affine),
  * {@code bn.running_mean}, {@code bn.running_var}; a {@link ResNet} uses torchvision's names ({@code conv1},
  * {@code bn1}, {@code layer1.0.conv1}, {@code layer1.0.downsample.0}/{@code .1}, {@code fc}, ...).
  * {@code num_batches_tracked} entries are ignored. Loading copies values into the live arrays (casting to their
@@ -40,13 +41,14 @@ public final class StateDict {
     }
 
     /**
-     * @param prefix e.g. "" or "backbone.0." (the block's tensors are {@code prefix + "conv.weight"}, ...)
+     * @param prefix e.g. "" or "backbone.0." (the block's tensors are {@code prefix + "conv.weight"}, ..., or
+     *               {@code prefix + "linear.weight"}, ... for a linear block)
      * @return the block's tensors by name (live arrays)
      * @throws IllegalStateException in DEPLOY
      */
     public static Map<String, INDArray> of(ConvBNBlock block, String prefix) {
         Map<String, INDArray> m = new LinkedHashMap<>();
-        putUnfolded(m, new NamedBlock(prefix + "conv", prefix + "bn", block));
+        putUnfolded(m, new NamedBlock(prefix + block.config().producer().prefix(), prefix + "bn", block));
         return m;
     }
 
@@ -133,7 +135,8 @@ public final class StateDict {
     /** The one place block tensors get PyTorch names: {@link NamedBlock#qualify}. */
     private static void putUnfolded(Map<String, INDArray> into, NamedBlock b) {
         requireUnfolded(b.block(), b.convName());
-        b.block().unfoldedParameters().trainable().forEach((k, v) -> into.put(b.qualify(k), v));
+        b.block().unfoldedParameters().trainable(b.block().config().producer())
+                .forEach((k, v) -> into.put(b.qualify(k), v));
         b.block().unfoldedParameters().buffers().forEach((k, v) -> into.put(b.qualify(k), v));
     }
 

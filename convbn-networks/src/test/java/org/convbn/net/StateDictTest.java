@@ -13,6 +13,8 @@ import java.util.Map;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.io.Safetensors;
 import org.convbn.core.ConvConfig;
+import org.convbn.core.ConvTransposeConfig;
+import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.net.ResNet;
@@ -93,5 +95,31 @@ class StateDictTest {
         assertEquals(a.unfoldedParameters().weight(), b.unfoldedParameters().weight());
         b.setMode(Mode.DEPLOY);
         assertThrows(IllegalStateException.class, () -> StateDict.of(b, ""));
+    }
+
+    /**
+     * PyTorch's names of a {@code nn.Sequential(OrderedDict(linear=nn.Linear(5, 6), bn=nn.BatchNorm1d(6)))} under
+     * "classifier." and of a transposed conv pair (weight in the [in, out/groups, kH, kW] layout).
+     */
+    @Test
+    void linearAndTransposedBlocksUseTheirModulesNames() {
+        ConvBNConfig linear = ConvBNConfig.of(new LinearConfig(5, 6, true));
+        ConvBNBlock a = ConvBNBlock.initialized(linear, DataType.DOUBLE, 1);
+        ConvBNBlock b = ConvBNBlock.initialized(linear, DataType.DOUBLE, 2);
+        Map<String, INDArray> state = StateDict.of(a, "classifier.");
+        assertEquals(java.util.List.of("classifier.linear.weight", "classifier.linear.bias", "classifier.bn.weight",
+                "classifier.bn.bias", "classifier.bn.running_mean", "classifier.bn.running_var"),
+                java.util.List.copyOf(state.keySet()));
+        assertArrayEquals(new long[] {6, 5}, state.get("classifier.linear.weight").shape());
+        StateDict.load(b, "classifier.", state);
+        assertEquals(a.unfoldedParameters().weight(), b.unfoldedParameters().weight());
+        assertEquals(a.unfoldedParameters().bias(), b.unfoldedParameters().bias());
+
+        ConvBNConfig transposed = ConvBNConfig.of(ConvTransposeConfig.builder(4, 6).kernel(2).stride(2).groups(2)
+                .bias(false).build());
+        Map<String, INDArray> up = StateDict.of(ConvBNBlock.initialized(transposed, DataType.FLOAT, 3), "up.");
+        assertEquals(java.util.List.of("up.conv.weight", "up.bn.weight", "up.bn.bias", "up.bn.running_mean",
+                "up.bn.running_var"), java.util.List.copyOf(up.keySet()));
+        assertArrayEquals(new long[] {4, 3, 2, 2}, up.get("up.conv.weight").shape());
     }
 }

@@ -6,6 +6,8 @@ import java.util.List;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
+import org.convbn.core.ConvTransposeConfig;
+import org.convbn.core.LinearConfig;
 import org.convbn.core.Padding;
 
 /**
@@ -32,7 +34,10 @@ public final class ConfigGrid {
     public record Case(ConvBNConfig config, long[] inputShape) {
         @Override
         public String toString() {
-            ConvConfig c = config.conv();
+            if (!(config.producer() instanceof ConvConfig c)) {
+                return config.producer() + (config.bn().affine() ? " affine" : " noaffine") + " on "
+                        + java.util.Arrays.toString(inputShape);
+            }
             return "k" + c.kernelH() + " s" + c.strideH() + " p" + c.padding() + " d" + c.dilationH() + " g"
                     + c.groups() + (c.bias() ? " bias" : " nobias") + (config.bn().affine() ? " affine" : " noaffine");
         }
@@ -79,6 +84,72 @@ public final class ConfigGrid {
                 cases.add(make(3, stride, padding, dilation, groups, bias, affine));
                 cases.add(make(1, 2 - (i % 2), padding, 1, groups, !bias, !affine));
                 i++;
+            }
+        }
+        return cases;
+    }
+
+    /** Input shape of the transposed-conv cases {@code [N, C, H, W]}: odd and unequal sizes, as for the conv. */
+    public static final long[] TRANSPOSED_INPUT_SHAPE = {2, IN_CHANNELS, 5, 4};
+
+    /**
+     * Transposed convs (PyTorch's ConvTranspose2d) from 4 to 8 channels: every value of kernel 1/3, stride 1/2,
+     * padding 0/1, output padding 0/1 (with stride 2), dilation 1/2, groups 1/2/4, bias and BN affine on/off
+     * appears, each pair of (stride, padding, dilation, groups) values on a 3x3 kernel; plus 8 -> 8 channels in 2
+     * groups, where a fold scaling the weight's dimension 0 instead of each group's output channels runs without a
+     * shape error and is wrong.
+     *
+     * @return 26 cases
+     */
+    public static List<Case> transposed() {
+        List<Case> cases = new ArrayList<>();
+        int i = 0;
+        for (int stride : new int[] {1, 2}) {
+            for (int padding : new int[] {0, 1}) {
+                for (int groups : new int[] {1, 2, IN_CHANNELS}) {
+                    int dilation = 1 + (i % 2);
+                    int outputPadding = stride == 2 ? (i / 2) % 2 : 0;
+                    boolean bias = i % 3 != 0;
+                    boolean affine = i % 4 != 1;
+                    cases.add(transposed(IN_CHANNELS, OUT_CHANNELS, 3, stride, padding, outputPadding, dilation, groups,
+                            bias, affine));
+                    cases.add(transposed(IN_CHANNELS, OUT_CHANNELS, 1, 3 - stride, 0, stride == 1 ? 1 : 0, 1, groups,
+                            !bias, !affine));
+                    i++;
+                }
+            }
+        }
+        cases.add(transposed(OUT_CHANNELS, OUT_CHANNELS, 3, 2, 1, 1, 1, 2, true, true));
+        cases.add(transposed(OUT_CHANNELS, OUT_CHANNELS, 2, 2, 0, 0, 1, 2, false, true));
+        return cases;
+    }
+
+    /**
+     * A transposed conv case on {@link #TRANSPOSED_INPUT_SHAPE} with {@code in} channels.
+     */
+    public static Case transposed(int in, int out, int kernel, int stride, int padding, int outputPadding,
+                                  int dilation, int groups, boolean bias, boolean affine) {
+        ConvTransposeConfig t = ConvTransposeConfig.builder(in, out).kernel(kernel).stride(stride).padding(padding)
+                .outputPadding(outputPadding).dilation(dilation).groups(groups).bias(bias).build();
+        long[] shape = TRANSPOSED_INPUT_SHAPE.clone();
+        shape[1] = in;
+        return new Case(new ConvBNConfig(t, new BatchNormConfig(out, 1e-3, 0.1, affine), true), shape);
+    }
+
+    /**
+     * Linear layers (5 -> 6 features) followed by BatchNorm1d, on {@code [N, F]} (N = 6) and {@code [N, F, L]}
+     * inputs, bias and affine on/off.
+     *
+     * @return 8 cases
+     */
+    public static List<Case> linear() {
+        List<Case> cases = new ArrayList<>();
+        for (long[] shape : new long[][] {{6, 5}, {3, 5, 4}}) {
+            for (boolean bias : new boolean[] {true, false}) {
+                for (boolean affine : new boolean[] {true, false}) {
+                    cases.add(new Case(new ConvBNConfig(new LinearConfig(5, 6, bias),
+                            new BatchNormConfig(6, 1e-3, 0.1, affine), true), shape.clone()));
+                }
             }
         }
         return cases;

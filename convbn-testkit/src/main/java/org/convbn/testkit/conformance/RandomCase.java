@@ -22,10 +22,14 @@ public final class RandomCase {
      */
     public static ReferenceParameters parameters(ConvBNConfig config, long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
-        long[] ws = config.conv().weightShape();
+        long[] ws = config.producer().weightShape();
         int o = config.channels();
-        Tensor w = Tensor.uniform(rng, -0.5, 0.5, (int) ws[0], (int) ws[1], (int) ws[2], (int) ws[3]);
-        Tensor b = config.conv().bias() ? Tensor.uniform(rng, -0.5, 0.5, o) : null;
+        int[] shape = new int[ws.length];
+        for (int i = 0; i < ws.length; i++) {
+            shape[i] = (int) ws[i];
+        }
+        Tensor w = Tensor.uniform(rng, -0.5, 0.5, shape);
+        Tensor b = config.producer().bias() ? Tensor.uniform(rng, -0.5, 0.5, o) : null;
         Tensor gamma = config.bn().affine() ? Tensor.uniform(rng, 0.5, 1.5, o) : null;
         Tensor beta = config.bn().affine() ? Tensor.uniform(rng, -0.5, 0.5, o) : null;
         Tensor mean = Tensor.uniform(rng, -0.5, 0.5, o);

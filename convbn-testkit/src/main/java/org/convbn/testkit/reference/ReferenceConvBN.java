@@ -4,7 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ConvConfig;
+import org.convbn.core.ProducerConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
 
@@ -59,14 +59,12 @@ public final class ReferenceConvBN {
     public static Folded fold(ConvBNConfig config, ReferenceParameters p) {
         int o = config.channels();
         Tensor w = p.weight().copy();
-        int per = w.size() / o;
+        for (int k = 0; k < w.size(); k++) {
+            w.data()[k] *= scale(config, p, config.producer().outputChannelOf(k));
+        }
         Tensor b = Tensor.zeros(o);
         for (int c = 0; c < o; c++) {
-            double s = scale(config, p, c);
-            for (int k = 0; k < per; k++) {
-                w.data()[c * per + k] *= s;
-            }
-            b.data()[c] = p.betaAt(c) + s * (p.biasAt(c) - p.runningMean().data()[c]);
+            b.data()[c] = p.betaAt(c) + scale(config, p, c) * (p.biasAt(c) - p.runningMean().data()[c]);
         }
         return new Folded(w, b);
     }
@@ -84,17 +82,17 @@ public final class ReferenceConvBN {
         p.validate(config);
         return switch (mode) {
             case TRAIN -> trainForward(config, p, x);
-            case EVAL -> new Forward(evalAffine(config, p, ReferenceConv.forward(config.conv(), x, p.weight(), p.bias())),
-                    p.runningMean().copy(), p.runningVar().copy());
-            case TUNE -> new Forward(deployForward(config.conv(), fold(config, p), x), p.runningMean().copy(),
+            case EVAL -> new Forward(evalAffine(config, p, ReferenceProducers.forward(config.producer(), x, p.weight(),
+                    p.bias())), p.runningMean().copy(), p.runningVar().copy());
+            case TUNE -> new Forward(deployForward(config.producer(), fold(config, p), x), p.runningMean().copy(),
                     p.runningVar().copy());
             case DEPLOY -> throw new IllegalArgumentException("mode: DEPLOY runs on folded parameters; use deployForward");
         };
     }
 
     /** DEPLOY's forward: {@code Z = conv(X, W') + b'}. Nothing is modified. */
-    public static Tensor deployForward(ConvConfig conv, Folded folded, Tensor x) {
-        return ReferenceConv.forward(conv, x, folded.weight(), folded.bias());
+    public static Tensor deployForward(ProducerConfig producer, Folded folded, Tensor x) {
+        return ReferenceProducers.forward(producer, x, folded.weight(), folded.bias());
     }
 
     /**
@@ -110,10 +108,10 @@ public final class ReferenceConvBN {
      */
     public static Gradients backward(ConvBNConfig config, Mode mode, ReferenceParameters p, Tensor x, Tensor g) {
         p.validate(config);
-        ConvConfig conv = config.conv();
-        Tensor y = ReferenceConv.forward(conv, x, p.weight(), p.bias());
+        ProducerConfig producer = config.producer();
+        Tensor y = ReferenceProducers.forward(producer, x, p.weight(), p.bias());
         int o = config.channels();
-        int plane = y.dim(2) * y.dim(3);
+        int plane = plane(y);
         int count = y.dim(0) * plane;
         Tensor dy = Tensor.zeros(y.shape());
         double[] dgamma = new double[o];
@@ -158,25 +156,25 @@ public final class ReferenceConvBN {
             }
         }
         Map<String, Tensor> grads = new LinkedHashMap<>();
-        grads.put(ParameterNames.CONV_WEIGHT, ReferenceConv.backwardWeight(conv, x, dy));
-        if (conv.bias()) {
-            grads.put(ParameterNames.CONV_BIAS, channelSums(dy));
+        grads.put(producer.weightName(), ReferenceProducers.backwardWeight(producer, x, dy));
+        if (producer.bias()) {
+            grads.put(producer.biasName(), channelSums(dy));
         }
         if (config.bn().affine()) {
             grads.put(ParameterNames.BN_WEIGHT, new Tensor(new int[] {o}, dgamma));
             grads.put(ParameterNames.BN_BIAS, new Tensor(new int[] {o}, dbeta));
         }
-        return new Gradients(ReferenceConv.backwardInput(conv, x.shape(), p.weight(), dy), grads);
+        return new Gradients(ReferenceProducers.backwardInput(producer, x.shape(), p.weight(), dy), grads);
     }
 
     /**
      * DEPLOY's backward: gradients of the folded W' and b' and of X. Nothing is modified.
      */
-    public static Gradients deployBackward(ConvConfig conv, Folded folded, Tensor x, Tensor g) {
+    public static Gradients deployBackward(ProducerConfig producer, Folded folded, Tensor x, Tensor g) {
         Map<String, Tensor> grads = new LinkedHashMap<>();
-        grads.put(ParameterNames.FOLDED_WEIGHT, ReferenceConv.backwardWeight(conv, x, g));
+        grads.put(ParameterNames.FOLDED_WEIGHT, ReferenceProducers.backwardWeight(producer, x, g));
         grads.put(ParameterNames.FOLDED_BIAS, channelSums(g));
-        return new Gradients(ReferenceConv.backwardInput(conv, x.shape(), folded.weight(), g), grads);
+        return new Gradients(ReferenceProducers.backwardInput(producer, x.shape(), folded.weight(), g), grads);
     }
 
     /** @return s[c] = gamma[c] / sqrt(var[c] + eps) */
@@ -185,9 +183,9 @@ public final class ReferenceConvBN {
     }
 
     private static Forward trainForward(ConvBNConfig config, ReferenceParameters p, Tensor x) {
-        Tensor y = ReferenceConv.forward(config.conv(), x, p.weight(), p.bias());
+        Tensor y = ReferenceProducers.forward(config.producer(), x, p.weight(), p.bias());
         int o = config.channels();
-        int plane = y.dim(2) * y.dim(3);
+        int plane = plane(y);
         long count = (long) y.dim(0) * plane;
         double m = config.bn().momentum();
         Tensor z = Tensor.zeros(y.shape());
@@ -212,7 +210,7 @@ public final class ReferenceConvBN {
 
     private static Tensor evalAffine(ConvBNConfig config, ReferenceParameters p, Tensor y) {
         int o = config.channels();
-        int plane = y.dim(2) * y.dim(3);
+        int plane = plane(y);
         Tensor z = Tensor.zeros(y.shape());
         for (int c = 0; c < o; c++) {
             double r = 1.0 / Math.sqrt(p.runningVar().data()[c] + config.bn().eps());
@@ -229,7 +227,7 @@ public final class ReferenceConvBN {
 
     private static double channelMean(Tensor y, int c) {
         int o = y.dim(1);
-        int plane = y.dim(2) * y.dim(3);
+        int plane = plane(y);
         double sum = 0;
         for (int n = 0; n < y.dim(0); n++) {
             int base = (n * o + c) * plane;
@@ -242,7 +240,7 @@ public final class ReferenceConvBN {
 
     private static double channelBiasedVariance(Tensor y, int c, double mean) {
         int o = y.dim(1);
-        int plane = y.dim(2) * y.dim(3);
+        int plane = plane(y);
         double sum = 0;
         for (int n = 0; n < y.dim(0); n++) {
             int base = (n * o + c) * plane;
@@ -254,10 +252,15 @@ public final class ReferenceConvBN {
         return sum / ((double) y.dim(0) * plane);
     }
 
+    /** @return values per (sample, channel): H W of a feature map, L of a sequence, 1 of a {@code [N, F]} batch */
+    private static int plane(Tensor t) {
+        return t.size() / (t.dim(0) * t.dim(1));
+    }
+
     /** @return per-channel sums over N, H, W of an NCHW tensor */
     static Tensor channelSums(Tensor t) {
         int o = t.dim(1);
-        int plane = t.dim(2) * t.dim(3);
+        int plane = plane(t);
         Tensor s = Tensor.zeros(o);
         for (int n = 0; n < t.dim(0); n++) {
             for (int c = 0; c < o; c++) {

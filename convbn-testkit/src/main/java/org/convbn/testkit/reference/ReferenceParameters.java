@@ -24,9 +24,13 @@ public record ReferenceParameters(Tensor weight, Tensor bias, Tensor gamma, Tens
     public ReferenceParameters validate(ConvBNConfig config) {
         int o = config.channels();
         int[] vector = {o};
-        long[] ws = config.conv().weightShape();
-        Checks.shape("weight", new int[] {(int) ws[0], (int) ws[1], (int) ws[2], (int) ws[3]}, weight.shape());
-        presence("bias", bias, config.conv().bias());
+        long[] ws = config.producer().weightShape();
+        int[] expected = new int[ws.length];
+        for (int i = 0; i < ws.length; i++) {
+            expected[i] = (int) ws[i];
+        }
+        Checks.shape("weight", expected, weight.shape());
+        presence("bias", bias, config.producer().bias());
         presence("gamma", gamma, config.bn().affine());
         presence("beta", beta, config.bn().affine());
         if (bias != null) {

@@ -19,12 +19,17 @@ import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * A Conv2d followed by a BatchNorm that runs in any of the four {@link Mode}s, on ND4J.
+ * A Conv2d followed by a BatchNorm that runs in any of the four {@link Mode}s, on ND4J; or, by its
+ * {@link org.convbn.core.ProducerConfig}, a ConvTranspose2d or a Linear followed by BatchNorm.
  *
- * <p>Shapes (NCHW): input X {@code [N, C, H, W]}; output Z {@code [N, O, oH, oW]} with
+ * <p>Shapes of a conv2d block (NCHW): input X {@code [N, C, H, W]}; output Z {@code [N, O, oH, oW]} with
  * {@code oH = floor((H + 2 pH - dH (kH - 1) - 1) / sH) + 1} for explicit padding and {@code ceil(H / sH)} for
- * "same" (likewise for W); weight {@code [O, C/groups, kH, kW]}; per-channel tensors {@code [O]}. float32 and
- * float64 are supported; every input must have the block's data type.
+ * "same" (likewise for W); weight {@code [O, C/groups, kH, kW]}; per-channel tensors {@code [O]}. A transposed conv
+ * block: weight {@code [C, O/groups, kH, kW]}, {@code oH = (H - 1) sH - 2 pH + dH (kH - 1) + outputPadH + 1}
+ * ({@link org.convbn.core.ConvTransposeConfig}). A linear block: input {@code [N, I]} or {@code [N, I, L]}, output
+ * {@code [N, O]} or {@code [N, O, L]}, weight {@code [O, I]}, BN over N (and L), plain arrays only (no blocked
+ * layout). The tensors are named as PyTorch names them ({@code conv.weight} / {@code linear.weight}, {@code bn.*}).
+ * float32 and float64 are supported; every input must have the block's data type.
  *
  * <p>Computation runs on a {@link Kernels} set (by default the fastest available for the data type, see
  * {@link Kernels#create}); a network passes its own so that all its blocks share one {@link Arena}, the owner of
@@ -236,9 +241,9 @@ public final class ConvBNBlock {
     /**
      * Runs the forward pass in the current mode.
      *
-     * @param x input {@code [N, C, H, W]} of the block's data type (or the same feature map in another
-     *          {@link Layout} the kernels read); not modified, kept until backward
-     * @return a new array Z {@code [N, O, oH, oW]} in x's layout
+     * @param x input {@code [N, C, H, W]} ({@code [N, I(, L)]} for a linear block) of the block's data type (or the
+     *          same feature map in another {@link Layout} the kernels read); not modified, kept until backward
+     * @return a new array Z {@code [N, O, oH, oW]} ({@code [N, O(, L)]}) in x's layout
      * @throws IllegalArgumentException for a wrong rank, channel count, data type, a spatial size too small for
      *                                  the kernel, (TRAIN) a single value per channel, or (TUNE) NaN or infinity
      *                                  in gamma, beta, b or the running statistics, found by the per-channel

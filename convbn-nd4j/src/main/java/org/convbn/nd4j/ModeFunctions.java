@@ -17,8 +17,12 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * The math of the four modes, forward and backward, as pure functions of explicit tensors: read this file top to
  * bottom to see what each mode computes and keeps. {@link ConvBNBlock} only validates, dispatches and holds state.
- * The activation-sized work runs on {@link Kernels} (the conv, BatchNorm's per-channel passes); the weight-sized
+ * The activation-sized work runs on {@link Kernels} (the producer, BatchNorm's per-channel passes); the weight-sized
  * work (the fold, TUNE's gradients of W, b, gamma) is written here with ND4J ops on the plain parameter arrays.
+ * Every function holds for every producer kind ({@link ProducerConfig}: conv2d, conv_transpose2d, linear): the math
+ * needs only that the producer is linear in W and b; what differs per kind (its forward and backward, which weight
+ * entries s scales) is in {@link Producers}. Feature maps have rank 4 here (a linear block's {@code [N, F(, L)]}
+ * arrives as {@code [N, F, L or 1, 1]}).
  *
  * <p>Notation per output channel c: {@code r = 1/sqrt(v + eps)}, {@code s = gamma * r}, {@code g = dL/dZ}; sums
  * run over N, H, W.

@@ -89,6 +89,25 @@ class OnednnBlockTest {
                 BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
     }
 
+    /** Transposed conv and linear blocks: the BN passes run on these kernels, linear's product as their 1x1 conv. */
+    static Stream<ConfigGrid.Case> otherKinds() {
+        return Stream.concat(ConfigGrid.transposed().stream(), ConfigGrid.linear().stream());
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("otherKinds")
+    void otherLayerKindsMatchTheReferenceAndAgreeInEvalAndTune(ConfigGrid.Case grid) {
+        BackendVsReferenceTest.check(grid, DataType.FLOAT, kernels(), Layout.NCHW,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        EvalTuneEquivalenceTest.check(grid, DataType.FLOAT, kernels(), FLOAT32_EQUIVALENCE);
+    }
+
+    @org.junit.jupiter.api.Test
+    void aTransposedBlockReadsAndWritesBlockedFeatureMaps() {
+        BackendVsReferenceTest.check(ConfigGrid.transposed(8, 16, 3, 2, 1, 1, 1, 2, true, true), DataType.FLOAT,
+                kernels(), Layout.BLOCKED8, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+    }
+
     @ParameterizedTest(name = "{0}")
     @MethodSource("grid")
     void evalAndTuneAgree(ConfigGrid.Case grid) {

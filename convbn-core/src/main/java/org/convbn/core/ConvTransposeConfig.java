@@ -15,8 +15,8 @@ import java.util.Arrays;
  * scales: within each group, dimension 1, offset by the group; not dimension 0, and not dimension 1 alone once
  * {@code groups > 1} (see {@link #outputChannelOf}).
  *
- * <p>The transposed conv is the adjoint of the conv with the same weight viewed as {@code [C, O/groups, kH, kW]}
- * (a conv from O to C channels): its forward is that conv's input gradient, its input gradient that conv's forward.
+ * <p>The transposed conv is the adjoint of the conv from O to C channels with the same weight (read as that conv's
+ * {@code [C, O/groups, kH, kW]}): its forward is that conv's input gradient, its input gradient that conv's forward.
  *
  * @param inChannels C
  * @param outChannels O
@@ -103,15 +103,6 @@ public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, 
     @Override
     public long fanIn() {
         return (long) outChannelsPerGroup() * kernelH * kernelW;
-    }
-
-    /**
-     * @return the conv this layer is the adjoint of: from O to C channels with the same kernel, stride, padding,
-     *         dilation and groups, its weight {@code [C, O/groups, kH, kW]} this layer's weight
-     */
-    public ConvConfig adjoint() {
-        return ConvConfig.builder(outChannels, inChannels).kernel(kernelH, kernelW).stride(strideH, strideW)
-                .padding(Padding.of(padH, padW)).dilation(dilationH, dilationW).groups(groups).bias(false).build();
     }
 
     /** @return output height for an input of height {@code inH} (&lt; 1 when the padding removes everything) */

@@ -6,7 +6,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Environment;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * The convolution and its backward on libnd4j's {@code conv2d} / {@code conv2d_bp} ops, NCHW input and OIHW
@@ -173,15 +172,11 @@ public final class Conv2dOps {
 
     /** A view of channels {@code [g per, (g + 1) per)} of an NCHW array. */
     static INDArray channels(INDArray t, int g, int per) {
-        return t.get(NDArrayIndex.all(), NDArrayIndex.interval((long) g * per, (long) (g + 1) * per),
-                NDArrayIndex.all(), NDArrayIndex.all());
+        return Tensors.slice(t, 1, (long) g * per, (long) (g + 1) * per);
     }
 
     /** A view of rows {@code [g per, (g + 1) per)} of a weight or bias. */
-    private static INDArray outputs(INDArray t, int g, int per) {
-        long from = (long) g * per;
-        long to = from + per;
-        return t.rank() == 1 ? t.get(NDArrayIndex.interval(from, to))
-                : t.get(NDArrayIndex.interval(from, to), NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.all());
+    static INDArray outputs(INDArray t, int g, int per) {
+        return Tensors.slice(t, 0, (long) g * per, (long) (g + 1) * per);
     }
 }

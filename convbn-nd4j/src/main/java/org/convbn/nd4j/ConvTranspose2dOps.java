@@ -5,17 +5,15 @@ import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
-import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * The transposed convolution and its backward, NCHW, PyTorch's weight layout {@code [C, O/groups, kH, kW]}.
  *
  * <p>The forward is libnd4j's {@code deconv2d} (a tensor contraction and col2im); with output padding, which that op
  * does not take, it runs unpadded and the output is cropped from its result. Groups run one by one, as in
- * {@link Conv2dOps}. The backward uses that a transposed conv is the adjoint of the conv
- * {@link ConvTransposeConfig#adjoint()} with the same weight: dX is that conv's forward of g, dW that conv's weight
- * gradient with g as its input and X as its output gradient ({@link Conv2dOps#backward}, which also computes an
- * input gradient that is dropped: libnd4j's {@code deconv2d_bp} has no output padding).
+ * {@link Conv2dOps}. The backward is libnd4j's {@code deconv2d_bp} (dX as the conv of g with W, dW by im2col of g
+ * and a contraction with X), run without padding on g placed in the unpadded output, since that op takes no output
+ * padding either.
  *
  * <p>Results come from the given arena and belong to the caller; no argument is modified.
  */
@@ -65,16 +63,74 @@ final class ConvTranspose2dOps {
      */
     static Conv2dOps.Gradients backward(Arena arena, ConvTransposeConfig c, INDArray x, INDArray w, INDArray g,
                                         boolean inputGradient, boolean biasGradient) {
-        INDArray dx = inputGradient ? Conv2dOps.forward(arena, c.adjoint(), g, w, null) : null;
-        Conv2dOps.Gradients adjoint = Conv2dOps.backward(arena, c.adjoint(), g, w, null, x);
-        arena.release(adjoint.input());
+        INDArray full = unpadded(arena, c, x, g);
+        INDArray dx = arena.allocate(x.dataType(), x.shape());
+        INDArray dw = arena.allocate(w.dataType(), w.shape());
+        if (c.groups() == 1) {
+            deconvBackward(c, x, w, full, dx, dw);
+        } else {
+            int ci = c.inChannelsPerGroup();
+            int co = c.outChannelsPerGroup();
+            for (int group = 0; group < c.groups(); group++) {
+                INDArray xg = copy(arena, Conv2dOps.channels(x, group, ci));
+                INDArray wg = copy(arena, rows(w, group, ci));
+                INDArray gg = copy(arena, Conv2dOps.channels(full, group, co));
+                INDArray dxg = arena.allocate(xg.dataType(), xg.shape());
+                INDArray dwg = arena.allocate(wg.dataType(), wg.shape());
+                deconvBackward(c, xg, wg, gg, dxg, dwg);
+                Conv2dOps.channels(dx, group, ci).assign(dxg);
+                rows(dw, group, ci).assign(dwg);
+                arena.release(xg, wg, gg, dxg, dwg);
+            }
+        }
+        if (full != g) {
+            arena.release(full);
+        }
+        if (!inputGradient) {
+            arena.release(dx);
+            dx = null;
+        }
         INDArray db = null;
         if (biasGradient) {
             INDArray sums = g.sum(0, 2, 3);
             db = copy(arena, sums);
             Arena.direct().release(sums);
         }
-        return new Conv2dOps.Gradients(dx, adjoint.weight(), db);
+        return new Conv2dOps.Gradients(dx, dw, db);
+    }
+
+    /** @return the unpadded output size {@code (in - 1) s + d (k - 1) + 1} of each spatial dimension */
+    private static long[] fullSize(ConvTransposeConfig c, INDArray x) {
+        return new long[] {(x.size(2) - 1) * c.strideH() + (long) c.dilationH() * (c.kernelH() - 1) + 1,
+            (x.size(3) - 1) * c.strideW() + (long) c.dilationW() * (c.kernelW() - 1) + 1};
+    }
+
+    /**
+     * The output gradient placed where its rows sit in the unpadded output: the adjoint of the crop the padding
+     * makes. Rows output padding adds past the unpadded output received only the bias, so their gradient reaches
+     * neither X nor W. g itself when there is no padding of either kind.
+     */
+    private static INDArray unpadded(Arena arena, ConvTransposeConfig c, INDArray x, INDArray g) {
+        if (c.padH() == 0 && c.padW() == 0 && c.outputPadH() == 0 && c.outputPadW() == 0) {
+            return g;
+        }
+        long[] full = fullSize(c, x);
+        INDArray out = arena.allocate(g.dataType(), g.size(0), g.size(1), full[0], full[1]).assign(0);
+        long rows = Math.min(g.size(2), full[0] - c.padH());
+        long cols = Math.min(g.size(3), full[1] - c.padW());
+        window(out, c.padH(), c.padW(), rows, cols).assign(window(g, 0, 0, rows, cols));
+        return out;
+    }
+
+    /** libnd4j's deconv2d_bp without padding: dX through a conv of g, dW through im2col of g and a contraction. */
+    private static void deconvBackward(ConvTransposeConfig c, INDArray x, INDArray w, INDArray g, INDArray dx,
+                                       INDArray dw) {
+        DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("deconv2d_bp");
+        op.addInputs(x, w, g);
+        op.addOutputs(dx, dw);
+        op.addIntegerArguments(c.kernelH(), c.kernelW(), c.strideH(), c.strideW(), 0, 0, c.dilationH(),
+                c.dilationW(), 0, NCHW, IOYX);
+        Conv2dOps.exec(c.dilationH() > 1 || c.dilationW() > 1, op.build());
     }
 
     /**
@@ -89,17 +145,15 @@ final class ConvTranspose2dOps {
             deconv(c, x, w, b, c.padH(), c.padW(), out);
             return;
         }
-        long fullH = (x.size(2) - 1) * c.strideH() + (long) c.dilationH() * (c.kernelH() - 1) + 1;
-        long fullW = (x.size(3) - 1) * c.strideW() + (long) c.dilationW() * (c.kernelW() - 1) + 1;
+        long[] size = fullSize(c, x);
+        long fullH = size[0];
+        long fullW = size[1];
         INDArray full = arena.allocate(out.dataType(), out.size(0), out.size(1), fullH, fullW);
         deconv(c, x, w, null, 0, 0, full);
         long rows = Math.min(out.size(2), fullH - c.padH());
         long cols = Math.min(out.size(3), fullW - c.padW());
         out.assign(0);
-        out.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(0, rows), NDArrayIndex.interval(0, cols))
-                .assign(full.get(NDArrayIndex.all(), NDArrayIndex.all(),
-                        NDArrayIndex.interval(c.padH(), c.padH() + rows),
-                        NDArrayIndex.interval(c.padW(), c.padW() + cols)));
+        window(out, 0, 0, rows, cols).assign(window(full, c.padH(), c.padW(), rows, cols));
         arena.release(full);
         if (b != null) {
             org.nd4j.linalg.factory.Nd4j.exec(new BroadcastAddOp(out, b, out, 1));
@@ -116,11 +170,14 @@ final class ConvTranspose2dOps {
         Conv2dOps.exec(c.dilationH() > 1 || c.dilationW() > 1, op.build());
     }
 
-    /** A view of rows {@code [g per, (g + 1) per)} of a weight (rank 4) or bias (rank 1). */
+    /** A view of rows {@code [g per, (g + 1) per)} of a weight. */
     private static INDArray rows(INDArray t, int g, int per) {
-        return t.rank() == 1 ? t.get(NDArrayIndex.interval((long) g * per, (long) (g + 1) * per))
-                : t.get(NDArrayIndex.interval((long) g * per, (long) (g + 1) * per), NDArrayIndex.all(),
-                NDArrayIndex.all(), NDArrayIndex.all());
+        return Conv2dOps.outputs(t, g, per);
+    }
+
+    /** A view of {@code rows x cols} spatial positions of an NCHW array from {@code (top, left)}. */
+    private static INDArray window(INDArray t, long top, long left, long rows, long cols) {
+        return Tensors.slice(Tensors.slice(t, 2, top, top + rows), 3, left, left + cols);
     }
 
     private static INDArray copy(Arena arena, INDArray t) {

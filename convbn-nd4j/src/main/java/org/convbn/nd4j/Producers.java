@@ -77,34 +77,23 @@ final class Producers {
 
     /** @return a new array: w with the entries of output channel o multiplied by {@code scale[o]} */
     static INDArray scaleOutputs(Kernels k, ProducerConfig p, INDArray w, INDArray scale) {
-        if (!(p instanceof ConvTransposeConfig t)) {
-            return k.scaleRows(w, scale);
-        }
-        INDArray out = k.arena().allocate(w.dataType(), w.shape());
-        org.nd4j.linalg.factory.Nd4j.exec(new BroadcastMulOp(grouped(t, w), byGroup(t, scale), grouped(t, out), 0, 2));
-        return out;
+        return p instanceof ConvTransposeConfig ? scaleOutputs(k.arena(), p, w, scale) : k.scaleRows(w, scale);
     }
 
     /** As {@link #scaleOutputs(Kernels, ProducerConfig, INDArray, INDArray)} on plain ND4J ops, from {@code arena}. */
     static INDArray scaleOutputs(Arena arena, ProducerConfig p, INDArray w, INDArray scale) {
         INDArray out = arena.allocate(w.dataType(), w.shape());
-        if (p instanceof ConvTransposeConfig t) {
-            org.nd4j.linalg.factory.Nd4j.exec(new BroadcastMulOp(grouped(t, w), byGroup(t, scale), grouped(t, out), 0,
-                    2));
-        } else {
-            org.nd4j.linalg.factory.Nd4j.exec(new BroadcastMulOp(w, scale, out, 0));
-        }
+        perOutput(p, w, scale, out, false);
         return out;
     }
 
     /** @param w modified: the entries of output channel o multiplied by {@code scale[o]} */
     static void scaleOutputsInPlace(Kernels k, ProducerConfig p, INDArray w, INDArray scale) {
-        if (!(p instanceof ConvTransposeConfig t)) {
+        if (p instanceof ConvTransposeConfig) {
+            perOutput(p, w, scale, w, false);
+        } else {
             k.scaleRowsInPlace(w, scale);
-            return;
         }
-        INDArray view = grouped(t, w);
-        org.nd4j.linalg.factory.Nd4j.exec(new BroadcastMulOp(view, byGroup(t, scale), view, 0, 2));
     }
 
     /**
@@ -112,13 +101,22 @@ final class Producers {
      */
     static INDArray divideOutputs(ProducerConfig p, INDArray w, INDArray scale) {
         INDArray out = org.nd4j.linalg.factory.Nd4j.createUninitialized(w.dataType(), w.shape());
-        if (p instanceof ConvTransposeConfig t) {
-            org.nd4j.linalg.factory.Nd4j.exec(new BroadcastDivOp(grouped(t, w), byGroup(t, scale), grouped(t, out), 0,
-                    2));
-        } else {
-            org.nd4j.linalg.factory.Nd4j.exec(new BroadcastDivOp(w, scale, out, 0));
-        }
+        perOutput(p, w, scale, out, true);
         return out;
+    }
+
+    /** {@code out = w * scale} or {@code w / scale} per output channel ({@code out} may be {@code w}). */
+    private static void perOutput(ProducerConfig p, INDArray w, INDArray scale, INDArray out, boolean divide) {
+        if (p instanceof ConvTransposeConfig t) {
+            INDArray x = grouped(t, w);
+            INDArray y = byGroup(t, scale);
+            INDArray z = out == w ? x : grouped(t, out);
+            org.nd4j.linalg.factory.Nd4j.exec(divide ? new BroadcastDivOp(x, y, z, 0, 2) : new BroadcastMulOp(x, y, z,
+                    0, 2));
+        } else {
+            org.nd4j.linalg.factory.Nd4j.exec(divide ? new BroadcastDivOp(w, scale, out, 0)
+                    : new BroadcastMulOp(w, scale, out, 0));
+        }
     }
 
     /** @return a new {@code [O]} array: per output channel o, the sum of a * b over the entries of o */

@@ -15,6 +15,25 @@ final class Tensors {
     private Tensors() {
     }
 
+    /**
+     * A view of {@code [from, to)} along one dimension, made on the array's root buffer at its absolute offset.
+     * ND4J's {@code get} measures the offset of a view of a view against the inner view's own buffer, so slicing an
+     * array that sits past its own length in a larger buffer (every array of a {@link
+     * org.convbn.nd4j.kernel.PooledArena} but the first of a chunk) yields an empty rank-0 array; this does not.
+     *
+     * @param t not modified; writes to the result reach it
+     * @return the view (shares t's memory)
+     */
+    static INDArray slice(INDArray t, int dim, long from, long to) {
+        org.nd4j.linalg.api.buffer.DataBuffer root = t.data();
+        while (root.originalDataBuffer() != null && root.originalDataBuffer() != root) {
+            root = root.originalDataBuffer();
+        }
+        long[] shape = t.shape().clone();
+        shape[dim] = to - from;
+        return Nd4j.create(root, shape, t.stride(), t.offset() + from * t.stride(dim), t.ordering(), t.dataType());
+    }
+
     /** @return bytes of an array's elements (not of its backing buffer, which a view may share) */
     static long bytes(INDArray a) {
         return a == null ? 0 : a.length() * a.dataType().width();

@@ -170,6 +170,41 @@ class ProducerKindsTest {
                 "the fold is the reference's, entry by entry");
     }
 
+    /**
+     * Networks and benchmarks run blocks on a pooled arena, where released arrays are reused and sit at offsets in
+     * larger buffers: three steps there give what they give on fresh arrays, bit for bit, and everything taken from
+     * the pool comes back. A grouped conv2d is among them: its per-group slices are made like the transposed conv's.
+     */
+    @ParameterizedTest
+    @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY", "TUNE"})
+    void blocksStepOnAPooledArenaAsOnFreshArrays(Mode mode) {
+        for (ConfigGrid.Case grid : new ConfigGrid.Case[] {ConfigGrid.transposed(8, 8, 3, 2, 1, 1, 1, 2, true, true),
+            ConfigGrid.transposed(4, 8, 2, 2, 0, 0, 1, 4, false, true), ConfigGrid.linear().get(4),
+            new ConfigGrid.Case(ConvBNConfig.of(org.convbn.core.ConvConfig.builder(8, 8).kernel(3).padding(1).groups(2)
+                    .build()), new long[] {2, 8, 9, 7})}) {
+            Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), DataType.FLOAT, 800);
+            ConvBNBlock fresh = ConvBNBlock.of(c.config(), c.nd4j().copy(), mode,
+                    new Nd4jKernels(DataType.FLOAT, Arena.direct()));
+            try (org.convbn.nd4j.kernel.PooledArena arena = Arena.pooled()) {
+                ConvBNBlock pooled = ConvBNBlock.of(c.config(), c.nd4j().copy(), mode,
+                        new Nd4jKernels(DataType.FLOAT, arena));
+                for (int step = 0; step < 3; step++) {
+                    INDArray want = fresh.forward(c.xNd4j());
+                    INDArray got = pooled.forward(c.xNd4j());
+                    assertArrayEquals(Fixtures.values(want), Fixtures.values(got), grid + " output, step " + step);
+                    BlockGradients gw = fresh.backward(c.gNd4j());
+                    BlockGradients gp = pooled.backward(c.gNd4j());
+                    assertArrayEquals(Fixtures.values(gw.input()), Fixtures.values(gp.input()), grid + " dX");
+                    gw.parameters().forEach((k, v) -> assertArrayEquals(Fixtures.values(v),
+                            Fixtures.values(gp.parameter(k)), grid + " d" + k));
+                    arena.release(got, gp.input());
+                    gp.parameters().values().forEach(arena::release);
+                }
+                assertEquals(0, arena.stats().leasedBytes(), grid + ": everything given back");
+            }
+        }
+    }
+
     @Test
     void aLinearWhoseOutputFeaturesAreNotTheBatchNormsIsRefused() {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,

@@ -4,24 +4,13 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvTransposeConfig;
 import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
-import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.Optimizer;
-import org.convbn.nd4j.kernel.Arena;
-import org.convbn.nd4j.kernel.PooledArena;
-import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.learning.config.Nesterovs;
-import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Setup;
-import org.openjdk.jmh.annotations.TearDown;
 
 /**
- * The step of {@link BlockStepBenchmark} for the layer kinds besides conv2d: a segmentation decoder's upsampling
+ * The step of {@link AbstractBlockStepBenchmark} for the layer kinds besides conv2d: a segmentation decoder's upsampling
  * ConvTranspose2d + BN and a classifier head's Linear + BatchNorm1d, per mode.
  */
-public class ProducerBlockStepBenchmark extends AbstractBenchmark {
+public class ProducerBlockStepBenchmark extends AbstractBlockStepBenchmark {
     /** A block shape with its input. */
     public enum Kind {
         /** ConvTranspose2d 256 -> 128, 2x2 stride 2 (a U-Net / FPN upsampling step), on [8, 256, 28, 28]. */
@@ -47,26 +36,18 @@ public class ProducerBlockStepBenchmark extends AbstractBenchmark {
     @Param({"TRANSPOSED_2X2_S2", "TRANSPOSED_3X3_G8", "LINEAR_2048_512"})
     public Kind kind;
 
-    private final PooledArena arena = Arena.pooled();
-    private ConvBNBlock block;
-    private INDArray x;
-    private Optimizer sgd;
-
-    @Setup
-    public void setUp() {
-        Nd4j.getMemoryManager().togglePeriodicGc(false);
-        block = BlockStepBenchmark.pooled(kind.config, mode, arena);
-        x = Nd4j.randn(DataType.FLOAT, kind.input);
-        sgd = new Optimizer(new Nesterovs(1e-3, 0.9));
+    @Override
+    protected ConvBNConfig config() {
+        return kind.config;
     }
 
-    @TearDown
-    public void tearDown() {
-        arena.close();
+    @Override
+    protected Mode mode() {
+        return mode;
     }
 
-    @Benchmark
-    public INDArray step() {
-        return BlockStepBenchmark.step(block, x, sgd);
+    @Override
+    protected long[] inputShape() {
+        return kind.input;
     }
 }

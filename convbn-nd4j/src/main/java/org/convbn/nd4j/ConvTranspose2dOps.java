@@ -41,10 +41,9 @@ final class ConvTranspose2dOps {
         int ci = c.inChannelsPerGroup();
         int co = c.outChannelsPerGroup();
         for (int g = 0; g < c.groups(); g++) {
-            INDArray xg = arena.allocate(x.dataType(), x.size(0), ci, x.size(2), x.size(3))
-                    .assign(Conv2dOps.channels(x, g, ci));
-            INDArray wg = copy(arena, rows(w, g, ci));
-            INDArray bg = b == null ? null : copy(arena, rows(b, g, co));
+            INDArray xg = copy(arena, Conv2dOps.channels(x, g, ci));
+            INDArray wg = copy(arena, Conv2dOps.outputs(w, g, ci));
+            INDArray bg = b == null ? null : copy(arena, Conv2dOps.outputs(b, g, co));
             INDArray yg = arena.allocate(y.dataType(), y.size(0), co, y.size(2), y.size(3));
             deconv(arena, c, xg, wg, bg, yg);
             Conv2dOps.channels(y, g, co).assign(yg);
@@ -73,13 +72,13 @@ final class ConvTranspose2dOps {
             int co = c.outChannelsPerGroup();
             for (int group = 0; group < c.groups(); group++) {
                 INDArray xg = copy(arena, Conv2dOps.channels(x, group, ci));
-                INDArray wg = copy(arena, rows(w, group, ci));
+                INDArray wg = copy(arena, Conv2dOps.outputs(w, group, ci));
                 INDArray gg = copy(arena, Conv2dOps.channels(full, group, co));
                 INDArray dxg = arena.allocate(xg.dataType(), xg.shape());
                 INDArray dwg = arena.allocate(wg.dataType(), wg.shape());
                 deconvBackward(c, xg, wg, gg, dxg, dwg);
                 Conv2dOps.channels(dx, group, ci).assign(dxg);
-                rows(dw, group, ci).assign(dwg);
+                Conv2dOps.outputs(dw, group, ci).assign(dwg);
                 arena.release(xg, wg, gg, dxg, dwg);
             }
         }
@@ -168,11 +167,6 @@ final class ConvTranspose2dOps {
         op.addIntegerArguments(c.kernelH(), c.kernelW(), c.strideH(), c.strideW(), padH, padW, c.dilationH(),
                 c.dilationW(), 0, NCHW, IOYX);
         Conv2dOps.exec(c.dilationH() > 1 || c.dilationW() > 1, op.build());
-    }
-
-    /** A view of rows {@code [g per, (g + 1) per)} of a weight. */
-    private static INDArray rows(INDArray t, int g, int per) {
-        return Conv2dOps.outputs(t, g, per);
     }
 
     /** A view of {@code rows x cols} spatial positions of an NCHW array from {@code (top, left)}. */

@@ -32,6 +32,8 @@ import java.util.Arrays;
  * @param dilationW horizontal dilation
  * @param groups number of groups, dividing both C and O
  * @param bias whether the layer adds a bias
+ * @throws IllegalArgumentException naming the first setting out of range (sizes below 1, negative padding, output
+ *                                  padding not below the stride, groups not dividing both channel counts)
  */
 public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
                                   int padH, int padW, int outputPadH, int outputPadW, int dilationH, int dilationW,

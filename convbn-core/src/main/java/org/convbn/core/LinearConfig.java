@@ -13,6 +13,7 @@ import java.util.Arrays;
  * @param inFeatures I
  * @param outFeatures O
  * @param bias whether the layer adds a bias
+ * @throws IllegalArgumentException naming {@code inFeatures} or {@code outFeatures} when it is below 1
  */
 public record LinearConfig(int inFeatures, int outFeatures, boolean bias) implements ProducerConfig {
 

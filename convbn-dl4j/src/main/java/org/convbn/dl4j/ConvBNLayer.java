@@ -201,14 +201,11 @@ public class ConvBNLayer extends FeedForwardLayer {
         }
         requireConvolutionalInput(inputType);
         if (kind == Kind.CONV_TRANSPOSE2D) {
+            // DL4J sets nIn before it asks for the output type; the block's config computes the size (and names a
+            // too-small input).
             InputType.InputTypeConvolutional in = (InputType.InputTypeConvolutional) inputType;
-            long h = (in.getHeight() - 1) * stride[0] - 2L * padding[0] + (long) dilation[0] * (kernelSize[0] - 1) + 1;
-            long w = (in.getWidth() - 1) * stride[1] - 2L * padding[1] + (long) dilation[1] * (kernelSize[1] - 1) + 1;
-            if (h < 1 || w < 1) {
-                throw new IllegalStateException("layer \"" + getLayerName() + "\": input " + in.getHeight() + "x"
-                        + in.getWidth() + " gives an output of " + h + "x" + w + "; expected at least 1x1");
-            }
-            return InputType.convolutional(h, w, nOut, CNN2DFormat.NCHW);
+            long[] out = toConvBNConfig().producer().outputShape(new long[] {1, nIn, in.getHeight(), in.getWidth()});
+            return InputType.convolutional(out[2], out[3], nOut, CNN2DFormat.NCHW);
         }
         return InputTypeUtil.getOutputTypeCnnLayers(inputType, kernelSize, stride, padding, dilation, convolutionMode,
                 nOut, layerIndex, getLayerName(), CNN2DFormat.NCHW, ConvBNLayer.class);

@@ -22,13 +22,8 @@ public final class RandomCase {
      */
     public static ReferenceParameters parameters(ConvBNConfig config, long seed) {
         SplittableRandom rng = new SplittableRandom(seed);
-        long[] ws = config.producer().weightShape();
         int o = config.channels();
-        int[] shape = new int[ws.length];
-        for (int i = 0; i < ws.length; i++) {
-            shape[i] = (int) ws[i];
-        }
-        Tensor w = Tensor.uniform(rng, -0.5, 0.5, shape);
+        Tensor w = Tensor.uniform(rng, -0.5, 0.5, Tensor.dims(config.producer().weightShape()));
         Tensor b = config.producer().bias() ? Tensor.uniform(rng, -0.5, 0.5, o) : null;
         Tensor gamma = config.bn().affine() ? Tensor.uniform(rng, 0.5, 1.5, o) : null;
         Tensor beta = config.bn().affine() ? Tensor.uniform(rng, -0.5, 0.5, o) : null;
@@ -39,10 +34,6 @@ public final class RandomCase {
 
     /** @return a tensor of the given shape with values in [-1, 1) */
     public static Tensor tensor(long[] shape, long seed) {
-        int[] s = new int[shape.length];
-        for (int i = 0; i < s.length; i++) {
-            s[i] = Math.toIntExact(shape[i]);
-        }
-        return Tensor.uniform(new SplittableRandom(seed), -1, 1, s);
+        return Tensor.uniform(new SplittableRandom(seed), -1, 1, Tensor.dims(shape));
     }
 }

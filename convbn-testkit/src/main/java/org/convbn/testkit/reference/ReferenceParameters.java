@@ -24,12 +24,7 @@ public record ReferenceParameters(Tensor weight, Tensor bias, Tensor gamma, Tens
     public ReferenceParameters validate(ConvBNConfig config) {
         int o = config.channels();
         int[] vector = {o};
-        long[] ws = config.producer().weightShape();
-        int[] expected = new int[ws.length];
-        for (int i = 0; i < ws.length; i++) {
-            expected[i] = (int) ws[i];
-        }
-        Checks.shape("weight", expected, weight.shape());
+        Checks.shape("weight", Tensor.dims(config.producer().weightShape()), weight.shape());
         presence("bias", bias, config.producer().bias());
         presence("gamma", gamma, config.bn().affine());
         presence("beta", beta, config.bn().affine());

@@ -54,12 +54,7 @@ public final class ReferenceProducers {
         if (p instanceof ConvConfig c) {
             return ReferenceConv.backwardWeight(c, x, gy);
         }
-        long[] ws = p.weightShape();
-        int[] shape = new int[ws.length];
-        for (int i = 0; i < ws.length; i++) {
-            shape[i] = (int) ws[i];
-        }
-        Tensor gw = Tensor.zeros(shape);
+        Tensor gw = Tensor.zeros(Tensor.dims(p.weightShape()));
         visit(p, x.shape(), (xi, wi, yi) -> gw.data()[wi] += x.data()[xi] * gy.data()[yi]);
         return gw;
     }
@@ -70,12 +65,7 @@ public final class ReferenceProducers {
         for (int i = 0; i < in.length; i++) {
             in[i] = inputShape[i];
         }
-        long[] out = p.outputShape(in);
-        int[] r = new int[out.length];
-        for (int i = 0; i < r.length; i++) {
-            r[i] = (int) out[i];
-        }
-        return r;
+        return Tensor.dims(p.outputShape(in));
     }
 
     /** One product term of the producer: input element xi times weight element wi, added to output element yi. */

@@ -27,6 +27,19 @@ public record Tensor(int[] shape, double[] data) {
         }
     }
 
+    /**
+     * @param shape a shape of longs (as configs and ND4J give them), not modified
+     * @return the same shape as ints
+     * @throws ArithmeticException if a dimension exceeds an int
+     */
+    public static int[] dims(long[] shape) {
+        int[] d = new int[shape.length];
+        for (int i = 0; i < d.length; i++) {
+            d[i] = Math.toIntExact(shape[i]);
+        }
+        return d;
+    }
+
     /** @return a zero tensor of this shape */
     public static Tensor zeros(int... shape) {
         long n = 1;

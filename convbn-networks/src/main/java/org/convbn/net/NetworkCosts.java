@@ -6,7 +6,12 @@ import java.util.Map;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Cost;
 
-/** Parameters and multiply-adds of a {@link ResNet}, by tracing shapes through it (nothing is computed). */
+/**
+ * Parameters and multiply-adds of a {@link ResNet} or an {@link EfficientNet}, by tracing shapes through it (nothing
+ * is computed). Counted: conv weights and biases, BN gamma and beta, linear layers; multiply-adds of convs and linear
+ * layers (BN, activations, pooling and the SE gate's product are elementwise and not counted, as in torchvision's
+ * published figures).
+ */
 public final class NetworkCosts {
     private NetworkCosts() {
     }
@@ -39,9 +44,60 @@ public final class NetworkCosts {
         return out;
     }
 
-    /** @return the sum of {@link #of} */
+    /**
+     * The cost of every block, squeeze-and-excitation layer and the classifier at an input resolution, per sample,
+     * in forward order: {@code features.0.0}, then per unit its expansion, depthwise, SE ({@code ...block.k}, its
+     * two 1x1 convs on the pooled vector) and projection, {@code features.8.0}, {@code classifier.1}.
+     *
+     * @param net read, not modified
+     * @param resolution input height and width
+     * @return the cost per module name, in forward order
+     * @throws IllegalArgumentException if the resolution is too small for some block (named by the block)
+     */
+    public static Map<String, Cost> of(EfficientNet net, int resolution) {
+        Map<String, Cost> out = new LinkedHashMap<>();
+        long[] x = trace(out, net.stem(), new long[] {1, 3, resolution, resolution});
+        for (MBConv unit : net.units()) {
+            long[] h = x;
+            if (unit.expandBlock().isPresent()) {
+                h = trace(out, unit.expandBlock().get(), h);
+            }
+            h = trace(out, unit.depthwiseBlock(), h);
+            SqueezeExcitation se = unit.squeezeExcitation();
+            out.put(se.name(), se.cost());
+            x = trace(out, unit.projectBlock(), h);
+        }
+        trace(out, net.headBlock(), x);
+        out.put("classifier.1", net.classifier().cost());
+        return out;
+    }
+
+    /** @return the sum of {@link #of(ResNet, int)} */
     public static Cost total(ResNet net, int resolution) {
-        return of(net, resolution).values().stream().reduce(Cost.ZERO, Cost::plus);
+        return sum(of(net, resolution));
+    }
+
+    /** @return the sum of {@link #of(EfficientNet, int)} */
+    public static Cost total(EfficientNet net, int resolution) {
+        return sum(of(net, resolution));
+    }
+
+    /**
+     * @return {@link #total(ResNet, int)} or {@link #total(EfficientNet, int)}
+     * @throws IllegalArgumentException for another kind of network
+     */
+    public static Cost total(Network net, int resolution) {
+        if (net instanceof ResNet r) {
+            return total(r, resolution);
+        }
+        if (net instanceof EfficientNet e) {
+            return total(e, resolution);
+        }
+        throw new IllegalArgumentException("net: expected a ResNet or an EfficientNet, got " + net.getClass());
+    }
+
+    private static Cost sum(Map<String, Cost> costs) {
+        return costs.values().stream().reduce(Cost.ZERO, Cost::plus);
     }
 
     private static long[] trace(Map<String, Cost> into, NamedBlock b, long[] input) {

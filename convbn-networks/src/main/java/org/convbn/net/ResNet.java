@@ -40,7 +40,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * available for the data type ({@link Kernels#create}), and feature maps stay in its preferred layout between
  * layers. Not thread-safe: one thread at a time.
  */
-public final class ResNet implements AutoCloseable {
+public final class ResNet implements Network {
     /** The two architectures. */
     public enum Depth {
         /** Basic blocks [2, 2, 2, 2]: 20 ConvBN blocks. */
@@ -282,16 +282,19 @@ public final class ResNet implements AutoCloseable {
     }
 
     /** @return the data type of every parameter and activation */
+    @Override
     public DataType dataType() {
         return dataType;
     }
 
     /** @return the mode the network was last set to (frozen blocks run as {@link #setFrozenStages} says) */
+    @Override
     public Mode mode() {
         return mode;
     }
 
     /** @return the number of classes the head predicts */
+    @Override
     public int classes() {
         return (int) fc.parameters().get("fc.weight").size(0);
     }
@@ -361,6 +364,7 @@ public final class ResNet implements AutoCloseable {
     }
 
     /** @return every ConvBN block in forward order (stem, then each unit's main path and shortcut) */
+    @Override
     public List<NamedBlock> blocks() {
         return allBlocks;
     }
@@ -368,6 +372,12 @@ public final class ResNet implements AutoCloseable {
     /** @return the linear head */
     public Linear head() {
         return fc;
+    }
+
+    /** @return the head's {@code fc.weight} and {@code fc.bias}; live arrays */
+    @Override
+    public Map<String, INDArray> layerParameters() {
+        return fc.parameters();
     }
 
     /** @return the reversible stages (empty for a plain network) */
@@ -387,11 +397,13 @@ public final class ResNet implements AutoCloseable {
     }
 
     /** @return the kernels every block and layer computes on */
+    @Override
     public Kernels kernels() {
         return kernels;
     }
 
     /** @return the arena that owns the network's native memory during steps */
+    @Override
     public PooledArena arena() {
         return arena;
     }
@@ -400,6 +412,7 @@ public final class ResNet implements AutoCloseable {
      * Drops and gives back what the last forward kept for a backward, for an inference-only forward. The logits the
      * forward returned stay the caller's.
      */
+    @Override
     public void clearSaved() {
         stages.forEach(Stage::clearSaved);
         stem.block().clearSaved();
@@ -419,6 +432,7 @@ public final class ResNet implements AutoCloseable {
      * Switches every trainable block (see {@link ConvBNBlock#setMode}), and the frozen ones to what
      * {@link #setFrozenStages} says; drops and gives back a pending forward.
      */
+    @Override
     public void setMode(Mode mode) {
         clearSaved();
         List<NamedBlock> frozen = frozenBlocks();
@@ -432,6 +446,7 @@ public final class ResNet implements AutoCloseable {
      * @param x {@code [N, 3, H, W]}, not modified, kept until backward
      * @return new logits {@code [N, classes]}, the caller's (give them back with {@code arena().release})
      */
+    @Override
     public INDArray forward(INDArray x) {
         clearSaved();
         pending = true;
@@ -475,25 +490,13 @@ public final class ResNet implements AutoCloseable {
     }
 
     /**
-     * Backpropagates the last forward and gives back every activation it made.
-     *
-     * @param gradLogits dL/dlogits, not modified
-     * @return the gradient of every trainable tensor by network name (see {@link #parameters()}), new arrays from
-     *         {@link #arena()}, the caller's
-     */
-    public Map<String, INDArray> backward(INDArray gradLogits) {
-        Map<String, INDArray> grads = new LinkedHashMap<>();
-        backward(gradLogits, (name, parameter, gradient) -> grads.put(name, gradient));
-        return grads;
-    }
-
-    /**
      * Backpropagates the last forward, handing each parameter gradient to {@code sink} as soon as it exists, and
      * gives back every activation it made. dL/d(input) is not computed.
      *
      * @param gradLogits dL/dlogits, not modified
      * @param sink receives every trainable tensor's gradient, head first
      */
+    @Override
     public void backward(INDArray gradLogits, GradientSink sink) {
         if (!pending) {
             throw new IllegalStateException("backward: expected a pending forward, got none (call forward first; "
@@ -542,6 +545,7 @@ public final class ResNet implements AutoCloseable {
      * @return every trainable tensor by network name (blocks outside the frozen prefix in the current mode, then
      *         fc); live arrays
      */
+    @Override
     public Map<String, INDArray> parameters() {
         Map<String, INDArray> m = new LinkedHashMap<>();
         List<NamedBlock> frozen = frozenBlocks();
@@ -558,6 +562,7 @@ public final class ResNet implements AutoCloseable {
      * The exact bytes held for backward right now, each array counted once even when several layers keep it (a
      * ReLU's output is also the next block's input).
      */
+    @Override
     public RetainedBytes retainedBytes() {
         Set<INDArray> activations = Collections.newSetFromMap(new IdentityHashMap<>());
         long weight = 0;

@@ -31,12 +31,12 @@ public final class StateDict {
      * @return the network's tensors by torchvision name (live arrays), in module order
      * @throws IllegalStateException in DEPLOY, where W, b, gamma, beta are not held
      */
-    public static Map<String, INDArray> of(ResNet net) {
+    public static Map<String, INDArray> of(Network net) {
         Map<String, INDArray> m = new LinkedHashMap<>();
         for (NamedBlock b : net.blocks()) {
             putUnfolded(m, b);
         }
-        m.putAll(net.head().parameters());
+        m.putAll(net.layerParameters());
         return m;
     }
 
@@ -59,7 +59,7 @@ public final class StateDict {
      * @param tensors by name, not modified
      * @throws IllegalArgumentException listing every missing, unexpected and mis-shaped name; nothing is copied then
      */
-    public static void load(ResNet net, Map<String, INDArray> tensors) {
+    public static void load(Network net, Map<String, INDArray> tensors) {
         assign(of(net), tensors);
     }
 
@@ -88,14 +88,14 @@ public final class StateDict {
      *
      * @return new or live arrays by name (do not modify them)
      */
-    public static Map<String, INDArray> folded(ResNet net) {
+    public static Map<String, INDArray> folded(Network net) {
         Map<String, INDArray> m = new LinkedHashMap<>();
         for (NamedBlock b : net.blocks()) {
             org.convbn.nd4j.FoldedParameters f = b.block().foldedParameters();
             m.put(b.convName() + ".weight", f.weight());
             m.put(b.convName() + ".bias", f.bias());
         }
-        m.putAll(net.head().parameters());
+        m.putAll(net.layerParameters());
         return m;
     }
 

@@ -3,11 +3,11 @@ package org.convbn.train;
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.Optimizer;
 import org.convbn.nd4j.kernel.Arena;
-import org.convbn.net.ResNet;
+import org.convbn.net.Network;
 import org.convbn.net.SoftmaxCrossEntropy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
-/** One training step of a {@link ResNet}: forward, softmax cross-entropy, backward with the update inside it. */
+/** One training step of a {@link Network}: forward, softmax cross-entropy, backward with the update inside it. */
 public final class TrainingStep {
     private TrainingStep() {
     }
@@ -31,7 +31,7 @@ public final class TrainingStep {
      * @param optimizer the update rule (keeps its state across steps)
      * @return the loss and the bytes held for backward
      */
-    public static Result run(ResNet net, INDArray x, int[] labels, Optimizer optimizer) {
+    public static Result run(Network net, INDArray x, int[] labels, Optimizer optimizer) {
         INDArray logits = net.forward(x);
         RetainedBytes retained = net.retainedBytes();
         SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);

@@ -131,7 +131,7 @@ class ResNetTest {
     }
 
     /** Pretrained-like statistics so that s differs across channels. */
-    private static void randomiseStatistics(ResNet net) {
+    static void randomiseStatistics(Network net) {
         SplittableRandom rng = new SplittableRandom(77);
         for (NamedBlock b : net.blocks()) {
             if (b.block().mode() == Mode.DEPLOY) {

@@ -5,9 +5,9 @@ import java.util.Map;
 import java.util.concurrent.Callable;
 
 import org.convbn.core.Cost;
-import org.convbn.core.Mode;
+import org.convbn.core.TuneFold;
+import org.convbn.net.Network;
 import org.convbn.net.NetworkCosts;
-import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.buffer.DataType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -19,12 +19,14 @@ import picocli.CommandLine.Option;
 @Command(name = "cost", description = "Count parameters and multiply-adds per block, dense vs grouped 3x3 convs.",
         mixinStandardHelpOptions = true)
 final class CostCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
+    @Option(names = "--model", description = "resnet18, resnet50 or efficientnet_b0 (a grouped model counts as its "
+            + "dense original) (default: ${DEFAULT-VALUE})")
     Model model = Model.RESNET50;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
     int resolution = 224;
-    @Option(names = "--group-size", description = "input channels per group of the grouped 3x3 convs "
-            + "(default: ${DEFAULT-VALUE}, the paper's; 1 is depthwise)")
+    @Option(names = "--group-size", description = "input channels per group of the grouped convs: a ResNet's 3x3 "
+            + "convs, an EfficientNet's depthwise convs (whose expansion then goes from 6 to 4) (default: "
+            + "${DEFAULT-VALUE}, the paper's; 1 is depthwise)")
     int groupSize = 16;
     @Option(names = "--blocks", description = "print every block, not only the totals")
     boolean blocks;
@@ -36,27 +38,26 @@ final class CostCommand implements Callable<Integer> {
         }
         Map<String, Cost> dense;
         Map<String, Cost> grouped;
-        try (ResNet d = ResNet.builder(model.depth()).classes(NetworkStep.CLASSES).dataType(DataType.FLOAT).seed(1)
-                .mode(Mode.EVAL).build();
-             ResNet g = ResNet.builder(model.depth()).classes(NetworkStep.CLASSES).dataType(DataType.FLOAT).seed(1)
-                .mode(Mode.EVAL).groupSize(groupSize).build()) {
+        try (Network d = model.build(NetworkStep.CLASSES, DataType.FLOAT, 1, TuneFold.RECOMPUTE, false, 0, 0);
+             Network g = model.build(NetworkStep.CLASSES, DataType.FLOAT, 1, TuneFold.RECOMPUTE, false, 0, groupSize)) {
             dense = NetworkCosts.of(d, resolution);
             grouped = NetworkCosts.of(g, resolution);
         }
-        System.out.printf(Locale.ROOT, "%s at %dx%d, per image; grouped: 3x3 convs with %d input channels per group%n",
-                model.cliName(), resolution, resolution, groupSize);
-        System.out.printf(Locale.ROOT, "%-24s %14s %16s %14s %16s%n", "block", "params", "multiply-adds",
+        System.out.printf(Locale.ROOT, "%s at %dx%d, per image; grouped: %s with %d input channels per group%n",
+                model.cliName(), resolution, resolution, model.isResNet() ? "3x3 convs"
+                        : "depthwise convs as group convs (expansion 4)", groupSize);
+        System.out.printf(Locale.ROOT, "%-28s %14s %16s %14s %16s%n", "block", "params", "multiply-adds",
                 "params G=" + groupSize, "mult-adds G=" + groupSize);
         if (blocks) {
             dense.forEach((name, d) -> {
                 Cost g = grouped.get(name);
-                System.out.printf(Locale.ROOT, "%-24s %,14d %,16d %,14d %,16d%n", name, d.parameters(),
+                System.out.printf(Locale.ROOT, "%-28s %,14d %,16d %,14d %,16d%n", name, d.parameters(),
                         d.multiplyAdds(), g.parameters(), g.multiplyAdds());
             });
         }
         Cost d = dense.values().stream().reduce(Cost.ZERO, Cost::plus);
         Cost g = grouped.values().stream().reduce(Cost.ZERO, Cost::plus);
-        System.out.printf(Locale.ROOT, "%-24s %,14d %,16d %,14d %,16d%n", "total", d.parameters(), d.multiplyAdds(),
+        System.out.printf(Locale.ROOT, "%-28s %,14d %,16d %,14d %,16d%n", "total", d.parameters(), d.multiplyAdds(),
                 g.parameters(), g.multiplyAdds());
         System.out.printf(Locale.ROOT, "grouped / dense: parameters %.3f, multiply-adds %.3f (%.2f vs %.2f GFLOPs)%n",
                 (double) g.parameters() / d.parameters(), (double) g.multiplyAdds() / d.multiplyAdds(),

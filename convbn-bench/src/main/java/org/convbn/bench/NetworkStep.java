@@ -6,6 +6,7 @@ import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.net.Coupling;
+import org.convbn.net.Network;
 import org.convbn.net.ResNet;
 import org.convbn.train.TrainingStep;
 import org.convbn.nd4j.Optimizer;
@@ -32,7 +33,7 @@ public final class NetworkStep implements BenchStep {
     /** Below this beta a reversible stage keeps activations: float32 reconstruction error passes 1e-3 near 0.1. */
     public static final double REVERSIBLE_MIN_BETA = 0.25;
 
-    private final ResNet network;
+    private final Network network;
     private final INDArray input;
     private final int[] labels;
     /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4, as the PyTorch peer runs it. */
@@ -51,10 +52,10 @@ public final class NetworkStep implements BenchStep {
      */
     public NetworkStep(Model model, Mode mode, TuneFold tuneFold, boolean reversible, int batch, int resolution,
                        DataType type, long seed) {
-        ResNet.Builder b = ResNet.builder(model.depth()).classes(CLASSES).dataType(type).seed(seed).mode(Mode.TRAIN)
-                .tuneFold(tuneFold);
-        this.network = (reversible ? b.reversible(REVERSIBLE_MIN_BETA) : b).build();
-        network.setCoupling(REVERSIBLE_COUPLING);
+        this.network = model.build(CLASSES, type, seed, tuneFold, reversible, REVERSIBLE_MIN_BETA, model.groupSize());
+        if (network instanceof ResNet r) {
+            r.setCoupling(REVERSIBLE_COUPLING);
+        }
         pretrainedLikeStatistics(network, seed);
         network.setMode(mode);
         Nd4j.getRandom().setSeed(seed);
@@ -97,7 +98,7 @@ public final class NetworkStep implements BenchStep {
     }
 
     /** @return the network */
-    public ResNet network() {
+    public Network network() {
         return network;
     }
 
@@ -105,7 +106,7 @@ public final class NetworkStep implements BenchStep {
      * Running statistics and BN scales spread like a pretrained network's (var in [0.05, 2], gamma in [0.2, 1.5])
      * so that s = gamma / sqrt(var + eps) varies across channels as it does after ImageNet training.
      */
-    static void pretrainedLikeStatistics(ResNet net, long seed) {
+    static void pretrainedLikeStatistics(Network net, long seed) {
         SplittableRandom rng = new SplittableRandom(seed ^ 0x5DEECE66DL);
         net.blocks().forEach(b -> {
             var p = b.block().unfoldedParameters();

@@ -101,7 +101,7 @@ final class PyTorchPeer {
     List<String> command(Mode mode, Model model, int batch, int resolution, int warmup, int steps, int threads,
                          Path result) {
         return new ArrayList<>(List.of(python, script.toString(), mode.name().toLowerCase(Locale.ROOT),
-                model.cliName(), String.valueOf(batch), String.valueOf(resolution), String.valueOf(warmup),
+                model.torchvisionName().orElseThrow(), String.valueOf(batch), String.valueOf(resolution), String.valueOf(warmup),
                 String.valueOf(steps), String.valueOf(threads), result.toString()));
     }
 

@@ -106,8 +106,16 @@ final class ReportCommand implements Callable<Integer> {
                     + "resnet50, got " + run.model.cliName());
         }
         List<Target> targets = targets();
+        if (!run.model.isResNet()) {
+            targets.stream().filter(t -> t.variant() != null && t.variant().reversible()).findFirst().ifPresent(t -> {
+                throw new IllegalArgumentException("--modes, --reversible: " + t.name() + " runs reversible stages, "
+                        + "which only the ResNets have, got --model " + run.model.cliName());
+            });
+        }
         Optional<PyTorchPeer> torch = Optional.empty();
-        if (peer == Peer.PYTORCH) {
+        if (peer == Peer.PYTORCH && run.model.torchvisionName().isEmpty()) {
+            System.out.println("note: --peer pytorch skipped: torchvision has no " + run.model.cliName());
+        } else if (peer == Peer.PYTORCH) {
             torch = PyTorchPeer.find(python);
             if (torch.isEmpty()) {
                 System.out.println("note: --peer pytorch skipped: none of " + python + " imports torch and "

@@ -83,17 +83,22 @@ public final class NetworkCosts {
     }
 
     /**
-     * @return {@link #total(ResNet, int)} or {@link #total(EfficientNet, int)}
+     * @return {@link #of(ResNet, int)} or {@link #of(EfficientNet, int)}
      * @throws IllegalArgumentException for another kind of network
      */
-    public static Cost total(Network net, int resolution) {
+    public static Map<String, Cost> of(Network net, int resolution) {
         if (net instanceof ResNet r) {
-            return total(r, resolution);
+            return of(r, resolution);
         }
         if (net instanceof EfficientNet e) {
-            return total(e, resolution);
+            return of(e, resolution);
         }
         throw new IllegalArgumentException("net: expected a ResNet or an EfficientNet, got " + net.getClass());
+    }
+
+    /** @return the sum of {@link #of(Network, int)} */
+    public static Cost total(Network net, int resolution) {
+        return sum(of(net, resolution));
     }
 
     private static Cost sum(Map<String, Cost> costs) {

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""torchvision's efficientnet_b0 against convbn's EfficientNet, float64: writes what EfficientNetTorchvisionTest
+(convbn-networks) checks convbn against.
+
+  python3 docs/interop/efficientnet_compare.py /tmp/efficientnet_b0_reference.safetensors
+  mvn -B test -pl convbn-networks -Dtest=EfficientNetTorchvisionTest \
+      -Dconvbn.torchvision.efficientnet=/tmp/efficientnet_b0_reference.safetensors
+
+The file holds the model's state_dict (num_batches_tracked left out), a batch of 2 random 64x64 images `input`, a
+random direction `r` (the loss is sum(logits * r)), and per case `eval.*` (BN with running statistics: what
+convbn's EVAL, TUNE and DEPLOY compute) and `train.*` (BN with batch statistics): the logits, every parameter's
+gradient (`<case>.grad.<name>`) and, for train, the running statistics after the step
+(`train.after.<name>`). Dropout and stochastic depth are off in both (p = 0): they draw from different generators.
+Running statistics are first set by one train-mode forward at momentum 1 over 4 other images, so that the signal
+survives the depth as in a trained network.
+"""
+import os
+import sys
+
+import torch
+import torchvision
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "transfer"))
+from torch_safetensors import save  # noqa: E402
+
+out = sys.argv[1]
+torch.manual_seed(0)
+m = torchvision.models.efficientnet_b0(num_classes=10).double()
+m.classifier[0].p = 0.0
+for mod in m.modules():
+    if isinstance(mod, torchvision.ops.StochasticDepth):
+        mod.p = 0.0
+g = torch.Generator().manual_seed(1)
+with torch.no_grad():
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.weight.copy_(0.5 + torch.rand(mod.num_features, generator=g, dtype=torch.float64))
+            mod.bias.copy_(0.2 * (torch.rand(mod.num_features, generator=g, dtype=torch.float64) - 0.5))
+            mod.momentum = 1.0
+    m.train()
+    m(torch.rand(4, 3, 64, 64, generator=g, dtype=torch.float64) - 0.5)
+    for mod in m.modules():
+        if isinstance(mod, torch.nn.BatchNorm2d):
+            mod.momentum = 0.1
+
+tensors = {k: v.clone() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
+x = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64) - 0.5
+r = torch.rand(2, 10, generator=g, dtype=torch.float64) - 0.5
+tensors["input"] = x
+tensors["r"] = r
+for case in ("eval", "train"):
+    m.load_state_dict({k: v for k, v in tensors.items() if k not in ("input", "r")}, strict=False)
+    m.zero_grad()
+    m.train(case == "train")
+    logits = m(x)
+    (logits * r).sum().backward()
+    tensors[case + ".logits"] = logits.detach().clone()
+    for name, p in m.named_parameters():
+        tensors[case + ".grad." + name] = p.grad.detach().clone()
+    if case == "train":
+        for name, b in m.named_buffers():
+            if not name.endswith("num_batches_tracked"):
+                tensors["train.after." + name] = b.detach().clone()
+save(tensors, out, {"torch": torch.__version__, "torchvision": torchvision.__version__})
+print("wrote", out, len(tensors), "tensors")

@@ -83,8 +83,11 @@ public final class EfficientNet implements Network {
     private boolean stochastic = true;
     // Between forward and backward, owned by the network:
     private boolean pending;
-    private Silu.Result stemActivation;
-    private Silu.Result headActivation;
+    /** The stem's and the head block's outputs (their SiLU's inputs) and SiLUs. */
+    private INDArray stemPre;
+    private INDArray stemActivation;
+    private INDArray headPre;
+    private INDArray headActivation;
     private INDArray pooled;
     private INDArray dropMask;
     private INDArray dropped;
@@ -387,19 +390,19 @@ public final class EfficientNet implements Network {
         clearSaved();
         pending = true;
         SplittableRandom draw = stochastic ? rng : null;
-        INDArray z = stem.block().forward(x, layout(stem));
-        stemActivation = Silu.forward(arena, z);
-        arena.release(z);
-        INDArray h = stemActivation.output();
+        stemPre = stem.block().forward(x, layout(stem));
+        stemActivation = kernels.silu(stemPre);
+        INDArray h = stemActivation;
         for (MBConv u : units) {
             h = u.forward(h, draw);
         }
-        z = head.block().forward(h, layout(head));
-        headActivation = Silu.forward(arena, z);
-        arena.release(z);
-        pooledShape = Layout.logicalShape(headActivation.output());
-        pooledLayout = Layout.of(headActivation.output());
-        pooled = kernels.globalAveragePool(headActivation.output());
+        headPre = head.block().forward(h, layout(head));
+        headActivation = kernels.silu(headPre);
+        pooledShape = Layout.logicalShape(headActivation);
+        pooledLayout = Layout.of(headActivation);
+        pooled = kernels.globalAveragePool(headActivation);
+        arena.release(headActivation); // the SiLU's backward reads its input
+        headActivation = null;
         dropped = pooled;
         if (stochastic && dropout > 0) {
             double[] m = new double[(int) pooled.length()];
@@ -431,9 +434,9 @@ public final class EfficientNet implements Network {
         INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
         arena.release(dPooled, pooled);
         pooled = null;
-        Silu.backwardInPlace(arena, headActivation, g);
-        arena.release(headActivation.output(), headActivation.sigmoid());
-        headActivation = null;
+        kernels.siluBackwardInPlace(headPre, g);
+        arena.release(headPre);
+        headPre = null;
         INDArray d = head.backward(g, true, sink);
         arena.release(g);
         for (int i = units.size() - 1; i >= 0; i--) {
@@ -441,8 +444,9 @@ public final class EfficientNet implements Network {
             arena.release(d);
             d = next;
         }
-        Silu.backwardInPlace(arena, stemActivation, d);
-        arena.release(stemActivation.output(), stemActivation.sigmoid());
+        kernels.siluBackwardInPlace(stemPre, d);
+        arena.release(stemPre, stemActivation);
+        stemPre = null;
         stemActivation = null;
         stem.backward(d, false, sink); // dL/d(input) is not needed
         arena.release(d);
@@ -455,16 +459,14 @@ public final class EfficientNet implements Network {
         stem.block().clearSaved();
         head.block().clearSaved();
         classifier.clearSaved();
-        for (Silu.Result r : new Silu.Result[] {stemActivation, headActivation}) {
-            if (r != null) {
-                arena.release(r.output(), r.sigmoid());
-            }
-        }
+        arena.release(stemPre, stemActivation, headPre, headActivation);
         if (dropped != pooled) {
             arena.release(dropped);
         }
         arena.release(pooled, dropMask);
+        stemPre = null;
         stemActivation = null;
+        headPre = null;
         headActivation = null;
         pooled = null;
         dropped = null;
@@ -482,13 +484,8 @@ public final class EfficientNet implements Network {
         }
         List<INDArray> own = new ArrayList<>();
         units.forEach(u -> u.collectRetained(own));
-        for (Silu.Result r : new Silu.Result[] {stemActivation, headActivation}) {
-            if (r != null) {
-                own.add(r.output());
-                own.add(r.sigmoid());
-            }
-        }
-        for (INDArray a : new INDArray[] {pooled, dropMask, dropped, classifier.savedInput()}) {
+        for (INDArray a : new INDArray[] {stemPre, stemActivation, headPre, pooled, dropMask, dropped,
+            classifier.savedInput()}) {
             if (a != null) {
                 own.add(a);
             }

@@ -27,7 +27,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * Names as torchvision's: {@code features.s.i.block.0} (expand), {@code .1} depthwise, {@code .2} SE, {@code .3}
  * project, one fewer index without the expansion.
  *
- * <p>Keeps, until its backward: each SiLU's output and sigmoid (the output is also the next block's input), the
+ * <p>Keeps, until its backward: each SiLU's input and output (the output is also the next block's input), the
  * SE's output (the project block's input), its own output (the next unit's input) and what the blocks keep in their
  * mode; it owns them. All blocks share one {@link Kernels}. Not thread-safe.
  */
@@ -41,8 +41,12 @@ public final class MBConv {
     private final Kernels kernels;
     private final Arena arena;
     // Saved by the forward:
-    private Silu.Result expanded;
-    private Silu.Result filtered;
+    /** The expansion block's output (SiLU's input) and its SiLU; null without expansion. */
+    private INDArray expandedPre;
+    private INDArray expanded;
+    /** The depthwise block's output (SiLU's input) and its SiLU. */
+    private INDArray filteredPre;
+    private INDArray filtered;
     private INDArray excited;
     private INDArray keep;
     private INDArray output;
@@ -101,20 +105,18 @@ public final class MBConv {
         clearSaved();
         INDArray h = x;
         if (expand != null) {
-            INDArray z = expand.block().forward(x, layout(expand));
-            expanded = Silu.forward(arena, z);
-            arena.release(z);
-            h = expanded.output();
+            expandedPre = expand.block().forward(x, layout(expand));
+            expanded = kernels.silu(expandedPre);
+            h = expanded;
         }
-        INDArray z = depthwise.block().forward(h, layout(depthwise));
-        filtered = Silu.forward(arena, z);
-        arena.release(z);
-        excited = se.forward(filtered.output());
+        filteredPre = depthwise.block().forward(h, layout(depthwise));
+        filtered = kernels.silu(filteredPre);
+        excited = se.forward(filtered);
         INDArray y = project.block().forward(excited, layout(project));
         if (residual) {
             if (rng != null && dropProbability > 0) {
                 keep = keepMask(rng, y);
-                FeatureMaps.scaleSamplesInPlace(y, keep);
+                kernels.scaleSamplesInPlace(y, keep);
             }
             kernels.addInPlace(y, x, 1.0);
         }
@@ -149,7 +151,7 @@ public final class MBConv {
         INDArray gy = g;
         if (keep != null) {
             gy = kernels.copy(g);
-            FeatureMaps.scaleSamplesInPlace(gy, keep);
+            kernels.scaleSamplesInPlace(gy, keep);
         }
         INDArray dq = project.backward(gy, true, sink);
         if (gy != g) {
@@ -159,14 +161,16 @@ public final class MBConv {
         excited = null;
         INDArray dd = se.backward(dq, sink);
         arena.release(dq);
-        Silu.backwardInPlace(arena, filtered, dd);
-        arena.release(filtered.output(), filtered.sigmoid());
+        kernels.siluBackwardInPlace(filteredPre, dd);
+        arena.release(filteredPre, filtered);
+        filteredPre = null;
         filtered = null;
         INDArray d = depthwise.backward(dd, true, sink);
         arena.release(dd);
         if (expand != null) {
-            Silu.backwardInPlace(arena, expanded, d);
-            arena.release(expanded.output(), expanded.sigmoid());
+            kernels.siluBackwardInPlace(expandedPre, d);
+            arena.release(expandedPre, expanded);
+            expandedPre = null;
             expanded = null;
             INDArray dx = expand.backward(d, true, sink);
             arena.release(d);
@@ -188,13 +192,10 @@ public final class MBConv {
             b.block().clearSaved();
         }
         se.clearSaved();
-        for (Silu.Result r : new Silu.Result[] {expanded, filtered}) {
-            if (r != null) {
-                arena.release(r.output(), r.sigmoid());
-            }
-        }
-        arena.release(excited, keep, output);
+        arena.release(expandedPre, expanded, filteredPre, filtered, excited, keep, output);
+        expandedPre = null;
         expanded = null;
+        filteredPre = null;
         filtered = null;
         excited = null;
         keep = null;
@@ -234,14 +235,8 @@ public final class MBConv {
 
     /** Adds the arrays this unit itself keeps (not its blocks') to {@code into}. */
     void collectRetained(List<INDArray> into) {
-        for (Silu.Result r : new Silu.Result[] {expanded, filtered}) {
-            if (r != null) {
-                into.add(r.output());
-                into.add(r.sigmoid());
-            }
-        }
         se.collectRetained(into);
-        for (INDArray a : new INDArray[] {excited, keep, output}) {
+        for (INDArray a : new INDArray[] {expandedPre, expanded, filteredPre, filtered, excited, keep, output}) {
             if (a != null) {
                 into.add(a);
             }

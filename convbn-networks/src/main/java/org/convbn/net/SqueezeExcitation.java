@@ -31,8 +31,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * {@code db2 = sum_n dc}, {@code da = (dc W2) silu'}, {@code dW1 = da^T p}, {@code db1 = sum_n da},
  * {@code du = g s + (da W1) / (H W)}.
  *
- * <p>Keeps u (not owned: the caller keeps it alive until the backward), p, a, sigmoid(fc1) and s, all but u
- * {@code [N, E]} or {@code [N, S]}. Feature maps in either {@link Layout}. Not thread-safe.
+ * <p>Keeps u (not owned: the caller keeps it alive until the backward), p, fc1's output before and after its
+ * SiLU, and s, all but u {@code [N, E]} or {@code [N, S]}. Feature maps in either {@link Layout}. Not thread-safe.
  */
 public final class SqueezeExcitation {
     private final String name;
@@ -45,7 +45,9 @@ public final class SqueezeExcitation {
     // Saved by the forward until the backward:
     private INDArray input;
     private INDArray pooled;
-    private Silu.Result squeezed;
+    /** fc1's output before the SiLU, and after. */
+    private INDArray squeezedInput;
+    private INDArray squeezed;
     private INDArray gate;
 
     /**
@@ -105,17 +107,15 @@ public final class SqueezeExcitation {
         INDArray a = arena.allocate(u.dataType(), n, w1.size(0));
         Nd4j.gemm(pooled, matrix(w1), a, false, true, 1.0, 0.0);
         a.addiRowVector(b1);
-        squeezed = Silu.forward(arena, a);
-        arena.release(a);
+        squeezedInput = a;
+        squeezed = kernels.silu(a);
         INDArray c = arena.allocate(u.dataType(), n, w2.size(0));
-        Nd4j.gemm(squeezed.output(), matrix(w2), c, false, true, 1.0, 0.0);
+        Nd4j.gemm(squeezed, matrix(w2), c, false, true, 1.0, 0.0);
         c.addiRowVector(b2);
         gate = arena.allocate(u.dataType(), n, w2.size(0));
         Nd4j.exec(new Sigmoid(c, gate));
         arena.release(c);
-        INDArray out = arena.allocate(u.dataType(), u.shape());
-        FeatureMaps.scaleChannels(u, gate, out);
-        return out;
+        return kernels.scaleChannels(u, gate);
     }
 
     /**
@@ -139,11 +139,11 @@ public final class SqueezeExcitation {
         arena.release(oneMinus);
 
         INDArray dw2 = arena.allocate(w2.dataType(), w2.shape());
-        Nd4j.gemm(dc, squeezed.output(), matrix(dw2), true, false, 1.0, 0.0);
+        Nd4j.gemm(dc, squeezed, matrix(dw2), true, false, 1.0, 0.0);
         INDArray db2 = columnSums(dc);
         INDArray da = arena.allocate(dc.dataType(), dc.size(0), w2.size(1));
         Nd4j.gemm(dc, matrix(w2), da, false, false, 1.0, 0.0);
-        Silu.backwardInPlace(arena, squeezed, da);
+        kernels.siluBackwardInPlace(squeezedInput, da);
         sink.accept(name + ".fc2.weight", w2, dw2);
         sink.accept(name + ".fc2.bias", b2, db2);
 
@@ -155,8 +155,7 @@ public final class SqueezeExcitation {
         sink.accept(name + ".fc1.weight", w1, dw1);
         sink.accept(name + ".fc1.bias", b1, db1);
 
-        INDArray du = arena.allocate(g.dataType(), g.shape());
-        FeatureMaps.scaleChannels(g, gate, du);
+        INDArray du = kernels.scaleChannels(g, gate);
         INDArray fromPool = kernels.globalAveragePoolBackward(dp, logical, Layout.of(input));
         kernels.addInPlace(du, fromPool, 1.0);
         arena.release(fromPool, dp, da, dc);
@@ -178,12 +177,10 @@ public final class SqueezeExcitation {
 
     /** Gives back what the forward kept (not the input, which is the caller's). */
     public void clearSaved() {
-        if (squeezed != null) {
-            arena.release(squeezed.output(), squeezed.sigmoid());
-        }
-        arena.release(pooled, gate);
+        arena.release(pooled, squeezedInput, squeezed, gate);
         input = null;
         pooled = null;
+        squeezedInput = null;
         squeezed = null;
         gate = null;
     }
@@ -191,7 +188,7 @@ public final class SqueezeExcitation {
     /** Adds what the forward keeps, the input aside, to {@code into}. */
     void collectRetained(List<INDArray> into) {
         if (gate != null) {
-            into.addAll(List.of(pooled, squeezed.output(), squeezed.sigmoid(), gate));
+            into.addAll(List.of(pooled, squeezedInput, squeezed, gate));
         }
     }
 

@@ -775,6 +775,76 @@ public final class OnednnKernels implements Kernels {
         reluBackward(out, g, g);
     }
 
+    /** oneDNN's swish, {@code z sigmoid(alpha z)}, with alpha 1: SiLU, vectorised (libnd4j's sigmoid is not). */
+    private static eltwise_forward.desc swish(memory.desc d) {
+        return new eltwise_forward.desc(prop_kind.forward_training, algorithm.eltwise_swish, d, 1f, 0f);
+    }
+
+    @Override
+    public INDArray silu(INDArray z) {
+        if (!isDense(z)) {
+            return Kernels.super.silu(z);
+        }
+        long length = z.length();
+        Dnnl.Prepared p = prepared("swish fwd " + length, () -> {
+            memory.desc d = Dnnl.flat(length);
+            eltwise_forward.primitive_desc pd = new eltwise_forward.primitive_desc(swish(d), Dnnl.userScratchpad(),
+                    Dnnl.ENGINE);
+            return new Dnnl.Prepared(new eltwise_forward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DST, d);
+        });
+        INDArray a = arena.allocate(DataType.FLOAT, z.shape());
+        p.bind(DNNL_ARG_SRC, z);
+        p.bind(DNNL_ARG_DST, a);
+        run(p);
+        return a;
+    }
+
+    @Override
+    public void siluBackwardInPlace(INDArray z, INDArray g) {
+        if (!isDense(z) || !isDense(g)) {
+            Kernels.super.siluBackwardInPlace(z, g);
+            return;
+        }
+        long length = g.length();
+        Dnnl.Prepared p = prepared("swish bwd " + length, () -> {
+            memory.desc d = Dnnl.flat(length);
+            eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(swish(d), Dnnl.ENGINE);
+            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
+                    algorithm.eltwise_swish, d, d, 1f, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DIFF_DST, d)
+                    .arg(DNNL_ARG_DIFF_SRC, d);
+        });
+        p.bind(DNNL_ARG_SRC, z);
+        p.bind(DNNL_ARG_DIFF_DST, g);
+        p.bind(DNNL_ARG_DIFF_SRC, g);
+        run(p);
+    }
+
+    @Override
+    public INDArray scaleChannels(INDArray x, INDArray s) {
+        if (!isDense(x)) {
+            return Kernels.super.scaleChannels(x, s);
+        }
+        long[] xs = Layout.logicalShape(x);
+        Layout layout = Layout.of(x);
+        Dnnl.Prepared p = prepared("scale channels " + Arrays.toString(xs) + layout, () -> {
+            memory.desc m = Dnnl.featureMap(xs, layout);
+            memory.desc v = Dnnl.featureMap(new long[] {xs[0], xs[1], 1, 1}, layout);
+            binary.primitive_desc pd = new binary.primitive_desc(new binary.desc(algorithm.binary_mul, m, v, m),
+                    Dnnl.userScratchpad(), Dnnl.ENGINE);
+            return new Dnnl.Prepared(new binary(pd), pd).arg(DNNL_ARG_SRC_0, m).arg(DNNL_ARG_SRC_1, v)
+                    .arg(DNNL_ARG_DST, m);
+        });
+        INDArray gate = dense(s);
+        INDArray out = arena.allocate(DataType.FLOAT, x.shape());
+        p.bind(DNNL_ARG_SRC_0, x);
+        p.bind(DNNL_ARG_SRC_1, gate);
+        p.bind(DNNL_ARG_DST, out);
+        run(p);
+        releaseIfCopy(gate, s);
+        return out;
+    }
+
     @Override
     public void addInPlace(INDArray target, INDArray source, double alpha) {
         if (!isDense(target) || !isDense(source)) {

@@ -12,8 +12,12 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
+import org.nd4j.linalg.api.ops.impl.scalar.ScalarAdd;
 import org.nd4j.linalg.api.ops.impl.scalar.ScalarMultiplication;
+import org.nd4j.linalg.api.ops.impl.scalar.ScalarReverseSubtraction;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.AddOp;
+import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
+import org.nd4j.linalg.api.ops.impl.transforms.strict.Sigmoid;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
@@ -253,7 +257,7 @@ public interface Kernels {
      */
     INDArray globalAveragePoolBackward(INDArray g, long[] logicalShape, Layout layout);
 
-    // ---------------------------------------------------------------- elementwise (any layout)
+    // ---------------------------------------------------------------- elementwise (any layout unless said)
 
     /**
      * ReLU in place.
@@ -283,6 +287,66 @@ public interface Kernels {
     default void reluBackwardInPlace(INDArray out, INDArray g) {
         Nd4j.exec(DynamicCustomOp.builder("relu_bp").addInputs(out, g).addOutputs(g).addFloatingPointArguments(0.0)
                 .build());
+    }
+
+    /**
+     * SiLU (swish), {@code z sigmoid(z)}.
+     *
+     * @param z the pre-activation, any layout
+     * @return a new array shaped like z
+     */
+    default INDArray silu(INDArray z) {
+        INDArray a = arena().allocate(z.dataType(), z.shape());
+        Nd4j.exec(new Sigmoid(z, a));
+        Nd4j.exec(new MulOp(a, z, a));
+        return a;
+    }
+
+    /**
+     * SiLU's backward from its input: {@code silu'(z) = s + z s (1 - s)}, {@code s = sigmoid(z)}. (libnd4j's
+     * SwishDerivative evaluates {@code e^z (z + e^z + 1) / (e^z + 1)^2}, NaN in float32 for z above ~44.)
+     *
+     * @param z the forward's pre-activation
+     * @param g modified: dL/d(silu(z)) becomes dL/dz
+     */
+    default void siluBackwardInPlace(INDArray z, INDArray g) {
+        INDArray s = arena().allocate(z.dataType(), z.shape());
+        Nd4j.exec(new Sigmoid(z, s));
+        INDArray t = arena().allocate(z.dataType(), z.shape());
+        Nd4j.exec(new ScalarReverseSubtraction(s, null, t, 1.0));
+        Nd4j.exec(new MulOp(t, z, t));
+        Nd4j.exec(new ScalarAdd(t, null, t, 1.0));
+        Nd4j.exec(new MulOp(t, s, t));
+        Nd4j.exec(new MulOp(g, t, g));
+        arena().release(s, t);
+    }
+
+    /**
+     * {@code out[n, c, h, w] = x[n, c, h, w] s[n, c]}: a per-(sample, channel) gate such as squeeze-and-excitation's.
+     *
+     * @param x feature map, logical {@code [N, C, H, W]}, either layout
+     * @param s {@code [N, C]}, contiguous
+     * @return a new array shaped and laid out like x
+     */
+    default INDArray scaleChannels(INDArray x, INDArray s) {
+        INDArray out = arena().allocate(x.dataType(), x.shape());
+        if (Layout.of(x) == Layout.NCHW) {
+            Nd4j.exec(new BroadcastMulOp(x, s, out, 0, 1));
+        } else {
+            INDArray blocked = s.reshape(s.size(0), s.size(1) / Layout.BLOCK, Layout.BLOCK);
+            Nd4j.exec(new BroadcastMulOp(x, blocked, out, 0, 1, 4));
+        }
+        return out;
+    }
+
+    /**
+     * {@code x[n] *= m[n]} for every sample n (stochastic depth's per-sample drop).
+     *
+     * @param x modified: a feature map in either layout, or any array with samples on dimension 0
+     * @param m {@code [N]}
+     */
+    default void scaleSamplesInPlace(INDArray x, INDArray m) {
+        Nd4j.exec(new BroadcastMulOp(x, m, x, 0));
     }
 
     /**

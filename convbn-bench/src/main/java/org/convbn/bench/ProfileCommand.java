@@ -116,7 +116,7 @@ final class ProfileCommand implements Callable<Integer> {
             case "reorder" -> problem.startsWith(batch + "x") && problem.split("x").length == 4
                     ? "reorder of feature maps" : "reorder of weights";
             case "batch_normalization" -> "batch norm " + (prop.startsWith("backward") ? "backward" : "forward");
-            case "eltwise" -> "relu " + (prop.startsWith("backward") ? "backward" : "forward");
+            case "eltwise" -> "activation (ReLU, SiLU) " + (prop.startsWith("backward") ? "backward" : "forward");
             case "binary" -> "sums and per-channel scaling";
             case "pooling", "pooling_v2" -> "pooling";
             default -> primitive;

@@ -6,9 +6,10 @@ import org.convbn.core.Mode;
 import org.openjdk.jmh.annotations.Param;
 
 /**
- * A grouped 3x3 ConvBN block's TUNE step against the dense one, on ResNet-50's layer1 shape (64 -> 64 channels at
- * 56x56, batch 8), with the step of {@link AbstractBlockStepBenchmark}: what the multiply-adds {@code Cost} counts buy in time
- * with the per-group conv this library runs.
+ * A grouped 3x3 ConvBN block's step against the dense one, on ResNet-50's layer1 shape (64 -> 64 channels at 56x56,
+ * batch 8), in the fine-tuning modes, with the step of {@link AbstractBlockStepBenchmark}: what the multiply-adds
+ * {@code Cost} counts buy in time. Run it once per kernel set ({@code -jvmArgsAppend -Dconvbn.kernels=nd4j} for
+ * libnd4j's ops).
  */
 public class GroupedBlockStepBenchmark extends AbstractBlockStepBenchmark {
     /** Input channels per group: 64 is the dense conv, 16 the paper's, 1 depthwise. */
@@ -16,6 +17,8 @@ public class GroupedBlockStepBenchmark extends AbstractBlockStepBenchmark {
     public int groupSize;
     @Param("8")
     public int batch;
+    @Param({"EVAL", "DEPLOY", "TUNE"})
+    public Mode mode;
 
     @Override
     protected ConvBNConfig config() {
@@ -24,7 +27,7 @@ public class GroupedBlockStepBenchmark extends AbstractBlockStepBenchmark {
 
     @Override
     protected Mode mode() {
-        return Mode.TUNE;
+        return mode;
     }
 
     @Override

@@ -19,8 +19,8 @@ import picocli.CommandLine.Option;
 @Command(name = "cost", description = "Count parameters and multiply-adds per block, dense vs grouped 3x3 convs.",
         mixinStandardHelpOptions = true)
 final class CostCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "resnet18, resnet50 or efficientnet_b0 (a grouped model counts as its "
-            + "dense original) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--model", description = "resnet18, resnet50, efficientnet_b0 or efficientnet_b0_proxy (a "
+            + "grouped model counts as its dense original) (default: ${DEFAULT-VALUE})")
     Model model = Model.RESNET50;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
     int resolution = 224;

@@ -21,7 +21,11 @@ public enum Model {
     /** torchvision's EfficientNet-B0: 49 ConvBN blocks, depthwise convs, squeeze-and-excitation. */
     EFFICIENTNET_B0(null, 0, "efficientnet_b0"),
     /** EfficientNet-B0 with group convs of 16 input channels per group and expansion 4 ({@link EfficientNet}). */
-    EFFICIENTNET_B0_G16(null, 16, null);
+    EFFICIENTNET_B0_G16(null, 16, null),
+    /** EfficientNet-B0 with GroupNorm and proxy-normalised activations in place of BN (no modes). */
+    EFFICIENTNET_B0_PROXY(null, 0, null),
+    /** Both: group convs of 16 with expansion 4, GroupNorm and proxy-normalised activations. */
+    EFFICIENTNET_B0_G16_PROXY(null, 16, null);
 
     /** The group size of the grouped variants. */
     public static final int PAPER_GROUP_SIZE = 16;
@@ -78,6 +82,7 @@ public enum Model {
             throw new IllegalArgumentException("reversible: expected a ResNet model, got " + cliName());
         }
         return EfficientNet.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold)
-                .groupSize(groupSize).build();
+                .groupSize(groupSize).normalization(name().endsWith("_PROXY")
+                        ? EfficientNet.Normalization.GROUP_NORM_PROXY : EfficientNet.Normalization.BATCH_NORM).build();
     }
 }

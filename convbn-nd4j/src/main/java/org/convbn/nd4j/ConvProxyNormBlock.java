@@ -250,13 +250,22 @@ public final class ConvProxyNormBlock {
     }
 
     private INDArray phi(INDArray a) {
-        return norm.activation() == Activation.RELU ? Transforms.relu(a, true)
-                : a.mul(Transforms.sigmoid(a, true));
+        switch (norm.activation()) {
+            case RELU:
+                return Transforms.relu(a, true);
+            case IDENTITY:
+                return a.dup();
+            default:
+                return a.mul(Transforms.sigmoid(a, true));
+        }
     }
 
     private INDArray phiDerivative(INDArray a) {
         if (norm.activation() == Activation.RELU) {
             return a.gt(0).castTo(a.dataType());
+        }
+        if (norm.activation() == Activation.IDENTITY) {
+            return Nd4j.ones(a.dataType(), a.shape());
         }
         INDArray s = Transforms.sigmoid(a, true);
         // s (1 + a (1 - s))

@@ -16,8 +16,12 @@ import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
+import org.convbn.core.proxy.Activation;
+import org.convbn.core.proxy.ProxyNormConfig;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.nd4j.ConvProxyNormBlock;
+import org.convbn.nd4j.ProxyNormParameters;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
@@ -54,6 +58,22 @@ import org.nd4j.linalg.factory.Nd4j;
  * feature maps stay in the kernels' preferred layout. Not thread-safe: one thread at a time.
  */
 public final class EfficientNet implements Network {
+    /** What follows each conv. */
+    public enum Normalization {
+        /** BatchNorm (a ConvBN block in the network's mode), then SiLU: torchvision's B0. */
+        BATCH_NORM,
+        /**
+         * GroupNorm ({@value #GROUP_NORM_CHANNELS} channels per group, no affine) and a proxy-normalised SiLU
+         * ({@link org.convbn.nd4j.ConvProxyNormBlock}; the projections' activation is the identity): no batch
+         * statistics, so no modes. The norm's tensors are {@code gamma}, {@code beta}, {@code beta_tilde},
+         * {@code gamma_tilde} under the BN's module name.
+         */
+        GROUP_NORM_PROXY;
+
+        /** Channels per GroupNorm group of {@link #GROUP_NORM_PROXY}: every B0 width is a multiple. */
+        public static final int GROUP_NORM_CHANNELS = 8;
+    }
+
     /** One row of the B0 table. */
     private record StageSpec(int expandRatio, int kernel, int stride, int out, int units) {
     }
@@ -70,12 +90,13 @@ public final class EfficientNet implements Network {
 
     private final Kernels kernels;
     private final PooledArena arena;
-    private final NamedBlock stem;
+    private final ConvLayer stem;
     private final List<MBConv> units;
-    private final NamedBlock head;
+    private final ConvLayer head;
     private final Linear classifier;
     private final DataType dataType;
     private final int groupSize;
+    private final Normalization normalization;
     private final double dropout;
     private final List<NamedBlock> allBlocks;
     private final SplittableRandom rng;
@@ -83,19 +104,16 @@ public final class EfficientNet implements Network {
     private boolean stochastic = true;
     // Between forward and backward, owned by the network:
     private boolean pending;
-    /** The stem's and the head block's outputs (their SiLU's inputs) and SiLUs. */
-    private INDArray stemPre;
+    /** The stem's output (the first unit's input). */
     private INDArray stemActivation;
-    private INDArray headPre;
-    private INDArray headActivation;
     private INDArray pooled;
     private INDArray dropMask;
     private INDArray dropped;
     private long[] pooledShape;
     private Layout pooledLayout;
 
-    private EfficientNet(Builder b, Kernels kernels, PooledArena arena, NamedBlock stem, List<MBConv> units,
-                         NamedBlock head, Linear classifier) {
+    private EfficientNet(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
+                         ConvLayer head, Linear classifier) {
         this.kernels = kernels;
         this.arena = arena;
         this.stem = stem;
@@ -104,13 +122,14 @@ public final class EfficientNet implements Network {
         this.classifier = classifier;
         this.dataType = b.dataType;
         this.groupSize = b.groupSize;
+        this.normalization = b.normalization;
         this.dropout = b.dropout;
         this.mode = b.mode;
         this.rng = new SplittableRandom(b.seed ^ 0x9E3779B97F4A7C15L);
         List<NamedBlock> all = new ArrayList<>();
-        all.add(stem);
+        stem.block().ifPresent(all::add);
         units.forEach(u -> all.addAll(u.blocks()));
-        all.add(head);
+        head.block().ifPresent(all::add);
         this.allBlocks = Collections.unmodifiableList(all);
     }
 
@@ -134,6 +153,7 @@ public final class EfficientNet implements Network {
         private double stochasticDepth = 0.2;
         private double dropout = 0.2;
         private double batchNormMomentum = BatchNormConfig.DEFAULT_MOMENTUM;
+        private Normalization normalization = Normalization.BATCH_NORM;
 
         private Builder() {
         }
@@ -192,6 +212,15 @@ public final class EfficientNet implements Network {
         }
 
         /**
+         * @param normalization what follows each conv: BatchNorm (torchvision's) or GroupNorm with a
+         *                      proxy-normalised activation
+         */
+        public Builder normalization(Normalization normalization) {
+            this.normalization = normalization;
+            return this;
+        }
+
+        /**
          * @param momentum every BN's running-statistics momentum in TRAIN, (0, 1]: PyTorch's convention,
          *                 {@code running = (1 - momentum) running + momentum batch}; torchvision's B0 uses 0.1, and 1
          *                 makes one TRAIN forward set the statistics to its batch's
@@ -215,6 +244,7 @@ public final class EfficientNet implements Network {
             }
             Objects.requireNonNull(mode, "mode");
             Objects.requireNonNull(tuneFold, "tuneFold");
+            Objects.requireNonNull(normalization, "normalization");
             if (groupSize < 0) {
                 throw new IllegalArgumentException("groupSize: expected >= 0, got " + groupSize);
             }
@@ -234,27 +264,37 @@ public final class EfficientNet implements Network {
     }
 
     @FunctionalInterface
-    private interface BlockFactory {
-        NamedBlock make(String name, ConvConfig conv);
+    private interface LayerFactory {
+        /**
+         * @param name the module name of the conv + norm pair (its conv is {@code name.0}, its norm {@code name.1})
+         * @param silu whether SiLU follows (else the layer is a projection)
+         */
+        ConvLayer make(String name, ConvConfig conv, boolean silu);
     }
 
     private static EfficientNet create(Builder b) {
         long[] nextSeed = {b.seed};
         PooledArena arena = Arena.pooled();
         Kernels kernels = Kernels.create(b.dataType, arena);
-        BlockFactory make = (name, c) -> {
-            ConvBNConfig config = new ConvBNConfig(c,
-                    BatchNormConfig.of(c.outChannels()).withMomentum(b.batchNormMomentum), true, b.tuneFold);
-            ConvBNBlock block;
+        LayerFactory make = (name, c, silu) -> {
             try {
-                block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType, nextSeed[0]++), b.mode,
-                        kernels);
+                if (b.normalization == Normalization.GROUP_NORM_PROXY) {
+                    int channels = c.outChannels();
+                    ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels,
+                            channels / Normalization.GROUP_NORM_CHANNELS, silu ? Activation.SILU : Activation.IDENTITY);
+                    return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
+                            ProxyNormParameters.initialize(c, b.dataType, nextSeed[0]++)), arena);
+                }
+                ConvBNConfig config = new ConvBNConfig(c,
+                        BatchNormConfig.of(c.outChannels()).withMomentum(b.batchNormMomentum), true, b.tuneFold);
+                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
+                        nextSeed[0]++), b.mode, kernels);
+                return new BatchNormLayer(new NamedBlock(name + ".0", name + ".1", block), silu);
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
             }
-            return new NamedBlock(name + ".0", name + ".1", block);
         };
-        NamedBlock stem = make.make("features.0", conv(3, STEM_CHANNELS, 3, 2, 0));
+        ConvLayer stem = make.make("features.0", conv(3, STEM_CHANNELS, 3, 2, 0), true);
         List<MBConv> units = new ArrayList<>();
         int total = B0.stream().mapToInt(StageSpec::units).sum();
         int in = STEM_CHANNELS;
@@ -267,21 +307,22 @@ public final class EfficientNet implements Network {
                 int stride = i == 0 ? spec.stride() : 1;
                 int expanded = in * ratio;
                 int k = 0;
-                NamedBlock expand = null;
+                ConvLayer expand = null;
                 if (ratio != 1) {
-                    expand = make.make(p + k++, conv(in, expanded, 1, 1, 0));
+                    expand = make.make(p + k++, conv(in, expanded, 1, 1, 0), true);
                 }
                 int groupSize = b.groupSize > 0 ? b.groupSize : 1;
-                NamedBlock depthwise = make.make(p + k++, conv(expanded, expanded, spec.kernel(), stride, groupSize));
+                ConvLayer depthwise = make.make(p + k++, conv(expanded, expanded, spec.kernel(), stride, groupSize),
+                        true);
                 SqueezeExcitation se = new SqueezeExcitation(p + k++, expanded, Math.max(1, in / 4), b.dataType,
                         nextSeed[0]++, kernels);
-                NamedBlock project = make.make(p + k, conv(expanded, spec.out(), 1, 1, 0));
-                units.add(new MBConv(expand, depthwise, se, project, b.stochasticDepth * id / total));
+                ConvLayer project = make.make(p + k, conv(expanded, spec.out(), 1, 1, 0), false);
+                units.add(new MBConv(expand, depthwise, se, project, kernels, b.stochasticDepth * id / total));
                 in = spec.out();
                 id++;
             }
         }
-        NamedBlock head = make.make("features.8", conv(in, HEAD_CHANNELS, 1, 1, 0));
+        ConvLayer head = make.make("features.8", conv(in, HEAD_CHANNELS, 1, 1, 0), true);
         Linear classifier = new Linear("classifier.1", HEAD_CHANNELS, b.classes, b.dataType, nextSeed[0], arena);
         return new EfficientNet(b, kernels, arena, stem, units, head, classifier);
     }
@@ -293,8 +334,8 @@ public final class EfficientNet implements Network {
         return (groupSize > 0 ? c.groupSize(groupSize) : c).build();
     }
 
-    /** @return the stem block (features.0) */
-    public NamedBlock stem() {
+    /** @return the stem layer (features.0) */
+    public ConvLayer stem() {
         return stem;
     }
 
@@ -303,8 +344,8 @@ public final class EfficientNet implements Network {
         return units;
     }
 
-    /** @return the last ConvBN block (features.8) */
-    public NamedBlock headBlock() {
+    /** @return the last conv layer (features.8) */
+    public ConvLayer headLayer() {
         return head;
     }
 
@@ -316,6 +357,20 @@ public final class EfficientNet implements Network {
     /** @return input channels per group of the grouped variant, 0 for B0's depthwise convs */
     public int groupSize() {
         return groupSize;
+    }
+
+    /** @return what follows each conv */
+    public Normalization normalization() {
+        return normalization;
+    }
+
+    /** @return every conv layer in forward order: the stem, each unit's, the head */
+    public List<ConvLayer> layers() {
+        List<ConvLayer> all = new ArrayList<>();
+        all.add(stem);
+        units.forEach(u -> all.addAll(u.layers()));
+        all.add(head);
+        return all;
     }
 
     /** @return whether dropout and stochastic depth are drawn in forwards */
@@ -359,10 +414,14 @@ public final class EfficientNet implements Network {
         return allBlocks;
     }
 
-    /** @return every squeeze-and-excitation tensor in unit order, then the classifier's; live arrays */
+    /**
+     * @return the proxy-normalised layers' tensors (none with BatchNorm), every squeeze-and-excitation tensor in unit
+     *         order, then the classifier's; live arrays
+     */
     @Override
     public Map<String, INDArray> layerParameters() {
         Map<String, INDArray> m = new LinkedHashMap<>();
+        layers().forEach(l -> m.putAll(l.layerParameters()));
         units.forEach(u -> m.putAll(u.squeezeExcitation().parameters()));
         m.putAll(classifier.parameters());
         return m;
@@ -376,10 +435,6 @@ public final class EfficientNet implements Network {
         return m;
     }
 
-    private Layout layout(NamedBlock b) {
-        return kernels.preferredLayout(b.block().config().channels());
-    }
-
     @Override
     public INDArray forward(INDArray x) {
         long[] s = x.shape();
@@ -390,19 +445,16 @@ public final class EfficientNet implements Network {
         clearSaved();
         pending = true;
         SplittableRandom draw = stochastic ? rng : null;
-        stemPre = stem.block().forward(x, layout(stem));
-        stemActivation = kernels.silu(stemPre);
+        stemActivation = stem.forward(x);
         INDArray h = stemActivation;
         for (MBConv u : units) {
             h = u.forward(h, draw);
         }
-        headPre = head.block().forward(h, layout(head));
-        headActivation = kernels.silu(headPre);
+        INDArray headActivation = head.forward(h);
         pooledShape = Layout.logicalShape(headActivation);
         pooledLayout = Layout.of(headActivation);
         pooled = kernels.globalAveragePool(headActivation);
-        arena.release(headActivation); // the SiLU's backward reads its input
-        headActivation = null;
+        arena.release(headActivation); // the head's backward does not read it
         dropped = pooled;
         if (stochastic && dropout > 0) {
             double[] m = new double[(int) pooled.length()];
@@ -434,21 +486,16 @@ public final class EfficientNet implements Network {
         INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
         arena.release(dPooled, pooled);
         pooled = null;
-        kernels.siluBackwardInPlace(headPre, g);
-        arena.release(headPre);
-        headPre = null;
-        INDArray d = head.backward(g, true, sink);
+        INDArray d = head.backward(g, sink);
         arena.release(g);
         for (int i = units.size() - 1; i >= 0; i--) {
             INDArray next = units.get(i).backward(d, sink);
             arena.release(d);
             d = next;
         }
-        kernels.siluBackwardInPlace(stemPre, d);
-        arena.release(stemPre, stemActivation);
-        stemPre = null;
+        arena.release(stemActivation); // the first unit's input, its backward done
         stemActivation = null;
-        stem.backward(d, false, sink); // dL/d(input) is not needed
+        stem.backward(d, sink, false); // dL/d(input) is not needed
         arena.release(d);
         pending = false;
     }
@@ -456,18 +503,15 @@ public final class EfficientNet implements Network {
     @Override
     public void clearSaved() {
         units.forEach(MBConv::clearSaved);
-        stem.block().clearSaved();
-        head.block().clearSaved();
+        stem.clearSaved();
+        head.clearSaved();
         classifier.clearSaved();
-        arena.release(stemPre, stemActivation, headPre, headActivation);
+        arena.release(stemActivation);
         if (dropped != pooled) {
             arena.release(dropped);
         }
         arena.release(pooled, dropMask);
-        stemPre = null;
         stemActivation = null;
-        headPre = null;
-        headActivation = null;
         pooled = null;
         dropped = null;
         dropMask = null;
@@ -483,9 +527,10 @@ public final class EfficientNet implements Network {
             weight += b.block().retainedBytes().weightBytes();
         }
         List<INDArray> own = new ArrayList<>();
+        stem.collectRetained(own);
         units.forEach(u -> u.collectRetained(own));
-        for (INDArray a : new INDArray[] {stemPre, stemActivation, headPre, pooled, dropMask, dropped,
-            classifier.savedInput()}) {
+        head.collectRetained(own);
+        for (INDArray a : new INDArray[] {stemActivation, pooled, dropMask, dropped, classifier.savedInput()}) {
             if (a != null) {
                 own.add(a);
             }

@@ -8,12 +8,12 @@ import java.util.SplittableRandom;
 
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
-import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * EfficientNet's inverted residual block (torchvision's {@code MBConv}) of ConvBN blocks:
+ * EfficientNet's inverted residual block (torchvision's {@code MBConv}) of {@link ConvLayer}s (ConvBN blocks with
+ * SiLU, or proxy-normalised convs):
  *
  * <pre>
  * e   = silu(expand(x))            1x1 ConvBN, C -> E; absent when the expansion ratio is 1 (then e = x)
@@ -27,39 +27,36 @@ import org.nd4j.linalg.factory.Nd4j;
  * Names as torchvision's: {@code features.s.i.block.0} (expand), {@code .1} depthwise, {@code .2} SE, {@code .3}
  * project, one fewer index without the expansion.
  *
- * <p>Keeps, until its backward: each SiLU's input and output (the output is also the next block's input), the
- * SE's output (the project block's input), its own output (the next unit's input) and what the blocks keep in their
- * mode; it owns them. All blocks share one {@link Kernels}. Not thread-safe.
+ * <p>Keeps, until its backward: each layer's output (the next layer's input), the SE's output (the projection's
+ * input), its own output (the next unit's input) and what the layers keep; it owns them. All layers share one
+ * {@link Kernels}. Not thread-safe.
  */
 public final class MBConv {
-    private final NamedBlock expand;
-    private final NamedBlock depthwise;
+    private final ConvLayer expand;
+    private final ConvLayer depthwise;
     private final SqueezeExcitation se;
-    private final NamedBlock project;
+    private final ConvLayer project;
     private final boolean residual;
     private final double dropProbability;
     private final Kernels kernels;
     private final Arena arena;
-    // Saved by the forward:
-    /** The expansion block's output (SiLU's input) and its SiLU; null without expansion. */
-    private INDArray expandedPre;
+    // Saved by the forward, owned by the unit:
     private INDArray expanded;
-    /** The depthwise block's output (SiLU's input) and its SiLU. */
-    private INDArray filteredPre;
     private INDArray filtered;
     private INDArray excited;
     private INDArray keep;
     private INDArray output;
 
     /**
-     * @param expand the 1x1 expansion block, or null (expansion ratio 1)
-     * @param depthwise the depthwise (or grouped) block
-     * @param se the squeeze-and-excitation layer over the depthwise block's channels
-     * @param project the 1x1 projection block
-     * @param dropProbability stochastic depth's p for this block, in [0, 1)
-     * @throws IllegalArgumentException if the blocks do not chain or share no arena, or p is out of range
+     * @param expand the 1x1 expansion layer, or null (expansion ratio 1)
+     * @param depthwise the depthwise (or grouped) layer
+     * @param se the squeeze-and-excitation layer over the depthwise layer's channels
+     * @param project the 1x1 projection layer (no activation)
+     * @param kernels the kernels every layer's arrays come from
+     * @param dropProbability stochastic depth's p for this unit, in [0, 1)
+     * @throws IllegalArgumentException if p is out of range
      */
-    public MBConv(NamedBlock expand, NamedBlock depthwise, SqueezeExcitation se, NamedBlock project,
+    public MBConv(ConvLayer expand, ConvLayer depthwise, SqueezeExcitation se, ConvLayer project, Kernels kernels,
                   double dropProbability) {
         if (!(dropProbability >= 0 && dropProbability < 1)) {
             throw new IllegalArgumentException("dropProbability: expected a value in [0, 1), got " + dropProbability);
@@ -69,17 +66,10 @@ public final class MBConv {
         this.se = se;
         this.project = project;
         this.dropProbability = dropProbability;
-        this.kernels = depthwise.block().kernels();
+        this.kernels = kernels;
         this.arena = kernels.arena();
-        for (NamedBlock b : blocks()) {
-            if (b.block().kernels().arena() != arena) {
-                throw new IllegalArgumentException("blocks: expected blocks sharing one arena, got " + b.convName()
-                        + " on " + b.block().kernels().arena() + " and " + depthwise.convName() + " on " + arena);
-            }
-        }
-        int in = (expand != null ? expand : depthwise).block().config().producer().inChannels();
-        int stride = depthwise.block().config().conv().strideH();
-        this.residual = stride == 1 && in == project.block().config().channels();
+        int in = (expand != null ? expand : depthwise).conv().inChannels();
+        this.residual = depthwise.conv().strideH() == 1 && in == project.conv().outChannels();
     }
 
     /** @return whether the unit adds its input to its output (stride 1, same channels) */
@@ -92,12 +82,8 @@ public final class MBConv {
         return dropProbability;
     }
 
-    private Layout layout(NamedBlock b) {
-        return kernels.preferredLayout(b.block().config().channels());
-    }
-
     /**
-     * @param x not modified, kept (by the first block) until the backward
+     * @param x not modified, kept (by the first layer) until the backward
      * @param rng the draw of stochastic depth, or null to keep every sample's branch (PyTorch's eval())
      * @return a new output, owned by this unit until its backward or {@link #clearSaved}
      */
@@ -105,14 +91,12 @@ public final class MBConv {
         clearSaved();
         INDArray h = x;
         if (expand != null) {
-            expandedPre = expand.block().forward(x, layout(expand));
-            expanded = kernels.silu(expandedPre);
+            expanded = expand.forward(x);
             h = expanded;
         }
-        filteredPre = depthwise.block().forward(h, layout(depthwise));
-        filtered = kernels.silu(filteredPre);
+        filtered = depthwise.forward(h);
         excited = se.forward(filtered);
-        INDArray y = project.block().forward(excited, layout(project));
+        INDArray y = project.forward(excited);
         if (residual) {
             if (rng != null && dropProbability > 0) {
                 keep = keepMask(rng, y);
@@ -140,39 +124,33 @@ public final class MBConv {
      * Backpropagates the last forward and gives back what it kept, its output included.
      *
      * @param g dL/d(out), not modified
-     * @param sink receives every block's and the SE's parameter gradients
+     * @param sink receives every layer's and the SE's parameter gradients
      * @return dL/dx, a new array owned by the caller
      */
     public INDArray backward(INDArray g, GradientSink sink) {
         if (output == null) {
-            throw new IllegalStateException("backward: expected a pending forward of " + project.convName()
-                    + ", got none");
+            throw new IllegalStateException("backward: expected a pending forward of this unit, got none");
         }
         INDArray gy = g;
         if (keep != null) {
             gy = kernels.copy(g);
             kernels.scaleSamplesInPlace(gy, keep);
         }
-        INDArray dq = project.backward(gy, true, sink);
+        INDArray dq = project.backward(gy, sink);
         if (gy != g) {
             arena.release(gy);
         }
         arena.release(excited);
         excited = null;
         INDArray dd = se.backward(dq, sink);
-        arena.release(dq);
-        kernels.siluBackwardInPlace(filteredPre, dd);
-        arena.release(filteredPre, filtered);
-        filteredPre = null;
+        arena.release(dq, filtered);
         filtered = null;
-        INDArray d = depthwise.backward(dd, true, sink);
+        INDArray d = depthwise.backward(dd, sink);
         arena.release(dd);
         if (expand != null) {
-            kernels.siluBackwardInPlace(expandedPre, d);
-            arena.release(expandedPre, expanded);
-            expandedPre = null;
+            arena.release(expanded);
             expanded = null;
-            INDArray dx = expand.backward(d, true, sink);
+            INDArray dx = expand.backward(d, sink);
             arena.release(d);
             d = dx;
         }
@@ -188,27 +166,25 @@ public final class MBConv {
 
     /** Drops and gives back what the last forward kept, its output included. */
     public void clearSaved() {
-        for (NamedBlock b : blocks()) {
-            b.block().clearSaved();
+        for (ConvLayer l : layers()) {
+            l.clearSaved();
         }
         se.clearSaved();
-        arena.release(expandedPre, expanded, filteredPre, filtered, excited, keep, output);
-        expandedPre = null;
+        arena.release(expanded, filtered, excited, keep, output);
         expanded = null;
-        filteredPre = null;
         filtered = null;
         excited = null;
         keep = null;
         output = null;
     }
 
-    /** @return the expansion block, or empty when the expansion ratio is 1 */
-    public Optional<NamedBlock> expandBlock() {
+    /** @return the expansion layer, or empty when the expansion ratio is 1 */
+    public Optional<ConvLayer> expandLayer() {
         return Optional.ofNullable(expand);
     }
 
-    /** @return the depthwise (or grouped) block */
-    public NamedBlock depthwiseBlock() {
+    /** @return the depthwise (or grouped) layer */
+    public ConvLayer depthwiseLayer() {
         return depthwise;
     }
 
@@ -217,14 +193,14 @@ public final class MBConv {
         return se;
     }
 
-    /** @return the projection block */
-    public NamedBlock projectBlock() {
+    /** @return the projection layer */
+    public ConvLayer projectLayer() {
         return project;
     }
 
-    /** @return the ConvBN blocks in forward order */
-    public List<NamedBlock> blocks() {
-        List<NamedBlock> all = new ArrayList<>();
+    /** @return the conv layers in forward order */
+    public List<ConvLayer> layers() {
+        List<ConvLayer> all = new ArrayList<>();
         if (expand != null) {
             all.add(expand);
         }
@@ -233,10 +209,16 @@ public final class MBConv {
         return Collections.unmodifiableList(all);
     }
 
-    /** Adds the arrays this unit itself keeps (not its blocks') to {@code into}. */
+    /** @return the ConvBN blocks in forward order (none for proxy-normalised layers) */
+    public List<NamedBlock> blocks() {
+        return layers().stream().flatMap(l -> l.block().stream()).toList();
+    }
+
+    /** Adds the arrays this unit and its layers keep (not their blocks' saved tensors) to {@code into}. */
     void collectRetained(List<INDArray> into) {
+        layers().forEach(l -> l.collectRetained(into));
         se.collectRetained(into);
-        for (INDArray a : new INDArray[] {expandedPre, expanded, filteredPre, filtered, excited, keep, output}) {
+        for (INDArray a : new INDArray[] {expanded, filtered, excited, keep, output}) {
             if (a != null) {
                 into.add(a);
             }

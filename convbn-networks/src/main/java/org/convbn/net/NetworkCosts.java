@@ -4,6 +4,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 
 import org.convbn.core.ConvBNConfig;
+import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 
 /**
@@ -59,15 +60,15 @@ public final class NetworkCosts {
         long[] x = trace(out, net.stem(), new long[] {1, 3, resolution, resolution});
         for (MBConv unit : net.units()) {
             long[] h = x;
-            if (unit.expandBlock().isPresent()) {
-                h = trace(out, unit.expandBlock().get(), h);
+            if (unit.expandLayer().isPresent()) {
+                h = trace(out, unit.expandLayer().get(), h);
             }
-            h = trace(out, unit.depthwiseBlock(), h);
+            h = trace(out, unit.depthwiseLayer(), h);
             SqueezeExcitation se = unit.squeezeExcitation();
             out.put(se.name(), se.cost());
-            x = trace(out, unit.projectBlock(), h);
+            x = trace(out, unit.projectLayer(), h);
         }
-        trace(out, net.headBlock(), x);
+        trace(out, net.headLayer(), x);
         out.put("classifier.1", net.classifier().cost());
         return out;
     }
@@ -103,6 +104,19 @@ public final class NetworkCosts {
 
     private static Cost sum(Map<String, Cost> costs) {
         return costs.values().stream().reduce(Cost.ZERO, Cost::plus);
+    }
+
+    private static long[] trace(Map<String, Cost> into, ConvLayer layer, long[] input) {
+        ConvConfig c = layer.conv();
+        String name = layer.block().map(NamedBlock::convName).orElseGet(() -> layer.layerParameters().keySet()
+                .iterator().next().replaceAll("\\.weight$", ""));
+        try {
+            into.put(name, layer.cost((int) input[2], (int) input[3]));
+            return c.outputShape(input);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("resolution: too small for layer " + name + " (" + e.getMessage()
+                    + ")", e);
+        }
     }
 
     private static long[] trace(Map<String, Cost> into, NamedBlock b, long[] input) {

@@ -13,6 +13,7 @@ import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
 
+import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -36,6 +37,12 @@ class EfficientNetTest {
     static final long TORCHVISION_MULTIPLY_ADDS_224 = 385_814_752;
     /** Central-difference step, float64: as ResNetTest's, TRAIN normalises 2 values per channel at 1x1. */
     static final double FD_STEP = 1e-7;
+    /**
+     * Central-difference step of the proxy-normalised variant: no batch statistics, so the loss is smooth at larger
+     * steps, while at 1e-7 the float64 rounding of 49 layers (~1e-15 of the loss) already shows at 1e-8 (measured:
+     * an SE weight's derivative 1.85489e-3 to 1e-8 relative at 1e-4 and 1e-5, 1.3e-5 off at 1e-7).
+     */
+    static final double PROXY_FD_STEP = 1e-5;
     /**
      * Agreement with finite differences: SiLU and sigmoid are smooth, so unlike ResNet's ReLU there are no kinks;
      * what is left is the truncation error through 49 blocks (~1e-8) and rounding (~1e-16 L / h).
@@ -251,16 +258,71 @@ class EfficientNetTest {
     void theGroupedVariantHasGroupConvsAndFewerExpandedChannels() {
         try (EfficientNet g16 = EfficientNet.builder().groupSize(16).dataType(DataType.DOUBLE).classes(10).seed(4)
                 .build()) {
-            NamedBlock dw = g16.units().get(1).depthwiseBlock();
-            assertEquals(64, dw.block().config().channels()); // 16 x 4 instead of 16 x 6
-            assertEquals(4, dw.block().config().conv().groups());
-            assertEquals(2, g16.units().get(0).depthwiseBlock().block().config().conv().groups()); // 32 / 16
+            ConvConfig dw = g16.units().get(1).depthwiseLayer().conv();
+            assertEquals(64, dw.outChannels()); // 16 x 4 instead of 16 x 6
+            assertEquals(4, dw.groups());
+            assertEquals(2, g16.units().get(0).depthwiseLayer().conv().groups()); // 32 / 16
             g16.setStochastic(false);
             INDArray logits = g16.forward(input());
             Map<String, INDArray> grads = g16.backward(SoftmaxCrossEntropy.of(logits, LABELS).gradLogits());
             assertEquals(g16.parameters().keySet(), grads.keySet());
         }
         assertThrows(IllegalArgumentException.class, () -> EfficientNet.builder().groupSize(7).build());
+    }
+
+    @Test
+    void theProxyNormVariantCountsItsNormsAndMatchesFiniteDifferencesAndIgnoresTheBatch() {
+        try (EfficientNet bn = EfficientNet.builder().build();
+             EfficientNet proxy = EfficientNet.builder().normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
+                     .build()) {
+            long normalised = bn.blocks().stream().mapToLong(b -> b.block().config().channels()).sum();
+            Cost c = NetworkCosts.total(proxy, 224);
+            // gamma, beta, beta_tilde, gamma_tilde per channel where BN has gamma and beta
+            assertEquals(TORCHVISION_PARAMETERS + 2 * normalised, c.parameters());
+            assertEquals(TORCHVISION_MULTIPLY_ADDS_224, c.multiplyAdds());
+            assertTrue(proxy.blocks().isEmpty());
+            assertTrue(proxy.parameters().containsKey("features.4.2.block.3.1.gamma_tilde"));
+            assertEquals(proxy.parameters().keySet(), StateDict.of(proxy).keySet());
+        }
+        INDArray x = input();
+        INDArray r = Nd4j.rand(DataType.DOUBLE, 2, 10).subi(0.5);
+        try (EfficientNet net = small(Mode.EVAL).normalization(EfficientNet.Normalization.GROUP_NORM_PROXY).build()) {
+            net.setStochastic(false);
+            for (Mode mode : new Mode[] {Mode.TRAIN, Mode.TUNE}) { // no batch statistics: every mode alike
+                net.setMode(mode);
+                INDArray logits = net.forward(x);
+                assertTrue(Double.isFinite(logits.mul(r).sumNumber().doubleValue()));
+                Map<String, INDArray> grads = net.backward(r);
+                assertEquals(net.parameters().keySet(), grads.keySet());
+                SplittableRandom rng = new SplittableRandom(3);
+                for (String key : new String[] {"features.0.0.weight", "features.0.1.gamma",
+                    "features.2.1.block.1.1.beta_tilde", "features.4.2.block.3.1.gamma_tilde",
+                    "features.4.2.block.3.0.weight", "features.3.0.block.2.fc1.weight", "classifier.1.bias"}) {
+                    INDArray p = net.parameters().get(key);
+                    p = p.reshape(p.length());
+                    int i = rng.nextInt((int) p.length());
+                    double orig = p.getDouble(i);
+                    p.putScalar(i, orig + PROXY_FD_STEP);
+                    double plus = loss(net, x, r);
+                    p.putScalar(i, orig - PROXY_FD_STEP);
+                    double minus = loss(net, x, r);
+                    p.putScalar(i, orig);
+                    double numeric = (plus - minus) / (2 * PROXY_FD_STEP);
+                    double analytic = grads.get(key).getDouble(i);
+                    double err = Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric));
+                    assertTrue(err <= FD_TOLERANCE, mode + " " + key + "[" + i + "]: analytic " + analytic
+                            + ", numeric " + numeric);
+                }
+            }
+            // batch independence: sample 0's logits do not move when sample 1 is replaced
+            double[] before = flat(net.forward(x).getRow(0));
+            net.clearSaved();
+            INDArray other = x.dup();
+            other.get(org.nd4j.linalg.indexing.NDArrayIndex.point(1)).muli(10);
+            double[] after = flat(net.forward(other).getRow(0));
+            net.clearSaved();
+            assertTrue(RelativeError.of(before, after, 0) <= EQUIVALENCE);
+        }
     }
 
     @Test

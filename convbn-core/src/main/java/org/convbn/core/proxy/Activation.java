@@ -14,6 +14,21 @@ public enum Activation {
             return x > 0 ? 1 : 0;
         }
     },
+    /**
+     * The identity, for a layer without activation (an inverted residual's projection): the proxy normalisation then
+     * reduces to a per-channel affine of the GroupNorm output whose shift and scale are betaT and gammaT.
+     */
+    IDENTITY {
+        @Override
+        public double apply(double x) {
+            return x;
+        }
+
+        @Override
+        public double derivative(double x) {
+            return 1;
+        }
+    },
     /** SiLU (swish): {@code x * sigmoid(x)}; derivative {@code s (1 + x (1 - s))} with {@code s = sigmoid(x)}. */
     SILU {
         @Override

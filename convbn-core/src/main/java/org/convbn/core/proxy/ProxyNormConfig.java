@@ -39,7 +39,7 @@ public record ProxyNormConfig(int channels, int groups, double groupNormEps, dou
         Checks.positiveFinite("proxyEps", proxyEps);
         Checks.positive("proxyPoints", proxyPoints);
         if (activation == null) {
-            throw new NullPointerException("activation: expected RELU or SILU, got null");
+            throw new NullPointerException("activation: expected RELU, SILU or IDENTITY, got null");
         }
     }
 

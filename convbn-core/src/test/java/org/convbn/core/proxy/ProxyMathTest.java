@@ -19,6 +19,12 @@ class ProxyMathTest {
      * with K = 200 (a few 1e-4 for these smooth and kinked functions).
      */
     private static final double MC_TOLERANCE = 5e-3;
+    /**
+     * The K = 200 midpoint quantiles' variance is 0.99360, not 1: the proxy variance falls short by this fraction of
+     * the true one wherever the activation is linear (all of it for IDENTITY, whose channel of gamma 1.7 and gammaT
+     * -0.4 has variance 1.04, short by 6.7e-3).
+     */
+    private static final double QUANTILE_VARIANCE_SHORTFALL = 0.0064;
     /** Central differences in float64 with step 1e-6. */
     private static final double FD_TOLERANCE = 1e-7;
 
@@ -67,7 +73,8 @@ class ProxyMathTest {
             double mean = s / SAMPLES;
             double var = ss / SAMPLES - mean * mean;
             assertEquals(mean, m.mean()[c], MC_TOLERANCE, phi + " mean of channel " + c);
-            assertEquals(var, m.variance()[c], MC_TOLERANCE, phi + " variance of channel " + c);
+            assertEquals(var, m.variance()[c], MC_TOLERANCE + QUANTILE_VARIANCE_SHORTFALL * var,
+                    phi + " variance of channel " + c);
         }
     }
 

@@ -1,0 +1,103 @@
+package org.convbn.net;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+import org.convbn.core.ConvConfig;
+import org.convbn.core.Cost;
+import org.convbn.nd4j.BlockGradients;
+import org.convbn.nd4j.ConvProxyNormBlock;
+import org.convbn.nd4j.kernel.Arena;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/**
+ * A conv, GroupNorm and a proxy-normalised activation ({@link ConvProxyNormBlock}; SiLU, or the identity for a
+ * projection), in place of a ConvBN block and its activation. No batch statistics: the same function in every mode.
+ * NCHW feature maps; the block computes on libnd4j's ops and its results are copied into the network's arena.
+ * Tensor names: {@code convName.weight} and {@code normName.gamma}, {@code .beta}, {@code .beta_tilde},
+ * {@code .gamma_tilde}.
+ */
+public final class ProxyNormLayer implements ConvLayer {
+    private final String convName;
+    private final String normName;
+    private final ConvProxyNormBlock block;
+    private final Arena arena;
+
+    /**
+     * @param convName the conv's module name, e.g. {@code features.0.0}
+     * @param normName the normalisation's module name, e.g. {@code features.0.1}
+     * @param block the block
+     * @param arena where outputs and gradients go
+     */
+    public ProxyNormLayer(String convName, String normName, ConvProxyNormBlock block, Arena arena) {
+        this.convName = convName;
+        this.normName = normName;
+        this.block = block;
+        this.arena = arena;
+    }
+
+    @Override
+    public ConvConfig conv() {
+        return block.conv();
+    }
+
+    @Override
+    public INDArray forward(INDArray x) {
+        return own(block.forward(x));
+    }
+
+    @Override
+    public INDArray backward(INDArray g, GradientSink sink, boolean inputGradient) {
+        Map<String, INDArray> parameters = block.parameters().trainable();
+        BlockGradients grads = block.backward(g);
+        grads.parameters().forEach((k, v) -> sink.accept(name(k), parameters.get(k), own(v)));
+        if (!inputGradient) {
+            Arena.direct().release(grads.input());
+            return null;
+        }
+        return own(grads.input());
+    }
+
+    /** The block's array copied into the arena, the original freed. */
+    private INDArray own(INDArray a) {
+        INDArray copy = arena.allocate(a.dataType(), a.shape()).assign(a);
+        Arena.direct().release(a);
+        return copy;
+    }
+
+    private String name(String blockName) {
+        int dot = blockName.indexOf('.');
+        String module = blockName.startsWith("conv.") ? convName : normName;
+        return module + blockName.substring(dot);
+    }
+
+    @Override
+    public void clearSaved() {
+        block.clearSaved();
+    }
+
+    @Override
+    public void collectRetained(List<INDArray> into) {
+        // the block keeps its input (the caller's) and its normalised output and group statistics (not pooled)
+    }
+
+    @Override
+    public Optional<NamedBlock> block() {
+        return Optional.empty();
+    }
+
+    @Override
+    public Map<String, INDArray> layerParameters() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        block.parameters().trainable().forEach((k, v) -> m.put(name(k), v));
+        return m;
+    }
+
+    @Override
+    public Cost cost(int h, int w) {
+        long normParameters = 4L * block.conv().outChannels();
+        return Cost.of(block.conv(), h, w).plus(new Cost(normParameters, 0));
+    }
+}

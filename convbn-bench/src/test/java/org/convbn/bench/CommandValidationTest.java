@@ -40,4 +40,18 @@ class CommandValidationTest {
         String err = run(2, "cost", "--model", "resnet18", "--group-size", "5");
         assertTrue(err.contains("groupSize") && err.contains("5"), err);
     }
+
+    @Test
+    void reversibleStagesNeedAResNet() {
+        String err = run(2, "report", "--model", "efficientnet_b0", "--reversible");
+        assertTrue(err.contains("--reversible") && err.contains("efficientnet_b0"), err);
+    }
+
+    @Test
+    void costCountsEveryEfficientNetVariant() {
+        run(0, "cost", "--model", "efficientnet_b0");
+        run(0, "cost", "--model", "efficientnet_b0_proxy", "--blocks");
+        String err = run(2, "cost", "--model", "efficientnet_b0", "--group-size", "5");
+        assertTrue(err.contains("groupSize") && err.contains("5"), err);
+    }
 }

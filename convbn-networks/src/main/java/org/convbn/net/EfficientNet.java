@@ -1,13 +1,12 @@
 package org.convbn.net;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-import java.util.Set;
 import java.util.SplittableRandom;
 
 import org.convbn.core.BatchNormConfig;
@@ -440,7 +439,7 @@ public final class EfficientNet implements Network {
         long[] s = x.shape();
         if (x.rank() != 4 || s[1] != 3 || s[2] < MIN_RESOLUTION || s[3] < MIN_RESOLUTION) {
             throw new IllegalArgumentException("x: expected [N, 3, H, W] with H, W >= " + MIN_RESOLUTION + ", got "
-                    + java.util.Arrays.toString(s));
+                    + Arrays.toString(s));
         }
         clearSaved();
         pending = true;
@@ -520,27 +519,12 @@ public final class EfficientNet implements Network {
 
     @Override
     public RetainedBytes retainedBytes() {
-        Set<INDArray> activations = Collections.newSetFromMap(new IdentityHashMap<>());
-        long weight = 0;
-        for (NamedBlock b : allBlocks) {
-            activations.addAll(b.block().retainedActivations());
-            weight += b.block().retainedBytes().weightBytes();
-        }
         List<INDArray> own = new ArrayList<>();
         stem.collectRetained(own);
         units.forEach(u -> u.collectRetained(own));
         head.collectRetained(own);
-        for (INDArray a : new INDArray[] {stemActivation, pooled, dropMask, dropped, classifier.savedInput()}) {
-            if (a != null) {
-                own.add(a);
-            }
-        }
-        activations.addAll(own);
-        long act = 0;
-        for (INDArray a : activations) {
-            act += a.length() * a.dataType().width();
-        }
-        return new RetainedBytes(act, weight);
+        own.addAll(Arrays.asList(stemActivation, pooled, dropMask, dropped, classifier.savedInput()));
+        return Network.retained(allBlocks, own);
     }
 
     @Override

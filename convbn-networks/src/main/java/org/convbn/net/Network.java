@@ -1,8 +1,12 @@
 package org.convbn.net;
 
+import java.util.Collections;
+import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
+import java.util.Set;
 
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -81,6 +85,29 @@ public interface Network extends AutoCloseable {
 
     /** @return the arena that owns the network's native memory during steps */
     PooledArena arena();
+
+    /**
+     * The exact bytes a network holds for its backward: every block's retained activations and weight-sized tensors
+     * and the network's own arrays, each array counted once (a layer's output is also the next block's input).
+     *
+     * @param blocks the network's ConvBN blocks, read
+     * @param own the arrays the network and its layers keep besides the blocks' (null entries are skipped)
+     * @return the activation and weight bytes
+     */
+    static RetainedBytes retained(List<NamedBlock> blocks, List<INDArray> own) {
+        Set<INDArray> activations = Collections.newSetFromMap(new IdentityHashMap<>());
+        long weight = 0;
+        for (NamedBlock b : blocks) {
+            activations.addAll(b.block().retainedActivations());
+            weight += b.block().retainedBytes().weightBytes();
+        }
+        own.stream().filter(Objects::nonNull).forEach(activations::add);
+        long act = 0;
+        for (INDArray a : activations) {
+            act += a.length() * a.dataType().width();
+        }
+        return new RetainedBytes(act, weight);
+    }
 
     /** Frees the network's arena: nothing the network handed out may be used afterwards. */
     @Override

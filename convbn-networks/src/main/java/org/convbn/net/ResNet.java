@@ -2,11 +2,9 @@ package org.convbn.net;
 
 import java.util.ArrayList;
 import java.util.Collections;
-import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.Set;
 
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
@@ -564,12 +562,6 @@ public final class ResNet implements Network {
      */
     @Override
     public RetainedBytes retainedBytes() {
-        Set<INDArray> activations = Collections.newSetFromMap(new IdentityHashMap<>());
-        long weight = 0;
-        for (NamedBlock b : allBlocks) {
-            activations.addAll(b.block().retainedActivations());
-            weight += b.block().retainedBytes().weightBytes();
-        }
         List<INDArray> own = new ArrayList<>();
         stages.forEach(st -> st.collectRetained(own));
         if (stemPooled != null) {
@@ -581,15 +573,8 @@ public final class ResNet implements Network {
                 own.add(stemPooled.workspace());
             }
         }
-        if (fc.savedInput() != null) {
-            own.add(fc.savedInput());
-        }
-        activations.addAll(own);
-        long act = 0;
-        for (INDArray a : activations) {
-            act += a.length() * a.dataType().width();
-        }
-        return new RetainedBytes(act, weight);
+        own.add(fc.savedInput());
+        return Network.retained(allBlocks, own);
     }
 
     /** Frees the network's arena: nothing the network handed out may be used afterwards. */

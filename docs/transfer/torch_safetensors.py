@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""torchvision ResNet weights to and from safetensors, for convbn's finetune command.
+"""torchvision ResNet and EfficientNet-B0 weights to and from safetensors, for convbn (finetune, StateDict).
 
   export: write a torchvision ResNet's state_dict as safetensors (what --weights reads)
       python3 torch_safetensors.py export --model resnet18 --weights DEFAULT --out resnet18.safetensors
@@ -65,12 +65,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export")
-    e.add_argument("--model", default="resnet18", choices=["resnet18", "resnet50"])
+    e.add_argument("--model", default="resnet18", choices=["resnet18", "resnet50", "efficientnet_b0"])
     e.add_argument("--weights", default=None, help="torchvision weights name, e.g. DEFAULT (downloads); "
                    "none: PyTorch's initialisation")
     e.add_argument("--out", required=True)
     c = sub.add_parser("check")
-    c.add_argument("--model", default="resnet18", choices=["resnet18", "resnet50"])
+    c.add_argument("--model", default="resnet18", choices=["resnet18", "resnet50", "efficientnet_b0"])
     c.add_argument("--classes", type=int, required=True)
     c.add_argument("file")
     a = p.parse_args()

@@ -92,7 +92,7 @@ public final class EfficientNet implements Network {
     private final ConvLayer stem;
     private final List<MBConv> units;
     private final ConvLayer head;
-    private final Linear classifier;
+    private Linear classifier;
     private final DataType dataType;
     private final int groupSize;
     private final Normalization normalization;
@@ -351,6 +351,23 @@ public final class EfficientNet implements Network {
     /** @return the classifier's linear layer (classifier.1) */
     public Linear classifier() {
         return classifier;
+    }
+
+    /**
+     * Replaces the classifier's linear layer by a new one for {@code classes} outputs with PyTorch's default
+     * initialisation: the transfer-learning step from a network pretrained on one label set to another. Drops a
+     * pending forward.
+     *
+     * @param classes the new layer's output size, at least 1
+     * @param seed the seed of its weight draw
+     * @throws IllegalArgumentException if {@code classes < 1}
+     */
+    public void replaceHead(int classes, long seed) {
+        if (classes < 1) {
+            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
+        }
+        clearSaved();
+        classifier = new Linear("classifier.1", HEAD_CHANNELS, classes, dataType, seed, arena);
     }
 
     /** @return input channels per group of the grouped variant, 0 for B0's depthwise convs */

@@ -111,6 +111,11 @@ class EfficientNetTest {
             StateDict.load(net, given);
             assertEquals(given.get("features.4.2.block.2.fc1.bias"), net.parameters()
                     .get("features.4.2.block.2.fc1.bias"));
+            net.replaceHead(5, 1); // transfer: a new classifier, the loaded features kept
+            assertEquals(5, net.classes());
+            assertEquals(given.get("features.4.2.block.2.fc1.bias"), net.parameters()
+                    .get("features.4.2.block.2.fc1.bias"));
+            net.replaceHead(1000, 1);
             given.remove("features.1.0.block.1.fc2.weight");
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StateDict.load(net, given));
             assertTrue(e.getMessage().contains("missing [features.1.0.block.1.fc2.weight]"), e.getMessage());

@@ -141,61 +141,18 @@ public final class EfficientNet implements Network {
         return new Builder();
     }
 
-    /** What a network is made of. Validated in {@link #build()}. */
-    public static final class Builder {
-        private int classes = 1000;
-        private DataType dataType = DataType.FLOAT;
-        private long seed;
-        private Mode mode = Mode.EVAL;
-        private TuneFold tuneFold = TuneFold.RECOMPUTE;
-        private int groupSize;
+    /**
+     * What a network is made of ({@link NetworkBuilder}'s settings; the group size makes the grouped variant: group
+     * convs of that many input channels per group in place of the depthwise convs, expansion ratio
+     * {@value #GROUPED_EXPAND_RATIO} in place of 6). Validated in {@link #build()}.
+     */
+    public static final class Builder extends NetworkBuilder<Builder> {
         private double stochasticDepth = 0.2;
         private double dropout = 0.2;
         private double batchNormMomentum = BatchNormConfig.DEFAULT_MOMENTUM;
         private Normalization normalization = Normalization.BATCH_NORM;
 
         private Builder() {
-        }
-
-        /** @param classes the classifier's output size, &gt;= 1 */
-        public Builder classes(int classes) {
-            this.classes = classes;
-            return this;
-        }
-
-        /** @param dataType FLOAT or DOUBLE */
-        public Builder dataType(DataType dataType) {
-            this.dataType = dataType;
-            return this;
-        }
-
-        /** @param seed the seed of the first weight draw (each layer takes the next) and of the dropout masks */
-        public Builder seed(long seed) {
-            this.seed = seed;
-            return this;
-        }
-
-        /** @param mode the initial mode of every block */
-        public Builder mode(Mode mode) {
-            this.mode = mode;
-            return this;
-        }
-
-        /** @param tuneFold what TUNE keeps of each block's fold */
-        public Builder tuneFold(TuneFold tuneFold) {
-            this.tuneFold = tuneFold;
-            return this;
-        }
-
-        /**
-         * The grouped variant: group convs of {@code groupSize} input channels per group in place of the depthwise
-         * convs, expansion ratio {@value #GROUPED_EXPAND_RATIO} in place of 6.
-         *
-         * @param groupSize input channels per group, e.g. 16; 0 keeps B0's depthwise convs
-         */
-        public Builder groupSize(int groupSize) {
-            this.groupSize = groupSize;
-            return this;
         }
 
         /** @param p the last unit's stochastic depth probability (unit i of 16 drops with {@code p i / 16}), [0, 1) */
@@ -235,18 +192,8 @@ public final class EfficientNet implements Network {
          *                                  conv's channels is named by that conv)
          */
         public EfficientNet build() {
-            if (classes < 1) {
-                throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
-            }
-            if (dataType != DataType.FLOAT && dataType != DataType.DOUBLE) {
-                throw new IllegalArgumentException("dataType: expected FLOAT or DOUBLE, got " + dataType);
-            }
-            Objects.requireNonNull(mode, "mode");
-            Objects.requireNonNull(tuneFold, "tuneFold");
+            validate();
             Objects.requireNonNull(normalization, "normalization");
-            if (groupSize < 0) {
-                throw new IllegalArgumentException("groupSize: expected >= 0, got " + groupSize);
-            }
             if (!(stochasticDepth >= 0 && stochasticDepth < 1)) {
                 throw new IllegalArgumentException("stochasticDepth: expected a value in [0, 1), got "
                         + stochasticDepth);

@@ -115,50 +115,18 @@ public final class ResNet implements Network {
         return new Builder(depth);
     }
 
-    /** What a network is made of; every combination of its settings builds. Validated in {@link #build()}. */
-    public static final class Builder {
+    /**
+     * What a network is made of ({@link NetworkBuilder}'s settings; the group size applies to every 3x3 conv after the
+     * stem, EfficientNet-style grouped convs with a fixed group width); every combination builds. Validated in
+     * {@link #build()}.
+     */
+    public static final class Builder extends NetworkBuilder<Builder> {
         private final Depth depth;
-        private int classes = 1000;
-        private DataType dataType = DataType.FLOAT;
-        private long seed;
-        private Mode mode = Mode.EVAL;
-        private TuneFold tuneFold = TuneFold.RECOMPUTE;
         private boolean reversible;
         private double minBeta;
-        private int groupSize;
 
         private Builder(Depth depth) {
             this.depth = java.util.Objects.requireNonNull(depth, "depth");
-        }
-
-        /** @param classes the head's output size, &gt;= 1 */
-        public Builder classes(int classes) {
-            this.classes = classes;
-            return this;
-        }
-
-        /** @param dataType FLOAT or DOUBLE */
-        public Builder dataType(DataType dataType) {
-            this.dataType = dataType;
-            return this;
-        }
-
-        /** @param seed the seed of the first weight draw (each block and the head take the next) */
-        public Builder seed(long seed) {
-            this.seed = seed;
-            return this;
-        }
-
-        /** @param mode the initial mode of every block */
-        public Builder mode(Mode mode) {
-            this.mode = mode;
-            return this;
-        }
-
-        /** @param tuneFold what TUNE keeps of each block's fold */
-        public Builder tuneFold(TuneFold tuneFold) {
-            this.tuneFold = tuneFold;
-            return this;
         }
 
         /**
@@ -174,35 +142,14 @@ public final class ResNet implements Network {
         }
 
         /**
-         * Every 3x3 conv after the stem grouped, {@code groupSize} input channels per group (EfficientNet-style
-         * grouped convs, ResNeXt's idea with a fixed group width): fewer parameters and multiply-adds.
-         *
-         * @param groupSize input channels per group; 0 leaves them dense
-         */
-        public Builder groupSize(int groupSize) {
-            this.groupSize = groupSize;
-            return this;
-        }
-
-        /**
          * @return the network, the caller's to close
          * @throws IllegalArgumentException naming the setting that is out of range (a group size that does not
          *                                  divide some 3x3 conv's input channels is named by that conv)
          */
         public ResNet build() {
-            if (classes < 1) {
-                throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
-            }
-            if (dataType != DataType.FLOAT && dataType != DataType.DOUBLE) {
-                throw new IllegalArgumentException("dataType: expected FLOAT or DOUBLE, got " + dataType);
-            }
-            java.util.Objects.requireNonNull(mode, "mode");
-            java.util.Objects.requireNonNull(tuneFold, "tuneFold");
+            validate();
             if (reversible && !(minBeta >= 0)) {
                 throw new IllegalArgumentException("minBeta: expected a value >= 0, got " + minBeta);
-            }
-            if (groupSize < 0) {
-                throw new IllegalArgumentException("groupSize: expected >= 0, got " + groupSize);
             }
             return create(this);
         }

@@ -11,7 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
-import java.util.SplittableRandom;
 
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
@@ -157,35 +156,12 @@ class EfficientNetTest {
     }
 
     private static void checkFiniteDifferences(EfficientNet net, INDArray x, INDArray r) {
-        Mode mode = net.mode();
         INDArray logits = net.forward(x);
         assertTrue(Double.isFinite(logits.mul(r).sumNumber().doubleValue()));
         Map<String, INDArray> grads = net.backward(r);
-        SplittableRandom rng = new SplittableRandom(2);
-        for (String name : new String[] {"features.0.0", "features.1.0.block.0.0", "features.1.0.block.1.fc1",
-            "features.2.1.block.2.fc2", "features.4.2.block.3.1", "features.3.1.block.1.0", "features.8.1",
-            "classifier.1"}) {
-            String key = net.parameters().keySet().stream().filter(k -> k.startsWith(name + ".")).findFirst()
-                    .orElse(null);
-            if (key == null) {
-                assertEquals(Mode.DEPLOY, mode, name + " is missing outside DEPLOY");
-                continue;
-            }
-            INDArray p = net.parameters().get(key);
-            p = p.reshape(p.length());
-            int i = rng.nextInt((int) p.length());
-            double orig = p.getDouble(i);
-            p.putScalar(i, orig + FD_STEP);
-            double plus = loss(net, x, r);
-            p.putScalar(i, orig - FD_STEP);
-            double minus = loss(net, x, r);
-            p.putScalar(i, orig);
-            double numeric = (plus - minus) / (2 * FD_STEP);
-            double analytic = grads.get(key).getDouble(i);
-            double err = Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric));
-            assertTrue(err <= FD_TOLERANCE, mode + " " + key + "[" + i + "]: analytic " + analytic + ", numeric "
-                    + numeric);
-        }
+        SampledGradientCheck.check(net, grads, new String[] {"features.0.0", "features.1.0.block.0.0",
+            "features.1.0.block.1.fc1", "features.2.1.block.2.fc2", "features.4.2.block.3.1", "features.3.1.block.1.0",
+            "features.8.1", "classifier.1"}, 1, FD_STEP, FD_TOLERANCE, () -> loss(net, x, r));
     }
 
     private static double loss(EfficientNet net, INDArray x, INDArray r) {
@@ -299,25 +275,10 @@ class EfficientNetTest {
                 assertTrue(Double.isFinite(logits.mul(r).sumNumber().doubleValue()));
                 Map<String, INDArray> grads = net.backward(r);
                 assertEquals(net.parameters().keySet(), grads.keySet());
-                SplittableRandom rng = new SplittableRandom(3);
-                for (String key : new String[] {"features.0.0.weight", "features.0.1.gamma",
+                SampledGradientCheck.check(net, grads, new String[] {"features.0.0.weight", "features.0.1.gamma",
                     "features.2.1.block.1.1.beta_tilde", "features.4.2.block.3.1.gamma_tilde",
-                    "features.4.2.block.3.0.weight", "features.3.0.block.2.fc1.weight", "classifier.1.bias"}) {
-                    INDArray p = net.parameters().get(key);
-                    p = p.reshape(p.length());
-                    int i = rng.nextInt((int) p.length());
-                    double orig = p.getDouble(i);
-                    p.putScalar(i, orig + PROXY_FD_STEP);
-                    double plus = loss(net, x, r);
-                    p.putScalar(i, orig - PROXY_FD_STEP);
-                    double minus = loss(net, x, r);
-                    p.putScalar(i, orig);
-                    double numeric = (plus - minus) / (2 * PROXY_FD_STEP);
-                    double analytic = grads.get(key).getDouble(i);
-                    double err = Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric));
-                    assertTrue(err <= FD_TOLERANCE, mode + " " + key + "[" + i + "]: analytic " + analytic
-                            + ", numeric " + numeric);
-                }
+                    "features.4.2.block.3.0.weight", "features.3.0.block.2.fc1.weight", "classifier.1.bias"}, 1,
+                    PROXY_FD_STEP, FD_TOLERANCE, () -> loss(net, x, r));
             }
             // batch independence: sample 0's logits do not move when sample 1 is replaced
             double[] before = flat(net.forward(x).getRow(0));

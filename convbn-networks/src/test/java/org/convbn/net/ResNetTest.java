@@ -61,32 +61,8 @@ class ResNetTest {
                     .dataType(DataType.DOUBLE).seed(5).mode(mode).build();
             randomiseStatistics(net);
             Map<String, INDArray> grads = net.backward(SoftmaxCrossEntropy.of(net.forward(x), LABELS).gradLogits());
-            SplittableRandom rng = new SplittableRandom(2);
-            for (String name : new String[] {"conv1", "layer1.0.conv1", "layer2.0.downsample.0", "layer4.1.conv2", "layer4.1.bn2",
-                "fc"}) {
-                String key = net.parameters().keySet().stream().filter(k -> k.startsWith(name + ".")).findFirst()
-                        .orElse(null);
-                if (key == null) {
-                    assertEquals(Mode.DEPLOY, mode, name + " is missing outside DEPLOY");
-                    continue;
-                }
-                INDArray p = net.parameters().get(key);
-                p = p.reshape(p.length());
-                for (int k = 0; k < 2; k++) {
-                    int i = rng.nextInt((int) p.length());
-                    double orig = p.getDouble(i);
-                    p.putScalar(i, orig + FD_STEP);
-                    double plus = loss(net, x, mode);
-                    p.putScalar(i, orig - FD_STEP);
-                    double minus = loss(net, x, mode);
-                    p.putScalar(i, orig);
-                    double numeric = (plus - minus) / (2 * FD_STEP);
-                    double analytic = grads.get(key).getDouble(i);
-                    double err = Math.abs(numeric - analytic) / Math.max(1e-3, Math.abs(numeric));
-                    assertTrue(err <= FD_TOLERANCE, mode + " " + key + "[" + i + "]: analytic " + analytic
-                            + ", numeric " + numeric);
-                }
-            }
+            SampledGradientCheck.check(net, grads, new String[] {"conv1", "layer1.0.conv1", "layer2.0.downsample.0",
+                "layer4.1.conv2", "layer4.1.bn2", "fc"}, 2, FD_STEP, FD_TOLERANCE, () -> loss(net, x, mode));
         }
     }
 

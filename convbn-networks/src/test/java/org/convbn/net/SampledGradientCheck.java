@@ -1,0 +1,59 @@
+package org.convbn.net;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.Map;
+import java.util.SplittableRandom;
+import java.util.function.DoubleSupplier;
+
+import org.convbn.core.Mode;
+import org.nd4j.linalg.api.ndarray.INDArray;
+
+/** A network's backward against central differences of its loss, on a few random entries of named tensors. */
+final class SampledGradientCheck {
+    /** Gradients below this magnitude compare in absolute terms (relative error over max(FLOOR, |numeric|)). */
+    static final double FLOOR = 1e-3;
+
+    private SampledGradientCheck() {
+    }
+
+    /**
+     * @param net read; each sampled parameter entry is moved and put back
+     * @param grads the backward's gradients by name
+     * @param tensors tensor names, or module names whose first tensor is checked; absent ones are allowed in DEPLOY
+     *                only (the BN tensors are folded away)
+     * @param perTensor entries sampled per tensor
+     * @param step the central difference's step
+     * @param tolerance relative error allowed
+     * @param loss the loss of a forward at the current parameters (which must leave no pending forward)
+     */
+    static void check(Network net, Map<String, INDArray> grads, String[] tensors, int perTensor, double step,
+                      double tolerance, DoubleSupplier loss) {
+        SplittableRandom rng = new SplittableRandom(2);
+        for (String name : tensors) {
+            String key = net.parameters().keySet().stream().filter(k -> k.equals(name) || k.startsWith(name + "."))
+                    .findFirst().orElse(null);
+            if (key == null) {
+                assertEquals(Mode.DEPLOY, net.mode(), name + " is missing outside DEPLOY");
+                continue;
+            }
+            INDArray p = net.parameters().get(key);
+            p = p.reshape(p.length());
+            for (int k = 0; k < perTensor; k++) {
+                int i = rng.nextInt((int) p.length());
+                double orig = p.getDouble(i);
+                p.putScalar(i, orig + step);
+                double plus = loss.getAsDouble();
+                p.putScalar(i, orig - step);
+                double minus = loss.getAsDouble();
+                p.putScalar(i, orig);
+                double numeric = (plus - minus) / (2 * step);
+                double analytic = grads.get(key).getDouble(i);
+                double err = Math.abs(numeric - analytic) / Math.max(FLOOR, Math.abs(numeric));
+                assertTrue(err <= tolerance, net.mode() + " " + key + "[" + i + "]: analytic " + analytic
+                        + ", numeric " + numeric);
+            }
+        }
+    }
+}

@@ -51,7 +51,9 @@ import org.nd4j.linalg.factory.Nd4j;
  *
  * <p>The grouped variant ({@link Builder#groupSize}) follows "Making EfficientNet More Efficient" (Masters et al.,
  * 2021): every depthwise conv becomes a group conv of G input channels per group and, to keep the cost in line, the
- * expansion ratio of the expanding stages goes from 6 to 4; names are unchanged, weight shapes follow.
+ * expansion ratio of the expanding stages goes from 6 to 4; names are unchanged, weight shapes follow. The
+ * proxy-normalised variant ({@link Builder#normalization}) puts GroupNorm and a proxy-normalised activation after
+ * every conv in place of BN and SiLU ({@link ProxyNormLayer}).
  *
  * <p>Memory as {@link ResNet}: one {@link PooledArena} owns every activation, temporary and gradient of a step;
  * feature maps stay in the kernels' preferred layout. Not thread-safe: one thread at a time.

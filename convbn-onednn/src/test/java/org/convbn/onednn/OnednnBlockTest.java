@@ -20,6 +20,7 @@ import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.EvalTuneEquivalenceTest;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.ElementwiseKernelsTest;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.PooledArena;
@@ -42,6 +43,8 @@ class OnednnBlockTest {
      * weight; dgamma from g.Y or from dW'.W), so a few float32 roundings of order-one values; measured below 2e-6.
      */
     static final double FLOAT32_EQUIVALENCE = 1e-4;
+    /** oneDNN's swish and binary multiply in float32 against double formulas: rounding of a few operations. */
+    static final double FLOAT_ELEMENTWISE = 1e-5;
 
     private static final Map<Mode, Double> WORST = new EnumMap<>(Mode.class);
 
@@ -112,6 +115,11 @@ class OnednnBlockTest {
     @MethodSource("grid")
     void evalAndTuneAgree(ConfigGrid.Case grid) {
         EvalTuneEquivalenceTest.check(grid, DataType.FLOAT, kernels(), FLOAT32_EQUIVALENCE);
+    }
+
+    @Test
+    void siluAndTheChannelGateMatchTheirFormulas() {
+        ElementwiseKernelsTest.check(kernels(), FLOAT_ELEMENTWISE);
     }
 
     @Test

@@ -422,13 +422,7 @@ public final class EfficientNet implements Network {
         arena.release(headActivation); // the head's backward does not read it
         dropped = pooled;
         if (stochastic && dropout > 0) {
-            double[] m = new double[(int) pooled.length()];
-            for (int i = 0; i < m.length; i++) {
-                m[i] = rng.nextDouble() < 1 - dropout ? 1 / (1 - dropout) : 0;
-            }
-            INDArray values = Nd4j.create(m, pooled.shape(), DataType.DOUBLE);
-            dropMask = arena.allocate(pooled.dataType(), pooled.shape()).assign(values);
-            Arena.direct().release(values);
+            dropMask = KeepMask.draw(rng, dropout, pooled.dataType(), arena, pooled.shape());
             dropped = arena.allocate(pooled.dataType(), pooled.shape());
             Nd4j.exec(new MulOp(pooled, dropMask, dropped));
         }

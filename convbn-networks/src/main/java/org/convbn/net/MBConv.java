@@ -9,7 +9,6 @@ import java.util.SplittableRandom;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * EfficientNet's inverted residual block (torchvision's {@code MBConv}) of {@link ConvLayer}s (ConvBN blocks with
@@ -99,25 +98,14 @@ public final class MBConv {
         INDArray y = project.forward(excited);
         if (residual) {
             if (rng != null && dropProbability > 0) {
-                keep = keepMask(rng, y);
+                // [N]: 0 for a dropped sample, 1 / (1 - p) for a kept one (torchvision's StochasticDepth, "row")
+                keep = KeepMask.draw(rng, dropProbability, y.dataType(), arena, y.size(0));
                 kernels.scaleSamplesInPlace(y, keep);
             }
             kernels.addInPlace(y, x, 1.0);
         }
         output = y;
         return y;
-    }
-
-    /** {@code [N]}: 0 for a dropped sample, {@code 1 / (1 - p)} for a kept one (torchvision's StochasticDepth). */
-    private INDArray keepMask(SplittableRandom rng, INDArray y) {
-        double[] m = new double[(int) y.size(0)];
-        for (int i = 0; i < m.length; i++) {
-            m[i] = rng.nextDouble() < 1 - dropProbability ? 1 / (1 - dropProbability) : 0;
-        }
-        INDArray values = Nd4j.createFromArray(m);
-        INDArray mask = arena.allocate(y.dataType(), m.length).assign(values);
-        Arena.direct().release(values);
-        return mask;
     }
 
     /**

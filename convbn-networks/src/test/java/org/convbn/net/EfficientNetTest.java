@@ -15,15 +15,11 @@ import java.util.Map;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
-import org.convbn.core.RetainedBytes;
-import org.convbn.nd4j.NamedBlockAccess;
-import org.convbn.nd4j.Optimizer;
 import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.learning.config.Nesterovs;
 
 /**
  * EfficientNet-B0 of ConvBN blocks: torchvision's names, shapes and counts, its backward against finite differences
@@ -178,28 +174,7 @@ class EfficientNetTest {
              EfficientNet tune = small(Mode.TUNE).stochasticDepth(0.6).build()) {
             calibrate(eval, Mode.EVAL);
             calibrate(tune, Mode.TUNE);
-            Optimizer sgdE = new Optimizer(new Nesterovs(0.01, 0.9));
-            Optimizer sgdT = new Optimizer(new Nesterovs(0.01, 0.9));
-            for (int step = 0; step < 2; step++) {
-                INDArray le = eval.forward(x);
-                INDArray lt = tune.forward(x);
-                assertTrue(RelativeError.of(flat(le), flat(lt), 0) <= EQUIVALENCE);
-                long blockOutputs = 0;
-                for (NamedBlock b : eval.blocks()) {
-                    blockOutputs += NamedBlockAccess.outputBytes(b.block());
-                }
-                RetainedBytes re = eval.retainedBytes();
-                RetainedBytes rt = tune.retainedBytes();
-                assertEquals(rt.activationBytes() + blockOutputs, re.activationBytes());
-                Map<String, INDArray> ge = eval.backward(SoftmaxCrossEntropy.of(le, LABELS).gradLogits());
-                Map<String, INDArray> gt = tune.backward(SoftmaxCrossEntropy.of(lt, LABELS).gradLogits());
-                assertEquals(ge.keySet(), gt.keySet());
-                assertEquals(eval.parameters().keySet(), ge.keySet());
-                ge.forEach((k, v) -> assertTrue(RelativeError.of(flat(v), flat(gt.get(k)), 1e-3) <= EQUIVALENCE, k));
-                sgdE.step(eval.parameters(), ge);
-                sgdT.step(tune.parameters(), gt);
-                assertEquals(RetainedBytes.NONE, tune.retainedBytes());
-            }
+            EvalTuneSteps.check(eval, tune, x, LABELS, 2, EQUIVALENCE);
         }
     }
 
@@ -209,13 +184,13 @@ class EfficientNetTest {
         try (EfficientNet net = small(Mode.EVAL).stochasticDepth(0.6).build()) {
             calibrate(net, Mode.EVAL);
             net.setStochastic(false);
-            double[] a = flat(net.forward(x));
+            double[] a = EvalTuneSteps.flat(net.forward(x));
             net.clearSaved();
-            double[] b = flat(net.forward(x));
+            double[] b = EvalTuneSteps.flat(net.forward(x));
             net.clearSaved();
             assertEquals(0, RelativeError.of(a, b, 0));
             net.setStochastic(true);
-            double[] c = flat(net.forward(x));
+            double[] c = EvalTuneSteps.flat(net.forward(x));
             net.clearSaved();
             assertFalse(RelativeError.of(a, c, 0) < 1e-3, "a drawn forward equals the deterministic one");
         }
@@ -227,9 +202,9 @@ class EfficientNetTest {
         try (EfficientNet net = small(Mode.EVAL).build()) {
             calibrate(net, Mode.EVAL);
             net.setStochastic(false);
-            double[] eval = flat(net.forward(x));
+            double[] eval = EvalTuneSteps.flat(net.forward(x));
             net.setMode(Mode.DEPLOY);
-            double[] deploy = flat(net.forward(x));
+            double[] deploy = EvalTuneSteps.flat(net.forward(x));
             assertTrue(RelativeError.of(eval, deploy, 0) <= EQUIVALENCE);
             assertEquals(0, net.parameters().keySet().stream().filter(k -> k.contains(".1.running")).count());
         }
@@ -281,11 +256,11 @@ class EfficientNetTest {
                     PROXY_FD_STEP, FD_TOLERANCE, () -> loss(net, x, r));
             }
             // batch independence: sample 0's logits do not move when sample 1 is replaced
-            double[] before = flat(net.forward(x).getRow(0));
+            double[] before = EvalTuneSteps.flat(net.forward(x).getRow(0));
             net.clearSaved();
             INDArray other = x.dup();
             other.get(org.nd4j.linalg.indexing.NDArrayIndex.point(1)).muli(10);
-            double[] after = flat(net.forward(other).getRow(0));
+            double[] after = EvalTuneSteps.flat(net.forward(other).getRow(0));
             net.clearSaved();
             assertTrue(RelativeError.of(before, after, 0) <= EQUIVALENCE);
         }
@@ -302,9 +277,5 @@ class EfficientNetTest {
             assertThrows(IllegalStateException.class, () -> net.backward(Nd4j.zeros(DataType.DOUBLE, 1, 10),
                     GradientSink.into(new LinkedHashMap<>())));
         }
-    }
-
-    private static double[] flat(INDArray a) {
-        return a.reshape(a.length()).toDoubleVector();
     }
 }

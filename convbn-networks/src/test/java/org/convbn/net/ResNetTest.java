@@ -7,15 +7,10 @@ import java.util.Map;
 import java.util.SplittableRandom;
 
 import org.convbn.core.Mode;
-import org.convbn.core.RetainedBytes;
-import org.convbn.testkit.conformance.RelativeError;
-import org.convbn.nd4j.NamedBlockAccess;
-import org.convbn.nd4j.Optimizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
-import org.nd4j.linalg.learning.config.Nesterovs;
 
 /** The network of blocks: its backward against finite differences, EVAL vs TUNE, and its retained bytes. */
 class ResNetTest {
@@ -75,29 +70,7 @@ class ResNetTest {
                 .dataType(DataType.DOUBLE).seed(9).mode(Mode.TUNE).build();
         randomiseStatistics(eval);
         randomiseStatistics(tune);
-        Optimizer sgdE = new Optimizer(new Nesterovs(0.01, 0.9));
-        Optimizer sgdT = new Optimizer(new Nesterovs(0.01, 0.9));
-        for (int step = 0; step < 2; step++) {
-            INDArray le = eval.forward(x);
-            INDArray lt = tune.forward(x);
-            assertTrue(RelativeError.of(le.reshape(le.length()).toDoubleVector(), lt.reshape(lt.length()).toDoubleVector(),
-                    0) <= EQUIVALENCE);
-            long blockOutputs = 0;
-            for (NamedBlock b : eval.blocks()) {
-                blockOutputs += NamedBlockAccess.outputBytes(b.block());
-            }
-            RetainedBytes re = eval.retainedBytes();
-            RetainedBytes rt = tune.retainedBytes();
-            assertEquals(rt.activationBytes() + blockOutputs, re.activationBytes());
-            Map<String, INDArray> ge = eval.backward(SoftmaxCrossEntropy.of(le, LABELS).gradLogits());
-            Map<String, INDArray> gt = tune.backward(SoftmaxCrossEntropy.of(lt, LABELS).gradLogits());
-            assertEquals(ge.keySet(), gt.keySet());
-            ge.forEach((k, v) -> assertTrue(RelativeError.of(v.reshape(v.length()).toDoubleVector(),
-                    gt.get(k).reshape(v.length()).toDoubleVector(), 1e-3) <= EQUIVALENCE, k));
-            sgdE.step(eval.parameters(), ge);
-            sgdT.step(tune.parameters(), gt);
-            assertEquals(RetainedBytes.NONE, tune.retainedBytes());
-        }
+        EvalTuneSteps.check(eval, tune, x, LABELS, 2, EQUIVALENCE);
     }
 
     private static double loss(ResNet net, INDArray x, Mode mode) {

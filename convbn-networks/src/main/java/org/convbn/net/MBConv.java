@@ -114,6 +114,7 @@ public final class MBConv {
      * @param g dL/d(out), not modified
      * @param sink receives every layer's and the SE's parameter gradients
      * @return dL/dx, a new array owned by the caller
+     * @throws IllegalStateException without a pending forward
      */
     public INDArray backward(INDArray g, GradientSink sink) {
         if (output == null) {

@@ -51,6 +51,8 @@ public interface Network extends AutoCloseable {
     /**
      * @param x {@code [N, 3, H, W]}, not modified, kept until backward
      * @return new logits {@code [N, classes]}, the caller's (give them back with {@code arena().release})
+     * @throws IllegalArgumentException naming {@code x} (or the first block that refuses it) when its shape, size or
+     *                                  data type does not fit
      */
     INDArray forward(INDArray x);
 

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * Immutable configuration of a BatchNorm over the channels of an NCHW tensor.
  *
@@ -16,6 +18,7 @@ package org.convbn.core;
  * @param unbiasedRunningVar whether the running variance is updated with the unbiased batch variance
  *                           (PyTorch, the default) or the biased one (DL4J)
  */
+@Immutable
 public record BatchNormConfig(int channels, double eps, double momentum, boolean affine,
                               boolean unbiasedRunningVar) {
     /** PyTorch's default eps. */

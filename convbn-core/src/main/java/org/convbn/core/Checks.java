@@ -1,11 +1,14 @@
 package org.convbn.core;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.Arrays;
 
 /**
  * Argument checks shared by the modules. Each failure names the argument and says what was expected and what
  * was given.
  */
+@ThreadSafe
 public final class Checks {
     private Checks() {
     }

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * Immutable configuration of a ConvBN block: a linear producer (a conv, a transposed conv or a fully connected
  * layer, see {@link ProducerConfig}) followed by a BatchNorm over its output channels.
@@ -10,6 +12,7 @@ package org.convbn.core;
  *                     block may leave DEPLOY again (see {@link ModeTransitions})
  * @param tuneFold what TUNE keeps of its fold for the backward
  */
+@Immutable
 public record ConvBNConfig(ProducerConfig producer, BatchNormConfig bn, boolean keepUnfolded, TuneFold tuneFold) {
 
     /** A config whose TUNE recomputes its folded weight ({@link TuneFold#RECOMPUTE}, the default). */

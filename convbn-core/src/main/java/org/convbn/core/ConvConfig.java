@@ -1,5 +1,8 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
+
 /**
  * Immutable configuration of a 2-D convolution in NCHW layout.
  *
@@ -25,6 +28,7 @@ package org.convbn.core;
  * @param groups number of groups, dividing both C and O
  * @param bias whether the conv adds a bias
  */
+@Immutable
 public record ConvConfig(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
                          Padding padding, int dilationH, int dilationW, int groups, boolean bias)
         implements ProducerConfig {
@@ -169,6 +173,7 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
     }
 
     /** Builder of {@link ConvConfig}; {@link #build()} validates. Defaults: 3x3, stride 1, padding 0, dilation 1, groups 1, bias on. */
+    @NotThreadSafe
     public static final class Builder {
         private final int inChannels;
         private final int outChannels;

@@ -1,5 +1,8 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Arrays;
 
 /**
@@ -35,6 +38,7 @@ import java.util.Arrays;
  * @throws IllegalArgumentException naming the first setting out of range (sizes below 1, negative padding, output
  *                                  padding not below the stride, groups not dividing both channel counts)
  */
+@Immutable
 public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
                                   int padH, int padW, int outputPadH, int outputPadW, int dilationH, int dilationW,
                                   int groups, boolean bias) implements ProducerConfig {
@@ -157,6 +161,7 @@ public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, 
     }
 
     /** Builder of {@link ConvTransposeConfig}; {@link #build()} validates. Defaults: 3x3, stride 1, no padding. */
+    @NotThreadSafe
     public static final class Builder {
         private final int inChannels;
         private final int outChannels;

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * What a layer costs per sample: its trainable parameters and the multiply-adds of its forward pass.
  *
@@ -13,6 +15,7 @@ package org.convbn.core;
  * @param parameters trainable parameters
  * @param multiplyAdds multiply-adds of one sample's forward pass
  */
+@Immutable
 public record Cost(long parameters, long multiplyAdds) {
     /** Nothing. */
     public static final Cost ZERO = new Cost(0, 0);

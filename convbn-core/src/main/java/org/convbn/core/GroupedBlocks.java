@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.ThreadSafe;
+
 /**
  * Presets of grouped ConvBN blocks, as in "Making EfficientNet More Efficient" (Masters et al., 2021): a fixed
  * number of input channels per group G instead of depthwise convs (G = 1) or full convs (G = C). G = 16 keeps most of
@@ -9,6 +11,7 @@ package org.convbn.core;
  * <p>Each preset pads by {@code kernel / 2} (size-preserving at stride 1 for odd kernels) and has no conv bias
  * (BN's shift makes it redundant); BN uses the defaults of {@link BatchNormConfig#of}.
  */
+@ThreadSafe
 public final class GroupedBlocks {
     /** Input channels per group in the paper's grouped convs. */
     public static final int DEFAULT_GROUP_SIZE = 16;

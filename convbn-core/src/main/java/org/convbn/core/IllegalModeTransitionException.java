@@ -1,6 +1,9 @@
 package org.convbn.core;
 
+import net.jcip.annotations.ThreadSafe;
+
 /** Thrown when a block is asked to move between modes in a way its state cannot support. */
+@ThreadSafe
 public final class IllegalModeTransitionException extends IllegalStateException {
     private final Mode from;
     private final Mode to;

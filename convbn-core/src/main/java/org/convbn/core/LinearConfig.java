@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 import java.util.Arrays;
 
 /**
@@ -15,6 +17,7 @@ import java.util.Arrays;
  * @param bias whether the layer adds a bias
  * @throws IllegalArgumentException naming {@code inFeatures} or {@code outFeatures} when it is below 1
  */
+@Immutable
 public record LinearConfig(int inFeatures, int outFeatures, boolean bias) implements ProducerConfig {
 
     public LinearConfig {

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.ThreadSafe;
+
 /**
  * The rules for switching a block between modes.
  *
@@ -12,6 +14,7 @@ package org.convbn.core;
  *       carried back. Without them the fold cannot be undone and the switch is refused.</li>
  * </ul>
  */
+@ThreadSafe
 public final class ModeTransitions {
     private ModeTransitions() {
     }

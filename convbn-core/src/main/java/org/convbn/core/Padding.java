@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * Zero padding of a convolution: either explicit and symmetric ({@code h} rows above and below, {@code w}
  * columns left and right) or "same".
@@ -12,6 +14,7 @@ package org.convbn.core;
  * @param h rows of zeros above and below (explicit padding)
  * @param w columns of zeros left and right (explicit padding)
  */
+@Immutable
 public record Padding(boolean isSame, int h, int w) {
     private static final Padding SAME = new Padding(true, 0, 0);
 

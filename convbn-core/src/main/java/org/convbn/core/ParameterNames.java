@@ -1,9 +1,12 @@
 package org.convbn.core;
 
+import net.jcip.annotations.ThreadSafe;
+
 /**
  * Names of a block's tensors, following PyTorch's state_dict naming of a {@code conv} / {@code bn} pair so that
  * weights map one-to-one.
  */
+@ThreadSafe
 public final class ParameterNames {
     /** Conv weight W {@code [O, C/groups, kH, kW]}. */
     public static final String CONV_WEIGHT = "conv.weight";

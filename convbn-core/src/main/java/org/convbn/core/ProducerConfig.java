@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * The linear layer a BatchNorm follows in a block: the producer of the channels BN normalises. Every kind is
  * linear in its weight and bias, which is all the four modes need: {@code Y = A(X; W) + b}, and BN's fold scales
@@ -15,6 +17,7 @@ package org.convbn.core;
  * </ul>
  * The output always has its channels on dimension 1, which is where BatchNorm1d and BatchNorm2d normalise.
  */
+@Immutable
 public sealed interface ProducerConfig permits ConvConfig, ConvTransposeConfig, LinearConfig {
 
     /** @return the PyTorch functional name: {@code conv2d}, {@code conv_transpose2d} or {@code linear} */

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * Exact bytes a block keeps between its forward and its backward, split into activation-sized tensors (those
  * that scale with batch and resolution) and weight-sized ones.
@@ -10,6 +12,7 @@ package org.convbn.core;
  * @param activationBytes bytes of saved tensors shaped like an input or output feature map
  * @param weightBytes bytes of saved tensors shaped like a weight or a per-channel vector
  */
+@Immutable
 public record RetainedBytes(long activationBytes, long weightBytes) {
     /** Nothing retained. */
     public static final RetainedBytes NONE = new RetainedBytes(0, 0);

@@ -1,5 +1,8 @@
 package org.convbn.dl4j;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -63,6 +66,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * fine-tuning with frozen BN) becomes a trainable layer with gamma and beta fixed
  * ({@link ConvBNLayer.Builder#normFrozen}). Other combinations are left alone.
  */
+@ThreadSafe
 public final class ConvBNConverter {
     private final Mode mode;
     private final TuneFold tuneFold;
@@ -95,6 +99,7 @@ public final class ConvBNConverter {
      * @param network a new, initialised network; the original is untouched
      * @param report what was fused and what was left alone
      */
+    @NotThreadSafe
     public record Conversion<N>(N network, ConversionReport report) {
     }
 
@@ -537,6 +542,7 @@ public final class ConvBNConverter {
     // ---------------------------------------------------------------- builder
 
     /** Options of a conversion. */
+    @NotThreadSafe
     public static final class Builder {
         private Mode mode = Mode.TUNE;
         private TuneFold tuneFold = TuneFold.RECOMPUTE;

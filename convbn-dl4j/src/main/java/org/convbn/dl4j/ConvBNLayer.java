@@ -1,5 +1,7 @@
 package org.convbn.dl4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
@@ -72,6 +74,7 @@ import org.nd4j.shade.jackson.annotation.JsonProperty;
  * <p>Outside training (DL4J's {@code training == false}) a TRAIN layer normalises with its running statistics,
  * like BatchNormalization; the other modes compute the same function whether training or not.
  */
+@NotThreadSafe
 public class ConvBNLayer extends FeedForwardLayer {
     private static final long serialVersionUID = 1L;
 
@@ -422,6 +425,7 @@ public class ConvBNLayer extends FeedForwardLayer {
     // ---------------------------------------------------------------- builder
 
     /** Builds a {@link ConvBNLayer}; {@link #build()} validates every setting. */
+    @NotThreadSafe
     public static final class Builder extends FeedForwardLayer.Builder<Builder> {
         private Kind kind = Kind.CONV2D;
         private int[] kernelSize = {3, 3};

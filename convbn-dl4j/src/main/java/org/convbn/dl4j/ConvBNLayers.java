@@ -1,5 +1,7 @@
 package org.convbn.dl4j;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.ArrayList;
 import java.util.List;
 
@@ -10,6 +12,7 @@ import org.deeplearning4j.nn.layers.wrapper.BaseWrapperLayer;
 import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
 
 /** Network-wide operations on the {@link ConvBNRuntimeLayer}s of a DL4J network, frozen ones included. */
+@ThreadSafe
 public final class ConvBNLayers {
     private ConvBNLayers() {
     }

@@ -1,5 +1,7 @@
 package org.convbn.dl4j;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -20,6 +22,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  * Gradients use the same layout. Fresh parameters: W from the layer's weight init with DL4J's conv fan-in and
  * fan-out, b = the layer's bias init, gamma = 1, beta = 0, mean = 0, var = 1.
  */
+@ThreadSafe
 public final class ConvBNParamInitializer implements ParamInitializer {
     public static final String WEIGHT_KEY = "W";
     public static final String BIAS_KEY = "b";

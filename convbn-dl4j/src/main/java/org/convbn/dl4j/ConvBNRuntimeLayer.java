@@ -1,5 +1,7 @@
 package org.convbn.dl4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import static org.convbn.dl4j.ConvBNParamInitializer.BETA_KEY;
 import static org.convbn.dl4j.ConvBNParamInitializer.BIAS_KEY;
 import static org.convbn.dl4j.ConvBNParamInitializer.GAMMA_KEY;
@@ -53,6 +55,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * gradient, which their NoOp updater subtracts: DL4J's own BatchNormalization scheme, so a fit step updates them
  * exactly once and a forward without a fit (a gradient check, an output) leaves them alone.
  */
+@NotThreadSafe
 public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     private static final long serialVersionUID = 1L;
 

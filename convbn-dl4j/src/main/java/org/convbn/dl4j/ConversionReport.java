@@ -1,5 +1,7 @@
 package org.convbn.dl4j;
 
+import net.jcip.annotations.Immutable;
+
 import java.util.List;
 
 import org.convbn.core.Mode;
@@ -12,6 +14,7 @@ import org.convbn.core.Mode;
  * @param converted the fused pairs, in network order
  * @param leftAlone the conv and BN layers left as they were, in network order
  */
+@Immutable
 public record ConversionReport(Mode mode, List<Converted> converted, List<LeftAlone> leftAlone) {
 
     public ConversionReport {
@@ -27,6 +30,7 @@ public record ConversionReport(Mode mode, List<Converted> converted, List<LeftAl
      * @param layer the ConvBN layer's name (the conv's) or index
      * @param training how the pair trains after conversion (as it did before)
      */
+    @Immutable
     public record Converted(String conv, String batchNorm, String layer, String training) {
     }
 
@@ -36,6 +40,7 @@ public record ConversionReport(Mode mode, List<Converted> converted, List<LeftAl
      * @param layer its name or index
      * @param reason why it was not fused
      */
+    @Immutable
     public record LeftAlone(String layer, String reason) {
     }
 

@@ -1,5 +1,8 @@
 package org.convbn.io;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -8,12 +11,14 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 
 /** Writes a file so that it is either complete or absent: a temporary file beside it, then a rename. */
+@ThreadSafe
 public final class AtomicFiles {
     private AtomicFiles() {
     }
 
     /** Produces a file's content. */
     @FunctionalInterface
+    @NotThreadSafe
     public interface Writer {
         void writeTo(OutputStream out) throws IOException;
     }

@@ -1,5 +1,8 @@
 package org.convbn.io;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
@@ -45,6 +48,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Writes go to a temporary file beside the target and are renamed into place, so a failure never leaves a
  * half-written file.
  */
+@ThreadSafe
 public final class Safetensors {
     /** The largest header accepted, as in the reference implementation. */
     public static final long MAX_HEADER_BYTES = 100_000_000L;
@@ -66,6 +70,7 @@ public final class Safetensors {
      * @param tensors by name, in file order: F32, F16 and BF16 as FLOAT arrays, F64 as DOUBLE, I64 as LONG
      * @param metadata the {@code __metadata__} map (empty when absent)
      */
+    @NotThreadSafe
     public record Contents(Map<String, INDArray> tensors, Map<String, String> metadata) {
         public Contents {
             tensors = Collections.unmodifiableMap(new LinkedHashMap<>(tensors));

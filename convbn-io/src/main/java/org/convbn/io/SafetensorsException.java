@@ -1,8 +1,11 @@
 package org.convbn.io;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.io.IOException;
 
 /** A safetensors file that is malformed, truncated, inconsistent or uses an unsupported feature. */
+@ThreadSafe
 public final class SafetensorsException extends IOException {
     public SafetensorsException(String message) {
         super(message);

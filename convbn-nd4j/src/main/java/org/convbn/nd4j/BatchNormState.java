@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -11,6 +13,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param runningMean {@code [O]}
  * @param runningVar {@code [O]}, every element &gt;= 0
  */
+@NotThreadSafe
 public record BatchNormState(INDArray gamma, INDArray beta, INDArray runningMean, INDArray runningVar) {
     public BatchNormState {
         if (runningMean == null || runningVar == null) {

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -13,6 +15,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param parameters dL/dp for each trainable tensor p, by {@link org.convbn.core.ParameterNames} name, in the
  *                   order of the block's {@code parameters()}
  */
+@NotThreadSafe
 public record BlockGradients(INDArray input, Map<String, INDArray> parameters) {
 
     public BlockGradients {

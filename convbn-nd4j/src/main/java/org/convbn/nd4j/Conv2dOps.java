@@ -1,10 +1,12 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
-import org.nd4j.linalg.factory.Environment;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -17,6 +19,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Every method takes its results from the given {@link Arena} (the caller owns them) and modifies none of its
  * arguments. Shapes are those of {@link ConvConfig}; arguments are assumed validated by the caller.
  */
+@ThreadSafe
 public final class Conv2dOps {
     /** libnd4j integer argument: 0 = NCHW. */
     private static final int NCHW = 0;
@@ -43,6 +46,7 @@ public final class Conv2dOps {
      * @param weight dL/dW {@code [O, C/groups, kH, kW]}
      * @param bias dL/db {@code [O]}, or null when the conv was run without a bias
      */
+    @NotThreadSafe
     public record Gradients(INDArray input, INDArray weight, INDArray bias) {
     }
 
@@ -204,7 +208,7 @@ public final class Conv2dOps {
     /**
      * Runs a conv op. oneDNN (the helper of the nd4j-native onednn builds) rejects dilated float32 convolutions
      * ("could not create a descriptor for a dilated convolution"), so those run with helpers off, libnd4j's own
-     * im2col path; the process-wide switch is restored at once. Blocks are not thread-safe anyway.
+     * im2col path ({@link PlatformHelpers}: a process-wide switch, counted across threads).
      */
     private static void exec(ConvConfig c, DynamicCustomOp op) {
         exec(c.dilationH() > 1 || c.dilationW() > 1, op);
@@ -212,17 +216,10 @@ public final class Conv2dOps {
 
     /** Runs a conv-like op, with libnd4j's platform helpers off when it is dilated (see above). */
     static void exec(boolean dilated, DynamicCustomOp op) {
-        Environment env = Nd4j.getEnvironment();
-        boolean helpers = env.helpersAllowed();
-        if (!dilated || !helpers) {
+        if (dilated) {
+            PlatformHelpers.runWithout(() -> Nd4j.exec(op));
+        } else {
             Nd4j.exec(op);
-            return;
-        }
-        env.allowHelpers(false);
-        try {
-            Nd4j.exec(op);
-        } finally {
-            env.allowHelpers(true);
         }
     }
 

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -47,6 +49,7 @@ import org.slf4j.LoggerFactory;
  * mode switches to DEPLOY by folding once; DEPLOY switches back only when the config keeps the unfolded BN
  * tensors. A block is not thread-safe.
  */
+@NotThreadSafe
 public final class ConvBNBlock {
     private static final Logger LOG = LoggerFactory.getLogger(ConvBNBlock.class);
     private static final AtomicBoolean WARNED_IN_PROCESS = new AtomicBoolean();

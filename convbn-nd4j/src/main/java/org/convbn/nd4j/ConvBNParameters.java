@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -19,6 +21,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * @param conv W and b
  * @param batchNorm gamma, beta and the running statistics
  */
+@NotThreadSafe
 public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
     public ConvBNParameters {
         java.util.Objects.requireNonNull(conv, "conv");

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -8,6 +10,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param weight W {@code [O, C/groups, kH, kW]}, not null
  * @param bias b {@code [O]}, or null when the conv has no bias (as its {@link org.convbn.core.ConvConfig} says)
  */
+@NotThreadSafe
 public record ConvParameters(INDArray weight, INDArray bias) {
     public ConvParameters {
         if (weight == null) {

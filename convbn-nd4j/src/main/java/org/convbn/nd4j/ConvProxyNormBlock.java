@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import org.convbn.nd4j.kernel.Arena;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -36,6 +38,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * <p>Ownership as {@link ConvBNBlock}: forward keeps X (not modified) and y until the backward; parameters are the
  * live arrays of {@link ProxyNormParameters}. Not thread-safe.
  */
+@NotThreadSafe
 public final class ConvProxyNormBlock {
     private final ConvConfig conv;
     private final ProxyNormConfig norm;

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.Immutable;
+
 import java.util.Optional;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -20,6 +22,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param minAbsChannel the channel of the smallest |s|
  * @param maxAbsChannel the channel of the largest |s|
  */
+@Immutable
 public record FoldDiagnostics(double minScale, double maxScale, double minAbsScale, double maxAbsScale,
                               int minAbsChannel, int maxAbsChannel) {
     /**

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -14,6 +16,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param bias b' {@code [O]} (present even when the conv had no bias: BN's shift lands here)
  * @param scale s {@code [O]}
  */
+@NotThreadSafe
 public record FoldedParameters(INDArray weight, INDArray bias, INDArray scale) {
 
     /** @return W' and b' by name; live references */

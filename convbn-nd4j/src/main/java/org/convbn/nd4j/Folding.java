@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.ThreadSafe;
+
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ParameterNames;
 import org.convbn.nd4j.kernel.Arena;
@@ -19,6 +21,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * and back, with the BN tensors kept: {@code W = W' / s}; {@code b = mean + (b' - beta) / s} when the conv has a
  * bias, else {@code beta = b' + s * mean}.
  */
+@ThreadSafe
 public final class Folding {
     /**
      * How far the folded bias of a block with neither conv bias nor BN shift may drift before unfolding is

@@ -1,5 +1,8 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -32,6 +35,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * belong to the caller: the output and the gradients to release when done, the {@link SavedTensors} to close after
  * the backward that reads it.
  */
+@ThreadSafe
 public final class ModeFunctions {
     private ModeFunctions() {
     }
@@ -42,6 +46,7 @@ public final class ModeFunctions {
      * @param output Z, in the layout asked for
      * @param saved the tensors the backward needs
      */
+    @NotThreadSafe
     public record Forward(INDArray output, SavedTensors saved) {
     }
 

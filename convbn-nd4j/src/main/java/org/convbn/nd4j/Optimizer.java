@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -24,6 +26,7 @@ import org.nd4j.linalg.learning.regularization.Regularization;
  * <p>One at a time is what lets a network update each block as soon as its gradients exist and free them at once,
  * instead of holding every gradient until the backward ends. Not thread-safe.
  */
+@NotThreadSafe
 public final class Optimizer {
     private final IUpdater updater;
     private final List<Regularization> regularization;

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -19,6 +21,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * @param betaTilde the proxy's mean shift {@code [O]}
  * @param gammaTilde the proxy's scale offset {@code [O]} (the proxy's standard deviation is 1 + gammaTilde)
  */
+@NotThreadSafe
 public record ProxyNormParameters(INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray betaTilde,
                                   INDArray gammaTilde) {
     public static final String WEIGHT = "conv.weight";

@@ -1,5 +1,7 @@
 package org.convbn.nd4j;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.List;
 
 import org.convbn.core.RetainedBytes;
@@ -15,6 +17,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * batch statistics belong to the block (a replay reuses them after the backward). The backward functions read a
  * record and free nothing; whoever holds it closes it.
  */
+@NotThreadSafe
 public sealed interface SavedTensors extends AutoCloseable {
 
     /** @return the forward's input */
@@ -43,6 +46,7 @@ public sealed interface SavedTensors extends AutoCloseable {
     /**
      * TRAIN: X, Y = conv(X) + b (owned), and the batch mean and biased variance of Y (the block's).
      */
+    @NotThreadSafe
     record Train(INDArray input, INDArray convOutput, INDArray batchMean, INDArray batchVar, Arena arena)
             implements SavedTensors {
         @Override
@@ -62,6 +66,7 @@ public sealed interface SavedTensors extends AutoCloseable {
     }
 
     /** EVAL: X and Y = conv(X) + b (owned). */
+    @NotThreadSafe
     record Eval(INDArray input, INDArray convOutput, Arena arena) implements SavedTensors {
         @Override
         public List<INDArray> activations() {
@@ -80,6 +85,7 @@ public sealed interface SavedTensors extends AutoCloseable {
     }
 
     /** TUNE keeping its fold ({@link org.convbn.core.TuneFold#KEEP}): X and this forward's W', b', s (owned). */
+    @NotThreadSafe
     record TuneKept(INDArray input, FoldedParameters folded, Arena arena) implements SavedTensors {
         @Override
         public List<INDArray> activations() {
@@ -101,6 +107,7 @@ public sealed interface SavedTensors extends AutoCloseable {
      * TUNE recomputing W' = s W in the backward ({@link org.convbn.core.TuneFold#RECOMPUTE}): X and this forward's
      * b' and s (owned).
      */
+    @NotThreadSafe
     record TuneRecomputed(INDArray input, INDArray foldedBias, INDArray scale, Arena arena) implements SavedTensors {
         @Override
         public List<INDArray> activations() {
@@ -119,6 +126,7 @@ public sealed interface SavedTensors extends AutoCloseable {
     }
 
     /** DEPLOY: X only; W' and b' are the parameters themselves. */
+    @NotThreadSafe
     record Deploy(INDArray input) implements SavedTensors {
         @Override
         public List<INDArray> activations() {

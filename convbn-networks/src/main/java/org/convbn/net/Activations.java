@@ -1,11 +1,14 @@
 package org.convbn.net;
 
+import net.jcip.annotations.ThreadSafe;
+
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /** ReLU, global average pooling and max pooling for NCHW networks, as pure forward/backward functions. */
+@ThreadSafe
 public final class Activations {
     private Activations() {
     }

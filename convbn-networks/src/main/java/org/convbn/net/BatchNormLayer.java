@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -13,6 +15,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * A ConvBN block, then SiLU unless it is a projection: {@code a = silu(block(x))}. Runs in its block's mode, on its
  * kernels, with the output in their preferred layout. Keeps the SiLU's input (the block's output) for its backward.
  */
+@NotThreadSafe
 public final class BatchNormLayer implements ConvLayer {
     private final NamedBlock block;
     private final boolean silu;

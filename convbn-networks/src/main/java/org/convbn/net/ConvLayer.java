@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -13,6 +15,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * (or by nothing, for a projection), or a conv with GroupNorm and a proxy-normalised activation. Arrays come from
  * and go back to the network's arena. Not thread-safe.
  */
+@NotThreadSafe
 public sealed interface ConvLayer permits BatchNormLayer, ProxyNormLayer {
     /** @return the convolution */
     ConvConfig conv();

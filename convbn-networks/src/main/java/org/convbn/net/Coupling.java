@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.Immutable;
+
 /**
  * The two coefficients of a reversible stage's dual-residual streams:
  * {@code x_i = G_i(x_{i-1}) + beta y_{i-1}}, {@code y_i = x_{i-1}}, with {@code G_i(x) = relu(F_i(x) + alpha x)}.
@@ -9,6 +11,7 @@ package org.convbn.net;
  * @param alpha scale of the identity shortcut inside G
  * @param beta weight of the second stream, &gt;= 0
  */
+@Immutable
 public record Coupling(double alpha, double beta) {
     /** The pretrained network: alpha 1, beta 0. */
     public static final Coupling PRETRAINED = new Coupling(1, 0);
@@ -24,6 +27,7 @@ public record Coupling(double alpha, double beta) {
 
     /** How the coupling moves during fine-tuning, from (1, beta0) at progress 0 to (alphaEnd, 1) at progress 1. */
     @FunctionalInterface
+    @Immutable
     public interface Schedule {
         /** @param progress in [0, 1] @return the coupling then */
         Coupling at(double progress);

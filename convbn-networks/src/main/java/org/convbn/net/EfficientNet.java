@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -58,6 +60,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Memory as {@link ResNet}: one {@link PooledArena} owns every activation, temporary and gradient of a step;
  * feature maps stay in the kernels' preferred layout. Not thread-safe: one thread at a time.
  */
+@NotThreadSafe
 public final class EfficientNet implements Network {
     /** What follows each conv. */
     public enum Normalization {
@@ -148,6 +151,7 @@ public final class EfficientNet implements Network {
      * convs of that many input channels per group in place of the depthwise convs, expansion ratio
      * {@value #GROUPED_EXPAND_RATIO} in place of 6). Validated in {@link #build()}.
      */
+    @NotThreadSafe
     public static final class Builder extends NetworkBuilder<Builder> {
         private double stochasticDepth = 0.2;
         private double dropout = 0.2;

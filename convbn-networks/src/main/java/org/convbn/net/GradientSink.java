@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -8,6 +10,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * gradient alive beyond its block's.
  */
 @FunctionalInterface
+@NotThreadSafe
 public interface GradientSink {
     /**
      * @param name the parameter's network name (torchvision's, e.g. {@code layer1.0.conv1.weight})

@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
@@ -14,6 +16,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * A fully connected layer {@code y = x W^T + b}: x {@code [N, in]}, W {@code [out, in]} (PyTorch's layout),
  * b {@code [out]}, y {@code [N, out]}. Keeps x between forward and backward; results come from the given arena.
  */
+@NotThreadSafe
 public final class Linear {
     private final String name;
     private final INDArray weight;

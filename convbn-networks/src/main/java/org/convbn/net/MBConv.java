@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -30,6 +32,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * input), its own output (the next unit's input) and what the layers keep; it owns them. All layers share one
  * {@link Kernels}. Not thread-safe.
  */
+@NotThreadSafe
 public final class MBConv {
     private final ConvLayer expand;
     private final ConvLayer depthwise;

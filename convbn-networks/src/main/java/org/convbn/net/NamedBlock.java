@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -18,6 +20,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param bnName the BN's module name
  * @param block the block
  */
+@NotThreadSafe
 public record NamedBlock(String convName, String bnName, ConvBNBlock block) {
 
     /** @return the network-level name of one of the block's tensor names */

@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -23,6 +25,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * <p>Memory: the network owns one {@link PooledArena}, from which every activation, temporary and gradient of a
  * step comes; {@link #close()} frees it. Not thread-safe: one thread at a time.
  */
+@NotThreadSafe
 public interface Network extends AutoCloseable {
     /** @return the data type of every parameter and activation */
     DataType dataType();

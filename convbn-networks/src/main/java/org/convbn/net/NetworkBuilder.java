@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Objects;
 
 import org.convbn.core.Mode;
@@ -12,6 +14,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  *
  * @param <B> the concrete builder, returned by every setter
  */
+@NotThreadSafe
 public abstract class NetworkBuilder<B extends NetworkBuilder<B>> {
     int classes = 1000;
     DataType dataType = DataType.FLOAT;

@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -13,6 +15,7 @@ import org.convbn.core.Cost;
  * layers (BN, activations, pooling and the SE gate's product are elementwise and not counted, as in torchvision's
  * published figures).
  */
+@ThreadSafe
 public final class NetworkCosts {
     private NetworkCosts() {
     }

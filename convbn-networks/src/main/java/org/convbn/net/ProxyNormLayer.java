@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -19,6 +21,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * Tensor names: {@code convName.weight} and {@code normName.gamma}, {@code .beta}, {@code .beta_tilde},
  * {@code .gamma_tilde}.
  */
+@NotThreadSafe
 public final class ProxyNormLayer implements ConvLayer {
     private final String convName;
     private final String normName;

@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -38,6 +40,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * available for the data type ({@link Kernels#create}), and feature maps stay in its preferred layout between
  * layers. Not thread-safe: one thread at a time.
  */
+@NotThreadSafe
 public final class ResNet implements Network {
     /** The two architectures. */
     public enum Depth {
@@ -120,6 +123,7 @@ public final class ResNet implements Network {
      * stem, EfficientNet-style grouped convs with a fixed group width); every combination builds. Validated in
      * {@link #build()}.
      */
+    @NotThreadSafe
     public static final class Builder extends NetworkBuilder<Builder> {
         private final Depth depth;
         private boolean reversible;

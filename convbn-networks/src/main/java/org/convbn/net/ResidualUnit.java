@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -20,6 +22,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * inputs, which those blocks keep anyway) and whatever the blocks keep in their mode; owns them and its output
  * until its backward.
  */
+@NotThreadSafe
 public final class ResidualUnit {
     private final List<NamedBlock> main;
     private final NamedBlock shortcut;

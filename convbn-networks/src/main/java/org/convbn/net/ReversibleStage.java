@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
@@ -29,6 +31,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * them as a plain network would. Every {@code monitorEvery}-th forward can also keep the true inputs to measure the
  * reconstruction error.
  */
+@NotThreadSafe
 public final class ReversibleStage implements Stage {
     private final ResidualUnit first;
     private final List<ResidualUnit> units;

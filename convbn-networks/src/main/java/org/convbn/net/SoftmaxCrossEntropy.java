@@ -1,9 +1,13 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /** Mean softmax cross-entropy over a batch, with its gradient. */
+@ThreadSafe
 public final class SoftmaxCrossEntropy {
     private SoftmaxCrossEntropy() {
     }
@@ -14,6 +18,7 @@ public final class SoftmaxCrossEntropy {
      * @param loss {@code -mean_i log softmax(logits_i)[label_i]}
      * @param gradLogits {@code (softmax(logits) - onehot(labels)) / N}
      */
+    @NotThreadSafe
     public record Result(double loss, INDArray gradLogits) {
     }
 

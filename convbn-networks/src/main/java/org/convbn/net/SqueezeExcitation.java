@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -34,6 +36,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Keeps u (not owned: the caller keeps it alive until the backward), p, fc1's output before and after its
  * SiLU, and s, all but u {@code [N, E]} or {@code [N, S]}. Feature maps in either {@link Layout}. Not thread-safe.
  */
+@NotThreadSafe
 public final class SqueezeExcitation {
     private final String name;
     private final Kernels kernels;

@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
@@ -21,6 +23,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * {@code num_batches_tracked} entries are ignored. Loading copies values into the live arrays (casting to their
  * data type) only after every name and shape checked out.
  */
+@ThreadSafe
 public final class StateDict {
     private static final String IGNORED_SUFFIX = "num_batches_tracked";
 

@@ -1,5 +1,7 @@
 package org.convbn.train;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Arrays;
 
 import org.convbn.train.data.FashionMnist;
@@ -14,6 +16,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
  * @param images {@code [n, C, H, W]}
  * @param labels {@code n} class indices
  */
+@NotThreadSafe
 public record InMemoryDataset(INDArray images, int[] labels) {
 
     public InMemoryDataset {
@@ -91,6 +94,7 @@ public record InMemoryDataset(INDArray images, int[] labels) {
      * @param images {@code [b, C, H, W]}
      * @param labels {@code b} labels
      */
+    @NotThreadSafe
     public record Batch(INDArray images, int[] labels) {
     }
 }

@@ -1,5 +1,8 @@
 package org.convbn.train;
 
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.List;
 import java.util.SplittableRandom;
@@ -15,6 +18,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * A small training loop over an {@link InMemoryDataset}: shuffled mini-batches, one {@link ResNet#step} each, and the
  * test accuracy at regular intervals. The network trains in whatever mode it is in.
  */
+@NotThreadSafe
 public final class Trainer {
     private Trainer() {
     }
@@ -27,6 +31,7 @@ public final class Trainer {
      * @param trainLoss mean training loss since the previous point (NaN at step 0)
      * @param testAccuracy accuracy on the test set, 0..1
      */
+    @Immutable
     public record Point(int step, double epoch, double trainLoss, double testAccuracy) {
     }
 

@@ -1,5 +1,8 @@
 package org.convbn.train;
 
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
+
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.Optimizer;
 import org.convbn.nd4j.kernel.Arena;
@@ -8,6 +11,7 @@ import org.convbn.net.SoftmaxCrossEntropy;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** One training step of a {@link Network}: forward, softmax cross-entropy, backward with the update inside it. */
+@NotThreadSafe
 public final class TrainingStep {
     private TrainingStep() {
     }
@@ -18,6 +22,7 @@ public final class TrainingStep {
      * @param loss the loss before the update
      * @param retained what the network held between its forward and its backward (exact)
      */
+    @Immutable
     public record Result(double loss, RetainedBytes retained) {
     }
 

@@ -1,5 +1,7 @@
 package org.convbn.onednn;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_OUTPUT_SCALES;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
@@ -61,6 +63,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  *
  * <p>oneDNN and ND4J share one OpenMP runtime in the process (both load {@code libgomp.so.1}). Not thread-safe.
  */
+@NotThreadSafe
 public final class OnednnKernels implements Kernels {
     private final Arena arena;
     private final stream stream = new stream(Dnnl.ENGINE);

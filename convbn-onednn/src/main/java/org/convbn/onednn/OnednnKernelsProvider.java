@@ -1,5 +1,7 @@
 package org.convbn.onednn;
 
+import net.jcip.annotations.ThreadSafe;
+
 import org.bytedeco.javacpp.Loader;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -14,6 +16,7 @@ import org.slf4j.LoggerFactory;
  * application puts {@code org.bytedeco:dnnl} with its platform's classifier on the class path). Found through
  * {@link java.util.ServiceLoader}; ranks above ND4J's own kernels.
  */
+@ThreadSafe
 public final class OnednnKernelsProvider implements KernelsProvider {
     /** The name {@code -Dconvbn.kernels=onednn} selects. */
     public static final String NAME = "onednn";

@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -17,6 +19,7 @@ import org.convbn.io.AtomicFiles;
  * layout {@link ImageFolder} reads: {@code DIR/<class>/<index>.png}, the class folder named by its label as
  * {@code "<label>-<name>"} so that sorting the folders keeps the label order.
  */
+@ThreadSafe
 public final class ClassFolders {
     private ClassFolders() {
     }

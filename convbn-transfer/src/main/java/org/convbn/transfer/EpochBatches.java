@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Random;
@@ -17,6 +19,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * source keeps example order and the last partial batch. Subclasses load the examples of a batch; labels are one-hot
  * {@code [N, classes]}, and the pre-processor, if any, runs on every batch. Not thread-safe.
  */
+@NotThreadSafe
 public abstract class EpochBatches implements DataSetIterator, EpochAware {
     private static final long serialVersionUID = 1L;
     private final int size;

@@ -1,5 +1,8 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
+
 import org.convbn.train.TrainingStep;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -54,6 +57,7 @@ import org.nd4j.linalg.schedule.ScheduleType;
  * }</pre>
  * Not thread-safe; the run owns the network and closes it.
  */
+@NotThreadSafe
 public final class FineTuning implements AutoCloseable {
     /** The format tag in a checkpoint's metadata. */
     public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/1";
@@ -95,6 +99,7 @@ public final class FineTuning implements AutoCloseable {
      * @param schedule the learning-rate schedule
      * @param epochs the planned number of epochs (the schedule's length), &gt;= 1
      */
+    @Immutable
     public record Config(String model, Mode mode, int freezeStages, OptimizerKind optimizer, double learningRate,
                          double weightDecay, LrSchedule schedule, int epochs) {
         public Config {
@@ -145,6 +150,7 @@ public final class FineTuning implements AutoCloseable {
      * @param arenaPeakBytes the most the network's arena had leased at once during the epoch's training: every
      *                       activation, temporary and gradient of a step
      */
+    @Immutable
     public record Epoch(int epoch, double trainLoss, double validationLoss, double validationAccuracy,
                         long trainImages, double trainSeconds, double learningRate, long retainedBytes,
                         long arenaPeakBytes) {
@@ -156,6 +162,7 @@ public final class FineTuning implements AutoCloseable {
 
     /** Told after each training batch. */
     @FunctionalInterface
+    @NotThreadSafe
     public interface BatchListener {
         /**
          * @param batchIndex 0-based within the epoch

@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.List;
 import java.util.Random;
 
@@ -11,6 +13,7 @@ import org.nd4j.linalg.dataset.DataSet;
  * channels, standardised) at its own resolution, shuffled per epoch by a seed ({@link EpochAware}); labels one-hot.
  * Training drops the last partial batch, validation keeps it.
  */
+@NotThreadSafe
 public final class IdxBatches extends EpochBatches {
     private static final long serialVersionUID = 1L;
     private final InMemoryDataset data;

@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
@@ -38,6 +40,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>DataVec's ImageRecordReader is not used because it numbers labels from the files it is given (a validation
  * split lacking a class would shift them) and fixes its order at initialisation.
  */
+@NotThreadSafe
 public final class ImageBatches extends EpochBatches {
     private static final long serialVersionUID = 1L;
     /** The random crop is taken from the image resized to this multiple of the resolution (torchvision: 256/224). */

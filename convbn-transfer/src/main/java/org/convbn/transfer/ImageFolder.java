@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.Immutable;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -31,6 +33,7 @@ import javax.imageio.stream.ImageInputStream;
  * @param validation the validation examples, in scan order (empty when no split was asked for)
  * @param skipped the files left out because their header could not be read, each with the reason
  */
+@Immutable
 public record ImageFolder(Path root, List<String> classes, List<Example> train, List<Example> validation,
                           List<String> skipped) {
     /** File extensions taken, lower case. */
@@ -42,6 +45,7 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
      * @param file the image file
      * @param label index into {@link ImageFolder#classes()}
      */
+    @Immutable
     public record Example(Path file, int label) {
     }
 

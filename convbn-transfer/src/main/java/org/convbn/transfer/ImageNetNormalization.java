@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.ThreadSafe;
+
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
@@ -12,6 +14,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * {@code x = (p / 255 - mean[c]) / std[c]} with mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225), what
  * torchvision's pretrained weights expect. Modifies the features in place.
  */
+@ThreadSafe
 public final class ImageNetNormalization implements DataSetPreProcessor {
     /** Per-channel mean of ImageNet, R, G, B, on 0..1 pixels. */
     public static final double[] MEAN = {0.485, 0.456, 0.406};

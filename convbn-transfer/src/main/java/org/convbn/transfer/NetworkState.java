@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -19,6 +21,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * under their torchvision names, and {@code fc}. Exact: a network restored from it computes what the original
  * would have, bit for bit.
  */
+@ThreadSafe
 public final class NetworkState {
     private NetworkState() {
     }

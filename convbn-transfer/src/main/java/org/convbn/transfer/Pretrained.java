@@ -1,5 +1,7 @@
 package org.convbn.transfer;
 
+import net.jcip.annotations.ThreadSafe;
+
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
@@ -17,6 +19,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * unexpected and mis-shaped name is listed and nothing is loaded then ({@code num_batches_tracked} counters are
  * ignored). The head's size is read from {@code fc.weight}.
  */
+@ThreadSafe
 public final class Pretrained {
     private Pretrained() {
     }

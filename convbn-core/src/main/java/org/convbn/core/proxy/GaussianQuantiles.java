@@ -1,9 +1,12 @@
 package org.convbn.core.proxy;
 
+import net.jcip.annotations.ThreadSafe;
+
 /**
  * Deterministic Gaussian quantiles: {@code u_k = sqrt(2) erfinv(2 (k + 1/2) / K - 1) = Phi^-1((k + 1/2) / K)}, the
  * K points that stand in for a standard normal variable in a proxy-normalised activation.
  */
+@ThreadSafe
 public final class GaussianQuantiles {
     private GaussianQuantiles() {
     }

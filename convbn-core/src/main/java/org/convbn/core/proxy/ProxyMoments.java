@@ -1,5 +1,7 @@
 package org.convbn.core.proxy;
 
+import net.jcip.annotations.NotThreadSafe;
+
 /**
  * The proxy's per-channel mean and variance and their gradients, in float64: weight-sized work (K points per
  * channel), shared by every implementation of the proxy-normalised activation.
@@ -13,6 +15,7 @@ package org.convbn.core.proxy;
  * @param mean mu per channel
  * @param variance sigma2 per channel
  */
+@NotThreadSafe
 public record ProxyMoments(double[] mean, double[] variance) {
 
     /**

@@ -1,5 +1,7 @@
 package org.convbn.core.proxy;
 
+import net.jcip.annotations.Immutable;
+
 import org.convbn.core.Checks;
 
 /**
@@ -22,6 +24,7 @@ import org.convbn.core.Checks;
  * @param proxyPoints K, the number of Gaussian quantiles (200)
  * @param activation phi
  */
+@Immutable
 public record ProxyNormConfig(int channels, int groups, double groupNormEps, double proxyEps, int proxyPoints,
                               Activation activation) {
     public static final double DEFAULT_GROUP_NORM_EPS = 1e-5;

@@ -1,5 +1,7 @@
 package org.convbn.nd4j.kernel;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
@@ -13,6 +15,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * call (inside the caller's ND4J workspace scope, if any) and frees on release, for frameworks such as DL4J that own
  * memory with workspaces of their own. An arena is not thread-safe: one thread uses it at a time.
  */
+@NotThreadSafe
 public interface Arena {
 
     /**

@@ -1,5 +1,7 @@
 package org.convbn.nd4j.kernel;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.Comparator;
 import java.util.List;
 import java.util.ServiceLoader;
@@ -37,6 +39,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * {@code arena().release(...)}. Arguments are assumed validated (shapes, data type) by the caller. A kernel set is
  * not thread-safe.
  */
+@NotThreadSafe
 public interface Kernels {
 
     /** @return a short name, e.g. "nd4j" or "onednn" */
@@ -102,6 +105,7 @@ public interface Kernels {
      * @param weight dL/dw' {@code [O, C/groups, kH, kW]} (w' the scaled weight)
      * @param bias dL/db {@code [O]}, or null when not requested
      */
+    @NotThreadSafe
     record ConvGradients(INDArray input, INDArray weight, INDArray bias) {
     }
 
@@ -194,6 +198,7 @@ public interface Kernels {
      * @param mean batch mean {@code [C]}
      * @param variance biased batch variance {@code [C]}
      */
+    @NotThreadSafe
     record BatchStatistics(INDArray output, INDArray mean, INDArray variance) {
     }
 
@@ -204,6 +209,7 @@ public interface Kernels {
      * @param gamma dL/dgamma {@code [C]}, or null without an affine BN
      * @param beta dL/dbeta {@code [C]}, or null without an affine BN
      */
+    @NotThreadSafe
     record BatchNormGradients(INDArray input, INDArray gamma, INDArray beta) {
     }
 
@@ -236,6 +242,7 @@ public interface Kernels {
      * @param inputShape the input's logical shape
      * @param inputLayout the input's layout
      */
+    @NotThreadSafe
     record Pooled(INDArray output, INDArray workspace, long[] inputShape, Layout inputLayout) {
         /** @return whether the backward reads the input's values (else the workspace stands in for them) */
         public boolean needsInput() {

@@ -1,11 +1,14 @@
 package org.convbn.nd4j.kernel;
 
+import net.jcip.annotations.ThreadSafe;
+
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * A source of {@link Kernels}, found with {@link java.util.ServiceLoader}: a module that brings faster kernels
  * lists its provider in {@code META-INF/services/org.convbn.nd4j.kernel.KernelsProvider}.
  */
+@ThreadSafe
 public interface KernelsProvider {
     /** System property naming the provider {@link Kernels#create} must use, e.g. {@code -Dconvbn.kernels=nd4j}. */
     String PROPERTY = "convbn.kernels";

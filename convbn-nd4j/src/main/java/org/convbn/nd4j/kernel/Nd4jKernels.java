@@ -1,5 +1,7 @@
 package org.convbn.nd4j.kernel;
 
+import net.jcip.annotations.NotThreadSafe;
+
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.Conv2dOps;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -16,6 +18,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * {@code conv2d_bp} ({@link Conv2dOps}, groups as a loop), BatchNorm as per-channel broadcast passes, pooling on
  * {@code maxpool2d}. Computes in NCHW; reads and writes {@link Layout#BLOCKED8} by converting.
  */
+@NotThreadSafe
 public final class Nd4jKernels implements Kernels {
     /** The provider of these kernels: every type, lowest priority. */
     public static final KernelsProvider PROVIDER = new KernelsProvider() {

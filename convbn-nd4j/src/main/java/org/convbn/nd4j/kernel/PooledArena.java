@@ -1,5 +1,8 @@
 package org.convbn.nd4j.kernel;
 
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
+
 import java.util.ArrayList;
 import java.util.Comparator;
 import java.util.EnumMap;
@@ -31,6 +34,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * <p>Strict: releasing an array that is not leased from this arena (never handed out, or released already) throws,
  * which catches double frees and tensors that escaped their owner. Not thread-safe.
  */
+@NotThreadSafe
 public final class PooledArena implements Arena, AutoCloseable {
     /**
      * Bytes of a chunk; larger requests get a chunk of their own size. Large, so that few blocks straddle a chunk's
@@ -51,6 +55,7 @@ public final class PooledArena implements Arena, AutoCloseable {
      * @param peakLeasedBytes the largest {@code leasedBytes} since creation or {@link #resetPeak()}
      * @param buffersCreated chunks allocated from the system since creation
      */
+    @Immutable
     public record Stats(long reservedBytes, long touchedBytes, long leasedBytes, long peakLeasedBytes,
                         long buffersCreated) {
     }

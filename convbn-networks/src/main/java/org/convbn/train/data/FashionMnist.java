@@ -1,5 +1,8 @@
 package org.convbn.train.data;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -9,6 +12,7 @@ import java.util.List;
  * Locates and reads Fashion-MNIST (70,000 28x28 grayscale images of 10 clothing classes) from IDX files, by default
  * where Debian's package {@code dataset-fashion-mnist} installs them.
  */
+@ThreadSafe
 public final class FashionMnist {
     /** Where the Debian package puts the files (found with {@code dpkg -L dataset-fashion-mnist}). */
     public static final Path DEBIAN_DIRECTORY = Path.of("/usr/share/datasets/fashion-mnist");
@@ -25,6 +29,7 @@ public final class FashionMnist {
      * @param images {@code [n, 28, 28]} unsigned bytes
      * @param labels {@code [n]}, 0..9
      */
+    @NotThreadSafe
     public record Split(Idx.Array images, Idx.Array labels) {
         public Split {
             if (images.shape().length != 3 || labels.shape().length != 1 || images.shape()[0] != labels.shape()[0]) {

@@ -1,5 +1,8 @@
 package org.convbn.train.data;
 
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
+
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -19,6 +22,7 @@ import java.util.zip.GZIPOutputStream;
  * Reads and writes IDX files (the format of MNIST and Fashion-MNIST) of unsigned bytes, plain or gzip-compressed: a 4-byte magic
  * {@code 0x00 0x00 0x08 rank}, {@code rank} big-endian 32-bit dimensions, then the values in row-major order.
  */
+@ThreadSafe
 public final class Idx {
     /** The third magic byte of unsigned-byte data. */
     private static final int UNSIGNED_BYTE = 0x08;
@@ -34,6 +38,7 @@ public final class Idx {
      * @param shape the dimensions
      * @param values the values in row-major order, as stored (read them with {@code & 0xFF})
      */
+    @NotThreadSafe
     public record Array(int[] shape, byte[] values) {
         /** @return the value at a flat index, 0..255 */
         public int get(long index) {

@@ -65,7 +65,7 @@ class ParallelWrapperTest {
 
     @ParameterizedTest
     @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY", "TUNE"})
-    void twoWorkersTakeTheCombinedBatchStep(Mode mode) throws Exception {
+    void twoWorkersTakeTheCombinedBatchStep(Mode mode) {
         ComputationGraph single = converted(mode, DataType.DOUBLE);
         ComputationGraph parallel = converted(mode, DataType.DOUBLE);
         List<DataSet> batches = minibatches(DataType.DOUBLE, 2 * ROUNDS);
@@ -87,7 +87,7 @@ class ParallelWrapperTest {
      * over a worker's minibatch, not over both.
      */
     @Test
-    void trainAveragesTheWorkersOwnSteps() throws Exception {
+    void trainAveragesTheWorkersOwnSteps() {
         ComputationGraph alone0 = converted(Mode.TRAIN, DataType.DOUBLE);
         ComputationGraph alone1 = converted(Mode.TRAIN, DataType.DOUBLE);
         ComputationGraph combined = converted(Mode.TRAIN, DataType.DOUBLE);
@@ -111,7 +111,7 @@ class ParallelWrapperTest {
 
     /** What an application runs: float32 layers on the oneDNN kernels, one network per worker thread. */
     @Test
-    void float32OnTheOnednnKernels() throws Exception {
+    void float32OnTheOnednnKernels() {
         ComputationGraph single = converted(Mode.TUNE, DataType.FLOAT);
         ComputationGraph parallel = converted(Mode.TUNE, DataType.FLOAT);
         List<DataSet> batches = minibatches(DataType.FLOAT, 2 * ROUNDS);

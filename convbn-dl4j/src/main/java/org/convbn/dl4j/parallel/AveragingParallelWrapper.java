@@ -67,6 +67,18 @@ public final class AveragingParallelWrapper extends ParallelWrapper {
         }
     }
 
+    /** Stops the worker threads; the model keeps its parameters. */
+    @Override
+    public void close() {
+        try {
+            super.close();
+        } catch (RuntimeException e) {
+            throw e;
+        } catch (Exception e) {
+            throw new IllegalStateException("closing the workers failed: " + e.getMessage(), e);
+        }
+    }
+
     /**
      * @param model the network to train: an initialised {@link ComputationGraph} or {@link MultiLayerNetwork};
      *              modified by every fit (it is worker 0's model)

@@ -33,13 +33,13 @@ import org.nd4j.linalg.lossfunctions.LossFunctions;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /** Small DL4J networks with non-trivial trained-looking parameters, and comparisons. */
-final class Dl4jFixtures {
+public final class Dl4jFixtures {
     private Dl4jFixtures() {
     }
 
     /** Input of the residual graph: [N, 3, 7, 6]. */
-    static final long[] INPUT_SHAPE = {4, 3, 7, 6};
-    static final int CLASSES = 3;
+    public static final long[] INPUT_SHAPE = {4, 3, 7, 6};
+    public static final int CLASSES = 3;
 
     /**
      * in -> conv1 (3x3, pad 1) -> bn1 -> tanh -> conv2 (3x3 Same, stride 2) -> bn2 --+--> tanh -> avg pool -> softmax
@@ -47,7 +47,7 @@ final class Dl4jFixtures {
      *
      * @param frozenBn whether each BN is wrapped in FrozenLayerWithBackprop (DL4J's fine-tuning with frozen BN)
      */
-    static ComputationGraph residualGraph(DataType type, IUpdater updater, boolean frozenBn, WorkspaceMode ws,
+    public static ComputationGraph residualGraph(DataType type, IUpdater updater, boolean frozenBn, WorkspaceMode ws,
                                           long seed) {
         return residualGraph(type, updater, frozenBn ? Norm.FROZEN_BN : Norm.BN, ws, seed);
     }
@@ -184,11 +184,11 @@ final class Dl4jFixtures {
         }
     }
 
-    static INDArray input(DataType type, long seed) {
+    public static INDArray input(DataType type, long seed) {
         return Nd4j.rand(seed, INPUT_SHAPE).castTo(type).subi(0.5).muli(2);
     }
 
-    static INDArray labels(DataType type, long seed) {
+    public static INDArray labels(DataType type, long seed) {
         INDArray y = Nd4j.zeros(type, INPUT_SHAPE[0], CLASSES);
         SplittableRandom rng = new SplittableRandom(seed);
         for (int i = 0; i < INPUT_SHAPE[0]; i++) {
@@ -200,7 +200,7 @@ final class Dl4jFixtures {
     /**
      * Asserts {@code max|expected - actual| <= tolerance * max(1, max|expected|)}.
      */
-    static void assertClose(String what, INDArray expected, INDArray actual, double tolerance) {
+    public static void assertClose(String what, INDArray expected, INDArray actual, double tolerance) {
         assertArrayEquals(expected.shape(), actual.reshape(expected.shape()).shape(), what + ": shape");
         INDArray e = expected.castTo(DataType.DOUBLE);
         INDArray a = actual.reshape(expected.shape()).castTo(DataType.DOUBLE);

@@ -14,6 +14,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.nn.params.BatchNormalizationParamInitializer;
 import org.deeplearning4j.zoo.model.ResNet50;
 import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.memory.MemoryWorkspace;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.factory.Nd4j;
@@ -23,9 +24,10 @@ import org.nd4j.linalg.learning.config.Nesterovs;
  * One {@code fit} of DL4J's zoo ResNet50 (its configuration, built without downloading weights) on a fixed random
  * batch, fine-tuned with frozen BN: as DL4J does it (each BatchNormalization in FrozenLayerWithBackprop), or
  * converted to ConvBN layers in a mode. SGD with Nesterov momentum 0.9 (learning rate {@link #LEARNING_RATE}), the
- * zoo's l1/l2. DL4J's
- * workspaces are off for every variant: DL4J 1.0.0-M2.1 fails FrozenLayerWithBackprop(BatchNormalization) with them on,
- * and without them the RSS high-water mark of a step measures what the step needs.
+ * zoo's l1/l2. The converted variants run with DL4J's workspaces on (training and inference), as a DL4J application
+ * runs; DL4J's own frozen-BN network runs with them off, because DL4J 1.0.0-M2.1 fails
+ * FrozenLayerWithBackprop(BatchNormalization) with them on ("outdated workspace pointer"). The workspaces DL4J keeps
+ * between steps are counted in a step's memory ({@link #heldBetweenStepsBytes}).
  */
 public final class Dl4jStep implements BenchStep {
     /**
@@ -56,9 +58,14 @@ public final class Dl4jStep implements BenchStep {
             throw new IllegalArgumentException("--resolution: the zoo ResNet50 needs >= 112, got " + resolution);
         }
         ComputationGraph frozenBn = frozenBnResNet50(resolution, seed, learningRate);
-        this.graph = variant.mode() == null ? frozenBn
-                : ConvBNConverter.builder().mode(variant.mode()).tuneFold(variant.tuneFold()).build()
-                        .apply(frozenBn).network();
+        if (variant.mode() == null) {
+            this.graph = frozenBn;
+        } else {
+            this.graph = ConvBNConverter.builder().mode(variant.mode()).tuneFold(variant.tuneFold()).build()
+                    .apply(frozenBn).network();
+            graph.getConfiguration().setTrainingWorkspaceMode(WorkspaceMode.ENABLED);
+            graph.getConfiguration().setInferenceWorkspaceMode(WorkspaceMode.ENABLED);
+        }
         Nd4j.getRandom().setSeed(seed);
         INDArray x = Nd4j.randn(DataType.FLOAT, batchSize, 3, resolution, resolution);
         INDArray y = Nd4j.zeros(DataType.FLOAT, batchSize, NetworkStep.CLASSES);
@@ -122,6 +129,19 @@ public final class Dl4jStep implements BenchStep {
     public double run() {
         graph.fit(batch);
         return graph.score();
+    }
+
+    /**
+     * @return the bytes DL4J's workspaces of this thread hold between steps (allocated once, reused by every step;
+     *         none without workspaces)
+     */
+    @Override
+    public long heldBetweenStepsBytes() {
+        long bytes = 0;
+        for (MemoryWorkspace ws : Nd4j.getWorkspaceManager().getAllWorkspacesForCurrentThread()) {
+            bytes += ws.getCurrentSize();
+        }
+        return bytes;
     }
 
     /** Not tracked for DL4J networks: DL4J keeps each layer's input and its own caches. */

@@ -8,7 +8,8 @@ import picocli.CommandLine.Command;
         description = {"Measure and compare the ConvBN modes.",
             "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"},
         subcommands = {ReportCommand.class, ProfileCommand.class, CompareCommand.class, MeasureCommand.class, ChartCommand.class,
-            CostCommand.class, FineTuneCommand.class, ClassFoldersCommand.class, LowResolutionCommand.class})
+            CostCommand.class, FineTuneCommand.class, ClassFoldersCommand.class, LowResolutionCommand.class,
+            ParallelCommand.class})
 public final class BenchMain {
     private BenchMain() {
     }

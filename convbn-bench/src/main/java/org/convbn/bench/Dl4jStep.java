@@ -155,6 +155,11 @@ public final class Dl4jStep implements BenchStep {
         return -1;
     }
 
+    /** @return the fixed minibatch every step trains on */
+    public DataSet batch() {
+        return batch;
+    }
+
     /** @return the network */
     public ComputationGraph graph() {
         return graph;

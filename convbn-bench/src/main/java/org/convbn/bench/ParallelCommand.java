@@ -19,7 +19,7 @@ import picocli.CommandLine.Option;
  * Throughput of data-parallel fine-tuning on one machine: the DL4J zoo ResNet50 converted to ConvBN layers (a
  * {@link Dl4jVariant}, workspaces on) trained by one worker ({@code fit} on each minibatch) or by N workers
  * ({@link AveragingParallelWrapper}, averaging after every round of N minibatches), in one fit. Each round is timed
- * on its own (the first ones, which build the workers' replicas, as warm-up); prints the median images per second
+ * on its own (the first ones, the first of which builds the workers' replicas, as warm-up); prints the median images per second
  * with the spread.
  */
 @Command(name = "parallel", mixinStandardHelpOptions = true,
@@ -92,8 +92,9 @@ final class ParallelCommand implements Callable<Integer> {
             double seconds = (starts[r + 1] - starts[r]) / 1e9;
             double rate = (double) workers * batch / seconds;
             boolean measured = r >= warmup;
+            String label = measured ? "" : workers > 1 && r == 0 ? " (warm-up: the replicas are built)" : " (warm-up)";
             System.err.printf(Locale.ROOT, "  [%d worker(s)] round %d/%d%s: %.0f ms, %.2f images/s%n", workers, r + 1,
-                    total, measured ? "" : " (warm-up: the workers' replicas are built)", seconds * 1e3, rate);
+                    total, label, seconds * 1e3, rate);
             if (measured) {
                 rates.add(rate);
             }

@@ -56,7 +56,8 @@ public final class SparkTuneJob implements Callable<Integer> {
             + "ResNet50 configuration, He-initialised, with --classes outputs)")
     Path network;
     @Option(names = "--data", description = "a directory (local, HDFS, S3: any Hadoop path) of DataSet files of "
-            + "--batch examples each (default: random images, --steps rounds of them)")
+            + "--batch examples each; needed with --network (default: random images for the zoo network, --steps "
+            + "rounds of them)")
     String data;
     @Option(names = "--mode", description = "the ConvBN layers' mode (default: ${DEFAULT-VALUE})")
     Mode mode = Mode.TUNE;
@@ -156,6 +157,10 @@ public final class SparkTuneJob implements Callable<Integer> {
         }
         if (!(learningRate >= 0) || !Double.isFinite(learningRate)) {
             throw new IllegalArgumentException("--learning-rate: expected a finite value >= 0, got " + learningRate);
+        }
+        if (network != null && data == null) {
+            throw new IllegalArgumentException("--data: expected with --network (random images are made for the zoo "
+                    + "network's input only), got none");
         }
         if (network != null && !Files.isRegularFile(network)) {
             throw new IllegalArgumentException("--network: expected a ModelSerializer file, got " + network

@@ -9,7 +9,6 @@ import java.util.function.Supplier;
 
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.ConcurrentRuns;
-import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -31,9 +30,7 @@ class ConcurrentConvertedNetworksTest {
 
     private static Supplier<Map<String, double[]>> job(Mode mode, DataType type, long seed) {
         return () -> {
-            ComputationGraph original = Dl4jFixtures.residualGraph(type, new Nesterovs(0.05, 0.9), false,
-                    WorkspaceMode.ENABLED, seed);
-            ComputationGraph net = ConvBNConverter.builder().mode(mode).build().apply(original).network();
+            ComputationGraph net = Dl4jFixtures.converted(mode, type, new Nesterovs(0.05, 0.9), seed);
             Map<String, double[]> out = new LinkedHashMap<>();
             double[] scores = new double[3];
             for (int s = 0; s < scores.length; s++) {

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Map;
 import java.util.SplittableRandom;
 
+import org.convbn.core.Mode;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.ConvolutionMode;
@@ -94,6 +95,23 @@ public final class Dl4jFixtures {
         graph.init();
         randomizeBatchNormAndBiases(graph.getLayers(), seed);
         return graph;
+    }
+
+    /**
+     * The residual graph (BN, workspaces on) converted to ConvBN layers in {@code mode}: the network the
+     * multi-worker and multi-thread tests train.
+     */
+    public static ComputationGraph converted(Mode mode, DataType type, IUpdater updater, long seed) {
+        ComputationGraph original = residualGraph(type, updater, false, WorkspaceMode.ENABLED, seed);
+        return ConvBNConverter.builder().mode(mode).build().apply(original).network();
+    }
+
+    /** Asserts that two networks hold the same parameters and updater state (see {@link #assertClose}). */
+    public static void assertSameTrainingState(String what, ComputationGraph expected, ComputationGraph actual,
+                                               double tolerance) {
+        assertClose(what + " parameters", expected.params(), actual.params(), tolerance);
+        assertClose(what + " updater state", expected.getUpdater().getStateViewArray(),
+                actual.getUpdater().getStateViewArray(), tolerance);
     }
 
     /** eps of every BN. */

@@ -1,6 +1,7 @@
 package org.convbn.dl4j;
 
 import static org.convbn.dl4j.Dl4jFixtures.assertClose;
+import static org.convbn.dl4j.Dl4jFixtures.assertSameTrainingState;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,7 +12,6 @@ import java.util.List;
 import org.convbn.core.Mode;
 import org.convbn.dl4j.parallel.AveragingParallelWrapper;
 import org.deeplearning4j.datasets.iterator.utilty.ListDataSetIterator;
-import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -42,10 +42,9 @@ class ParallelWrapperTest {
     private static final long SEED = 23;
     private static final int ROUNDS = 3;
 
+    /** The converted residual graph, Nesterov momentum 0.05 / 0.9. */
     private static ComputationGraph converted(Mode mode, DataType type) {
-        ComputationGraph original = Dl4jFixtures.residualGraph(type, new Nesterovs(0.05, 0.9), false,
-                WorkspaceMode.ENABLED, SEED);
-        return ConvBNConverter.builder().mode(mode).build().apply(original).network();
+        return Dl4jFixtures.converted(mode, type, new Nesterovs(0.05, 0.9), SEED);
     }
 
     /** Minibatches of {@code INPUT_SHAPE[0]} examples, two per round. */
@@ -55,12 +54,6 @@ class ParallelWrapperTest {
             out.add(new DataSet(Dl4jFixtures.input(type, 100 + i), Dl4jFixtures.labels(type, 200 + i)));
         }
         return out;
-    }
-
-    private static void assertSameState(String what, ComputationGraph expected, ComputationGraph actual, double tol) {
-        assertClose(what + " parameters", expected.params(), actual.params(), tol);
-        assertClose(what + " updater state", expected.getUpdater().getStateViewArray(),
-                actual.getUpdater().getStateViewArray(), tol);
     }
 
     @ParameterizedTest
@@ -77,7 +70,7 @@ class ParallelWrapperTest {
             wrapper.fit(new ListDataSetIterator<>(batches, 1));
         }
         assertTrue(parallel.params().sub(start).amaxNumber().doubleValue() > 1e-3, "the parameters moved");
-        assertSameState(mode.toString(), single, parallel, FLOAT64_TOLERANCE);
+        assertSameTrainingState(mode.toString(), single, parallel, FLOAT64_TOLERANCE);
         assertEquals(mode, ConvBNLayers.of(parallel).get(0).mode());
     }
 
@@ -121,7 +114,7 @@ class ParallelWrapperTest {
         try (AveragingParallelWrapper wrapper = AveragingParallelWrapper.builder(parallel).prefetch(0).build()) {
             wrapper.fit(new ListDataSetIterator<>(batches, 1));
         }
-        assertSameState("float32 TUNE", single, parallel, FLOAT32_TOLERANCE);
+        assertSameTrainingState("float32 TUNE", single, parallel, FLOAT32_TOLERANCE);
     }
 
     @Test

@@ -1,11 +1,6 @@
 package org.convbn.net;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
-import java.util.List;
-
 import org.convbn.core.Mode;
-import org.convbn.testkit.conformance.ConcurrentRuns;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -20,17 +15,13 @@ class ConcurrentNetworksTest {
      * Measured here: 0 (the same bits).
      */
     static final double TOLERANCE = 1e-10;
-    /** Gradients and parameters below this compare in absolute terms (see RelativeError). */
-    static final double FLOOR = 1e-3;
 
     @Test
     void twoResNetsInTwoThreadsMatchSequentialRuns() {
-        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(List.of(
+        ConcurrentTraining.assertConcurrentMatchesSequential(TOLERANCE,
                 ConcurrentTraining.job(ConcurrentTraining.resnet18(DataType.DOUBLE, Mode.TUNE, 1), 32,
                         DataType.DOUBLE, 11),
                 ConcurrentTraining.job(ConcurrentTraining.resnet18(DataType.DOUBLE, Mode.TRAIN, 2), 32,
-                        DataType.DOUBLE, 12)), FLOOR);
-        System.out.println("two threads vs one after the other, worst relative error: " + o.worst());
-        assertTrue(o.worst() <= TOLERANCE, "worst " + o.worst() + ": " + o.errors());
+                        DataType.DOUBLE, 12));
     }
 }

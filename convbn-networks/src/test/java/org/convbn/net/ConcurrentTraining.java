@@ -1,11 +1,15 @@
 package org.convbn.net;
 
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
 
 import org.convbn.core.Mode;
 import org.convbn.nd4j.Optimizer;
+import org.convbn.testkit.conformance.ConcurrentRuns;
 import org.convbn.train.TrainingStep;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -13,10 +17,12 @@ import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.Nesterovs;
 
 /**
- * Training jobs for {@link org.convbn.testkit.conformance.ConcurrentRuns}: each builds its own network from a seed,
+ * Training jobs for {@link ConcurrentRuns}: each builds its own network from a seed,
  * takes a few SGD steps on its own seeded batch and returns the losses and every parameter and running statistic.
  */
 public final class ConcurrentTraining {
+    /** Gradients, parameters and statistics below this compare in absolute terms (see RelativeError). */
+    public static final double FLOOR = 1e-3;
     /** Steps per job. */
     public static final int STEPS = 2;
     private static final int[] LABELS = {3, 1};
@@ -46,6 +52,17 @@ public final class ConcurrentTraining {
             }
             return out;
         };
+    }
+
+    /**
+     * Runs the jobs one after the other, then together on as many threads, and asserts that every result agrees
+     * within {@code tolerance}; prints the worst relative error.
+     */
+    @SafeVarargs
+    public static void assertConcurrentMatchesSequential(double tolerance, Supplier<Map<String, double[]>>... jobs) {
+        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(List.of(jobs), FLOOR);
+        System.out.println("jobs in threads vs one after the other, worst relative error: " + o.worst());
+        assertTrue(o.worst() <= tolerance, "worst " + o.worst() + ": " + o.errors());
     }
 
     /** @return a ResNet-18 with 10 classes in {@code mode} */

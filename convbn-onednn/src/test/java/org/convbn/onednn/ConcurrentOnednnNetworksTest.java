@@ -1,12 +1,7 @@
 package org.convbn.onednn;
 
-import static org.junit.jupiter.api.Assertions.assertTrue;
-
-import java.util.List;
-
 import org.convbn.core.Mode;
 import org.convbn.net.ConcurrentTraining;
-import org.convbn.testkit.conformance.ConcurrentRuns;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -22,17 +17,13 @@ class ConcurrentOnednnNetworksTest {
      * another's buffers or stream is O(1). Measured here: 0 (the same bits).
      */
     static final double TOLERANCE = 1e-4;
-    /** Gradients and parameters below this compare in absolute terms (see RelativeError). */
-    static final double FLOOR = 1e-3;
 
     @Test
     void aResNetAndAnEfficientNetInTwoThreadsMatchSequentialRuns() {
-        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(List.of(
+        ConcurrentTraining.assertConcurrentMatchesSequential(TOLERANCE,
                 ConcurrentTraining.job(ConcurrentTraining.resnet18(DataType.FLOAT, Mode.TUNE, 1), 64,
                         DataType.FLOAT, 11),
                 ConcurrentTraining.job(ConcurrentTraining.efficientNetB0(DataType.FLOAT, Mode.EVAL, 2), 64,
-                        DataType.FLOAT, 12)), FLOOR);
-        System.out.println("two threads vs one after the other, worst relative error: " + o.worst());
-        assertTrue(o.worst() <= TOLERANCE, "worst " + o.worst() + ": " + o.errors());
+                        DataType.FLOAT, 12));
     }
 }

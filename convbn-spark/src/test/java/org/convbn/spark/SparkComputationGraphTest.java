@@ -1,6 +1,7 @@
 package org.convbn.spark;
 
 import static org.convbn.dl4j.Dl4jFixtures.assertClose;
+import static org.convbn.dl4j.Dl4jFixtures.assertSameTrainingState;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -11,11 +12,9 @@ import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.convbn.core.Mode;
-import org.convbn.dl4j.ConvBNConverter;
 import org.convbn.dl4j.ConvBNLayers;
 import org.convbn.dl4j.Dl4jFixtures;
 import org.deeplearning4j.datasets.iterator.utilty.ListDataSetIterator;
-import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.deeplearning4j.spark.impl.graph.SparkComputationGraph;
 import org.deeplearning4j.spark.impl.paramavg.ParameterAveragingTrainingMaster;
@@ -61,10 +60,9 @@ class SparkComputationGraphTest {
         spark.stop();
     }
 
+    /** The converted residual graph, Nesterov momentum 0.05 / 0.9. */
     private static ComputationGraph converted(Mode mode, DataType type) {
-        ComputationGraph original = Dl4jFixtures.residualGraph(type, new Nesterovs(0.05, 0.9), false,
-                WorkspaceMode.ENABLED, SEED);
-        return ConvBNConverter.builder().mode(mode).build().apply(original).network();
+        return Dl4jFixtures.converted(mode, type, new Nesterovs(0.05, 0.9), SEED);
     }
 
     /** Two minibatches of {@link #EXAMPLES}: one per worker. */
@@ -90,12 +88,6 @@ class SparkComputationGraphTest {
         return new SparkComputationGraph(spark, net, master);
     }
 
-    private static void assertSameState(String what, ComputationGraph expected, ComputationGraph actual, double tol) {
-        assertClose(what + " parameters", expected.params(), actual.params(), tol);
-        assertClose(what + " updater state", expected.getUpdater().getStateViewArray(),
-                actual.getUpdater().getStateViewArray(), tol);
-    }
-
     @ParameterizedTest
     @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY", "TUNE"})
     void twoWorkersTakeTheCombinedBatchStep(Mode mode) {
@@ -109,7 +101,7 @@ class SparkComputationGraphTest {
         }
         ComputationGraph trained = distributed.getNetwork();
         assertTrue(trained.params().sub(start).amaxNumber().doubleValue() > 1e-3, "the parameters moved");
-        assertSameState(mode.toString(), single, trained, FLOAT64_TOLERANCE);
+        assertSameTrainingState(mode.toString(), single, trained, FLOAT64_TOLERANCE);
         assertEquals(mode, ConvBNLayers.of(trained).get(0).mode(), "the mode survives Spark's serialisation");
     }
 
@@ -140,7 +132,7 @@ class SparkComputationGraphTest {
             single.fit(DataSet.merge(minibatches));
             distributed.fit(spark.parallelize(minibatches, 2));
         }
-        assertSameState("float32 TUNE", single, distributed.getNetwork(), FLOAT32_TOLERANCE);
+        assertSameTrainingState("float32 TUNE", single, distributed.getNetwork(), FLOAT32_TOLERANCE);
     }
 
     /** Spark's evaluation and score of a converted network are the single process's. */

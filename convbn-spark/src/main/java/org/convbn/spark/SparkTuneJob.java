@@ -80,8 +80,17 @@ public final class SparkTuneJob implements Callable<Integer> {
     @Option(names = "--output", description = "where to write the trained network (ModelSerializer zip)")
     Path output;
 
+    /** Exit codes: 0 done, 2 bad options or input (named in an "error: ..." line), 1 anything else. */
     public static void main(String[] args) {
-        System.exit(new CommandLine(new SparkTuneJob()).execute(args));
+        CommandLine cli = new CommandLine(new SparkTuneJob()).setCaseInsensitiveEnumValuesAllowed(true);
+        cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
+            if (e instanceof IllegalArgumentException || e instanceof IOException) {
+                cmd.getErr().println("error: " + e.getMessage());
+                return 2;
+            }
+            throw e;
+        });
+        System.exit(cli.execute(args));
     }
 
     @Override
@@ -127,8 +136,10 @@ public final class SparkTuneJob implements Callable<Integer> {
             }
             if (!rates.isEmpty()) {
                 Collections.sort(rates);
+                int n = rates.size();
+                double median = n % 2 == 1 ? rates.get(n / 2) : (rates.get(n / 2 - 1) + rates.get(n / 2)) / 2;
                 System.out.printf(Locale.ROOT, "median over steps 2-%d: %.2f images/s (min %.2f, max %.2f)%n",
-                        steps, rates.get(rates.size() / 2), rates.get(0), rates.get(rates.size() - 1));
+                        steps, median, rates.get(0), rates.get(n - 1));
             }
             if (output != null) {
                 ComputationGraph trained = trainer.getNetwork();

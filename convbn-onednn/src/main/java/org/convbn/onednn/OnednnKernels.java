@@ -720,14 +720,65 @@ public final class OnednnKernels implements Kernels {
 
     // ---------------------------------------------------------------- elementwise
 
-    private Dnnl.Prepared relu(long length) {
-        return prepared("relu fwd " + length, () -> {
+    /**
+     * The two elementwise functions the networks use, as oneDNN eltwise algorithms over flat runs of values: ReLU
+     * (its backward reads the output) and SiLU (oneDNN's swish {@code z sigmoid(alpha z)} with alpha 1, vectorised
+     * where libnd4j's sigmoid is not; its backward reads the input).
+     */
+    private enum Eltwise {
+        RELU("relu", algorithm.eltwise_relu_use_dst_for_bwd, 0f, DNNL_ARG_DST),
+        SILU("swish", algorithm.eltwise_swish, 1f, DNNL_ARG_SRC);
+
+        final String name;
+        final algorithm kind;
+        final float alpha;
+        /** The forward tensor the backward reads: the output for ReLU, the input for SiLU. */
+        final int backwardReads;
+
+        Eltwise(String name, algorithm kind, float alpha, int backwardReads) {
+            this.name = name;
+            this.kind = kind;
+            this.alpha = alpha;
+            this.backwardReads = backwardReads;
+        }
+
+        eltwise_forward.desc forward(memory.desc d) {
+            return new eltwise_forward.desc(prop_kind.forward_training, kind, d, alpha, 0f);
+        }
+    }
+
+    /** Runs {@code f} forward on {@code src} into {@code dst} (both dense, same length; may be the same array). */
+    private void eltwiseForward(Eltwise f, INDArray src, INDArray dst) {
+        long length = src.length();
+        Dnnl.Prepared p = prepared(f.name + " fwd " + length, () -> {
             memory.desc d = Dnnl.flat(length);
-            eltwise_forward.primitive_desc pd = new eltwise_forward.primitive_desc(new eltwise_forward.desc(
-                    prop_kind.forward_training, algorithm.eltwise_relu_use_dst_for_bwd, d, 0f, 0f),
-                    Dnnl.userScratchpad(), Dnnl.ENGINE);
+            eltwise_forward.primitive_desc pd = new eltwise_forward.primitive_desc(f.forward(d), Dnnl.userScratchpad(),
+                    Dnnl.ENGINE);
             return new Dnnl.Prepared(new eltwise_forward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DST, d);
         });
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_DST, dst);
+        run(p);
+    }
+
+    /**
+     * Runs {@code f} backward: dx = f'(data) g, where data is the tensor {@link Eltwise#backwardReads} names (all
+     * dense, same length; dx may be g).
+     */
+    private void eltwiseBackward(Eltwise f, INDArray data, INDArray g, INDArray dx) {
+        long length = g.length();
+        Dnnl.Prepared p = prepared(f.name + " bwd " + length, () -> {
+            memory.desc d = Dnnl.flat(length);
+            eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(f.forward(d), Dnnl.ENGINE);
+            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
+                    f.kind, d, d, f.alpha, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(f.backwardReads, d).arg(DNNL_ARG_DIFF_DST, d)
+                    .arg(DNNL_ARG_DIFF_SRC, d);
+        });
+        p.bind(f.backwardReads, data);
+        p.bind(DNNL_ARG_DIFF_DST, g);
+        p.bind(DNNL_ARG_DIFF_SRC, dx);
+        run(p);
     }
 
     @Override
@@ -736,27 +787,7 @@ public final class OnednnKernels implements Kernels {
             Kernels.super.reluInPlace(t);
             return;
         }
-        Dnnl.Prepared p = relu(t.length());
-        p.bind(DNNL_ARG_SRC, t);
-        p.bind(DNNL_ARG_DST, t);
-        run(p);
-    }
-
-    private void reluBackward(INDArray out, INDArray g, INDArray dx) {
-        long length = g.length();
-        Dnnl.Prepared p = prepared("relu bwd " + length, () -> {
-            memory.desc d = Dnnl.flat(length);
-            eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(new eltwise_forward.desc(
-                    prop_kind.forward_training, algorithm.eltwise_relu_use_dst_for_bwd, d, 0f, 0f), Dnnl.ENGINE);
-            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
-                    algorithm.eltwise_relu_use_dst_for_bwd, d, d, 0f, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
-            return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(DNNL_ARG_DST, d).arg(DNNL_ARG_DIFF_DST, d)
-                    .arg(DNNL_ARG_DIFF_SRC, d);
-        });
-        p.bind(DNNL_ARG_DST, out);
-        p.bind(DNNL_ARG_DIFF_DST, g);
-        p.bind(DNNL_ARG_DIFF_SRC, dx);
-        run(p);
+        eltwiseForward(Eltwise.RELU, t, t);
     }
 
     @Override
@@ -765,7 +796,7 @@ public final class OnednnKernels implements Kernels {
             return Kernels.super.reluBackward(out, g);
         }
         INDArray dx = arena.allocate(DataType.FLOAT, g.shape());
-        reluBackward(out, g, dx);
+        eltwiseBackward(Eltwise.RELU, out, g, dx);
         return dx;
     }
 
@@ -775,12 +806,7 @@ public final class OnednnKernels implements Kernels {
             Kernels.super.reluBackwardInPlace(out, g);
             return;
         }
-        reluBackward(out, g, g);
-    }
-
-    /** oneDNN's swish, {@code z sigmoid(alpha z)}, with alpha 1: SiLU, vectorised (libnd4j's sigmoid is not). */
-    private static eltwise_forward.desc swish(memory.desc d) {
-        return new eltwise_forward.desc(prop_kind.forward_training, algorithm.eltwise_swish, d, 1f, 0f);
+        eltwiseBackward(Eltwise.RELU, out, g, g);
     }
 
     @Override
@@ -788,17 +814,8 @@ public final class OnednnKernels implements Kernels {
         if (!isDense(z)) {
             return Kernels.super.silu(z);
         }
-        long length = z.length();
-        Dnnl.Prepared p = prepared("swish fwd " + length, () -> {
-            memory.desc d = Dnnl.flat(length);
-            eltwise_forward.primitive_desc pd = new eltwise_forward.primitive_desc(swish(d), Dnnl.userScratchpad(),
-                    Dnnl.ENGINE);
-            return new Dnnl.Prepared(new eltwise_forward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DST, d);
-        });
         INDArray a = arena.allocate(DataType.FLOAT, z.shape());
-        p.bind(DNNL_ARG_SRC, z);
-        p.bind(DNNL_ARG_DST, a);
-        run(p);
+        eltwiseForward(Eltwise.SILU, z, a);
         return a;
     }
 
@@ -808,19 +825,7 @@ public final class OnednnKernels implements Kernels {
             Kernels.super.siluBackwardInPlace(z, g);
             return;
         }
-        long length = g.length();
-        Dnnl.Prepared p = prepared("swish bwd " + length, () -> {
-            memory.desc d = Dnnl.flat(length);
-            eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(swish(d), Dnnl.ENGINE);
-            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
-                    algorithm.eltwise_swish, d, d, 1f, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
-            return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DIFF_DST, d)
-                    .arg(DNNL_ARG_DIFF_SRC, d);
-        });
-        p.bind(DNNL_ARG_SRC, z);
-        p.bind(DNNL_ARG_DIFF_DST, g);
-        p.bind(DNNL_ARG_DIFF_SRC, g);
-        run(p);
+        eltwiseBackward(Eltwise.SILU, z, g, g);
     }
 
     @Override

@@ -1,5 +1,8 @@
 package org.convbn.bench;
 
+import java.util.List;
+import java.util.Map;
+
 /** One measured training step of some network: what {@code measure} times and samples memory around. */
 public interface BenchStep {
 
@@ -20,8 +23,16 @@ public interface BenchStep {
         return 0;
     }
 
-    /** @return the kernels the step computes on (e.g. "onednn"), or "-" when not a convbn network */
+    /**
+     * @return the kernels the step computes on (e.g. "onednn (oneDNN 2.5.2, isa avx2, layout BLOCKED8)"), or "-" when
+     *         not a convbn network
+     */
     default String kernels() {
         return "-";
+    }
+
+    /** @return per kind of primitive, the implementations the kernels ran (see {@code Kernels.implementations}) */
+    default Map<String, List<String>> implementations() {
+        return Map.of();
     }
 }

@@ -89,7 +89,7 @@ final class MeasureCommand implements Callable<Integer> {
         ModeResult r = new ModeResult(name, median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
                 Collections.max(peaks), step.retainedBytes(), step.retainedActivationBytes(), baseline,
                 times, peaks, loss, ReportCommand.backendDescription() + " kernels=" + step.kernels(),
-                Nd4j.getEnvironment().maxMasterThreads());
+                Nd4j.getEnvironment().maxMasterThreads(), step.implementations());
         Json.writeAtomically(result, r);
         return 0;
     }

@@ -1,6 +1,7 @@
 package org.convbn.bench;
 
 import java.util.List;
+import java.util.Map;
 
 /**
  * What one mode measured, as written to results.json (snake_case names).
@@ -20,17 +21,22 @@ import java.util.List;
  * @param threads ND4J's maximum thread count in the measuring JVM
  * @param roundMediansMs in a report of several rounds, each round's median step time (null for one run)
  * @param roundPeaksBytes in a report of several rounds, each round's peak (null for one run)
+ * @param implementations per kind of oneDNN primitive convbn's kernels ran (e.g. "convolution forward_training"), the
+ *                        implementations oneDNN chose (e.g. "jit:avx2"); empty for kernels that report none, null for
+ *                        peers
  */
 public record ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
                          long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
                          List<Long> peaksBytes, double finalLoss, String backend,
-                         int threads, List<Double> roundMediansMs, List<Long> roundPeaksBytes) {
+                         int threads, List<Double> roundMediansMs, List<Long> roundPeaksBytes,
+                         Map<String, List<String>> implementations) {
 
     /** One run's result (no rounds). */
     public ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
                       long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
-                      List<Long> peaksBytes, double finalLoss, String backend, int threads) {
+                      List<Long> peaksBytes, double finalLoss, String backend, int threads,
+                      Map<String, List<String>> implementations) {
         this(mode, stepMsMedian, stepMsMin, stepMsMax, peakBytes, retainedBytes, retainedActivationBytes,
-                baselineRssBytes, stepsMs, peaksBytes, finalLoss, backend, threads, null, null);
+                baselineRssBytes, stepsMs, peaksBytes, finalLoss, backend, threads, null, null, implementations);
     }
 }

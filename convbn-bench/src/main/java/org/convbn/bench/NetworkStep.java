@@ -1,6 +1,9 @@
 package org.convbn.bench;
 
+import java.util.List;
+import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeMap;
 
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -94,7 +97,14 @@ public final class NetworkStep implements BenchStep {
 
     @Override
     public String kernels() {
-        return network.kernels().name();
+        return network.kernels().describe();
+    }
+
+    @Override
+    public Map<String, List<String>> implementations() {
+        Map<String, List<String>> out = new TreeMap<>();
+        network.kernels().implementations().forEach((k, v) -> out.put(k, List.copyOf(v)));
+        return out;
     }
 
     /** @return the network */

@@ -29,6 +29,8 @@ import picocli.CommandLine.Option;
 final class ProfileCommand implements Callable<Integer> {
     @Mixin
     BenchOptions run;
+    @Mixin
+    IsaOption isa;
     @Option(names = "--mode", description = "the variant to profile (default: ${DEFAULT-VALUE})")
     Variant mode = Variant.TUNE;
     @Option(names = "--peer", description = "profile the peer's step in that mode instead: none or pytorch "
@@ -45,6 +47,7 @@ final class ProfileCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         run.validate();
+        isa.cap(); // a bad --isa is named before anything runs
         Path result = Files.createTempFile("convbn-profile", ".json");
         Path log = Files.createTempFile("convbn-profile", ".log");
         try {
@@ -66,13 +69,16 @@ final class ProfileCommand implements Callable<Integer> {
             pb.environment().put("ONEDNN_VERBOSE", "1");
             pb.environment().put("DNNL_VERBOSE", "1");
             pb.environment().remove("MALLOC_MMAP_THRESHOLD_");
+            isa.apply(pb.environment());
             int rc = pb.start().waitFor();
             if (rc != 0) {
                 throw new IllegalStateException("profiling " + name + " failed: the process exited with " + rc);
             }
             ModeResult r = Json.read(result, ModeResult.class);
             Map<String, double[]> byKind = aggregate(log, run.warmup + run.steps, run.steps, run.batch);
+            System.out.println("on " + Machine.current().describe() + "; oneDNN isa cap: " + isa.describe());
             System.out.print(render(name, r, byKind, run.steps));
+            System.out.print(implementations(log));
             return 0;
         } finally {
             Files.deleteIfExists(result);
@@ -103,6 +109,37 @@ final class ProfileCommand implements Callable<Integer> {
             sum[1] += Double.parseDouble(f[f.length - 1]) / measured;
         }
         return byKind;
+    }
+
+    /**
+     * @return per kind of primitive in oneDNN's verbose log, the implementations that ran and how many calls each
+     *         made (over all steps), e.g. "convolution jit:avx2 (2400)", and a loud line for each reference
+     *         implementation among them; also the ISA oneDNN reported
+     */
+    static String implementations(Path log) throws IOException {
+        Map<String, Map<String, Integer>> byPrimitive = new java.util.TreeMap<>();
+        List<String> isas = new ArrayList<>();
+        try (BufferedReader in = new BufferedReader(new InputStreamReader(Files.newInputStream(log),
+                StandardCharsets.UTF_8))) {
+            for (String line = in.readLine(); line != null; line = in.readLine()) {
+                String[] f = line.split(",");
+                if (line.contains("_verbose,exec,") && f.length > 5) {
+                    byPrimitive.computeIfAbsent(f[3] + " " + f[5], k -> new java.util.TreeMap<>())
+                            .merge(f[4], 1, Integer::sum);
+                } else if (line.contains("_verbose,info,cpu,isa:") && !isas.contains(line)) {
+                    isas.add(line.substring(line.indexOf("isa:") + 4));
+                }
+            }
+        }
+        StringBuilder sb = new StringBuilder("oneDNN implementations that ran (calls over all steps); isa reported: "
+                + String.join(" / ", isas) + "\n");
+        byPrimitive.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-44s %s%n", kind,
+                impls.entrySet().stream().map(e -> e.getKey() + " (" + e.getValue() + ")")
+                        .collect(java.util.stream.Collectors.joining(", ")))));
+        byPrimitive.forEach((kind, impls) -> impls.keySet().stream().filter(i -> i.startsWith("ref")).forEach(i -> sb
+                .append("WARNING: ").append(kind).append(" ran oneDNN's reference implementation ").append(i)
+                .append(" (").append(impls.get(i)).append(" calls), orders of magnitude slower than a jit one\n")));
+        return sb.toString();
     }
 
     /** The kind of one exec line: {@code onednn_verbose,exec,cpu,PRIMITIVE,IMPL,PROP,...,PROBLEM,TIME}. */

@@ -78,14 +78,16 @@ final class PyTorchPeer {
      * Runs one mode in a fresh python process.
      *
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the process, or 0 for glibc's default
+     * @param isa the oneDNN instruction-set cap, set in the process's environment as for convbn's
      */
     ModeResult measure(Mode mode, Model model, int batch, int resolution, int warmup, int steps, int threads,
-                       long mmapThreshold) throws IOException, InterruptedException {
+                       long mmapThreshold, IsaOption isa) throws IOException, InterruptedException {
         Path result = Files.createTempFile("convbn-" + name(mode), ".json");
         try {
             ProcessBuilder pb = new ProcessBuilder(command(mode, model, batch, resolution, warmup, steps, threads,
                     result)).redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT);
             ReportCommand.setMmapThreshold(pb, mmapThreshold);
+            isa.apply(pb.environment());
             int rc = pb.start().waitFor();
             if (rc != 0) {
                 throw new IllegalStateException("measuring " + name(mode) + " failed: " + python + " exited with " + rc

@@ -42,6 +42,8 @@ final class ReportCommand implements Callable<Integer> {
 
     @Mixin
     BenchOptions run;
+    @Mixin
+    IsaOption isa;
     @Option(names = "--modes", split = ",",
             description = "modes to measure (default: EVAL,DEPLOY,TUNE, the fine-tuning modes, or none when --dl4j "
                     + "is given); "
@@ -92,6 +94,7 @@ final class ReportCommand implements Callable<Integer> {
         run.validate();
         AtomicFiles.checkWritable(out, "--out");
         AtomicFiles.checkWritable(chart, "--chart");
+        isa.cap(); // a bad --isa is named before anything runs
         if (rounds < 1) {
             throw new IllegalArgumentException("--rounds: expected >= 1, got " + rounds);
         }
@@ -132,6 +135,7 @@ final class ReportCommand implements Callable<Integer> {
                 + "%d round(s) of %s, each in fresh processes%s%n", run.model.cliName(), run.batch, run.resolution,
                 run.resolution, run.warmup, run.steps, rounds, targets.stream().map(Target::name).toList(),
                 torch.map(t -> "; PyTorch with " + t.python()).orElse(""));
+        System.out.println("on " + machineDescription());
         if (!MemoryProbe.available()) {
             System.out.println("note: /proc/self is not available here; peak memory is reported as -1");
         }
@@ -150,7 +154,7 @@ final class ReportCommand implements Callable<Integer> {
                     long mmap = isTime ? 0 : mallocMmapThreshold;
                     ModeResult r = t.peerMode() != null
                             ? torch.orElseThrow().measure(t.peerMode(), run.model, run.batch, run.resolution, warmup,
-                                    steps, threads, mmap)
+                                    steps, threads, mmap, isa)
                             : measureInFreshJvm(t.name(), t.dl4j() != null, pass, warmup, steps, mmap);
                     if (t.peerMode() == null && r.threads() > 0) {
                         threads = r.threads(); // the peer runs with the threads ND4J ran with
@@ -166,6 +170,8 @@ final class ReportCommand implements Callable<Integer> {
         ModeResult first = results.get(0);
         Report report = new Report(run.model.cliName(), run.batch, run.resolution, first.threads(), first.backend(),
                 "FLOAT", run.warmup, machineDescription(), results, rounds, ratios(results));
+        results.stream().filter(r -> r.implementations() != null && !r.implementations().isEmpty()).findFirst()
+                .ifPresent(r -> System.out.print(implementationLines(r.implementations())));
         System.out.println();
         System.out.print(ReportTable.render(report));
         Json.writeAtomically(out, report);
@@ -204,7 +210,7 @@ final class ReportCommand implements Callable<Integer> {
         return new ModeResult(name, MeasureCommand.median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
                 sortedPeaks.get((sortedPeaks.size() - 1) / 2), m.retainedBytes(), m.retainedActivationBytes(),
                 m.baselineRssBytes(), steps, peaks, t.finalLoss(), t.backend(), t.threads(),
-                time.stream().map(ModeResult::stepMsMedian).toList(), roundPeaks);
+                time.stream().map(ModeResult::stepMsMedian).toList(), roundPeaks, t.implementations());
     }
 
     /** The ratios worth reading, from paired rounds: TUNE against EVAL and DEPLOY, convbn against its peers. */
@@ -265,6 +271,7 @@ final class ReportCommand implements Callable<Integer> {
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD)
                     .redirectError(ProcessBuilder.Redirect.INHERIT);
             setMmapThreshold(pb, mmapThreshold);
+            isa.apply(pb.environment());
             int rc = pb.start().waitFor();
             if (rc != 0) {
                 throw new IllegalStateException("measuring " + mode + " failed: the JVM exited with " + rc
@@ -318,8 +325,22 @@ final class ReportCommand implements Callable<Integer> {
                 + info.getOrDefault("blas.vendor", "?");
     }
 
-    static String machineDescription() {
-        return System.getProperty("os.name") + " " + System.getProperty("os.arch") + ", "
-                + Runtime.getRuntime().availableProcessors() + " processors";
+    /** @return the CPU, its cores and vector extensions, and the oneDNN cap the measuring processes ran under */
+    String machineDescription() {
+        return Machine.current().describe() + "; oneDNN isa cap: " + isa.describe();
+    }
+
+    /**
+     * @return one line per kind of primitive with the oneDNN implementations that ran, and a loud line for each
+     *         reference implementation among them
+     */
+    static String implementationLines(Map<String, List<String>> implementations) {
+        StringBuilder sb = new StringBuilder("oneDNN implementations that ran in convbn's step:\n");
+        implementations.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-36s %s%n", kind,
+                String.join(", ", impls))));
+        implementations.forEach((kind, impls) -> impls.stream().filter(i -> i.startsWith("ref")).forEach(i -> sb
+                .append("WARNING: ").append(kind).append(" ran oneDNN's reference implementation ").append(i)
+                .append(", orders of magnitude slower than its jit ones\n")));
+        return sb.toString();
     }
 }

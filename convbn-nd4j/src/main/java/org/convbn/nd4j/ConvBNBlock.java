@@ -258,14 +258,15 @@ public final class ConvBNBlock {
 
     /** @return x's layout, or NCHW when x is none (the checks of the forward then name what is wrong) */
     private static Layout layoutOrNchw(INDArray x) {
-        return x != null && x.rank() == 5 && x.size(4) == Layout.BLOCK ? Layout.BLOCKED8 : Layout.NCHW;
+        Layout l = Layout.ofOrNull(x);
+        return l == null ? Layout.NCHW : l;
     }
 
     /**
      * As {@link #forward(INDArray)} with the output in the given layout (a network keeps its feature maps in the
      * kernels' {@link Kernels#preferredLayout}).
      *
-     * @param out the layout of Z (BLOCKED8 needs a channel count divisible by 8)
+     * @param out the layout of Z (a blocked layout needs a channel count its block divides)
      */
     public INDArray forward(INDArray x, Layout out) {
         long[] shape = checkInput(x, out);
@@ -310,7 +311,7 @@ public final class ConvBNBlock {
                     + "expected layout NCHW, got " + out + " (input " + layoutOrNchw(x) + ")");
         }
         // A blocked feature map is checked by its logical shape; anything else as it is (rank, channels, size).
-        long[] shape = layoutOrNchw(x) == Layout.BLOCKED8 ? Layout.logicalShape(x) : x.shape();
+        long[] shape = layoutOrNchw(x).isBlocked() ? Layout.logicalShape(x) : x.shape();
         config.producer().checkInputShape("x", shape);
         Tensors.requireType("x", x, dataType);
         return shape;

@@ -501,9 +501,11 @@ public final class EfficientNet implements Network {
         return arena;
     }
 
+    /** Frees the network's kernels (their cached primitives) and arena: nothing it handed out may be used after. */
     @Override
     public void close() {
         clearSaved();
+        kernels().close();
         arena.close();
     }
 }

@@ -114,7 +114,10 @@ public interface Network extends AutoCloseable {
         return new RetainedBytes(act, weight);
     }
 
-    /** Frees the network's arena: nothing the network handed out may be used afterwards. */
+    /**
+     * Frees the network's kernels (their cached primitives) and its arena: nothing the network handed out may be used
+     * afterwards.
+     */
     @Override
     void close();
 }

@@ -528,10 +528,11 @@ public final class ResNet implements Network {
         return Network.retained(allBlocks, own);
     }
 
-    /** Frees the network's arena: nothing the network handed out may be used afterwards. */
+    /** Frees the network's kernels (their cached primitives) and arena: nothing it handed out may be used after. */
     @Override
     public void close() {
         clearSaved();
+        kernels().close();
         arena.close();
     }
 }

@@ -32,7 +32,11 @@ final class Dnnl {
 
     /** A feature map's descriptor: logical dims, the layout's tag. */
     static memory.desc featureMap(long[] logical, Layout layout) {
-        return desc(logical, layout == Layout.BLOCKED8 ? memory.format_tag.nChw8c : memory.format_tag.nchw);
+        return desc(logical, switch (layout) {
+            case NCHW -> memory.format_tag.nchw;
+            case BLOCKED8 -> memory.format_tag.nChw8c;
+            case BLOCKED16 -> memory.format_tag.nChw16c;
+        });
     }
 
     /** A flat run of {@code length} float32 values, for elementwise work on any layout. */
@@ -56,11 +60,17 @@ final class Dnnl {
      * A primitive with a memory object per argument, made once; each call points the memories at its arrays with
      * {@link #bind} and runs.
      */
-    static final class Prepared {
+    static final class Prepared implements AutoCloseable {
         final primitive primitive;
         /** oneDNN's name of the implementation it chose, e.g. "jit:avx2" or "ref:any". */
         final String implementation;
+        /** The primitive kind and propagation, e.g. "convolution backward_weights" or "binary". */
+        final String kind;
+        /** The shapes and layouts of its source and destination, for messages. */
+        final String problem;
         final long scratchpadBytes;
+        /** Whether the primitive has run (its implementation recorded by the kernels). */
+        boolean ran;
         /** For convolutions: the layouts of the feature maps the primitive reads and writes. */
         Layout srcLayout;
         Layout dstLayout;
@@ -75,6 +85,9 @@ final class Dnnl {
         Prepared(primitive primitive, primitive_desc_base pd) {
             this.primitive = primitive;
             this.implementation = pd.impl_info_str().getString();
+            this.kind = kindOf(pd);
+            this.problem = describe(pd.src_desc(), pd.diff_src_desc()) + " -> " + describe(pd.dst_desc(),
+                    pd.diff_dst_desc());
             memory.desc scratch = pd.scratchpad_desc();
             this.scratchpadBytes = scratch.get_size();
             if (scratchpadBytes > 0) {
@@ -105,5 +118,53 @@ final class Dnnl {
             primitive.execute(s, args);
             s._wait();
         }
+
+        /** @return whether oneDNN chose its reference implementation, orders of magnitude slower than a jit one */
+        boolean isReference() {
+            return implementation.startsWith("ref");
+        }
+
+        /** Frees the primitive, its memory objects and the weight reorders that belong to it. */
+        @Override
+        public void close() {
+            if (weightsReorder != null) {
+                weightsReorder.close();
+            }
+            if (scaledWeightsReorder != null) {
+                scaledWeightsReorder.close();
+            }
+            memories.values().forEach(memory::close);
+            descs.values().forEach(memory.desc::close);
+            args.close();
+            primitive.close();
+        }
+    }
+
+    /** @return e.g. "convolution forward_training": the primitive's kind and, where it has one, its propagation */
+    private static String kindOf(primitive_desc_base pd) {
+        primitive.kind k = pd.get_kind().intern(); // JavaCPP's native enums have no name until interned
+        String kind = k.name() != null ? k.name() : "primitive " + k.value;
+        try {
+            int prop = (int) pd.query_s64(dnnl.dnnl_query_prop_kind);
+            for (dnnl.prop_kind p : dnnl.prop_kind.values()) {
+                if (p.value == prop && p != dnnl.prop_kind.undef) {
+                    return kind + " " + p.name();
+                }
+            }
+        } catch (RuntimeException e) {
+            // reorders and some others answer no propagation kind
+        }
+        return kind;
+    }
+
+    /** @return the dims of the first of two memory descriptors that has any, e.g. "8x64x56x56", or "-" */
+    private static String describe(memory.desc d, memory.desc otherwise) {
+        memory.desc m = d.data().ndims() > 0 ? d : otherwise;
+        int n = m.data().ndims();
+        StringBuilder sb = new StringBuilder(n == 0 ? "-" : "");
+        for (int i = 0; i < n; i++) {
+            sb.append(i == 0 ? "" : "x").append(m.data().dims().get(i));
+        }
+        return sb.toString();
     }
 }

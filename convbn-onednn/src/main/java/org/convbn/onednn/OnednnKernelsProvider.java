@@ -65,10 +65,13 @@ public final class OnednnKernelsProvider implements KernelsProvider {
         }
         try {
             Loader.load(org.bytedeco.dnnl.global.dnnl.class);
-            return Dnnl.ENGINE != null;
         } catch (Throwable e) {
-            LOG.info("oneDNN kernels off: {} (add org.bytedeco:dnnl with your platform's classifier)", e.toString());
+            LOG.warn("oneDNN kernels off, ND4J's kernels run instead: {} (add org.bytedeco:dnnl with your platform's "
+                    + "classifier)", e.toString());
             return false;
         }
+        OnednnPlatform platform = OnednnPlatform.current(); // the cap goes in before the engine's first primitive
+        LOG.info("oneDNN kernels on: {}", platform.describe());
+        return Dnnl.ENGINE != null;
     }
 }

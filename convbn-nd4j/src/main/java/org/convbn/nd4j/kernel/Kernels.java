@@ -4,7 +4,9 @@ import net.jcip.annotations.NotThreadSafe;
 
 import java.util.Comparator;
 import java.util.List;
+import java.util.Map;
 import java.util.ServiceLoader;
+import java.util.Set;
 import java.util.stream.Collectors;
 import java.util.stream.StreamSupport;
 
@@ -40,10 +42,34 @@ import org.nd4j.linalg.ops.transforms.Transforms;
  * not thread-safe.
  */
 @NotThreadSafe
-public interface Kernels {
+public interface Kernels extends AutoCloseable {
 
     /** @return a short name, e.g. "nd4j" or "onednn" */
     String name();
+
+    /**
+     * @return what this set runs on, for logs and measurements, e.g. "onednn (oneDNN 2.5.2, isa avx2, layout
+     *         BLOCKED8)"; the name by default
+     */
+    default String describe() {
+        return name();
+    }
+
+    /**
+     * @return per kind of primitive this set has run (e.g. "convolution forward_training"), the implementations its
+     *         engine chose (e.g. "jit:avx2"); empty for sets that do not report them
+     */
+    default Map<String, Set<String>> implementations() {
+        return Map.of();
+    }
+
+    /**
+     * Frees what the set holds beyond its arena (cached primitives and their memory descriptors); the set cannot
+     * run after. Nothing by default. Idempotent.
+     */
+    @Override
+    default void close() {
+    }
 
     /** @return the data type of every tensor this set computes on */
     DataType dataType();
@@ -340,7 +366,8 @@ public interface Kernels {
         if (Layout.of(x) == Layout.NCHW) {
             Nd4j.exec(new BroadcastMulOp(x, s, out, 0, 1));
         } else {
-            INDArray blocked = s.reshape(s.size(0), s.size(1) / Layout.BLOCK, Layout.BLOCK);
+            int b = Layout.of(x).block();
+            INDArray blocked = s.reshape(s.size(0), s.size(1) / b, b);
             Nd4j.exec(new BroadcastMulOp(x, blocked, out, 0, 1, 4));
         }
         return out;

@@ -16,7 +16,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 /**
  * {@link Kernels} on libnd4j's ops, for every data type and ND4J backend: the conv on libnd4j's {@code conv2d} /
  * {@code conv2d_bp} ({@link Conv2dOps}, groups as a loop), BatchNorm as per-channel broadcast passes, pooling on
- * {@code maxpool2d}. Computes in NCHW; reads and writes {@link Layout#BLOCKED8} by converting.
+ * {@code maxpool2d}. Computes in NCHW; reads and writes the blocked layouts by converting.
  */
 @NotThreadSafe
 public final class Nd4jKernels implements Kernels {
@@ -86,15 +86,24 @@ public final class Nd4jKernels implements Kernels {
         if (from == target) {
             return out.assign(t);
         }
+        if (from.isBlocked() && target.isBlocked()) {
+            INDArray plain = relayout(t, Layout.NCHW);
+            arena.release(out);
+            out = relayout(plain, target);
+            arena.release(plain);
+            return out;
+        }
+        Layout blocked = from.isBlocked() ? from : target;
         long n = logical[0];
-        long blocks = logical[1] / Layout.BLOCK;
+        long b = blocked.block();
+        long blocks = logical[1] / b;
         long h = logical[2];
         long w = logical[3];
-        if (target == Layout.BLOCKED8) {
-            // [N, C/8, 8, H, W] viewed as [N, C/8, H, W, 8]
-            out.assign(t.reshape('c', n, blocks, Layout.BLOCK, h, w).permute(0, 1, 3, 4, 2));
+        if (target.isBlocked()) {
+            // [N, C/b, b, H, W] viewed as [N, C/b, H, W, b]
+            out.assign(t.reshape('c', n, blocks, b, h, w).permute(0, 1, 3, 4, 2));
         } else {
-            out.reshape('c', n, blocks, Layout.BLOCK, h, w).assign(t.permute(0, 1, 4, 2, 3));
+            out.reshape('c', n, blocks, b, h, w).assign(t.permute(0, 1, 4, 2, 3));
         }
         return out;
     }

@@ -1,0 +1,59 @@
+package org.convbn.onednn;
+
+import net.jcip.annotations.NotThreadSafe;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+/**
+ * The primitives a kernel set has made, by key, in least-recently-used order: a network runs the same few hundred
+ * shapes every step, so the cache stays at that size; a process that feeds ever new shapes (another resolution per
+ * call) frees the least recently used primitive beyond {@code capacity} instead of growing without bound.
+ */
+@NotThreadSafe
+final class PrimitiveCache {
+    private final int capacity;
+    private final LinkedHashMap<Object, Dnnl.Prepared> entries;
+
+    /** @param capacity primitives kept at most, &gt;= 1 */
+    PrimitiveCache(int capacity) {
+        if (capacity < 1) {
+            throw new IllegalArgumentException("capacity: expected >= 1, got " + capacity);
+        }
+        this.capacity = capacity;
+        this.entries = new LinkedHashMap<>(64, 0.75f, true) {
+            @Override
+            protected boolean removeEldestEntry(Map.Entry<Object, Dnnl.Prepared> eldest) {
+                if (size() > PrimitiveCache.this.capacity) {
+                    eldest.getValue().close();
+                    return true;
+                }
+                return false;
+            }
+        };
+    }
+
+    /** @return the primitive under key, or null */
+    Dnnl.Prepared get(Object key) {
+        return entries.get(key);
+    }
+
+    /** Keeps p under key (freeing the least recently used primitive when full). */
+    void put(Object key, Dnnl.Prepared p) {
+        Dnnl.Prepared old = entries.put(key, p);
+        if (old != null && old != p) {
+            old.close();
+        }
+    }
+
+    /** @return primitives kept */
+    int size() {
+        return entries.size();
+    }
+
+    /** Frees every primitive kept. */
+    void clear() {
+        entries.values().forEach(Dnnl.Prepared::close);
+        entries.clear();
+    }
+}

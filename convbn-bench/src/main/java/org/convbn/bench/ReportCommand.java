@@ -170,8 +170,17 @@ final class ReportCommand implements Callable<Integer> {
         ModeResult first = results.get(0);
         Report report = new Report(run.model.cliName(), run.batch, run.resolution, first.threads(), first.backend(),
                 "FLOAT", run.warmup, machineDescription(), results, rounds, ratios(results));
-        results.stream().filter(r -> r.implementations() != null && !r.implementations().isEmpty()).findFirst()
-                .ifPresent(r -> System.out.print(implementationLines(r.implementations())));
+        Map<String, List<String>> ran = new java.util.TreeMap<>();
+        results.stream().filter(r -> r.implementations() != null).forEach(r -> r.implementations().forEach(
+                (kind, impls) -> impls.forEach(i -> {
+                    List<String> all = ran.computeIfAbsent(kind, k -> new ArrayList<>());
+                    if (!all.contains(i)) {
+                        all.add(i);
+                    }
+                })));
+        if (!ran.isEmpty()) {
+            System.out.print(implementationLines(ran));
+        }
         System.out.println();
         System.out.print(ReportTable.render(report));
         Json.writeAtomically(out, report);
@@ -335,7 +344,7 @@ final class ReportCommand implements Callable<Integer> {
      *         reference implementation among them
      */
     static String implementationLines(Map<String, List<String>> implementations) {
-        StringBuilder sb = new StringBuilder("oneDNN implementations that ran in convbn's step:\n");
+        StringBuilder sb = new StringBuilder("oneDNN implementations that ran in convbn's steps (all modes):\n");
         implementations.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-36s %s%n", kind,
                 String.join(", ", impls))));
         implementations.forEach((kind, impls) -> impls.stream().filter(i -> i.startsWith("ref")).forEach(i -> sb

@@ -33,6 +33,15 @@ final class PlainStage implements Stage {
     }
 
     @Override
+    public void backwardWithoutInputGradient(INDArray g, GradientSink sink) {
+        INDArray d = g;
+        for (int i = units.size() - 1; i > 0; i--) {
+            d = units.get(i).backwardConsuming(d, sink);
+        }
+        units.get(0).backwardConsumingWithoutInputGradient(d, sink);
+    }
+
+    @Override
     public void clearSaved() {
         units.forEach(ResidualUnit::clearSaved);
     }

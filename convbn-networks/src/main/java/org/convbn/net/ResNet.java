@@ -462,16 +462,19 @@ public final class ResNet implements Network {
         arena.release(dPooled, pooled);
         pooled = null;
         int firstTrainable = Math.max(0, frozenStages - 1);
-        for (int i = stages.size() - 1; i >= firstTrainable; i--) {
+        for (int i = stages.size() - 1; i > firstTrainable; i--) {
             g = stages.get(i).backward(g, sink); // the stage takes g over
         }
         if (frozenStages >= 1) {
-            // dL/d(frozen output) is not needed; the frozen output was the first trainable block's input.
-            arena.release(g, frozenOutput);
+            // dL/d(frozen output) is not needed: the first trainable stage computes none. The frozen output was its
+            // input.
+            stages.get(firstTrainable).backwardWithoutInputGradient(g, sink);
+            arena.release(frozenOutput);
             frozenOutput = null;
             pending = false;
             return;
         }
+        g = stages.get(0).backward(g, sink);
         INDArray dStem;
         if (stemRelu != null) {
             dStem = kernels.maxPoolBackward(stemRelu, stemPooled, g, POOL_KERNEL, POOL_STRIDE, POOL_PAD);

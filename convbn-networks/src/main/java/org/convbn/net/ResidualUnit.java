@@ -129,7 +129,7 @@ public final class ResidualUnit {
      * @return dL/dx, a new array owned by the caller
      */
     public INDArray backward(INDArray g, GradientSink sink) {
-        return backward(g, sink, false);
+        return backward(g, sink, false, true);
     }
 
     /**
@@ -139,10 +139,18 @@ public final class ResidualUnit {
      * @param g dL/d(out), the caller's no more
      */
     public INDArray backwardConsuming(INDArray g, GradientSink sink) {
-        return backward(g, sink, true);
+        return backward(g, sink, true, true);
     }
 
-    private INDArray backward(INDArray g, GradientSink sink, boolean consume) {
+    /**
+     * As {@link #backwardConsuming}, computing no dL/dx: the first main block and the shortcut skip their
+     * backward-data convs (for the first trainable unit after a frozen prefix).
+     */
+    public void backwardConsumingWithoutInputGradient(INDArray g, GradientSink sink) {
+        backward(g, sink, true, false);
+    }
+
+    private INDArray backward(INDArray g, GradientSink sink, boolean consume, boolean inputGradient) {
         INDArray gSum;
         if (consume) {
             kernels.reluBackwardInPlace(output, g);
@@ -155,10 +163,10 @@ public final class ResidualUnit {
         output = null;
         // A downsampling shortcut first: then gSum is done with once the last main block has used it, and the
         // shortcut's weight gradient is applied before the main path's feature maps are made.
-        INDArray dShortcut = shortcut == null ? null : shortcut.backward(gSum, true, sink);
+        INDArray dShortcut = shortcut == null ? null : shortcut.backward(gSum, inputGradient, sink);
         INDArray d = gSum;
         for (int i = main.size() - 1; i >= 0; i--) {
-            INDArray dBlockInput = main.get(i).backward(d, true, sink);
+            INDArray dBlockInput = main.get(i).backward(d, i > 0 || inputGradient, sink);
             if (d != gSum || shortcut != null) {
                 kernels.arena().release(d);
             }
@@ -171,6 +179,12 @@ public final class ResidualUnit {
             }
         }
         reluOutputs.clear();
+        if (!inputGradient) {
+            if (shortcut == null) {
+                kernels.arena().release(gSum);
+            }
+            return null;
+        }
         if (shortcut == null) {
             kernels.addInPlace(d, gSum, alpha); // the identity shortcut's gradient, scaled as its forward was
             kernels.arena().release(gSum);

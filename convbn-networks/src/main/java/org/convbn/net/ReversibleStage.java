@@ -162,6 +162,12 @@ public final class ReversibleStage implements Stage {
     }
 
     @Override
+    public void backwardWithoutInputGradient(INDArray g, GradientSink sink) {
+        // the reconstruction runs through every unit's input gradient, so there is nothing to skip
+        kernels.arena().release(backward(g, sink));
+    }
+
+    @Override
     public INDArray backward(INDArray g, GradientSink sink) {
         INDArray dx = g; // ours: the stage takes g over
         INDArray dy = null;

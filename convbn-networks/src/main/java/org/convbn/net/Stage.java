@@ -20,6 +20,15 @@ interface Stage {
      */
     INDArray backward(INDArray g, GradientSink sink);
 
+    /**
+     * As {@link #backward}, for a stage whose input needs no gradient (the first trainable stage after a frozen
+     * prefix): its first unit computes no dL/dx, so its first convs skip their backward-data pass.
+     *
+     * @param g dL/d(output), taken over by the stage
+     * @param sink receives the blocks' parameter gradients
+     */
+    void backwardWithoutInputGradient(INDArray g, GradientSink sink);
+
     /** @return the stage's blocks in forward order */
     List<NamedBlock> blocks();
 

@@ -35,6 +35,7 @@ public record OnednnPlatform(String version, String isa, Layout nativeLayout) {
     public static final String LAYOUT_PROPERTY = "convbn.layout";
 
     /** The instruction-set caps {@value #ISA_PROPERTY} and the bench's {@code --isa} accept. */
+    @Immutable
     public enum IsaCap {
         /** oneDNN's AVX2 kernels, 8-channel blocks (what an AVX2-only CPU runs). */
         AVX2("AVX2", dnnl.dnnl_cpu_isa_avx2),

@@ -1,0 +1,325 @@
+package org.convbn.onednn;
+
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_ATTR_OUTPUT_SCALES;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_BIAS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.convbn.onednn.OnednnContext.dims;
+
+import net.jcip.annotations.NotThreadSafe;
+
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Set;
+import java.util.function.Function;
+
+import org.bytedeco.dnnl.convolution_backward_data;
+import org.bytedeco.dnnl.convolution_backward_weights;
+import org.bytedeco.dnnl.convolution_forward;
+import org.bytedeco.dnnl.global.dnnl.algorithm;
+import org.bytedeco.dnnl.global.dnnl.prop_kind;
+import org.bytedeco.dnnl.memory;
+import org.bytedeco.dnnl.primitive_attr;
+import org.bytedeco.dnnl.reorder;
+import org.convbn.core.ConvConfig;
+import org.convbn.nd4j.kernel.Kernels.ConvGradients;
+import org.convbn.nd4j.kernel.Layout;
+import org.convbn.nd4j.kernel.Nd4jKernels;
+import org.convbn.onednn.OnednnContext.Key;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The convolutions of {@link OnednnKernels}: a conv's geometry, its forward, backward-data and backward-weights
+ * primitives on the first layouts oneDNN has an optimised implementation for, and the reorders of the user's OIHW
+ * weights into each primitive's layout (TUNE's per-channel scale applied by that reorder). A conv oneDNN has no
+ * optimised implementation for runs on ND4J's kernels.
+ */
+@NotThreadSafe
+final class OnednnConvolutions {
+    private static final Logger LOG = LoggerFactory.getLogger(OnednnConvolutions.class);
+    private final OnednnContext ctx;
+    private final Nd4jKernels fallback;
+    /** Convs for which oneDNN has no optimised implementation in any layout tried. */
+    private final Set<Key> unsupported = new HashSet<>();
+
+    OnednnConvolutions(OnednnContext ctx, Nd4jKernels fallback) {
+        this.ctx = ctx;
+        this.fallback = fallback;
+    }
+
+
+    /** The geometry of a conv on an input of logical shape {@code xs}. */
+    private record Geometry(long[] src, long[] weights, long[] dst, long[] strides, long[] dilates, long[] padL,
+                            long[] padR, Layout srcLayout, Layout dstLayout) {
+        static Geometry of(ConvConfig c, long[] xs, Layout srcLayout, Layout dstLayout) {
+            long[] ys = c.outputShape(xs);
+            int h = (int) xs[2];
+            int w = (int) xs[3];
+            long pt = c.padTop(h);
+            long pl = c.padLeft(w);
+            long pb = Math.max(0, (ys[2] - 1) * c.strideH() + (long) (c.kernelH() - 1) * c.dilationH() + 1 - h - pt);
+            long pr = Math.max(0, (ys[3] - 1) * c.strideW() + (long) (c.kernelW() - 1) * c.dilationW() + 1 - w - pl);
+            long[] weights = c.groups() == 1
+                    ? new long[] {c.outChannels(), c.inChannels(), c.kernelH(), c.kernelW()}
+                    : new long[] {c.groups(), c.outChannelsPerGroup(), c.inChannelsPerGroup(), c.kernelH(), c.kernelW()};
+            return new Geometry(xs, weights, ys, new long[] {c.strideH(), c.strideW()},
+                    new long[] {c.dilationH() - 1, c.dilationW() - 1}, new long[] {pt, pl}, new long[] {pb, pr},
+                    srcLayout, dstLayout);
+        }
+
+        memory.desc srcDesc() {
+            return Dnnl.featureMap(src, srcLayout);
+        }
+
+        memory.desc dstDesc() {
+            return Dnnl.featureMap(dst, dstLayout);
+        }
+
+        memory.desc anyWeights() {
+            return Dnnl.desc(weights, memory.format_tag.any);
+        }
+
+        memory.desc userWeights() {
+            return Dnnl.desc(weights, weights.length == 4 ? memory.format_tag.oihw : memory.format_tag.goihw);
+        }
+    }
+
+    /**
+     * The layouts to try for a conv primitive's input and output, best first: the preferred ones (blocked, where
+     * oneDNN's direct kernels run); where those differ in block (e.g. 24 channels in 8-blocks into 32 in 16-blocks),
+     * both in the largest block that fits both; then plain NCHW (where oneDNN has GEMM-based kernels for the shapes
+     * its direct kernels refuse, e.g. a 3x3 backward on a 2x2 map).
+     */
+    private List<Layout[]> layoutChoices(ConvConfig c) {
+        List<Layout[]> choices = new ArrayList<>();
+        Layout in = ctx.preferredLayout(c.inChannels());
+        Layout out = ctx.preferredLayout(c.outChannels());
+        choices.add(new Layout[] {in, out});
+        Layout common = Layout.largestFitting(Layout.largestFitting(ctx.layout(), c.inChannels()), c.outChannels());
+        if (in.isBlocked() && out.isBlocked() && in != out && common.isBlocked()) {
+            choices.add(new Layout[] {common, common});
+        }
+        if (in != Layout.NCHW || out != Layout.NCHW) {
+            choices.add(new Layout[] {Layout.NCHW, Layout.NCHW});
+        }
+        return choices;
+    }
+
+    /**
+     * Makes a conv primitive on the first geometry for which oneDNN has an optimised implementation (not its
+     * reference one, which is orders of magnitude slower), remembering which; null when there is none (the ND4J
+     * kernels run that conv then).
+     */
+    private Dnnl.Prepared convPrimitive(String kind, ConvConfig c, long[] xs, boolean bias,
+                                        Function<Geometry, Dnnl.Prepared> make) {
+        Key key = new Key(kind, dims(xs), c, bias);
+        if (unsupported.contains(key)) {
+            return null;
+        }
+        Dnnl.Prepared p = ctx.cached(key);
+        if (p != null) {
+            return p;
+        }
+        for (Layout[] l : layoutChoices(c)) {
+            Geometry g = Geometry.of(c, xs, l[0], l[1]);
+            try {
+                p = make.apply(g);
+            } catch (RuntimeException e) {
+                continue; // no implementation for this geometry
+            }
+            if (!p.isReference()) {
+                p.srcLayout = g.srcLayout;
+                p.dstLayout = g.dstLayout;
+                ctx.keep(key, p);
+                return p;
+            }
+            p.close();
+        }
+        unsupported.add(key);
+        LOG.warn("oneDNN has no optimised {} for {} on input {}: ND4J's kernels run it", kind, c, Arrays.toString(xs));
+        return null;
+    }
+
+    private convolution_forward.primitive_desc forwardDesc(Geometry g, boolean bias, primitive_attr attr) {
+        convolution_forward.desc d = bias
+                ? new convolution_forward.desc(prop_kind.forward_training, algorithm.convolution_direct, g.srcDesc(),
+                        g.anyWeights(), Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR)
+                : new convolution_forward.desc(prop_kind.forward_training, algorithm.convolution_direct, g.srcDesc(),
+                        g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+        return new convolution_forward.primitive_desc(d, attr, Dnnl.ENGINE);
+    }
+
+    /**
+     * A reorder of the user's OIHW (GOIHW) weights into {@code target}, or back; {@code scaled} multiplies each
+     * output channel by a scale given at run time (the TUNE fold, applied while reordering).
+     */
+    private Dnnl.Prepared weightReorder(Geometry g, memory.desc target, boolean toUser, boolean scaled) {
+        memory.desc user = g.userWeights();
+        memory.desc s = toUser ? target : user;
+        memory.desc d = toUser ? user : target;
+        primitive_attr attr = new primitive_attr();
+        if (scaled) {
+            // dims 0 (and 1 of grouped GOIHW weights) together enumerate the output channels
+            attr.set_output_scales(g.weights.length == 4 ? 1 : 3, new float[] {RUNTIME_SCALE});
+        }
+        reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d, attr, false);
+        Dnnl.Prepared p = new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+        if (scaled) {
+            p.arg(DNNL_ARG_ATTR_OUTPUT_SCALES, Dnnl.vector(g.dst[1]));
+        }
+        return p;
+    }
+
+    /** oneDNN's marker for a scale given at execution. */
+    private static final float RUNTIME_SCALE = (float) org.bytedeco.dnnl.global.dnnl.DNNL_RUNTIME_F32_VAL();
+
+    private Dnnl.Prepared convForward(ConvConfig c, long[] xs, boolean bias) {
+        return convPrimitive("conv fwd", c, xs, bias, g -> {
+            convolution_forward.primitive_desc pd = forwardDesc(g, bias, Dnnl.userScratchpad());
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
+                    .arg(DNNL_ARG_WEIGHTS, pd.weights_desc()).arg(DNNL_ARG_DST, pd.dst_desc());
+            if (bias) {
+                p.arg(DNNL_ARG_BIAS, pd.bias_desc());
+            }
+            p.weightsReorder = weightReorder(g, pd.weights_desc(), false, false);
+            p.scaledWeightsReorder = weightReorder(g, pd.weights_desc(), false, true);
+            return p;
+        });
+    }
+
+    private Dnnl.Prepared convBackwardData(ConvConfig c, long[] xs) {
+        return convPrimitive("conv bwd data", c, xs, false, g -> {
+            convolution_forward.primitive_desc hint = forwardDesc(g, false, Dnnl.userScratchpad());
+            convolution_backward_data.desc d = new convolution_backward_data.desc(algorithm.convolution_direct,
+                    g.srcDesc(), g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+            convolution_backward_data.primitive_desc pd = new convolution_backward_data.primitive_desc(d,
+                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_data(pd), pd)
+                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()).arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
+                    .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
+            p.weightsReorder = weightReorder(g, pd.weights_desc(), false, false);
+            p.scaledWeightsReorder = weightReorder(g, pd.weights_desc(), false, true);
+            return p;
+        });
+    }
+
+    private Dnnl.Prepared convBackwardWeights(ConvConfig c, long[] xs, boolean bias) {
+        return convPrimitive("conv bwd weights", c, xs, bias, g -> {
+            convolution_forward.primitive_desc hint = forwardDesc(g, bias, Dnnl.userScratchpad());
+            convolution_backward_weights.desc d = bias
+                    ? new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(), g.anyWeights(),
+                            Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR)
+                    : new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(), g.anyWeights(),
+                            g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+            convolution_backward_weights.primitive_desc pd = new convolution_backward_weights.primitive_desc(d,
+                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_weights(pd), pd)
+                    .arg(DNNL_ARG_SRC, pd.src_desc()).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                    .arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc());
+            if (bias) {
+                p.arg(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
+            }
+            p.weightsReorder = weightReorder(g, pd.diff_weights_desc(), true, false);
+            return p;
+        });
+    }
+
+    /**
+     * Reorders plain weights into a primitive's layout, each output channel scaled when a scale is given: a new
+     * arena buffer.
+     */
+    private INDArray reorderWeights(Dnnl.Prepared conv, INDArray w, INDArray scale) {
+        Dnnl.Prepared r = scale == null ? conv.weightsReorder : conv.scaledWeightsReorder;
+        INDArray src = ctx.dense(w);
+        INDArray out = ctx.buffer(r.bytes(DNNL_ARG_DST));
+        r.bind(DNNL_ARG_SRC, src);
+        r.bind(DNNL_ARG_DST, out);
+        INDArray scales = null;
+        if (scale != null) {
+            scales = ctx.dense(scale);
+            r.bind(DNNL_ARG_ATTR_OUTPUT_SCALES, scales);
+        }
+        ctx.run(r);
+        ctx.releaseIfCopy(src, w);
+        ctx.releaseIfCopy(scales, scale);
+        return out;
+    }
+
+    // Outputs are taken from the arena before the temporaries (reordered weights, the scratchpad), so that an output
+    // lies next to the arrays made before it and a temporary's block, freed at once, is the next output's.
+
+    INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
+        long[] xs = Layout.logicalShape(x);
+        Dnnl.Prepared p = convForward(c, xs, b != null);
+        if (p == null) {
+            return fallback.conv(c, x, w, weightScale, b, out);
+        }
+        INDArray y = ctx.arena().allocate(DataType.FLOAT, p.dstLayout.physicalShape(c.outputShape(xs)));
+        INDArray src = ctx.as(x, p.srcLayout);
+        INDArray weights = reorderWeights(p, w, weightScale);
+        INDArray bias = b == null ? null : ctx.dense(b);
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_WEIGHTS, weights);
+        if (bias != null) {
+            p.bind(DNNL_ARG_BIAS, bias);
+        }
+        p.bind(DNNL_ARG_DST, y);
+        ctx.run(p);
+        ctx.releaseIfCopy(bias, b);
+        ctx.arena().release(weights);
+        ctx.releaseIfCopy(src, x);
+        return ctx.moveTo(y, out);
+    }
+
+    ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
+                                      boolean inputGradient, boolean biasGradient, Layout inputLayout) {
+        long[] xs = Layout.logicalShape(x);
+        Dnnl.Prepared data = inputGradient ? convBackwardData(c, xs) : null;
+        Dnnl.Prepared weights = convBackwardWeights(c, xs, biasGradient);
+        if (weights == null || inputGradient && data == null) {
+            return fallback.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
+        }
+        INDArray dw = ctx.arena().allocate(DataType.FLOAT, w.shape());
+        INDArray db = biasGradient ? ctx.arena().allocate(DataType.FLOAT, c.outChannels()) : null;
+        INDArray dx = null;
+        if (inputGradient) {
+            dx = ctx.arena().allocate(DataType.FLOAT, data.srcLayout.physicalShape(xs));
+            INDArray diffDst = ctx.as(g, data.dstLayout);
+            INDArray wr = reorderWeights(data, w, weightScale);
+            data.bind(DNNL_ARG_DIFF_DST, diffDst);
+            data.bind(DNNL_ARG_WEIGHTS, wr);
+            data.bind(DNNL_ARG_DIFF_SRC, dx);
+            ctx.run(data);
+            ctx.arena().release(wr);
+            ctx.releaseIfCopy(diffDst, g);
+            dx = ctx.moveTo(dx, inputLayout);
+        }
+        INDArray dwPrimitive = ctx.buffer(weights.bytes(DNNL_ARG_DIFF_WEIGHTS));
+        INDArray diffDst = ctx.as(g, weights.dstLayout);
+        INDArray src = ctx.as(x, weights.srcLayout);
+        weights.bind(DNNL_ARG_SRC, src);
+        weights.bind(DNNL_ARG_DIFF_DST, diffDst);
+        weights.bind(DNNL_ARG_DIFF_WEIGHTS, dwPrimitive);
+        if (db != null) {
+            weights.bind(DNNL_ARG_DIFF_BIAS, db);
+        }
+        ctx.run(weights);
+        ctx.releaseIfCopy(src, x);
+        ctx.releaseIfCopy(diffDst, g);
+        weights.weightsReorder.bind(DNNL_ARG_SRC, dwPrimitive);
+        weights.weightsReorder.bind(DNNL_ARG_DST, dw);
+        ctx.run(weights.weightsReorder);
+        ctx.arena().release(dwPrimitive);
+        return new ConvGradients(dx, dw, db);
+    }
+}

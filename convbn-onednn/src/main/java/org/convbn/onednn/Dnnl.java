@@ -1,7 +1,10 @@
 package org.convbn.onednn;
 
+import java.util.Collections;
 import java.util.HashMap;
+import java.util.IdentityHashMap;
 import java.util.Map;
+import java.util.Set;
 
 import org.bytedeco.dnnl.IntMemoryMap;
 import org.bytedeco.dnnl.engine;
@@ -134,7 +137,10 @@ final class Dnnl {
                 scaledWeightsReorder.close();
             }
             memories.values().forEach(memory::close);
-            descs.values().forEach(memory.desc::close);
+            // an argument's descriptor may be shared by two arguments (a BatchNorm's source and destination)
+            Set<memory.desc> distinct = Collections.newSetFromMap(new IdentityHashMap<>());
+            distinct.addAll(descs.values());
+            distinct.forEach(memory.desc::close);
             args.close();
             primitive.close();
         }

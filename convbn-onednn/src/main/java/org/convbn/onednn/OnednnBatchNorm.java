@@ -35,7 +35,6 @@ final class OnednnBatchNorm {
         this.ctx = ctx;
     }
 
-
     private static int flags(boolean globalStats, boolean affine) {
         int f = globalStats ? normalization_flags.use_global_stats.value : 0;
         return affine ? f | normalization_flags.use_scale.value | normalization_flags.use_shift.value : f;

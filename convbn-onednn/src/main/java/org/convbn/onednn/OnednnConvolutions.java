@@ -57,7 +57,6 @@ final class OnednnConvolutions {
         this.fallback = fallback;
     }
 
-
     /** The geometry of a conv on an input of logical shape {@code xs}. */
     private record Geometry(long[] src, long[] weights, long[] dst, long[] strides, long[] dilates, long[] padL,
                             long[] padR, Layout srcLayout, Layout dstLayout) {

@@ -42,7 +42,6 @@ final class OnednnElementwise {
         this.fallback = fallback;
     }
 
-
     /**
      * The two elementwise functions the networks use, as oneDNN eltwise algorithms over flat runs of values: ReLU
      * (its backward reads the output) and SiLU (oneDNN's swish {@code z sigmoid(alpha z)} with alpha 1, vectorised

@@ -29,7 +29,6 @@ final class OnednnPooling {
         this.ctx = ctx;
     }
 
-
     private long[] poolPadR(long[] xs, long[] ys, int kernel, int stride, int pad) {
         return new long[] {Math.max(0, (ys[2] - 1) * stride + kernel - xs[2] - pad),
             Math.max(0, (ys[3] - 1) * stride + kernel - xs[3] - pad)};

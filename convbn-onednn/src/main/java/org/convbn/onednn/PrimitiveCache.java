@@ -15,10 +15,13 @@ final class PrimitiveCache {
     private final int capacity;
     private final LinkedHashMap<Object, Dnnl.Prepared> entries;
 
-    /** @param capacity primitives kept at most, &gt;= 1 */
+    /** A kernel call holds up to this many primitives at once (a conv's backward: data, weights, a reorder). */
+    static final int MIN_CAPACITY = 4;
+
+    /** @param capacity primitives kept at most, &gt;= {@value #MIN_CAPACITY} so that none in use is freed */
     PrimitiveCache(int capacity) {
-        if (capacity < 1) {
-            throw new IllegalArgumentException("capacity: expected >= 1, got " + capacity);
+        if (capacity < MIN_CAPACITY) {
+            throw new IllegalArgumentException("capacity: expected >= " + MIN_CAPACITY + ", got " + capacity);
         }
         this.capacity = capacity;
         this.entries = new LinkedHashMap<>(64, 0.75f, true) {

@@ -70,18 +70,19 @@ class OnednnPlatformTest {
 
     @Test
     void theCacheFreesTheLeastRecentlyUsedPrimitiveBeyondItsCapacity() {
-        OnednnContext ctx = new OnednnContext(Arena.direct(), Layout.BLOCKED8, 2);
-        long[][] shapes = {{1, 8, 2, 2}, {1, 16, 2, 2}, {1, 24, 2, 2}};
+        OnednnContext ctx = new OnednnContext(Arena.direct(), Layout.BLOCKED8, PrimitiveCache.MIN_CAPACITY);
+        long[][] shapes = {{1, 8, 2, 2}, {1, 16, 2, 2}, {1, 24, 2, 2}, {1, 32, 2, 2}};
         for (long[] shape : shapes) {
             INDArray x = Nd4j.rand(DataType.FLOAT, shape);
             INDArray back = ctx.relayout(ctx.relayout(x, Layout.BLOCKED8), Layout.NCHW);
             assertEquals(x, back, "a reorder there and back");
         }
-        // six reorders made (to and from each shape), two kept: the last shape's
+        // eight reorders made (to and from each shape), four kept: the last two shapes'
         assertEquals(null, ctx.cached(reorder(shapes[0], Layout.NCHW, Layout.BLOCKED8)), "freed");
         assertEquals(null, ctx.cached(reorder(shapes[1], Layout.BLOCKED8, Layout.NCHW)), "freed");
         assertTrue(ctx.cached(reorder(shapes[2], Layout.NCHW, Layout.BLOCKED8)) != null);
-        assertTrue(ctx.cached(reorder(shapes[2], Layout.BLOCKED8, Layout.NCHW)) != null);
+        assertTrue(ctx.cached(reorder(shapes[3], Layout.BLOCKED8, Layout.NCHW)) != null);
+        assertThrows(IllegalArgumentException.class, () -> new PrimitiveCache(PrimitiveCache.MIN_CAPACITY - 1));
         INDArray x = Nd4j.rand(DataType.FLOAT, shapes[0]);
         assertEquals(x, ctx.relayout(ctx.relayout(x, Layout.BLOCKED8), Layout.NCHW), "a freed primitive is made again");
         ctx.close();

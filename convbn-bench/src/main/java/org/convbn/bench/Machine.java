@@ -20,7 +20,7 @@ record Machine(String cpu, int cores, List<String> vectorFlags) {
 
     /** @return this machine */
     static Machine current() {
-        String cpu = System.getProperty("os.arch");
+        String model = null;
         List<String> flags = new ArrayList<>();
         try {
             for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
@@ -30,8 +30,8 @@ record Machine(String cpu, int cores, List<String> vectorFlags) {
                 }
                 String key = line.substring(0, colon).trim();
                 String value = line.substring(colon + 1).trim();
-                if (key.equals("model name") && cpu.equals(System.getProperty("os.arch"))) {
-                    cpu = value;
+                if (key.equals("model name") && model == null) {
+                    model = value;
                 } else if (key.equals("flags") && flags.isEmpty()) {
                     Set<String> present = Set.of(value.split("\\s+"));
                     FLAGS.stream().filter(present::contains).forEach(flags::add);
@@ -40,7 +40,8 @@ record Machine(String cpu, int cores, List<String> vectorFlags) {
         } catch (IOException e) {
             // no /proc: the architecture stands in for the model
         }
-        return new Machine(cpu, Runtime.getRuntime().availableProcessors(), flags);
+        return new Machine(model != null ? model : System.getProperty("os.arch"),
+                Runtime.getRuntime().availableProcessors(), flags);
     }
 
     /** @return e.g. "AMD EPYC, 2 cores, avx2 (no avx512f), Linux amd64" */

@@ -11,6 +11,9 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.Set;
+import java.util.TreeMap;
+import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 
@@ -170,14 +173,9 @@ final class ReportCommand implements Callable<Integer> {
         ModeResult first = results.get(0);
         Report report = new Report(run.model.cliName(), run.batch, run.resolution, first.threads(), first.backend(),
                 "FLOAT", run.warmup, machineDescription(), results, rounds, ratios(results));
-        Map<String, List<String>> ran = new java.util.TreeMap<>();
+        Map<String, Set<String>> ran = new TreeMap<>();
         results.stream().filter(r -> r.implementations() != null).forEach(r -> r.implementations().forEach(
-                (kind, impls) -> impls.forEach(i -> {
-                    List<String> all = ran.computeIfAbsent(kind, k -> new ArrayList<>());
-                    if (!all.contains(i)) {
-                        all.add(i);
-                    }
-                })));
+                (kind, impls) -> ran.computeIfAbsent(kind, k -> new TreeSet<>()).addAll(impls)));
         if (!ran.isEmpty()) {
             System.out.print(implementationLines(ran));
         }
@@ -343,7 +341,7 @@ final class ReportCommand implements Callable<Integer> {
      * @return one line per kind of primitive with the oneDNN implementations that ran, and a loud line for each
      *         reference implementation among them
      */
-    static String implementationLines(Map<String, List<String>> implementations) {
+    static String implementationLines(Map<String, Set<String>> implementations) {
         StringBuilder sb = new StringBuilder("oneDNN implementations that ran in convbn's steps (all modes):\n");
         implementations.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-36s %s%n", kind,
                 String.join(", ", impls))));

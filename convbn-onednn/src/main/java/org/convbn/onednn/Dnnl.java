@@ -69,7 +69,7 @@ final class Dnnl {
         final String implementation;
         /** The primitive kind and propagation, e.g. "convolution backward_weights" or "binary". */
         final String kind;
-        /** The shapes and layouts of its source and destination, for messages. */
+        /** The dims of its source and destination (or their gradients), e.g. "8x64x56x56 -> 8x64x28x28". */
         final String problem;
         final long scratchpadBytes;
         /** Whether the primitive has run (its implementation recorded by the kernels). */

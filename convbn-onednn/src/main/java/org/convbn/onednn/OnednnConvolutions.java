@@ -104,8 +104,9 @@ final class OnednnConvolutions {
         Layout in = ctx.preferredLayout(c.inChannels());
         Layout out = ctx.preferredLayout(c.outChannels());
         choices.add(new Layout[] {in, out});
-        Layout common = Layout.largestFitting(Layout.largestFitting(ctx.layout(), c.inChannels()), c.outChannels());
-        if (in.isBlocked() && out.isBlocked() && in != out && common.isBlocked()) {
+        if (in.isBlocked() && out.isBlocked() && in != out) {
+            // the smaller block divides both channel counts (each block size divides the next)
+            Layout common = in.block() < out.block() ? in : out;
             choices.add(new Layout[] {common, common});
         }
         if (in != Layout.NCHW || out != Layout.NCHW) {

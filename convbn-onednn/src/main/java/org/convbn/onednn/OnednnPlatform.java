@@ -63,6 +63,7 @@ public record OnednnPlatform(String version, String isa, Layout nativeLayout) {
         }
 
         /**
+         * @param argument the option or property the value came from, for the message
          * @param name avx2, avx512 or native (any case)
          * @return the cap
          * @throws IllegalArgumentException naming {@code argument} for anything else

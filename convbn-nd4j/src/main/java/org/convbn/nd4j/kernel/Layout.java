@@ -70,6 +70,7 @@ public enum Layout {
      *         does): e.g. 24 channels with BLOCKED16 preferred lie in BLOCKED8
      */
     public static Layout largestFitting(Layout preferred, long channels) {
+        // the constants are declared by growing block
         for (int i = preferred.ordinal(); i > 0; i--) {
             if (values()[i].fits(channels)) {
                 return values()[i];

@@ -124,8 +124,8 @@ final class ProfileCommand implements Callable<Integer> {
             for (String line = in.readLine(); line != null; line = in.readLine()) {
                 String[] f = line.split(",");
                 if (line.contains("_verbose,exec,") && f.length > 5) {
-                    byPrimitive.computeIfAbsent(f[5].equals("undef") ? f[3] : f[3] + " " + f[5], k -> new java.util.TreeMap<>())
-                            .merge(f[4], 1, Integer::sum);
+                    String kind = f[5].equals("undef") ? f[3] : f[3] + " " + f[5];
+                    byPrimitive.computeIfAbsent(kind, k -> new java.util.TreeMap<>()).merge(f[4], 1, Integer::sum);
                 } else if (line.contains("_verbose,info,cpu,isa:") && !isas.contains(line)) {
                     isas.add(line.substring(line.indexOf("isa:") + 4));
                 }

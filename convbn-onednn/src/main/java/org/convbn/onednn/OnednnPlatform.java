@@ -20,7 +20,8 @@ import org.convbn.nd4j.kernel.Layout;
  *   environment variable {@code ONEDNN_MAX_CPU_ISA} does (which oneDNN reads itself, and which a PyTorch peer
  *   honours too); {@code native} is no cap;</li>
  *   <li>{@value #LAYOUT_PROPERTY} ({@code auto}, {@code nchw}, {@code blocked8} or {@code blocked16}), read by
- *   each new kernel set ({@link #preferredLayout()}), forces the feature-map layout, e.g. to test the 16-channel layout on an AVX2 machine (oneDNN then runs slower kernels).</li>
+ *   each new kernel set ({@link #preferredLayout()}), forces the feature-map layout, e.g. to test the 16-channel
+ *   layout on an AVX2 machine (oneDNN then runs slower kernels).</li>
  * </ul>
  *
  * @param version oneDNN's version, e.g. "2.5.2"
@@ -149,7 +150,10 @@ public record OnednnPlatform(String version, String isa, Layout nativeLayout) {
         return (isa & level) == level;
     }
 
-    /** oneDNN 2.5's instruction sets and their names (read in parallel), each a superset of the ones before it in its bit mask, widest first. */
+    /**
+     * oneDNN 2.5's instruction sets, widest first, each a superset of the ones after it in its bit mask; their names
+     * in {@link #ISA_NAMES}, read in parallel.
+     */
     private static final int[] ISAS = {dnnl.dnnl_cpu_isa_avx512_core_amx, dnnl.dnnl_cpu_isa_avx512_core_bf16,
         dnnl.dnnl_cpu_isa_avx512_core_vnni, dnnl.dnnl_cpu_isa_avx512_core, dnnl.dnnl_cpu_isa_avx512_mic_4ops,
         dnnl.dnnl_cpu_isa_avx512_mic, dnnl.dnnl_cpu_isa_avx2_vnni, dnnl.dnnl_cpu_isa_avx2, dnnl.dnnl_cpu_isa_avx,

@@ -1,12 +1,15 @@
 package org.convbn.onednn;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import org.bytedeco.dnnl.global.dnnl;
+import org.convbn.core.Mode;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Layout;
+import org.convbn.net.ResNet;
 import org.convbn.onednn.OnednnPlatform.IsaCap;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -90,6 +93,19 @@ class OnednnPlatformTest {
 
     private static OnednnContext.Key reorder(long[] shape, Layout from, Layout to) {
         return new OnednnContext.Key("reorder", OnednnContext.dims(shape), from, to);
+    }
+
+    @Test
+    void closingANetworkClosesItsKernels() {
+        OnednnKernels k;
+        try (ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
+                .mode(Mode.TUNE).build()) {
+            k = (OnednnKernels) net.kernels();
+            net.arena().release(net.forward(Nd4j.rand(DataType.FLOAT, 1, 3, 32, 32)));
+            assertFalse(k.implementations().isEmpty(), "the step ran oneDNN primitives");
+        }
+        assertThrows(IllegalStateException.class, () -> k.relayout(Nd4j.rand(DataType.FLOAT, 1, 8, 2, 2),
+                Layout.BLOCKED8), "its primitives are freed with the network");
     }
 
     @Test

@@ -50,20 +50,6 @@ public enum Layout {
     }
 
     /**
-     * @param block channels per block: 1, 8 or 16
-     * @return the layout with that block (1 is NCHW)
-     * @throws IllegalArgumentException for any other block
-     */
-    public static Layout ofBlock(int block) {
-        for (Layout l : values()) {
-            if (l.block == block) {
-                return l;
-            }
-        }
-        throw new IllegalArgumentException("block: expected 1, 8 or 16, got " + block);
-    }
-
-    /**
      * @param preferred the layout wanted
      * @param channels a feature map's channel count
      * @return the layout with the largest block up to {@code preferred}'s that divides the channels (NCHW when none

@@ -82,16 +82,16 @@ public final class Nd4jKernels implements Kernels {
     public INDArray relayout(INDArray t, Layout target) {
         Layout from = Layout.of(t);
         long[] logical = Layout.logicalShape(t);
+        if (from != target && from.isBlocked() && target.isBlocked()) {
+            // one block size to another through NCHW
+            INDArray plain = relayout(t, Layout.NCHW);
+            INDArray out = relayout(plain, target);
+            arena.release(plain);
+            return out;
+        }
         INDArray out = arena.allocate(t.dataType(), target.physicalShape(logical));
         if (from == target) {
             return out.assign(t);
-        }
-        if (from.isBlocked() && target.isBlocked()) {
-            INDArray plain = relayout(t, Layout.NCHW);
-            arena.release(out);
-            out = relayout(plain, target);
-            arena.release(plain);
-            return out;
         }
         Layout blocked = from.isBlocked() ? from : target;
         long n = logical[0];

@@ -26,8 +26,6 @@ class LayoutTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> Layout.BLOCKED16.physicalShape(new long[] {2, 24, 5, 7}));
         assertTrue(e.getMessage().contains("divisible by 16"), e.getMessage());
-        assertEquals(Layout.BLOCKED16, Layout.ofBlock(16));
-        assertThrows(IllegalArgumentException.class, () -> Layout.ofBlock(4));
     }
 
     @Test

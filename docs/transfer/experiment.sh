@@ -28,11 +28,11 @@ run scratch-train --mode train
 for mode in train eval tune deploy; do
     run "$mode" --weights "$work/pretrained.safetensors" --mode "$mode"
 done
-run tune-frozen3 --weights "$work/pretrained.safetensors" --mode tune --freeze-stages 3
-run deploy-frozen3 --weights "$work/pretrained.safetensors" --mode deploy --freeze-stages 3
+run tune-frozen3 --weights "$work/pretrained.safetensors" --mode tune --frozen-parts 3
+run deploy-frozen3 --weights "$work/pretrained.safetensors" --mode deploy --frozen-parts 3
 # Linear probes (only the head trains): what the pretrained features are worth against random ones.
-run probe-pretrained --weights "$work/pretrained.safetensors" --mode tune --freeze-stages 5
-run probe-scratch --mode tune --freeze-stages 5
+run probe-pretrained --weights "$work/pretrained.safetensors" --mode tune --frozen-parts 5
+run probe-scratch --mode tune --frozen-parts 5
 
 # Time and memory at torchvision's resolution: one epoch of 320 images per variant.
 mkdir -p "$work/target224"
@@ -40,7 +40,7 @@ mkdir -p "$work/target224"
 for v in "train 0" "eval 0" "tune 0" "deploy 0" "tune 3" "tune 5"; do
     set -- $v
     bench finetune --model resnet18 --batch 32 --resolution 224 --quiet --validation 0 --data "$work/target224" \
-        --weights "$work/pretrained.safetensors" --mode "$1" --freeze-stages "$2" --epochs 1 --lr 0.01 \
+        --weights "$work/pretrained.safetensors" --mode "$1" --frozen-parts "$2" --epochs 1 --lr 0.01 \
         --out "$work/r224-$1-$2.safetensors" --curve "$work/r224-$1-$2.json" --chart "$work/r224-$1-$2.png" \
         | tee "$work/r224-$1-$2.log"
 done

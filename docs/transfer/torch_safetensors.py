@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""torchvision ResNet and EfficientNet-B0 weights to and from safetensors, for convbn (finetune, StateDict).
+"""torchvision weights of every model of convbn's zoo to and from safetensors, for convbn (finetune, StateDict).
 
-  export: write a torchvision ResNet's state_dict as safetensors (what --weights reads)
+  export: write a torchvision model's state_dict as safetensors (what --weights reads)
       python3 torch_safetensors.py export --model resnet18 --weights DEFAULT --out resnet18.safetensors
   check: load convbn's tuned weights into torchvision with load_state_dict(strict=True) and run them
       python3 torch_safetensors.py check --model resnet18 --classes 5 tuned.safetensors
@@ -18,6 +18,10 @@ import torchvision
 
 DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torch.bfloat16: "BF16",
           torch.int64: "I64"}
+
+# convbn's zoo (org.convbn.net.Zoo.names()): every model finetune, report and Pretrained take
+ZOO = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
+       "mobilenet_v2", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"]
 
 
 def save(tensors, path, metadata=None):
@@ -65,12 +69,12 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     e = sub.add_parser("export")
-    e.add_argument("--model", default="resnet18", choices=["resnet18", "resnet50", "efficientnet_b0"])
+    e.add_argument("--model", default="resnet18", choices=ZOO)
     e.add_argument("--weights", default=None, help="torchvision weights name, e.g. DEFAULT (downloads); "
                    "none: PyTorch's initialisation")
     e.add_argument("--out", required=True)
     c = sub.add_parser("check")
-    c.add_argument("--model", default="resnet18", choices=["resnet18", "resnet50", "efficientnet_b0"])
+    c.add_argument("--model", default="resnet18", choices=ZOO)
     c.add_argument("--classes", type=int, required=True)
     c.add_argument("file")
     a = p.parse_args()

@@ -4,10 +4,11 @@ import picocli.CommandLine.Option;
 
 /** The network and step-count options that {@code report} and {@code measure} share, with their checks. */
 final class BenchOptions {
-    @Option(names = "--model", description = "resnet18, resnet50, resnet50_g16 (3x3 convs in groups of 16 input "
-            + "channels), efficientnet_b0, efficientnet_b0_g16 (group convs of 16 in place of the depthwise convs, "
-            + "expansion 4), efficientnet_b0_proxy or efficientnet_b0_g16_proxy (GroupNorm and proxy-normalised "
-            + "activations in place of BN: one function in every mode) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--model", description = "${COMPLETION-CANDIDATES}: the zoo under torchvision's names, and "
+            + "resnet50_g16 (3x3 convs in groups of 16 input channels), efficientnet_b0_g16 (group convs of 16 in "
+            + "place of the depthwise convs, expansion 4), efficientnet_b0_proxy and efficientnet_b0_g16_proxy "
+            + "(GroupNorm and proxy-normalised activations in place of BN: one function in every mode) (default: "
+            + "${DEFAULT-VALUE})")
     Model model = Model.RESNET50;
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;

@@ -7,7 +7,6 @@ import java.util.concurrent.Callable;
 import org.convbn.core.Cost;
 import org.convbn.core.TuneFold;
 import org.convbn.net.Network;
-import org.convbn.net.NetworkCosts;
 import org.nd4j.linalg.api.buffer.DataType;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -19,8 +18,8 @@ import picocli.CommandLine.Option;
 @Command(name = "cost", description = "Count parameters and multiply-adds per block, dense vs grouped 3x3 convs.",
         mixinStandardHelpOptions = true)
 final class CostCommand implements Callable<Integer> {
-    @Option(names = "--model", description = "resnet18, resnet50, efficientnet_b0 or efficientnet_b0_proxy (a "
-            + "grouped model counts as its dense original) (default: ${DEFAULT-VALUE})")
+    @Option(names = "--model", description = "${COMPLETION-CANDIDATES} (a grouped model counts as its dense "
+            + "original) (default: ${DEFAULT-VALUE})")
     Model model = Model.RESNET50;
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
     int resolution = 224;
@@ -40,8 +39,8 @@ final class CostCommand implements Callable<Integer> {
         Map<String, Cost> grouped;
         try (Network d = model.build(NetworkStep.CLASSES, DataType.FLOAT, 1, TuneFold.RECOMPUTE, false, 0, 0);
              Network g = model.build(NetworkStep.CLASSES, DataType.FLOAT, 1, TuneFold.RECOMPUTE, false, 0, groupSize)) {
-            dense = NetworkCosts.of(d, resolution);
-            grouped = NetworkCosts.of(g, resolution);
+            dense = d.cost(resolution, resolution);
+            grouped = g.cost(resolution, resolution);
         }
         System.out.printf(Locale.ROOT, "%s at %dx%d, per image; grouped: %s with %d input channels per group%n",
                 model.cliName(), resolution, resolution, model.isResNet() ? "3x3 convs"

@@ -16,7 +16,9 @@ import me.tongfei.progressbar.ProgressBarStyle;
 import org.convbn.core.Mode;
 import org.convbn.train.data.FashionMnist;
 import org.convbn.io.AtomicFiles;
-import org.convbn.net.ResNet;
+import org.convbn.net.InvertedResidualNetwork;
+import org.convbn.net.Network;
+import org.convbn.net.Zoo;
 import org.convbn.train.InMemoryDataset;
 import org.convbn.transfer.EpochBatches;
 import org.convbn.transfer.FineTuning;
@@ -33,30 +35,15 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * The transfer-learning job: a ResNet with torchvision weights from safetensors (or from scratch), the user's
+ * The transfer-learning job: a network of the zoo with torchvision weights from safetensors (or from scratch), the user's
  * images (class folders, or Fashion-MNIST's IDX files), a new head, a frozen prefix, fine-tuning in the chosen mode
  * with validation each epoch, a checkpoint each epoch and {@code --resume}, the tuned weights out in torchvision
  * names (and folded), and the learning curve as JSON and PNG.
  */
-@Command(name = "finetune", description = "Fine-tune a ResNet on a folder of class folders (or IDX files): "
+@Command(name = "finetune", description = "Fine-tune a network of the zoo on a folder of class folders (or IDX files): "
         + "torchvision weights in, a frozen prefix, the chosen mode, checkpoints and resume, tuned weights out.",
         mixinStandardHelpOptions = true, sortOptions = false)
 final class FineTuneCommand implements Callable<Integer> {
-    /** The architectures. */
-    enum Model {
-        RESNET18(ResNet.Depth.RESNET18), RESNET50(ResNet.Depth.RESNET50);
-
-        final ResNet.Depth depth;
-
-        Model(ResNet.Depth depth) {
-            this.depth = depth;
-        }
-
-        String id() {
-            return name().toLowerCase(Locale.ROOT);
-        }
-    }
-
     /** The element types. */
     enum Precision {
         FLOAT(DataType.FLOAT), DOUBLE(DataType.DOUBLE);
@@ -74,16 +61,18 @@ final class FineTuneCommand implements Callable<Integer> {
     @Option(names = "--weights", description = "torchvision weights (safetensors of model.state_dict()); without it "
             + "the network starts from PyTorch's initialisation")
     Path weights;
-    @Option(names = "--model", description = "resnet18 or resnet50 (default: ${DEFAULT-VALUE})")
-    Model model = Model.RESNET18;
+    @Option(names = "--model", description = "a torchvision model name: ${COMPLETION-CANDIDATES} (default: "
+            + "${DEFAULT-VALUE})", completionCandidates = ZooNames.class)
+    String model = "resnet18";
     @Option(names = "--data", required = true, description = "a folder with one subfolder of JPEG/PNG images per "
             + "class, or a folder of Fashion-MNIST IDX files")
     Path data;
     @Option(names = "--mode", description = "train, eval, tune or deploy (default: ${DEFAULT-VALUE})")
     Mode mode = Mode.TUNE;
-    @Option(names = "--freeze-stages", description = "frozen leading parts: 0 none, 1 the stem, 1+k the stem and "
-            + "layer1..layerk, 5 all but the head (default: ${DEFAULT-VALUE})")
-    int freezeStages = 0;
+    @Option(names = "--frozen-parts", description = "frozen leading parts of the network: 0 none, 1 the stem, then "
+            + "its stages in order (a ResNet's conv1, layer1..layer4; features.0..features.N of the others); all of "
+            + "them leave only the classifier to train (default: ${DEFAULT-VALUE})")
+    int frozenParts = 0;
     @Option(names = "--epochs", description = "epochs in all (default: ${DEFAULT-VALUE})")
     int epochs = 5;
     @Option(names = "--batch", description = "images per step (default: ${DEFAULT-VALUE})")
@@ -132,7 +121,7 @@ final class FineTuneCommand implements Callable<Integer> {
     }
 
     /** What {@code --curve} holds. */
-    record Curve(String model, String mode, int freezeStages, String optimizer, double learningRate,
+    record Curve(String model, String mode, int frozenParts, String optimizer, double learningRate,
                  double weightDecay, int batch, int resolution, List<String> classes, int trainImages,
                  int validationImages, int skippedImages, String weights, List<Point> epochs) {
     }
@@ -169,11 +158,16 @@ final class FineTuneCommand implements Callable<Integer> {
         Data d = load();
         System.out.printf(Locale.ROOT, "data %s: %d classes, %d training and %d validation images%s; %s at %dx%d%n",
                 data, d.classes().size(), d.trainImages(), d.validationImages(),
-                d.skipped() == 0 ? "" : ", " + d.skipped() + " unreadable files skipped", model.id(), d.resolution(),
+                d.skipped() == 0 ? "" : ", " + d.skipped() + " unreadable files skipped", model, d.resolution(),
                 d.resolution());
-        ResNet net = network(d.classes().size());
-        FineTuning.Config config = new FineTuning.Config(model.id(), mode, freezeStages, optimizer, learningRate,
-                weightDecay, schedule, epochs);
+        Network net = network(d.classes().size());
+        FineTuning.Config config;
+        try {
+            config = new FineTuning.Config(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs);
+        } catch (IllegalArgumentException e) {
+            net.close();
+            throw e;
+        }
         Map<Integer, Double> peaks = new HashMap<>();
         try (FineTuning job = resume ? FineTuning.resume(net, config, checkpoint) : FineTuning.start(net, config)) {
             if (resume) {
@@ -216,8 +210,11 @@ final class FineTuneCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--epochs, --batch, --resolution: expected >= 1, >= 1, >= 32, got "
                     + epochs + ", " + batch + ", " + resolution);
         }
-        if (freezeStages < 0 || freezeStages > 5) {
-            throw new IllegalArgumentException("--freeze-stages: expected 0..5, got " + freezeStages);
+        if (!Zoo.contains(model)) {
+            throw new IllegalArgumentException("--model: expected one of " + Zoo.names() + ", got " + model);
+        }
+        if (frozenParts < 0) {
+            throw new IllegalArgumentException("--frozen-parts: expected >= 0, got " + frozenParts);
         }
         if (!(validationFraction >= 0 && validationFraction < 1)) {
             throw new IllegalArgumentException("--validation: expected a fraction in [0, 1), got "
@@ -267,15 +264,14 @@ final class FineTuneCommand implements Callable<Integer> {
                 "train-images-idx3-ubyte.gz"));
     }
 
-    private ResNet network(int classes) throws IOException {
+    private Network network(int classes) throws IOException {
         if (weights == null) {
             if (keepHead) {
                 throw new IllegalArgumentException("--keep-head: expected --weights with a head to keep, got none");
             }
-            return ResNet.builder(model.depth).classes(classes)
-                    .dataType(precision.type).seed(seed).mode(Mode.EVAL).build();
+            return withTrainingRegularisation(Zoo.create(model, classes, precision.type, seed));
         }
-        ResNet net = Pretrained.load(model.depth, weights, precision.type, Mode.EVAL);
+        Network net = withTrainingRegularisation(Pretrained.load(model, weights, precision.type, Mode.EVAL));
         if (keepHead && net.classes() != classes) {
             net.close();
             throw new IllegalArgumentException("--keep-head: the weights' head predicts " + net.classes()
@@ -283,6 +279,14 @@ final class FineTuneCommand implements Callable<Integer> {
         }
         if (!keepHead) {
             net.replaceHead(classes, seed);
+        }
+        return net;
+    }
+
+    /** Dropout and stochastic depth on while training, as PyTorch's {@code train()} has them. */
+    private static Network withTrainingRegularisation(Network net) {
+        if (net instanceof InvertedResidualNetwork irn) {
+            irn.setStochastic(true);
         }
         return net;
     }
@@ -300,12 +304,12 @@ final class FineTuneCommand implements Callable<Integer> {
                     e.imagesPerSecond(), e.learningRate(), e.retainedBytes() / (double) (1 << 20),
                     e.arenaPeakBytes() / (double) (1 << 20), peaks.get(e.epoch())));
         }
-        Curve c = new Curve(model.id(), mode.name(), freezeStages, optimizer.name(), learningRate, weightDecay, batch,
+        Curve c = new Curve(model, mode.name(), frozenParts, optimizer.name(), learningRate, weightDecay, batch,
                 d.resolution(), d.classes(), d.trainImages(), d.validationImages(), d.skipped(),
                 weights == null ? null : weights.toString(), points);
         Json.writeAtomically(curve, c);
         XYChart x = new XYChartBuilder().width(800).height(450)
-                .title(String.format(Locale.ROOT, "%s %s, %d frozen, %s lr %.3g", model.id(), mode, freezeStages,
+                .title(String.format(Locale.ROOT, "%s %s, %d frozen, %s lr %.3g", model, mode, frozenParts,
                         optimizer.name().toLowerCase(Locale.ROOT), learningRate))
                 .xAxisTitle("epoch").yAxisTitle("loss / accuracy").build();
         List<Double> ep = new ArrayList<>();

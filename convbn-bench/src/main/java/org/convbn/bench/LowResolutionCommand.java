@@ -8,6 +8,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.stream.IntStream;
 
 import org.convbn.core.Mode;
 import org.convbn.train.data.FashionMnist;
@@ -15,14 +16,12 @@ import org.convbn.io.AtomicFiles;
 import org.convbn.net.StateDict;
 import org.convbn.net.ResNet;
 import org.convbn.train.InMemoryDataset;
-import org.convbn.nd4j.Optimizer;
-import org.convbn.train.Trainer;
+import org.convbn.transfer.FineTuning;
+import org.convbn.transfer.IdxBatches;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.learning.config.Nesterovs;
-import org.nd4j.linalg.learning.regularization.L2Regularization;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
@@ -67,11 +66,22 @@ final class LowResolutionCommand implements Callable<Integer> {
     @Option(names = "--chart", description = "PNG of the curves (default: ${DEFAULT-VALUE})")
     Path chart = Path.of("finetune.png");
 
+    /**
+     * One point of a learning curve.
+     *
+     * @param step optimiser steps so far
+     * @param epoch fractional epochs so far
+     * @param trainLoss mean training loss since the previous point (NaN at step 0)
+     * @param testAccuracy accuracy on the test set, 0..1
+     */
+    record Point(int step, double epoch, double trainLoss, double testAccuracy) {
+    }
+
     /** What the command writes. */
     record Result(String dataset, int trainSize, int testSize, int lowResolution, int resolution,
                   double pretrainLearningRate, double learningRate,
-                  List<Trainer.Point> pretraining, double pretrainedAccuracyLow, double pretrainedAccuracyFull,
-                  Map<String, List<Trainer.Point>> finetuning, Map<String, Double> finetuneSeconds) {
+                  List<Point> pretraining, double pretrainedAccuracyLow, double pretrainedAccuracyFull,
+                  Map<String, List<Point>> finetuning, Map<String, Double> finetuneSeconds) {
     }
 
     @Override
@@ -79,6 +89,10 @@ final class LowResolutionCommand implements Callable<Integer> {
         if (trainSize < batch || testSize < 1) {
             throw new IllegalArgumentException("--train-size, --test-size: expected >= --batch and >= 1, got "
                     + trainSize + ", " + testSize);
+        }
+        if (evalEvery < 1 || pretrainEpochs < 1 || finetuneEpochs < 1) {
+            throw new IllegalArgumentException("--eval-every, --pretrain-epochs, --finetune-epochs: expected >= 1, "
+                    + "got " + evalEvery + ", " + pretrainEpochs + ", " + finetuneEpochs);
         }
         AtomicFiles.checkWritable(out, "--out");
         AtomicFiles.checkWritable(chart, "--chart");
@@ -93,37 +107,35 @@ final class LowResolutionCommand implements Callable<Integer> {
                 + "(lr %.3g), fine-tuning at %dx%d (lr %.3g)%n", train.size(), test.size(), batch, low, low,
                 pretrainLearningRate, full, full, learningRate);
 
-        ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(FashionMnist.CLASSES.size())
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.TRAIN).build();
-        List<Trainer.Point> pre = Trainer.fit(net, trainLow, testLow, sgd(pretrainLearningRate), pretrainEpochs, batch,
-                evalEvery, 1,
-                p -> print("pretrain " + low + "x" + low, p));
-        double accLow = Trainer.accuracy(net, testLow, batch);
-        double accFull = Trainer.accuracy(net, test, batch);
+        List<Point> pre;
+        double accLow;
+        double accFull;
+        Map<String, INDArray> pretrained = new HashMap<>();
+        try (FineTuning job = FineTuning.start(resnet18(), config(Mode.TRAIN, pretrainLearningRate, pretrainEpochs))) {
+            pre = fit(job, batches(trainLow, true, 1), batches(testLow, false, 1), pretrainEpochs,
+                    "pretrain " + low + "x" + low, new ArrayList<>());
+            accLow = job.evaluate(batches(testLow, false, 1)).accuracy();
+            accFull = job.evaluate(batches(test, false, 1)).accuracy();
+            StateDict.of(job.network()).forEach((k, v) -> pretrained.put(k, v.dup()));
+        }
         System.out.printf(Locale.ROOT, "pretrained: test accuracy %.4f at %dx%d, %.4f at %dx%d%n", accLow, low, low,
                 accFull, full, full);
-        Map<String, INDArray> pretrained = new HashMap<>();
-        StateDict.of(net).forEach((k, v) -> pretrained.put(k, v.dup()));
 
-        Map<String, List<Trainer.Point>> curves = new LinkedHashMap<>();
+        Map<String, List<Point>> curves = new LinkedHashMap<>();
         Map<String, Double> seconds = new LinkedHashMap<>();
         for (Mode mode : modes) {
-            ResNet copy = ResNet.builder(ResNet.Depth.RESNET18).classes(FashionMnist.CLASSES.size())
-                    .dataType(DataType.FLOAT).seed(1).mode(Mode.TRAIN).build();
+            ResNet copy = resnet18();
             StateDict.load(copy, pretrained);
-            copy.setMode(mode);
             long t0 = System.nanoTime();
-            List<Trainer.Point> curve = new ArrayList<>();
-            try {
-                Trainer.fit(copy, train, test, sgd(learningRate), finetuneEpochs, batch, evalEvery, 2, p -> {
-                    curve.add(p);
-                    print("fine-tune " + mode, p);
-                });
-            } catch (IllegalArgumentException e) {
-                // The TUNE fold refuses NaN parameters by name: the run diverged. Keep the curve up to there.
+            List<Point> curve = new ArrayList<>();
+            try (FineTuning job = FineTuning.start(copy, config(mode, learningRate, finetuneEpochs))) {
+                fit(job, batches(train, true, 2), batches(test, false, 2), finetuneEpochs, "fine-tune " + mode, curve);
+            } catch (IllegalArgumentException | IllegalStateException e) {
+                // A NaN loss stops the run, and the TUNE fold refuses NaN parameters by name: the run diverged. Keep
+                // the curve up to there.
                 System.out.println("  fine-tune " + mode + " diverged: " + e.getMessage());
                 int step = curve.isEmpty() ? 0 : curve.get(curve.size() - 1).step();
-                curve.add(new Trainer.Point(step + 1, Double.NaN, Double.NaN, Double.NaN));
+                curve.add(new Point(step + 1, Double.NaN, Double.NaN, Double.NaN));
             }
             curves.put(mode.name(), curve);
             seconds.put(mode.name(), (System.nanoTime() - t0) / 1e9);
@@ -140,12 +152,58 @@ final class LowResolutionCommand implements Callable<Integer> {
         return 0;
     }
 
-    /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4 (PyTorch's SGD(nesterov=True, weight_decay)). */
-    private static Optimizer sgd(double lr) {
-        return new Optimizer(new Nesterovs(lr, 0.9), new L2Regularization(1e-4));
+    private static ResNet resnet18() {
+        return ResNet.builder(ResNet.Variant.RESNET18).classes(FashionMnist.CLASSES.size()).dataType(DataType.FLOAT)
+                .seed(1).mode(Mode.TRAIN).build();
     }
 
-    private static void print(String phase, Trainer.Point p) {
+    /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4 (PyTorch's SGD(nesterov=True, weight_decay)). */
+    private static FineTuning.Config config(Mode mode, double lr, int epochs) {
+        return FineTuning.Config.builder().mode(mode).optimizer(FineTuning.OptimizerKind.NESTEROV).learningRate(lr)
+                .weightDecay(1e-4).schedule(FineTuning.LrSchedule.CONSTANT).epochs(epochs).build();
+    }
+
+    /** Every example of {@code data}, shuffled per epoch by {@code seed} when training (a last partial batch dropped). */
+    private IdxBatches batches(InMemoryDataset data, boolean train, long seed) {
+        return new IdxBatches(data, IntStream.range(0, data.size()).toArray(), FashionMnist.CLASSES, batch, train,
+                seed);
+    }
+
+    /**
+     * Runs {@code epochs} epochs of the job, the test accuracy at step 0, every {@code --eval-every} steps and at the
+     * end into {@code curve} (printed as they come).
+     *
+     * @return {@code curve}
+     */
+    private List<Point> fit(FineTuning job, IdxBatches train, IdxBatches test, int epochs, String phase,
+                            List<Point> curve) {
+        Point start = new Point(0, 0, Double.NaN, job.evaluate(test).accuracy());
+        curve.add(start);
+        print(phase, start);
+        int perEpoch = train.batchesPerEpoch();
+        int[] step = {0};
+        double[] lossSum = {0};
+        int[] losses = {0};
+        for (int e = 0; e < epochs; e++) {
+            boolean lastEpoch = e == epochs - 1;
+            job.runEpoch(train, null, (i, images, loss) -> {
+                step[0]++;
+                lossSum[0] += loss;
+                losses[0]++;
+                if (step[0] % evalEvery == 0 || lastEpoch && i == perEpoch - 1) {
+                    Point p = new Point(step[0], (double) step[0] / perEpoch, lossSum[0] / losses[0],
+                            job.evaluate(test).accuracy());
+                    curve.add(p);
+                    print(phase, p);
+                    lossSum[0] = 0;
+                    losses[0] = 0;
+                }
+            });
+        }
+        return curve;
+    }
+
+    private static void print(String phase, Point p) {
         System.out.printf(Locale.ROOT, "  %-18s step %5d (epoch %.2f): train loss %.4f, test accuracy %.4f%n", phase,
                 p.step(), p.epoch(), p.trainLoss(), p.testAccuracy());
     }

@@ -6,48 +6,72 @@ import java.util.Optional;
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 import org.convbn.net.EfficientNet;
+import org.convbn.net.MobileNetV2;
 import org.convbn.net.Network;
 import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.buffer.DataType;
 
-/** The networks the bench can run, by their command-line names. */
+/**
+ * The networks the bench can run, by their command-line names: every network of the zoo
+ * ({@link org.convbn.net.Zoo}) under torchvision's name, and the variants torchvision does not have (grouped convs,
+ * proxy normalisation).
+ */
 public enum Model {
-    /** ResNet-18 shapes: 20 ConvBN blocks, a small network for quick runs. */
-    RESNET18(ResNet.Depth.RESNET18, 0, "resnet18"),
-    /** ResNet-50 shapes: the 53 ConvBN blocks of torchvision's ResNet-50. */
-    RESNET50(ResNet.Depth.RESNET50, 0, "resnet50"),
+    /** ResNet-18: 20 ConvBN blocks, a small network for quick runs. */
+    RESNET18(Family.RESNET, "resnet18", 0, false),
+    /** ResNet-34: 36 ConvBN blocks. */
+    RESNET34(Family.RESNET, "resnet34", 0, false),
+    /** ResNet-50: the 53 ConvBN blocks of torchvision's ResNet-50. */
+    RESNET50(Family.RESNET, "resnet50", 0, false),
+    /** ResNet-101: 104 ConvBN blocks. */
+    RESNET101(Family.RESNET, "resnet101", 0, false),
+    /** ResNet-152: 155 ConvBN blocks. */
+    RESNET152(Family.RESNET, "resnet152", 0, false),
+    /** ResNeXt-50 32x4d: ResNet-50 with grouped 3x3 convs (32 groups). */
+    RESNEXT50_32X4D(Family.RESNET, "resnext50_32x4d", 0, false),
+    /** Wide ResNet-50-2: ResNet-50 with bottlenecks twice as wide. */
+    WIDE_RESNET50_2(Family.RESNET, "wide_resnet50_2", 0, false),
     /** ResNet-50 with every 3x3 conv after the stem grouped, 16 input channels per group. */
-    RESNET50_G16(ResNet.Depth.RESNET50, 16, null),
+    RESNET50_G16(Family.RESNET, "resnet50", 16, false),
+    /** torchvision's MobileNetV2: 52 ConvBN blocks, depthwise convs, ReLU6. */
+    MOBILENET_V2(Family.MOBILENET_V2, "mobilenet_v2", 0, false),
     /** torchvision's EfficientNet-B0: 49 ConvBN blocks, depthwise convs, squeeze-and-excitation. */
-    EFFICIENTNET_B0(null, 0, "efficientnet_b0"),
+    EFFICIENTNET_B0(Family.EFFICIENTNET, "efficientnet_b0", 0, false),
+    /** EfficientNet-B1. */
+    EFFICIENTNET_B1(Family.EFFICIENTNET, "efficientnet_b1", 0, false),
+    /** EfficientNet-B2. */
+    EFFICIENTNET_B2(Family.EFFICIENTNET, "efficientnet_b2", 0, false),
+    /** EfficientNet-B3. */
+    EFFICIENTNET_B3(Family.EFFICIENTNET, "efficientnet_b3", 0, false),
     /** EfficientNet-B0 with group convs of 16 input channels per group and expansion 4 ({@link EfficientNet}). */
-    EFFICIENTNET_B0_G16(null, 16, null),
+    EFFICIENTNET_B0_G16(Family.EFFICIENTNET, "efficientnet_b0", 16, false),
     /** EfficientNet-B0 with GroupNorm and proxy-normalised activations in place of BN (no modes). */
-    EFFICIENTNET_B0_PROXY(null, 0, null),
+    EFFICIENTNET_B0_PROXY(Family.EFFICIENTNET, "efficientnet_b0", 0, true),
     /** Both: group convs of 16 with expansion 4, GroupNorm and proxy-normalised activations. */
-    EFFICIENTNET_B0_G16_PROXY(null, 16, null);
+    EFFICIENTNET_B0_G16_PROXY(Family.EFFICIENTNET, "efficientnet_b0", 16, true);
 
     /** The group size of the grouped variants. */
     public static final int PAPER_GROUP_SIZE = 16;
 
-    private final ResNet.Depth depth;
+    private enum Family {
+        RESNET, MOBILENET_V2, EFFICIENTNET
+    }
+
+    private final Family family;
+    private final String base;
     private final int groupSize;
-    private final String torchvisionName;
+    private final boolean proxy;
 
-    Model(ResNet.Depth depth, int groupSize, String torchvisionName) {
-        this.depth = depth;
+    Model(Family family, String base, int groupSize, boolean proxy) {
+        this.family = family;
+        this.base = base;
         this.groupSize = groupSize;
-        this.torchvisionName = torchvisionName;
+        this.proxy = proxy;
     }
 
-    /** @return whether this is a ResNet (the only family with reversible stages, DL4J and finetune variants) */
+    /** @return whether this is a ResNet (the only family with reversible stages and DL4J variants) */
     public boolean isResNet() {
-        return depth != null;
-    }
-
-    /** @return the ResNet architecture, or empty for an EfficientNet */
-    public Optional<ResNet.Depth> depth() {
-        return Optional.ofNullable(depth);
+        return family == Family.RESNET;
     }
 
     /** @return input channels per group of its grouped convs, 0 for the dense (or depthwise) original */
@@ -57,7 +81,7 @@ public enum Model {
 
     /** @return torchvision's builder name, or empty for a variant torchvision does not have (no PyTorch peer) */
     public Optional<String> torchvisionName() {
-        return Optional.ofNullable(torchvisionName);
+        return groupSize == 0 && !proxy ? Optional.of(base) : Optional.empty();
     }
 
     /** @return the command-line name, e.g. "resnet18", "efficientnet_b0_g16" */
@@ -68,21 +92,30 @@ public enum Model {
     /**
      * @param groupSize input channels per group of the grouped convs (0: the architecture's own convs)
      * @param reversible reversible stages (ResNets only)
-     * @return a new network in TRAIN with PyTorch's default initialisation, the caller's to close
-     * @throws IllegalArgumentException for reversible stages on an EfficientNet
+     * @return a new network in TRAIN with PyTorch's default initialisation (dropout and stochastic depth on), the
+     *         caller's to close
+     * @throws IllegalArgumentException for reversible stages on a network that is not a ResNet, a group size on
+     *                                  MobileNetV2
      */
     public Network build(int classes, DataType type, long seed, TuneFold tuneFold, boolean reversible,
                          double reversibleMinBeta, int groupSize) {
-        if (depth != null) {
-            ResNet.Builder b = ResNet.builder(depth).classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
-                    .tuneFold(tuneFold).groupSize(groupSize);
-            return (reversible ? b.reversible(reversibleMinBeta) : b).build();
-        }
-        if (reversible) {
+        if (reversible && family != Family.RESNET) {
             throw new IllegalArgumentException("reversible: expected a ResNet model, got " + cliName());
         }
-        return EfficientNet.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold)
-                .groupSize(groupSize).normalization(name().endsWith("_PROXY")
-                        ? EfficientNet.Normalization.GROUP_NORM_PROXY : EfficientNet.Normalization.BATCH_NORM).build();
+        return switch (family) {
+            case RESNET -> {
+                ResNet.Variant v = ResNet.Variant.valueOf(base.toUpperCase(Locale.ROOT));
+                ResNet.Builder b = ResNet.builder(v).classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
+                        .tuneFold(tuneFold).groupSize(groupSize);
+                yield (reversible ? b.reversible(reversibleMinBeta) : b).build();
+            }
+            case MOBILENET_V2 -> MobileNetV2.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
+                    .tuneFold(tuneFold).groupSize(groupSize).build();
+            case EFFICIENTNET -> EfficientNet.builder().variant(EfficientNet.Variant.valueOf(
+                    base.substring("efficientnet_".length()).toUpperCase(Locale.ROOT))).classes(classes)
+                    .dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold).groupSize(groupSize)
+                    .normalization(proxy ? EfficientNet.Normalization.GROUP_NORM_PROXY
+                            : EfficientNet.Normalization.BATCH_NORM).build();
+        };
     }
 }

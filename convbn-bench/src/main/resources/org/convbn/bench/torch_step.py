@@ -1,5 +1,5 @@
-# The report's PyTorch peer: one fine-tuning step of torchvision's ResNet or EfficientNet-B0 (in train(): dropout and
-# stochastic depth drawn, as convbn's EfficientNet does by default), the step convbn's `report` measures:
+# The report's PyTorch peer: one fine-tuning step of a torchvision model (in train(): dropout and stochastic depth
+# drawn, as convbn's networks do in the report), the step convbn's `report` measures:
 # forward, cross-entropy over 1000 classes, backward, SGD with Nesterov momentum 0.9 and weight decay 1e-4
 # (lr 1e-3), in one of the four modes:
 #   train   BatchNorm in training mode (batch statistics)
@@ -17,8 +17,7 @@ import torch, torch.nn as nn, torch.nn.functional as F, torchvision
 mode, model, batch, res, warmup, steps, threads, out = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8]), sys.argv[8]
 torch.manual_seed(42)
 torch.set_num_threads(threads)
-m = {"resnet18": torchvision.models.resnet18, "resnet50": torchvision.models.resnet50,
-     "efficientnet_b0": torchvision.models.efficientnet_b0}[model](num_classes=1000)
+m = getattr(torchvision.models, model)(num_classes=1000)
 g = torch.Generator().manual_seed(7)
 for mod in m.modules():
     if isinstance(mod, nn.Conv2d):

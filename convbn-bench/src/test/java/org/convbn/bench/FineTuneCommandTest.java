@@ -68,7 +68,7 @@ class FineTuneCommandTest {
     /** The TUNE run's command line; {@code more} adds options or replaces the value of one already given. */
     private static List<String> tune(Path work, int epochs, String... more) {
         List<String> a = new ArrayList<>(List.of("--weights", pretrained.toString(), "--data", target.toString(),
-                "--mode", "tune", "--freeze-stages", "1", "--epochs", Integer.toString(epochs), "--batch", "8",
+                "--mode", "tune", "--frozen-parts", "1", "--epochs", Integer.toString(epochs), "--batch", "8",
                 "--resolution", "32", "--lr", "0.003", "--dtype", "double", "--validation", "0.25",
                 "--schedule", "linear", "--out", work.resolve("tuned.safetensors").toString(),
                 "--curve", work.resolve("curve.json").toString(), "--chart", work.resolve("curve.png").toString()));

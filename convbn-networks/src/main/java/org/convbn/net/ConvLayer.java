@@ -11,9 +11,9 @@ import org.convbn.core.Cost;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A conv with its normalisation and activation, one layer of an {@link EfficientNet}: a ConvBN block followed by SiLU
- * (or by nothing, for a projection), or a conv with GroupNorm and a proxy-normalised activation. Arrays come from
- * and go back to the network's arena. Not thread-safe.
+ * A conv with its normalisation and activation, one layer of an inverted-residual network: a ConvBN block and its
+ * activation ({@link BatchNormLayer}; none for a projection), or a conv with GroupNorm and a proxy-normalised
+ * activation. Arrays come from and go back to the network's arena. Not thread-safe.
  */
 @NotThreadSafe
 public sealed interface ConvLayer permits BatchNormLayer, ProxyNormLayer {
@@ -37,6 +37,14 @@ public sealed interface ConvLayer permits BatchNormLayer, ProxyNormLayer {
     /** {@link #backward(INDArray, GradientSink, boolean)} with dL/dx. */
     default INDArray backward(INDArray g, GradientSink sink) {
         return backward(g, sink, true);
+    }
+
+    /**
+     * @return whether the backward reads the forward's output (an in-place activation such as ReLU6), which the caller
+     *         then keeps alive until the backward is done
+     */
+    default boolean backwardReadsOutput() {
+        return false;
     }
 
     /** Drops and gives back what the last forward kept (not its input, which is the caller's). */

@@ -4,18 +4,13 @@ import net.jcip.annotations.NotThreadSafe;
 
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.Collections;
-import java.util.LinkedHashMap;
 import java.util.List;
-import java.util.Map;
+import java.util.Locale;
 import java.util.Objects;
-import java.util.SplittableRandom;
 
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
-import org.convbn.core.Mode;
-import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.ProxyNormConfig;
@@ -25,16 +20,11 @@ import org.convbn.nd4j.ConvProxyNormBlock;
 import org.convbn.nd4j.ProxyNormParameters;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
-import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.PooledArena;
-import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
-import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * EfficientNet-B0 (torchvision's {@code efficientnet_b0}: structure, module names, 5,288,548 parameters) built from
- * ConvBN blocks, so that every conv + BN pair runs in the four modes:
+ * EfficientNet-B0 .. B3 (torchvision's {@code efficientnet_b0} .. {@code efficientnet_b3}: structure, module names,
+ * parameter counts) built from ConvBN blocks, so that every conv + BN pair runs in the four modes. B0:
  *
  * <pre>
  * features.0     3x3/2 ConvBN 3 -> 32, SiLU
@@ -47,21 +37,70 @@ import org.nd4j.linalg.factory.Nd4j;
  * classifier     dropout 0.2 ({@code classifier.0}), linear 1280 -> classes ({@code classifier.1})
  * </pre>
  *
- * Convs have no bias, BN eps 1e-5 and momentum 0.1 (as torchvision's B0). Dropout and stochastic depth are on while
- * {@link #setStochastic} says so (PyTorch's {@code train()}; default on), drawn from the network's own seeded
- * generator, so two networks built with the same seed draw the same masks whatever their mode.
+ * B1 .. B3 scale it as torchvision does ({@link Variant}): every width times the width multiplier rounded to a
+ * multiple of 8 (never more than 10% down), every stage's units times the depth multiplier rounded up, the last conv
+ * four times the last stage's width, and their own dropout. Convs have no bias, BN eps 1e-5 and momentum 0.1.
  *
  * <p>The grouped variant ({@link Builder#groupSize}) follows "Making EfficientNet More Efficient" (Masters et al.,
  * 2021): every depthwise conv becomes a group conv of G input channels per group and, to keep the cost in line, the
  * expansion ratio of the expanding stages goes from 6 to 4; names are unchanged, weight shapes follow. The
  * proxy-normalised variant ({@link Builder#normalization}) puts GroupNorm and a proxy-normalised activation after
- * every conv in place of BN and SiLU ({@link ProxyNormLayer}).
- *
- * <p>Memory as {@link ResNet}: one {@link PooledArena} owns every activation, temporary and gradient of a step;
- * feature maps stay in the kernels' preferred layout. Not thread-safe: one thread at a time.
+ * every conv in place of BN and SiLU ({@link ProxyNormLayer}). Forward, backward, freezing and memory are
+ * {@link InvertedResidualNetwork}'s.
  */
 @NotThreadSafe
-public final class EfficientNet implements Network {
+public final class EfficientNet extends InvertedResidualNetwork {
+    /** torchvision's B0 .. B3: width and depth multipliers, classifier dropout. */
+    public enum Variant {
+        /** 5,288,548 parameters at 1000 classes. */
+        B0(1.0, 1.0, 0.2),
+        /** Deeper: 7,794,184 parameters. */
+        B1(1.0, 1.1, 0.2),
+        /** 9,109,994 parameters. */
+        B2(1.1, 1.2, 0.3),
+        /** 12,233,232 parameters. */
+        B3(1.2, 1.4, 0.3);
+
+        private final double widthMultiplier;
+        private final double depthMultiplier;
+        private final double dropout;
+
+        Variant(double widthMultiplier, double depthMultiplier, double dropout) {
+            this.widthMultiplier = widthMultiplier;
+            this.depthMultiplier = depthMultiplier;
+            this.dropout = dropout;
+        }
+
+        /** @return torchvision's builder name, e.g. {@code "efficientnet_b1"} */
+        public String torchvisionName() {
+            return "efficientnet_" + name().toLowerCase(Locale.ROOT);
+        }
+
+        /** @return the classifier's dropout probability in torchvision's model */
+        public double dropout() {
+            return dropout;
+        }
+
+        /** torchvision's {@code adjust_channels}: {@code c} times the width multiplier, to a multiple of 8. */
+        int channels(int c) {
+            return makeDivisible(c * widthMultiplier, 8);
+        }
+
+        /** torchvision's {@code adjust_depth}: units rounded up. */
+        int units(int units) {
+            return (int) Math.ceil(units * depthMultiplier);
+        }
+    }
+
+    /**
+     * torchvision's (and TensorFlow's) {@code _make_divisible}: the multiple of {@code divisor} nearest to
+     * {@code v}, at least {@code divisor}, and not more than 10% below {@code v}.
+     */
+    static int makeDivisible(double v, int divisor) {
+        int rounded = Math.max(divisor, (int) (v + divisor / 2.0) / divisor * divisor);
+        return rounded < 0.9 * v ? rounded + divisor : rounded;
+    }
+
     /** What follows each conv. */
     public enum Normalization {
         /** BatchNorm (a ConvBN block in the network's mode), then SiLU: torchvision's B0. */
@@ -78,7 +117,7 @@ public final class EfficientNet implements Network {
         public static final int GROUP_NORM_CHANNELS = 8;
     }
 
-    /** One row of the B0 table. */
+    /** One row of the B0 table (channels and units before the variant's multipliers). */
     private record StageSpec(int expandRatio, int kernel, int stride, int out, int units) {
     }
 
@@ -86,61 +125,33 @@ public final class EfficientNet implements Network {
             new StageSpec(6, 5, 2, 40, 2), new StageSpec(6, 3, 2, 80, 3), new StageSpec(6, 5, 1, 112, 3),
             new StageSpec(6, 5, 2, 192, 4), new StageSpec(6, 3, 1, 320, 1));
     private static final int STEM_CHANNELS = 32;
-    private static final int HEAD_CHANNELS = 1280;
+    /** The last conv's width over the last stage's. */
+    private static final int LAST_CONV_EXPANSION = 4;
     /** The expansion ratio the grouped variant uses where B0 expands by 6. */
     public static final int GROUPED_EXPAND_RATIO = 4;
-    /** The smallest input side: five stride-2 stages. */
-    public static final int MIN_RESOLUTION = 32;
 
-    private final Kernels kernels;
-    private final PooledArena arena;
-    private final ConvLayer stem;
-    private final List<MBConv> units;
-    private final ConvLayer head;
-    private Linear classifier;
-    private final DataType dataType;
+    private final Variant variant;
     private final int groupSize;
     private final Normalization normalization;
-    private final double dropout;
-    private final List<NamedBlock> allBlocks;
-    private final SplittableRandom rng;
-    private Mode mode;
-    private boolean stochastic = true;
-    // Between forward and backward, owned by the network:
-    private boolean pending;
-    /** The stem's output (the first unit's input). */
-    private INDArray stemActivation;
-    private INDArray pooled;
-    private INDArray dropMask;
-    private INDArray dropped;
-    private long[] pooledShape;
-    private Layout pooledLayout;
 
     private EfficientNet(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
-                         ConvLayer head, Linear classifier) {
-        this.kernels = kernels;
-        this.arena = arena;
-        this.stem = stem;
-        this.units = List.copyOf(units);
-        this.head = head;
-        this.classifier = classifier;
-        this.dataType = b.dataType;
+                         int[] stageSizes, ConvLayer last, Linear classifier) {
+        super(name(b), kernels, arena, stem, units, stageSizes, last, classifier, b.dataType, b.mode,
+                b.dropout >= 0 ? b.dropout : b.variant.dropout, b.seed);
+        this.variant = b.variant;
         this.groupSize = b.groupSize;
         this.normalization = b.normalization;
-        this.dropout = b.dropout;
-        this.mode = b.mode;
-        this.rng = new SplittableRandom(b.seed ^ 0x9E3779B97F4A7C15L);
-        List<NamedBlock> all = new ArrayList<>();
-        stem.block().ifPresent(all::add);
-        units.forEach(u -> all.addAll(u.blocks()));
-        head.block().ifPresent(all::add);
-        this.allBlocks = Collections.unmodifiableList(all);
+    }
+
+    private static String name(Builder b) {
+        return b.variant.torchvisionName() + (b.groupSize > 0 ? "_g" + b.groupSize : "")
+                + (b.normalization == Normalization.GROUP_NORM_PROXY ? "_proxy" : "");
     }
 
     /**
      * @return a builder of EfficientNet-B0 with PyTorch's default BN initialisation (gamma 1, beta 0, running mean
      *         0, var 1): 1000 classes, FLOAT, seed 0, EVAL, {@link TuneFold#RECOMPUTE}, depthwise convs, stochastic
-     *         depth 0.2 and dropout 0.2 unless set otherwise
+     *         depth 0.2 and the variant's dropout unless set otherwise
      */
     public static Builder builder() {
         return new Builder();
@@ -153,22 +164,33 @@ public final class EfficientNet implements Network {
      */
     @NotThreadSafe
     public static final class Builder extends NetworkBuilder<Builder> {
+        private Variant variant = Variant.B0;
         private double stochasticDepth = 0.2;
-        private double dropout = 0.2;
+        /** Negative: the variant's. */
+        private double dropout = -1;
         private double batchNormMomentum = BatchNormConfig.DEFAULT_MOMENTUM;
         private Normalization normalization = Normalization.BATCH_NORM;
 
         private Builder() {
         }
 
-        /** @param p the last unit's stochastic depth probability (unit i of 16 drops with {@code p i / 16}), [0, 1) */
+        /** @param variant B0 (default) .. B3 */
+        public Builder variant(Variant variant) {
+            this.variant = variant;
+            return this;
+        }
+
+        /** @param p the last unit's stochastic depth probability (unit i of n drops with {@code p i / n}), [0, 1) */
         public Builder stochasticDepth(double p) {
             this.stochasticDepth = p;
             return this;
         }
 
-        /** @param p the classifier's dropout probability, [0, 1) */
+        /** @param p the classifier's dropout probability, [0, 1); the variant's (0.2 for B0) unless set */
         public Builder dropout(double p) {
+            if (!(p >= 0 && p < 1)) {
+                throw new IllegalArgumentException("dropout: expected a value in [0, 1), got " + p);
+            }
             this.dropout = p;
             return this;
         }
@@ -184,7 +206,7 @@ public final class EfficientNet implements Network {
 
         /**
          * @param momentum every BN's running-statistics momentum in TRAIN, (0, 1]: PyTorch's convention,
-         *                 {@code running = (1 - momentum) running + momentum batch}; torchvision's B0 uses 0.1, and 1
+         *                 {@code running = (1 - momentum) running + momentum batch}; torchvision's uses 0.1, and 1
          *                 makes one TRAIN forward set the statistics to its batch's
          */
         public Builder batchNormMomentum(double momentum) {
@@ -199,13 +221,11 @@ public final class EfficientNet implements Network {
          */
         public EfficientNet build() {
             validate();
+            Objects.requireNonNull(variant, "variant");
             Objects.requireNonNull(normalization, "normalization");
             if (!(stochasticDepth >= 0 && stochasticDepth < 1)) {
                 throw new IllegalArgumentException("stochasticDepth: expected a value in [0, 1), got "
                         + stochasticDepth);
-            }
-            if (!(dropout >= 0 && dropout < 1)) {
-                throw new IllegalArgumentException("dropout: expected a value in [0, 1), got " + dropout);
             }
             if (!(batchNormMomentum > 0 && batchNormMomentum <= 1)) {
                 throw new IllegalArgumentException("batchNormMomentum: expected a value in (0, 1], got "
@@ -228,55 +248,67 @@ public final class EfficientNet implements Network {
         long[] nextSeed = {b.seed};
         PooledArena arena = Arena.pooled();
         Kernels kernels = Kernels.create(b.dataType, arena);
-        LayerFactory make = (name, c, silu) -> {
-            try {
-                if (b.normalization == Normalization.GROUP_NORM_PROXY) {
-                    int channels = c.outChannels();
-                    ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels,
-                            channels / Normalization.GROUP_NORM_CHANNELS, silu ? Activation.SILU : Activation.IDENTITY);
-                    return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
-                            ProxyNormParameters.initialize(c, b.dataType, nextSeed[0]++)), arena);
+        try {
+            LayerFactory make = (name, c, silu) -> {
+                try {
+                    if (b.normalization == Normalization.GROUP_NORM_PROXY) {
+                        int channels = c.outChannels();
+                        ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels,
+                                channels / Normalization.GROUP_NORM_CHANNELS,
+                                silu ? Activation.SILU : Activation.IDENTITY);
+                        return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
+                                ProxyNormParameters.initialize(c, b.dataType, nextSeed[0]++)), arena);
+                    }
+                    ConvBNConfig config = new ConvBNConfig(c,
+                            BatchNormConfig.of(c.outChannels()).withMomentum(b.batchNormMomentum), true, b.tuneFold);
+                    ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
+                            nextSeed[0]++), b.mode, kernels);
+                    return new BatchNormLayer(new NamedBlock(name + ".0", name + ".1", block),
+                            silu ? ConvActivation.SILU : ConvActivation.IDENTITY);
+                } catch (IllegalArgumentException e) {
+                    throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
                 }
-                ConvBNConfig config = new ConvBNConfig(c,
-                        BatchNormConfig.of(c.outChannels()).withMomentum(b.batchNormMomentum), true, b.tuneFold);
-                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
-                        nextSeed[0]++), b.mode, kernels);
-                return new BatchNormLayer(new NamedBlock(name + ".0", name + ".1", block), silu);
-            } catch (IllegalArgumentException e) {
-                throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
-            }
-        };
-        ConvLayer stem = make.make("features.0", conv(3, STEM_CHANNELS, 3, 2, 0), true);
-        List<MBConv> units = new ArrayList<>();
-        int total = B0.stream().mapToInt(StageSpec::units).sum();
-        int in = STEM_CHANNELS;
-        int id = 0;
-        for (int s = 0; s < B0.size(); s++) {
-            StageSpec spec = B0.get(s);
-            int ratio = b.groupSize > 0 && spec.expandRatio() > 1 ? GROUPED_EXPAND_RATIO : spec.expandRatio();
-            for (int i = 0; i < spec.units(); i++) {
-                String p = "features." + (s + 1) + "." + i + ".block.";
-                int stride = i == 0 ? spec.stride() : 1;
-                int expanded = in * ratio;
-                int k = 0;
-                ConvLayer expand = null;
-                if (ratio != 1) {
-                    expand = make.make(p + k++, conv(in, expanded, 1, 1, 0), true);
+            };
+            Variant v = b.variant;
+            int in = v.channels(STEM_CHANNELS);
+            ConvLayer stem = make.make("features.0", conv(3, in, 3, 2, 0), true);
+            List<MBConv> units = new ArrayList<>();
+            int[] stageSizes = B0.stream().mapToInt(spec -> v.units(spec.units())).toArray();
+            int total = Arrays.stream(stageSizes).sum();
+            int id = 0;
+            for (int s = 0; s < B0.size(); s++) {
+                StageSpec spec = B0.get(s);
+                int ratio = b.groupSize > 0 && spec.expandRatio() > 1 ? GROUPED_EXPAND_RATIO : spec.expandRatio();
+                int out = v.channels(spec.out());
+                for (int i = 0; i < stageSizes[s]; i++) {
+                    String p = "features." + (s + 1) + "." + i + ".block.";
+                    int stride = i == 0 ? spec.stride() : 1;
+                    int expanded = makeDivisible(in * ratio, 8);
+                    int k = 0;
+                    ConvLayer expand = null;
+                    if (ratio != 1) {
+                        expand = make.make(p + k++, conv(in, expanded, 1, 1, 0), true);
+                    }
+                    int groupSize = b.groupSize > 0 ? b.groupSize : 1;
+                    ConvLayer depthwise = make.make(p + k++, conv(expanded, expanded, spec.kernel(), stride,
+                            groupSize), true);
+                    SqueezeExcitation se = new SqueezeExcitation(p + k++, expanded, Math.max(1, in / 4), b.dataType,
+                            nextSeed[0]++, kernels);
+                    ConvLayer project = make.make(p + k, conv(expanded, out, 1, 1, 0), false);
+                    units.add(new MBConv(expand, depthwise, se, project, kernels, b.stochasticDepth * id / total));
+                    in = out;
+                    id++;
                 }
-                int groupSize = b.groupSize > 0 ? b.groupSize : 1;
-                ConvLayer depthwise = make.make(p + k++, conv(expanded, expanded, spec.kernel(), stride, groupSize),
-                        true);
-                SqueezeExcitation se = new SqueezeExcitation(p + k++, expanded, Math.max(1, in / 4), b.dataType,
-                        nextSeed[0]++, kernels);
-                ConvLayer project = make.make(p + k, conv(expanded, spec.out(), 1, 1, 0), false);
-                units.add(new MBConv(expand, depthwise, se, project, kernels, b.stochasticDepth * id / total));
-                in = spec.out();
-                id++;
             }
+            int lastWidth = LAST_CONV_EXPANSION * in;
+            ConvLayer last = make.make("features.8", conv(in, lastWidth, 1, 1, 0), true);
+            Linear classifier = new Linear("classifier.1", lastWidth, b.classes, b.dataType, nextSeed[0], arena);
+            return new EfficientNet(b, kernels, arena, stem, units, stageSizes, last, classifier);
+        } catch (RuntimeException e) {
+            kernels.close();
+            arena.close();
+            throw e;
         }
-        ConvLayer head = make.make("features.8", conv(in, HEAD_CHANNELS, 1, 1, 0), true);
-        Linear classifier = new Linear("classifier.1", HEAD_CHANNELS, b.classes, b.dataType, nextSeed[0], arena);
-        return new EfficientNet(b, kernels, arena, stem, units, head, classifier);
     }
 
     /** A bias-free conv with padding k / 2; {@code groupSize} 0 dense, else input channels per group. */
@@ -286,44 +318,12 @@ public final class EfficientNet implements Network {
         return (groupSize > 0 ? c.groupSize(groupSize) : c).build();
     }
 
-    /** @return the stem layer (features.0) */
-    public ConvLayer stem() {
-        return stem;
+    /** @return B0 .. B3 */
+    public Variant variant() {
+        return variant;
     }
 
-    /** @return the 16 MBConv units in forward order */
-    public List<MBConv> units() {
-        return units;
-    }
-
-    /** @return the last conv layer (features.8) */
-    public ConvLayer headLayer() {
-        return head;
-    }
-
-    /** @return the classifier's linear layer (classifier.1) */
-    public Linear classifier() {
-        return classifier;
-    }
-
-    /**
-     * Replaces the classifier's linear layer by a new one for {@code classes} outputs with PyTorch's default
-     * initialisation: the transfer-learning step from a network pretrained on one label set to another. Drops a
-     * pending forward.
-     *
-     * @param classes the new layer's output size, at least 1
-     * @param seed the seed of its weight draw
-     * @throws IllegalArgumentException if {@code classes < 1}
-     */
-    public void replaceHead(int classes, long seed) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
-        }
-        clearSaved();
-        classifier = new Linear("classifier.1", HEAD_CHANNELS, classes, dataType, seed, arena);
-    }
-
-    /** @return input channels per group of the grouped variant, 0 for B0's depthwise convs */
+    /** @return input channels per group of the grouped variant, 0 for the depthwise convs */
     public int groupSize() {
         return groupSize;
     }
@@ -331,181 +331,5 @@ public final class EfficientNet implements Network {
     /** @return what follows each conv */
     public Normalization normalization() {
         return normalization;
-    }
-
-    /** @return every conv layer in forward order: the stem, each unit's, the head */
-    public List<ConvLayer> layers() {
-        List<ConvLayer> all = new ArrayList<>();
-        all.add(stem);
-        units.forEach(u -> all.addAll(u.layers()));
-        all.add(head);
-        return all;
-    }
-
-    /** @return whether dropout and stochastic depth are drawn in forwards */
-    public boolean stochastic() {
-        return stochastic;
-    }
-
-    /**
-     * Turns dropout and stochastic depth on (PyTorch's {@code train()}) or off (its {@code eval()}, e.g. for an
-     * accuracy pass or a gradient check); independent of the BN mode. Drops a pending forward.
-     */
-    public void setStochastic(boolean on) {
-        clearSaved();
-        stochastic = on;
-    }
-
-    @Override
-    public DataType dataType() {
-        return dataType;
-    }
-
-    @Override
-    public int classes() {
-        return (int) classifier.parameters().get("classifier.1.weight").size(0);
-    }
-
-    @Override
-    public Mode mode() {
-        return mode;
-    }
-
-    @Override
-    public void setMode(Mode mode) {
-        clearSaved();
-        allBlocks.forEach(b -> b.block().setMode(mode));
-        this.mode = mode;
-    }
-
-    @Override
-    public List<NamedBlock> blocks() {
-        return allBlocks;
-    }
-
-    /**
-     * @return the proxy-normalised layers' tensors (none with BatchNorm), every squeeze-and-excitation tensor in unit
-     *         order, then the classifier's; live arrays
-     */
-    @Override
-    public Map<String, INDArray> layerParameters() {
-        Map<String, INDArray> m = new LinkedHashMap<>();
-        layers().forEach(l -> m.putAll(l.layerParameters()));
-        units.forEach(u -> m.putAll(u.squeezeExcitation().parameters()));
-        m.putAll(classifier.parameters());
-        return m;
-    }
-
-    @Override
-    public Map<String, INDArray> parameters() {
-        Map<String, INDArray> m = new LinkedHashMap<>();
-        allBlocks.forEach(b -> m.putAll(b.parameters()));
-        m.putAll(layerParameters());
-        return m;
-    }
-
-    @Override
-    public INDArray forward(INDArray x) {
-        long[] s = x.shape();
-        if (x.rank() != 4 || s[1] != 3 || s[2] < MIN_RESOLUTION || s[3] < MIN_RESOLUTION) {
-            throw new IllegalArgumentException("x: expected [N, 3, H, W] with H, W >= " + MIN_RESOLUTION + ", got "
-                    + Arrays.toString(s));
-        }
-        clearSaved();
-        pending = true;
-        SplittableRandom draw = stochastic ? rng : null;
-        stemActivation = stem.forward(x);
-        INDArray h = stemActivation;
-        for (MBConv u : units) {
-            h = u.forward(h, draw);
-        }
-        INDArray headActivation = head.forward(h);
-        pooledShape = Layout.logicalShape(headActivation);
-        pooledLayout = Layout.of(headActivation);
-        pooled = kernels.globalAveragePool(headActivation);
-        arena.release(headActivation); // the head's backward does not read it
-        dropped = pooled;
-        if (stochastic && dropout > 0) {
-            dropMask = KeepMask.draw(rng, dropout, pooled.dataType(), arena, pooled.shape());
-            dropped = arena.allocate(pooled.dataType(), pooled.shape());
-            Nd4j.exec(new MulOp(pooled, dropMask, dropped));
-        }
-        return classifier.forward(dropped);
-    }
-
-    @Override
-    public void backward(INDArray gradLogits, GradientSink sink) {
-        if (!pending) {
-            throw new IllegalStateException("backward: expected a pending forward, got none (call forward first; "
-                    + "each forward allows one backward)");
-        }
-        INDArray dPooled = classifier.backward(gradLogits, sink);
-        if (dropMask != null) {
-            Nd4j.exec(new MulOp(dPooled, dropMask, dPooled));
-            arena.release(dropMask, dropped);
-            dropMask = null;
-        }
-        dropped = null;
-        INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
-        arena.release(dPooled, pooled);
-        pooled = null;
-        INDArray d = head.backward(g, sink);
-        arena.release(g);
-        for (int i = units.size() - 1; i >= 0; i--) {
-            INDArray next = units.get(i).backward(d, sink);
-            arena.release(d);
-            d = next;
-        }
-        arena.release(stemActivation); // the first unit's input, its backward done
-        stemActivation = null;
-        stem.backward(d, sink, false); // dL/d(input) is not needed
-        arena.release(d);
-        pending = false;
-    }
-
-    @Override
-    public void clearSaved() {
-        units.forEach(MBConv::clearSaved);
-        stem.clearSaved();
-        head.clearSaved();
-        classifier.clearSaved();
-        arena.release(stemActivation);
-        if (dropped != pooled) {
-            arena.release(dropped);
-        }
-        arena.release(pooled, dropMask);
-        stemActivation = null;
-        pooled = null;
-        dropped = null;
-        dropMask = null;
-        pending = false;
-    }
-
-    @Override
-    public RetainedBytes retainedBytes() {
-        List<INDArray> own = new ArrayList<>();
-        stem.collectRetained(own);
-        units.forEach(u -> u.collectRetained(own));
-        head.collectRetained(own);
-        own.addAll(Arrays.asList(stemActivation, pooled, dropMask, dropped, classifier.savedInput()));
-        return Network.retained(allBlocks, own);
-    }
-
-    @Override
-    public Kernels kernels() {
-        return kernels;
-    }
-
-    @Override
-    public PooledArena arena() {
-        return arena;
-    }
-
-    /** Frees the network's kernels (their cached primitives) and arena: nothing it handed out may be used after. */
-    @Override
-    public void close() {
-        clearSaved();
-        kernels().close();
-        arena.close();
     }
 }

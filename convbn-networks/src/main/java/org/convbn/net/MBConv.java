@@ -4,7 +4,9 @@ import net.jcip.annotations.NotThreadSafe;
 
 import java.util.ArrayList;
 import java.util.Collections;
+import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
 
@@ -13,20 +15,20 @@ import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * EfficientNet's inverted residual block (torchvision's {@code MBConv}) of {@link ConvLayer}s (ConvBN blocks with
- * SiLU, or proxy-normalised convs):
+ * The inverted residual block of MobileNetV2/V3 and EfficientNet (torchvision's {@code InvertedResidual} and
+ * {@code MBConv}) of {@link ConvLayer}s (ConvBN blocks with their activation, or proxy-normalised convs):
  *
  * <pre>
- * e   = silu(expand(x))            1x1 ConvBN, C -> E; absent when the expansion ratio is 1 (then e = x)
- * d   = silu(depthwise(e))         k x k ConvBN with E groups (or the grouped variant's E / G), stride 1 or 2
- * q   = se(d)                      {@link SqueezeExcitation}
+ * e   = act(expand(x))             1x1 ConvBN, C -> E; absent when the expansion ratio is 1 (then e = x)
+ * d   = act(depthwise(e))          k x k ConvBN with E groups (or the grouped variant's E / G), stride 1 or 2
+ * q   = se(d)                      {@link SqueezeExcitation}; absent in MobileNetV2 (then q = d)
  * y   = project(q)                 1x1 ConvBN, E -> O, no activation
  * out = y * keep_n / (1 - p) + x   when stride 1 and C == O (the residual); keep_n ~ Bernoulli(1 - p) per sample
  *                                  while stochastic depth is on ("row" mode), else out = y + x; out = y otherwise
  * </pre>
  *
- * Names as torchvision's: {@code features.s.i.block.0} (expand), {@code .1} depthwise, {@code .2} SE, {@code .3}
- * project, one fewer index without the expansion.
+ * Names are the network's (EfficientNet's {@code features.s.i.block.0} expand, {@code .1} depthwise, {@code .2} SE,
+ * {@code .3} project; MobileNetV2's {@code features.i.conv.0}, ...).
  *
  * <p>Keeps, until its backward: each layer's output (the next layer's input), the SE's output (the projection's
  * input), its own output (the next unit's input) and what the layers keep; it owns them. All layers share one
@@ -45,6 +47,7 @@ public final class MBConv {
     // Saved by the forward, owned by the unit:
     private INDArray expanded;
     private INDArray filtered;
+    /** The gate's output (null without a gate: the projection reads {@link #filtered}). */
     private INDArray excited;
     private INDArray keep;
     private INDArray output;
@@ -52,7 +55,7 @@ public final class MBConv {
     /**
      * @param expand the 1x1 expansion layer, or null (expansion ratio 1)
      * @param depthwise the depthwise (or grouped) layer
-     * @param se the squeeze-and-excitation layer over the depthwise layer's channels
+     * @param se the squeeze-and-excitation layer over the depthwise layer's channels, or null (none)
      * @param project the 1x1 projection layer (no activation)
      * @param kernels the kernels every layer's arrays come from
      * @param dropProbability stochastic depth's p for this unit, in [0, 1)
@@ -97,8 +100,10 @@ public final class MBConv {
             h = expanded;
         }
         filtered = depthwise.forward(h);
-        excited = se.forward(filtered);
-        INDArray y = project.forward(excited);
+        if (se != null) {
+            excited = se.forward(filtered);
+        }
+        INDArray y = project.forward(excited != null ? excited : filtered);
         if (residual) {
             if (rng != null && dropProbability > 0) {
                 // [N]: 0 for a dropped sample, 1 / (1 - p) for a kept one (torchvision's StochasticDepth, "row")
@@ -112,14 +117,29 @@ public final class MBConv {
     }
 
     /**
+     * An inference-only forward (a frozen unit): the same draw and output as {@link #forward}, and nothing kept.
+     *
+     * @param x not modified
+     * @param rng as {@link #forward}'s
+     * @return a new output, the caller's
+     */
+    public INDArray forwardInference(INDArray x, SplittableRandom rng) {
+        INDArray out = forward(x, rng);
+        output = null; // the caller's now
+        clearSaved();
+        return out;
+    }
+
+    /**
      * Backpropagates the last forward and gives back what it kept, its output included.
      *
      * @param g dL/d(out), not modified
      * @param sink receives every layer's and the SE's parameter gradients
-     * @return dL/dx, a new array owned by the caller
+     * @param inputGradient whether dL/dx is needed (not for the first trainable unit after a frozen prefix)
+     * @return dL/dx, a new array owned by the caller; null when not asked for
      * @throws IllegalStateException without a pending forward
      */
-    public INDArray backward(INDArray g, GradientSink sink) {
+    public INDArray backward(INDArray g, GradientSink sink, boolean inputGradient) {
         if (output == null) {
             throw new IllegalStateException("backward: expected a pending forward of this unit, got none");
         }
@@ -132,28 +152,47 @@ public final class MBConv {
         if (gy != g) {
             arena.release(gy);
         }
-        arena.release(excited);
-        excited = null;
-        INDArray dd = se.backward(dq, sink);
-        arena.release(dq, filtered);
+        INDArray dd = dq;
+        if (se != null) {
+            arena.release(excited);
+            excited = null;
+            dd = se.backward(dq, sink);
+            arena.release(dq);
+        }
+        // A layer's output goes back once nothing reads it: before the layer's backward unless that reads it.
+        filtered = releaseUnlessRead(depthwise, filtered);
+        INDArray d = depthwise.backward(dd, sink, inputGradient || expand != null);
+        arena.release(dd, filtered);
         filtered = null;
-        INDArray d = depthwise.backward(dd, sink);
-        arena.release(dd);
         if (expand != null) {
-            arena.release(expanded);
+            expanded = releaseUnlessRead(expand, expanded);
+            INDArray dx = expand.backward(d, sink, inputGradient);
+            arena.release(d, expanded);
             expanded = null;
-            INDArray dx = expand.backward(d, sink);
-            arena.release(d);
             d = dx;
         }
-        if (residual) {
+        if (residual && d != null) {
             kernels.addInPlace(d, g, 1.0);
         }
-        // The output was the next unit's (or the head's) input, whose backward is done.
+        // The output was the next unit's (or the last layer's) input, whose backward is done.
         arena.release(output, keep);
         output = null;
         keep = null;
         return d;
+    }
+
+    /** @return null after giving {@code output} back, or {@code output} when the layer's backward reads it */
+    private INDArray releaseUnlessRead(ConvLayer layer, INDArray output) {
+        if (layer.backwardReadsOutput()) {
+            return output;
+        }
+        arena.release(output);
+        return null;
+    }
+
+    /** {@link #backward(INDArray, GradientSink, boolean)} with dL/dx. */
+    public INDArray backward(INDArray g, GradientSink sink) {
+        return backward(g, sink, true);
     }
 
     /** Drops and gives back what the last forward kept, its output included. */
@@ -161,7 +200,9 @@ public final class MBConv {
         for (ConvLayer l : layers()) {
             l.clearSaved();
         }
-        se.clearSaved();
+        if (se != null) {
+            se.clearSaved();
+        }
         arena.release(expanded, filtered, excited, keep, output);
         expanded = null;
         filtered = null;
@@ -180,9 +221,9 @@ public final class MBConv {
         return depthwise;
     }
 
-    /** @return the squeeze-and-excitation layer */
-    public SqueezeExcitation squeezeExcitation() {
-        return se;
+    /** @return the squeeze-and-excitation layer, or empty (MobileNetV2) */
+    public Optional<SqueezeExcitation> squeezeExcitation() {
+        return Optional.ofNullable(se);
     }
 
     /** @return the projection layer */
@@ -206,10 +247,28 @@ public final class MBConv {
         return layers().stream().flatMap(l -> l.block().stream()).toList();
     }
 
+    /**
+     * @return the trainable tensors that are not a ConvBN block's (the gate's, proxy-normalised layers'), by network
+     *         name, in module order; live
+     */
+    public Map<String, INDArray> layerParameters() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        List<ConvLayer> layers = layers();
+        for (int i = 0; i < layers.size(); i++) {
+            if (layers.get(i) == project && se != null) {
+                m.putAll(se.parameters());
+            }
+            m.putAll(layers.get(i).layerParameters());
+        }
+        return m;
+    }
+
     /** Adds the arrays this unit and its layers keep (not their blocks' saved tensors) to {@code into}. */
     void collectRetained(List<INDArray> into) {
         layers().forEach(l -> l.collectRetained(into));
-        se.collectRetained(into);
+        if (se != null) {
+            se.collectRetained(into);
+        }
         for (INDArray a : new INDArray[] {expanded, filtered, excited, keep, output}) {
             if (a != null) {
                 into.add(a);

@@ -10,6 +10,7 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
 
+import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.kernel.Kernels;
@@ -18,17 +19,86 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A classification network of ConvBN blocks and the layers between them ({@link ResNet}, {@link EfficientNet}):
- * what a training step, the state_dict naming and the benchmarks need of it. Input {@code [N, 3, H, W]}, logits
- * {@code [N, classes]}; tensor names are torchvision's.
+ * A classification network of ConvBN blocks and the layers between them ({@link ResNet}, {@link EfficientNet},
+ * {@link MobileNetV2}; every one {@link Zoo} builds): what a training step, fine-tuning, the state_dict naming and the
+ * benchmarks need of it. Input {@code [N, 3, H, W]}, logits {@code [N, classes]}; tensor names are torchvision's.
+ *
+ * <p>Every network answers the questions fine-tuning code asks of any model (as timm's {@code get_classifier},
+ * {@code reset_classifier} and {@code group_matcher} do): its {@link #name()}, its {@link #classifier()} and
+ * {@link #replaceHead}, its {@link #freezableParts()} in forward order and {@link #setFrozenParts} to freeze a
+ * prefix of them, and its {@link #cost}.
  *
  * <p>Memory: the network owns one {@link PooledArena}, from which every activation, temporary and gradient of a
  * step comes; {@link #close()} frees it. Not thread-safe: one thread at a time.
  */
 @NotThreadSafe
 public interface Network extends AutoCloseable {
+    /**
+     * @return the model's name: torchvision's builder name ({@code "resnet50"}, {@code "mobilenet_v2"}), with a
+     *         suffix for a variant torchvision does not have ({@code "resnet50_g16"}, {@code "efficientnet_b0_proxy"})
+     */
+    String name();
+
     /** @return the data type of every parameter and activation */
     DataType dataType();
+
+    /** @return the linear layer that maps the pooled features to the logits (torchvision's {@code fc} or
+     *          {@code classifier.1}); replaced by {@link #replaceHead} */
+    Linear classifier();
+
+    /**
+     * Replaces the classifier by a new one for {@code classes} outputs with PyTorch's default initialisation: the
+     * transfer-learning step from a network pretrained on one label set to another. Drops a pending forward.
+     *
+     * @param classes the new layer's output size, at least 1
+     * @param seed the seed of its weight draw
+     * @throws IllegalArgumentException if {@code classes < 1}
+     */
+    void replaceHead(int classes, long seed);
+
+    /**
+     * @return the module names of the parts a prefix of which can be frozen, in forward order: the stem, the stages,
+     *         the last conv where there is one (e.g. {@code conv1, layer1..layer4}; {@code features.0..features.8});
+     *         the classifier always trains
+     */
+    List<String> freezableParts();
+
+    /** @return how many leading {@link #freezableParts()} are frozen */
+    int frozenParts();
+
+    /**
+     * Freezes the first {@code n} of {@link #freezableParts()}: they get no gradient and are never updated, and they
+     * run as an inference-only forward that keeps nothing for a backward. Their blocks compute with the fold of BN
+     * into the conv: in TUNE (the fold recomputed per forward, the unfolded tensors kept exactly as loaded)
+     * whatever the network's mode, or in DEPLOY when the network is in DEPLOY. Their BN uses the running statistics
+     * in every mode (a frozen BN does not follow the batch even in TRAIN), and the backward stops at the first
+     * trainable block, which computes no input gradient. The trainable part gets the gradients it gets in the whole
+     * network. Drops a pending forward.
+     *
+     * @param n 0 (everything trains) .. {@code freezableParts().size()} (only the classifier trains)
+     * @throws IllegalArgumentException naming the parts when {@code n} is out of range
+     * @throws IllegalStateException when the network cannot freeze (its stages reconstruct activations)
+     */
+    void setFrozenParts(int n);
+
+    /** @return the ConvBN blocks of the frozen prefix, in forward order */
+    List<NamedBlock> frozenBlocks();
+
+    /**
+     * The cost of every layer with parameters at an input of {@code height x width}, per sample, by tracing shapes
+     * (nothing is computed): conv weights and biases, BN gamma and beta, linear layers; multiply-adds of convs and
+     * linear layers (BN, activations, pooling and gates are elementwise and not counted, as in torchvision's
+     * published figures).
+     *
+     * @return the cost per module name (convs under their conv's name), in forward order
+     * @throws IllegalArgumentException naming the first layer the input is too small for
+     */
+    Map<String, Cost> cost(int height, int width);
+
+    /** @return the sum of {@link #cost}: parameters and multiply-adds per sample */
+    default Cost totalCost(int height, int width) {
+        return cost(height, width).values().stream().reduce(Cost.ZERO, Cost::plus);
+    }
 
     /** @return the number of classes the head predicts */
     int classes();

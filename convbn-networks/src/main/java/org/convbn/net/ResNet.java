@@ -11,6 +11,7 @@ import java.util.Map;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
+import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
@@ -42,30 +43,71 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  */
 @NotThreadSafe
 public final class ResNet implements Network {
-    /** The two architectures. */
-    public enum Depth {
-        /** Basic blocks [2, 2, 2, 2]: 20 ConvBN blocks. */
-        RESNET18(false, new int[] {2, 2, 2, 2}),
-        /** Bottlenecks [3, 4, 6, 3]: 53 ConvBN blocks. */
-        RESNET50(true, new int[] {3, 4, 6, 3});
+    /**
+     * torchvision's ResNet family: basic blocks or bottlenecks, units per stage, and for a bottleneck the 3x3 conv's
+     * groups and width per group (its width is {@code planes * widthPerGroup / 64 * groups}, torchvision's formula).
+     */
+    public enum Variant {
+        /** Basic blocks [2, 2, 2, 2]: 20 ConvBN blocks, 11,689,512 parameters at 1000 classes. */
+        RESNET18("resnet18", false, new int[] {2, 2, 2, 2}, 1, 64),
+        /** Basic blocks [3, 4, 6, 3]: 36 ConvBN blocks, 21,797,672 parameters. */
+        RESNET34("resnet34", false, new int[] {3, 4, 6, 3}, 1, 64),
+        /** Bottlenecks [3, 4, 6, 3]: 53 ConvBN blocks, 25,557,032 parameters. */
+        RESNET50("resnet50", true, new int[] {3, 4, 6, 3}, 1, 64),
+        /** Bottlenecks [3, 4, 23, 3]: 104 ConvBN blocks, 44,549,160 parameters. */
+        RESNET101("resnet101", true, new int[] {3, 4, 23, 3}, 1, 64),
+        /** Bottlenecks [3, 8, 36, 3]: 155 ConvBN blocks, 60,192,808 parameters. */
+        RESNET152("resnet152", true, new int[] {3, 8, 36, 3}, 1, 64),
+        /** ResNeXt-50 32x4d: ResNet-50's units, 3x3 convs in 32 groups of 4 per 64 planes; 25,028,904 parameters. */
+        RESNEXT50_32X4D("resnext50_32x4d", true, new int[] {3, 4, 6, 3}, 32, 4),
+        /** Wide ResNet-50-2: ResNet-50's units, bottlenecks twice as wide; 68,883,240 parameters. */
+        WIDE_RESNET50_2("wide_resnet50_2", true, new int[] {3, 4, 6, 3}, 1, 128);
 
+        private final String torchvisionName;
         private final boolean bottleneck;
         private final int[] units;
+        private final int groups;
+        private final int widthPerGroup;
 
-        Depth(boolean bottleneck, int[] units) {
+        Variant(String torchvisionName, boolean bottleneck, int[] units, int groups, int widthPerGroup) {
+            this.torchvisionName = torchvisionName;
             this.bottleneck = bottleneck;
             this.units = units;
+            this.groups = groups;
+            this.widthPerGroup = widthPerGroup;
+        }
+
+        /** @return torchvision's builder name, e.g. {@code "resnext50_32x4d"} */
+        public String torchvisionName() {
+            return torchvisionName;
+        }
+
+        /** @return whether the units are bottlenecks (1x1, 3x3, 1x1; expansion 4) rather than basic blocks */
+        public boolean bottleneck() {
+            return bottleneck;
+        }
+
+        /** @return the number of units in each of the four stages */
+        public int[] units() {
+            return units.clone();
+        }
+
+        /** The width of a stage's inner convs for {@code planes} = 64, 128, 256, 512 (torchvision's formula). */
+        int width(int planes) {
+            return bottleneck ? planes * widthPerGroup / 64 * groups : planes;
         }
     }
 
-    private static final int[] WIDTHS = {64, 128, 256, 512};
+    /** torchvision's {@code planes} of the four stages (a bottleneck's output is 4 planes). */
+    private static final int[] PLANES = {64, 128, 256, 512};
 
     /** Max pooling after the stem: 3x3, stride 2, padding 1. */
     private static final int POOL_KERNEL = 3;
     private static final int POOL_STRIDE = 2;
     private static final int POOL_PAD = 1;
 
-    private final Depth depth;
+    private final String name;
+    private final Variant variant;
     private final Kernels kernels;
     private final PooledArena arena;
     private final NamedBlock stem;
@@ -76,7 +118,7 @@ public final class ResNet implements Network {
     /** The mode the network was last set to; frozen blocks run in {@link #frozenMode(Mode)} of it. */
     private Mode mode;
     /** 0: everything trains; 1: the stem is frozen; 1 + k: the stem and stages 1..k are frozen. */
-    private int frozenStages;
+    private int frozenParts;
     /**
      * The last frozen layer's output: the first trainable block's input, owned by the network until the backward
      * (or {@link #clearSaved()}); null when nothing is frozen or no forward is pending.
@@ -92,9 +134,10 @@ public final class ResNet implements Network {
     private long[] pooledShape;
     private Layout pooledLayout;
 
-    private ResNet(Depth depth, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc,
+    private ResNet(String name, Variant variant, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc,
                    DataType dataType, Mode mode) {
-        this.depth = depth;
+        this.name = name;
+        this.variant = variant;
         this.dataType = dataType;
         this.mode = mode;
         this.kernels = kernels;
@@ -109,13 +152,13 @@ public final class ResNet implements Network {
     }
 
     /**
-     * @param depth the architecture
+     * @param variant the architecture
      * @return a builder of a network with PyTorch's default initialisation of every block (gamma 1, beta 0, running
      *         mean 0, var 1): 1000 classes, FLOAT, seed 0, EVAL, {@link TuneFold#RECOMPUTE}, plain stages, dense
      *         convs unless set otherwise
      */
-    public static Builder builder(Depth depth) {
-        return new Builder(depth);
+    public static Builder builder(Variant variant) {
+        return new Builder(variant);
     }
 
     /**
@@ -125,12 +168,12 @@ public final class ResNet implements Network {
      */
     @NotThreadSafe
     public static final class Builder extends NetworkBuilder<Builder> {
-        private final Depth depth;
+        private final Variant variant;
         private boolean reversible;
         private double minBeta;
 
-        private Builder(Depth depth) {
-            this.depth = java.util.Objects.requireNonNull(depth, "depth");
+        private Builder(Variant variant) {
+            this.variant = java.util.Objects.requireNonNull(variant, "variant");
         }
 
         /**
@@ -160,7 +203,7 @@ public final class ResNet implements Network {
     }
 
     private static ResNet create(Builder b) {
-        Depth depth = b.depth;
+        Variant variant = b.variant;
         DataType type = b.dataType;
         Mode mode = b.mode;
         TuneFold tuneFold = b.tuneFold;
@@ -179,19 +222,22 @@ public final class ResNet implements Network {
         int in = 64;
         for (int stage = 0; stage < 4; stage++) {
             List<ResidualUnit> units = new ArrayList<>();
-            int width = WIDTHS[stage];
-            int out = depth.bottleneck ? 4 * width : width;
-            for (int u = 0; u < depth.units[stage]; u++) {
+            int planes = PLANES[stage];
+            int width = variant.width(planes);
+            int out = variant.bottleneck ? 4 * planes : planes;
+            // the 3x3 convs' input channels per group: the builder's setting, else the variant's groups, else dense
+            int group3x3 = groupSize > 0 ? groupSize : variant.groups > 1 ? width / variant.groups : 0;
+            for (int u = 0; u < variant.units[stage]; u++) {
                 int stride = (u == 0 && stage > 0) ? 2 : 1;
                 String p = "layer" + (stage + 1) + "." + u + ".";
                 List<NamedBlock> main = new ArrayList<>();
-                if (depth.bottleneck) {
+                if (variant.bottleneck) {
                     main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 1, 1, 0)));
-                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride, groupSize)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride, group3x3)));
                     main.add(make.make(p + "conv3", p + "bn3", conv(width, out, 1, 1, 0)));
                 } else {
-                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride, groupSize)));
-                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1, groupSize)));
+                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride, group3x3)));
+                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1, group3x3)));
                 }
                 NamedBlock shortcut = (stride != 1 || in != out)
                         ? make.make(p + "downsample.0", p + "downsample.1", conv(in, out, 1, stride, 0)) : null;
@@ -202,7 +248,9 @@ public final class ResNet implements Network {
                     : new PlainStage(units));
         }
         Linear fc = new Linear("fc", in, b.classes, type, nextSeed[0], arena);
-        return new ResNet(depth, kernels, arena, stem, stages, fc, type, mode);
+        String name = variant.torchvisionName + (groupSize > 0 ? "_g" + groupSize : "")
+                + (b.reversible ? "_reversible" : "");
+        return new ResNet(name, variant, kernels, arena, stem, stages, fc, type, mode);
     }
 
     private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
@@ -226,8 +274,8 @@ public final class ResNet implements Network {
     }
 
     /** @return the architecture */
-    public Depth depth() {
-        return depth;
+    public Variant variant() {
+        return variant;
     }
 
     /** @return the data type of every parameter and activation */
@@ -236,7 +284,7 @@ public final class ResNet implements Network {
         return dataType;
     }
 
-    /** @return the mode the network was last set to (frozen blocks run as {@link #setFrozenStages} says) */
+    /** @return the mode the network was last set to (frozen blocks run as {@link #setFrozenParts} says) */
     @Override
     public Mode mode() {
         return mode;
@@ -248,14 +296,14 @@ public final class ResNet implements Network {
         return (int) fc.parameters().get("fc.weight").size(0);
     }
 
-    /**
-     * Replaces the linear head by a new one for {@code classes} outputs with PyTorch's default initialisation:
-     * the transfer-learning step that turns a network pretrained on one label set into one for another.
-     *
-     * @param classes the new head's output size, at least 1
-     * @param seed the seed of its weight draw
-     * @throws IllegalArgumentException if {@code classes < 1}
-     */
+    /** @return e.g. {@code "resnet50"}, {@code "resnet50_g16"} (grouped 3x3 convs), {@code "resnet18_reversible"} */
+    @Override
+    public String name() {
+        return name;
+    }
+
+    /** Replaces {@code fc}; see {@link Network#replaceHead}. */
+    @Override
     public void replaceHead(int classes, long seed) {
         if (classes < 1) {
             throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
@@ -265,43 +313,53 @@ public final class ResNet implements Network {
         fc = new Linear("fc", in, classes, dataType, seed, arena);
     }
 
+    /** @return {@code conv1} (the stem with its BN and max pool), {@code layer1} .. {@code layer4} */
+    @Override
+    public List<String> freezableParts() {
+        List<String> parts = new ArrayList<>();
+        parts.add("conv1");
+        for (int i = 1; i <= stages.size(); i++) {
+            parts.add("layer" + i);
+        }
+        return Collections.unmodifiableList(parts);
+    }
+
     /** @return the number of frozen leading parts: 0 none, 1 the stem, 1 + k the stem and stages 1..k */
-    public int frozenStages() {
-        return frozenStages;
+    @Override
+    public int frozenParts() {
+        return frozenParts;
     }
 
     /**
-     * Freezes the network's first {@code n} parts (the stem counts as the first, then {@code layer1..layer4}):
-     * they get no gradient and are never updated, and they run as an inference-only forward that keeps nothing
-     * for a backward. Their blocks compute with the fold of BN into the conv: in TUNE (the fold recomputed per
-     * forward, the unfolded tensors kept exactly as loaded) whatever the network's mode, or in DEPLOY when the
-     * network is in DEPLOY. Their BN uses the running statistics in every mode (a frozen BN does not follow the
-     * batch even in TRAIN), and the backward stops at the first trainable block.
+     * Freezes the stem ({@code n >= 1}) and then {@code layer1 .. layer(n-1)}; see {@link Network#setFrozenParts}.
      *
-     * @param n 0..5: 0 trains everything, 5 only the head
+     * @param n 0..5: 0 trains everything, 5 only {@code fc}
      * @throws IllegalArgumentException if {@code n} is outside 0..5
      * @throws IllegalStateException on a network with reversible stages (they reconstruct activations from the
      *                               next stage's, which a frozen prefix does not keep)
      */
-    public void setFrozenStages(int n) {
-        if (n < 0 || n > stages.size() + 1) {
-            throw new IllegalArgumentException("frozen stages: expected 0.." + (stages.size() + 1) + " (the stem, "
-                    + "then layer1..layer" + stages.size() + "), got " + n);
+    @Override
+    public void setFrozenParts(int n) {
+        List<String> parts = freezableParts();
+        if (n < 0 || n > parts.size()) {
+            throw new IllegalArgumentException("frozen parts: expected 0.." + parts.size() + " (of " + parts
+                    + "), got " + n);
         }
         if (n > 0 && !reversibleStages().isEmpty()) {
-            throw new IllegalStateException("frozen stages: expected a network of plain stages, got reversible ones");
+            throw new IllegalStateException("frozen parts: expected a network of plain stages, got reversible ones");
         }
-        frozenStages = n;
+        frozenParts = n;
         setMode(mode);
     }
 
     /** @return the blocks of the frozen prefix, in forward order */
+    @Override
     public List<NamedBlock> frozenBlocks() {
         List<NamedBlock> out = new ArrayList<>();
-        if (frozenStages >= 1) {
+        if (frozenParts >= 1) {
             out.add(stem);
         }
-        for (int i = 0; i < frozenStages - 1; i++) {
+        for (int i = 0; i < frozenParts - 1; i++) {
             out.addAll(stages.get(i).blocks());
         }
         return Collections.unmodifiableList(out);
@@ -318,9 +376,16 @@ public final class ResNet implements Network {
         return allBlocks;
     }
 
-    /** @return the linear head */
-    public Linear head() {
+    /** @return {@code fc} */
+    @Override
+    public Linear classifier() {
         return fc;
+    }
+
+    /** @return the cost of {@code conv1}, every unit's main path and shortcut, then {@code fc} */
+    @Override
+    public Map<String, Cost> cost(int height, int width) {
+        return NetworkCosts.of(this, height, width);
     }
 
     /** @return the head's {@code fc.weight} and {@code fc.bias}; live arrays */
@@ -379,7 +444,7 @@ public final class ResNet implements Network {
 
     /**
      * Switches every trainable block (see {@link ConvBNBlock#setMode}), and the frozen ones to what
-     * {@link #setFrozenStages} says; drops and gives back a pending forward.
+     * {@link #setFrozenParts} says; drops and gives back a pending forward.
      */
     @Override
     public void setMode(Mode mode) {
@@ -402,13 +467,13 @@ public final class ResNet implements Network {
         stemRelu = stem.block().forward(x, kernels.preferredLayout(stem.block().config().channels()));
         kernels.reluInPlace(stemRelu);
         stemPooled = kernels.maxPool(stemRelu, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
-        if (!stemPooled.needsInput() || frozenStages >= 1) {
+        if (!stemPooled.needsInput() || frozenParts >= 1) {
             // The ReLU's backward reads the pooled output instead (below), the max pool's its workspace.
             arena.release(stemRelu);
             stemRelu = null;
         }
         INDArray h = stemPooled.output();
-        if (frozenStages >= 1) {
+        if (frozenParts >= 1) {
             // Inference only: nothing is kept for a backward that never reaches the stem.
             stem.block().clearSaved();
             arena.release(stemPooled.workspace());
@@ -416,7 +481,7 @@ public final class ResNet implements Network {
             frozenOutput = h;
         }
         for (int i = 0; i < stages.size(); i++) {
-            if (i < frozenStages - 1) {
+            if (i < frozenParts - 1) {
                 for (ResidualUnit u : stages.get(i).units()) {
                     INDArray out = u.forward(h);
                     u.releaseOwnership(); // out is ours now, the unit keeps nothing
@@ -431,7 +496,7 @@ public final class ResNet implements Network {
         pooledShape = Layout.logicalShape(h);
         pooledLayout = Layout.of(h);
         pooled = kernels.globalAveragePool(h);
-        if (frozenStages == stages.size() + 1) {
+        if (frozenParts == stages.size() + 1) {
             arena.release(frozenOutput); // only the head trains: the last feature map is not needed any more
             frozenOutput = null;
         }
@@ -452,7 +517,7 @@ public final class ResNet implements Network {
                     + "each forward allows one backward)");
         }
         INDArray dPooled = fc.backward(gradLogits, sink);
-        if (frozenStages == stages.size() + 1) {
+        if (frozenParts == stages.size() + 1) {
             arena.release(dPooled, pooled);
             pooled = null;
             pending = false;
@@ -461,11 +526,11 @@ public final class ResNet implements Network {
         INDArray g = kernels.globalAveragePoolBackward(dPooled, pooledShape, pooledLayout);
         arena.release(dPooled, pooled);
         pooled = null;
-        int firstTrainable = Math.max(0, frozenStages - 1);
+        int firstTrainable = Math.max(0, frozenParts - 1);
         for (int i = stages.size() - 1; i > firstTrainable; i--) {
             g = stages.get(i).backward(g, sink); // the stage takes g over
         }
-        if (frozenStages >= 1) {
+        if (frozenParts >= 1) {
             // dL/d(frozen output) is not needed: the first trainable stage computes none. The frozen output was its
             // input.
             stages.get(firstTrainable).backwardWithoutInputGradient(g, sink);

@@ -67,7 +67,7 @@ public final class ConcurrentTraining {
 
     /** @return a ResNet-18 with 10 classes in {@code mode} */
     public static Supplier<Network> resnet18(DataType type, Mode mode, long seed) {
-        return () -> ResNet.builder(ResNet.Depth.RESNET18).classes(10).dataType(type).seed(seed).mode(mode).build();
+        return () -> ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(type).seed(seed).mode(mode).build();
     }
 
     /** @return an EfficientNet-B0 with 10 classes in {@code mode} */

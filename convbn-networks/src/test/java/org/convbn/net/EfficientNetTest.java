@@ -82,7 +82,7 @@ class EfficientNetTest {
     @Test
     void countsAreTorchvisions() {
         try (EfficientNet net = EfficientNet.builder().build()) {
-            Cost c = NetworkCosts.total(net, 224);
+            Cost c = net.totalCost(224, 224);
             assertEquals(TORCHVISION_PARAMETERS, c.parameters());
             assertEquals(TORCHVISION_MULTIPLY_ADDS_224, c.multiplyAdds());
             assertEquals(49, net.blocks().size());
@@ -232,7 +232,7 @@ class EfficientNetTest {
              EfficientNet proxy = EfficientNet.builder().normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
                      .build()) {
             long normalised = bn.blocks().stream().mapToLong(b -> b.block().config().channels()).sum();
-            Cost c = NetworkCosts.total(proxy, 224);
+            Cost c = proxy.totalCost(224, 224);
             // gamma, beta, beta_tilde, gamma_tilde per channel where BN has gamma and beta
             assertEquals(TORCHVISION_PARAMETERS + 2 * normalised, c.parameters());
             assertEquals(TORCHVISION_MULTIPLY_ADDS_224, c.multiplyAdds());

@@ -34,7 +34,7 @@ class FrozenPrefixTest {
     static final int[] LABELS = {3, 7};
 
     private static ResNet network(Mode mode) {
-        ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.DOUBLE).seed(5).mode(Mode.EVAL).build();
         SplittableRandom rng = new SplittableRandom(77);
         for (NamedBlock b : net.blocks()) {
@@ -65,7 +65,7 @@ class FrozenPrefixTest {
         long previous = wholeBytes.activationBytes();
         for (int frozen = 1; frozen <= 5; frozen++) {
             ResNet net = network(mode);
-            net.setFrozenStages(frozen);
+            net.setFrozenParts(frozen);
             assertEquals(mode, net.mode());
             INDArray logits = net.forward(x);
             assertTrue(error(reference, logits) <= EQUIVALENCE, "logits, " + frozen + " frozen");
@@ -92,7 +92,7 @@ class FrozenPrefixTest {
     @Test
     void aFrozenPrefixKeepsItsBatchNormOnRunningStatisticsInTrain() {
         ResNet net = network(Mode.TRAIN);
-        net.setFrozenStages(2);
+        net.setFrozenParts(2);
         Map<String, INDArray> before = new LinkedHashMap<>();
         net.frozenBlocks().forEach(b -> before.put(b.convName(), b.block().unfoldedParameters().runningMean().dup()));
         org.convbn.train.TrainingStep.run(net, Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32), LABELS,
@@ -101,18 +101,18 @@ class FrozenPrefixTest {
                 b.block().unfoldedParameters().runningMean(), b.convName()));
         NamedBlock trainable = net.blocks().get(net.frozenBlocks().size());
         assertEquals(Mode.TRAIN, trainable.block().mode());
-        net.setFrozenStages(0);
+        net.setFrozenParts(0);
         net.blocks().forEach(b -> assertEquals(Mode.TRAIN, b.block().mode(), b.convName()));
     }
 
     @Test
     void badFreezesAreRefusedAndTheHeadIsReplaced() {
         ResNet net = network(Mode.TUNE);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> net.setFrozenStages(6));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> net.setFrozenParts(6));
         assertTrue(e.getMessage().contains("expected 0..5"), e.getMessage());
-        ResNet reversible = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet reversible = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.DOUBLE).seed(1).mode(Mode.TUNE).tuneFold(TuneFold.RECOMPUTE).reversible(0.5).build();
-        assertThrows(IllegalStateException.class, () -> reversible.setFrozenStages(1));
+        assertThrows(IllegalStateException.class, () -> reversible.setFrozenParts(1));
         net.replaceHead(4, 9);
         assertEquals(4, net.classes());
         assertEquals(List.of(4L, 512L), List.of(net.parameters().get("fc.weight").shape()[0],

@@ -55,7 +55,7 @@ public class NetworkMemoryTest {
         INDArray x = Nd4j.rand(type, 2, 3, 48, 48).subi(0.5);
         int[] labels = {1, 3};
         for (Mode mode : Mode.values()) {
-            try (ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(5)
+            try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
                     .dataType(type).seed(1).mode(mode).build()) {
                 PooledArena arena = net.arena();
                 long trainStatistics = mode == Mode.TRAIN ? batchStatisticsBytes(net) : 0;
@@ -72,7 +72,7 @@ public class NetworkMemoryTest {
                 assertEquals(trainStatistics + logits, arena.stats().leasedBytes(), mode + ": held after a step");
             }
         }
-        try (ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(5)
+        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
                 .dataType(type).seed(1).mode(Mode.TUNE).build()) {
             Optimizer optimizer = new Optimizer(new Nesterovs(1e-3, 0.9));
             INDArray batch = Nd4j.rand(type, 4, 3, 64, 64).subi(0.5);

@@ -36,14 +36,14 @@ class ResNetTest {
 
     @Test
     void resnet50HasTheFiftyThreeConvBnPairsOfTorchvision() {
-        ResNet net = ResNet.builder(ResNet.Depth.RESNET50).classes(1000)
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET50).classes(1000)
                 .dataType(DataType.FLOAT).seed(1).mode(Mode.TUNE).build();
         assertEquals(53, net.blocks().size());
         assertEquals("conv1", net.blocks().get(0).convName());
         assertTrue(net.parameters().containsKey("layer4.2.bn3.weight"));
         assertTrue(net.parameters().containsKey("layer3.0.downsample.0.weight"));
         assertTrue(net.parameters().containsKey("fc.weight"));
-        assertEquals(20, ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        assertEquals(20, ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.FLOAT).seed(1).mode(Mode.TUNE).build().blocks().size());
     }
 
@@ -52,7 +52,7 @@ class ResNetTest {
         Nd4j.getRandom().setSeed(1);
         INDArray x = input();
         for (Mode mode : Mode.values()) {
-            ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+            ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                     .dataType(DataType.DOUBLE).seed(5).mode(mode).build();
             randomiseStatistics(net);
             Map<String, INDArray> grads = net.backward(SoftmaxCrossEntropy.of(net.forward(x), LABELS).gradLogits());
@@ -64,9 +64,9 @@ class ResNetTest {
     @Test
     void evalAndTuneNetworksAgreeAndTuneKeepsOneFeatureMapPerBlockLess() {
         INDArray x = input();
-        ResNet eval = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet eval = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.DOUBLE).seed(9).mode(Mode.EVAL).build();
-        ResNet tune = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet tune = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.DOUBLE).seed(9).mode(Mode.TUNE).build();
         randomiseStatistics(eval);
         randomiseStatistics(tune);

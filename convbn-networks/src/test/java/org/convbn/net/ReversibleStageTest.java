@@ -42,9 +42,9 @@ class ReversibleStageTest {
     @EnumSource(value = Mode.class, names = {"TRAIN", "EVAL", "TUNE"})
     void alphaOneBetaZeroIsThePretrainedNetwork(Mode mode) {
         INDArray x = input();
-        ResNet plain = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet plain = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.DOUBLE).seed(4).mode(mode).build();
-        ResNet rev = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet rev = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.DOUBLE).seed(4).mode(mode).tuneFold(org.convbn.core.TuneFold.KEEP).reversible(0.1).build();
         rev.setCoupling(Coupling.PRETRAINED);
         INDArray a = plain.forward(x);

@@ -29,7 +29,7 @@ class StateDictTest {
 
     @Test
     void resnet18StateDictLoadsIntoAFreshNetworkWithEveryTensorInPlace(@TempDir Path dir) throws IOException {
-        ResNet source = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet source = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.FLOAT).seed(1).mode(Mode.TRAIN).build();
         Map<String, INDArray> state = new LinkedHashMap<>(StateDict.of(source));
         state.values().stream().filter(a -> a.length() < 1000).forEach(a -> a.addi(Nd4j.rand(a.dataType(), a.shape())));
@@ -39,7 +39,7 @@ class StateDictTest {
         Path file = dir.resolve("resnet18.safetensors");
         Safetensors.write(file, state, Map.of("format", "pt"));
 
-        ResNet target = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet target = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.FLOAT).seed(2).mode(Mode.TUNE).build();
         StateDict.load(target, Safetensors.read(file).tensors());
         Map<String, INDArray> loaded = StateDict.of(target);
@@ -51,7 +51,7 @@ class StateDictTest {
 
     @Test
     void resnet50HasTorchvisionsStateDictNames() {
-        Map<String, INDArray> state = StateDict.of(ResNet.builder(ResNet.Depth.RESNET50).classes(1000)
+        Map<String, INDArray> state = StateDict.of(ResNet.builder(ResNet.Variant.RESNET50).classes(1000)
                 .dataType(DataType.FLOAT).seed(1).mode(Mode.EVAL).build());
         // torchvision's resnet50 state_dict has 320 entries: these 267 and 53 num_batches_tracked.
         assertEquals(53 * 5 + 2, state.size());
@@ -65,10 +65,10 @@ class StateDictTest {
 
     @Test
     void misfitsAreListedAndNothingIsCopied() {
-        ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                 .dataType(DataType.FLOAT).seed(1).mode(Mode.EVAL).build();
         Map<String, INDArray> state = new LinkedHashMap<>(StateDict.of(
-                ResNet.builder(ResNet.Depth.RESNET18).classes(10)
+                ResNet.builder(ResNet.Variant.RESNET18).classes(10)
                         .dataType(DataType.FLOAT).seed(3).mode(Mode.EVAL).build()));
         state.remove("layer3.1.bn2.running_mean");
         state.put("layer5.0.conv1.weight", Nd4j.zeros(DataType.FLOAT, 1));

@@ -117,9 +117,9 @@ class OptimizerTest {
         INDArray x = Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32).subi(0.5);
         int[] labels = {1, 4};
         for (Mode mode : new Mode[] {Mode.TRAIN, Mode.EVAL, Mode.TUNE, Mode.DEPLOY}) {
-            try (ResNet inside = ResNet.builder(ResNet.Depth.RESNET18).classes(5)
+            try (ResNet inside = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
                     .dataType(DataType.DOUBLE).seed(7).mode(mode).build();
-                 ResNet after = ResNet.builder(ResNet.Depth.RESNET18).classes(5)
+                 ResNet after = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
                          .dataType(DataType.DOUBLE).seed(7).mode(mode).build()) {
                 Optimizer a = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-3));
                 Optimizer b = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-3));

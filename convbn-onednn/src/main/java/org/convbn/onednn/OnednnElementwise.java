@@ -28,8 +28,8 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * The elementwise and binary work of {@link OnednnKernels}: ReLU and SiLU with their backwards, sums, per-channel and
- * per-row scaling, row dot products. Arrays that are not dense, and the few cases oneDNN runs only in its reference
+ * The elementwise and binary work of {@link OnednnKernels}: ReLU, ReLU6, SiLU and hardswish with their backwards,
+ * sums, per-channel and per-row scaling, row dot products. Arrays that are not dense, and the few cases oneDNN runs only in its reference
  * implementation, go to ND4J's kernels.
  */
 @NotThreadSafe
@@ -43,29 +43,34 @@ final class OnednnElementwise {
     }
 
     /**
-     * The two elementwise functions the networks use, as oneDNN eltwise algorithms over flat runs of values: ReLU
-     * (its backward reads the output) and SiLU (oneDNN's swish {@code z sigmoid(alpha z)} with alpha 1, vectorised
-     * where libnd4j's sigmoid is not; its backward reads the input).
+     * The elementwise functions the networks use, as oneDNN eltwise algorithms over flat runs of values: ReLU and
+     * ReLU6 ({@code clip_v2} to [0, 6]; their backwards read the output), SiLU (oneDNN's swish
+     * {@code z sigmoid(alpha z)} with alpha 1, vectorised where libnd4j's sigmoid is not) and hardswish (their
+     * backwards read the input).
      */
     private enum Eltwise {
-        RELU("relu", algorithm.eltwise_relu_use_dst_for_bwd, 0f, DNNL_ARG_DST),
-        SILU("swish", algorithm.eltwise_swish, 1f, DNNL_ARG_SRC);
+        RELU("relu", algorithm.eltwise_relu_use_dst_for_bwd, 0f, 0f, DNNL_ARG_DST),
+        RELU6("relu6", algorithm.eltwise_clip_v2_use_dst_for_bwd, 0f, 6f, DNNL_ARG_DST),
+        SILU("swish", algorithm.eltwise_swish, 1f, 0f, DNNL_ARG_SRC),
+        HARDSWISH("hardswish", algorithm.eltwise_hardswish, 0f, 0f, DNNL_ARG_SRC);
 
         final String name;
         final algorithm kind;
         final float alpha;
-        /** The forward tensor the backward reads: the output for ReLU, the input for SiLU. */
+        final float beta;
+        /** The forward tensor the backward reads: the output for ReLU and ReLU6, the input for the others. */
         final int backwardReads;
 
-        Eltwise(String name, algorithm kind, float alpha, int backwardReads) {
+        Eltwise(String name, algorithm kind, float alpha, float beta, int backwardReads) {
             this.name = name;
             this.kind = kind;
             this.alpha = alpha;
+            this.beta = beta;
             this.backwardReads = backwardReads;
         }
 
         eltwise_forward.desc forward(memory.desc d) {
-            return new eltwise_forward.desc(prop_kind.forward_training, kind, d, alpha, 0f);
+            return new eltwise_forward.desc(prop_kind.forward_training, kind, d, alpha, beta);
         }
     }
 
@@ -93,7 +98,7 @@ final class OnednnElementwise {
             memory.desc d = Dnnl.flat(length);
             eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(f.forward(d), Dnnl.ENGINE);
             eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
-                    f.kind, d, d, f.alpha, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+                    f.kind, d, d, f.alpha, f.beta), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
             return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(f.backwardReads, d).arg(DNNL_ARG_DIFF_DST, d)
                     .arg(DNNL_ARG_DIFF_SRC, d);
         });
@@ -143,6 +148,39 @@ final class OnednnElementwise {
             return;
         }
         eltwiseBackward(Eltwise.SILU, z, g, g);
+    }
+
+    void relu6InPlace(INDArray t) {
+        if (!isDense(t)) {
+            fallback.relu6InPlace(t);
+            return;
+        }
+        eltwiseForward(Eltwise.RELU6, t, t);
+    }
+
+    void relu6BackwardInPlace(INDArray out, INDArray g) {
+        if (!isDense(out) || !isDense(g)) {
+            fallback.relu6BackwardInPlace(out, g);
+            return;
+        }
+        eltwiseBackward(Eltwise.RELU6, out, g, g);
+    }
+
+    INDArray hardswish(INDArray z) {
+        if (!isDense(z)) {
+            return fallback.hardswish(z);
+        }
+        INDArray a = ctx.arena().allocate(DataType.FLOAT, z.shape());
+        eltwiseForward(Eltwise.HARDSWISH, z, a);
+        return a;
+    }
+
+    void hardswishBackwardInPlace(INDArray z, INDArray g) {
+        if (!isDense(z) || !isDense(g)) {
+            fallback.hardswishBackwardInPlace(z, g);
+            return;
+        }
+        eltwiseBackward(Eltwise.HARDSWISH, z, g, g);
     }
 
     /**

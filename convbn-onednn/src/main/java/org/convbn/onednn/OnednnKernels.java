@@ -189,6 +189,26 @@ public final class OnednnKernels implements Kernels {
     }
 
     @Override
+    public void relu6InPlace(INDArray t) {
+        elementwise.relu6InPlace(t);
+    }
+
+    @Override
+    public void relu6BackwardInPlace(INDArray out, INDArray g) {
+        elementwise.relu6BackwardInPlace(out, g);
+    }
+
+    @Override
+    public INDArray hardswish(INDArray z) {
+        return elementwise.hardswish(z);
+    }
+
+    @Override
+    public void hardswishBackwardInPlace(INDArray z, INDArray g) {
+        elementwise.hardswishBackwardInPlace(z, g);
+    }
+
+    @Override
     public INDArray scaleChannels(INDArray x, INDArray s) {
         return elementwise.scaleChannels(x, s);
     }

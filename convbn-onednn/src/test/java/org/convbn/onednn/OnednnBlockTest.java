@@ -138,9 +138,12 @@ class OnednnBlockTest {
         EvalTuneEquivalenceTest.check(grid, DataType.FLOAT, kernels(), FLOAT32_EQUIVALENCE);
     }
 
-    /** The gate and SiLU in every layout, and none of them on a reference implementation of oneDNN's. */
+    /**
+     * The gate in every layout, SiLU, ReLU6 and hardswish with their backwards, and none of them on a reference
+     * implementation of oneDNN's.
+     */
     @Test
-    void siluAndTheChannelGateMatchTheirFormulas() {
+    void theActivationsAndTheChannelGateMatchTheirFormulas() {
         OnednnKernels k = new OnednnKernels(Arena.direct());
         ElementwiseKernelsTest.check(k, FLOAT_ELEMENTWISE);
         OnednnNetworkTest.assertNoReferenceImplementation(k);

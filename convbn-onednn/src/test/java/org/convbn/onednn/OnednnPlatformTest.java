@@ -98,7 +98,7 @@ class OnednnPlatformTest {
     @Test
     void closingANetworkClosesItsKernels() {
         OnednnKernels k;
-        try (ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
+        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
                 .mode(Mode.TUNE).build()) {
             k = (OnednnKernels) net.kernels();
             net.arena().release(net.forward(Nd4j.rand(DataType.FLOAT, 1, 3, 32, 32)));

@@ -3,25 +3,28 @@ package org.convbn.transfer;
 import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
 
-import org.convbn.train.TrainingStep;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Objects;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
-import org.convbn.net.StateDict;
-import org.convbn.nd4j.kernel.Arena;
-import org.convbn.net.ResNet;
-import org.convbn.net.SoftmaxCrossEntropy;
 import org.convbn.nd4j.Optimizer;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.net.Network;
+import org.convbn.net.SoftmaxCrossEntropy;
+import org.convbn.net.StateDict;
+import org.convbn.train.TrainingStep;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
@@ -37,19 +40,20 @@ import org.nd4j.linalg.schedule.MapSchedule;
 import org.nd4j.linalg.schedule.ScheduleType;
 
 /**
- * A fine-tuning run of a {@link ResNet}: the network in the chosen mode with its first stages frozen, one of ND4J's
- * updaters with weight decay, an epoch at a time over a {@link DataSetIterator} with validation after each, and a
- * checkpoint that a later process resumes from exactly (same parameters, same optimiser state, same data order
- * when the data is {@link EpochAware}).
+ * A fine-tuning run of any {@link Network}: the network in the chosen mode with a prefix of its
+ * {@link Network#freezableParts() parts} frozen, one of ND4J's updaters with weight decay, an epoch at a time over a
+ * {@link DataSetIterator} with validation after each, and a checkpoint that a later process resumes from exactly
+ * (same parameters, same optimiser state, same data order when the data is {@link EpochAware}).
  *
  * <p>Usage:
  * <pre>{@code
- * ResNet net = Pretrained.load(ResNet.Depth.RESNET18, Path.of("resnet18.safetensors"), DataType.FLOAT, Mode.EVAL);
+ * Network net = Pretrained.load("mobilenet_v2", Path.of("mobilenet_v2.safetensors"), DataType.FLOAT, Mode.EVAL);
  * net.replaceHead(folder.classes().size(), 1);
- * try (FineTuning job = FineTuning.start(net, new FineTuning.Config("resnet18", Mode.TUNE, 2,
- *         FineTuning.OptimizerKind.NESTEROV, 0.01, 1e-4, FineTuning.LrSchedule.CONSTANT, 5))) {
- *     for (int e = 0; e < 5; e++) {
- *         job.runEpoch(train, validation, batch -> { });
+ * FineTuning.Config config = FineTuning.Config.builder().mode(Mode.TUNE).frozenParts(2).epochs(5).build();
+ * try (FineTuning job = FineTuning.start(net, config)) {
+ *     for (int e = 0; e < config.epochs(); e++) {
+ *         FineTuning.Epoch epoch = job.runEpoch(train, validation, (batch, images, loss) -> { });
+ *         System.out.println(FineTuning.describe(epoch));
  *         job.checkpoint(Path.of("ckpt/checkpoint.safetensors"));
  *     }
  *     job.exportWeights(Path.of("tuned.safetensors"));
@@ -60,7 +64,7 @@ import org.nd4j.linalg.schedule.ScheduleType;
 @NotThreadSafe
 public final class FineTuning implements AutoCloseable {
     /** The format tag in a checkpoint's metadata. */
-    public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/1";
+    public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/2";
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String MODEL_PREFIX = "model/";
     private static final double MIB = 1 << 20;
@@ -90,9 +94,8 @@ public final class FineTuning implements AutoCloseable {
     /**
      * What a run is; a checkpoint records it and a resume must match it.
      *
-     * @param model the architecture name (e.g. "resnet18")
      * @param mode the mode of the trainable blocks
-     * @param freezeStages frozen leading parts, see {@link ResNet#setFrozenStages}
+     * @param frozenParts frozen leading parts of the network, see {@link Network#setFrozenParts}
      * @param optimizer the update rule
      * @param learningRate the initial learning rate, &gt; 0
      * @param weightDecay &gt;= 0
@@ -100,9 +103,15 @@ public final class FineTuning implements AutoCloseable {
      * @param epochs the planned number of epochs (the schedule's length), &gt;= 1
      */
     @Immutable
-    public record Config(String model, Mode mode, int freezeStages, OptimizerKind optimizer, double learningRate,
+    public record Config(Mode mode, int frozenParts, OptimizerKind optimizer, double learningRate,
                          double weightDecay, LrSchedule schedule, int epochs) {
         public Config {
+            Objects.requireNonNull(mode, "mode");
+            Objects.requireNonNull(optimizer, "optimizer");
+            Objects.requireNonNull(schedule, "schedule");
+            if (frozenParts < 0) {
+                throw new IllegalArgumentException("frozenParts: expected >= 0, got " + frozenParts);
+            }
             if (!(learningRate > 0) || !Double.isFinite(learningRate)) {
                 throw new IllegalArgumentException("learningRate: expected a finite value > 0, got " + learningRate);
             }
@@ -114,11 +123,84 @@ public final class FineTuning implements AutoCloseable {
             }
         }
 
+        /**
+         * @return a builder starting from TUNE, nothing frozen, Nesterov SGD, learning rate 0.01, weight decay 1e-4,
+         *         constant schedule, 5 epochs
+         */
+        public static Builder builder() {
+            return new Builder();
+        }
+
+        /** The settings of a {@link Config}, checked in {@link #build()}. */
+        @NotThreadSafe
+        public static final class Builder {
+            private Mode mode = Mode.TUNE;
+            private int frozenParts;
+            private OptimizerKind optimizer = OptimizerKind.NESTEROV;
+            private double learningRate = 0.01;
+            private double weightDecay = 1e-4;
+            private LrSchedule schedule = LrSchedule.CONSTANT;
+            private int epochs = 5;
+
+            private Builder() {
+            }
+
+            /** @param mode the mode of the trainable blocks */
+            public Builder mode(Mode mode) {
+                this.mode = mode;
+                return this;
+            }
+
+            /** @param frozenParts frozen leading parts of the network */
+            public Builder frozenParts(int frozenParts) {
+                this.frozenParts = frozenParts;
+                return this;
+            }
+
+            /** @param optimizer the update rule */
+            public Builder optimizer(OptimizerKind optimizer) {
+                this.optimizer = optimizer;
+                return this;
+            }
+
+            /** @param learningRate the initial learning rate, &gt; 0 */
+            public Builder learningRate(double learningRate) {
+                this.learningRate = learningRate;
+                return this;
+            }
+
+            /** @param weightDecay &gt;= 0 (coupled for SGD and Nesterov, decoupled for Adam) */
+            public Builder weightDecay(double weightDecay) {
+                this.weightDecay = weightDecay;
+                return this;
+            }
+
+            /** @param schedule how the learning rate moves over the epochs */
+            public Builder schedule(LrSchedule schedule) {
+                this.schedule = schedule;
+                return this;
+            }
+
+            /** @param epochs the planned number of epochs, &gt;= 1 */
+            public Builder epochs(int epochs) {
+                this.epochs = epochs;
+                return this;
+            }
+
+            /**
+             * @return the configuration
+             * @throws IllegalArgumentException naming the setting out of range
+             */
+            public Config build() {
+                return new Config(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs);
+            }
+        }
+
         /** @return the optimiser this configuration describes, fresh */
         public Optimizer newOptimizer() {
             ISchedule s = null;
             if (schedule == LrSchedule.LINEAR) {
-                Map<Integer, Double> values = new java.util.HashMap<>();
+                Map<Integer, Double> values = new HashMap<>();
                 for (int e = 0; e < epochs; e++) {
                     values.put(e, learningRate * (1 - (double) e / epochs));
                 }
@@ -146,7 +228,7 @@ public final class FineTuning implements AutoCloseable {
      * @param trainSeconds wall time of the training part
      * @param learningRate the learning rate the epoch used
      * @param retainedBytes what the network held between forward and backward in a step (exact, see
-     *                      {@link ResNet#retainedBytes()}): activations and the weights a mode keeps
+     *                      {@link Network#retainedBytes()}): activations and the weights a mode keeps
      * @param arenaPeakBytes the most the network's arena had leased at once during the epoch's training: every
      *                       activation, temporary and gradient of a step
      */
@@ -172,12 +254,25 @@ public final class FineTuning implements AutoCloseable {
         void batchDone(int batchIndex, int images, double loss);
     }
 
-    private final ResNet net;
+    /**
+     * The network's performance on a data set.
+     *
+     * @param loss mean softmax cross-entropy (NaN without images)
+     * @param accuracy fraction of top-1 predictions equal to the label (NaN without images)
+     * @param images images evaluated
+     */
+    @Immutable
+    public record Evaluation(double loss, double accuracy, long images) {
+        /** No data: NaN loss and accuracy, 0 images. */
+        public static final Evaluation NONE = new Evaluation(Double.NaN, Double.NaN, 0);
+    }
+
+    private final Network net;
     private final Config config;
     private final Optimizer optimizer;
     private final List<Epoch> history;
 
-    private FineTuning(ResNet net, Config config, Optimizer optimizer, List<Epoch> history) {
+    private FineTuning(Network net, Config config, Optimizer optimizer, List<Epoch> history) {
         this.net = net;
         this.config = config;
         this.optimizer = optimizer;
@@ -185,17 +280,33 @@ public final class FineTuning implements AutoCloseable {
     }
 
     /**
-     * Starts a run: freezes the network's first {@code config.freezeStages()} parts, sets the mode, makes the
+     * Starts a run: freezes the network's first {@code config.frozenParts()} parts, sets the mode, makes the
      * optimiser.
      *
-     * @param net the network (pretrained, its head replaced as wanted), taken over by the run
+     * @param net the network (pretrained, its head replaced as wanted), taken over by the run (closed if the start
+     *            fails)
      * @param config the run
      * @return the run at epoch 0
+     * @throws IllegalArgumentException if the network has fewer parts than {@code config.frozenParts()} (its parts
+     *                                  named)
      */
-    public static FineTuning start(ResNet net, Config config) {
-        net.setFrozenStages(config.freezeStages());
-        net.setMode(config.mode());
+    public static FineTuning start(Network net, Config config) {
+        try {
+            prepare(net, config);
+        } catch (RuntimeException e) {
+            net.close(); // the run took the network over; a failed start does not leave it to leak
+            throw e;
+        }
         return new FineTuning(net, config, config.newOptimizer(), List.of());
+    }
+
+    private static void prepare(Network net, Config config) {
+        if (config.frozenParts() > net.freezableParts().size()) {
+            throw new IllegalArgumentException("frozenParts: expected 0.." + net.freezableParts().size() + " for "
+                    + net.name() + " (of " + net.freezableParts() + "), got " + config.frozenParts());
+        }
+        net.setFrozenParts(config.frozenParts());
+        net.setMode(config.mode());
     }
 
     /**
@@ -210,7 +321,7 @@ public final class FineTuning implements AutoCloseable {
      *                                  head size (each named with both values), or its tensors do not fit
      * @throws IOException if it cannot be read
      */
-    public static FineTuning resume(ResNet net, Config config, Path checkpoint) throws IOException {
+    public static FineTuning resume(Network net, Config config, Path checkpoint) throws IOException {
         try {
             return restore(net, config, checkpoint);
         } catch (IOException | RuntimeException e) {
@@ -219,16 +330,16 @@ public final class FineTuning implements AutoCloseable {
         }
     }
 
-    private static FineTuning restore(ResNet net, Config config, Path checkpoint) throws IOException {
+    private static FineTuning restore(Network net, Config config, Path checkpoint) throws IOException {
         if (!Files.isRegularFile(checkpoint)) {
             throw new IllegalArgumentException("checkpoint: expected a file, got none at " + checkpoint);
         }
         Safetensors.Contents c = Safetensors.read(checkpoint);
         Map<String, String> meta = c.metadata();
         require(checkpoint, "format", CHECKPOINT_FORMAT, meta.get("format"));
-        require(checkpoint, "model", config.model(), meta.get("model"));
+        require(checkpoint, "model", net.name(), meta.get("model"));
         require(checkpoint, "mode", config.mode().name(), meta.get("mode"));
-        require(checkpoint, "freeze_stages", Integer.toString(config.freezeStages()), meta.get("freeze_stages"));
+        require(checkpoint, "frozen_parts", Integer.toString(config.frozenParts()), meta.get("frozen_parts"));
         require(checkpoint, "optimizer", config.optimizer().name(), meta.get("optimizer"));
         require(checkpoint, "classes", Integer.toString(net.classes()), meta.get("classes"));
         Map<String, INDArray> model = new LinkedHashMap<>();
@@ -242,8 +353,7 @@ public final class FineTuning implements AutoCloseable {
                 throw new IllegalArgumentException("checkpoint " + checkpoint + ": unexpected tensor " + name);
             }
         });
-        net.setFrozenStages(config.freezeStages());
-        net.setMode(config.mode());
+        prepare(net, config);
         try {
             NetworkState.load(net, model);
         } catch (IllegalArgumentException e) {
@@ -266,7 +376,7 @@ public final class FineTuning implements AutoCloseable {
     }
 
     /** @return the network being tuned (the run's) */
-    public ResNet network() {
+    public Network network() {
         return net;
     }
 
@@ -319,7 +429,7 @@ public final class FineTuning implements AutoCloseable {
             retained = Math.max(retained, step.retained().total());
             if (!Double.isFinite(loss)) {
                 throw new IllegalStateException("epoch " + (epoch + 1) + ", batch " + batches + ": the loss is " + loss
-                        + " (the run diverged; lower --lr)");
+                        + " (the run diverged; lower the learning rate)");
             }
             if (train instanceof EpochAware) {
                 Arena.direct().release(d.getFeatures(), d.getLabels());
@@ -337,57 +447,64 @@ public final class FineTuning implements AutoCloseable {
         }
         double seconds = (System.nanoTime() - t0) / 1e9;
         long arenaPeak = net.arena().stats().peakLeasedBytes();
-        double[] val = validation == null ? new double[] {Double.NaN, Double.NaN} : evaluate(validation);
-        Epoch out = new Epoch(epoch + 1, lossSum / batches, val[0], val[1], images, seconds, lr, retained,
+        Evaluation val = validation == null ? Evaluation.NONE : evaluate(validation);
+        Epoch out = new Epoch(epoch + 1, lossSum / batches, val.loss(), val.accuracy(), images, seconds, lr, retained,
                 arenaPeak);
         history.add(out);
         return out;
     }
 
     /**
-     * The mean loss and the accuracy of the network on {@code data}; a network in TRAIN is evaluated with its
-     * running statistics (EVAL) and put back.
+     * The mean loss and the accuracy of the network on {@code data}, each image once, with dropout and stochastic
+     * depth as the network has them; a network in TRAIN is evaluated with its running statistics (EVAL) and put back
+     * (also when the evaluation fails).
      *
      * @param data reset first; labels one-hot
-     * @return {loss, accuracy}
+     * @return the loss, accuracy and image count ({@link Evaluation#NONE}'s values without images)
      */
-    public double[] evaluate(DataSetIterator data) {
+    public Evaluation evaluate(DataSetIterator data) {
         Mode mode = net.mode();
         if (mode == Mode.TRAIN) {
             net.setMode(Mode.EVAL);
         }
-        data.reset();
-        double lossSum = 0;
-        long correct = 0;
-        long n = 0;
-        while (data.hasNext()) {
-            DataSet d = data.next();
-            INDArray x = d.getFeatures().castTo(net.dataType());
-            int[] labels = labels(d.getLabels());
-            INDArray logits = net.forward(x);
-            net.clearSaved();
-            SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
-            INDArray predicted = logits.argMax(1);
-            for (int i = 0; i < labels.length; i++) {
-                if (predicted.getInt(i) == labels[i]) {
-                    correct++;
+        try {
+            data.reset();
+            double lossSum = 0;
+            long correct = 0;
+            long n = 0;
+            while (data.hasNext()) {
+                DataSet d = data.next();
+                INDArray x = d.getFeatures().castTo(net.dataType());
+                int[] labels = labels(d.getLabels());
+                INDArray logits = net.forward(x);
+                net.clearSaved();
+                SoftmaxCrossEntropy.Result r = SoftmaxCrossEntropy.of(logits, labels);
+                INDArray predicted = logits.argMax(1);
+                for (int i = 0; i < labels.length; i++) {
+                    if (predicted.getInt(i) == labels[i]) {
+                        correct++;
+                    }
+                }
+                lossSum += r.loss() * labels.length;
+                n += labels.length;
+                net.arena().release(logits);
+                Arena.direct().release(predicted, r.gradLogits());
+                if (x != d.getFeatures()) {
+                    Arena.direct().release(x);
                 }
             }
-            lossSum += r.loss() * labels.length;
-            n += labels.length;
-            net.arena().release(logits);
-            Arena.direct().release(predicted, r.gradLogits());
+            return n == 0 ? Evaluation.NONE : new Evaluation(lossSum / n, (double) correct / n, n);
+        } finally {
+            if (mode == Mode.TRAIN) {
+                net.setMode(mode);
+            }
         }
-        if (mode == Mode.TRAIN) {
-            net.setMode(mode);
-        }
-        return n == 0 ? new double[] {Double.NaN, Double.NaN} : new double[] {lossSum / n, (double) correct / n};
     }
 
     private static int[] labels(INDArray oneHot) {
         if (oneHot.rank() != 2) {
             throw new IllegalArgumentException("labels: expected one-hot [N, classes], got "
-                    + java.util.Arrays.toString(oneHot.shape()));
+                    + Arrays.toString(oneHot.shape()));
         }
         INDArray idx = oneHot.argMax(1);
         int[] out = idx.toIntVector();
@@ -410,9 +527,9 @@ public final class FineTuning implements AutoCloseable {
                 .forEach(e -> tensors.put(OPTIMIZER_PREFIX + e.getKey(), e.getValue()));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", CHECKPOINT_FORMAT);
-        meta.put("model", config.model());
+        meta.put("model", net.name());
         meta.put("mode", config.mode().name());
-        meta.put("freeze_stages", Integer.toString(config.freezeStages()));
+        meta.put("frozen_parts", Integer.toString(config.frozenParts()));
         meta.put("optimizer", config.optimizer().name());
         meta.put("classes", Integer.toString(net.classes()));
         meta.put("data_type", net.dataType().name());
@@ -423,8 +540,8 @@ public final class FineTuning implements AutoCloseable {
     }
 
     /**
-     * Writes the tuned weights in torchvision's names (conv, BN with running statistics, fc), for PyTorch's
-     * {@code load_state_dict(..., strict=True)} after a safetensors read. A DEPLOY network is unfolded for this
+     * Writes the tuned weights in torchvision's names (conv, BN with running statistics, the other layers), for
+     * PyTorch's {@code load_state_dict(..., strict=True)} after a safetensors read. A DEPLOY network is unfolded for this
      * (W = W'/s, the shift carried into BN's beta) and put back exactly as it was.
      *
      * @param file the target, written atomically
@@ -432,14 +549,14 @@ public final class FineTuning implements AutoCloseable {
      */
     public void exportWeights(Path file) throws IOException {
         if (net.mode() != Mode.DEPLOY) {
-            Safetensors.write(file, StateDict.of(net), Map.of("format", "pt", "model", config.model()));
+            Safetensors.write(file, StateDict.of(net), Map.of("format", "pt", "model", net.name()));
             return;
         }
         Map<String, INDArray> keep = new LinkedHashMap<>();
         NetworkState.of(net).forEach((k, v) -> keep.put(k, v.dup()));
         net.setMode(Mode.EVAL);
         try {
-            Safetensors.write(file, StateDict.of(net), Map.of("format", "pt", "model", config.model()));
+            Safetensors.write(file, StateDict.of(net), Map.of("format", "pt", "model", net.name()));
         } finally {
             net.setMode(Mode.DEPLOY);
             NetworkState.load(net, keep);
@@ -448,13 +565,13 @@ public final class FineTuning implements AutoCloseable {
 
     /**
      * Writes the network with BN folded into every conv ({@link StateDict#folded}): {@code conv1.weight} = W',
-     * {@code conv1.bias} = b', no BN entries, then fc; for inference.
+     * {@code conv1.bias} = b', no BN entries, then the other layers; for inference.
      *
      * @param file the target, written atomically
      * @throws IOException if it cannot be written
      */
     public void exportFolded(Path file) throws IOException {
-        Safetensors.write(file, StateDict.folded(net), Map.of("format", "pt", "model", config.model(), "folded",
+        Safetensors.write(file, StateDict.folded(net), Map.of("format", "pt", "model", net.name(), "folded",
                 "true"));
     }
 

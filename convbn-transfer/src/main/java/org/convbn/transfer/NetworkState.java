@@ -10,15 +10,16 @@ import org.convbn.core.ParameterNames;
 import org.convbn.nd4j.BatchNormState;
 import org.convbn.net.StateDict;
 import org.convbn.net.NamedBlock;
-import org.convbn.net.ResNet;
+import org.convbn.net.Network;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * Everything a network needs to continue training where it stopped, by name, in whatever mode it is in: in TRAIN,
- * EVAL and TUNE its torchvision state_dict ({@link StateDict#of(ResNet)}); in DEPLOY the parameters it trains there,
+ * EVAL and TUNE its torchvision state_dict ({@link StateDict#of(Network)}); in DEPLOY the parameters it trains there,
  * W' and b' ({@code conv1.folded.weight}, {@code conv1.folded.bias}, ...), with the BN tensors kept to unfold with
- * under their torchvision names, and {@code fc}. Exact: a network restored from it computes what the original
+ * under their torchvision names, and the tensors of the layers that are not ConvBN blocks (classifier,
+ * squeeze-and-excitation). Exact: a network restored from it computes what the original
  * would have, bit for bit.
  */
 @ThreadSafe
@@ -31,7 +32,7 @@ public final class NetworkState {
      * @return the live tensors by name (copy them to keep them)
      * @throws IllegalStateException for a DEPLOY block made without its BN tensors
      */
-    public static Map<String, INDArray> of(ResNet net) {
+    public static Map<String, INDArray> of(Network net) {
         if (net.mode() != Mode.DEPLOY) {
             return StateDict.of(net);
         }
@@ -41,7 +42,7 @@ public final class NetworkState {
             putBatchNorm(m, b, b.block().batchNormState().orElseThrow(() -> new IllegalStateException("block "
                     + b.convName() + ": a DEPLOY block without its BN tensors cannot be checkpointed")));
         }
-        m.putAll(net.head().parameters());
+        m.putAll(net.layerParameters());
         return m;
     }
 
@@ -52,7 +53,7 @@ public final class NetworkState {
      * @param state by name, not modified
      * @throws IllegalArgumentException listing every missing, unexpected and mis-shaped name; nothing is copied then
      */
-    public static void load(ResNet net, Map<String, INDArray> state) {
+    public static void load(Network net, Map<String, INDArray> state) {
         if (net.mode() != Mode.DEPLOY) {
             StateDict.load(net, state);
             return;
@@ -72,7 +73,7 @@ public final class NetworkState {
             targets.put(fb, folded.get(fb));
             putBatchNorm(targets, b, b.block().batchNormState().orElseThrow());
         }
-        targets.putAll(net.head().parameters());
+        targets.putAll(net.layerParameters());
         try {
             StateDict.assign(targets, state);
         } finally {

@@ -8,16 +8,17 @@ import java.util.Map;
 
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
+import org.convbn.net.Network;
 import org.convbn.net.StateDict;
-import org.convbn.net.ResNet;
+import org.convbn.net.Zoo;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A ResNet from torchvision weights in a safetensors file (what {@code safetensors.torch.save_file(
- * model.state_dict(), path)} writes for {@code torchvision.models.resnet18/50}), loaded strictly: every missing,
+ * A network of the {@link Zoo} from torchvision weights in a safetensors file (what {@code safetensors.torch.save_file(
+ * model.state_dict(), path)} writes for {@code torchvision.models.<name>()}), loaded strictly: every missing,
  * unexpected and mis-shaped name is listed and nothing is loaded then ({@code num_batches_tracked} counters are
- * ignored). The head's size is read from {@code fc.weight}.
+ * ignored). The classifier's size is read from the file.
  */
 @ThreadSafe
 public final class Pretrained {
@@ -25,25 +26,33 @@ public final class Pretrained {
     }
 
     /**
-     * @param depth the architecture the weights are for
+     * @param model a {@link Zoo} name, e.g. {@code "resnet50"}, {@code "mobilenet_v2"}
      * @param weights the safetensors file, not modified
      * @param type FLOAT or DOUBLE (the file's tensors are cast)
      * @param mode the mode the network is put in after loading
-     * @return the network with the file's weights and head, the caller's to close
-     * @throws IllegalArgumentException if the weights do not fit the architecture (every problem listed)
+     * @return the network with the file's weights and classifier (dropout and stochastic depth off, as
+     *         {@link Zoo#create}), the caller's to close
+     * @throws IllegalArgumentException for an unknown model, or weights that do not fit it (every problem listed,
+     *                                  the file named)
      * @throws IOException if the file cannot be read or is not valid safetensors (named)
      */
-    public static ResNet load(ResNet.Depth depth, Path weights, DataType type, Mode mode) throws IOException {
-        Map<String, INDArray> tensors = Safetensors.read(weights).tensors();
-        INDArray fc = tensors.get("fc.weight");
-        int classes = fc != null && fc.rank() == 2 && fc.size(0) > 0 ? (int) fc.size(0) : 1000;
-        ResNet net = ResNet.builder(depth).classes(classes).dataType(type).seed(0).mode(Mode.EVAL).build();
+    public static Network load(String model, Path weights, DataType type, Mode mode) throws IOException {
+        Network net = Zoo.create(model, 1, type, 0); // an unknown name is refused here, the known ones listed
         try {
+            Map<String, INDArray> tensors = Safetensors.read(weights).tensors();
+            String classifier = net.classifier().parameters().keySet().iterator().next(); // its weight [classes, in]
+            INDArray w = tensors.get(classifier);
+            if (w != null && w.rank() == 2 && w.size(0) > 0) {
+                net.replaceHead((int) w.size(0), 0);
+            }
             StateDict.load(net, tensors);
         } catch (IllegalArgumentException e) {
             net.close();
-            throw new IllegalArgumentException("weights " + weights + ": do not fit " + depth.name().toLowerCase(
-                    java.util.Locale.ROOT) + ": " + e.getMessage(), e);
+            throw new IllegalArgumentException("weights " + weights + ": do not fit " + model + ": " + e.getMessage(),
+                    e);
+        } catch (IOException | RuntimeException e) {
+            net.close();
+            throw e;
         }
         net.setMode(mode);
         return net;

@@ -15,7 +15,9 @@ import java.util.Map;
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
 import org.convbn.net.StateDict;
+import org.convbn.net.Network;
 import org.convbn.net.ResNet;
+import org.convbn.net.Zoo;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -46,9 +48,9 @@ class FineTuningTest {
         ImageFolder source = ImageFolder.scan(TestImages.write(shared.resolve("source"), List.of(0, 1, 2, 3, 4), 16),
                 0, 1);
         target = ImageFolder.scan(TestImages.write(shared.resolve("target"), List.of(5, 6, 7, 8, 9), 12), 0.25, 1);
-        ResNet net = ResNet.builder(ResNet.Depth.RESNET18).classes(5)
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
                 .dataType(DataType.DOUBLE).seed(3).mode(Mode.TRAIN).build();
-        try (FineTuning job = FineTuning.start(net, config("resnet18", Mode.TRAIN, 0, PRETRAIN_EPOCHS))) {
+        try (FineTuning job = FineTuning.start(net, config(Mode.TRAIN, 0, PRETRAIN_EPOCHS))) {
             for (int e = 0; e < PRETRAIN_EPOCHS; e++) {
                 job.runEpoch(batches(source.train(), source.classes(), true), null, (b, n, l) -> { });
             }
@@ -57,17 +59,17 @@ class FineTuningTest {
         }
     }
 
-    static FineTuning.Config config(String model, Mode mode, int freeze, int epochs) {
-        return new FineTuning.Config(model, mode, freeze, FineTuning.OptimizerKind.NESTEROV, 0.003, 1e-4,
-                FineTuning.LrSchedule.LINEAR, epochs);
+    static FineTuning.Config config(Mode mode, int frozen, int epochs) {
+        return FineTuning.Config.builder().mode(mode).frozenParts(frozen).optimizer(FineTuning.OptimizerKind.NESTEROV)
+                .learningRate(0.003).weightDecay(1e-4).schedule(FineTuning.LrSchedule.LINEAR).epochs(epochs).build();
     }
 
     static ImageBatches batches(List<ImageFolder.Example> examples, List<String> classes, boolean train) {
         return new ImageBatches(examples, classes, RESOLUTION, BATCH, train, 5, DataType.DOUBLE);
     }
 
-    static ResNet fromPretrained() throws IOException {
-        ResNet net = Pretrained.load(ResNet.Depth.RESNET18, pretrained, DataType.DOUBLE, Mode.EVAL);
+    static Network fromPretrained() throws IOException {
+        Network net = Pretrained.load("resnet18", pretrained, DataType.DOUBLE, Mode.EVAL);
         net.replaceHead(target.classes().size(), 11);
         return net;
     }
@@ -91,7 +93,7 @@ class FineTuningTest {
     @EnumSource(value = Mode.class, names = {"TRAIN", "TUNE", "DEPLOY"})
     void resumingAfterEpochOneOfTwoGivesTheParametersOfAnUninterruptedRun(Mode mode, @TempDir Path dir)
             throws IOException {
-        FineTuning.Config config = config("resnet18", mode, 1, 2);
+        FineTuning.Config config = config(mode, 1, 2);
         ImageBatches train = batches(target.train(), target.classes(), true);
         ImageBatches validation = batches(target.validation(), target.classes(), false);
         Map<String, INDArray> uninterrupted;
@@ -123,10 +125,10 @@ class FineTuningTest {
     void exportedWeightsLoadBackWithEveryTensorEqualAndTheFrozenPrefixUntouched(Mode mode, @TempDir Path dir)
             throws IOException {
         Map<String, INDArray> before;
-        try (ResNet loaded = fromPretrained()) {
+        try (Network loaded = fromPretrained()) {
             before = copy(StateDict.of(loaded));
         }
-        try (FineTuning job = FineTuning.start(fromPretrained(), config("resnet18", mode, 2, 1))) {
+        try (FineTuning job = FineTuning.start(fromPretrained(), config(mode, 2, 1))) {
             job.runEpoch(batches(target.train(), target.classes(), true), null, (b, n, l) -> { });
             Path out = dir.resolve("tuned.safetensors");
             job.exportWeights(out);
@@ -142,7 +144,7 @@ class FineTuningTest {
                 }
             }
             assertNotEquals(before.get("layer2.0.conv1.weight"), live.get("layer2.0.conv1.weight"));
-            try (ResNet back = Pretrained.load(ResNet.Depth.RESNET18, out, DataType.DOUBLE, Mode.EVAL)) {
+            try (Network back = Pretrained.load("resnet18", out, DataType.DOUBLE, Mode.EVAL)) {
                 assertEquals(0.0, maxDifference(live, StateDict.of(back)));
             }
         }
@@ -151,7 +153,7 @@ class FineTuningTest {
     @Test
     void theLinearScheduleDecaysPerEpochAndEachOptimizerHasItsWeightDecay() {
         for (FineTuning.OptimizerKind kind : FineTuning.OptimizerKind.values()) {
-            org.convbn.nd4j.Optimizer o = new FineTuning.Config("resnet18", Mode.TUNE, 0, kind, 0.1, 1e-4,
+            org.convbn.nd4j.Optimizer o = new FineTuning.Config(Mode.TUNE, 0, kind, 0.1, 1e-4,
                     FineTuning.LrSchedule.LINEAR, 4).newOptimizer();
             for (int e = 0; e < 4; e++) {
                 o.setEpoch(e);
@@ -162,27 +164,34 @@ class FineTuningTest {
                     : org.nd4j.linalg.learning.regularization.L2Regularization.class,
                     o.regularization().get(0).getClass(), kind.name());
         }
-        org.convbn.nd4j.Optimizer constant = config("resnet18", Mode.TUNE, 0, 3).newOptimizer();
-        assertThrows(IllegalArgumentException.class, () -> new FineTuning.Config("resnet18", Mode.TUNE, 0,
+        org.convbn.nd4j.Optimizer constant = config(Mode.TUNE, 0, 3).newOptimizer();
+        assertThrows(IllegalArgumentException.class, () -> new FineTuning.Config(Mode.TUNE, 0,
                 FineTuning.OptimizerKind.SGD, 0, 0, FineTuning.LrSchedule.CONSTANT, 1));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> FineTuning.Config.builder().learningRate(Double.NaN).build());
+        assertTrue(e.getMessage().startsWith("learningRate: expected a finite value > 0, got NaN"), e.getMessage());
         assertTrue(constant.learningRate() > 0);
     }
 
     @Test
     void aCheckpointOfAnotherModeOrModelIsRefusedByName(@TempDir Path dir) throws IOException {
         Path checkpoint = dir.resolve("c.safetensors");
-        try (FineTuning job = FineTuning.start(fromPretrained(), config("resnet18", Mode.TUNE, 0, 1))) {
+        try (FineTuning job = FineTuning.start(fromPretrained(), config(Mode.TUNE, 0, 1))) {
             job.checkpoint(checkpoint);
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> FineTuning.resume(fromPretrained(), config("resnet18", Mode.EVAL, 0, 1), checkpoint));
+                () -> FineTuning.resume(fromPretrained(), config(Mode.EVAL, 0, 1), checkpoint));
         assertTrue(e.getMessage().contains("made for mode TUNE, expected EVAL"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class, () -> FineTuning.resume(Zoo.create("mobilenet_v2", 5,
+                DataType.DOUBLE, 1), config(Mode.TUNE, 0, 1), checkpoint));
+        assertTrue(e.getMessage().contains("made for model resnet18, expected mobilenet_v2"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> FineTuning.resume(fromPretrained(), config("resnet50", Mode.TUNE, 0, 1), checkpoint));
-        assertTrue(e.getMessage().contains("made for model resnet18, expected resnet50"), e.getMessage());
+                () -> FineTuning.resume(fromPretrained(), config(Mode.TUNE, 3, 1), checkpoint));
+        assertTrue(e.getMessage().contains("made for frozen_parts 0, expected 3"), e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> FineTuning.resume(fromPretrained(), config("resnet18", Mode.TUNE, 3, 1), checkpoint));
-        assertTrue(e.getMessage().contains("made for freeze_stages 0, expected 3"), e.getMessage());
+                () -> FineTuning.start(fromPretrained(), config(Mode.TUNE, 6, 1)));
+        assertTrue(e.getMessage().contains("frozenParts: expected 0..5 for resnet18 (of [conv1, layer1, layer2, "
+                + "layer3, layer4]), got 6"), e.getMessage());
     }
 
     @Test
@@ -194,14 +203,18 @@ class FineTuningTest {
         Path bad = dir.resolve("bad.safetensors");
         Safetensors.write(bad, tensors, Map.of());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Pretrained.load(ResNet.Depth.RESNET18, bad, DataType.DOUBLE, Mode.EVAL));
+                () -> Pretrained.load("resnet18", bad, DataType.DOUBLE, Mode.EVAL));
         assertTrue(e.getMessage().contains("missing [layer1.0.bn1.running_var]"), e.getMessage());
         assertTrue(e.getMessage().contains("unexpected [layer9.extra]"), e.getMessage());
         assertTrue(e.getMessage().contains("layer1.0.conv1.weight (expected [64, 64, 3, 3], got [64, 64, 9])"),
                 e.getMessage());
         e = assertThrows(IllegalArgumentException.class,
-                () -> Pretrained.load(ResNet.Depth.RESNET50, pretrained, DataType.DOUBLE, Mode.EVAL));
-        assertTrue(e.getMessage().contains("do not fit resnet50"), e.getMessage());
+                () -> Pretrained.load("resnet34", pretrained, DataType.DOUBLE, Mode.EVAL));
+        assertTrue(e.getMessage().contains("do not fit resnet34") && e.getMessage().contains("layer1.2.conv1.weight"),
+                e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> Pretrained.load("resnet19", pretrained, DataType.DOUBLE, Mode.EVAL));
+        assertTrue(e.getMessage().contains("model: expected one of [resnet18, resnet34"), e.getMessage());
     }
 
     @Test

@@ -23,6 +23,8 @@ import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.AddOp;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
 import org.nd4j.linalg.api.ops.impl.transforms.strict.Sigmoid;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.BooleanIndexing;
+import org.nd4j.linalg.indexing.conditions.Conditions;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
@@ -352,6 +354,58 @@ public interface Kernels extends AutoCloseable {
         Nd4j.exec(new MulOp(t, s, t));
         Nd4j.exec(new MulOp(g, t, g));
         arena().release(s, t);
+    }
+
+    /**
+     * ReLU6 in place: {@code min(max(t, 0), 6)} (MobileNet's activation).
+     *
+     * @param t modified
+     */
+    default void relu6InPlace(INDArray t) {
+        Nd4j.exec(DynamicCustomOp.builder("relu6").addInputs(t).addOutputs(t).addFloatingPointArguments(0.0).build());
+    }
+
+    /**
+     * ReLU6's backward from its output: the derivative is 1 where {@code 0 < out < 6} (there out equals the input),
+     * else 0.
+     *
+     * @param out a ReLU6's output
+     * @param g modified: dL/d(out) becomes dL/d(input)
+     */
+    default void relu6BackwardInPlace(INDArray out, INDArray g) {
+        Nd4j.exec(DynamicCustomOp.builder("relu6_bp").addInputs(out, g).addOutputs(g).build());
+    }
+
+    /**
+     * Hardswish, {@code z relu6(z + 3) / 6} (MobileNetV3's activation).
+     *
+     * @param z the pre-activation, any layout, not modified
+     * @return a new array shaped like z
+     */
+    default INDArray hardswish(INDArray z) {
+        INDArray a = arena().allocate(z.dataType(), z.shape());
+        Nd4j.exec(new ScalarAdd(z, null, a, 3.0));
+        relu6InPlace(a);
+        Nd4j.exec(new MulOp(a, z, a));
+        Nd4j.exec(new ScalarMultiplication(a, null, a, 1.0 / 6));
+        return a;
+    }
+
+    /**
+     * Hardswish's backward from its input: 0 for {@code z < -3}, 1 for {@code z > 3}, {@code (2 z + 3) / 6} between.
+     *
+     * @param z the forward's pre-activation, not modified
+     * @param g modified: dL/d(hardswish(z)) becomes dL/dz
+     */
+    default void hardswishBackwardInPlace(INDArray z, INDArray g) {
+        // d = (2 z + 3) / 6 is below -1/2 exactly where z < -3 and above 3/2 where z > 3: clamp d to [0, 1] there.
+        INDArray d = arena().allocate(z.dataType(), z.shape());
+        Nd4j.exec(new ScalarMultiplication(z, null, d, 2.0 / 6));
+        Nd4j.exec(new ScalarAdd(d, null, d, 0.5));
+        BooleanIndexing.replaceWhere(d, 0.0, Conditions.lessThan(-0.5));
+        BooleanIndexing.replaceWhere(d, 1.0, Conditions.greaterThan(1.5));
+        Nd4j.exec(new MulOp(g, d, g));
+        arena().release(d);
     }
 
     /**

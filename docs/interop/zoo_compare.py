@@ -1,18 +1,18 @@
 #!/usr/bin/env python3
-"""torchvision's efficientnet_b0 against convbn's EfficientNet, float64: writes what EfficientNetTorchvisionTest
+"""A torchvision model against convbn's network of the same name, float64: writes what ZooTorchvisionTest
 (convbn-networks) checks convbn against.
 
-  python3 docs/interop/efficientnet_compare.py /tmp/efficientnet_b0_reference.safetensors
-  mvn -B test -pl convbn-networks -Dtest=EfficientNetTorchvisionTest \
-      -Dconvbn.torchvision.efficientnet=/tmp/efficientnet_b0_reference.safetensors
+  python3 docs/interop/zoo_compare.py MODEL /tmp/MODEL_reference.safetensors [RESOLUTION]
+  mvn -B test -pl convbn-networks -Dtest=ZooTorchvisionTest -Dconvbn.torchvision.reference=/tmp/MODEL_reference.safetensors
 
-The file holds the model's state_dict (num_batches_tracked left out), a batch of 2 random 64x64 images `input`, a
-random direction `r` (the loss is sum(logits * r)), and per case `eval.*` (BN with running statistics: what
-convbn's EVAL, TUNE and DEPLOY compute) and `train.*` (BN with batch statistics): the logits, every parameter's
-gradient (`<case>.grad.<name>`) and, for train, the running statistics after the step
+MODEL is any name of convbn's zoo (resnet18 .. wide_resnet50_2, mobilenet_v2, efficientnet_b0 .. b3). The file holds
+the model's state_dict (num_batches_tracked left out), a batch of 2 random images `input` (64x64 unless RESOLUTION
+says otherwise), a random direction `r` (the loss is sum(logits * r)), and per case `eval.*` (BN with running
+statistics: what convbn's EVAL, TUNE and DEPLOY compute) and `train.*` (BN with batch statistics): the logits, every
+parameter's gradient (`<case>.grad.<name>`) and, for train, the running statistics after the step
 (`train.after.<name>`). Dropout and stochastic depth are off in both (p = 0): they draw from different generators.
-Running statistics are first set by one train-mode forward at momentum 1 over 4 other images, so that the signal
-survives the depth as in a trained network.
+BN gamma and beta are random, and the running statistics are set by one train-mode forward at momentum 1 over 4
+other images, so that the signal survives the depth as in a trained network. The metadata names the model.
 """
 import os
 import sys
@@ -23,12 +23,12 @@ import torchvision
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "transfer"))
 from torch_safetensors import save  # noqa: E402
 
-out = sys.argv[1]
+model, out = sys.argv[1], sys.argv[2]
+side = int(sys.argv[3]) if len(sys.argv) > 3 else 64
 torch.manual_seed(0)
-m = torchvision.models.efficientnet_b0(num_classes=10).double()
-m.classifier[0].p = 0.0
+m = getattr(torchvision.models, model)(num_classes=10).double()
 for mod in m.modules():
-    if isinstance(mod, torchvision.ops.StochasticDepth):
+    if isinstance(mod, (torch.nn.Dropout, torchvision.ops.StochasticDepth)):
         mod.p = 0.0
 g = torch.Generator().manual_seed(1)
 with torch.no_grad():
@@ -38,13 +38,13 @@ with torch.no_grad():
             mod.bias.copy_(0.2 * (torch.rand(mod.num_features, generator=g, dtype=torch.float64) - 0.5))
             mod.momentum = 1.0
     m.train()
-    m(torch.rand(4, 3, 64, 64, generator=g, dtype=torch.float64) - 0.5)
+    m(torch.rand(4, 3, side, side, generator=g, dtype=torch.float64) - 0.5)
     for mod in m.modules():
         if isinstance(mod, torch.nn.BatchNorm2d):
             mod.momentum = 0.1
 
 tensors = {k: v.clone() for k, v in m.state_dict().items() if not k.endswith("num_batches_tracked")}
-x = torch.rand(2, 3, 64, 64, generator=g, dtype=torch.float64) - 0.5
+x = torch.rand(2, 3, side, side, generator=g, dtype=torch.float64) - 0.5
 r = torch.rand(2, 10, generator=g, dtype=torch.float64) - 0.5
 tensors["input"] = x
 tensors["r"] = r
@@ -61,5 +61,5 @@ for case in ("eval", "train"):
         for name, b in m.named_buffers():
             if not name.endswith("num_batches_tracked"):
                 tensors["train.after." + name] = b.detach().clone()
-save(tensors, out, {"torch": torch.__version__, "torchvision": torchvision.__version__})
+save(tensors, out, {"model": model, "torch": torch.__version__, "torchvision": torchvision.__version__})
 print("wrote", out, len(tensors), "tensors")

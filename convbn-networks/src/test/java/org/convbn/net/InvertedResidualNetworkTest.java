@@ -1,0 +1,167 @@
+package org.convbn.net;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
+import java.util.SplittableRandom;
+
+import org.convbn.core.Mode;
+import org.convbn.core.RetainedBytes;
+import org.convbn.testkit.conformance.RelativeError;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.EnumSource;
+import org.nd4j.linalg.api.buffer.DataType;
+import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.factory.Nd4j;
+
+/**
+ * MobileNetV2 (ReLU6, no gate) and the frozen parts of the inverted-residual networks: the backward against finite
+ * differences in every mode, EVAL vs TUNE step by step, and a frozen prefix that leaves the trainable part exactly
+ * the whole network's gradients while keeping nothing itself.
+ */
+class InvertedResidualNetworkTest {
+    /** Central-difference step, float64, as ResNetTest's. */
+    static final double FD_STEP = 1e-7;
+    /**
+     * ReLU6 is piecewise linear: a sampled entry within FD_STEP of a kink (at 0 or 6) is rare with random data, and
+     * elsewhere only truncation (~1e-8) and rounding are left; as ResNetTest's ReLU network.
+     */
+    static final double FD_TOLERANCE = 1e-5;
+    /** EVAL vs TUNE, frozen vs whole, through 52 blocks, float64: the fold's reassociation only. */
+    static final double EQUIVALENCE = 1e-10;
+    static final int[] LABELS = {3, 7};
+
+    private static INDArray input() {
+        Nd4j.getRandom().setSeed(3);
+        return Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32).subi(0.5);
+    }
+
+    /**
+     * Running statistics and gamma spread as a trained network's (with PyTorch's initialisation BN is the identity in
+     * EVAL, and ReLU6 is then the only thing between the convs).
+     */
+    static <N extends Network> N randomized(N net, Mode mode) {
+        SplittableRandom rng = new SplittableRandom(77);
+        for (NamedBlock b : net.blocks()) {
+            var p = b.block().unfoldedParameters();
+            for (int c = 0; c < p.runningVar().length(); c++) {
+                p.runningVar().putScalar(c, 0.5 + rng.nextDouble());
+                p.runningMean().putScalar(c, 0.2 * (rng.nextDouble() - 0.5));
+                p.gamma().putScalar(c, 0.5 + rng.nextDouble());
+                p.beta().putScalar(c, 0.2 * (rng.nextDouble() - 0.5));
+            }
+        }
+        net.setMode(mode);
+        return net;
+    }
+
+    private static MobileNetV2 mobileNet(Mode mode) {
+        MobileNetV2 net = MobileNetV2.builder().classes(10).dataType(DataType.DOUBLE).seed(5).mode(Mode.EVAL).build();
+        net.setStochastic(false);
+        return randomized(net, mode);
+    }
+
+    private static Network network(String model, Mode mode) {
+        return randomized(Zoo.create(model, 10, DataType.DOUBLE, 5), mode);
+    }
+
+    @ParameterizedTest
+    @EnumSource(value = Mode.class, names = {"EVAL", "TUNE", "DEPLOY"})
+    void mobileNetsBackwardMatchesFiniteDifferences(Mode mode) {
+        INDArray x = input();
+        INDArray r = Nd4j.rand(DataType.DOUBLE, 2, 10).subi(0.5);
+        try (MobileNetV2 net = mobileNet(mode)) {
+            assertTrue(Double.isFinite(net.forward(x).mul(r).sumNumber().doubleValue()));
+            Map<String, INDArray> grads = net.backward(r);
+            SampledGradientCheck.check(net, grads, new String[] {"features.0.0", "features.1.conv.0.1",
+                "features.1.conv.1", "features.2.conv.0.0", "features.5.conv.1.1", "features.7.conv.2",
+                "features.7.conv.3", "features.18.0", "classifier.1"}, 2, FD_STEP, FD_TOLERANCE, () -> {
+                    double l = net.forward(x).mul(r).sumNumber().doubleValue();
+                    net.clearSaved();
+                    return l;
+                });
+        }
+    }
+
+    @Test
+    void mobileNetsEvalAndTuneAgreeWithDropoutDrawnAndTuneKeepsLess() {
+        try (MobileNetV2 eval = mobileNet(Mode.EVAL); MobileNetV2 tune = mobileNet(Mode.TUNE)) {
+            eval.setStochastic(true);
+            tune.setStochastic(true);
+            EvalTuneSteps.check(eval, tune, input(), LABELS, 2, EQUIVALENCE);
+        }
+    }
+
+    @ParameterizedTest
+    @CsvSource({"mobilenet_v2, EVAL", "mobilenet_v2, TUNE", "mobilenet_v2, DEPLOY", "efficientnet_b0, TUNE",
+        "efficientnet_b0, DEPLOY"})
+    void theTrainablePartGetsTheWholeNetworksGradientsAndTheFrozenPartNone(String model, Mode mode) {
+        INDArray x = input();
+        Map<String, INDArray> expected;
+        INDArray reference;
+        long previous;
+        List<String> parts;
+        try (Network whole = network(model, mode)) {
+            parts = whole.freezableParts();
+            assertEquals("features.0", parts.get(0));
+            reference = whole.forward(x).dup();
+            previous = whole.retainedBytes().activationBytes();
+            expected = new LinkedHashMap<>(); // copies: the arena's arrays go with the network
+            whole.backward(SoftmaxCrossEntropy.of(reference, LABELS).gradLogits()).forEach((k, v) -> expected.put(k,
+                    v.dup()));
+        }
+        // the stem, one unit or stage, the middle, all but the last conv, everything
+        for (int frozen : new int[] {1, 2, parts.size() / 2, parts.size() - 1, parts.size()}) {
+            try (Network net = network(model, mode)) {
+                net.setFrozenParts(frozen);
+                assertEquals(frozen, net.frozenParts());
+                assertEquals(mode, net.mode());
+                INDArray logits = net.forward(x);
+                assertTrue(error(reference, logits) <= EQUIVALENCE, model + " logits, " + frozen + " frozen");
+                assertFalse(net.frozenBlocks().isEmpty());
+                for (NamedBlock b : net.frozenBlocks()) {
+                    assertEquals(mode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE, b.block().mode(), b.convName());
+                    assertEquals(RetainedBytes.NONE, b.block().retainedBytes(), b.convName() + " keeps nothing");
+                }
+                long held = net.retainedBytes().activationBytes();
+                assertTrue(held < previous, frozen + " frozen: " + held + " bytes held, expected < " + previous);
+                previous = held;
+                Map<String, INDArray> grads = net.backward(SoftmaxCrossEntropy.of(logits, LABELS).gradLogits());
+                assertEquals(net.parameters().keySet(), grads.keySet(), "a gradient for every trainable tensor only");
+                for (NamedBlock b : net.frozenBlocks()) {
+                    b.parameters().keySet().forEach(k -> assertFalse(grads.containsKey(k), k + " is frozen"));
+                }
+                for (Map.Entry<String, INDArray> g : grads.entrySet()) {
+                    assertTrue(error(expected.get(g.getKey()), g.getValue()) <= EQUIVALENCE, model + ", " + frozen
+                            + " frozen: " + g.getKey());
+                }
+                assertEquals(RetainedBytes.NONE, net.retainedBytes(), "everything given back after the backward");
+            }
+        }
+    }
+
+    private static double error(INDArray a, INDArray b) {
+        return RelativeError.of(a.reshape(a.length()).toDoubleVector(), b.reshape(b.length()).toDoubleVector(), 1e-3);
+    }
+
+    @Test
+    void badFreezesAreRefusedByNameAndTheHeadIsReplaced() {
+        try (MobileNetV2 net = mobileNet(Mode.TUNE)) {
+            assertEquals(19, net.freezableParts().size());
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> net.setFrozenParts(20));
+            assertTrue(e.getMessage().contains("expected 0..19 (of features.0 .. features.18), got 20"),
+                    e.getMessage());
+            net.replaceHead(4, 9);
+            assertEquals(4, net.classes());
+            assertEquals(List.of(2L, 4L), List.of(net.forward(input()).shape()[0], (long) net.classes()));
+            assertThrows(IllegalArgumentException.class, () -> net.replaceHead(0, 1));
+        }
+    }
+}

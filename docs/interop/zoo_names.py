@@ -13,7 +13,8 @@ import sys
 import torchvision
 
 MODELS = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
-          "mobilenet_v2", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"]
+          "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
+          "efficientnet_b3", "regnet_y_400mf"]
 
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)

@@ -21,7 +21,8 @@ DTYPES = {torch.float32: "F32", torch.float64: "F64", torch.float16: "F16", torc
 
 # convbn's zoo (org.convbn.net.Zoo.names()): every model finetune, report and Pretrained take
 ZOO = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "resnext50_32x4d", "wide_resnet50_2",
-       "mobilenet_v2", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2", "efficientnet_b3"]
+       "mobilenet_v2", "mobilenet_v3_large", "efficientnet_b0", "efficientnet_b1", "efficientnet_b2",
+       "efficientnet_b3", "regnet_y_400mf"]
 
 
 def save(tensors, path, metadata=None):

@@ -16,7 +16,6 @@ import me.tongfei.progressbar.ProgressBarStyle;
 import org.convbn.core.Mode;
 import org.convbn.train.data.FashionMnist;
 import org.convbn.io.AtomicFiles;
-import org.convbn.net.InvertedResidualNetwork;
 import org.convbn.net.Network;
 import org.convbn.net.Zoo;
 import org.convbn.train.InMemoryDataset;
@@ -285,9 +284,7 @@ final class FineTuneCommand implements Callable<Integer> {
 
     /** Dropout and stochastic depth on while training, as PyTorch's {@code train()} has them. */
     private static Network withTrainingRegularisation(Network net) {
-        if (net instanceof InvertedResidualNetwork irn) {
-            irn.setStochastic(true);
-        }
+        net.setStochastic(true);
         return net;
     }
 

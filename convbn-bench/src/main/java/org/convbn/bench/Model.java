@@ -7,7 +7,9 @@ import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 import org.convbn.net.EfficientNet;
 import org.convbn.net.MobileNetV2;
+import org.convbn.net.MobileNetV3;
 import org.convbn.net.Network;
+import org.convbn.net.RegNet;
 import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -35,6 +37,8 @@ public enum Model {
     RESNET50_G16(Family.RESNET, "resnet50", 16, false),
     /** torchvision's MobileNetV2: 52 ConvBN blocks, depthwise convs, ReLU6. */
     MOBILENET_V2(Family.MOBILENET_V2, "mobilenet_v2", 0, false),
+    /** torchvision's MobileNetV3-Large: 46 ConvBN blocks, hardswish, gates with hardsigmoid. */
+    MOBILENET_V3_LARGE(Family.MOBILENET_V3, "mobilenet_v3_large", 0, false),
     /** torchvision's EfficientNet-B0: 49 ConvBN blocks, depthwise convs, squeeze-and-excitation. */
     EFFICIENTNET_B0(Family.EFFICIENTNET, "efficientnet_b0", 0, false),
     /** EfficientNet-B1. */
@@ -48,13 +52,15 @@ public enum Model {
     /** EfficientNet-B0 with GroupNorm and proxy-normalised activations in place of BN (no modes). */
     EFFICIENTNET_B0_PROXY(Family.EFFICIENTNET, "efficientnet_b0", 0, true),
     /** Both: group convs of 16 with expansion 4, GroupNorm and proxy-normalised activations. */
-    EFFICIENTNET_B0_G16_PROXY(Family.EFFICIENTNET, "efficientnet_b0", 16, true);
+    EFFICIENTNET_B0_G16_PROXY(Family.EFFICIENTNET, "efficientnet_b0", 16, true),
+    /** torchvision's RegNetY-400MF: 53 ConvBN blocks, grouped convs, gates, projection shortcuts. */
+    REGNET_Y_400MF(Family.REGNET, "regnet_y_400mf", 0, false);
 
     /** The group size of the grouped variants. */
     public static final int PAPER_GROUP_SIZE = 16;
 
     private enum Family {
-        RESNET, MOBILENET_V2, EFFICIENTNET
+        RESNET, MOBILENET_V2, MOBILENET_V3, EFFICIENTNET, REGNET
     }
 
     private final Family family;
@@ -95,7 +101,7 @@ public enum Model {
      * @return a new network in TRAIN with PyTorch's default initialisation (dropout and stochastic depth on), the
      *         caller's to close
      * @throws IllegalArgumentException for reversible stages on a network that is not a ResNet, a group size on
-     *                                  MobileNetV2
+     *                                  MobileNet or RegNet
      */
     public Network build(int classes, DataType type, long seed, TuneFold tuneFold, boolean reversible,
                          double reversibleMinBeta, int groupSize) {
@@ -110,6 +116,10 @@ public enum Model {
                 yield (reversible ? b.reversible(reversibleMinBeta) : b).build();
             }
             case MOBILENET_V2 -> MobileNetV2.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
+                    .tuneFold(tuneFold).groupSize(groupSize).build();
+            case MOBILENET_V3 -> MobileNetV3.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
+                    .tuneFold(tuneFold).groupSize(groupSize).build();
+            case REGNET -> RegNet.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
                     .tuneFold(tuneFold).groupSize(groupSize).build();
             case EFFICIENTNET -> EfficientNet.builder().variant(EfficientNet.Variant.valueOf(
                     base.substring("efficientnet_".length()).toUpperCase(Locale.ROOT))).classes(classes)

@@ -136,8 +136,8 @@ public final class EfficientNet extends InvertedResidualNetwork {
 
     private EfficientNet(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
                          int[] stageSizes, ConvLayer last, Linear classifier) {
-        super(name(b), kernels, arena, stem, units, stageSizes, last, classifier, b.dataType, b.mode,
-                b.dropout >= 0 ? b.dropout : b.variant.dropout, b.seed);
+        super(name(b), features(stageSizes.length + 2), kernels, arena, stem, units, stageSizes, last, null,
+                classifier, b.dataType, b.mode, b.dropout >= 0 ? b.dropout : b.variant.dropout, b.seed);
         this.variant = b.variant;
         this.groupSize = b.groupSize;
         this.normalization = b.normalization;

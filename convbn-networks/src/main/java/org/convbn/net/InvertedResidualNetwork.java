@@ -8,6 +8,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.SplittableRandom;
 
 import org.convbn.core.Cost;
@@ -22,26 +23,28 @@ import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * What MobileNetV2 and the EfficientNets share (torchvision's {@code features} / {@code avgpool} /
- * {@code classifier} layout):
+ * What MobileNetV2/V3, the EfficientNets and RegNet share: a stem, stages of {@link MBConv} units, maybe a last
+ * conv, global average pooling and a classifier head:
  *
  * <pre>
- * features.0          stem conv layer, stride 2
- * features.1 .. S     stages of {@link MBConv} units
- * features.S+1        1x1 conv layer to the classifier's width
+ * stem                conv layer, stride 2                      (features.0; RegNet's stem)
+ * stages              {@link MBConv} units                      (features.1 .. S; trunk_output.block1 .. 4)
+ * last                1x1 conv layer to the head's width, or none (features.S+1)
  * avgpool             global average pooling
- * classifier          dropout ({@code classifier.0}), linear ({@code classifier.1})
+ * head                [linear, hardswish] (MobileNetV3's classifier.0), dropout, linear (the classifier:
+ *                     classifier.1, classifier.3, fc)
  * </pre>
  *
  * Dropout and stochastic depth are on while {@link #setStochastic} says so (PyTorch's {@code train()}; default on),
  * drawn from the network's own seeded generator, so two networks built with the same seed draw the same masks
- * whatever their mode. The freezable parts are the {@code features.i} modules.
+ * whatever their mode. The freezable parts are the stem, the stages and the last conv, under their module names.
  *
  * <p>Memory as {@link ResNet}: one {@link PooledArena} owns every activation, temporary and gradient of a step;
  * feature maps stay in the kernels' preferred layout. Not thread-safe: one thread at a time.
  */
 @NotThreadSafe
-public abstract sealed class InvertedResidualNetwork implements Network permits EfficientNet, MobileNetV2 {
+public abstract sealed class InvertedResidualNetwork implements Network
+        permits EfficientNet, MobileNetV2, MobileNetV3, RegNet {
     /** The smallest input side: five stride-2 layers. */
     public static final int MIN_RESOLUTION = 32;
 
@@ -50,15 +53,19 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
     private final PooledArena arena;
     private final ConvLayer stem;
     private final List<MBConv> units;
+    /** The last conv layer, or null. */
     private final ConvLayer last;
+    /** MobileNetV3's linear + hardswish before the dropout, or null. */
+    private final Linear hidden;
     private Linear classifier;
+    private final String classifierName;
     private final DataType dataType;
     private final double dropout;
     private final List<NamedBlock> allBlocks;
     private final List<String> parts;
     /** {@code unitsBefore[k]}: the units inside the first k parts (the stem has none). */
     private final int[] unitsBefore;
-    private final SplittableRandom rng;
+    private SplittableRandom rng;
     private Mode mode;
     private boolean stochastic = true;
     private int frozenParts;
@@ -71,47 +78,72 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
     /** The last conv layer's output, while its backward reads it (an in-place activation such as ReLU6). */
     private INDArray lastActivation;
     private INDArray pooled;
+    /** The hidden linear layer's output, before and after its hardswish. */
+    private INDArray hiddenInput;
+    private INDArray hiddenOutput;
     private INDArray dropMask;
+    /** The classifier's input when dropout drew a mask (else it reads the features directly). */
     private INDArray dropped;
     private long[] pooledShape;
     private Layout pooledLayout;
 
     /**
      * @param name the model's name
-     * @param stageSizes units per {@code features.i} module between the stem and the last conv layer
-     * @param dropout the classifier's dropout probability, [0, 1)
+     * @param parts the module names of the stem, each stage and the last conv (when there is one)
+     * @param stageSizes units per stage
+     * @param last the last conv layer, or null
+     * @param hidden a linear layer followed by hardswish between the pooling and the dropout, or null
+     * @param classifier the last linear layer (the one {@link #replaceHead} replaces)
+     * @param dropout the dropout probability before the classifier, [0, 1)
      * @param seed the seed of the dropout and stochastic depth draws
+     * @throws IllegalArgumentException if the parts, stage sizes and units do not fit together
      */
-    InvertedResidualNetwork(String name, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
-                            int[] stageSizes, ConvLayer last, Linear classifier, DataType dataType, Mode mode,
-                            double dropout, long seed) {
+    InvertedResidualNetwork(String name, List<String> parts, Kernels kernels, PooledArena arena, ConvLayer stem,
+                            List<MBConv> units, int[] stageSizes, ConvLayer last, Linear hidden, Linear classifier,
+                            DataType dataType, Mode mode, double dropout, long seed) {
         this.name = name;
         this.kernels = kernels;
         this.arena = arena;
         this.stem = stem;
         this.units = List.copyOf(units);
         this.last = last;
+        this.hidden = hidden;
         this.classifier = classifier;
+        this.classifierName = prefix(classifier);
         this.dataType = dataType;
         this.mode = mode;
         this.dropout = dropout;
-        this.rng = new SplittableRandom(seed ^ 0x9E3779B97F4A7C15L);
+        seedDraws(seed);
         List<NamedBlock> all = new ArrayList<>();
-        stem.block().ifPresent(all::add);
-        units.forEach(u -> all.addAll(u.blocks()));
-        last.block().ifPresent(all::add);
+        layers().forEach(l -> l.block().ifPresent(all::add));
         this.allBlocks = Collections.unmodifiableList(all);
-        List<String> p = new ArrayList<>();
-        unitsBefore = new int[stageSizes.length + 3];
-        for (int i = 0; i <= stageSizes.length + 1; i++) {
-            p.add("features." + i);
+        if (parts.size() != stageSizes.length + 1 + (last != null ? 1 : 0)) {
+            throw new IllegalArgumentException("parts: expected the stem, " + stageSizes.length + " stages"
+                    + (last != null ? " and the last conv" : "") + ", got " + parts);
+        }
+        unitsBefore = new int[parts.size() + 1];
+        for (int i = 0; i < parts.size(); i++) {
             unitsBefore[i + 1] = unitsBefore[i] + (i >= 1 && i <= stageSizes.length ? stageSizes[i - 1] : 0);
         }
-        if (unitsBefore[unitsBefore.length - 1] != units.size()) {
+        if (unitsBefore[parts.size()] != units.size()) {
             throw new IllegalArgumentException("stageSizes: expected sizes summing to " + units.size() + ", got "
                     + Arrays.toString(stageSizes));
         }
-        this.parts = Collections.unmodifiableList(p);
+        this.parts = List.copyOf(parts);
+    }
+
+    /** @return the module name of a linear layer, e.g. {@code classifier.1} */
+    private static String prefix(Linear layer) {
+        return layer.parameters().keySet().iterator().next().replaceAll("\\.weight$", "");
+    }
+
+    /** @return {@code features.0} .. {@code features.n} for a stem, {@code n - 1} single-unit stages and a last conv */
+    static List<String> features(int count) {
+        List<String> p = new ArrayList<>();
+        for (int i = 0; i < count; i++) {
+            p.add("features." + i);
+        }
+        return p;
     }
 
     @Override
@@ -129,49 +161,53 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
         return units;
     }
 
-    /** @return the last conv layer, to the classifier's width */
-    public ConvLayer lastConv() {
-        return last;
+    /** @return the last conv layer, to the head's width, or empty (RegNet) */
+    public Optional<ConvLayer> lastConv() {
+        return Optional.ofNullable(last);
     }
 
-    /** @return {@code classifier.1} */
+    /** @return the last linear layer ({@code classifier.1}, {@code classifier.3}, {@code fc}) */
     @Override
     public Linear classifier() {
         return classifier;
     }
 
-    /** Replaces {@code classifier.1}; see {@link Network#replaceHead}. */
+    /** Replaces the last linear layer; see {@link Network#replaceHead}. */
     @Override
     public void replaceHead(int classes, long seed) {
         if (classes < 1) {
             throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
         }
         clearSaved();
-        int in = (int) classifier.parameters().get("classifier.1.weight").size(1);
-        classifier = new Linear("classifier.1", in, classes, dataType, seed, arena);
+        int in = (int) classifier.parameters().get(classifierName + ".weight").size(1);
+        classifier = new Linear(classifierName, in, classes, dataType, seed, arena);
     }
 
-    /** @return every conv layer in forward order: the stem, each unit's, the last */
+    /** @return every conv layer in module order: the stem, each unit's, the last */
     public List<ConvLayer> layers() {
         List<ConvLayer> all = new ArrayList<>();
         all.add(stem);
         units.forEach(u -> all.addAll(u.layers()));
-        all.add(last);
+        if (last != null) {
+            all.add(last);
+        }
         return all;
     }
 
-    /** @return whether dropout and stochastic depth are drawn in forwards */
+    @Override
     public boolean stochastic() {
         return stochastic;
     }
 
-    /**
-     * Turns dropout and stochastic depth on (PyTorch's {@code train()}) or off (its {@code eval()}, e.g. for an
-     * accuracy pass or a gradient check); independent of the BN mode. Drops a pending forward.
-     */
+    @Override
     public void setStochastic(boolean on) {
         clearSaved();
         stochastic = on;
+    }
+
+    @Override
+    public void seedDraws(long seed) {
+        rng = new SplittableRandom(seed ^ 0x9E3779B97F4A7C15L);
     }
 
     @Override
@@ -181,7 +217,7 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
 
     @Override
     public int classes() {
-        return (int) classifier.parameters().get("classifier.1.weight").size(0);
+        return (int) classifier.parameters().get(classifierName + ".weight").size(0);
     }
 
     @Override
@@ -207,7 +243,7 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
         return allBlocks;
     }
 
-    /** @return {@code features.0} .. {@code features.S+1} */
+    /** @return the stem, the stages and the last conv, by module name */
     @Override
     public List<String> freezableParts() {
         return parts;
@@ -236,7 +272,8 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
         return unitsBefore[frozenParts];
     }
 
-    private boolean lastFrozen() {
+    /** Whether every conv layer is frozen (the last conv too, where there is one): only the head trains. */
+    private boolean allFrozen() {
         return frozenParts == parts.size();
     }
 
@@ -247,7 +284,7 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
             out.add(stem);
         }
         units.subList(0, frozenUnits()).forEach(u -> out.addAll(u.layers()));
-        if (lastFrozen()) {
+        if (allFrozen() && last != null) {
             out.add(last);
         }
         return out;
@@ -260,14 +297,25 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
 
     /**
      * @return every conv layer's tensors that are not a ConvBN block's (proxy-normalised layers, squeeze-and-excitation)
-     *         in module order, then the classifier's; live arrays
+     *         in module order, then the head's; live arrays
      */
     @Override
     public Map<String, INDArray> layerParameters() {
         Map<String, INDArray> m = new LinkedHashMap<>();
         m.putAll(stem.layerParameters());
         units.forEach(u -> m.putAll(u.layerParameters()));
-        m.putAll(last.layerParameters());
+        if (last != null) {
+            m.putAll(last.layerParameters());
+        }
+        m.putAll(headParameters());
+        return m;
+    }
+
+    private Map<String, INDArray> headParameters() {
+        Map<String, INDArray> m = new LinkedHashMap<>();
+        if (hidden != null) {
+            m.putAll(hidden.parameters());
+        }
         m.putAll(classifier.parameters());
         return m;
     }
@@ -282,16 +330,21 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
             m.putAll(stem.layerParameters());
         }
         units.subList(frozenUnits(), units.size()).forEach(u -> m.putAll(u.layerParameters()));
-        if (!lastFrozen()) {
+        if (!allFrozen() && last != null) {
             m.putAll(last.layerParameters());
         }
-        m.putAll(classifier.parameters());
+        m.putAll(headParameters());
         return m;
     }
 
     @Override
     public Map<String, Cost> cost(int height, int width) {
-        return NetworkCosts.of(stem, units, last, Map.of("classifier.1", classifier.cost()), height, width);
+        Map<String, Cost> head = new LinkedHashMap<>();
+        if (hidden != null) {
+            head.put(prefix(hidden), hidden.cost());
+        }
+        head.put(classifierName, classifier.cost());
+        return NetworkCosts.of(stem, units, last, head, height, width);
     }
 
     @Override
@@ -321,27 +374,43 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
                 h = units.get(i).forward(h, draw);
             }
         }
-        INDArray lastOut = last.forward(h);
-        if (lastFrozen()) {
-            last.clearSaved();
-            arena.release(frozenOutput); // only the classifier trains: the last input is not needed any more
-            frozenOutput = null;
+        INDArray lastOut = h;
+        if (last != null) {
+            lastOut = last.forward(h);
+            if (allFrozen()) {
+                last.clearSaved();
+            }
         }
         pooledShape = Layout.logicalShape(lastOut);
         pooledLayout = Layout.of(lastOut);
         pooled = kernels.globalAveragePool(lastOut);
-        if (last.backwardReadsOutput() && !lastFrozen()) {
+        if (allFrozen()) {
+            // only the head trains: the last feature maps are not needed any more
+            if (lastOut != frozenOutput) {
+                arena.release(lastOut);
+            }
+            arena.release(frozenOutput);
+            frozenOutput = null;
+        } else if (last == null) {
+            // the last unit's output: that unit gives it back in its backward
+        } else if (last.backwardReadsOutput()) {
             lastActivation = lastOut;
         } else {
             arena.release(lastOut); // the last layer's backward does not read it
         }
-        dropped = pooled;
-        if (stochastic && dropout > 0) {
-            dropMask = KeepMask.draw(rng, dropout, pooled.dataType(), arena, pooled.shape());
-            dropped = arena.allocate(pooled.dataType(), pooled.shape());
-            Nd4j.exec(new MulOp(pooled, dropMask, dropped));
+        INDArray features = pooled;
+        if (hidden != null) {
+            hiddenInput = hidden.forward(pooled);
+            hiddenOutput = kernels.hardswish(hiddenInput);
+            features = hiddenOutput;
         }
-        return classifier.forward(dropped);
+        if (stochastic && dropout > 0) {
+            dropMask = KeepMask.draw(rng, dropout, features.dataType(), arena, features.shape());
+            dropped = arena.allocate(features.dataType(), features.shape());
+            Nd4j.exec(new MulOp(features, dropMask, dropped));
+            return classifier.forward(dropped);
+        }
+        return classifier.forward(features);
     }
 
     @Override
@@ -355,9 +424,18 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
             Nd4j.exec(new MulOp(dPooled, dropMask, dPooled));
             arena.release(dropMask, dropped);
             dropMask = null;
+            dropped = null;
         }
-        dropped = null;
-        if (lastFrozen()) {
+        if (hidden != null) {
+            kernels.hardswishBackwardInPlace(hiddenInput, dPooled);
+            arena.release(hiddenInput, hiddenOutput);
+            hiddenInput = null;
+            hiddenOutput = null;
+            INDArray d = hidden.backward(dPooled, sink);
+            arena.release(dPooled);
+            dPooled = d;
+        }
+        if (allFrozen()) {
             arena.release(dPooled, pooled);
             pooled = null;
             pending = false;
@@ -368,10 +446,13 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
         pooled = null;
         int first = frozenUnits();
         // dL/d(input) of the first trainable layer is not needed: the network's input, or a frozen layer's output
-        boolean lastIsFirst = stemFrozen() && first == units.size();
-        INDArray d = last.backward(g, sink, !lastIsFirst);
-        arena.release(g, lastActivation);
-        lastActivation = null;
+        INDArray d = g;
+        if (last != null) {
+            boolean lastIsFirst = stemFrozen() && first == units.size();
+            d = last.backward(g, sink, !lastIsFirst);
+            arena.release(g, lastActivation);
+            lastActivation = null;
+        }
         for (int i = units.size() - 1; i >= first; i--) {
             boolean firstTrainable = stemFrozen() && i == first;
             INDArray next = units.get(i).backward(d, sink, !firstTrainable);
@@ -399,16 +480,20 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
     public void clearSaved() {
         units.forEach(MBConv::clearSaved);
         stem.clearSaved();
-        last.clearSaved();
-        classifier.clearSaved();
-        arena.release(stemActivation, frozenOutput, lastActivation);
-        if (dropped != pooled) {
-            arena.release(dropped);
+        if (last != null) {
+            last.clearSaved();
         }
-        arena.release(pooled, dropMask);
+        if (hidden != null) {
+            hidden.clearSaved();
+        }
+        classifier.clearSaved();
+        arena.release(stemActivation, frozenOutput, lastActivation, hiddenInput, hiddenOutput, pooled, dropMask,
+                dropped);
         stemActivation = null;
         frozenOutput = null;
         lastActivation = null;
+        hiddenInput = null;
+        hiddenOutput = null;
         pooled = null;
         dropped = null;
         dropMask = null;
@@ -420,8 +505,14 @@ public abstract sealed class InvertedResidualNetwork implements Network permits 
         List<INDArray> own = new ArrayList<>();
         stem.collectRetained(own);
         units.forEach(u -> u.collectRetained(own));
-        last.collectRetained(own);
-        own.addAll(Arrays.asList(stemActivation, frozenOutput, lastActivation, pooled, dropMask, dropped, classifier.savedInput()));
+        if (last != null) {
+            last.collectRetained(own);
+        }
+        own.addAll(Arrays.asList(stemActivation, frozenOutput, lastActivation, pooled, hiddenInput, hiddenOutput,
+                dropMask, dropped, classifier.savedInput()));
+        if (hidden != null) {
+            own.add(hidden.savedInput());
+        }
         return Network.retained(allBlocks, own);
     }
 

@@ -16,19 +16,25 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * The inverted residual block of MobileNetV2/V3 and EfficientNet (torchvision's {@code InvertedResidual} and
- * {@code MBConv}) of {@link ConvLayer}s (ConvBN blocks with their activation, or proxy-normalised convs):
+ * {@code MBConv}), and RegNet's bottleneck ({@code ResBottleneckBlock}: the same four layers with a projection
+ * shortcut and a ReLU after the sum), of {@link ConvLayer}s (ConvBN blocks with their activation, or
+ * proxy-normalised convs):
  *
  * <pre>
  * e   = act(expand(x))             1x1 ConvBN, C -> E; absent when the expansion ratio is 1 (then e = x)
- * d   = act(depthwise(e))          k x k ConvBN with E groups (or the grouped variant's E / G), stride 1 or 2
+ * d   = act(depthwise(e))          k x k ConvBN with E groups (or a grouped variant's E / G), stride 1 or 2
  * q   = se(d)                      {@link SqueezeExcitation}; absent in MobileNetV2 (then q = d)
  * y   = project(q)                 1x1 ConvBN, E -> O, no activation
- * out = y * keep_n / (1 - p) + x   when stride 1 and C == O (the residual); keep_n ~ Bernoulli(1 - p) per sample
- *                                  while stochastic depth is on ("row" mode), else out = y + x; out = y otherwise
+ * r   = y * keep_n / (1 - p) + x   when stride 1 and C == O (the residual); keep_n ~ Bernoulli(1 - p) per sample
+ *                                  while stochastic depth is on ("row" mode), else r = y + x;
+ *     = y + shortcut(x)            with a projection shortcut (1x1 ConvBN, C -> O, the stride), RegNet's;
+ *     = y                          otherwise
+ * out = relu(r) (RegNet) or r
  * </pre>
  *
  * Names are the network's (EfficientNet's {@code features.s.i.block.0} expand, {@code .1} depthwise, {@code .2} SE,
- * {@code .3} project; MobileNetV2's {@code features.i.conv.0}, ...).
+ * {@code .3} project; MobileNetV2's {@code features.i.conv.0}, ...; RegNet's {@code f.a}, {@code f.b}, {@code f.se},
+ * {@code f.c}, {@code proj}).
  *
  * <p>Keeps, until its backward: each layer's output (the next layer's input), the SE's output (the projection's
  * input), its own output (the next unit's input) and what the layers keep; it owns them. All layers share one
@@ -40,6 +46,8 @@ public final class MBConv {
     private final ConvLayer depthwise;
     private final SqueezeExcitation se;
     private final ConvLayer project;
+    private final ConvLayer shortcut;
+    private final boolean reluAfterSum;
     private final boolean residual;
     private final double dropProbability;
     private final Kernels kernels;
@@ -63,6 +71,22 @@ public final class MBConv {
      */
     public MBConv(ConvLayer expand, ConvLayer depthwise, SqueezeExcitation se, ConvLayer project, Kernels kernels,
                   double dropProbability) {
+        this(expand, depthwise, se, project, null, false, kernels, dropProbability);
+    }
+
+    /**
+     * @param expand the 1x1 expansion layer, or null (expansion ratio 1)
+     * @param depthwise the depthwise (or grouped) layer
+     * @param se the squeeze-and-excitation layer over the depthwise layer's channels, or null (none)
+     * @param project the 1x1 projection layer (no activation)
+     * @param shortcut the projection shortcut (1x1, no activation), or null: the identity where the shapes allow
+     * @param reluAfterSum whether a ReLU follows the sum (RegNet)
+     * @param kernels the kernels every layer's arrays come from
+     * @param dropProbability stochastic depth's p for this unit, in [0, 1)
+     * @throws IllegalArgumentException if p is out of range
+     */
+    public MBConv(ConvLayer expand, ConvLayer depthwise, SqueezeExcitation se, ConvLayer project, ConvLayer shortcut,
+                  boolean reluAfterSum, Kernels kernels, double dropProbability) {
         if (!(dropProbability >= 0 && dropProbability < 1)) {
             throw new IllegalArgumentException("dropProbability: expected a value in [0, 1), got " + dropProbability);
         }
@@ -70,14 +94,16 @@ public final class MBConv {
         this.depthwise = depthwise;
         this.se = se;
         this.project = project;
+        this.shortcut = shortcut;
+        this.reluAfterSum = reluAfterSum;
         this.dropProbability = dropProbability;
         this.kernels = kernels;
         this.arena = kernels.arena();
         int in = (expand != null ? expand : depthwise).conv().inChannels();
-        this.residual = depthwise.conv().strideH() == 1 && in == project.conv().outChannels();
+        this.residual = shortcut != null || depthwise.conv().strideH() == 1 && in == project.conv().outChannels();
     }
 
-    /** @return whether the unit adds its input to its output (stride 1, same channels) */
+    /** @return whether the unit adds its input (or its projection) to its output */
     public boolean residual() {
         return residual;
     }
@@ -110,7 +136,16 @@ public final class MBConv {
                 keep = KeepMask.draw(rng, dropProbability, y.dataType(), arena, y.size(0));
                 kernels.scaleSamplesInPlace(y, keep);
             }
-            kernels.addInPlace(y, x, 1.0);
+            if (shortcut != null) {
+                INDArray s = shortcut.forward(x);
+                kernels.addInPlace(y, s, 1.0);
+                arena.release(s);
+            } else {
+                kernels.addInPlace(y, x, 1.0);
+            }
+        }
+        if (reluAfterSum) {
+            kernels.reluInPlace(y);
         }
         output = y;
         return y;
@@ -143,13 +178,14 @@ public final class MBConv {
         if (output == null) {
             throw new IllegalStateException("backward: expected a pending forward of this unit, got none");
         }
-        INDArray gy = g;
+        INDArray gr = reluAfterSum ? kernels.reluBackward(output, g) : g; // dL/d(sum)
+        INDArray gy = gr;
         if (keep != null) {
-            gy = kernels.copy(g);
+            gy = kernels.copy(gr);
             kernels.scaleSamplesInPlace(gy, keep);
         }
         INDArray dq = project.backward(gy, sink);
-        if (gy != g) {
+        if (gy != gr) {
             arena.release(gy);
         }
         INDArray dd = dq;
@@ -171,8 +207,17 @@ public final class MBConv {
             expanded = null;
             d = dx;
         }
-        if (residual && d != null) {
-            kernels.addInPlace(d, g, 1.0);
+        if (shortcut != null) {
+            INDArray ds = shortcut.backward(gr, sink, inputGradient);
+            if (d != null) {
+                kernels.addInPlace(d, ds, 1.0);
+                arena.release(ds);
+            }
+        } else if (residual && d != null) {
+            kernels.addInPlace(d, gr, 1.0);
+        }
+        if (gr != g) {
+            arena.release(gr);
         }
         // The output was the next unit's (or the last layer's) input, whose backward is done.
         arena.release(output, keep);
@@ -231,9 +276,17 @@ public final class MBConv {
         return project;
     }
 
-    /** @return the conv layers in forward order */
+    /** @return the projection shortcut, or empty (the identity, or no residual) */
+    public Optional<ConvLayer> shortcutLayer() {
+        return Optional.ofNullable(shortcut);
+    }
+
+    /** @return the conv layers in module order: the shortcut (RegNet's {@code proj} comes first), then the path */
     public List<ConvLayer> layers() {
         List<ConvLayer> all = new ArrayList<>();
+        if (shortcut != null) {
+            all.add(shortcut);
+        }
         if (expand != null) {
             all.add(expand);
         }

@@ -52,8 +52,8 @@ public final class MobileNetV2 extends InvertedResidualNetwork {
 
     private MobileNetV2(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
                         int[] stageSizes, ConvLayer last, Linear classifier) {
-        super("mobilenet_v2", kernels, arena, stem, units, stageSizes, last, classifier, b.dataType, b.mode,
-                b.dropout, b.seed);
+        super("mobilenet_v2", features(stageSizes.length + 2), kernels, arena, stem, units, stageSizes, last, null,
+                classifier, b.dataType, b.mode, b.dropout, b.seed);
     }
 
     /**

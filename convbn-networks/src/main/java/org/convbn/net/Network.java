@@ -85,6 +85,28 @@ public interface Network extends AutoCloseable {
     List<NamedBlock> frozenBlocks();
 
     /**
+     * @return whether dropout and stochastic depth are drawn in forwards (PyTorch's {@code train()}); false for a
+     *         network without them
+     */
+    default boolean stochastic() {
+        return false;
+    }
+
+    /**
+     * Turns dropout and stochastic depth on (PyTorch's {@code train()}) or off (its {@code eval()}: evaluation, a
+     * gradient check); independent of the BN mode; nothing for a network without them. Drops a pending forward.
+     */
+    default void setStochastic(boolean on) {
+    }
+
+    /**
+     * Restarts the generator of the dropout and stochastic depth draws: the same seed gives the same masks from here
+     * on (a run resumed at an epoch draws what the uninterrupted run drew); nothing for a network without them.
+     */
+    default void seedDraws(long seed) {
+    }
+
+    /**
      * The cost of every layer with parameters at an input of {@code height x width}, per sample, by tracing shapes
      * (nothing is computed): conv weights and biases, BN gamma and beta, linear layers; multiply-adds of convs and
      * linear layers (BN, activations, pooling and gates are elementwise and not counted, as in torchvision's

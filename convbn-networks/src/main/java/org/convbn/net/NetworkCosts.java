@@ -38,14 +38,17 @@ final class NetworkCosts {
     }
 
     /**
-     * An inverted-residual network: its stem, then per unit its expansion, depthwise, squeeze-and-excitation (two
-     * 1x1 convs on the pooled vector, under the gate's name) and projection, its last conv, its classifier layers.
+     * An inverted-residual network: its stem, then per unit its shortcut, expansion, depthwise,
+     * squeeze-and-excitation (two 1x1 convs on the pooled vector, under the gate's name) and projection, its last
+     * conv (when there is one), its head's linear layers.
      */
     static Map<String, Cost> of(ConvLayer stem, Iterable<MBConv> units, ConvLayer last, Map<String, Cost> classifier,
                                 int height, int width) {
         Map<String, Cost> out = new LinkedHashMap<>();
         long[] x = trace(out, stem, new long[] {1, 3, height, width});
         for (MBConv unit : units) {
+            long[] unitInput = x;
+            unit.shortcutLayer().ifPresent(l -> trace(out, l, unitInput));
             long[] h = x;
             if (unit.expandLayer().isPresent()) {
                 h = trace(out, unit.expandLayer().get(), h);
@@ -54,7 +57,9 @@ final class NetworkCosts {
             unit.squeezeExcitation().ifPresent(se -> out.put(se.name(), se.cost()));
             x = trace(out, unit.projectLayer(), h);
         }
-        trace(out, last, x);
+        if (last != null) {
+            trace(out, last, x);
+        }
         out.putAll(classifier);
         return out;
     }

@@ -5,6 +5,7 @@ import net.jcip.annotations.NotThreadSafe;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 import java.util.SplittableRandom;
 
 import org.convbn.core.Cost;
@@ -13,32 +14,46 @@ import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.scalar.ScalarAdd;
+import org.nd4j.linalg.api.ops.impl.scalar.ScalarMultiplication;
 import org.nd4j.linalg.api.ops.impl.scalar.ScalarReverseSubtraction;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
 import org.nd4j.linalg.api.ops.impl.transforms.strict.Sigmoid;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * torchvision's {@code SqueezeExcitation} with SiLU, as in EfficientNet: a per-(sample, channel) gate computed from
- * the feature map's channel means.
+ * torchvision's {@code SqueezeExcitation}: a per-(sample, channel) gate computed from the feature map's channel
+ * means, with SiLU and sigmoid (EfficientNet), ReLU and sigmoid (RegNet) or ReLU and hardsigmoid (MobileNetV3).
  *
  * <pre>
  * p = mean_hw(u)                       [N, E]
- * a = silu(p W1^T + b1)                [N, S]    fc1: Conv2d(E, S, 1) with bias, W1 [S, E, 1, 1]
- * s = sigmoid(a W2^T + b2)             [N, E]    fc2: Conv2d(S, E, 1) with bias, W2 [E, S, 1, 1]
+ * a = act(p W1^T + b1)                 [N, S]    fc1: Conv2d(E, S, 1) with bias, W1 [S, E, 1, 1]; act SiLU or ReLU
+ * s = scale(c),  c = a W2^T + b2       [N, E]    fc2: Conv2d(S, E, 1) with bias, W2 [E, S, 1, 1]
  * out = u s                            (broadcast over H, W)
  * </pre>
  *
- * Backward with g = dL/d(out): {@code ds = sum_hw(g u)}, {@code dc = ds s (1 - s)}, {@code dW2 = dc^T a},
- * {@code db2 = sum_n dc}, {@code da = (dc W2) silu'}, {@code dW1 = da^T p}, {@code db1 = sum_n da},
- * {@code du = g s + (da W1) / (H W)}.
+ * scale is {@code sigmoid(c)} or {@code hardsigmoid(c) = clip(c / 6 + 1 / 2, 0, 1) = relu6(c + 3) / 6}. Backward
+ * with g = dL/d(out): {@code ds = sum_hw(g u)}, {@code dc = ds scale'(c)} (sigmoid: {@code s (1 - s)};
+ * hardsigmoid: {@code 1/6} where {@code 0 < s < 1}, else 0), {@code dW2 = dc^T a}, {@code db2 = sum_n dc},
+ * {@code da = (dc W2) act'}, {@code dW1 = da^T p}, {@code db1 = sum_n da}, {@code du = g s + (da W1) / (H W)}.
  *
  * <p>Keeps u (not owned: the caller keeps it alive until the backward), p, fc1's output before and after its
- * SiLU, and s, all but u {@code [N, E]} or {@code [N, S]}. Feature maps in either {@link Layout}. Not thread-safe.
+ * activation, and s, all but u {@code [N, E]} or {@code [N, S]}. Feature maps in either {@link Layout}. Not
+ * thread-safe.
  */
 @NotThreadSafe
 public final class SqueezeExcitation {
+    /** The gate's squashing function. */
+    public enum Scale {
+        /** {@code 1 / (1 + e^-c)}: EfficientNet's and RegNet's. */
+        SIGMOID,
+        /** {@code clip(c / 6 + 1 / 2, 0, 1)}: MobileNetV3's. */
+        HARDSIGMOID
+    }
+
     private final String name;
+    private final ConvActivation activation;
+    private final Scale scale;
     private final Kernels kernels;
     private final Arena arena;
     private final INDArray w1;
@@ -48,10 +63,19 @@ public final class SqueezeExcitation {
     // Saved by the forward until the backward:
     private INDArray input;
     private INDArray pooled;
-    /** fc1's output before the SiLU, and after. */
+    /** fc1's output before its activation, and after. */
     private INDArray squeezedInput;
     private INDArray squeezed;
     private INDArray gate;
+
+    /**
+     * EfficientNet's gate: SiLU and sigmoid.
+     *
+     * @see #SqueezeExcitation(String, int, int, ConvActivation, Scale, DataType, long, Kernels)
+     */
+    public SqueezeExcitation(String name, int channels, int squeeze, DataType type, long seed, Kernels kernels) {
+        this(name, channels, squeeze, ConvActivation.SILU, Scale.SIGMOID, type, seed, kernels);
+    }
 
     /**
      * torchvision's EfficientNet initialisation: weights normal with std {@code sqrt(2 / out)} (Kaiming, fan out),
@@ -60,15 +84,24 @@ public final class SqueezeExcitation {
      * @param name the module name, e.g. {@code features.1.0.block.1}
      * @param channels E, the gated channels
      * @param squeeze S, the bottleneck width
+     * @param activation fc1's activation: SILU or RELU
+     * @param scale the gate's squashing function
      * @param type FLOAT or DOUBLE
      * @param seed the weight draw's seed
      * @param kernels where pooling runs and arrays come from
+     * @throws IllegalArgumentException naming a width below 1 or another activation
      */
-    public SqueezeExcitation(String name, int channels, int squeeze, DataType type, long seed, Kernels kernels) {
+    public SqueezeExcitation(String name, int channels, int squeeze, ConvActivation activation, Scale scale,
+                             DataType type, long seed, Kernels kernels) {
         if (channels < 1 || squeeze < 1) {
             throw new IllegalArgumentException("channels, squeeze: expected >= 1, got " + channels + ", " + squeeze);
         }
+        if (activation != ConvActivation.SILU && activation != ConvActivation.RELU) {
+            throw new IllegalArgumentException("activation: expected SILU or RELU, got " + activation);
+        }
         this.name = name;
+        this.activation = activation;
+        this.scale = Objects.requireNonNull(scale, "scale");
         this.kernels = kernels;
         this.arena = kernels.arena();
         SplittableRandom rng = new SplittableRandom(seed);
@@ -111,13 +144,26 @@ public final class SqueezeExcitation {
         Nd4j.gemm(pooled, matrix(w1), a, false, true, 1.0, 0.0);
         a.addiRowVector(b1);
         squeezedInput = a;
-        squeezed = kernels.silu(a);
+        if (activation == ConvActivation.SILU) {
+            squeezed = kernels.silu(a);
+        } else {
+            squeezed = kernels.copy(a);
+            kernels.reluInPlace(squeezed);
+        }
         INDArray c = arena.allocate(u.dataType(), n, w2.size(0));
         Nd4j.gemm(squeezed, matrix(w2), c, false, true, 1.0, 0.0);
         c.addiRowVector(b2);
-        gate = arena.allocate(u.dataType(), n, w2.size(0));
-        Nd4j.exec(new Sigmoid(c, gate));
-        arena.release(c);
+        if (scale == Scale.SIGMOID) {
+            gate = arena.allocate(u.dataType(), n, w2.size(0));
+            Nd4j.exec(new Sigmoid(c, gate));
+            arena.release(c);
+        } else {
+            // hardsigmoid(c) = relu6(c + 3) / 6, in place
+            Nd4j.exec(new ScalarAdd(c, null, c, 3.0));
+            kernels.relu6InPlace(c);
+            kernels.scaleInPlace(c, 1.0 / 6);
+            gate = c;
+        }
         return kernels.scaleChannels(u, gate);
     }
 
@@ -136,17 +182,31 @@ public final class SqueezeExcitation {
         Nd4j.exec(new MulOp(g, input, gu));
         INDArray dc = kernels.globalAveragePool(gu); // mean_hw(g u); times H W below
         arena.release(gu);
-        INDArray oneMinus = arena.allocate(gate.dataType(), gate.shape());
-        Nd4j.exec(new ScalarReverseSubtraction(gate, null, oneMinus, 1.0));
-        dc.muli(logical[2] * logical[3]).muli(gate).muli(oneMinus);
-        arena.release(oneMinus);
+        dc.muli(logical[2] * logical[3]);
+        if (scale == Scale.SIGMOID) {
+            INDArray oneMinus = arena.allocate(gate.dataType(), gate.shape());
+            Nd4j.exec(new ScalarReverseSubtraction(gate, null, oneMinus, 1.0));
+            dc.muli(gate).muli(oneMinus);
+            arena.release(oneMinus);
+        } else {
+            // relu6'(c + 3) / 6, read from relu6's output 6 s: 1/6 where 0 < s < 1
+            INDArray six = arena.allocate(gate.dataType(), gate.shape());
+            Nd4j.exec(new ScalarMultiplication(gate, null, six, 6.0));
+            kernels.relu6BackwardInPlace(six, dc);
+            kernels.scaleInPlace(dc, 1.0 / 6);
+            arena.release(six);
+        }
 
         INDArray dw2 = arena.allocate(w2.dataType(), w2.shape());
         Nd4j.gemm(dc, squeezed, matrix(dw2), true, false, 1.0, 0.0);
         INDArray db2 = columnSums(dc);
         INDArray da = arena.allocate(dc.dataType(), dc.size(0), w2.size(1));
         Nd4j.gemm(dc, matrix(w2), da, false, false, 1.0, 0.0);
-        kernels.siluBackwardInPlace(squeezedInput, da);
+        if (activation == ConvActivation.SILU) {
+            kernels.siluBackwardInPlace(squeezedInput, da);
+        } else {
+            kernels.reluBackwardInPlace(squeezed, da);
+        }
         sink.accept(name + ".fc2.weight", w2, dw2);
         sink.accept(name + ".fc2.bias", b2, db2);
 

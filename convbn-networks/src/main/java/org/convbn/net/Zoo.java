@@ -13,8 +13,8 @@ import org.nd4j.linalg.api.buffer.DataType;
  * Every network convbn builds, by torchvision's builder name: one lookup for code and commands. A network from
  * {@link #create} has torchvision's module names and shapes (so {@link StateDict#load} takes torchvision's
  * state_dict strictly), PyTorch's default initialisation, and is in EVAL with dropout and stochastic depth off;
- * {@code setMode}, {@code setStochastic} and the builders ({@link ResNet#builder}, {@link EfficientNet#builder},
- * {@link MobileNetV2#builder}) give the rest.
+ * {@code setMode}, {@code setStochastic} and the builders ({@link ResNet#builder}, {@link MobileNetV2#builder},
+ * {@link MobileNetV3#builder}, {@link EfficientNet#builder}, {@link RegNet#builder}) give the rest.
  */
 @ThreadSafe
 public final class Zoo {
@@ -37,8 +37,14 @@ public final class Zoo {
         }
         m.put("mobilenet_v2", (classes, type, seed) -> off(MobileNetV2.builder().classes(classes).dataType(type)
                 .seed(seed).mode(Mode.EVAL).build()));
+        m.put("mobilenet_v3_large", (classes, type, seed) -> off(MobileNetV3.builder().classes(classes)
+                .dataType(type).seed(seed).mode(Mode.EVAL).build()));
         for (EfficientNet.Variant v : EfficientNet.Variant.values()) {
             m.put(v.torchvisionName(), (classes, type, seed) -> off(EfficientNet.builder().variant(v).classes(classes)
+                    .dataType(type).seed(seed).mode(Mode.EVAL).build()));
+        }
+        for (RegNet.Variant v : RegNet.Variant.values()) {
+            m.put(v.torchvisionName(), (classes, type, seed) -> off(RegNet.builder().variant(v).classes(classes)
                     .dataType(type).seed(seed).mode(Mode.EVAL).build()));
         }
         return m;

@@ -9,6 +9,7 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.TreeSet;
 
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -22,19 +23,20 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
- * MobileNetV2 (ReLU6, no gate) and the frozen parts of the inverted-residual networks: the backward against finite
- * differences in every mode, EVAL vs TUNE step by step, and a frozen prefix that leaves the trainable part exactly
- * the whole network's gradients while keeping nothing itself.
+ * MobileNetV2 (ReLU6, no gate), MobileNetV3 (hardswish, hardsigmoid gates, a hidden linear layer in the head) and
+ * RegNetY (projection shortcuts, ReLU after the sum, grouped convs, gates) of ConvBN blocks: the backward against
+ * finite differences in every fine-tuning mode, EVAL vs TUNE step by step, and a frozen prefix that leaves the
+ * trainable part exactly the whole network's gradients while keeping nothing itself.
  */
 class InvertedResidualNetworkTest {
     /** Central-difference step, float64, as ResNetTest's. */
     static final double FD_STEP = 1e-7;
     /**
-     * ReLU6 is piecewise linear: a sampled entry within FD_STEP of a kink (at 0 or 6) is rare with random data, and
-     * elsewhere only truncation (~1e-8) and rounding are left; as ResNetTest's ReLU network.
+     * ReLU6, ReLU, hardswish and hardsigmoid are piecewise smooth: a sampled entry within FD_STEP of a kink is rare
+     * with random data, and elsewhere only truncation (~1e-8) and rounding are left; as ResNetTest's ReLU network.
      */
     static final double FD_TOLERANCE = 1e-5;
-    /** EVAL vs TUNE, frozen vs whole, through 52 blocks, float64: the fold's reassociation only. */
+    /** EVAL vs TUNE, frozen vs whole, through up to 53 blocks, float64: the fold's reassociation only. */
     static final double EQUIVALENCE = 1e-10;
     static final int[] LABELS = {3, 7};
 
@@ -90,6 +92,33 @@ class InvertedResidualNetworkTest {
         }
     }
 
+    /**
+     * Sampled tensors: the stem, a gate's two layers, a unit's convs and BN, a shortcut, the head's layers; in TUNE
+     * (EVAL's gradients, compared with EVAL's in the steps above) and DEPLOY (other parameters).
+     */
+    @ParameterizedTest
+    @CsvSource({"mobilenet_v3_large, TUNE", "mobilenet_v3_large, DEPLOY", "regnet_y_400mf, TUNE",
+        "regnet_y_400mf, DEPLOY"})
+    void gatedNetworksBackwardMatchesFiniteDifferences(String model, Mode mode) {
+        INDArray x = input();
+        INDArray r = Nd4j.rand(DataType.DOUBLE, 2, 10).subi(0.5);
+        String[] tensors = model.startsWith("mobilenet") ? new String[] {"features.0.0", "features.4.block.2.fc1",
+            "features.4.block.2.fc2", "features.7.block.0.0", "features.7.block.1.1", "features.13.block.3.0",
+            "features.16.1", "classifier.0", "classifier.3"}
+            : new String[] {"stem.0", "trunk_output.block1.block1-0.proj.0", "trunk_output.block1.block1-0.f.b.0",
+                "trunk_output.block2.block2-1.f.se.fc1", "trunk_output.block2.block2-1.f.se.fc2",
+                "trunk_output.block3.block3-2.f.c.1", "trunk_output.block4.block4-0.proj.1", "fc"};
+        try (Network net = network(model, mode)) {
+            assertTrue(Double.isFinite(net.forward(x).mul(r).sumNumber().doubleValue()));
+            Map<String, INDArray> grads = net.backward(r);
+            SampledGradientCheck.check(net, grads, tensors, 1, FD_STEP, FD_TOLERANCE, () -> {
+                double l = net.forward(x).mul(r).sumNumber().doubleValue();
+                net.clearSaved();
+                return l;
+            });
+        }
+    }
+
     @Test
     void mobileNetsEvalAndTuneAgreeWithDropoutDrawnAndTuneKeepsLess() {
         try (MobileNetV2 eval = mobileNet(Mode.EVAL); MobileNetV2 tune = mobileNet(Mode.TUNE)) {
@@ -100,8 +129,8 @@ class InvertedResidualNetworkTest {
     }
 
     @ParameterizedTest
-    @CsvSource({"mobilenet_v2, EVAL", "mobilenet_v2, TUNE", "mobilenet_v2, DEPLOY", "efficientnet_b0, TUNE",
-        "efficientnet_b0, DEPLOY"})
+    @CsvSource({"mobilenet_v2, EVAL", "mobilenet_v2, DEPLOY", "efficientnet_b0, TUNE", "mobilenet_v3_large, TUNE",
+        "regnet_y_400mf, TUNE"})
     void theTrainablePartGetsTheWholeNetworksGradientsAndTheFrozenPartNone(String model, Mode mode) {
         INDArray x = input();
         Map<String, INDArray> expected;
@@ -110,7 +139,7 @@ class InvertedResidualNetworkTest {
         List<String> parts;
         try (Network whole = network(model, mode)) {
             parts = whole.freezableParts();
-            assertEquals("features.0", parts.get(0));
+            assertEquals(model.startsWith("regnet") ? "stem" : "features.0", parts.get(0));
             reference = whole.forward(x).dup();
             previous = whole.retainedBytes().activationBytes();
             expected = new LinkedHashMap<>(); // copies: the arena's arrays go with the network
@@ -118,7 +147,7 @@ class InvertedResidualNetworkTest {
                     v.dup()));
         }
         // the stem, one unit or stage, the middle, all but the last conv, everything
-        for (int frozen : new int[] {1, 2, parts.size() / 2, parts.size() - 1, parts.size()}) {
+        for (int frozen : new TreeSet<>(List.of(1, 2, parts.size() / 2, parts.size() - 1, parts.size()))) {
             try (Network net = network(model, mode)) {
                 net.setFrozenParts(frozen);
                 assertEquals(frozen, net.frozenParts());

@@ -59,7 +59,10 @@ import org.nd4j.linalg.schedule.ScheduleType;
  *     job.exportWeights(Path.of("tuned.safetensors"));
  * }
  * }</pre>
- * Not thread-safe; the run owns the network and closes it.
+ * Training draws dropout and stochastic depth when the network has them on ({@link Network#setStochastic}: off in
+ * a network from the {@code Zoo}, on for PyTorch's {@code train()}), from a generator reseeded every epoch, so a
+ * resumed run draws what the uninterrupted one drew; evaluation draws none. Not thread-safe; the run owns the network
+ * and closes it.
  */
 @NotThreadSafe
 public final class FineTuning implements AutoCloseable {
@@ -69,6 +72,8 @@ public final class FineTuning implements AutoCloseable {
     private static final String MODEL_PREFIX = "model/";
     private static final double MIB = 1 << 20;
     private static final String OPTIMIZER_PREFIX = "optimizer/";
+    /** The dropout and stochastic depth draws of epoch e come from seed DRAW_SEED + e. */
+    private static final long DRAW_SEED = 0x51EED5L;
 
     /** The update rules the run offers, each with its weight decay as PyTorch applies it. */
     public enum OptimizerKind {
@@ -408,6 +413,7 @@ public final class FineTuning implements AutoCloseable {
     public Epoch runEpoch(DataSetIterator train, DataSetIterator validation, BatchListener listener) {
         int epoch = history.size();
         optimizer.setEpoch(epoch);
+        net.seedDraws(DRAW_SEED + epoch); // a resumed epoch draws the dropout masks the uninterrupted one drew
         double lr = optimizer.learningRate();
         if (train instanceof EpochAware e) {
             e.startEpoch(epoch);
@@ -455,18 +461,20 @@ public final class FineTuning implements AutoCloseable {
     }
 
     /**
-     * The mean loss and the accuracy of the network on {@code data}, each image once, with dropout and stochastic
-     * depth as the network has them; a network in TRAIN is evaluated with its running statistics (EVAL) and put back
-     * (also when the evaluation fails).
+     * The mean loss and the accuracy of the network on {@code data}, each image once, without dropout and stochastic
+     * depth (PyTorch's {@code eval()}); a network in TRAIN is evaluated with its running statistics (EVAL). The mode
+     * and the dropout setting are put back, also when the evaluation fails.
      *
      * @param data reset first; labels one-hot
      * @return the loss, accuracy and image count ({@link Evaluation#NONE}'s values without images)
      */
     public Evaluation evaluate(DataSetIterator data) {
         Mode mode = net.mode();
+        boolean stochastic = net.stochastic();
         if (mode == Mode.TRAIN) {
             net.setMode(Mode.EVAL);
         }
+        net.setStochastic(false);
         try {
             data.reset();
             double lossSum = 0;
@@ -498,6 +506,7 @@ public final class FineTuning implements AutoCloseable {
             if (mode == Mode.TRAIN) {
                 net.setMode(mode);
             }
+            net.setStochastic(stochastic);
         }
     }
 

@@ -120,6 +120,36 @@ class FineTuningTest {
         }
     }
 
+    /** MobileNetV2 with dropout drawn: the resumed epoch draws the masks the uninterrupted one drew. */
+    @Test
+    void aNetworkWithDropoutResumesExactly(@TempDir Path dir) throws IOException {
+        FineTuning.Config config = config(Mode.TUNE, 12, 2); // features.12 .. 18 and the classifier train
+        ImageBatches train = batches(target.train(), target.classes(), true);
+        Map<String, INDArray> uninterrupted;
+        try (FineTuning job = FineTuning.start(mobileNet(), config)) {
+            job.runEpoch(train, null, (b, n, l) -> { });
+            job.runEpoch(train, null, (b, n, l) -> { });
+            uninterrupted = copy(NetworkState.of(job.network()));
+        }
+        Path checkpoint = dir.resolve("checkpoint.safetensors");
+        try (FineTuning job = FineTuning.start(mobileNet(), config)) {
+            job.runEpoch(train, null, (b, n, l) -> { });
+            job.checkpoint(checkpoint);
+        }
+        try (FineTuning job = FineTuning.resume(mobileNet(), config, checkpoint)) {
+            job.runEpoch(train, null, (b, n, l) -> { });
+            double d = maxDifference(uninterrupted, NetworkState.of(job.network()));
+            assertTrue(d <= RESUME_TOLERANCE, "resumed parameters differ by " + d);
+            assertTrue(job.network().stochastic(), "the run trains with dropout");
+        }
+    }
+
+    private static Network mobileNet() {
+        Network net = Zoo.create("mobilenet_v2", target.classes().size(), DataType.DOUBLE, 3);
+        net.setStochastic(true); // PyTorch's train(): dropout 0.2 before the classifier
+        return net;
+    }
+
     @ParameterizedTest
     @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY"})
     void exportedWeightsLoadBackWithEveryTensorEqualAndTheFrozenPrefixUntouched(Mode mode, @TempDir Path dir)

@@ -9,7 +9,6 @@ import java.util.Locale;
 import java.util.Objects;
 
 import org.convbn.core.BatchNormConfig;
-import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.TuneFold;
 import org.convbn.core.proxy.Activation;
@@ -188,10 +187,7 @@ public final class EfficientNet extends InvertedResidualNetwork {
 
         /** @param p the classifier's dropout probability, [0, 1); the variant's (0.2 for B0) unless set */
         public Builder dropout(double p) {
-            if (!(p >= 0 && p < 1)) {
-                throw new IllegalArgumentException("dropout: expected a value in [0, 1), got " + p);
-            }
-            this.dropout = p;
+            this.dropout = checkDropout(p);
             return this;
         }
 
@@ -235,6 +231,65 @@ public final class EfficientNet extends InvertedResidualNetwork {
         }
     }
 
+    private static EfficientNet create(Builder b) {
+        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+    }
+
+    private static EfficientNet create(Builder b, PooledArena arena, Kernels kernels) {
+        ConvLayers.Factory blocks = new ConvLayers.Factory(b, kernels, BatchNormConfig.DEFAULT_EPS,
+                b.batchNormMomentum);
+        // a conv + norm pair, its conv name.0 and its norm name.1, then SiLU (else it is a projection)
+        LayerFactory make = (name, c, silu) -> {
+            try {
+                if (b.normalization == Normalization.BATCH_NORM) {
+                    return blocks.layer(name, c, silu ? ConvActivation.SILU : ConvActivation.IDENTITY);
+                }
+                int channels = c.outChannels();
+                ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels, channels / Normalization.GROUP_NORM_CHANNELS,
+                        silu ? Activation.SILU : Activation.IDENTITY);
+                return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
+                        ProxyNormParameters.initialize(c, b.dataType, blocks.nextSeed())), arena);
+            } catch (IllegalArgumentException e) {
+                throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
+            }
+        };
+        Variant v = b.variant;
+        int in = v.channels(STEM_CHANNELS);
+        ConvLayer stem = make.make("features.0", ConvLayers.conv(3, in, 3, 2, 0), true);
+        List<MBConv> units = new ArrayList<>();
+        int[] stageSizes = B0.stream().mapToInt(spec -> v.units(spec.units())).toArray();
+        int total = Arrays.stream(stageSizes).sum();
+        int id = 0;
+        for (int s = 0; s < B0.size(); s++) {
+            StageSpec spec = B0.get(s);
+            int ratio = b.groupSize > 0 && spec.expandRatio() > 1 ? GROUPED_EXPAND_RATIO : spec.expandRatio();
+            int out = v.channels(spec.out());
+            for (int i = 0; i < stageSizes[s]; i++) {
+                String p = "features." + (s + 1) + "." + i + ".block.";
+                int stride = i == 0 ? spec.stride() : 1;
+                int expanded = makeDivisible(in * ratio, 8);
+                int k = 0;
+                ConvLayer expand = null;
+                if (ratio != 1) {
+                    expand = make.make(p + k++, ConvLayers.conv(in, expanded, 1, 1, 0), true);
+                }
+                int groupSize = b.groupSize > 0 ? b.groupSize : 1;
+                ConvLayer depthwise = make.make(p + k++, ConvLayers.conv(expanded, expanded, spec.kernel(), stride,
+                        groupSize), true);
+                SqueezeExcitation se = new SqueezeExcitation(p + k++, expanded, Math.max(1, in / 4), b.dataType,
+                        blocks.nextSeed(), kernels);
+                ConvLayer project = make.make(p + k, ConvLayers.conv(expanded, out, 1, 1, 0), false);
+                units.add(new MBConv(expand, depthwise, se, project, kernels, b.stochasticDepth * id / total));
+                in = out;
+                id++;
+            }
+        }
+        int lastWidth = LAST_CONV_EXPANSION * in;
+        ConvLayer last = make.make("features.8", ConvLayers.conv(in, lastWidth, 1, 1, 0), true);
+        Linear classifier = new Linear("classifier.1", lastWidth, b.classes, b.dataType, blocks.nextSeed(), arena);
+        return new EfficientNet(b, kernels, arena, stem, units, stageSizes, last, classifier);
+    }
+
     @FunctionalInterface
     private interface LayerFactory {
         /**
@@ -242,80 +297,6 @@ public final class EfficientNet extends InvertedResidualNetwork {
          * @param silu whether SiLU follows (else the layer is a projection)
          */
         ConvLayer make(String name, ConvConfig conv, boolean silu);
-    }
-
-    private static EfficientNet create(Builder b) {
-        long[] nextSeed = {b.seed};
-        PooledArena arena = Arena.pooled();
-        Kernels kernels = Kernels.create(b.dataType, arena);
-        try {
-            LayerFactory make = (name, c, silu) -> {
-                try {
-                    if (b.normalization == Normalization.GROUP_NORM_PROXY) {
-                        int channels = c.outChannels();
-                        ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels,
-                                channels / Normalization.GROUP_NORM_CHANNELS,
-                                silu ? Activation.SILU : Activation.IDENTITY);
-                        return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
-                                ProxyNormParameters.initialize(c, b.dataType, nextSeed[0]++)), arena);
-                    }
-                    ConvBNConfig config = new ConvBNConfig(c,
-                            BatchNormConfig.of(c.outChannels()).withMomentum(b.batchNormMomentum), true, b.tuneFold);
-                    ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
-                            nextSeed[0]++), b.mode, kernels);
-                    return new BatchNormLayer(new NamedBlock(name + ".0", name + ".1", block),
-                            silu ? ConvActivation.SILU : ConvActivation.IDENTITY);
-                } catch (IllegalArgumentException e) {
-                    throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
-                }
-            };
-            Variant v = b.variant;
-            int in = v.channels(STEM_CHANNELS);
-            ConvLayer stem = make.make("features.0", conv(3, in, 3, 2, 0), true);
-            List<MBConv> units = new ArrayList<>();
-            int[] stageSizes = B0.stream().mapToInt(spec -> v.units(spec.units())).toArray();
-            int total = Arrays.stream(stageSizes).sum();
-            int id = 0;
-            for (int s = 0; s < B0.size(); s++) {
-                StageSpec spec = B0.get(s);
-                int ratio = b.groupSize > 0 && spec.expandRatio() > 1 ? GROUPED_EXPAND_RATIO : spec.expandRatio();
-                int out = v.channels(spec.out());
-                for (int i = 0; i < stageSizes[s]; i++) {
-                    String p = "features." + (s + 1) + "." + i + ".block.";
-                    int stride = i == 0 ? spec.stride() : 1;
-                    int expanded = makeDivisible(in * ratio, 8);
-                    int k = 0;
-                    ConvLayer expand = null;
-                    if (ratio != 1) {
-                        expand = make.make(p + k++, conv(in, expanded, 1, 1, 0), true);
-                    }
-                    int groupSize = b.groupSize > 0 ? b.groupSize : 1;
-                    ConvLayer depthwise = make.make(p + k++, conv(expanded, expanded, spec.kernel(), stride,
-                            groupSize), true);
-                    SqueezeExcitation se = new SqueezeExcitation(p + k++, expanded, Math.max(1, in / 4), b.dataType,
-                            nextSeed[0]++, kernels);
-                    ConvLayer project = make.make(p + k, conv(expanded, out, 1, 1, 0), false);
-                    units.add(new MBConv(expand, depthwise, se, project, kernels, b.stochasticDepth * id / total));
-                    in = out;
-                    id++;
-                }
-            }
-            int lastWidth = LAST_CONV_EXPANSION * in;
-            ConvLayer last = make.make("features.8", conv(in, lastWidth, 1, 1, 0), true);
-            Linear classifier = new Linear("classifier.1", lastWidth, b.classes, b.dataType, nextSeed[0], arena);
-            return new EfficientNet(b, kernels, arena, stem, units, stageSizes, last, classifier);
-        } catch (RuntimeException e) {
-            kernels.close();
-            arena.close();
-            throw e;
-        }
-    }
-
-    /** A bias-free conv with padding k / 2; {@code groupSize} 0 dense, else input channels per group. */
-    private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
-        ConvConfig.Builder c = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .bias(false);
-        return (groupSize > 0 ? c.groupSize(groupSize) : c).build();
     }
 
     /** @return B0 .. B3 */

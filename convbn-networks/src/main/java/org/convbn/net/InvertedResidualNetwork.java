@@ -229,13 +229,8 @@ public abstract sealed class InvertedResidualNetwork implements Network
     public void setMode(Mode mode) {
         clearSaved();
         List<NamedBlock> frozen = frozenBlocks();
-        allBlocks.forEach(b -> b.block().setMode(frozen.contains(b) ? frozenMode(mode) : mode));
+        allBlocks.forEach(b -> b.block().setMode(frozen.contains(b) ? Network.frozenMode(mode) : mode));
         this.mode = mode;
-    }
-
-    /** What a frozen block runs in when the network is in {@code networkMode}: the fold, recomputed or kept. */
-    private static Mode frozenMode(Mode networkMode) {
-        return networkMode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE;
     }
 
     @Override

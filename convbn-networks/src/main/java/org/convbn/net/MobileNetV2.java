@@ -6,9 +6,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-import org.convbn.core.BatchNormConfig;
-import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ConvConfig;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -74,10 +71,7 @@ public final class MobileNetV2 extends InvertedResidualNetwork {
 
         /** @param p the classifier's dropout probability, [0, 1) */
         public Builder dropout(double p) {
-            if (!(p >= 0 && p < 1)) {
-                throw new IllegalArgumentException("dropout: expected a value in [0, 1), got " + p);
-            }
-            this.dropout = p;
+            this.dropout = checkDropout(p);
             return this;
         }
 
@@ -88,73 +82,46 @@ public final class MobileNetV2 extends InvertedResidualNetwork {
          */
         public MobileNetV2 build() {
             validate();
-            if (groupSize != 0) {
-                throw new IllegalArgumentException("groupSize: expected 0 (MobileNetV2's depthwise convs), got "
-                        + groupSize);
-            }
+            requireOwnGroups("MobileNetV2's depthwise convs");
             return create(this);
         }
     }
 
     private static MobileNetV2 create(Builder b) {
-        long[] nextSeed = {b.seed};
-        PooledArena arena = Arena.pooled();
-        Kernels kernels = Kernels.create(b.dataType, arena);
-        try {
-            LayerFactory make = (convName, bnName, c, activation) -> {
-                ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, b.tuneFold);
-                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
-                        nextSeed[0]++), b.mode, kernels);
-                return new BatchNormLayer(new NamedBlock(convName, bnName, block), activation);
-            };
-            int in = STEM_CHANNELS;
-            ConvLayer stem = make.make("features.0.0", "features.0.1", conv(3, in, 3, 2, false), ConvActivation.RELU6);
-            List<MBConv> units = new ArrayList<>();
-            int feature = 1;
-            for (Row row : SETTING) {
-                int out = EfficientNet.makeDivisible(row.c(), 8);
-                for (int i = 0; i < row.n(); i++) {
-                    String p = "features." + feature++ + ".conv.";
-                    int stride = i == 0 ? row.s() : 1;
-                    int hidden = Math.round((float) in * row.t());
-                    int k = 0;
-                    ConvLayer expand = null;
-                    if (row.t() != 1) {
-                        expand = make.make(p + k + ".0", p + k + ".1", conv(in, hidden, 1, 1, false),
-                                ConvActivation.RELU6);
-                        k++;
-                    }
-                    ConvLayer depthwise = make.make(p + k + ".0", p + k + ".1", conv(hidden, hidden, 3, stride, true),
-                            ConvActivation.RELU6);
-                    k++;
-                    ConvLayer project = make.make(p + k, p + (k + 1), conv(hidden, out, 1, 1, false),
-                            ConvActivation.IDENTITY);
-                    units.add(new MBConv(expand, depthwise, null, project, kernels, 0));
-                    in = out;
+        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+    }
+
+    private static MobileNetV2 create(Builder b, PooledArena arena, Kernels kernels) {
+        ConvLayers.Factory make = new ConvLayers.Factory(b, kernels);
+        int in = STEM_CHANNELS;
+        ConvLayer stem = make.layer("features.0", ConvLayers.conv(3, in, 3, 2, 0), ConvActivation.RELU6);
+        List<MBConv> units = new ArrayList<>();
+        int feature = 1;
+        for (Row row : SETTING) {
+            int out = EfficientNet.makeDivisible(row.c(), 8);
+            for (int i = 0; i < row.n(); i++) {
+                String p = "features." + feature++ + ".conv.";
+                int stride = i == 0 ? row.s() : 1;
+                int hidden = Math.round((float) in * row.t());
+                int k = 0;
+                ConvLayer expand = null;
+                if (row.t() != 1) {
+                    expand = make.layer(p + k++, ConvLayers.conv(in, hidden, 1, 1, 0), ConvActivation.RELU6);
                 }
+                ConvLayer depthwise = make.layer(p + k++, ConvLayers.conv(hidden, hidden, 3, stride, 1),
+                        ConvActivation.RELU6);
+                // the projection's conv and BN are two modules of the sequence: conv.k and conv.k+1
+                ConvLayer project = make.layer(p + k, p + (k + 1), ConvLayers.conv(hidden, out, 1, 1, 0),
+                        ConvActivation.IDENTITY);
+                units.add(new MBConv(expand, depthwise, null, project, kernels, 0));
+                in = out;
             }
-            int[] stageSizes = new int[units.size()];
-            Arrays.fill(stageSizes, 1);
-            ConvLayer last = make.make("features." + feature + ".0", "features." + feature + ".1",
-                    conv(in, LAST_CHANNELS, 1, 1, false), ConvActivation.RELU6);
-            Linear classifier = new Linear("classifier.1", LAST_CHANNELS, b.classes, b.dataType, nextSeed[0], arena);
-            return new MobileNetV2(b, kernels, arena, stem, units, stageSizes, last, classifier);
-        } catch (RuntimeException e) {
-            kernels.close();
-            arena.close();
-            throw e;
         }
-    }
-
-    @FunctionalInterface
-    private interface LayerFactory {
-        ConvLayer make(String convName, String bnName, ConvConfig conv, ConvActivation activation);
-    }
-
-    /** A bias-free conv with padding k / 2, depthwise or dense. */
-    private static ConvConfig conv(int in, int out, int kernel, int stride, boolean depthwise) {
-        ConvConfig.Builder c = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .bias(false);
-        return (depthwise ? c.depthwise() : c).build();
+        int[] stageSizes = new int[units.size()];
+        Arrays.fill(stageSizes, 1);
+        ConvLayer last = make.layer("features." + feature, ConvLayers.conv(in, LAST_CHANNELS, 1, 1, 0),
+                ConvActivation.RELU6);
+        Linear classifier = new Linear("classifier.1", LAST_CHANNELS, b.classes, b.dataType, make.nextSeed(), arena);
+        return new MobileNetV2(b, kernels, arena, stem, units, stageSizes, last, classifier);
     }
 }

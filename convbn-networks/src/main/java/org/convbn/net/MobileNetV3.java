@@ -6,9 +6,6 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 
-import org.convbn.core.BatchNormConfig;
-import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ConvConfig;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -88,10 +85,7 @@ public final class MobileNetV3 extends InvertedResidualNetwork {
 
         /** @param p the classifier's dropout probability, [0, 1) */
         public Builder dropout(double p) {
-            if (!(p >= 0 && p < 1)) {
-                throw new IllegalArgumentException("dropout: expected a value in [0, 1), got " + p);
-            }
-            this.dropout = p;
+            this.dropout = checkDropout(p);
             return this;
         }
 
@@ -102,76 +96,49 @@ public final class MobileNetV3 extends InvertedResidualNetwork {
          */
         public MobileNetV3 build() {
             validate();
-            if (groupSize != 0) {
-                throw new IllegalArgumentException("groupSize: expected 0 (MobileNetV3's depthwise convs), got "
-                        + groupSize);
-            }
+            requireOwnGroups("MobileNetV3's depthwise convs");
             return create(this);
         }
     }
 
-    @FunctionalInterface
-    private interface LayerFactory {
-        /** A conv + BN pair {@code name.0}, {@code name.1} and its activation. */
-        ConvLayer make(String name, ConvConfig conv, ConvActivation activation);
-    }
-
     private static MobileNetV3 create(Builder b) {
-        long[] nextSeed = {b.seed};
-        PooledArena arena = Arena.pooled();
-        Kernels kernels = Kernels.create(b.dataType, arena);
-        try {
-            LayerFactory make = (name, c, activation) -> {
-                ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()).withEps(BN_EPS)
-                        .withMomentum(BN_MOMENTUM), true, b.tuneFold);
-                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
-                        nextSeed[0]++), b.mode, kernels);
-                return new BatchNormLayer(new NamedBlock(name + ".0", name + ".1", block), activation);
-            };
-            ConvLayer stem = make.make("features.0", conv(3, STEM_CHANNELS, 3, 2, false), ConvActivation.HARDSWISH);
-            List<MBConv> units = new ArrayList<>();
-            for (int i = 0; i < LARGE.size(); i++) {
-                Row row = LARGE.get(i);
-                String p = "features." + (i + 1) + ".block.";
-                ConvActivation act = row.hardswish() ? ConvActivation.HARDSWISH : ConvActivation.RELU;
-                int k = 0;
-                ConvLayer expand = null;
-                if (row.expanded() != row.in()) {
-                    expand = make.make(p + k++, conv(row.in(), row.expanded(), 1, 1, false), act);
-                }
-                ConvLayer depthwise = make.make(p + k++, conv(row.expanded(), row.expanded(), row.kernel(),
-                        row.stride(), true), act);
-                SqueezeExcitation gate = null;
-                if (row.gate()) {
-                    gate = new SqueezeExcitation(p + k++, row.expanded(), EfficientNet.makeDivisible(
-                            row.expanded() / 4, 8), ConvActivation.RELU, SqueezeExcitation.Scale.HARDSIGMOID,
-                            b.dataType, nextSeed[0]++, kernels);
-                }
-                ConvLayer project = make.make(p + k, conv(row.expanded(), row.out(), 1, 1, false),
-                        ConvActivation.IDENTITY);
-                units.add(new MBConv(expand, depthwise, gate, project, kernels, 0));
-            }
-            int in = LARGE.get(LARGE.size() - 1).out();
-            int lastWidth = LAST_CONV_EXPANSION * in;
-            ConvLayer last = make.make("features." + (LARGE.size() + 1), conv(in, lastWidth, 1, 1, false),
-                    ConvActivation.HARDSWISH);
-            Linear hidden = new Linear("classifier.0", lastWidth, HIDDEN_CHANNELS, b.dataType, nextSeed[0]++, arena);
-            Linear classifier = new Linear("classifier.3", HIDDEN_CHANNELS, b.classes, b.dataType, nextSeed[0],
-                    arena);
-            int[] stageSizes = new int[units.size()];
-            Arrays.fill(stageSizes, 1);
-            return new MobileNetV3(b, kernels, arena, stem, units, stageSizes, last, hidden, classifier);
-        } catch (RuntimeException e) {
-            kernels.close();
-            arena.close();
-            throw e;
-        }
+        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
     }
 
-    /** A bias-free conv with padding k / 2, depthwise or dense. */
-    private static ConvConfig conv(int in, int out, int kernel, int stride, boolean depthwise) {
-        ConvConfig.Builder c = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .bias(false);
-        return (depthwise ? c.depthwise() : c).build();
+    private static MobileNetV3 create(Builder b, PooledArena arena, Kernels kernels) {
+        ConvLayers.Factory make = new ConvLayers.Factory(b, kernels, BN_EPS, BN_MOMENTUM);
+        ConvLayer stem = make.layer("features.0", ConvLayers.conv(3, STEM_CHANNELS, 3, 2, 0),
+                ConvActivation.HARDSWISH);
+        List<MBConv> units = new ArrayList<>();
+        for (int i = 0; i < LARGE.size(); i++) {
+            Row row = LARGE.get(i);
+            String p = "features." + (i + 1) + ".block.";
+            ConvActivation act = row.hardswish() ? ConvActivation.HARDSWISH : ConvActivation.RELU;
+            int k = 0;
+            ConvLayer expand = null;
+            if (row.expanded() != row.in()) {
+                expand = make.layer(p + k++, ConvLayers.conv(row.in(), row.expanded(), 1, 1, 0), act);
+            }
+            ConvLayer depthwise = make.layer(p + k++, ConvLayers.conv(row.expanded(), row.expanded(), row.kernel(),
+                    row.stride(), 1), act);
+            SqueezeExcitation gate = null;
+            if (row.gate()) {
+                gate = new SqueezeExcitation(p + k++, row.expanded(), EfficientNet.makeDivisible(row.expanded() / 4,
+                        8), ConvActivation.RELU, SqueezeExcitation.Scale.HARDSIGMOID, b.dataType, make.nextSeed(),
+                        kernels);
+            }
+            ConvLayer project = make.layer(p + k, ConvLayers.conv(row.expanded(), row.out(), 1, 1, 0),
+                    ConvActivation.IDENTITY);
+            units.add(new MBConv(expand, depthwise, gate, project, kernels, 0));
+        }
+        int in = LARGE.get(LARGE.size() - 1).out();
+        int lastWidth = LAST_CONV_EXPANSION * in;
+        ConvLayer last = make.layer("features." + (LARGE.size() + 1), ConvLayers.conv(in, lastWidth, 1, 1, 0),
+                ConvActivation.HARDSWISH);
+        Linear hidden = new Linear("classifier.0", lastWidth, HIDDEN_CHANNELS, b.dataType, make.nextSeed(), arena);
+        Linear classifier = new Linear("classifier.3", HIDDEN_CHANNELS, b.classes, b.dataType, make.nextSeed(), arena);
+        int[] stageSizes = new int[units.size()];
+        Arrays.fill(stageSizes, 1);
+        return new MobileNetV3(b, kernels, arena, stem, units, stageSizes, last, hidden, classifier);
     }
 }

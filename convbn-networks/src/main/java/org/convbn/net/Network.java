@@ -85,6 +85,14 @@ public interface Network extends AutoCloseable {
     List<NamedBlock> frozenBlocks();
 
     /**
+     * @param networkMode the mode the network is set to
+     * @return the mode its frozen blocks run in: the fold, kept in DEPLOY, recomputed (TUNE) in every other mode
+     */
+    static Mode frozenMode(Mode networkMode) {
+        return networkMode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE;
+    }
+
+    /**
      * @return whether dropout and stochastic depth are drawn in forwards (PyTorch's {@code train()}); false for a
      *         network without them
      */

@@ -69,6 +69,27 @@ public abstract class NetworkBuilder<B extends NetworkBuilder<B>> {
         return self();
     }
 
+    /**
+     * @param network what the network's convs are, for the message
+     * @throws IllegalArgumentException naming the group size when it is set on a network whose convs have their own
+     */
+    void requireOwnGroups(String network) {
+        if (groupSize != 0) {
+            throw new IllegalArgumentException("groupSize: expected 0 (" + network + "), got " + groupSize);
+        }
+    }
+
+    /**
+     * @return {@code p}
+     * @throws IllegalArgumentException naming the dropout when {@code p} is outside [0, 1)
+     */
+    static double checkDropout(double p) {
+        if (!(p >= 0 && p < 1)) {
+            throw new IllegalArgumentException("dropout: expected a value in [0, 1), got " + p);
+        }
+        return p;
+    }
+
     /** @throws IllegalArgumentException naming the common setting that is out of range */
     void validate() {
         if (classes < 1) {

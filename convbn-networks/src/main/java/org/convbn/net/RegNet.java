@@ -7,9 +7,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
 
-import org.convbn.core.BatchNormConfig;
-import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ConvConfig;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -109,66 +106,40 @@ public final class RegNet extends InvertedResidualNetwork {
         public RegNet build() {
             validate();
             Objects.requireNonNull(variant, "variant");
-            if (groupSize != 0) {
-                throw new IllegalArgumentException("groupSize: expected 0 (RegNet's groups are its own), got "
-                        + groupSize);
-            }
+            requireOwnGroups("RegNet's groups are its own");
             return create(this);
         }
     }
 
-    @FunctionalInterface
-    private interface LayerFactory {
-        /** A conv + BN pair {@code name.0}, {@code name.1} and its activation. */
-        ConvLayer make(String name, ConvConfig conv, ConvActivation activation);
-    }
-
     private static RegNet create(Builder b) {
-        long[] nextSeed = {b.seed};
-        PooledArena arena = Arena.pooled();
-        Kernels kernels = Kernels.create(b.dataType, arena);
-        try {
-            LayerFactory make = (name, c, activation) -> {
-                ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, b.tuneFold);
-                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, b.dataType,
-                        nextSeed[0]++), b.mode, kernels);
-                return new BatchNormLayer(new NamedBlock(name + ".0", name + ".1", block), activation);
-            };
-            Variant v = b.variant;
-            ConvLayer stem = make.make("stem", conv(3, STEM_CHANNELS, 3, 2, 0), ConvActivation.RELU);
-            List<MBConv> units = new ArrayList<>();
-            int in = STEM_CHANNELS;
-            for (int s = 0; s < v.widths.length; s++) {
-                int out = v.widths[s];
-                for (int i = 0; i < v.depths[s]; i++) {
-                    String p = "trunk_output.block" + (s + 1) + ".block" + (s + 1) + "-" + i + ".";
-                    int stride = i == 0 ? 2 : 1;
-                    ConvLayer proj = in != out || stride != 1
-                            ? make.make(p + "proj", conv(in, out, 1, stride, 0), ConvActivation.IDENTITY) : null;
-                    ConvLayer a = make.make(p + "f.a", conv(in, out, 1, 1, 0), ConvActivation.RELU);
-                    ConvLayer bLayer = make.make(p + "f.b", conv(out, out, 3, stride, v.groupWidth),
-                            ConvActivation.RELU);
-                    SqueezeExcitation se = new SqueezeExcitation(p + "f.se", out, (int) Math.round(v.seRatio * in),
-                            ConvActivation.RELU, SqueezeExcitation.Scale.SIGMOID, b.dataType, nextSeed[0]++, kernels);
-                    ConvLayer c = make.make(p + "f.c", conv(out, out, 1, 1, 0), ConvActivation.IDENTITY);
-                    units.add(new MBConv(a, bLayer, se, c, proj, true, kernels, 0));
-                    in = out;
-                }
-            }
-            Linear fc = new Linear("fc", in, b.classes, b.dataType, nextSeed[0], arena);
-            return new RegNet(b, kernels, arena, stem, units, fc);
-        } catch (RuntimeException e) {
-            kernels.close();
-            arena.close();
-            throw e;
-        }
+        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
     }
 
-    /** A bias-free conv with padding k / 2; {@code groupSize} 0 dense, else input channels per group. */
-    private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
-        ConvConfig.Builder c = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .bias(false);
-        return (groupSize > 0 ? c.groupSize(groupSize) : c).build();
+    private static RegNet create(Builder b, PooledArena arena, Kernels kernels) {
+        ConvLayers.Factory make = new ConvLayers.Factory(b, kernels);
+        Variant v = b.variant;
+        ConvLayer stem = make.layer("stem", ConvLayers.conv(3, STEM_CHANNELS, 3, 2, 0), ConvActivation.RELU);
+        List<MBConv> units = new ArrayList<>();
+        int in = STEM_CHANNELS;
+        for (int s = 0; s < v.widths.length; s++) {
+            int out = v.widths[s];
+            for (int i = 0; i < v.depths[s]; i++) {
+                String p = "trunk_output.block" + (s + 1) + ".block" + (s + 1) + "-" + i + ".";
+                int stride = i == 0 ? 2 : 1;
+                ConvLayer proj = in != out || stride != 1 ? make.layer(p + "proj", ConvLayers.conv(in, out, 1, stride,
+                        0), ConvActivation.IDENTITY) : null;
+                ConvLayer a = make.layer(p + "f.a", ConvLayers.conv(in, out, 1, 1, 0), ConvActivation.RELU);
+                ConvLayer grouped = make.layer(p + "f.b", ConvLayers.conv(out, out, 3, stride, v.groupWidth),
+                        ConvActivation.RELU);
+                SqueezeExcitation se = new SqueezeExcitation(p + "f.se", out, (int) Math.round(v.seRatio * in),
+                        ConvActivation.RELU, SqueezeExcitation.Scale.SIGMOID, b.dataType, make.nextSeed(), kernels);
+                ConvLayer c = make.layer(p + "f.c", ConvLayers.conv(out, out, 1, 1, 0), ConvActivation.IDENTITY);
+                units.add(new MBConv(a, grouped, se, c, proj, true, kernels, 0));
+                in = out;
+            }
+        }
+        Linear fc = new Linear("fc", in, b.classes, b.dataType, make.nextSeed(), arena);
+        return new RegNet(b, kernels, arena, stem, units, fc);
     }
 
     /** @return the model */

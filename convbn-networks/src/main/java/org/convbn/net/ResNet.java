@@ -8,9 +8,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.convbn.core.BatchNormConfig;
-import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -26,11 +23,11 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * A ResNet (torchvision's v1.5 layout and module names) built from ConvBN blocks: stem {@code conv1}/{@code bn1}
- * 7x7/2 + ReLU + 3x3/2 max pool, four stages {@code layer1..layer4} of basic blocks (ResNet-18) or bottlenecks
- * with the stride on the 3x3 (ResNet-50), {@code downsample.0}/{@code downsample.1} where the shape changes,
- * global average pooling and a linear head {@code fc}, built by {@link #builder}; its costs come from
- * {@link NetworkCosts}, a training step from {@code org.convbn.train.TrainingStep}. Convs have no bias, BN eps 1e-5
- * and momentum 0.1.
+ * 7x7/2 + ReLU + 3x3/2 max pool, four stages {@code layer1..layer4} of basic blocks (ResNet-18/34) or bottlenecks
+ * with the stride on the 3x3 (ResNet-50/101/152, ResNeXt-50 32x4d with its 3x3 convs in 32 groups, Wide
+ * ResNet-50-2), {@code downsample.0}/{@code downsample.1} where the shape changes, global average pooling and a linear
+ * head {@code fc}, built by {@link #builder} for a {@link Variant}; a training step comes from
+ * {@code org.convbn.train.TrainingStep}. Convs have no bias, BN eps 1e-5 and momentum 0.1.
  *
  * <p>Input {@code [N, 3, H, W]} (H, W at least 32), logits {@code [N, classes]}. The whole network switches mode
  * with {@link #setMode}.
@@ -115,7 +112,7 @@ public final class ResNet implements Network {
     private final DataType dataType;
     private Linear fc;
     private final List<NamedBlock> allBlocks;
-    /** The mode the network was last set to; frozen blocks run in {@link #frozenMode(Mode)} of it. */
+    /** The mode the network was last set to; frozen blocks run in {@link Network#frozenMode(Mode)} of it. */
     private Mode mode;
     /** 0: everything trains; 1: the stem is frozen; 1 + k: the stem and stages 1..k are frozen. */
     private int frozenParts;
@@ -203,21 +200,13 @@ public final class ResNet implements Network {
     }
 
     private static ResNet create(Builder b) {
+        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+    }
+
+    private static ResNet create(Builder b, PooledArena arena, Kernels kernels) {
         Variant variant = b.variant;
-        DataType type = b.dataType;
-        Mode mode = b.mode;
-        TuneFold tuneFold = b.tuneFold;
-        int groupSize = b.groupSize;
-        long[] nextSeed = {b.seed};
-        PooledArena arena = Arena.pooled();
-        Kernels kernels = Kernels.create(type, arena);
-        BlockFactory make = (conv, bn, c) -> {
-            ConvBNConfig config = new ConvBNConfig(c, BatchNormConfig.of(c.outChannels()), true, tuneFold);
-            return new NamedBlock(conv, bn, ConvBNBlock.of(config,
-                    ConvBNParameters.initialize(config, type, nextSeed[0]++), mode, kernels));
-        };
-        NamedBlock stem = make.make("conv1", "bn1",
-                ConvConfig.builder(3, 64).kernel(7).stride(2).padding(3).bias(false).build());
+        ConvLayers.Factory make = new ConvLayers.Factory(b, kernels);
+        NamedBlock stem = make.block("conv1", "bn1", ConvLayers.conv(3, 64, 7, 2, 0));
         List<Stage> stages = new ArrayList<>();
         int in = 64;
         for (int stage = 0; stage < 4; stage++) {
@@ -226,41 +215,31 @@ public final class ResNet implements Network {
             int width = variant.width(planes);
             int out = variant.bottleneck ? 4 * planes : planes;
             // the 3x3 convs' input channels per group: the builder's setting, else the variant's groups, else dense
-            int group3x3 = groupSize > 0 ? groupSize : variant.groups > 1 ? width / variant.groups : 0;
+            int group3x3 = b.groupSize > 0 ? b.groupSize : variant.groups > 1 ? width / variant.groups : 0;
             for (int u = 0; u < variant.units[stage]; u++) {
                 int stride = (u == 0 && stage > 0) ? 2 : 1;
                 String p = "layer" + (stage + 1) + "." + u + ".";
                 List<NamedBlock> main = new ArrayList<>();
                 if (variant.bottleneck) {
-                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 1, 1, 0)));
-                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, stride, group3x3)));
-                    main.add(make.make(p + "conv3", p + "bn3", conv(width, out, 1, 1, 0)));
+                    main.add(make.block(p + "conv1", p + "bn1", ConvLayers.conv(in, width, 1, 1, 0)));
+                    main.add(make.block(p + "conv2", p + "bn2", ConvLayers.conv(width, width, 3, stride, group3x3)));
+                    main.add(make.block(p + "conv3", p + "bn3", ConvLayers.conv(width, out, 1, 1, 0)));
                 } else {
-                    main.add(make.make(p + "conv1", p + "bn1", conv(in, width, 3, stride, group3x3)));
-                    main.add(make.make(p + "conv2", p + "bn2", conv(width, width, 3, 1, group3x3)));
+                    main.add(make.block(p + "conv1", p + "bn1", ConvLayers.conv(in, width, 3, stride, group3x3)));
+                    main.add(make.block(p + "conv2", p + "bn2", ConvLayers.conv(width, width, 3, 1, group3x3)));
                 }
-                NamedBlock shortcut = (stride != 1 || in != out)
-                        ? make.make(p + "downsample.0", p + "downsample.1", conv(in, out, 1, stride, 0)) : null;
+                NamedBlock shortcut = (stride != 1 || in != out) ? make.block(p + "downsample.0", p + "downsample.1",
+                        ConvLayers.conv(in, out, 1, stride, 0)) : null;
                 units.add(new ResidualUnit(main, shortcut));
                 in = out;
             }
             stages.add(b.reversible ? new ReversibleStage(units.get(0), units.subList(1, units.size()), b.minBeta)
                     : new PlainStage(units));
         }
-        Linear fc = new Linear("fc", in, b.classes, type, nextSeed[0], arena);
-        String name = variant.torchvisionName + (groupSize > 0 ? "_g" + groupSize : "")
+        Linear fc = new Linear("fc", in, b.classes, b.dataType, make.nextSeed(), arena);
+        String name = variant.torchvisionName + (b.groupSize > 0 ? "_g" + b.groupSize : "")
                 + (b.reversible ? "_reversible" : "");
-        return new ResNet(name, variant, kernels, arena, stem, stages, fc, type, mode);
-    }
-
-    private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
-        ConvConfig.Builder b = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2).bias(false);
-        return (groupSize > 0 ? b.groupSize(groupSize) : b).build();
-    }
-
-    @FunctionalInterface
-    private interface BlockFactory {
-        NamedBlock make(String convName, String bnName, ConvConfig conv);
+        return new ResNet(name, variant, kernels, arena, stem, stages, fc, b.dataType, b.mode);
     }
 
     /** @return the stem block (for {@link NetworkCosts}) */
@@ -365,11 +344,6 @@ public final class ResNet implements Network {
         return Collections.unmodifiableList(out);
     }
 
-    /** What a frozen block runs in when the network is in {@code networkMode}. */
-    private static Mode frozenMode(Mode networkMode) {
-        return networkMode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE;
-    }
-
     /** @return every ConvBN block in forward order (stem, then each unit's main path and shortcut) */
     @Override
     public List<NamedBlock> blocks() {
@@ -451,7 +425,7 @@ public final class ResNet implements Network {
         clearSaved();
         List<NamedBlock> frozen = frozenBlocks();
         for (NamedBlock b : allBlocks) {
-            b.block().setMode(frozen.contains(b) ? frozenMode(mode) : mode);
+            b.block().setMode(frozen.contains(b) ? Network.frozenMode(mode) : mode);
         }
         this.mode = mode;
     }

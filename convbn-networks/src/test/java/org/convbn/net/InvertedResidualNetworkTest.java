@@ -1,19 +1,13 @@
 package org.convbn.net;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-import java.util.SplittableRandom;
-import java.util.TreeSet;
 
 import org.convbn.core.Mode;
-import org.convbn.core.RetainedBytes;
-import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
@@ -25,8 +19,8 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * MobileNetV2 (ReLU6, no gate), MobileNetV3 (hardswish, hardsigmoid gates, a hidden linear layer in the head) and
  * RegNetY (projection shortcuts, ReLU after the sum, grouped convs, gates) of ConvBN blocks: the backward against
- * finite differences in every fine-tuning mode, EVAL vs TUNE step by step, and a frozen prefix that leaves the
- * trainable part exactly the whole network's gradients while keeping nothing itself.
+ * finite differences in every fine-tuning mode, EVAL vs TUNE step by step, the part names and head replacement. (Their
+ * frozen parts: {@link FrozenPartsTest}; their float64 agreement with torchvision: {@link ZooUnitsTest}.)
  */
 class InvertedResidualNetworkTest {
     /** Central-difference step, float64, as ResNetTest's. */
@@ -36,7 +30,7 @@ class InvertedResidualNetworkTest {
      * with random data, and elsewhere only truncation (~1e-8) and rounding are left; as ResNetTest's ReLU network.
      */
     static final double FD_TOLERANCE = 1e-5;
-    /** EVAL vs TUNE, frozen vs whole, through up to 53 blocks, float64: the fold's reassociation only. */
+    /** EVAL vs TUNE through 52 blocks, float64: the fold's reassociation only. */
     static final double EQUIVALENCE = 1e-10;
     static final int[] LABELS = {3, 7};
 
@@ -45,33 +39,14 @@ class InvertedResidualNetworkTest {
         return Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32).subi(0.5);
     }
 
-    /**
-     * Running statistics and gamma spread as a trained network's (with PyTorch's initialisation BN is the identity in
-     * EVAL, and ReLU6 is then the only thing between the convs).
-     */
-    static <N extends Network> N randomized(N net, Mode mode) {
-        SplittableRandom rng = new SplittableRandom(77);
-        for (NamedBlock b : net.blocks()) {
-            var p = b.block().unfoldedParameters();
-            for (int c = 0; c < p.runningVar().length(); c++) {
-                p.runningVar().putScalar(c, 0.5 + rng.nextDouble());
-                p.runningMean().putScalar(c, 0.2 * (rng.nextDouble() - 0.5));
-                p.gamma().putScalar(c, 0.5 + rng.nextDouble());
-                p.beta().putScalar(c, 0.2 * (rng.nextDouble() - 0.5));
-            }
-        }
-        net.setMode(mode);
-        return net;
-    }
-
     private static MobileNetV2 mobileNet(Mode mode) {
         MobileNetV2 net = MobileNetV2.builder().classes(10).dataType(DataType.DOUBLE).seed(5).mode(Mode.EVAL).build();
         net.setStochastic(false);
-        return randomized(net, mode);
+        return SpreadStatistics.apply(net, mode);
     }
 
     private static Network network(String model, Mode mode) {
-        return randomized(Zoo.create(model, 10, DataType.DOUBLE, 5), mode);
+        return SpreadStatistics.apply(Zoo.create(model, 10, DataType.DOUBLE, 5), mode);
     }
 
     @ParameterizedTest
@@ -126,58 +101,6 @@ class InvertedResidualNetworkTest {
             tune.setStochastic(true);
             EvalTuneSteps.check(eval, tune, input(), LABELS, 2, EQUIVALENCE);
         }
-    }
-
-    @ParameterizedTest
-    @CsvSource({"mobilenet_v2, EVAL", "mobilenet_v2, DEPLOY", "efficientnet_b0, TUNE", "mobilenet_v3_large, TUNE",
-        "regnet_y_400mf, TUNE"})
-    void theTrainablePartGetsTheWholeNetworksGradientsAndTheFrozenPartNone(String model, Mode mode) {
-        INDArray x = input();
-        Map<String, INDArray> expected;
-        INDArray reference;
-        long previous;
-        List<String> parts;
-        try (Network whole = network(model, mode)) {
-            parts = whole.freezableParts();
-            assertEquals(model.startsWith("regnet") ? "stem" : "features.0", parts.get(0));
-            reference = whole.forward(x).dup();
-            previous = whole.retainedBytes().activationBytes();
-            expected = new LinkedHashMap<>(); // copies: the arena's arrays go with the network
-            whole.backward(SoftmaxCrossEntropy.of(reference, LABELS).gradLogits()).forEach((k, v) -> expected.put(k,
-                    v.dup()));
-        }
-        // the stem, one unit or stage, the middle, all but the last conv, everything
-        for (int frozen : new TreeSet<>(List.of(1, 2, parts.size() / 2, parts.size() - 1, parts.size()))) {
-            try (Network net = network(model, mode)) {
-                net.setFrozenParts(frozen);
-                assertEquals(frozen, net.frozenParts());
-                assertEquals(mode, net.mode());
-                INDArray logits = net.forward(x);
-                assertTrue(error(reference, logits) <= EQUIVALENCE, model + " logits, " + frozen + " frozen");
-                assertFalse(net.frozenBlocks().isEmpty());
-                for (NamedBlock b : net.frozenBlocks()) {
-                    assertEquals(mode == Mode.DEPLOY ? Mode.DEPLOY : Mode.TUNE, b.block().mode(), b.convName());
-                    assertEquals(RetainedBytes.NONE, b.block().retainedBytes(), b.convName() + " keeps nothing");
-                }
-                long held = net.retainedBytes().activationBytes();
-                assertTrue(held < previous, frozen + " frozen: " + held + " bytes held, expected < " + previous);
-                previous = held;
-                Map<String, INDArray> grads = net.backward(SoftmaxCrossEntropy.of(logits, LABELS).gradLogits());
-                assertEquals(net.parameters().keySet(), grads.keySet(), "a gradient for every trainable tensor only");
-                for (NamedBlock b : net.frozenBlocks()) {
-                    b.parameters().keySet().forEach(k -> assertFalse(grads.containsKey(k), k + " is frozen"));
-                }
-                for (Map.Entry<String, INDArray> g : grads.entrySet()) {
-                    assertTrue(error(expected.get(g.getKey()), g.getValue()) <= EQUIVALENCE, model + ", " + frozen
-                            + " frozen: " + g.getKey());
-                }
-                assertEquals(RetainedBytes.NONE, net.retainedBytes(), "everything given back after the backward");
-            }
-        }
-    }
-
-    private static double error(INDArray a, INDArray b) {
-        return RelativeError.of(a.reshape(a.length()).toDoubleVector(), b.reshape(b.length()).toDoubleVector(), 1e-3);
     }
 
     @Test

@@ -9,11 +9,8 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
-import org.convbn.core.BatchNormConfig;
-import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
-import org.convbn.core.TuneFold;
 import org.convbn.io.Safetensors;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -94,52 +91,38 @@ class ZooUnitsTest {
 
     /** The unit under {@code prefix} with torchvision's names, every block in EVAL. */
     private static MBConv unit(String prefix, Kernels k) {
-        BatchNormConfig bn = BatchNormConfig.of(1);
+        NetworkBuilder<?> settings = MobileNetV2.builder().dataType(DataType.DOUBLE).mode(Mode.EVAL);
+        ConvLayers.Factory make = new ConvLayers.Factory(settings, k);
         return switch (prefix) {
-            case "v2." -> new MBConv(layer(prefix + "conv.0", conv(8, 48, 1, 1, 0), bn, ConvActivation.RELU6, k),
-                    layer(prefix + "conv.1", conv(48, 48, 3, 1, 1), bn, ConvActivation.RELU6, k), null,
-                    layer(prefix + "conv.2", prefix + "conv.3", conv(48, 8, 1, 1, 0), bn, ConvActivation.IDENTITY, k),
+            case "v2." -> new MBConv(make.layer(prefix + "conv.0", conv(8, 48, 1, 1, 0), ConvActivation.RELU6),
+                    make.layer(prefix + "conv.1", conv(48, 48, 3, 1, 1), ConvActivation.RELU6), null,
+                    make.layer(prefix + "conv.2", prefix + "conv.3", conv(48, 8, 1, 1, 0), ConvActivation.IDENTITY),
                     k, 0);
             case "v3." -> {
-                BatchNormConfig v3 = bn.withEps(MobileNetV3.BN_EPS).withMomentum(MobileNetV3.BN_MOMENTUM);
-                yield new MBConv(layer(prefix + "block.0", conv(8, 24, 1, 1, 0), v3, ConvActivation.HARDSWISH, k),
-                        layer(prefix + "block.1", conv(24, 24, 3, 1, 1), v3, ConvActivation.HARDSWISH, k),
+                ConvLayers.Factory v3 = new ConvLayers.Factory(settings, k, MobileNetV3.BN_EPS, MobileNetV3.BN_MOMENTUM);
+                yield new MBConv(v3.layer(prefix + "block.0", conv(8, 24, 1, 1, 0), ConvActivation.HARDSWISH),
+                        v3.layer(prefix + "block.1", conv(24, 24, 3, 1, 1), ConvActivation.HARDSWISH),
                         new SqueezeExcitation(prefix + "block.2", 24, 8, ConvActivation.RELU,
                                 SqueezeExcitation.Scale.HARDSIGMOID, DataType.DOUBLE, 1, k),
-                        layer(prefix + "block.3", conv(24, 8, 1, 1, 0), v3, ConvActivation.IDENTITY, k), k, 0);
+                        v3.layer(prefix + "block.3", conv(24, 8, 1, 1, 0), ConvActivation.IDENTITY), k, 0);
             }
-            case "b0." -> new MBConv(layer(prefix + "block.0", conv(8, 32, 1, 1, 0), bn, ConvActivation.SILU, k),
-                    layer(prefix + "block.1", conv(32, 32, 3, 2, 1), bn, ConvActivation.SILU, k),
+            case "b0." -> new MBConv(make.layer(prefix + "block.0", conv(8, 32, 1, 1, 0), ConvActivation.SILU),
+                    make.layer(prefix + "block.1", conv(32, 32, 3, 2, 1), ConvActivation.SILU),
                     new SqueezeExcitation(prefix + "block.2", 32, 2, DataType.DOUBLE, 1, k),
-                    layer(prefix + "block.3", conv(32, 16, 1, 1, 0), bn, ConvActivation.IDENTITY, k), k, 0);
-            case "y." -> new MBConv(layer(prefix + "f.a", conv(8, 16, 1, 1, 0), bn, ConvActivation.RELU, k),
-                    layer(prefix + "f.b", conv(16, 16, 3, 2, 8), bn, ConvActivation.RELU, k),
+                    make.layer(prefix + "block.3", conv(32, 16, 1, 1, 0), ConvActivation.IDENTITY), k, 0);
+            case "y." -> new MBConv(make.layer(prefix + "f.a", conv(8, 16, 1, 1, 0), ConvActivation.RELU),
+                    make.layer(prefix + "f.b", conv(16, 16, 3, 2, 8), ConvActivation.RELU),
                     new SqueezeExcitation(prefix + "f.se", 16, 2, ConvActivation.RELU, SqueezeExcitation.Scale.SIGMOID,
                             DataType.DOUBLE, 1, k),
-                    layer(prefix + "f.c", conv(16, 16, 1, 1, 0), bn, ConvActivation.IDENTITY, k),
-                    layer(prefix + "proj", conv(8, 16, 1, 2, 0), bn, ConvActivation.IDENTITY, k), true, k, 0);
+                    make.layer(prefix + "f.c", conv(16, 16, 1, 1, 0), ConvActivation.IDENTITY),
+                    make.layer(prefix + "proj", conv(8, 16, 1, 2, 0), ConvActivation.IDENTITY), true, k, 0);
             default -> throw new IllegalArgumentException("prefix: " + prefix);
         };
     }
 
-    /** A bias-free conv with padding k / 2; {@code groupSize} 0 dense, 1 depthwise, else channels per group. */
+    /** {@link ConvLayers#conv}: groupSize 0 dense, 1 depthwise, else input channels per group. */
     private static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
-        ConvConfig.Builder c = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .bias(false);
-        return (groupSize > 0 ? c.groupSize(groupSize) : c).build();
-    }
-
-    private static ConvLayer layer(String name, ConvConfig conv, BatchNormConfig bn, ConvActivation act, Kernels k) {
-        return layer(name + ".0", name + ".1", conv, bn, act, k);
-    }
-
-    private static ConvLayer layer(String convName, String bnName, ConvConfig conv, BatchNormConfig bn,
-                                   ConvActivation act, Kernels k) {
-        ConvBNConfig config = new ConvBNConfig(conv, new BatchNormConfig(conv.outChannels(), bn.eps(), bn.momentum(),
-                true), true, TuneFold.RECOMPUTE);
-        ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.DOUBLE, 0), Mode.EVAL,
-                k);
-        return new BatchNormLayer(new NamedBlock(convName, bnName, block), act);
+        return ConvLayers.conv(in, out, kernel, stride, groupSize);
     }
 
     /** torchvision's tensors into the unit (names without the prefix in the file's state_dict part). */

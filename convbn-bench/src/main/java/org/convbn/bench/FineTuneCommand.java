@@ -250,11 +250,11 @@ final class FineTuneCommand implements Callable<Integer> {
             System.out.println("skipped " + folder.skipped().size() + " unreadable image files, e.g. "
                     + folder.skipped().get(0));
         }
-        ImageBatches train = new ImageBatches(folder.train(), folder.classes(), resolution, batch, true, seed,
-                precision.type);
-        ImageBatches val = folder.validation().isEmpty() ? null
-                : new ImageBatches(folder.validation(), folder.classes(), resolution, batch, false, seed,
-                precision.type);
+        ImageBatches train = ImageBatches.builder(folder.train(), folder.classes()).resolution(resolution).batch(batch)
+                .seed(seed).dataType(precision.type).build();
+        ImageBatches val = folder.validation().isEmpty() ? null : ImageBatches.builder(folder.validation(),
+                folder.classes()).resolution(resolution).batch(batch).training(false).seed(seed)
+                .dataType(precision.type).build();
         return new Data(train, val, folder.skipped().size(), resolution);
     }
 

@@ -6,6 +6,7 @@ import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Objects;
 
 import org.convbn.transfer.ImageFolder.Example;
 import org.datavec.api.io.labels.ParentPathLabelGenerator;
@@ -59,15 +60,73 @@ public final class ImageBatches extends EpochBatches {
     /**
      * @param examples the images, not modified
      * @param classes the class names, in label order (the parent folder names)
-     * @param resolution height and width of the batches, at least 8
-     * @param batch images per batch, at least 1 (and at most the number of images when training)
-     * @param train whether to augment and shuffle (per epoch) and drop the last partial batch
-     * @param seed seed of the shuffle and the augmentation
-     * @param dataType FLOAT or DOUBLE
-     * @throws IllegalArgumentException for a resolution, batch size or data type out of range
+     * @return a builder of batches of these images: 224x224, 32 per batch, training (augmented, shuffled), seed 0,
+     *         FLOAT unless set otherwise
      */
-    public ImageBatches(List<Example> examples, List<String> classes, int resolution, int batch, boolean train,
-                        long seed, DataType dataType) {
+    public static Builder builder(List<Example> examples, List<String> classes) {
+        return new Builder(examples, classes);
+    }
+
+    /** The settings of an {@link ImageBatches}, checked in {@link #build()}. */
+    @NotThreadSafe
+    public static final class Builder {
+        private final List<Example> examples;
+        private final List<String> classes;
+        private int resolution = 224;
+        private int batch = 32;
+        private boolean training = true;
+        private long seed;
+        private DataType dataType = DataType.FLOAT;
+
+        private Builder(List<Example> examples, List<String> classes) {
+            this.examples = Objects.requireNonNull(examples, "examples");
+            this.classes = Objects.requireNonNull(classes, "classes");
+        }
+
+        /** @param resolution height and width of the batches, at least 8 */
+        public Builder resolution(int resolution) {
+            this.resolution = resolution;
+            return this;
+        }
+
+        /** @param batch images per batch, at least 1 (and at most the number of images when training) */
+        public Builder batch(int batch) {
+            this.batch = batch;
+            return this;
+        }
+
+        /**
+         * @param training whether to augment and shuffle (per epoch) and drop the last partial batch (true), or keep
+         *                 the scan order without augmentation (validation)
+         */
+        public Builder training(boolean training) {
+            this.training = training;
+            return this;
+        }
+
+        /** @param seed seed of the shuffle and the augmentation */
+        public Builder seed(long seed) {
+            this.seed = seed;
+            return this;
+        }
+
+        /** @param dataType FLOAT or DOUBLE */
+        public Builder dataType(DataType dataType) {
+            this.dataType = dataType;
+            return this;
+        }
+
+        /**
+         * @return the batches
+         * @throws IllegalArgumentException naming a resolution, batch size or data type out of range
+         */
+        public ImageBatches build() {
+            return new ImageBatches(examples, classes, resolution, batch, training, seed, dataType);
+        }
+    }
+
+    private ImageBatches(List<Example> examples, List<String> classes, int resolution, int batch, boolean train,
+                         long seed, DataType dataType) {
         super(examples.size(), classes, batch, train, seed);
         if (resolution < 8) {
             throw new IllegalArgumentException("resolution: expected >= 8, got " + resolution);

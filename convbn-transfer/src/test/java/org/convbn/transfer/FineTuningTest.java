@@ -65,7 +65,8 @@ class FineTuningTest {
     }
 
     static ImageBatches batches(List<ImageFolder.Example> examples, List<String> classes, boolean train) {
-        return new ImageBatches(examples, classes, RESOLUTION, BATCH, train, 5, DataType.DOUBLE);
+        return ImageBatches.builder(examples, classes).resolution(RESOLUTION).batch(BATCH).training(train).seed(5)
+                .dataType(DataType.DOUBLE).build();
     }
 
     static Network fromPretrained() throws IOException {

@@ -26,7 +26,8 @@ class ImageBatchesTest {
         ImageFolder folder = ImageFolder.scan(dir, 0, 1);
         assertEquals(List.of("0-T-shirt_top", "1-Trouser", "2-Pullover"), folder.classes());
         assertEquals(15, folder.train().size());
-        ImageBatches batches = new ImageBatches(folder.train(), folder.classes(), 28, 4, false, 1, DataType.FLOAT);
+        ImageBatches batches = ImageBatches.builder(folder.train(), folder.classes()).resolution(28).batch(4)
+                .training(false).seed(1).build();
         assertEquals(4, batches.batchesPerEpoch());
         FashionMnist.Split split = TestImages.subset();
         int seen = 0;
@@ -56,8 +57,10 @@ class ImageBatchesTest {
     void trainingEpochsAreShuffledAndAugmentedByTheirSeedAndRepeatExactly(@TempDir Path dir) throws Exception {
         TestImages.write(dir, List.of(0, 1), 6);
         ImageFolder folder = ImageFolder.scan(dir, 0, 1);
-        ImageBatches a = new ImageBatches(folder.train(), folder.classes(), 32, 4, true, 7, DataType.DOUBLE);
-        ImageBatches b = new ImageBatches(folder.train(), folder.classes(), 32, 4, true, 7, DataType.DOUBLE);
+        ImageBatches.Builder same = ImageBatches.builder(folder.train(), folder.classes()).resolution(32).batch(4)
+                .seed(7).dataType(DataType.DOUBLE);
+        ImageBatches a = same.build();
+        ImageBatches b = same.build();
         a.startEpoch(1);
         DataSet a1 = a.next();
         b.startEpoch(0);

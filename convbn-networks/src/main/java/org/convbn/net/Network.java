@@ -19,9 +19,9 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
- * A classification network of ConvBN blocks and the layers between them ({@link ResNet}, {@link EfficientNet},
- * {@link MobileNetV2}; every one {@link Zoo} builds): what a training step, fine-tuning, the state_dict naming and the
- * benchmarks need of it. Input {@code [N, 3, H, W]}, logits {@code [N, classes]}; tensor names are torchvision's.
+ * A classification network of ConvBN blocks and the layers between them ({@link ResNet}, {@link MobileNetV2},
+ * {@link MobileNetV3}, {@link EfficientNet}, {@link RegNet}; every one {@link Zoo} builds): what a training step,
+ * fine-tuning, the state_dict naming and the benchmarks need of it. Input {@code [N, 3, H, W]}, logits {@code [N, classes]}; tensor names are torchvision's.
  *
  * <p>Every network answers the questions fine-tuning code asks of any model (as timm's {@code get_classifier},
  * {@code reset_classifier} and {@code group_matcher} do): its {@link #name()}, its {@link #classifier()} and
@@ -42,8 +42,10 @@ public interface Network extends AutoCloseable {
     /** @return the data type of every parameter and activation */
     DataType dataType();
 
-    /** @return the linear layer that maps the pooled features to the logits (torchvision's {@code fc} or
-     *          {@code classifier.1}); replaced by {@link #replaceHead} */
+    /**
+     * @return the linear layer that produces the logits (torchvision's {@code fc}, {@code classifier.1} or
+     *         {@code classifier.3}); replaced by {@link #replaceHead}
+     */
     Linear classifier();
 
     /**

@@ -5,6 +5,7 @@ import org.convbn.io.AtomicFiles;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.List;
 
@@ -13,13 +14,35 @@ import javax.imageio.ImageIO;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
+import org.knowm.xchart.XYChart;
+import org.knowm.xchart.XYChartBuilder;
 
-/** The report as a PNG: step time and memory per mode, two bar charts side by side. */
+/** Charts as PNG files: the report's step time and memory per mode (two bar charts side by side), learning curves. */
 final class Chart {
     private static final int WIDTH = 640;
     private static final int HEIGHT = 420;
 
+    static {
+        // PNGs are encoded in memory: ImageIO's default file cache registers files to delete at exit, which fails
+        // once the JVM is shutting down (a run stopping on SIGTERM still writes its curve)
+        ImageIO.setUseCache(false);
+    }
+
     private Chart() {
+    }
+
+    /**
+     * Renders and encodes a tiny chart, so that the graphics and image classes are loaded before a long run: a chart
+     * written while the JVM shuts down (after SIGTERM) cannot load them any more.
+     */
+    static void prepare() throws IOException {
+        BufferedImage image = BitmapEncoder.getBufferedImage(new XYChartBuilder().width(8).height(8).build());
+        ImageIO.write(image, "png", OutputStream.nullOutputStream());
+    }
+
+    /** Writes a learning curve as a PNG to {@code target}, atomically. */
+    static void write(Path target, XYChart chart) throws IOException {
+        writePng(target, BitmapEncoder.getBufferedImage(chart));
     }
 
     static void write(Path target, Report r) throws IOException {
@@ -42,8 +65,12 @@ final class Chart {
         g.drawImage(BitmapEncoder.getBufferedImage(time), 0, 0, null);
         g.drawImage(BitmapEncoder.getBufferedImage(memory), width, 0, null);
         g.dispose();
+        writePng(target, both);
+    }
+
+    private static void writePng(Path target, BufferedImage image) throws IOException {
         AtomicFiles.write(target, out -> {
-            if (!ImageIO.write(both, "png", out)) {
+            if (!ImageIO.write(image, "png", out)) {
                 throw new IOException("no PNG writer available");
             }
         });

@@ -5,10 +5,14 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
+import java.util.concurrent.CancellationException;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.TimeUnit;
 
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
@@ -25,7 +29,6 @@ import org.convbn.transfer.IdxBatches;
 import org.convbn.transfer.ImageBatches;
 import org.convbn.transfer.ImageFolder;
 import org.convbn.transfer.Pretrained;
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -53,6 +56,11 @@ final class FineTuneCommand implements Callable<Integer> {
             this.type = type;
         }
     }
+
+    /** The exit code of a run stopped by a signal before its end (SIGINT's 128 + 2). */
+    static final int STOPPED = 130;
+    /** How long a signal waits for the current step (and a checkpoint being written) to finish. */
+    static final int STOP_WAIT_SECONDS = 300;
 
     /** The name of the checkpoint file in --checkpoint-dir. */
     static final String CHECKPOINT = "checkpoint.safetensors";
@@ -88,7 +96,7 @@ final class FineTuneCommand implements Callable<Integer> {
     @Option(names = "--weight-decay", description = "coupled (sgd, nesterov) or decoupled (adam: AdamW) "
             + "(default: ${DEFAULT-VALUE})")
     double weightDecay = 1e-4;
-    @Option(names = "--validation", description = "fraction of each class held out for validation "
+    @Option(names = "--validation", description = "fraction of each class held out for validation, 0 for none "
             + "(default: ${DEFAULT-VALUE})")
     double validationFraction = 0.2;
     @Option(names = "--seed", description = "seed of the split, the head, the order and the augmentation "
@@ -113,8 +121,8 @@ final class FineTuneCommand implements Callable<Integer> {
     @Option(names = "--quiet", description = "no progress bar (the per-epoch lines stay)")
     boolean quiet;
 
-    /** One epoch of the learning curve. */
-    record Point(int epoch, double trainLoss, double validationLoss, double validationAccuracy, double trainSeconds,
+    /** One epoch of the learning curve; the validation numbers are null without validation. */
+    record Point(int epoch, double trainLoss, Double validationLoss, Double validationAccuracy, double trainSeconds,
                  double imagesPerSecond, double learningRate, double retainedMib, double arenaPeakMib,
                  Double peakResidentMib) {
     }
@@ -143,16 +151,24 @@ final class FineTuneCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         validate();
-        AtomicFiles.checkWritable(out, "--out");
-        AtomicFiles.checkWritable(curve, "--curve");
-        AtomicFiles.checkWritable(chart, "--chart");
-        if (exportFolded != null) {
-            AtomicFiles.checkWritable(exportFolded, "--export-folded");
-        }
         Path checkpoint = checkpointDir == null ? null : checkpointDir.resolve(CHECKPOINT);
-        if (checkpoint != null) {
-            AtomicFiles.checkWritable(checkpoint, "--checkpoint-dir");
+        Map<String, Path> outputs = new LinkedHashMap<>();
+        outputs.put("--out", out);
+        outputs.put("--curve", curve);
+        outputs.put("--chart", chart);
+        outputs.put("--export-folded", exportFolded);
+        outputs.put("--checkpoint-dir", checkpoint);
+        int stale = 0;
+        for (Map.Entry<String, Path> o : outputs.entrySet()) {
+            if (o.getValue() != null) {
+                AtomicFiles.checkWritable(o.getValue(), o.getKey());
+                stale += AtomicFiles.removeStaleTemporaries(o.getValue());
+            }
         }
+        if (stale > 0) {
+            System.out.println("removed " + stale + " temporary files an interrupted run left beside the outputs");
+        }
+        Chart.prepare();
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         Data d = load();
         System.out.printf(Locale.ROOT, "data %s: %d classes, %d training and %d validation images%s; %s at %dx%d%n",
@@ -168,40 +184,86 @@ final class FineTuneCommand implements Callable<Integer> {
             throw e;
         }
         Map<Integer, Double> peaks = new HashMap<>();
-        try (FineTuning job = resume ? FineTuning.resume(net, config, checkpoint) : FineTuning.start(net, config)) {
+        try (FineTuning job = resume ? FineTuning.resume(net, config, checkpoint) : FineTuning.start(net, config);
+             StopOnSignal stop = new StopOnSignal(job)) {
             if (resume) {
                 System.out.printf(Locale.ROOT, "resumed from %s after epoch %d%n", checkpoint, job.epochsDone());
             }
-            for (int e = job.epochsDone(); e < epochs; e++) {
-                MemoryProbe.resetHighWater();
-                FineTuning.Epoch r;
-                try (ProgressBar bar = quiet ? null : bar(e, d)) {
-                    r = job.runEpoch(d.train(), d.validation(), (i, n, loss) -> {
-                        if (bar != null) {
-                            bar.stepBy(n);
-                            bar.setExtraMessage(String.format(Locale.ROOT, " loss %.3f, peak %d MiB", loss,
-                                    MemoryProbe.highWaterBytes() >> 20));
-                        }
-                    });
-                }
-                double peak = MemoryProbe.highWaterBytes() / (double) (1 << 20);
-                peaks.put(r.epoch(), peak);
-                System.out.printf(Locale.ROOT, "%s, peak RSS %.0f MiB%n", FineTuning.describe(r), peak);
-                if (checkpoint != null) {
-                    job.checkpoint(checkpoint);
-                }
-                writeCurve(job, d, peaks);
+            try {
+                train(job, d, checkpoint, peaks);
+            } catch (CancellationException e) {
+                System.out.println("stopped: " + e.getMessage() + (checkpoint == null ? ""
+                        : job.epochsDone() == 0 ? "; no checkpoint was written yet" : "; the last checkpoint, "
+                        + checkpoint + ", holds epoch " + job.epochsDone() + " (--resume continues from it)"));
+                return STOPPED;
             }
-            job.exportWeights(out);
-            System.out.println("wrote " + out + " (torchvision names)");
-            if (exportFolded != null) {
-                job.exportFolded(exportFolded);
-                System.out.println("wrote " + exportFolded + " (BN folded into the convs)");
-            }
-            writeCurve(job, d, peaks);
-            System.out.println("wrote " + curve + " and " + chart);
         }
         return 0;
+    }
+
+    /**
+     * Asks a run to stop after its current step when the JVM is asked to end (SIGTERM, SIGINT), and holds the JVM's
+     * shutdown until the run has stopped (at most {@value #STOP_WAIT_SECONDS} s), so that the last checkpoint is whole
+     * and no temporary file stays.
+     */
+    private static final class StopOnSignal implements AutoCloseable {
+        private final CountDownLatch stopped = new CountDownLatch(1);
+        private final Thread hook;
+
+        StopOnSignal(FineTuning job) {
+            hook = new Thread(() -> {
+                job.requestStop();
+                System.err.println("finetune: asked to end; stopping after the current step");
+                try {
+                    stopped.await(STOP_WAIT_SECONDS, TimeUnit.SECONDS);
+                } catch (InterruptedException e) {
+                    Thread.currentThread().interrupt();
+                }
+            }, "finetune-stop");
+            Runtime.getRuntime().addShutdownHook(hook);
+        }
+
+        @Override
+        public void close() {
+            stopped.countDown();
+            try {
+                Runtime.getRuntime().removeShutdownHook(hook);
+            } catch (IllegalStateException shuttingDown) {
+                // the hook is running: it returns now that the run is done
+            }
+        }
+    }
+
+    /** Runs the remaining epochs with a checkpoint and the curve after each, then writes the outputs. */
+    private void train(FineTuning job, Data d, Path checkpoint, Map<Integer, Double> peaks) throws IOException {
+        for (int e = job.epochsDone(); e < epochs; e++) {
+            MemoryProbe.resetHighWater();
+            FineTuning.Epoch r;
+            try (ProgressBar bar = quiet ? null : bar(e, d)) {
+                r = job.runEpoch(d.train(), d.validation(), (i, n, loss) -> {
+                    if (bar != null) {
+                        bar.stepBy(n);
+                        bar.setExtraMessage(String.format(Locale.ROOT, " loss %.3f, peak %d MiB", loss,
+                                MemoryProbe.highWaterBytes() >> 20));
+                    }
+                });
+            }
+            double peak = MemoryProbe.highWaterBytes() / (double) (1 << 20);
+            peaks.put(r.epoch(), peak);
+            System.out.printf(Locale.ROOT, "%s, peak RSS %.0f MiB%n", FineTuning.describe(r), peak);
+            if (checkpoint != null) {
+                job.checkpoint(checkpoint);
+            }
+            writeCurve(job, d, peaks);
+        }
+        job.exportWeights(out);
+        System.out.println("wrote " + out + " (torchvision names)");
+        if (exportFolded != null) {
+            job.exportFolded(exportFolded);
+            System.out.println("wrote " + exportFolded + " (BN folded into the convs)");
+        }
+        writeCurve(job, d, peaks);
+        System.out.println("wrote " + curve + " and " + chart);
     }
 
     private void validate() {
@@ -240,6 +302,7 @@ final class FineTuneCommand implements Callable<Integer> {
             InMemoryDataset all = InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3,
                     precision.type);
             int[][] split = IdxBatches.split(all.size(), validationFraction, seed);
+            requireTrainingBatch(split[0].length);
             IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, batch, true, seed);
             IdxBatches val = split[1].length == 0 ? null
                     : new IdxBatches(all, split[1], FashionMnist.CLASSES, batch, false, seed);
@@ -250,12 +313,21 @@ final class FineTuneCommand implements Callable<Integer> {
             System.out.println("skipped " + folder.skipped().size() + " unreadable image files, e.g. "
                     + folder.skipped().get(0));
         }
+        requireTrainingBatch(folder.train().size());
         ImageBatches train = ImageBatches.builder(folder.train(), folder.classes()).resolution(resolution).batch(batch)
                 .seed(seed).dataType(precision.type).build();
         ImageBatches val = folder.validation().isEmpty() ? null : ImageBatches.builder(folder.validation(),
                 folder.classes()).resolution(resolution).batch(batch).training(false).seed(seed)
                 .dataType(precision.type).build();
         return new Data(train, val, folder.skipped().size(), resolution);
+    }
+
+    /** @throws IllegalArgumentException naming --validation and --batch when the split leaves no training batch */
+    private void requireTrainingBatch(int trainImages) {
+        if (trainImages < batch) {
+            throw new IllegalArgumentException("--validation " + validationFraction + " leaves " + trainImages
+                    + " training images, expected at least --batch " + batch);
+        }
     }
 
     private static boolean isIdx(Path dir) {
@@ -294,10 +366,15 @@ final class FineTuneCommand implements Callable<Integer> {
                 .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(120).setUpdateIntervalMillis(500).build();
     }
 
+    private static Double finiteOrNull(double v) {
+        return Double.isNaN(v) ? null : v;
+    }
+
     private void writeCurve(FineTuning job, Data d, Map<Integer, Double> peaks) throws IOException {
         List<Point> points = new ArrayList<>();
         for (FineTuning.Epoch e : job.history()) {
-            points.add(new Point(e.epoch(), e.trainLoss(), e.validationLoss(), e.validationAccuracy(), e.trainSeconds(),
+            points.add(new Point(e.epoch(), e.trainLoss(), finiteOrNull(e.validationLoss()),
+                    finiteOrNull(e.validationAccuracy()), e.trainSeconds(),
                     e.imagesPerSecond(), e.learningRate(), e.retainedBytes() / (double) (1 << 20),
                     e.arenaPeakBytes() / (double) (1 << 20), peaks.get(e.epoch())));
         }
@@ -316,19 +393,14 @@ final class FineTuneCommand implements Callable<Integer> {
         for (Point p : points) {
             ep.add((double) p.epoch());
             trainLoss.add(p.trainLoss());
-            valLoss.add(Double.isNaN(p.validationLoss()) ? 0 : p.validationLoss());
-            valAcc.add(Double.isNaN(p.validationAccuracy()) ? 0 : p.validationAccuracy());
+            valLoss.add(p.validationLoss() == null ? 0 : p.validationLoss());
+            valAcc.add(p.validationAccuracy() == null ? 0 : p.validationAccuracy());
         }
         x.addSeries("training loss", ep, trainLoss);
         if (d.validation() != null) {
             x.addSeries("validation loss", ep, valLoss);
             x.addSeries("validation accuracy", ep, valAcc);
         }
-        java.awt.image.BufferedImage img = BitmapEncoder.getBufferedImage(x);
-        AtomicFiles.write(chart, o -> {
-            if (!javax.imageio.ImageIO.write(img, "png", o)) {
-                throw new IOException("no PNG writer available");
-            }
-        });
+        Chart.write(chart, x);
     }
 }

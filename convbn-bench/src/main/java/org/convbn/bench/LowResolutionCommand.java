@@ -18,7 +18,6 @@ import org.convbn.net.ResNet;
 import org.convbn.train.InMemoryDataset;
 import org.convbn.transfer.FineTuning;
 import org.convbn.transfer.IdxBatches;
-import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.XYChart;
 import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -224,11 +223,6 @@ final class LowResolutionCommand implements Callable<Integer> {
                 c.addSeries(mode + (x.size() < curve.size() ? " (diverged)" : ""), x, y);
             }
         });
-        java.awt.image.BufferedImage img = BitmapEncoder.getBufferedImage(c);
-        org.convbn.io.AtomicFiles.write(chart, o -> {
-            if (!javax.imageio.ImageIO.write(img, "png", o)) {
-                throw new java.io.IOException("no PNG writer available");
-            }
-        });
+        Chart.write(chart, c);
     }
 }

@@ -129,6 +129,49 @@ class FineTuneCommandTest {
         assertEquals(2, curve.get("epochs").size(), "the curve keeps the epoch before the resume");
     }
 
+    /** The pretraining ran with {@code --validation 0}: it says so and writes no numbers for it. */
+    @Test
+    void withoutValidationTheRunSaysSoAndTheCurveHoldsNulls() throws IOException {
+        JsonNode epoch = new ObjectMapper().readTree(dir.resolve("pre.json").toFile()).get("epochs").get(0);
+        assertTrue(epoch.get("validation_loss").isNull() && epoch.get("validation_accuracy").isNull(), epoch.toString());
+        assertTrue(epoch.get("train_loss").isNumber(), epoch.toString());
+    }
+
+    /**
+     * SIGTERM in the middle of a run (a separate JVM): the step in progress finishes, the run says where it stopped
+     * and which checkpoint holds what, the checkpoint is whole and no temporary file stays.
+     */
+    @Test
+    void aSignalStopsTheRunAfterTheCurrentStepKeepingTheLastCheckpoint() throws Exception {
+        Path work = dir.resolve("signal");
+        Path ckpt = work.resolve("ckpt");
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString(), "-Xmx1g", "-cp", System.getProperty("java.class.path"), BenchMain.class.getName(),
+                "finetune", "--quiet"));
+        command.addAll(tune(work, 1000, "--checkpoint-dir", ckpt.toString()));
+        Path log = Files.createDirectories(work).resolve("log.txt");
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        Path checkpoint = ckpt.resolve(FineTuneCommand.CHECKPOINT);
+        long deadline = System.nanoTime() + 300_000_000_000L;
+        while (!Files.exists(checkpoint) && p.isAlive() && System.nanoTime() < deadline) {
+            Thread.sleep(200);
+        }
+        assertTrue(p.isAlive() && Files.exists(checkpoint), "the run wrote its first checkpoint:\n"
+                + Files.readString(log));
+        p.destroy(); // SIGTERM
+        assertTrue(p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), "the run ended");
+        String out = Files.readString(log);
+        assertEquals(143, p.exitValue(), out); // 128 + SIGTERM, after the shutdown hook let the step finish
+        assertTrue(out.contains("asked to end; stopping after the current step"), out);
+        assertTrue(out.contains("stopped: epoch ") && out.contains("the epoch is not recorded"), out);
+        assertTrue(out.contains("the last checkpoint, " + checkpoint + ", holds epoch "), out);
+        int epoch = Integer.parseInt(Safetensors.read(checkpoint).metadata().get("epoch"));
+        assertTrue(epoch >= 1, "epoch " + epoch);
+        try (var files = Files.walk(work)) {
+            assertEquals(List.of(), files.filter(f -> f.getFileName().toString().endsWith(".tmp")).toList());
+        }
+    }
+
     @Test
     void badInputIsRefusedByName() throws IOException {
         Path work = dir.resolve("bad");
@@ -153,6 +196,10 @@ class FineTuneCommandTest {
         r = run(tune(work, 1, "--model", "resnet50").toArray(new String[0]));
         assertEquals(2, r.rc);
         assertTrue(r.err.contains("do not fit resnet50"), r.err);
+
+        r = run(tune(work, 1, "--validation", "0.99").toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--validation 0.99 leaves 0 training images, expected at least --batch 8"), r.err);
 
         Path blocked = work.resolve("file-not-dir");
         Files.writeString(blocked, "x");

@@ -3,7 +3,10 @@ package org.convbn.io;
 import net.jcip.annotations.NotThreadSafe;
 import net.jcip.annotations.ThreadSafe;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
+import java.io.UncheckedIOException;
 import java.nio.ByteBuffer;
 import java.nio.ByteOrder;
 import java.nio.CharBuffer;
@@ -99,10 +102,20 @@ public final class Safetensors {
     /**
      * @param file a safetensors file, not modified
      * @return its tensors and metadata
-     * @throws SafetensorsException for any malformed or unsupported content (see the class comment)
-     * @throws IOException if the file cannot be read
+     * @throws SafetensorsException naming the file, for any malformed or unsupported content (see the class comment)
+     * @throws IOException naming the file, if it cannot be read
      */
     public static Contents read(Path file) throws IOException {
+        try {
+            return readFile(file);
+        } catch (SafetensorsException e) {
+            throw new SafetensorsException(file + ": not a valid safetensors file: " + e.getMessage(), e);
+        } catch (IOException e) {
+            throw new IOException(file + ": cannot be read: " + e, e);
+        }
+    }
+
+    private static Contents readFile(Path file) throws IOException {
         try (FileChannel ch = FileChannel.open(file, StandardOpenOption.READ)) {
             return read(new Source() {
                 @Override
@@ -170,9 +183,9 @@ public final class Safetensors {
         src.read(0, lenBytes);
         long headerLen = ByteBuffer.wrap(lenBytes).order(ByteOrder.LITTLE_ENDIAN).getLong();
         if (headerLen < 2 || headerLen > MAX_HEADER_BYTES || headerLen > size - 8) {
-            throw new SafetensorsException("header length: expected 2.." + Math.min(MAX_HEADER_BYTES, size - 8)
-                    + " bytes (at most " + MAX_HEADER_BYTES + " and within the " + size + "-byte file), got "
-                    + Long.toUnsignedString(headerLen));
+            throw new SafetensorsException("header length (the first 8 bytes): expected 2.."
+                    + Math.min(MAX_HEADER_BYTES, size - 8) + " bytes (at most " + MAX_HEADER_BYTES + " and within the "
+                    + size + "-byte file), got " + Long.toUnsignedString(headerLen));
         }
         byte[] json = new byte[(int) headerLen];
         src.read(8, json);
@@ -362,28 +375,48 @@ public final class Safetensors {
     }
 
     /**
-     * Writes tensors (FLOAT as F32, DOUBLE as F64, LONG as I64, in map order) and metadata, atomically.
+     * Writes tensors (FLOAT as F32, DOUBLE as F64, LONG as I64, in map order) and metadata, atomically, one tensor at
+     * a time (no file-sized buffer: a checkpoint costs the memory of its largest tensor).
      *
-     * @param file the target, replaced if present
+     * @param file the target, replaced if present (see {@link AtomicFiles#write})
      * @param tensors by name, not modified
      * @param metadata strings stored under {@code __metadata__} (omitted when empty), not modified
      * @throws IllegalArgumentException for another data type, an empty name or the reserved name __metadata__
-     * @throws IOException if writing fails (the target is then untouched)
+     * @throws IOException naming the file if writing fails (the target is then untouched)
      */
     public static void write(Path file, Map<String, INDArray> tensors, Map<String, String> metadata)
             throws IOException {
-        byte[] bytes = encode(tensors, metadata);
-        AtomicFiles.write(file, out -> out.write(bytes));
+        byte[] header = header(tensors, metadata);
+        AtomicFiles.write(file, out -> writeTo(out, header, tensors));
     }
 
-    /** @return the whole file's bytes for {@link #write} */
+    /** @return the whole file's bytes, as {@link #write} writes them */
     public static byte[] encode(Map<String, INDArray> tensors, Map<String, String> metadata) {
+        byte[] header = header(tensors, metadata);
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        try {
+            writeTo(out, header, tensors);
+        } catch (IOException e) {
+            throw new UncheckedIOException("unreachable: an in-memory stream failed", e);
+        }
+        return out.toByteArray();
+    }
+
+    /** The header length, the header padded to 8 bytes, then every tensor's data in map order. */
+    private static void writeTo(OutputStream out, byte[] header, Map<String, INDArray> tensors) throws IOException {
+        out.write(header);
+        for (Map.Entry<String, INDArray> e : tensors.entrySet()) {
+            out.write(littleEndian(e.getKey(), e.getValue()));
+        }
+    }
+
+    /** @return the 8-byte header length and the JSON header, padded with spaces to keep the data 8-byte aligned */
+    private static byte[] header(Map<String, INDArray> tensors, Map<String, String> metadata) {
         ObjectNode header = MAPPER.createObjectNode();
         if (!metadata.isEmpty()) {
             ObjectNode m = header.putObject(METADATA);
             metadata.forEach(m::put);
         }
-        List<byte[]> data = new ArrayList<>();
         long offset = 0;
         for (Map.Entry<String, INDArray> e : tensors.entrySet()) {
             String name = e.getKey();
@@ -392,16 +425,22 @@ public final class Safetensors {
                         + ", got '" + name + "'");
             }
             INDArray a = e.getValue();
-            byte[] raw = littleEndian(name, a);
+            String dtype = switch (a.dataType()) {
+                case FLOAT -> "F32";
+                case DOUBLE -> "F64";
+                case LONG -> "I64";
+                default -> throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or LONG, "
+                        + "got " + a.dataType());
+            };
             ObjectNode t = header.putObject(name);
-            t.put("dtype", a.dataType() == DataType.DOUBLE ? "F64" : a.dataType() == DataType.LONG ? "I64" : "F32");
+            t.put("dtype", dtype);
             var shape = t.putArray("shape");
             for (long d : a.shape()) {
                 shape.add(d);
             }
-            t.putArray("data_offsets").add(offset).add(offset + raw.length);
-            offset += raw.length;
-            data.add(raw);
+            long bytes = a.length() * a.dataType().width();
+            t.putArray("data_offsets").add(offset).add(offset + bytes);
+            offset += bytes;
         }
         byte[] json;
         try {
@@ -410,12 +449,11 @@ public final class Safetensors {
             throw new IllegalStateException("cannot encode the header: " + e, e);
         }
         int padded = (json.length + 7) / 8 * 8; // keep the data 8-byte aligned, as the reference writer does
-        ByteBuffer out = ByteBuffer.allocate(Math.toIntExact(8 + padded + offset)).order(ByteOrder.LITTLE_ENDIAN);
+        ByteBuffer out = ByteBuffer.allocate(8 + padded).order(ByteOrder.LITTLE_ENDIAN);
         out.putLong(padded).put(json);
         for (int i = json.length; i < padded; i++) {
             out.put((byte) ' ');
         }
-        data.forEach(out::put);
         return out.array();
     }
 

@@ -14,6 +14,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.concurrent.CancellationException;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -274,6 +275,8 @@ public final class FineTuning implements AutoCloseable {
 
     private final Network net;
     private final Config config;
+    /** Set by {@link #requestStop} from any thread. */
+    private volatile boolean stopRequested;
     private final Optimizer optimizer;
     private final List<Epoch> history;
 
@@ -380,6 +383,15 @@ public final class FineTuning implements AutoCloseable {
         }
     }
 
+    /**
+     * Asks the run to stop: a running {@link #runEpoch} throws {@link CancellationException} before its next step
+     * (the step in progress finishes, the epoch is not recorded), and so does every later one. The one method that
+     * may be called from another thread (a shutdown hook, a UI).
+     */
+    public void requestStop() {
+        stopRequested = true;
+    }
+
     /** @return the network being tuned (the run's) */
     public Network network() {
         return net;
@@ -408,7 +420,10 @@ public final class FineTuning implements AutoCloseable {
      * @param validation may be null
      * @param listener told after each batch
      * @return the epoch's outcome (also appended to {@link #history()})
-     * @throws IllegalStateException if the training data yields no batch
+     * @throws CancellationException if {@link #requestStop} was called (the epoch is then not recorded)
+     * @throws IllegalStateException if the training data yields no batch, or a training or validation loss is not
+     *                               finite (the run diverged; the epoch is then not recorded, and a checkpoint
+     *                               written after the previous epoch stays the last one)
      */
     public Epoch runEpoch(DataSetIterator train, DataSetIterator validation, BatchListener listener) {
         int epoch = history.size();
@@ -427,6 +442,10 @@ public final class FineTuning implements AutoCloseable {
         int batches = 0;
         long images = 0;
         while (train.hasNext()) {
+            if (stopRequested) {
+                throw new CancellationException("epoch " + (epoch + 1) + " stopped on request after " + batches
+                        + " batches; the epoch is not recorded");
+            }
             DataSet d = train.next();
             INDArray x = d.getFeatures().castTo(net.dataType());
             int[] labels = labels(d.getLabels());
@@ -454,6 +473,10 @@ public final class FineTuning implements AutoCloseable {
         double seconds = (System.nanoTime() - t0) / 1e9;
         long arenaPeak = net.arena().stats().peakLeasedBytes();
         Evaluation val = validation == null ? Evaluation.NONE : evaluate(validation);
+        if (val.images() > 0 && !Double.isFinite(val.loss())) {
+            throw new IllegalStateException("epoch " + (epoch + 1) + ": the validation loss is " + val.loss()
+                    + " (the run diverged; lower the learning rate); the epoch is not recorded");
+        }
         Epoch out = new Epoch(epoch + 1, lossSum / batches, val.loss(), val.accuracy(), images, seconds, lr, retained,
                 arenaPeak);
         history.add(out);
@@ -584,12 +607,13 @@ public final class FineTuning implements AutoCloseable {
                 "true"));
     }
 
-    /** @return a one-line description of an epoch */
+    /** @return a one-line description of an epoch ("no validation" when it had none) */
     public static String describe(Epoch e) {
-        return String.format(Locale.ROOT, "epoch %d: train loss %.4f, validation loss %.4f, accuracy %.4f, %.1f s "
-                + "(%.1f images/s, lr %.3g), held for backward %.1f MiB, arena peak %.1f MiB", e.epoch(), e.trainLoss(),
-                e.validationLoss(), e.validationAccuracy(), e.trainSeconds(), e.imagesPerSecond(), e.learningRate(),
-                e.retainedBytes() / MIB, e.arenaPeakBytes() / MIB);
+        String validation = Double.isNaN(e.validationLoss()) ? "no validation" : String.format(Locale.ROOT,
+                "validation loss %.4f, accuracy %.4f", e.validationLoss(), e.validationAccuracy());
+        return String.format(Locale.ROOT, "epoch %d: train loss %.4f, %s, %.1f s (%.1f images/s, lr %.3g), held for "
+                + "backward %.1f MiB, arena peak %.1f MiB", e.epoch(), e.trainLoss(), validation, e.trainSeconds(),
+                e.imagesPerSecond(), e.learningRate(), e.retainedBytes() / MIB, e.arenaPeakBytes() / MIB);
     }
 
     /** Closes the network. */

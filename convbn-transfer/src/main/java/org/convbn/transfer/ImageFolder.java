@@ -2,6 +2,7 @@ package org.convbn.transfer;
 
 import net.jcip.annotations.Immutable;
 
+import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -22,16 +23,16 @@ import javax.imageio.stream.ImageInputStream;
  * ...), the layout of torchvision's ImageFolder and DataVec's {@code ParentPathLabelGenerator}: the label of an
  * image is the name of the folder it is in, and classes are numbered in the sorted order of their folder names.
  *
- * <p>JPEG and PNG files (by extension, any case) are taken; other files are ignored. Each image's header is read
- * when the folder is scanned: a file that is not a readable JPEG or PNG is skipped, counted and named in
- * {@link #skipped()} (a run goes on with the rest and says how many it left out). Files whose header is fine but
- * whose pixels are broken fail later, when {@link ImageBatches} decodes them, naming the file.
+ * <p>JPEG and PNG files (by extension, any case) are taken; other files are ignored. Each image is decoded in full
+ * once when the folder is scanned: a file that is not a readable JPEG or PNG, or whose data is damaged (a file cut
+ * short, bytes flipped: an error or a warning of the decoder), is skipped, counted and named in {@link #skipped()}
+ * with the reason, so a run goes on with the rest, says how many it left out, and does not meet them mid-epoch.
  *
  * @param root the folder that was scanned
  * @param classes class names (folder names), sorted; label i is {@code classes.get(i)}
  * @param train the training examples, in scan order
  * @param validation the validation examples, in scan order (empty when no split was asked for)
- * @param skipped the files left out because their header could not be read, each with the reason
+ * @param skipped the files left out because they could not be decoded, each with the reason
  */
 @Immutable
 public record ImageFolder(Path root, List<String> classes, List<Example> train, List<Example> validation,
@@ -101,7 +102,7 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
             }
             List<Example> readable = new ArrayList<>();
             for (Path f : files) {
-                String problem = headerProblem(f);
+                String problem = decodeProblem(f);
                 if (problem == null) {
                     readable.add(new Example(f, label));
                 } else {
@@ -127,8 +128,8 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
         return dot >= 0 && EXTENSIONS.contains(name.substring(dot + 1).toLowerCase(Locale.ROOT));
     }
 
-    /** @return null if the file's header reads as an image of at least 1x1, else why not */
-    private static String headerProblem(Path file) {
+    /** @return null if the file decodes in full, without a warning, as an image of at least 1x1; else why not */
+    private static String decodeProblem(Path file) {
         try (ImageInputStream in = ImageIO.createImageInputStream(file.toFile())) {
             if (in == null) {
                 return "cannot be opened";
@@ -138,15 +139,18 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
                 return "not a JPEG or PNG image";
             }
             ImageReader r = readers.next();
+            List<String> warnings = new ArrayList<>();
+            r.addIIOReadWarningListener((source, warning) -> warnings.add(warning));
             try {
                 r.setInput(in, true, true);
-                if (r.getWidth(0) < 1 || r.getHeight(0) < 1) {
+                BufferedImage image = r.read(0);
+                if (image.getWidth() < 1 || image.getHeight() < 1) {
                     return "empty image";
                 }
+                return warnings.isEmpty() ? null : "damaged (" + warnings.get(0) + ")";
             } finally {
                 r.dispose();
             }
-            return null;
         } catch (IOException | RuntimeException e) {
             return "unreadable (" + e.getMessage() + ")";
         }

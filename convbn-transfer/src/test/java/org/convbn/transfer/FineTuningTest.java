@@ -254,13 +254,27 @@ class FineTuningTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> ImageFolder.scan(dir, 0, 1));
         assertTrue(e.getMessage().contains("expected one subfolder per class (at least 2)"), e.getMessage());
 
-        Path tree = TestImages.write(dir.resolve("tree"), List.of(0, 1), 3);
+        Path tree = TestImages.write(dir.resolve("tree"), List.of(0, 1), 4);
         Path broken = tree.resolve("1-Trouser/broken.png");
         Files.write(broken, new byte[] {1, 2, 3});
+        // a header that reads but data that does not: a PNG cut in half, a JPEG cut short
+        Path[] images;
+        try (var files = Files.list(tree.resolve("0-T-shirt_top"))) {
+            images = files.sorted().limit(2).toArray(Path[]::new);
+        }
+        byte[] png = Files.readAllBytes(images[0]);
+        Files.write(images[0], java.util.Arrays.copyOf(png, png.length / 2));
+        Path jpeg = images[1].resolveSibling("cut.jpg");
+        javax.imageio.ImageIO.write(javax.imageio.ImageIO.read(images[1].toFile()), "jpg", jpeg.toFile());
+        byte[] jpg = Files.readAllBytes(jpeg);
+        Files.write(jpeg, java.util.Arrays.copyOf(jpg, jpg.length * 2 / 3));
         ImageFolder f = ImageFolder.scan(tree, 0, 1);
-        assertEquals(6, f.train().size());
-        assertEquals(1, f.skipped().size());
-        assertTrue(f.skipped().get(0).startsWith(broken.toString()), f.skipped().get(0));
+        assertEquals(7, f.train().size(), "8 images and a JPEG written, 2 damaged");
+        assertEquals(3, f.skipped().size(), f.skipped().toString());
+        assertTrue(f.skipped().stream().anyMatch(s -> s.startsWith(broken + ": not a JPEG or PNG image")),
+                f.skipped().toString());
+        assertTrue(f.skipped().stream().anyMatch(s -> s.startsWith(images[0] + ": ")), f.skipped().toString());
+        assertTrue(f.skipped().stream().anyMatch(s -> s.startsWith(jpeg + ": ")), f.skipped().toString());
 
         Path empty = dir.resolve("empty");
         Files.createDirectories(empty.resolve("a"));

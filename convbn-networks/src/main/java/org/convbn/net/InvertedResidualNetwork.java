@@ -58,7 +58,6 @@ public abstract sealed class InvertedResidualNetwork implements Network
     /** MobileNetV3's linear + hardswish before the dropout, or null. */
     private final Linear hidden;
     private Linear classifier;
-    private final String classifierName;
     private final DataType dataType;
     private final double dropout;
     private final List<NamedBlock> allBlocks;
@@ -109,7 +108,6 @@ public abstract sealed class InvertedResidualNetwork implements Network
         this.last = last;
         this.hidden = hidden;
         this.classifier = classifier;
-        this.classifierName = prefix(classifier);
         this.dataType = dataType;
         this.mode = mode;
         this.dropout = dropout;
@@ -132,12 +130,10 @@ public abstract sealed class InvertedResidualNetwork implements Network
         this.parts = List.copyOf(parts);
     }
 
-    /** @return the module name of a linear layer, e.g. {@code classifier.1} */
-    private static String prefix(Linear layer) {
-        return layer.parameters().keySet().iterator().next().replaceAll("\\.weight$", "");
-    }
-
-    /** @return {@code features.0} .. {@code features.n} for a stem, {@code n - 1} single-unit stages and a last conv */
+    /**
+     * @return {@code features.0} .. {@code features.<count - 1>}: torchvision's names of the stem, the stages and the
+     *         last conv
+     */
     static List<String> features(int count) {
         List<String> p = new ArrayList<>();
         for (int i = 0; i < count; i++) {
@@ -175,12 +171,9 @@ public abstract sealed class InvertedResidualNetwork implements Network
     /** Replaces the last linear layer; see {@link Network#replaceHead}. */
     @Override
     public void replaceHead(int classes, long seed) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
-        }
+        Linear head = classifier.withOutputs(classes, seed);
         clearSaved();
-        int in = (int) classifier.parameters().get(classifierName + ".weight").size(1);
-        classifier = new Linear(classifierName, in, classes, dataType, seed, arena);
+        classifier = head;
     }
 
     /** @return every conv layer in module order: the stem, each unit's, the last */
@@ -217,7 +210,7 @@ public abstract sealed class InvertedResidualNetwork implements Network
 
     @Override
     public int classes() {
-        return (int) classifier.parameters().get(classifierName + ".weight").size(0);
+        return classifier.outputs();
     }
 
     @Override
@@ -336,9 +329,9 @@ public abstract sealed class InvertedResidualNetwork implements Network
     public Map<String, Cost> cost(int height, int width) {
         Map<String, Cost> head = new LinkedHashMap<>();
         if (hidden != null) {
-            head.put(prefix(hidden), hidden.cost());
+            head.put(hidden.name(), hidden.cost());
         }
-        head.put(classifierName, classifier.cost());
+        head.put(classifier.name(), classifier.cost());
         return NetworkCosts.of(stem, units, last, head, height, width);
     }
 

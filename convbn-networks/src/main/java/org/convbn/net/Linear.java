@@ -47,6 +47,31 @@ public final class Linear {
         this.bias = Nd4j.create(b, new long[] {out}, DataType.DOUBLE).castTo(type);
     }
 
+    /** @return the module name, e.g. {@code fc} (its tensors are {@code fc.weight} and {@code fc.bias}) */
+    public String name() {
+        return name;
+    }
+
+    /** @return the output size */
+    public int outputs() {
+        return (int) weight.size(0);
+    }
+
+    /**
+     * The transfer-learning step of a classifier: a layer for another label set.
+     *
+     * @param out the new output size, at least 1
+     * @param seed the seed of the new weights (PyTorch's default initialisation)
+     * @return a new layer with this one's name, input size, data type and arena
+     * @throws IllegalArgumentException naming the classes if {@code out < 1}
+     */
+    public Linear withOutputs(int out, long seed) {
+        if (out < 1) {
+            throw new IllegalArgumentException("classes: expected >= 1, got " + out);
+        }
+        return new Linear(name, (int) weight.size(1), out, weight.dataType(), seed, arena);
+    }
+
     /** @return the layer's cost: {@code in * out} weights and multiply-adds, {@code out} biases */
     public Cost cost() {
         return Cost.dense((int) weight.size(1), (int) weight.size(0));

@@ -272,7 +272,7 @@ public final class ResNet implements Network {
     /** @return the number of classes the head predicts */
     @Override
     public int classes() {
-        return (int) fc.parameters().get("fc.weight").size(0);
+        return fc.outputs();
     }
 
     /** @return e.g. {@code "resnet50"}, {@code "resnet50_g16"} (grouped 3x3 convs), {@code "resnet18_reversible"} */
@@ -284,12 +284,9 @@ public final class ResNet implements Network {
     /** Replaces {@code fc}; see {@link Network#replaceHead}. */
     @Override
     public void replaceHead(int classes, long seed) {
-        if (classes < 1) {
-            throw new IllegalArgumentException("classes: expected >= 1, got " + classes);
-        }
+        Linear head = fc.withOutputs(classes, seed);
         clearSaved();
-        int in = (int) fc.parameters().get("fc.weight").size(1);
-        fc = new Linear("fc", in, classes, dataType, seed, arena);
+        fc = head;
     }
 
     /** @return {@code conv1} (the stem with its BN and max pool), {@code layer1} .. {@code layer4} */

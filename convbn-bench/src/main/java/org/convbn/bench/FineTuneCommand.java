@@ -37,9 +37,9 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
 /**
- * The transfer-learning job: a network of the zoo with torchvision weights from safetensors (or from scratch), the user's
- * images (class folders, or Fashion-MNIST's IDX files), a new head, a frozen prefix, fine-tuning in the chosen mode
- * with validation each epoch, a checkpoint each epoch and {@code --resume}, the tuned weights out in torchvision
+ * The transfer-learning job: a network of the zoo with torchvision weights from safetensors (or from scratch), the
+ * user's images (class folders, or Fashion-MNIST's IDX files), a new head, a frozen prefix, fine-tuning in the chosen
+ * mode with validation each epoch, a checkpoint each epoch and {@code --resume}, the tuned weights out in torchvision
  * names (and folded), and the learning curve as JSON and PNG.
  */
 @Command(name = "finetune", description = "Fine-tune a network of the zoo on a folder of class folders (or IDX files): "

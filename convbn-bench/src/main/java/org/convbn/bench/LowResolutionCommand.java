@@ -162,7 +162,7 @@ final class LowResolutionCommand implements Callable<Integer> {
                 .weightDecay(1e-4).schedule(FineTuning.LrSchedule.CONSTANT).epochs(epochs).build();
     }
 
-    /** Every example of {@code data}, shuffled per epoch by {@code seed} when training (a last partial batch dropped). */
+    /** Every example of {@code data}, shuffled per epoch by {@code seed} when training (last partial batch dropped). */
     private IdxBatches batches(InMemoryDataset data, boolean train, long seed) {
         return new IdxBatches(data, IntStream.range(0, data.size()).toArray(), FashionMnist.CLASSES, batch, train,
                 seed);

@@ -133,7 +133,8 @@ class FineTuneCommandTest {
     @Test
     void withoutValidationTheRunSaysSoAndTheCurveHoldsNulls() throws IOException {
         JsonNode epoch = new ObjectMapper().readTree(dir.resolve("pre.json").toFile()).get("epochs").get(0);
-        assertTrue(epoch.get("validation_loss").isNull() && epoch.get("validation_accuracy").isNull(), epoch.toString());
+        assertTrue(epoch.get("validation_loss").isNull() && epoch.get("validation_accuracy").isNull(),
+                epoch.toString());
         assertTrue(epoch.get("train_loss").isNumber(), epoch.toString());
     }
 

@@ -429,8 +429,8 @@ public final class Safetensors {
                 case FLOAT -> "F32";
                 case DOUBLE -> "F64";
                 case LONG -> "I64";
-                default -> throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or LONG, "
-                        + "got " + a.dataType());
+                default -> throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or "
+                        + "LONG, got " + a.dataType());
             };
             ObjectNode t = header.putObject(name);
             t.put("dtype", dtype);

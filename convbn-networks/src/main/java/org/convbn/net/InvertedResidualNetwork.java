@@ -284,8 +284,8 @@ public abstract sealed class InvertedResidualNetwork implements Network
     }
 
     /**
-     * @return every conv layer's tensors that are not a ConvBN block's (proxy-normalised layers, squeeze-and-excitation)
-     *         in module order, then the head's; live arrays
+     * @return every conv layer's tensors that are not a ConvBN block's (proxy-normalised layers, gates) in module
+     *         order, then the head's; live arrays
      */
     @Override
     public Map<String, INDArray> layerParameters() {

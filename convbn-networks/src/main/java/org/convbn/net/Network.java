@@ -21,7 +21,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 /**
  * A classification network of ConvBN blocks and the layers between them ({@link ResNet}, {@link MobileNetV2},
  * {@link MobileNetV3}, {@link EfficientNet}, {@link RegNet}; every one {@link Zoo} builds): what a training step,
- * fine-tuning, the state_dict naming and the benchmarks need of it. Input {@code [N, 3, H, W]}, logits {@code [N, classes]}; tensor names are torchvision's.
+ * fine-tuning, the state_dict naming and the benchmarks need of it. Input {@code [N, 3, H, W]}, logits
+ * {@code [N, classes]}; tensor names are torchvision's.
  *
  * <p>Every network answers the questions fine-tuning code asks of any model (as timm's {@code get_classifier},
  * {@code reset_classifier} and {@code group_matcher} do): its {@link #name()}, its {@link #classifier()} and

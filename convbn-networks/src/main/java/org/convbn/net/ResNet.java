@@ -131,8 +131,8 @@ public final class ResNet implements Network {
     private long[] pooledShape;
     private Layout pooledLayout;
 
-    private ResNet(String name, Variant variant, Kernels kernels, PooledArena arena, NamedBlock stem, List<Stage> stages, Linear fc,
-                   DataType dataType, Mode mode) {
+    private ResNet(String name, Variant variant, Kernels kernels, PooledArena arena, NamedBlock stem,
+                   List<Stage> stages, Linear fc, DataType dataType, Mode mode) {
         this.name = name;
         this.variant = variant;
         this.dataType = dataType;

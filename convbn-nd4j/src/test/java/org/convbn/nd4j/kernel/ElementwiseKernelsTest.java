@@ -9,8 +9,8 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * SiLU, ReLU6, hardswish, their backwards and the per-channel gate against direct double-precision formulas, on any
- * kernel set ({@link #check}, also run by convbn-onednn on its kernels), including pre-activations far outside the range where
- * {@code e^z} overflows float32.
+ * kernel set ({@link #check}, also run by convbn-onednn on its kernels), including pre-activations far outside the
+ * range where {@code e^z} overflows float32.
  */
 public class ElementwiseKernelsTest {
     /** float32 rounding of a few operations on values up to 60 (relative to the larger of 1 and the value). */

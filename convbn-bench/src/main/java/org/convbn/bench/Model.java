@@ -80,6 +80,11 @@ public enum Model {
         return family == Family.RESNET;
     }
 
+    /** @return whether a group size can replace its convs' (ResNets' 3x3 convs, EfficientNets' depthwise convs) */
+    public boolean groupable() {
+        return family == Family.RESNET || family == Family.EFFICIENTNET;
+    }
+
     /** @return input channels per group of its grouped convs, 0 for the dense (or depthwise) original */
     public int groupSize() {
         return groupSize;

@@ -54,4 +54,12 @@ class CommandValidationTest {
         String err = run(2, "cost", "--model", "efficientnet_b0", "--group-size", "5");
         assertTrue(err.contains("groupSize") && err.contains("5"), err);
     }
+
+    /** The networks with their own grouped convs are counted as they are, whatever --group-size says. */
+    @Test
+    void costCountsTheMobileNetsAndRegNet() {
+        run(0, "cost", "--model", "mobilenet_v2");
+        run(0, "cost", "--model", "mobilenet_v3_large", "--blocks");
+        run(0, "cost", "--model", "regnet_y_400mf", "--group-size", "8");
+    }
 }

@@ -80,6 +80,25 @@ class FineTuningLoopTest {
         }
     }
 
+    /** The last step of the epoch leaves a NaN in the classifier (a diverged update): validation sees it. */
+    @Test
+    void aNonFiniteValidationLossStopsTheRunWithoutRecordingTheEpoch() {
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(2).dataType(DataType.FLOAT).seed(3)
+                .mode(Mode.TUNE).build();
+        try (FineTuning job = FineTuning.start(net, FineTuning.Config.builder().mode(Mode.TUNE).build())) {
+            IdxBatches train = batches(halves(32, 1), true);
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> job.runEpoch(train,
+                    batches(halves(16, 6), false), (i, n, l) -> {
+                        if (i == train.batchesPerEpoch() - 1) {
+                            job.network().classifier().parameters().get("fc.bias").putScalar(0, Double.NaN);
+                        }
+                    }));
+            assertTrue(e.getMessage().startsWith("epoch 1: the validation loss is NaN (the run diverged; lower the "
+                    + "learning rate); the epoch is not recorded"), e.getMessage());
+            assertEquals(0, job.epochsDone());
+        }
+    }
+
     /** A source whose second batch cannot be read. */
     private static final class FailingSecondBatch implements DataSetIterator {
         private static final long serialVersionUID = 1L;

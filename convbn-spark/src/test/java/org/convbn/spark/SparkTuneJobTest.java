@@ -77,7 +77,8 @@ class SparkTuneJobTest {
         assertMessage("--data: expected with --network", parse("--network", dir.resolve("x.zip").toString()));
         assertMessage("--network: expected a ModelSerializer file, got " + dir.resolve("x.zip") + " (missing)",
                 parse("--network", dir.resolve("x.zip").toString(), "--data", dir.toString()));
-        assertMessage("--output: expected a file to write, got the directory", parse("--output", dir.toString()));
+        assertMessage("--output: expected a regular file to write, got a directory", parse("--output",
+                dir.toString()));
     }
 
     private static void assertMessage(String start, SparkTuneJob job) {

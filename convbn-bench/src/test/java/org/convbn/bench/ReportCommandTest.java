@@ -97,7 +97,7 @@ class ReportCommandTest {
                 throw new IOException("disk full");
             });
         } catch (IOException expected) {
-            assertEquals("disk full", expected.getMessage());
+            assertEquals("writing " + target.toAbsolutePath() + ": disk full", expected.getMessage());
         }
         assertEquals("old", Files.readString(target));
         try (var files = Files.list(dir)) {

@@ -1,14 +1,21 @@
 package org.convbn.bench;
 
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.LinkedHashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.Callable;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CountDownLatch;
@@ -114,12 +121,74 @@ final class FineTuneCommand implements Callable<Integer> {
     Path checkpointDir;
     @Option(names = "--resume", description = "continue from --checkpoint-dir's checkpoint")
     boolean resume;
+    @Option(names = "--override", split = ",", paramLabel = "SETTING", description = "with --resume: settings "
+            + "changed on purpose from the checkpoint's (any of ${COMPLETION-CANDIDATES}; classes and split when the "
+            + "data's folders or files changed); without it a resume refuses every difference",
+            completionCandidates = Overridable.class)
+    Set<String> overrides = new LinkedHashSet<>();
     @Option(names = "--curve", description = "learning curve JSON (default: ${DEFAULT-VALUE})")
     Path curve = Path.of("finetune.json");
     @Option(names = "--chart", description = "learning curve PNG (default: ${DEFAULT-VALUE})")
     Path chart = Path.of("finetune.png");
     @Option(names = "--quiet", description = "no progress bar (the per-epoch lines stay)")
     boolean quiet;
+
+    /**
+     * What the run's settings ({@link FineTuning#settings()}) are called here: the option that sets each, and the
+     * name {@code --override} takes (null for those a resume cannot change).
+     */
+    enum Setting {
+        MODEL("model", "--model", null), CLASSES("classes", "the number of classes", null),
+        DATA_TYPE("data_type", "--dtype", null), MODE("mode", "--mode", null),
+        FROZEN_PARTS("frozen_parts", "--frozen-parts", null), OPTIMIZER("optimizer", "--optimizer", null),
+        LEARNING_RATE("learning_rate", "--lr", "lr"), WEIGHT_DECAY("weight_decay", "--weight-decay", "weight-decay"),
+        SCHEDULE("schedule", "--schedule", "schedule"), EPOCHS("epochs", "--epochs", "epochs"),
+        CLASS_NAMES("class_names", "the class names", "classes"), SEED("seed", "--seed", "seed"),
+        VALIDATION("validation", "--validation", "validation"),
+        SPLIT("split", "the split (the data's training and validation files)", "split"),
+        RESOLUTION("resolution", "--resolution", "resolution"), BATCH("batch", "--batch", "batch");
+
+        final String setting;
+        final String shown;
+        final String override;
+
+        Setting(String setting, String shown, String override) {
+            this.setting = setting;
+            this.shown = shown;
+            this.override = override;
+        }
+
+        static Setting of(String setting) {
+            for (Setting s : values()) {
+                if (s.setting.equals(setting)) {
+                    return s;
+                }
+            }
+            throw new IllegalStateException("no option sets the setting " + setting);
+        }
+
+        static Setting byOverride(String name) {
+            for (Setting s : values()) {
+                if (name.equals(s.override)) {
+                    return s;
+                }
+            }
+            throw new IllegalArgumentException("--override: expected some of " + new Overridable() + ", got " + name);
+        }
+    }
+
+    /** The names {@code --override} takes. */
+    static final class Overridable extends ArrayList<String> {
+        private static final long serialVersionUID = 1L;
+
+        Overridable() {
+            for (Setting s : Setting.values()) {
+                if (s.override != null) {
+                    add(s.override);
+                }
+            }
+        }
+    }
 
     /** One epoch of the learning curve; the validation numbers are null without validation. */
     record Point(int epoch, double trainLoss, Double validationLoss, Double validationAccuracy, double trainSeconds,
@@ -133,8 +202,11 @@ final class FineTuneCommand implements Callable<Integer> {
                  int validationImages, int skippedImages, String weights, List<Point> epochs) {
     }
 
-    /** The data sources, the unreadable files left out, and the resolution the batches have. */
-    private record Data(EpochBatches train, EpochBatches validation, int skipped, int resolution) {
+    /**
+     * The data sources, the unreadable files left out, the resolution the batches have, and the split's identity (a
+     * digest of which examples train and which validate).
+     */
+    private record Data(EpochBatches train, EpochBatches validation, int skipped, int resolution, String split) {
         List<String> classes() {
             return train.getLabels();
         }
@@ -178,16 +250,22 @@ final class FineTuneCommand implements Callable<Integer> {
         Network net = network(d.classes().size());
         FineTuning.Config config;
         try {
-            config = new FineTuning.Config(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs);
+            config = FineTuning.Config.builder().mode(mode).frozenParts(frozenParts).optimizer(optimizer)
+                    .learningRate(learningRate).weightDecay(weightDecay).schedule(schedule).epochs(epochs)
+                    .data(Setting.CLASS_NAMES.setting, Json.MAPPER.writeValueAsString(d.classes()))
+                    .data(Setting.SEED.setting, seed).data(Setting.VALIDATION.setting, validationFraction)
+                    .data(Setting.SPLIT.setting, d.split()).data(Setting.RESOLUTION.setting, d.resolution())
+                    .data(Setting.BATCH.setting, batch).build();
         } catch (IllegalArgumentException e) {
             net.close();
             throw e;
         }
         Map<Integer, Double> peaks = new HashMap<>();
-        try (FineTuning job = resume ? FineTuning.resume(net, config, checkpoint) : FineTuning.start(net, config);
+        try (FineTuning job = resume ? resume(net, config, checkpoint) : FineTuning.start(net, config);
              StopOnSignal stop = new StopOnSignal(job)) {
             if (resume) {
-                System.out.printf(Locale.ROOT, "resumed from %s after epoch %d%n", checkpoint, job.epochsDone());
+                System.out.printf(Locale.ROOT, "resumed from %s after epoch %d%s%n", checkpoint, job.epochsDone(),
+                        overrides.isEmpty() ? "" : ", with " + overrides + " as given now");
             }
             try {
                 train(job, d, checkpoint, peaks);
@@ -199,6 +277,34 @@ final class FineTuneCommand implements Callable<Integer> {
             }
         }
         return 0;
+    }
+
+    /**
+     * Resumes with the settings {@code --override} names taken as given; a checkpoint of another run is refused
+     * with each difference under its option's name.
+     */
+    private FineTuning resume(Network net, FineTuning.Config config, Path checkpoint) throws IOException {
+        Set<String> overridden = new LinkedHashSet<>();
+        for (String o : overrides) {
+            overridden.add(Setting.byOverride(o).setting);
+        }
+        try {
+            return FineTuning.resume(net, config, checkpoint, overridden);
+        } catch (FineTuning.RunMismatchException e) {
+            List<String> lines = new ArrayList<>();
+            List<String> changeable = new ArrayList<>();
+            for (FineTuning.Difference x : e.differences()) {
+                Setting s = Setting.of(x.setting());
+                lines.add(s.shown + " " + x.recorded() + " in the checkpoint, " + (x.requested() == null
+                        ? "none" : x.requested()) + " now" + (s.override == null ? " (cannot change on resume)" : ""));
+                if (s.override != null) {
+                    changeable.add(s.override);
+                }
+            }
+            throw new IllegalArgumentException("--resume: the checkpoint " + checkpoint + " was made for another run: "
+                    + String.join("; ", lines) + (changeable.size() < lines.size() ? "" : "; to continue with the "
+                    + "values given now: --override " + String.join(",", changeable)), e);
+        }
     }
 
     /**
@@ -281,6 +387,10 @@ final class FineTuneCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--validation: expected a fraction in [0, 1), got "
                     + validationFraction);
         }
+        if (!resume && !overrides.isEmpty()) {
+            throw new IllegalArgumentException("--override: expected with --resume, got " + overrides);
+        }
+        overrides.forEach(Setting::byOverride);
         if (resume && checkpointDir == null) {
             throw new IllegalArgumentException("--resume: expected --checkpoint-dir to resume from, got none");
         }
@@ -306,7 +416,8 @@ final class FineTuneCommand implements Callable<Integer> {
             IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, batch, true, seed);
             IdxBatches val = split[1].length == 0 ? null
                     : new IdxBatches(all, split[1], FashionMnist.CLASSES, batch, false, seed);
-            return new Data(train, val, 0, (int) all.images().size(2));
+            return new Data(train, val, 0, (int) all.images().size(2), digest(Arrays.toString(split[0]) + "|"
+                    + Arrays.toString(split[1])));
         }
         ImageFolder folder = ImageFolder.scan(data, validationFraction, seed);
         if (!folder.skipped().isEmpty()) {
@@ -319,7 +430,27 @@ final class FineTuneCommand implements Callable<Integer> {
         ImageBatches val = folder.validation().isEmpty() ? null : ImageBatches.builder(folder.validation(),
                 folder.classes()).resolution(resolution).batch(batch).training(false).seed(seed)
                 .dataType(precision.type).build();
-        return new Data(train, val, folder.skipped().size(), resolution);
+        return new Data(train, val, folder.skipped().size(), resolution, digest(examples(folder.train()) + "|"
+                + examples(folder.validation())));
+    }
+
+    /** @return each example's path below {@code --data} and label, in order */
+    private String examples(List<ImageFolder.Example> examples) {
+        StringBuilder b = new StringBuilder();
+        for (ImageFolder.Example e : examples) {
+            b.append(data.relativize(e.file())).append('=').append(e.label()).append('\n');
+        }
+        return b.toString();
+    }
+
+    /** @return the SHA-256 of the text, in hex */
+    private static String digest(String text) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(
+                    StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("every Java platform has SHA-256", e);
+        }
     }
 
     /** @throws IllegalArgumentException naming --validation and --batch when the split leaves no training batch */

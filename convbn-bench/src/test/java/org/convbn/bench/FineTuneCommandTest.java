@@ -116,7 +116,10 @@ class FineTuneCommandTest {
         String ckpt = parts.resolve("ckpt").toString();
         Run first = run(tune(parts, 1, "--checkpoint-dir", ckpt).toArray(new String[0]));
         assertEquals(0, first.rc, first.err);
-        Run second = run(tune(parts, 2, "--checkpoint-dir", ckpt, "--resume").toArray(new String[0]));
+        // The first part planned one epoch; the linear schedule's first rate is the same for one epoch or two, so
+        // extending it to two on purpose gives the uninterrupted run.
+        Run second = run(tune(parts, 2, "--checkpoint-dir", ckpt, "--resume", "--override", "epochs")
+                .toArray(new String[0]));
         assertEquals(0, second.rc, second.err);
         Map<String, INDArray> a = Safetensors.read(whole.resolve("tuned.safetensors")).tensors();
         Map<String, INDArray> b = Safetensors.read(parts.resolve("tuned.safetensors")).tensors();
@@ -183,10 +186,39 @@ class FineTuneCommandTest {
 
         Path ckpt = work.resolve("ckpt");
         assertEquals(0, run(tune(work, 1, "--checkpoint-dir", ckpt.toString()).toArray(new String[0])).rc);
-        r = run(tune(work, 2, "--checkpoint-dir", ckpt.toString(), "--resume", "--mode", "eval")
+        r = run(tune(work, 1, "--checkpoint-dir", ckpt.toString(), "--resume", "--mode", "eval")
                 .toArray(new String[0]));
         assertEquals(2, r.rc);
-        assertTrue(r.err.contains("made for mode TUNE, expected EVAL"), r.err);
+        assertTrue(r.err.contains("--resume: the checkpoint " + ckpt.resolve("checkpoint.safetensors") + " was made "
+                + "for another run: --mode TUNE in the checkpoint, EVAL now (cannot change on resume)"), r.err);
+        assertTrue(!r.err.contains("--override"), "a mode cannot be overridden: " + r.err);
+
+        // Another seed and validation fraction would re-split the data (validation images already trained on):
+        // refused with every difference, the split's identity among them, and the way to insist.
+        r = run(tune(work, 1, "--checkpoint-dir", ckpt.toString(), "--resume", "--seed", "2", "--validation", "0.5",
+                "--lr", "0.01").toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("was made for another run: --lr 0.003 in the checkpoint, 0.01 now; --seed 1 in the "
+                + "checkpoint, 2 now; --validation 0.25 in the checkpoint, 0.5 now; the split (the data's training "
+                + "and validation files) "), r.err);
+        assertTrue(r.err.contains("; to continue with the values given now: --override lr,seed,validation,split"),
+                r.err);
+        r = run(tune(work, 1, "--checkpoint-dir", ckpt.toString(), "--resume", "--override", "mode")
+                .toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--override: expected some of [lr, weight-decay, schedule, epochs, classes, seed, "
+                + "validation, split, resolution, batch], got mode"), r.err);
+        r = run(tune(work, 1, "--override", "lr").toArray(new String[0]));
+        assertEquals(2, r.rc);
+        assertTrue(r.err.contains("--override: expected with --resume, got [lr]"), r.err);
+        // A new learning rate (and a longer linear schedule) on purpose: the run continues and says so.
+        r = run(tune(work, 2, "--checkpoint-dir", ckpt.toString(), "--resume", "--lr", "0.001", "--override",
+                "lr,epochs").toArray(new String[0]));
+        assertEquals(0, r.rc, r.err);
+        JsonNode epochs = new ObjectMapper().readTree(work.resolve("curve.json").toFile()).get("epochs");
+        assertEquals(0.003, epochs.get(0).get("learning_rate").asDouble(), 1e-15);
+        assertEquals(0.001 * (1 - 1 / 2.0), epochs.get(1).get("learning_rate").asDouble(), 1e-15,
+                "epoch 2 of 2 at the new rate's linear decay");
 
         Files.createDirectories(work.resolve("flat"));
         Files.writeString(work.resolve("flat/a.png"), "x");

@@ -8,12 +8,15 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
+import java.util.Set;
+import java.util.TreeSet;
 import java.util.concurrent.CancellationException;
 
 import com.fasterxml.jackson.core.type.TypeReference;
@@ -68,7 +71,13 @@ import org.nd4j.linalg.schedule.ScheduleType;
 @NotThreadSafe
 public final class FineTuning implements AutoCloseable {
     /** The format tag in a checkpoint's metadata. */
-    public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/2";
+    public static final String CHECKPOINT_FORMAT = "convbn-finetune-checkpoint/3";
+    /**
+     * The settings a resume cannot take another value of, whatever is overridden: the checkpoint's tensors are
+     * those of this network, head, element type, mode, frozen prefix and update rule.
+     */
+    public static final Set<String> FIXED_SETTINGS = Set.of("model", "classes", "data_type", "mode", "frozen_parts",
+            "optimizer");
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String MODEL_PREFIX = "model/";
     private static final double MIB = 1 << 20;
@@ -107,14 +116,30 @@ public final class FineTuning implements AutoCloseable {
      * @param weightDecay &gt;= 0
      * @param schedule the learning-rate schedule
      * @param epochs the planned number of epochs (the schedule's length), &gt;= 1
+     * @param data what defines the data the run trains on, as the caller names it (class names, the split's seed,
+     *             fraction and identity, resolution, batch, ...): recorded in every checkpoint and compared on resume
+     *             like the other settings; its names must not be those of {@link #settings()}'s own entries. Copied.
      */
     @Immutable
     public record Config(Mode mode, int frozenParts, OptimizerKind optimizer, double learningRate,
-                         double weightDecay, LrSchedule schedule, int epochs) {
+                         double weightDecay, LrSchedule schedule, int epochs, Map<String, String> data) {
+        /** The names {@link #settings()} gives the configuration's own entries. */
+        private static final Set<String> OWN = Set.of("mode", "frozen_parts", "optimizer", "learning_rate",
+                "weight_decay", "schedule", "epochs");
+
         public Config {
             Objects.requireNonNull(mode, "mode");
             Objects.requireNonNull(optimizer, "optimizer");
             Objects.requireNonNull(schedule, "schedule");
+            Objects.requireNonNull(data, "data");
+            for (Map.Entry<String, String> d : data.entrySet()) {
+                if (OWN.contains(d.getKey()) || FIXED_SETTINGS.contains(d.getKey())) {
+                    throw new IllegalArgumentException("data: expected names other than the run's own settings "
+                            + new TreeSet<>(OWN) + " and " + new TreeSet<>(FIXED_SETTINGS) + ", got " + d.getKey());
+                }
+                Objects.requireNonNull(d.getValue(), "data value of " + d.getKey());
+            }
+            data = Collections.unmodifiableMap(new LinkedHashMap<>(data));
             if (frozenParts < 0) {
                 throw new IllegalArgumentException("frozenParts: expected >= 0, got " + frozenParts);
             }
@@ -127,6 +152,32 @@ public final class FineTuning implements AutoCloseable {
             if (epochs < 1) {
                 throw new IllegalArgumentException("epochs: expected >= 1, got " + epochs);
             }
+        }
+
+        /** A configuration that records nothing about its data. */
+        public Config(Mode mode, int frozenParts, OptimizerKind optimizer, double learningRate, double weightDecay,
+                      LrSchedule schedule, int epochs) {
+            this(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs, Map.of());
+        }
+
+        /**
+         * @return what a checkpoint records of this configuration, by name: mode, frozen_parts, optimizer,
+         *         learning_rate, weight_decay, schedule, epochs (only for the linear schedule, whose rates depend on
+         *         it: a constant-rate run may be extended), then {@link #data()}
+         */
+        public Map<String, String> settings() {
+            Map<String, String> s = new LinkedHashMap<>();
+            s.put("mode", mode.name());
+            s.put("frozen_parts", Integer.toString(frozenParts));
+            s.put("optimizer", optimizer.name());
+            s.put("learning_rate", Double.toString(learningRate));
+            s.put("weight_decay", Double.toString(weightDecay));
+            s.put("schedule", schedule.name());
+            if (schedule == LrSchedule.LINEAR) {
+                s.put("epochs", Integer.toString(epochs));
+            }
+            s.putAll(data);
+            return s;
         }
 
         /**
@@ -147,8 +198,18 @@ public final class FineTuning implements AutoCloseable {
             private double weightDecay = 1e-4;
             private LrSchedule schedule = LrSchedule.CONSTANT;
             private int epochs = 5;
+            private final Map<String, String> data = new LinkedHashMap<>();
 
             private Builder() {
+            }
+
+            /**
+             * @param name a setting of the data the run trains on (not one of the configuration's own names)
+             * @param value its value, compared as text on resume
+             */
+            public Builder data(String name, Object value) {
+                data.put(Objects.requireNonNull(name, "name"), String.valueOf(Objects.requireNonNull(value, name)));
+                return this;
             }
 
             /** @param mode the mode of the trainable blocks */
@@ -198,7 +259,7 @@ public final class FineTuning implements AutoCloseable {
              * @throws IllegalArgumentException naming the setting out of range
              */
             public Config build() {
-                return new Config(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs);
+                return new Config(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs, data);
             }
         }
 
@@ -318,38 +379,108 @@ public final class FineTuning implements AutoCloseable {
     }
 
     /**
-     * Continues a run from a checkpoint {@link #checkpoint} wrote.
+     * A setting whose value in a checkpoint differs from the resuming run's.
+     *
+     * @param setting its name, as {@link #settings()} gives it
+     * @param recorded the checkpoint's value (null if the checkpoint has none)
+     * @param requested the run's value (null if the run has none)
+     */
+    @Immutable
+    public record Difference(String setting, String recorded, String requested) {
+        /** @return whether a resume may take the run's value when asked to ({@link #FIXED_SETTINGS}) */
+        public boolean overridable() {
+            return !FIXED_SETTINGS.contains(setting);
+        }
+
+        @Override
+        public String toString() {
+            return setting + " " + (recorded == null ? "(none)" : recorded) + " in the checkpoint, "
+                    + (requested == null ? "(none)" : requested) + " now";
+        }
+    }
+
+    /** A checkpoint made for another run: every setting that differs, listed. */
+    public static final class RunMismatchException extends IllegalArgumentException {
+        private static final long serialVersionUID = 1L;
+        /** Not serialised with the exception; the message carries the list. */
+        private final transient List<Difference> differences;
+
+        RunMismatchException(Path checkpoint, List<Difference> differences) {
+            super("checkpoint " + checkpoint + ": made for another run: " + differences.stream()
+                    .map(Difference::toString).collect(java.util.stream.Collectors.joining("; ")));
+            this.differences = List.copyOf(differences);
+        }
+
+        /** @return the settings that differ, in the order the checkpoint records them */
+        public List<Difference> differences() {
+            return differences;
+        }
+    }
+
+    /**
+     * @return everything that defines this run, as checkpoints record it: the network's name, head size and element
+     *         type, then {@link Config#settings()}
+     */
+    public Map<String, String> settings() {
+        return settings(net, config);
+    }
+
+    private static Map<String, String> settings(Network net, Config config) {
+        Map<String, String> s = new LinkedHashMap<>();
+        s.put("model", net.name());
+        s.put("classes", Integer.toString(net.classes()));
+        s.put("data_type", net.dataType().name());
+        s.putAll(config.settings());
+        return s;
+    }
+
+    /**
+     * Continues a run from a checkpoint {@link #checkpoint} wrote, with every setting as the checkpoint records it.
+     *
+     * @see #resume(Network, Config, Path, Set)
+     */
+    public static FineTuning resume(Network net, Config config, Path checkpoint) throws IOException {
+        return resume(net, config, checkpoint, Set.of());
+    }
+
+    /**
+     * Continues a run from a checkpoint {@link #checkpoint} wrote. The run's {@link #settings()} must be the
+     * checkpoint's, except those named in {@code overridden}, which take the run's value from here on (a new
+     * learning rate, say); {@link #FIXED_SETTINGS} cannot be overridden.
      *
      * @param net a network of the checkpoint's architecture and head size (its values are overwritten), taken over
      *            (closed if the resume fails)
-     * @param config the run; must match the checkpoint's
+     * @param config the run
      * @param checkpoint the file
+     * @param overridden names of settings the caller changes on purpose; not modified
      * @return the run at the checkpoint's epoch
-     * @throws IllegalArgumentException if the checkpoint is of another format, model, mode, freeze, optimiser or
-     *                                  head size (each named with both values), or its tensors do not fit
+     * @throws RunMismatchException listing every setting that differs and is not overridden
+     * @throws IllegalArgumentException if the checkpoint is of another format, an overridden name is not a setting
+     *                                  or is fixed, or the checkpoint's tensors do not fit the network
      * @throws IOException if it cannot be read
      */
-    public static FineTuning resume(Network net, Config config, Path checkpoint) throws IOException {
+    public static FineTuning resume(Network net, Config config, Path checkpoint, Set<String> overridden)
+            throws IOException {
         try {
-            return restore(net, config, checkpoint);
+            return restore(net, config, checkpoint, overridden);
         } catch (IOException | RuntimeException e) {
             net.close(); // the run took the network over; a failed resume does not leave it to leak
             throw e;
         }
     }
 
-    private static FineTuning restore(Network net, Config config, Path checkpoint) throws IOException {
+    private static FineTuning restore(Network net, Config config, Path checkpoint, Set<String> overridden)
+            throws IOException {
         if (!Files.isRegularFile(checkpoint)) {
             throw new IllegalArgumentException("checkpoint: expected a file, got none at " + checkpoint);
         }
         Safetensors.Contents c = Safetensors.read(checkpoint);
         Map<String, String> meta = c.metadata();
         require(checkpoint, "format", CHECKPOINT_FORMAT, meta.get("format"));
-        require(checkpoint, "model", net.name(), meta.get("model"));
-        require(checkpoint, "mode", config.mode().name(), meta.get("mode"));
-        require(checkpoint, "frozen_parts", Integer.toString(config.frozenParts()), meta.get("frozen_parts"));
-        require(checkpoint, "optimizer", config.optimizer().name(), meta.get("optimizer"));
-        require(checkpoint, "classes", Integer.toString(net.classes()), meta.get("classes"));
+        Map<String, String> recorded = JSON.readValue(meta.getOrDefault("settings", "{}"),
+                new TypeReference<LinkedHashMap<String, String>>() {
+                });
+        compare(checkpoint, recorded, settings(net, config), overridden);
         Map<String, INDArray> model = new LinkedHashMap<>();
         Map<String, INDArray> optimizerState = new LinkedHashMap<>();
         c.tensors().forEach((name, value) -> {
@@ -374,6 +505,32 @@ public final class FineTuning implements AutoCloseable {
         });
         optimizer.restore(cast, Integer.parseInt(meta.get("iteration")), history.size());
         return new FineTuning(net, config, optimizer, history);
+    }
+
+    /** @throws RunMismatchException listing the differences {@code overridden} does not name */
+    private static void compare(Path checkpoint, Map<String, String> recorded, Map<String, String> now,
+                                Set<String> overridden) {
+        Set<String> names = new java.util.LinkedHashSet<>(recorded.keySet());
+        names.addAll(now.keySet());
+        for (String o : overridden) {
+            if (!names.contains(o)) {
+                throw new IllegalArgumentException("overridden: expected names of settings among " + names + ", got "
+                        + o);
+            }
+            if (FIXED_SETTINGS.contains(o)) {
+                throw new IllegalArgumentException("overridden: " + o + " cannot be overridden (the checkpoint's "
+                        + "tensors are those of its " + new TreeSet<>(FIXED_SETTINGS) + ")");
+            }
+        }
+        List<Difference> differences = new ArrayList<>();
+        for (String n : names) {
+            if (!Objects.equals(recorded.get(n), now.get(n)) && !overridden.contains(n)) {
+                differences.add(new Difference(n, recorded.get(n), now.get(n)));
+            }
+        }
+        if (!differences.isEmpty()) {
+            throw new RunMismatchException(checkpoint, differences);
+        }
     }
 
     private static void require(Path file, String key, String expected, String got) {
@@ -546,7 +703,7 @@ public final class FineTuning implements AutoCloseable {
 
     /**
      * Writes a checkpoint: the network's state in its mode ({@link NetworkState}), the optimiser's state, the
-     * iteration, the configuration and the history, as one safetensors file written atomically (a temporary file
+     * iteration, the run's {@link #settings()} and the history, as one safetensors file written atomically (a temporary file
      * renamed into place: a failed write leaves the previous checkpoint as it was).
      *
      * @param file the target
@@ -560,11 +717,7 @@ public final class FineTuning implements AutoCloseable {
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", CHECKPOINT_FORMAT);
         meta.put("model", net.name());
-        meta.put("mode", config.mode().name());
-        meta.put("frozen_parts", Integer.toString(config.frozenParts()));
-        meta.put("optimizer", config.optimizer().name());
-        meta.put("classes", Integer.toString(net.classes()));
-        meta.put("data_type", net.dataType().name());
+        meta.put("settings", JSON.writeValueAsString(settings()));
         meta.put("epoch", Integer.toString(history.size()));
         meta.put("iteration", Integer.toString(optimizer.iteration()));
         meta.put("history", JSON.writeValueAsString(history));

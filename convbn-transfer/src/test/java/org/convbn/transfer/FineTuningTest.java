@@ -1,6 +1,7 @@
 package org.convbn.transfer;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -11,6 +12,7 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
@@ -205,24 +207,64 @@ class FineTuningTest {
     }
 
     @Test
-    void aCheckpointOfAnotherModeOrModelIsRefusedByName(@TempDir Path dir) throws IOException {
+    void aCheckpointOfAnotherRunIsRefusedWithEveryDifferenceListed(@TempDir Path dir) throws IOException {
         Path checkpoint = dir.resolve("c.safetensors");
-        try (FineTuning job = FineTuning.start(fromPretrained(), config(Mode.TUNE, 0, 1))) {
+        FineTuning.Config made = FineTuning.Config.builder().learningRate(0.003).schedule(FineTuning.LrSchedule.LINEAR)
+                .epochs(2).data("seed", 1).data("class_names", target.classes()).build();
+        try (FineTuning job = FineTuning.start(fromPretrained(), made)) {
             job.checkpoint(checkpoint);
         }
+        FineTuning.RunMismatchException m = assertThrows(FineTuning.RunMismatchException.class,
+                () -> FineTuning.resume(fromPretrained(), FineTuning.Config.builder().mode(Mode.EVAL)
+                        .learningRate(0.01).epochs(2).data("seed", 2).data("class_names", target.classes()).build(),
+                        checkpoint));
+        assertEquals(List.of(new FineTuning.Difference("mode", "TUNE", "EVAL"),
+                new FineTuning.Difference("learning_rate", "0.003", "0.01"),
+                new FineTuning.Difference("schedule", "LINEAR", "CONSTANT"),
+                new FineTuning.Difference("epochs", "2", null),
+                new FineTuning.Difference("seed", "1", "2")), m.differences());
+        assertTrue(m.getMessage().startsWith("checkpoint " + checkpoint + ": made for another run: mode TUNE in the "
+                + "checkpoint, EVAL now; learning_rate 0.003 in the checkpoint, 0.01 now;"), m.getMessage());
+        assertFalse(m.differences().get(0).overridable());
+        assertTrue(m.differences().get(1).overridable());
+        m = assertThrows(FineTuning.RunMismatchException.class, () -> FineTuning.resume(Zoo.create("mobilenet_v2",
+                5, DataType.DOUBLE, 1), made, checkpoint));
+        assertTrue(m.getMessage().contains("model resnet18 in the checkpoint, mobilenet_v2 now"), m.getMessage());
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> FineTuning.resume(fromPretrained(), config(Mode.EVAL, 0, 1), checkpoint));
-        assertTrue(e.getMessage().contains("made for mode TUNE, expected EVAL"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class, () -> FineTuning.resume(Zoo.create("mobilenet_v2", 5,
-                DataType.DOUBLE, 1), config(Mode.TUNE, 0, 1), checkpoint));
-        assertTrue(e.getMessage().contains("made for model resnet18, expected mobilenet_v2"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
-                () -> FineTuning.resume(fromPretrained(), config(Mode.TUNE, 3, 1), checkpoint));
-        assertTrue(e.getMessage().contains("made for frozen_parts 0, expected 3"), e.getMessage());
-        e = assertThrows(IllegalArgumentException.class,
                 () -> FineTuning.start(fromPretrained(), config(Mode.TUNE, 6, 1)));
         assertTrue(e.getMessage().contains("frozenParts: expected 0..5 for resnet18 (of [conv1, layer1, layer2, "
                 + "layer3, layer4]), got 6"), e.getMessage());
+    }
+
+    @Test
+    void anOverriddenSettingTakesTheNewValueAndTheNextCheckpointRecordsIt(@TempDir Path dir) throws IOException {
+        Path checkpoint = dir.resolve("c.safetensors");
+        FineTuning.Config made = FineTuning.Config.builder().learningRate(0.003).data("batch", 4).build();
+        try (FineTuning job = FineTuning.start(fromPretrained(), made)) {
+            job.checkpoint(checkpoint);
+        }
+        FineTuning.Config changed = FineTuning.Config.builder().learningRate(0.001).data("batch", 8).build();
+        FineTuning.RunMismatchException m = assertThrows(FineTuning.RunMismatchException.class,
+                () -> FineTuning.resume(fromPretrained(), changed, checkpoint, Set.of("learning_rate")));
+        assertEquals(List.of(new FineTuning.Difference("batch", "4", "8")), m.differences());
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                () -> FineTuning.resume(fromPretrained(), changed, checkpoint, Set.of("mode")));
+        assertTrue(e.getMessage().startsWith("overridden: mode cannot be overridden"), e.getMessage());
+        e = assertThrows(IllegalArgumentException.class,
+                () -> FineTuning.resume(fromPretrained(), changed, checkpoint, Set.of("lr")));
+        assertTrue(e.getMessage().startsWith("overridden: expected names of settings among [model, classes, "
+                + "data_type, mode, frozen_parts, optimizer, learning_rate, weight_decay, schedule, batch], got lr"),
+                e.getMessage());
+        try (FineTuning job = FineTuning.resume(fromPretrained(), changed, checkpoint,
+                Set.of("learning_rate", "batch"))) {
+            assertEquals(0.001, job.runEpoch(batches(target.train(), target.classes(), true), null,
+                    (b, n, l) -> { }).learningRate());
+            assertEquals("0.001", job.settings().get("learning_rate"));
+            job.checkpoint(checkpoint);
+        }
+        try (FineTuning job = FineTuning.resume(fromPretrained(), changed, checkpoint)) {
+            assertEquals(1, job.epochsDone());
+        }
     }
 
     @Test

@@ -21,7 +21,8 @@ public final class OnednnKernelsProvider implements KernelsProvider {
     /** The name {@code -Dconvbn.kernels=onednn} selects. */
     public static final String NAME = "onednn";
     private static final Logger LOG = LoggerFactory.getLogger(OnednnKernelsProvider.class);
-    private static volatile Boolean available;
+    /** Why the kernels cannot run ("" when they can), once known. */
+    private static volatile String unavailable;
 
     @Override
     public String name() {
@@ -47,31 +48,48 @@ public final class OnednnKernelsProvider implements KernelsProvider {
         return new OnednnKernels(arena);
     }
 
-    /** @return whether ND4J runs on CPU and oneDNN's natives load here (checked once, logged when not) */
-    public static boolean available() {
-        Boolean a = available;
-        if (a == null) {
-            a = check();
-            available = a;
-        }
-        return a;
+    @Override
+    public String describe() {
+        return NAME + " (" + OnednnPlatform.current().describe() + ")";
     }
 
-    private static boolean check() {
+    @Override
+    public String unavailableBecause(DataType type) {
+        if (type != DataType.FLOAT) {
+            return null; // float32 only, by design: not a fall-back
+        }
+        String why = unavailable();
+        return why == null ? "no kernel for " + type : why;
+    }
+
+    /** @return whether ND4J runs on CPU and oneDNN's natives load here (checked once) */
+    public static boolean available() {
+        return unavailable() == null;
+    }
+
+    /** @return why the oneDNN kernels cannot run in this process, null when they can (checked once) */
+    private static String unavailable() {
+        String a = unavailable;
+        if (a == null) {
+            a = check();
+            unavailable = a;
+        }
+        return a.isEmpty() ? null : a;
+    }
+
+    /** @return why not, or "" when the kernels can run */
+    private static String check() {
         String backend = Nd4j.getBackend().getClass().getSimpleName();
         if (!backend.toLowerCase(java.util.Locale.ROOT).contains("cpu")) {
-            LOG.info("oneDNN kernels off: ND4J backend {} is not the CPU backend", backend);
-            return false;
+            return "ND4J's backend " + backend + " is not the CPU backend";
         }
         try {
             Loader.load(org.bytedeco.dnnl.global.dnnl.class);
         } catch (Throwable e) {
-            LOG.warn("oneDNN kernels off, ND4J's kernels run instead: {} (add org.bytedeco:dnnl with your platform's "
-                    + "classifier)", e.toString());
-            return false;
+            LOG.debug("oneDNN's natives do not load", e);
+            return "oneDNN's natives do not load: " + e + " (add org.bytedeco:dnnl with your platform's classifier)";
         }
-        OnednnPlatform platform = OnednnPlatform.current(); // the cap goes in before the engine's first primitive
-        LOG.info("oneDNN kernels on: {}", platform.describe());
-        return Dnnl.ENGINE != null;
+        OnednnPlatform.current(); // the cap goes in before the engine's first primitive
+        return Dnnl.ENGINE != null ? "" : "oneDNN has no CPU engine";
     }
 }

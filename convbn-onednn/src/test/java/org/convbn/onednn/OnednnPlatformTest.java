@@ -40,6 +40,18 @@ class OnednnPlatformTest {
         assertEquals(p.nativeLayout(), new OnednnKernels(Arena.direct()).preferredLayout(64));
     }
 
+    /** The line logged when the first kernels of a type are made: oneDNN's version and ISA for float32. */
+    @Test
+    void theKernelChoiceNamesOnednnItsIsaAndNd4j() {
+        String line = org.convbn.nd4j.kernel.Kernels.describeChoice(DataType.FLOAT);
+        assertTrue(line.startsWith("FLOAT kernels: onednn (" + OnednnPlatform.current().describe() + ") on ND4J "),
+                line);
+        assertFalse(line.contains("not used"), line);
+        String doubles = org.convbn.nd4j.kernel.Kernels.describeChoice(DataType.DOUBLE);
+        assertTrue(doubles.startsWith("DOUBLE kernels: nd4j on ND4J "), doubles);
+        assertFalse(doubles.contains("not used"), "float32-only oneDNN is no fall-back for float64: " + doubles);
+    }
+
     @Test
     void theLayoutPropertyForcesTheLayoutOfNewKernelsAndNamesBadValues() {
         try {

@@ -482,25 +482,20 @@ public interface Kernels extends AutoCloseable {
      *                                  {@code type}
      */
     static Kernels create(DataType type, Arena arena) {
-        List<KernelsProvider> providers = StreamSupport.stream(ServiceLoader.load(KernelsProvider.class).spliterator(),
-                false).collect(Collectors.toList());
-        providers.add(Nd4jKernels.PROVIDER);
-        String forced = System.getProperty(KernelsProvider.PROPERTY);
-        if (forced != null && !forced.isBlank()) {
-            for (KernelsProvider p : providers) {
-                if (p.name().equals(forced)) {
-                    if (!p.supports(type)) {
-                        throw new IllegalArgumentException(KernelsProvider.PROPERTY + ": kernels \"" + forced
-                                + "\" do not support " + type + " here");
-                    }
-                    return p.create(type, arena);
-                }
-            }
-            throw new IllegalArgumentException(KernelsProvider.PROPERTY + ": expected one of "
-                    + providers.stream().map(KernelsProvider::name).collect(Collectors.toList()) + ", got \"" + forced
-                    + "\"");
-        }
-        return providers.stream().filter(p -> p.supports(type))
-                .max(Comparator.comparingInt(KernelsProvider::priority)).orElseThrow().create(type, arena);
+        KernelChoice choice = KernelChoice.of(type);
+        choice.logOnce();
+        return choice.provider().create(type, arena);
+    }
+
+    /**
+     * @param type FLOAT or DOUBLE
+     * @return which kernels {@link #create} uses for {@code type} here and on what: the provider with its library
+     *         and instruction set, ND4J's version and backend, and any faster provider that cannot run and why (the
+     *         line logged at INFO, once per type, when the first kernel set of that type is made; a fall-back is also
+     *         logged at WARN)
+     * @throws IllegalArgumentException as {@link #create} does
+     */
+    static String describeChoice(DataType type) {
+        return KernelChoice.of(type).describe();
     }
 }

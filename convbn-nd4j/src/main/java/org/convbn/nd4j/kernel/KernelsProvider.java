@@ -24,4 +24,21 @@ public interface KernelsProvider {
 
     /** @return a new kernel set for {@code type} taking its arrays from {@code arena} */
     Kernels create(DataType type, Arena arena);
+
+    /**
+     * @return what this provider runs on here, for the log line naming the chosen kernels (e.g. the library version
+     *         and instruction set); its name by default
+     */
+    default String describe() {
+        return name();
+    }
+
+    /**
+     * @param type a type {@link #supports} refuses
+     * @return why, when it is a fall-back the user should hear of (the kernels' natives missing, say); null when the
+     *         provider never computes that type, which is no fall-back
+     */
+    default String unavailableBecause(DataType type) {
+        return null;
+    }
 }

@@ -50,7 +50,8 @@ public final class OnednnKernelsProvider implements KernelsProvider {
 
     @Override
     public String describe() {
-        return NAME + " (" + OnednnPlatform.current().describe() + ")";
+        OnednnPlatform p = OnednnPlatform.current();
+        return NAME + " (oneDNN " + p.version() + ", isa " + p.isa() + ", layout " + p.nativeLayout() + ")";
     }
 
     @Override

@@ -24,6 +24,7 @@ import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.FoldedParameters;
 import org.convbn.nd4j.Folding;
+import org.convbn.nd4j.NonFiniteTensorException;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
@@ -140,6 +141,32 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
      * @throws IllegalStateException out of DEPLOY with a zero gamma (the fold cannot be inverted)
      */
     public void setMode(Mode target) {
+        try {
+            switchMode(target);
+        } catch (NonFiniteTensorException e) {
+            throw named(e);
+        }
+    }
+
+    /**
+     * @return the same problem naming this layer and its DL4J parameter, e.g. {@code layer "res4a_branch2b"
+     *         parameter W (conv.weight)}
+     */
+    private NonFiniteTensorException named(NonFiniteTensorException e) {
+        String t = e.tensor();
+        ConvBNConfig c = blockConfig();
+        String key = t.equals(c.producer().weightName()) || t.equals(ParameterNames.FOLDED_WEIGHT) ? WEIGHT_KEY
+                : t.equals(c.producer().biasName()) ? BIAS_KEY
+                : t.equals(ParameterNames.FOLDED_BIAS) ? (hasBias() ? BIAS_KEY : BETA_KEY)
+                : t.equals(ParameterNames.BN_WEIGHT) ? GAMMA_KEY
+                : t.equals(ParameterNames.BN_BIAS) ? BETA_KEY
+                : t.equals(ParameterNames.BN_RUNNING_MEAN) ? MEAN_KEY
+                : t.equals(ParameterNames.BN_RUNNING_VAR) ? VAR_KEY : null;
+        return e.named("layer \"" + layerConf().getLayerName() + "\" " + (key == null ? t : "parameter " + key + " ("
+                + t + ")"));
+    }
+
+    private void switchMode(Mode target) {
         Mode current = mode();
         ModeTransitions.check(current, target, true);
         clearPending();
@@ -205,7 +232,12 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
                 runner.mean().assign(getParam(MEAN_KEY));
                 runner.variance().assign(getParam(VAR_KEY));
             }
-            INDArray z = block.forward(x);
+            INDArray z;
+            try {
+                z = block.forward(x);
+            } catch (NonFiniteTensorException e) {
+                throw named(e);
+            }
             pending = block; // only once the forward succeeded
             return z;
         }

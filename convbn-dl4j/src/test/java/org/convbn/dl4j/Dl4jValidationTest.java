@@ -13,6 +13,7 @@ import org.deeplearning4j.nn.conf.layers.OutputLayer;
 import org.deeplearning4j.nn.conf.layers.PoolingType;
 import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
+import org.convbn.nd4j.NonFiniteTensorException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.function.Executable;
 import org.nd4j.linalg.activations.Activation;
@@ -83,6 +84,14 @@ class Dl4jValidationTest {
         fails(IllegalArgumentException.class, () -> layer.setMode(Mode.DEPLOY), "bn.running_var");
         layer.getParam(ConvBNParamInitializer.VAR_KEY).putScalar(1, 1.0);
         layer.getParam(ConvBNParamInitializer.GAMMA_KEY).putScalar(2, Double.NaN);
-        fails(IllegalArgumentException.class, () -> layer.setMode(Mode.DEPLOY), "bn.weight", "NaN");
+        String name = layer.conf().getLayer().getLayerName();
+        fails(NonFiniteTensorException.class, () -> layer.setMode(Mode.DEPLOY), "layer \"" + name
+                + "\" parameter gamma (bn.weight): expected finite values, got NaN at flat index 2 of shape [4]");
+        fails(NonFiniteTensorException.class, () -> net.output(Nd4j.rand(DataType.FLOAT, 2, 3, 6, 6)),
+                "layer \"" + name + "\" parameter gamma (bn.weight): expected finite values, got NaN");
+        layer.getParam(ConvBNParamInitializer.GAMMA_KEY).putScalar(2, 1.0);
+        layer.getParam(ConvBNParamInitializer.WEIGHT_KEY).putScalar(5, Double.POSITIVE_INFINITY);
+        fails(NonFiniteTensorException.class, () -> layer.setMode(Mode.DEPLOY), "layer \"" + name
+                + "\" parameter W (conv.weight): expected finite values, got Infinity at flat index 5");
     }
 }

@@ -99,7 +99,7 @@ final class Tensors {
      * Checks that every element is finite, with one native reduction (the sum of finite values of a parameter
      * tensor cannot overflow in practice) and a scan only to name the offending element.
      *
-     * @throws IllegalArgumentException naming the array, the first non-finite element's index and value
+     * @throws NonFiniteTensorException naming the array, the first non-finite element's index and value
      */
     static void requireFinite(String name, INDArray a) {
         if (a == null || Double.isFinite(a.sumNumber().doubleValue())) {
@@ -108,11 +108,11 @@ final class Tensors {
         double[] values = a.dup().ravel().toDoubleVector();
         for (int i = 0; i < values.length; i++) {
             if (!Double.isFinite(values[i])) {
-                throw new IllegalArgumentException(name + ": expected finite values, got " + values[i]
+                throw new NonFiniteTensorException(name, "expected finite values, got " + values[i]
                         + " at flat index " + i + " of shape " + Arrays.toString(a.shape()));
             }
         }
-        throw new IllegalArgumentException(name + ": expected finite values, but their sum overflows");
+        throw new NonFiniteTensorException(name, "expected finite values, but their sum overflows");
     }
 
     /**

@@ -54,7 +54,7 @@ public final class BatchNormLayer implements ConvLayer {
     @Override
     public INDArray forward(INDArray x) {
         clearSaved();
-        INDArray z = block.block().forward(x, kernels.preferredLayout(block.block().config().channels()));
+        INDArray z = block.forward(x, kernels.preferredLayout(block.block().config().channels()), false);
         INDArray a = activation.forward(kernels, z);
         if (activation != ConvActivation.IDENTITY) {
             saved = activation.readsOutput() ? a : z;

@@ -222,7 +222,7 @@ public abstract sealed class InvertedResidualNetwork implements Network
     public void setMode(Mode mode) {
         clearSaved();
         List<NamedBlock> frozen = frozenBlocks();
-        allBlocks.forEach(b -> b.block().setMode(frozen.contains(b) ? Network.frozenMode(mode) : mode));
+        NamedBlock.setModes(allBlocks, b -> frozen.contains(b) ? Network.frozenMode(mode) : mode);
         this.mode = mode;
     }
 

@@ -415,15 +415,14 @@ public final class ResNet implements Network {
 
     /**
      * Switches every trainable block (see {@link ConvBNBlock#setMode}), and the frozen ones to what
-     * {@link #setFrozenParts} says; drops and gives back a pending forward.
+     * {@link #setFrozenParts} says, all or none ({@link NamedBlock#setModes}); drops and gives back a pending
+     * forward.
      */
     @Override
     public void setMode(Mode mode) {
         clearSaved();
         List<NamedBlock> frozen = frozenBlocks();
-        for (NamedBlock b : allBlocks) {
-            b.block().setMode(frozen.contains(b) ? Network.frozenMode(mode) : mode);
-        }
+        NamedBlock.setModes(allBlocks, b -> frozen.contains(b) ? Network.frozenMode(mode) : mode);
         this.mode = mode;
     }
 
@@ -435,7 +434,7 @@ public final class ResNet implements Network {
     public INDArray forward(INDArray x) {
         clearSaved();
         pending = true;
-        stemRelu = stem.block().forward(x, kernels.preferredLayout(stem.block().config().channels()));
+        stemRelu = stem.forward(x, kernels.preferredLayout(stem.block().config().channels()), false);
         kernels.reluInPlace(stemRelu);
         stemPooled = kernels.maxPool(stemRelu, POOL_KERNEL, POOL_STRIDE, POOL_PAD);
         if (!stemPooled.needsInput() || frozenParts >= 1) {

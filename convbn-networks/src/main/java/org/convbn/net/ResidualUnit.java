@@ -88,7 +88,7 @@ public final class ResidualUnit {
         INDArray h = x;
         for (int i = 0; i < main.size(); i++) {
             NamedBlock b = main.get(i);
-            h = replay ? b.block().forwardReplay(h, layout(b)) : b.block().forward(h, layout(b));
+            h = b.forward(h, layout(b), replay);
             if (i < main.size() - 1) {
                 kernels.reluInPlace(h);
                 reluOutputs.add(h);
@@ -97,8 +97,7 @@ public final class ResidualUnit {
         if (shortcut == null) {
             kernels.addInPlace(h, x, alpha);
         } else {
-            INDArray s = replay ? shortcut.block().forwardReplay(x, layout(shortcut))
-                    : shortcut.block().forward(x, layout(shortcut));
+            INDArray s = shortcut.forward(x, layout(shortcut), replay);
             kernels.addInPlace(h, s, 1.0);
             kernels.arena().release(s);
         }

@@ -18,6 +18,7 @@ import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.net.ResNet;
+import org.convbn.nd4j.NonFiniteTensorException;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -46,6 +47,26 @@ class StateDictTest {
         for (Map.Entry<String, INDArray> e : StateDict.of(source).entrySet()) {
             assertArrayEquals(e.getValue().dup().data().asFloat(), loaded.get(e.getKey()).dup().data().asFloat(),
                     e.getKey());
+        }
+    }
+
+    /** A NaN in a block's tensor is reported under the network's name for it, not the block's ("conv.weight"). */
+    @Test
+    void aNonFiniteTensorIsNamedAsTheNetworkNamesIt() {
+        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(3).dataType(DataType.DOUBLE).seed(1)
+                .mode(Mode.TUNE).build()) {
+            StateDict.of(net).get("layer3.0.conv2.weight").putScalar(17, Double.NaN);
+            NonFiniteTensorException e = assertThrows(NonFiniteTensorException.class, () -> net.setMode(Mode.DEPLOY));
+            assertEquals("layer3.0.conv2.weight: expected finite values, got NaN at flat index 17 of shape "
+                    + "[256, 256, 3, 3]", e.getMessage());
+            assertTrue(net.blocks().stream().allMatch(b -> b.block().mode() == Mode.TUNE),
+                    "all or none: the blocks switched before the failure are back in TUNE");
+            StateDict.of(net).get("layer3.0.conv2.weight").putScalar(17, 0.0);
+            StateDict.of(net).get("layer2.1.bn1.weight").putScalar(3, Double.POSITIVE_INFINITY);
+            e = assertThrows(NonFiniteTensorException.class, () -> net.forward(Nd4j.rand(DataType.DOUBLE, 1, 3, 32,
+                    32)));
+            assertEquals("layer2.1.bn1.weight: expected finite values, got Infinity at flat index 3 of shape [128]",
+                    e.getMessage());
         }
     }
 

@@ -361,6 +361,10 @@ final class FineTuneCommand implements Callable<Integer> {
                 job.checkpoint(checkpoint);
             }
             writeCurve(job, d, peaks);
+            // ND4J frees an array's native buffer when the Java object is collected, and the JVM grows its heap
+            // toward -Xmx before collecting: a collection at each epoch's end frees what the epoch's garbage held
+            // and gives the heap back, so every epoch peaks where the first did (not cumulative).
+            Nd4j.getMemoryManager().invokeGc();
         }
         job.exportWeights(out);
         System.out.println("wrote " + out + " (torchvision names)");

@@ -31,6 +31,14 @@ import picocli.CommandLine;
 class FineTuneCommandTest {
     /** Resuming repeats the same float64 operations on the same values. */
     private static final double RESUME_TOLERANCE = 1e-12;
+    /** Epochs of the memory run: two to settle, then the ones checked against the second. */
+    private static final int EPOCHS_FOR_MEMORY = 5;
+    /**
+     * How much an epoch's peak RSS may exceed the second epoch's: the JVM still sizes its young generation up over
+     * the first epochs (up to +11% by epoch 4 measured, then flat); while the garbage of earlier epochs stayed alive
+     * with the native buffers it holds, it grew by 10-35% every epoch (+47% by epoch 4).
+     */
+    private static final double RSS_CREEP = 0.15;
 
     @TempDir
     static Path dir;
@@ -173,6 +181,36 @@ class FineTuneCommandTest {
         assertTrue(epoch >= 1, "epoch " + epoch);
         try (var files = Files.walk(work)) {
             assertEquals(List.of(), files.filter(f -> f.getFileName().toString().endsWith(".tmp")).toList());
+        }
+    }
+
+    /**
+     * A float64 run over several epochs in its own JVM: the arena peaks at the same bytes every epoch, and the
+     * process's peak RSS stops growing after the first epochs (it grew by a third per epoch while the garbage of
+     * an epoch, with the native buffers it holds, stayed until the heap filled).
+     */
+    @Test
+    void peakMemoryIsFlatAcrossEpochs() throws Exception {
+        Path work = dir.resolve("memory");
+        List<String> command = new ArrayList<>(List.of(Path.of(System.getProperty("java.home"), "bin", "java")
+                .toString(), "-cp", System.getProperty("java.class.path"), BenchMain.class.getName(), "finetune",
+                "--quiet"));
+        command.addAll(tune(work, EPOCHS_FOR_MEMORY));
+        Path log = Files.createDirectories(work).resolve("log.txt");
+        Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
+        assertTrue(p.waitFor(600, java.util.concurrent.TimeUnit.SECONDS), "the run ended");
+        assertEquals(0, p.exitValue(), Files.readString(log));
+        JsonNode epochs = new ObjectMapper().readTree(work.resolve("curve.json").toFile()).get("epochs");
+        assertEquals(EPOCHS_FOR_MEMORY, epochs.size());
+        double arena = epochs.get(0).get("arena_peak_mib").asDouble();
+        double settled = epochs.get(1).get("peak_resident_mib").asDouble();
+        for (JsonNode e : epochs) {
+            assertEquals(arena, e.get("arena_peak_mib").asDouble(), "the arena's peak, exact: " + epochs);
+        }
+        for (int i = 2; i < epochs.size(); i++) {
+            double rss = epochs.get(i).get("peak_resident_mib").asDouble();
+            assertTrue(rss <= settled * (1 + RSS_CREEP), "epoch " + (i + 1) + " peaked at " + rss + " MiB, epoch 2 at "
+                    + settled + ": " + epochs);
         }
     }
 

@@ -400,6 +400,7 @@ public final class FineTuning implements AutoCloseable {
     }
 
     /** A checkpoint made for another run: every setting that differs, listed. */
+    @Immutable
     public static final class RunMismatchException extends IllegalArgumentException {
         private static final long serialVersionUID = 1L;
         /** Not serialised with the exception; the message carries the list. */

@@ -424,10 +424,7 @@ final class FineTuneCommand implements Callable<Integer> {
                     + Arrays.toString(split[1])));
         }
         ImageFolder folder = ImageFolder.scan(data, validationFraction, seed);
-        if (!folder.skipped().isEmpty()) {
-            System.out.println("skipped " + folder.skipped().size() + " unreadable image files, e.g. "
-                    + folder.skipped().get(0));
-        }
+        System.out.print(skippedSummary(folder.skipped()));
         requireTrainingBatch(folder.train().size());
         ImageBatches train = ImageBatches.builder(folder.train(), folder.classes()).resolution(resolution).batch(batch)
                 .seed(seed).dataType(precision.type).build();
@@ -455,6 +452,22 @@ final class FineTuneCommand implements Callable<Integer> {
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("every Java platform has SHA-256", e);
         }
+    }
+
+    /** The files the summary names one by one; the rest are counted. */
+    static final int SKIPPED_NAMED = 10;
+
+    /** @return the lines naming the skipped files with why (the first {@value #SKIPPED_NAMED}, then a count) */
+    static String skippedSummary(List<String> skipped) {
+        if (skipped.isEmpty()) {
+            return "";
+        }
+        StringBuilder b = new StringBuilder("skipped " + skipped.size() + " unreadable image files:\n");
+        skipped.stream().limit(SKIPPED_NAMED).forEach(s -> b.append("  ").append(s).append('\n'));
+        if (skipped.size() > SKIPPED_NAMED) {
+            b.append("  and ").append(skipped.size() - SKIPPED_NAMED).append(" more\n");
+        }
+        return b.toString();
     }
 
     /** @throws IllegalArgumentException naming --validation and --batch when the split leaves no training batch */

@@ -22,6 +22,16 @@ class CommandValidationTest {
     }
 
     @Test
+    void theSummaryNamesTheFirstTenSkippedImagesAndCountsTheRest() {
+        assertEquals("", FineTuneCommand.skippedSummary(java.util.List.of()));
+        java.util.List<String> skipped = java.util.stream.IntStream.range(0, 13)
+                .mapToObj(i -> "data/a/" + i + ".png: cut short").toList();
+        String s = FineTuneCommand.skippedSummary(skipped);
+        assertTrue(s.startsWith("skipped 13 unreadable image files:\n  data/a/0.png: cut short\n"), s);
+        assertTrue(s.contains("  data/a/9.png: cut short\n  and 3 more\n") && !s.contains("10.png"), s);
+    }
+
+    @Test
     void dl4jVariantsNeedTheZooResNet50() {
         String err = run(2, "report", "--model", "resnet18", "--dl4j", "DL4J_CONVERTED_TUNE");
         assertTrue(err.contains("--dl4j") && err.contains("resnet18"), err);

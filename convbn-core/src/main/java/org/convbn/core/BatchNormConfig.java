@@ -52,11 +52,6 @@ public record BatchNormConfig(int channels, double eps, double momentum, boolean
         return new BatchNormConfig(channels, eps, newMomentum, affine, unbiasedRunningVar);
     }
 
-    /** @return a copy with affine on or off */
-    public BatchNormConfig withAffine(boolean newAffine) {
-        return new BatchNormConfig(channels, eps, momentum, newAffine, unbiasedRunningVar);
-    }
-
     /** @return a copy that updates the running variance with the unbiased (true) or biased (false) batch variance */
     public BatchNormConfig withUnbiasedRunningVar(boolean unbiased) {
         return new BatchNormConfig(channels, eps, momentum, affine, unbiased);

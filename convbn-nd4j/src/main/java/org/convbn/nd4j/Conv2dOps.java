@@ -1,10 +1,10 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
 import net.jcip.annotations.ThreadSafe;
 
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels.ConvGradients;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
@@ -37,17 +37,6 @@ public final class Conv2dOps {
     static final long DEPTHWISE_OP_MAX_OUTPUTS = 1024;
 
     private Conv2dOps() {
-    }
-
-    /**
-     * Gradients of a conv.
-     *
-     * @param input dL/dX {@code [N, C, H, W]}
-     * @param weight dL/dW {@code [O, C/groups, kH, kW]}
-     * @param bias dL/db {@code [O]}, or null when the conv was run without a bias
-     */
-    @NotThreadSafe
-    public record Gradients(INDArray input, INDArray weight, INDArray bias) {
     }
 
     /**
@@ -103,14 +92,14 @@ public final class Conv2dOps {
      * @param gy dL/dY {@code [N, O, oH, oW]}, not modified
      * @return new arrays dX, dW and (when {@code b != null}) db
      */
-    public static Gradients backward(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
+    public static ConvGradients backward(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
         return backward(Arena.direct(), c, x, w, b, gy);
     }
 
     /** {@link #backward(ConvConfig, INDArray, INDArray, INDArray, INDArray)} with the results from {@code arena}. */
-    public static Gradients backward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
-        Gradients all = new Gradients(arena.allocate(x.dataType(), x.shape()), arena.allocate(w.dataType(), w.shape()),
-                b == null ? null : arena.allocate(b.dataType(), b.shape()));
+    public static ConvGradients backward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
+        ConvGradients all = new ConvGradients(arena.allocate(x.dataType(), x.shape()),
+                arena.allocate(w.dataType(), w.shape()), b == null ? null : arena.allocate(b.dataType(), b.shape()));
         if (c.groups() == 1) {
             backwardGroup(c, x, w, b, gy, all);
             return all;
@@ -126,7 +115,7 @@ public final class Conv2dOps {
             INDArray bg = b == null ? null : outputSlice(arena, c, b, g);
             INDArray gyg = arena.allocate(gy.dataType(), gy.size(0), og, gy.size(2), gy.size(3));
             gyg.assign(channels(gy, g, og));
-            Gradients part = new Gradients(arena.allocate(xg.dataType(), xg.shape()),
+            ConvGradients part = new ConvGradients(arena.allocate(xg.dataType(), xg.shape()),
                     arena.allocate(wg.dataType(), wg.shape()), bg == null ? null : arena.allocate(bg.dataType(), og));
             backwardGroup(c, xg, wg, bg, gyg, part);
             channels(all.input(), g, c.inChannelsPerGroup()).assign(part.input());
@@ -172,7 +161,7 @@ public final class Conv2dOps {
     }
 
     private static void depthwiseBackward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b,
-                                          INDArray gy, Gradients out) {
+                                          INDArray gy, ConvGradients out) {
         int mult = c.outChannelsPerGroup();
         INDArray dw = depthwiseWeight(arena, c, w);
         INDArray gw = mult == 1 ? out.weight().reshape(dw.shape()) : arena.allocate(w.dataType(), dw.shape());
@@ -196,7 +185,8 @@ public final class Conv2dOps {
         exec(c, op.build());
     }
 
-    private static void backwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy, Gradients out) {
+    private static void backwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy,
+                                      ConvGradients out) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("conv2d_bp");
         op.addInputs(b == null ? new INDArray[] {x, w, gy} : new INDArray[] {x, w, b, gy});
         op.addOutputs(b == null ? new INDArray[] {out.input(), out.weight()}

@@ -11,6 +11,7 @@ import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.GaussianQuantiles;
 import org.convbn.core.proxy.ProxyMoments;
 import org.convbn.core.proxy.ProxyNormConfig;
+import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
@@ -174,7 +175,7 @@ public final class ConvProxyNormBlock {
 
         INDArray dv = groupNormBackward(da, y, savedRstd);
         Arena.direct().release(da, y);
-        Conv2dOps.Gradients g = Conv2dOps.backward(conv, savedInput, parameters.weight(), parameters.bias(), dv);
+        Kernels.ConvGradients g = Conv2dOps.backward(conv, savedInput, parameters.weight(), parameters.bias(), dv);
         Arena.direct().release(dv, savedRstd);
         clearSaved();
         Map<String, INDArray> grads = new LinkedHashMap<>();

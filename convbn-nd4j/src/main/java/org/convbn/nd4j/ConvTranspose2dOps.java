@@ -2,6 +2,7 @@ package org.convbn.nd4j;
 
 import org.convbn.core.ConvTransposeConfig;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
@@ -60,7 +61,7 @@ final class ConvTranspose2dOps {
      * @param biasGradient whether to compute dL/db = sum of g over N, H, W
      * @return new dL/dX (or null), dL/dW, dL/db (or null)
      */
-    static Conv2dOps.Gradients backward(Arena arena, ConvTransposeConfig c, INDArray x, INDArray w, INDArray g,
+    static Kernels.ConvGradients backward(Arena arena, ConvTransposeConfig c, INDArray x, INDArray w, INDArray g,
                                         boolean inputGradient, boolean biasGradient) {
         INDArray full = unpadded(arena, c, x, g);
         INDArray dx = arena.allocate(x.dataType(), x.shape());
@@ -95,7 +96,7 @@ final class ConvTranspose2dOps {
             db = copy(arena, sums);
             Arena.direct().release(sums);
         }
-        return new Conv2dOps.Gradients(dx, dw, db);
+        return new Kernels.ConvGradients(dx, dw, db);
     }
 
     /** @return the unpadded output size {@code (in - 1) s + d (k - 1) + 1} of each spatial dimension */

@@ -112,15 +112,15 @@ public final class ModeFunctions {
      * @throws IllegalArgumentException if a source tensor holds NaN or infinity (named)
      */
     public static FoldedParameters fold(Arena arena, ConvBNConfig config, ConvBNParameters p, boolean checkWeight) {
-        INDArray[] sb = foldedBias(arena, config, p);
-        INDArray w = Producers.scaleOutputs(arena, config.producer(), p.weight(), sb[0]);
+        FoldedBias sb = foldedBias(arena, config, p);
+        INDArray w = Producers.scaleOutputs(arena, config.producer(), p.weight(), sb.scale());
         if (checkWeight && !Double.isFinite(w.sumNumber().doubleValue())) {
-            arena.release(w, sb[0], sb[1]);
+            arena.release(w, sb.scale(), sb.bias());
             Tensors.requireFinite(config.producer().weightName(), p.weight());
             throw new IllegalArgumentException("folded parameters: expected finite values, got NaN or infinity from "
                     + "finite inputs (s * W overflowed)");
         }
-        return new FoldedParameters(w, sb[1], sb[0]);
+        return new FoldedParameters(w, sb.bias(), sb.scale());
     }
 
     /**
@@ -258,11 +258,20 @@ public final class ModeFunctions {
     // ---------------------------------------------------------------- TUNE
 
     /**
+     * The fold's per-channel part.
+     *
+     * @param scale s = gamma / sqrt(var + eps), {@code [C]}
+     * @param bias b' = beta + s (b - mean), {@code [C]}
+     */
+    private record FoldedBias(INDArray scale, INDArray bias) {
+    }
+
+    /**
      * The fold's per-channel part: s and {@code b' = beta + s (b - mean)} (small vectors).
      *
-     * @return new s and b' from {@code arena}, in that order
+     * @return new s and b' from {@code arena}
      */
-    private static INDArray[] foldedBias(Arena arena, ConvBNConfig config, ConvBNParameters p) {
+    private static FoldedBias foldedBias(Arena arena, ConvBNConfig config, ConvBNParameters p) {
         double[] s = scale(config.bn(), host(p.gamma()), host(p.runningVar()));
         double[] mean = host(p.runningMean());
         double[] bias = host(p.bias());
@@ -279,7 +288,7 @@ public final class ModeFunctions {
             }
         }
         org.nd4j.linalg.api.buffer.DataType type = p.runningVar().dataType();
-        return new INDArray[] {device(arena, type, s), device(arena, type, b)};
+        return new FoldedBias(device(arena, type, s), device(arena, type, b));
     }
 
     /**
@@ -289,13 +298,13 @@ public final class ModeFunctions {
      */
     public static Forward tune(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
         if (config.tuneFold() == TuneFold.RECOMPUTE) {
-            INDArray[] sb = foldedBias(k.arena(), config, p);
-            INDArray z = Producers.forward(k, config.producer(), x, p.weight(), sb[0], sb[1], out);
-            return new Forward(z, new SavedTensors.TuneRecomputed(x, sb[1], sb[0], k.arena()));
+            FoldedBias sb = foldedBias(k.arena(), config, p);
+            INDArray z = Producers.forward(k, config.producer(), x, p.weight(), sb.scale(), sb.bias(), out);
+            return new Forward(z, new SavedTensors.TuneRecomputed(x, sb.bias(), sb.scale(), k.arena()));
         }
-        INDArray[] sb = foldedBias(k.arena(), config, p);
-        FoldedParameters f = new FoldedParameters(Producers.scaleOutputs(k, config.producer(), p.weight(), sb[0]),
-                sb[1], sb[0]);
+        FoldedBias sb = foldedBias(k.arena(), config, p);
+        FoldedParameters f = new FoldedParameters(Producers.scaleOutputs(k, config.producer(), p.weight(),
+                sb.scale()), sb.bias(), sb.scale());
         INDArray z = Producers.forward(k, config.producer(), x, f.weight(), null, f.bias(), out);
         return new Forward(z, new SavedTensors.TuneKept(x, f, k.arena()));
     }

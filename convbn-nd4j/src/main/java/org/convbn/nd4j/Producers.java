@@ -67,7 +67,7 @@ final class Producers {
         INDArray ws = weightScale == null ? w : scaleOutputs(k, t, w, weightScale);
         INDArray xc = nchw(k, x);
         INDArray gc = nchw(k, g);
-        Conv2dOps.Gradients r = ConvTranspose2dOps.backward(k.arena(), t, xc, ws, gc, inputGradient, biasGradient);
+        Kernels.ConvGradients r = ConvTranspose2dOps.backward(k.arena(), t, xc, ws, gc, inputGradient, biasGradient);
         releaseIfCopy(k, ws, w);
         releaseIfCopy(k, xc, x);
         releaseIfCopy(k, gc, g);

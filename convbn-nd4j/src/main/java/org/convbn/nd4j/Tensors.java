@@ -54,19 +54,6 @@ final class Tensors {
         return out;
     }
 
-    /**
-     * Multiplies each output channel (dimension 0) of a weight by its scale.
-     *
-     * @param w {@code [O, ...]}, not modified
-     * @param scale {@code [O]}, not modified
-     * @return a new array shaped like {@code w}
-     */
-    static INDArray scaleOutputChannels(INDArray w, INDArray scale) {
-        INDArray out = Nd4j.createUninitialized(w.dataType(), w.shape());
-        Nd4j.exec(new BroadcastMulOp(w, scale, out, 0));
-        return out;
-    }
-
     /** @return per-channel sums over N, H, W of an NCHW array, a new {@code [C]} array */
     static INDArray channelSums(INDArray t) {
         return t.sum(0, 2, 3);

@@ -10,6 +10,7 @@ import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.core.GroupedBlocks;
 import org.convbn.core.Mode;
+import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.testkit.conformance.FiniteDifference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -62,8 +63,8 @@ class GroupedConvTest {
         INDArray y = Conv2dOps.forward(grouped, x, w, null);
         assertTrue(y.equalsWithEps(Conv2dOps.forward(dense, x, wd, null), EXACT), "forward");
         INDArray g = Nd4j.rand(5, y.shape()).castTo(DataType.DOUBLE).subi(0.5);
-        Conv2dOps.Gradients gg = Conv2dOps.backward(grouped, x, w, null, g);
-        Conv2dOps.Gradients gd = Conv2dOps.backward(dense, x, wd, null, g);
+        Kernels.ConvGradients gg = Conv2dOps.backward(grouped, x, w, null, g);
+        Kernels.ConvGradients gd = Conv2dOps.backward(dense, x, wd, null, g);
         assertTrue(gg.input().equalsWithEps(gd.input(), EXACT), "dX");
         // dW of the grouped conv is the block-diagonal part of the dense conv's dW.
         INDArray maskedDense = gd.weight().mul(blockDiagonal(grouped, Nd4j.onesLike(w)));

@@ -6,7 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Map;
 
 import org.convbn.core.RetainedBytes;
-import org.convbn.nd4j.NamedBlockAccess;
+import org.convbn.nd4j.RetainedOutput;
 import org.convbn.nd4j.Optimizer;
 import org.convbn.testkit.conformance.RelativeError;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -41,7 +41,7 @@ final class EvalTuneSteps {
             assertTrue(RelativeError.of(flat(le), flat(lt), 0) <= tolerance);
             long blockOutputs = 0;
             for (NamedBlock b : eval.blocks()) {
-                blockOutputs += NamedBlockAccess.outputBytes(b.block());
+                blockOutputs += RetainedOutput.bytes(b.block());
             }
             RetainedBytes re = eval.retainedBytes();
             RetainedBytes rt = tune.retainedBytes();

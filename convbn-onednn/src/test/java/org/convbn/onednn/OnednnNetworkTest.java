@@ -14,7 +14,7 @@ import java.util.stream.Stream;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.testkit.conformance.RelativeError;
-import org.convbn.nd4j.NamedBlockAccess;
+import org.convbn.nd4j.RetainedOutput;
 import org.convbn.net.StateDict;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.KernelsProvider;
@@ -245,7 +245,7 @@ class OnednnNetworkTest {
                 held.put(mode, net.retainedBytes());
                 if (mode == Mode.EVAL) {
                     for (NamedBlock b : net.blocks()) {
-                        blockOutputs += NamedBlockAccess.outputBytes(b.block());
+                        blockOutputs += RetainedOutput.bytes(b.block());
                     }
                 }
             }

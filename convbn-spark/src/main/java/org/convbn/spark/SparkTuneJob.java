@@ -74,10 +74,10 @@ public final class SparkTuneJob implements Callable<Integer> {
     int resolution = 224;
     @Option(names = "--classes", description = "outputs of the zoo network (default: ${DEFAULT-VALUE})")
     int classes = 10;
-    @Option(names = "--learning-rate", description = "SGD with Nesterov momentum 0.9, for the zoo network "
+    @Option(names = {"--lr", "--learning-rate"}, description = "SGD with Nesterov momentum 0.9, for the zoo network "
             + "(default: ${DEFAULT-VALUE})")
     double learningRate = 1e-3;
-    @Option(names = "--output", description = "where to write the trained network (ModelSerializer zip)")
+    @Option(names = {"--out", "--output"}, description = "where to write the trained network (ModelSerializer zip)")
     Path output;
 
     /** Exit codes: 0 done, 2 bad options or input (named in an "error: ..." line), 1 anything else. */
@@ -167,7 +167,7 @@ public final class SparkTuneJob implements Callable<Integer> {
             throw new IllegalArgumentException("--classes: expected at least 2, got " + classes);
         }
         if (!(learningRate >= 0) || !Double.isFinite(learningRate)) {
-            throw new IllegalArgumentException("--learning-rate: expected a finite value >= 0, got " + learningRate);
+            throw new IllegalArgumentException("--lr: expected a finite value >= 0, got " + learningRate);
         }
         if (network != null && data == null) {
             throw new IllegalArgumentException("--data: expected with --network (random images are made for the zoo "
@@ -178,7 +178,7 @@ public final class SparkTuneJob implements Callable<Integer> {
                     + (Files.exists(network) ? " (not a file)" : " (missing)"));
         }
         if (output != null) {
-            AtomicFiles.checkWritable(output, "--output");
+            AtomicFiles.checkWritable(output, "--out");
         }
     }
 

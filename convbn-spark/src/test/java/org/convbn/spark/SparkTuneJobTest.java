@@ -50,7 +50,7 @@ class SparkTuneJobTest {
         Path output = dir.resolve("out/tuned.zip");
         int batch = (int) Dl4jFixtures.INPUT_SHAPE[0];
         assertEquals(0, parse("--network", network.toString(), "--data", data.toString(), "--batch",
-                String.valueOf(batch), "--steps", "2", "--output", output.toString()).call());
+                String.valueOf(batch), "--steps", "2", "--out", output.toString()).call());
 
         ComputationGraph tuned = ModelSerializer.restoreComputationGraph(output.toFile(), true);
         List<ConvBNRuntimeLayer> layers = ConvBNLayers.of(tuned);
@@ -73,11 +73,12 @@ class SparkTuneJobTest {
         assertMessage("--steps: expected at least 1, got 0", parse("--steps", "0"));
         assertMessage("--resolution: the zoo ResNet50 needs at least 112, got 64", parse("--resolution", "64"));
         assertMessage("--classes: expected at least 2, got 1", parse("--classes", "1"));
-        assertMessage("--learning-rate: expected a finite value >= 0, got NaN", parse("--learning-rate", "NaN"));
+        assertMessage("--lr: expected a finite value >= 0, got NaN", parse("--lr", "NaN"));
+        assertMessage("--lr: expected a finite value >= 0, got NaN", parse("--learning-rate", "NaN")); // the old name
         assertMessage("--data: expected with --network", parse("--network", dir.resolve("x.zip").toString()));
         assertMessage("--network: expected a ModelSerializer file, got " + dir.resolve("x.zip") + " (missing)",
                 parse("--network", dir.resolve("x.zip").toString(), "--data", dir.toString()));
-        assertMessage("--output: expected a regular file to write, got a directory", parse("--output",
+        assertMessage("--out: expected a regular file to write, got a directory", parse("--out",
                 dir.toString()));
     }
 

@@ -3,6 +3,7 @@ package org.convbn.bench.jmh;
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.Conv2dOps;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
 import org.openjdk.jmh.annotations.Benchmark;
 import org.openjdk.jmh.annotations.Param;
 import org.openjdk.jmh.annotations.Setup;
@@ -34,7 +35,7 @@ public class BareConvStepBenchmark extends AbstractBenchmark {
     @Benchmark
     public INDArray step() {
         INDArray y = Conv2dOps.forward(conv, x, w, null);
-        Conv2dOps.Gradients g = Conv2dOps.backward(conv, x, w, null, gradOutput);
+        Kernels.ConvGradients g = Conv2dOps.backward(conv, x, w, null, gradOutput);
         w.subi(g.weight().muli(1e-3));
         Arena.direct().release(y, g.input(), g.weight());
         return y;

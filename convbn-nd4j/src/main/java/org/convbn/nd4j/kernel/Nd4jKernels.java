@@ -154,7 +154,7 @@ public final class Nd4jKernels implements Kernels {
         INDArray ws = scaled(w, weightScale);
         // conv2d_bp computes the bias gradient when given a bias; only its shape is read.
         INDArray bias = biasGradient ? arena.allocate(w.dataType(), w.size(0)) : null;
-        Conv2dOps.Gradients r = Conv2dOps.backward(arena, c, xc, ws, bias, gc);
+        ConvGradients r = Conv2dOps.backward(arena, c, xc, ws, bias, gc);
         arena.release(bias);
         releaseIfCopy(ws, w);
         releaseIfCopy(xc, x);

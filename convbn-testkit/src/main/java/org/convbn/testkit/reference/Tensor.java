@@ -85,15 +85,6 @@ public record Tensor(int[] shape, double[] data) {
         return new Tensor(shape, data.clone());
     }
 
-    /** @return the largest absolute value, 0 for an empty tensor */
-    public double maxAbs() {
-        double m = 0;
-        for (double v : data) {
-            m = Math.max(m, Math.abs(v));
-        }
-        return m;
-    }
-
     @Override
     public boolean equals(Object o) {
         return o instanceof Tensor t && Arrays.equals(shape, t.shape) && Arrays.equals(data, t.data);

@@ -1,12 +1,12 @@
 package org.convbn.nd4j;
 
-/** Test access to a block's pending state. */
-public final class NamedBlockAccess {
-    private NamedBlockAccess() {
+/** What a block keeps of its conv output between forward and backward, for tests of the modes' retained bytes. */
+public final class RetainedOutput {
+    private RetainedOutput() {
     }
 
     /** @return bytes of the conv output Y the block keeps (EVAL/TRAIN), 0 otherwise */
-    public static long outputBytes(ConvBNBlock block) {
+    public static long bytes(ConvBNBlock block) {
         var acts = block.retainedActivations();
         return acts.size() == 2 ? Tensors.bytes(acts.get(1)) : 0;
     }

@@ -4,6 +4,7 @@ import net.jcip.annotations.NotThreadSafe;
 
 import org.convbn.nd4j.kernel.Arena;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 import org.convbn.core.ConvConfig;
@@ -207,6 +208,16 @@ public final class ConvProxyNormBlock {
         Nd4j.exec(new BroadcastMulOp(dv, rstd.reshape(shape[0], groups), dv, 0, 1));
         Arena.direct().release(yTerm, meanDy, meanDyY);
         return dv.reshape('c', shape);
+    }
+
+    /**
+     * @return what the last forward keeps for the backward: its input x (the caller's), the normalised conv output y
+     *         {@code [N, C, H, W]} and the per-group inverse standard deviations {@code [N, groups, 1]}; empty when
+     *         nothing is pending. Live arrays, not to be modified.
+     */
+    public List<INDArray> retainedActivations() {
+        return savedNormalized == null ? List.of()
+                : List.of(savedInput, savedNormalized, savedRstd);
     }
 
     /** Drops what the last forward saved. */

@@ -1,6 +1,8 @@
 package org.convbn.nd4j;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -111,6 +113,26 @@ class ConvProxyNormBlockTest {
         INDArray first = z1.get(NDArrayIndex.interval(0, 1));
         assertTrue(first.equalsWithEps(z2.get(NDArrayIndex.interval(0, 1)), EXACT), "other samples changed sample 0");
         assertTrue(first.equalsWithEps(alone, EXACT), "sample 0 alone differs from sample 0 in the batch");
+    }
+
+    /**
+     * What a forward keeps, exactly: x, y {@code [N, C, oH, oW]} and the per-group inverse standard deviations
+     * {@code [N, groups, 1]}; nothing after the backward or clearSaved.
+     */
+    @Test
+    void theRetainedArraysAreExactlyXTheNormalisedOutputAndTheGroupStatistics() {
+        ConvProxyNormBlock b = block(3, Activation.SILU, 7);
+        INDArray x = random(41, 2, 4, 9, 8); // stride 2, padding 1: 5x4 outputs
+        INDArray z = b.forward(x);
+        java.util.List<INDArray> kept = b.retainedActivations();
+        assertEquals(3, kept.size());
+        assertSame(x, kept.get(0));
+        assertArrayEquals(new long[] {2, 6, 5, 4}, kept.get(1).shape());
+        assertEquals(2L * 3, kept.get(2).length());
+        long bytes = kept.stream().mapToLong(a -> a.length() * a.dataType().width()).sum();
+        assertEquals((2L * 4 * 9 * 8 + 2L * 6 * 5 * 4 + 2L * 3) * Double.BYTES, bytes);
+        b.backward(Nd4j.onesLike(z));
+        assertEquals(java.util.List.of(), b.retainedActivations(), "the backward releases what it kept");
     }
 
     /** No batch statistics: the forward of a training step (followed by its backward) equals an inference forward. */

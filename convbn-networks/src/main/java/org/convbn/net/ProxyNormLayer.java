@@ -83,7 +83,7 @@ public final class ProxyNormLayer implements ConvLayer {
 
     @Override
     public void collectRetained(List<INDArray> into) {
-        // the block keeps its input (the caller's) and its normalised output and group statistics (not pooled)
+        into.addAll(block.retainedActivations()); // its input (also counted where it was made), y and the statistics
     }
 
     @Override

@@ -5,6 +5,8 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.PrintWriter;
 import java.io.StringWriter;
+import java.util.List;
+import java.util.stream.IntStream;
 
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
@@ -23,8 +25,8 @@ class CommandValidationTest {
 
     @Test
     void theSummaryNamesTheFirstTenSkippedImagesAndCountsTheRest() {
-        assertEquals("", FineTuneCommand.skippedSummary(java.util.List.of()));
-        java.util.List<String> skipped = java.util.stream.IntStream.range(0, 13)
+        assertEquals("", FineTuneCommand.skippedSummary(List.of()));
+        List<String> skipped = IntStream.range(0, 13)
                 .mapToObj(i -> "data/a/" + i + ".png: cut short").toList();
         String s = FineTuneCommand.skippedSummary(skipped);
         assertTrue(s.startsWith("skipped 13 unreadable image files:\n  data/a/0.png: cut short\n"), s);

@@ -12,6 +12,7 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -171,7 +172,7 @@ class FineTuneCommandTest {
         assertTrue(p.isAlive() && Files.exists(checkpoint), "the run wrote its first checkpoint:\n"
                 + Files.readString(log));
         p.destroy(); // SIGTERM
-        assertTrue(p.waitFor(300, java.util.concurrent.TimeUnit.SECONDS), "the run ended");
+        assertTrue(p.waitFor(300, TimeUnit.SECONDS), "the run ended");
         String out = Files.readString(log);
         assertEquals(143, p.exitValue(), out); // 128 + SIGTERM, after the shutdown hook let the step finish
         assertTrue(out.contains("asked to end; stopping after the current step"), out);
@@ -198,7 +199,7 @@ class FineTuneCommandTest {
         command.addAll(tune(work, EPOCHS_FOR_MEMORY));
         Path log = Files.createDirectories(work).resolve("log.txt");
         Process p = new ProcessBuilder(command).redirectErrorStream(true).redirectOutput(log.toFile()).start();
-        assertTrue(p.waitFor(600, java.util.concurrent.TimeUnit.SECONDS), "the run ended");
+        assertTrue(p.waitFor(600, TimeUnit.SECONDS), "the run ended");
         assertEquals(0, p.exitValue(), Files.readString(log));
         JsonNode epochs = new ObjectMapper().readTree(work.resolve("curve.json").toFile()).get("epochs");
         assertEquals(EPOCHS_FOR_MEMORY, epochs.size());

@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -124,7 +125,7 @@ class ConvProxyNormBlockTest {
         ConvProxyNormBlock b = block(3, Activation.SILU, 7);
         INDArray x = random(41, 2, 4, 9, 8); // stride 2, padding 1: 5x4 outputs
         INDArray z = b.forward(x);
-        java.util.List<INDArray> kept = b.retainedActivations();
+        List<INDArray> kept = b.retainedActivations();
         assertEquals(3, kept.size());
         assertSame(x, kept.get(0));
         assertArrayEquals(new long[] {2, 6, 5, 4}, kept.get(1).shape());
@@ -132,7 +133,7 @@ class ConvProxyNormBlockTest {
         long bytes = kept.stream().mapToLong(a -> a.length() * a.dataType().width()).sum();
         assertEquals((2L * 4 * 9 * 8 + 2L * 6 * 5 * 4 + 2L * 3) * Double.BYTES, bytes);
         b.backward(Nd4j.onesLike(z));
-        assertEquals(java.util.List.of(), b.retainedActivations(), "the backward releases what it kept");
+        assertEquals(List.of(), b.retainedActivations(), "the backward releases what it kept");
     }
 
     /** No batch statistics: the forward of a training step (followed by its backward) equals an inference forward. */

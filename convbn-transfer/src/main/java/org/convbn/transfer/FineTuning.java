@@ -11,6 +11,7 @@ import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -18,6 +19,7 @@ import java.util.Objects;
 import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CancellationException;
+import java.util.stream.Collectors;
 
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -408,7 +410,7 @@ public final class FineTuning implements AutoCloseable {
 
         RunMismatchException(Path checkpoint, List<Difference> differences) {
             super("checkpoint " + checkpoint + ": made for another run: " + differences.stream()
-                    .map(Difference::toString).collect(java.util.stream.Collectors.joining("; ")));
+                    .map(Difference::toString).collect(Collectors.joining("; ")));
             this.differences = List.copyOf(differences);
         }
 
@@ -511,7 +513,7 @@ public final class FineTuning implements AutoCloseable {
     /** @throws RunMismatchException listing the differences {@code overridden} does not name */
     private static void compare(Path checkpoint, Map<String, String> recorded, Map<String, String> now,
                                 Set<String> overridden) {
-        Set<String> names = new java.util.LinkedHashSet<>(recorded.keySet());
+        Set<String> names = new LinkedHashSet<>(recorded.keySet());
         names.addAll(now.keySet());
         for (String o : overridden) {
             if (!names.contains(o)) {

@@ -158,13 +158,14 @@ final class FineTuneCommand implements Callable<Integer> {
             this.override = override;
         }
 
+        /** @return the option that sets it, or null for a setting this command does not make */
         static Setting of(String setting) {
             for (Setting s : values()) {
                 if (s.setting.equals(setting)) {
                     return s;
                 }
             }
-            throw new IllegalStateException("no option sets the setting " + setting);
+            return null;
         }
 
         static Setting byOverride(String name) {
@@ -295,9 +296,11 @@ final class FineTuneCommand implements Callable<Integer> {
             List<String> changeable = new ArrayList<>();
             for (FineTuning.Difference x : e.differences()) {
                 Setting s = Setting.of(x.setting());
-                lines.add(s.shown + " " + x.recorded() + " in the checkpoint, " + (x.requested() == null
-                        ? "none" : x.requested()) + " now" + (s.override == null ? " (cannot change on resume)" : ""));
-                if (s.override != null) {
+                String shown = s == null ? x.setting() + " (not a setting of this command)" : s.shown;
+                lines.add(shown + " " + (x.recorded() == null ? "none" : x.recorded()) + " in the checkpoint, "
+                        + (x.requested() == null ? "none" : x.requested()) + " now"
+                        + (s != null && s.override == null ? " (cannot change on resume)" : ""));
+                if (s != null && s.override != null) {
                     changeable.add(s.override);
                 }
             }

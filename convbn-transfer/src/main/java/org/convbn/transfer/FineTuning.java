@@ -21,6 +21,7 @@ import java.util.TreeSet;
 import java.util.concurrent.CancellationException;
 import java.util.stream.Collectors;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.type.TypeReference;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import org.convbn.core.Mode;
@@ -480,9 +481,15 @@ public final class FineTuning implements AutoCloseable {
         Safetensors.Contents c = Safetensors.read(checkpoint);
         Map<String, String> meta = c.metadata();
         require(checkpoint, "format", CHECKPOINT_FORMAT, meta.get("format"));
-        Map<String, String> recorded = JSON.readValue(meta.getOrDefault("settings", "{}"),
-                new TypeReference<LinkedHashMap<String, String>>() {
-                });
+        Map<String, String> recorded;
+        try {
+            recorded = JSON.readValue(meta.getOrDefault("settings", "{}"),
+                    new TypeReference<LinkedHashMap<String, String>>() {
+                    });
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException("checkpoint " + checkpoint + ": its settings are not a JSON object of "
+                    + "names and values (" + e.getOriginalMessage() + ")", e);
+        }
         compare(checkpoint, recorded, settings(net, config), overridden);
         Map<String, INDArray> model = new LinkedHashMap<>();
         Map<String, INDArray> optimizerState = new LinkedHashMap<>();

@@ -34,25 +34,9 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
         implements ProducerConfig {
 
     public ConvConfig {
-        Checks.positive("inChannels", inChannels);
-        Checks.positive("outChannels", outChannels);
-        Checks.positive("kernelH", kernelH);
-        Checks.positive("kernelW", kernelW);
-        Checks.positive("strideH", strideH);
-        Checks.positive("strideW", strideW);
-        Checks.positive("dilationH", dilationH);
-        Checks.positive("dilationW", dilationW);
-        Checks.positive("groups", groups);
+        ConvGeometry.check(inChannels, outChannels, kernelH, kernelW, strideH, strideW, dilationH, dilationW, groups);
         if (padding == null) {
             throw new NullPointerException("padding: expected explicit or same, got null");
-        }
-        if (inChannels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of inChannels=" + inChannels
-                    + ", got " + groups);
-        }
-        if (outChannels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of outChannels=" + outChannels
-                    + ", got " + groups);
         }
     }
 
@@ -174,65 +158,26 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
 
     /** Builder of {@link ConvConfig}; {@link #build()} validates. Defaults: 3x3, stride 1, padding 0, dilation 1, groups 1, bias on. */
     @NotThreadSafe
-    public static final class Builder {
-        private final int inChannels;
-        private final int outChannels;
-        private int kernelH = 3;
-        private int kernelW = 3;
-        private int strideH = 1;
-        private int strideW = 1;
+    public static final class Builder extends ConvGeometry.Builder<Builder> {
         private Padding padding = Padding.of(0);
-        private int dilationH = 1;
-        private int dilationW = 1;
-        private int groups = 1;
-        private boolean bias = true;
 
         private Builder(int inChannels, int outChannels) {
-            this.inChannels = inChannels;
-            this.outChannels = outChannels;
+            super(inChannels, outChannels);
         }
 
-        public Builder kernel(int k) {
-            return kernel(k, k);
-        }
-
-        public Builder kernel(int kh, int kw) {
-            this.kernelH = kh;
-            this.kernelW = kw;
+        @Override
+        Builder self() {
             return this;
         }
 
-        public Builder stride(int s) {
-            return stride(s, s);
-        }
-
-        public Builder stride(int sh, int sw) {
-            this.strideH = sh;
-            this.strideW = sw;
-            return this;
-        }
-
+        /** @param p explicit zero padding on every side */
         public Builder padding(int p) {
             return padding(Padding.of(p));
         }
 
+        /** @param p explicit or "same" padding */
         public Builder padding(Padding p) {
             this.padding = p;
-            return this;
-        }
-
-        public Builder dilation(int d) {
-            return dilation(d, d);
-        }
-
-        public Builder dilation(int dh, int dw) {
-            this.dilationH = dh;
-            this.dilationW = dw;
-            return this;
-        }
-
-        public Builder groups(int g) {
-            this.groups = g;
             return this;
         }
 
@@ -253,11 +198,6 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
                         + inChannels + ", got " + size);
             }
             return groups(inChannels / size);
-        }
-
-        public Builder bias(boolean b) {
-            this.bias = b;
-            return this;
         }
 
         /** @throws IllegalArgumentException naming the first invalid setting */

@@ -44,32 +44,16 @@ public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, 
                                   int groups, boolean bias) implements ProducerConfig {
 
     public ConvTransposeConfig {
-        Checks.positive("inChannels", inChannels);
-        Checks.positive("outChannels", outChannels);
-        Checks.positive("kernelH", kernelH);
-        Checks.positive("kernelW", kernelW);
-        Checks.positive("strideH", strideH);
-        Checks.positive("strideW", strideW);
+        ConvGeometry.check(inChannels, outChannels, kernelH, kernelW, strideH, strideW, dilationH, dilationW, groups);
         Checks.nonNegative("padH", padH);
         Checks.nonNegative("padW", padW);
         Checks.nonNegative("outputPadH", outputPadH);
         Checks.nonNegative("outputPadW", outputPadW);
-        Checks.positive("dilationH", dilationH);
-        Checks.positive("dilationW", dilationW);
-        Checks.positive("groups", groups);
         // PyTorch also accepts output padding below the dilation; the output rows that adds lie beyond every
         // input's reach of the adjoint conv, whose output size would then no longer be H.
         if (outputPadH >= strideH || outputPadW >= strideW) {
             throw new IllegalArgumentException("outputPadding: expected < stride " + strideH + "x" + strideW + ", got "
                     + outputPadH + "x" + outputPadW);
-        }
-        if (inChannels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of inChannels=" + inChannels + ", got "
-                    + groups);
-        }
-        if (outChannels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of outChannels=" + outChannels + ", got "
-                    + groups);
         }
     }
 
@@ -162,84 +146,48 @@ public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, 
 
     /** Builder of {@link ConvTransposeConfig}; {@link #build()} validates. Defaults: 3x3, stride 1, no padding. */
     @NotThreadSafe
-    public static final class Builder {
-        private final int inChannels;
-        private final int outChannels;
-        private int kernelH = 3;
-        private int kernelW = 3;
-        private int strideH = 1;
-        private int strideW = 1;
+    public static final class Builder extends ConvGeometry.Builder<Builder> {
         private int padH;
         private int padW;
         private int outputPadH;
         private int outputPadW;
-        private int dilationH = 1;
-        private int dilationW = 1;
-        private int groups = 1;
-        private boolean bias = true;
 
         private Builder(int inChannels, int outChannels) {
-            this.inChannels = inChannels;
-            this.outChannels = outChannels;
+            super(inChannels, outChannels);
         }
 
-        public Builder kernel(int k) {
-            return kernel(k, k);
-        }
-
-        public Builder kernel(int kh, int kw) {
-            this.kernelH = kh;
-            this.kernelW = kw;
+        @Override
+        Builder self() {
             return this;
         }
 
-        public Builder stride(int s) {
-            return stride(s, s);
-        }
-
-        public Builder stride(int sh, int sw) {
-            this.strideH = sh;
-            this.strideW = sw;
-            return this;
-        }
-
+        /** @param p rows and columns removed from each side of the full output */
         public Builder padding(int p) {
             return padding(p, p);
         }
 
+        /**
+         * @param ph rows removed from top and bottom
+         * @param pw columns removed from left and right
+         */
         public Builder padding(int ph, int pw) {
             this.padH = ph;
             this.padW = pw;
             return this;
         }
 
+        /** @param p rows and columns added at the bottom and right of the output, below the stride */
         public Builder outputPadding(int p) {
             return outputPadding(p, p);
         }
 
+        /**
+         * @param ph rows added at the bottom
+         * @param pw columns added at the right
+         */
         public Builder outputPadding(int ph, int pw) {
             this.outputPadH = ph;
             this.outputPadW = pw;
-            return this;
-        }
-
-        public Builder dilation(int d) {
-            return dilation(d, d);
-        }
-
-        public Builder dilation(int dh, int dw) {
-            this.dilationH = dh;
-            this.dilationW = dw;
-            return this;
-        }
-
-        public Builder groups(int g) {
-            this.groups = g;
-            return this;
-        }
-
-        public Builder bias(boolean b) {
-            this.bias = b;
             return this;
         }
 

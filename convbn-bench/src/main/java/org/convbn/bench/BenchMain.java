@@ -1,5 +1,9 @@
 package org.convbn.bench;
 
+import java.io.IOException;
+import java.nio.file.NoSuchFileException;
+import java.util.Arrays;
+
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -18,12 +22,12 @@ public final class BenchMain {
     static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
-            if (e instanceof java.nio.file.NoSuchFileException) {
+            if (e instanceof NoSuchFileException) {
                 cmd.getErr().println("error: no such file: " + e.getMessage());
                 return 2;
             }
             if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
-                    || e instanceof java.io.IOException) {
+                    || e instanceof IOException) {
                 cmd.getErr().println("error: " + e.getMessage());
                 return 2;
             }
@@ -35,7 +39,7 @@ public final class BenchMain {
     public static void main(String[] args) throws Exception {
         if (args.length > 0 && args[0].equals("jmh")) {
             // JMH's own command line: convbn-bench.jar jmh [JMH options] [benchmark regex]
-            org.openjdk.jmh.Main.main(java.util.Arrays.copyOfRange(args, 1, args.length));
+            org.openjdk.jmh.Main.main(Arrays.copyOfRange(args, 1, args.length));
             return;
         }
         System.setProperty("java.awt.headless", "true");

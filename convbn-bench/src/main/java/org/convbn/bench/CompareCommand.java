@@ -1,7 +1,9 @@
 package org.convbn.bench;
 
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
 
@@ -57,7 +59,7 @@ final class CompareCommand implements Callable<Integer> {
         Safetensors.Contents c = Safetensors.read(in);
         Map<String, INDArray> result = run(c.tensors(), c.metadata(), mode);
         Map<String, String> meta = new LinkedHashMap<>(c.metadata());
-        meta.put("mode", mode.name().toLowerCase(java.util.Locale.ROOT));
+        meta.put("mode", mode.name().toLowerCase(Locale.ROOT));
         meta.put("producer", "convbn compare");
         Safetensors.write(out, result, meta);
         System.out.println("wrote " + out + ": " + String.join(", ", result.keySet()));
@@ -150,7 +152,7 @@ final class CompareCommand implements Callable<Integer> {
             case "linear": {
                 if (input.rank() != 2 && input.rank() != 3) {
                     throw new IllegalArgumentException("input: expected [N,I] or [N,I,L] for a linear layer, got shape "
-                            + java.util.Arrays.toString(input.shape()));
+                            + Arrays.toString(input.shape()));
                 }
                 INDArray w = requireRank("linear.weight", required(t, "linear.weight"), "[O,I]", 2);
                 return new LinearConfig((int) w.size(1), (int) w.size(0), t.containsKey("linear.bias"));
@@ -164,7 +166,7 @@ final class CompareCommand implements Callable<Integer> {
     private static INDArray requireRank(String name, INDArray a, String shape, int rank) {
         if (a.rank() != rank) {
             throw new IllegalArgumentException(name + ": expected rank " + rank + " " + shape + ", got shape "
-                    + java.util.Arrays.toString(a.shape()));
+                    + Arrays.toString(a.shape()));
         }
         return a;
     }

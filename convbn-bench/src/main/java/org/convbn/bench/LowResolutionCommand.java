@@ -1,5 +1,6 @@
 package org.convbn.bench;
 
+import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.HashMap;
@@ -207,7 +208,7 @@ final class LowResolutionCommand implements Callable<Integer> {
                 p.step(), p.epoch(), p.trainLoss(), p.testAccuracy());
     }
 
-    private void writeChart(Result r) throws java.io.IOException {
+    private void writeChart(Result r) throws IOException {
         XYChart c = new XYChartBuilder().width(900).height(500)
                 .title(String.format(Locale.ROOT, "Fine-tuning at %dx%d after training at %dx%d (lr %.3g)",
                         r.resolution(), r.resolution(), r.lowResolution(), r.lowResolution(), r.learningRate()))

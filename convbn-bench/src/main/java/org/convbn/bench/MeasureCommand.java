@@ -4,7 +4,11 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
+import java.util.Locale;
 import java.util.concurrent.Callable;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
@@ -46,13 +50,13 @@ final class MeasureCommand implements Callable<Integer> {
         }
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         if (gcEveryMs > 0) {
-            java.util.concurrent.ScheduledExecutorService gc = java.util.concurrent.Executors
+            ScheduledExecutorService gc = Executors
                     .newSingleThreadScheduledExecutor(r -> {
                         Thread t = new Thread(r, "gc-pacer");
                         t.setDaemon(true);
                         return t;
                     });
-            gc.scheduleAtFixedRate(System::gc, gcEveryMs, gcEveryMs, java.util.concurrent.TimeUnit.MILLISECONDS);
+            gc.scheduleAtFixedRate(System::gc, gcEveryMs, gcEveryMs, TimeUnit.MILLISECONDS);
         }
         boolean rss = MemoryProbe.available();
         String name = mode != null ? mode.name() : dl4j.name();
@@ -77,7 +81,7 @@ final class MeasureCommand implements Callable<Integer> {
             double ms = (System.nanoTime() - t0) / 1e6;
             long peak = rss ? MemoryProbe.highWaterBytes() - baseline + held : -1;
             boolean measured = i >= run.warmup;
-            System.err.printf(java.util.Locale.ROOT, "  [%s %s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n",
+            System.err.printf(Locale.ROOT, "  [%s %s] step %d/%d%s: %.0f ms, peak +%.1f MiB, loss %.4f%n",
                     name, pass, i + 1, run.warmup + run.steps, measured ? "" : " (warm-up)", ms, peak / 1048576.0, loss);
             if (measured) {
                 times.add(ms);

@@ -11,7 +11,9 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.Callable;
+import java.util.stream.Collectors;
 
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -117,7 +119,7 @@ final class ProfileCommand implements Callable<Integer> {
      *         implementation among them; also the ISA oneDNN reported
      */
     static String implementations(Path log) throws IOException {
-        Map<String, Map<String, Integer>> byPrimitive = new java.util.TreeMap<>();
+        Map<String, Map<String, Integer>> byPrimitive = new TreeMap<>();
         List<String> isas = new ArrayList<>();
         try (BufferedReader in = new BufferedReader(new InputStreamReader(Files.newInputStream(log),
                 StandardCharsets.UTF_8))) {
@@ -125,7 +127,7 @@ final class ProfileCommand implements Callable<Integer> {
                 String[] f = line.split(",");
                 if (line.contains("_verbose,exec,") && f.length > 5) {
                     String kind = f[5].equals("undef") ? f[3] : f[3] + " " + f[5];
-                    byPrimitive.computeIfAbsent(kind, k -> new java.util.TreeMap<>()).merge(f[4], 1, Integer::sum);
+                    byPrimitive.computeIfAbsent(kind, k -> new TreeMap<>()).merge(f[4], 1, Integer::sum);
                 } else if (line.contains("_verbose,info,cpu,isa:") && !isas.contains(line)) {
                     isas.add(line.substring(line.indexOf("isa:") + 4));
                 }
@@ -135,7 +137,7 @@ final class ProfileCommand implements Callable<Integer> {
                 + String.join(" / ", isas) + "\n");
         byPrimitive.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-44s %s%n", kind,
                 impls.entrySet().stream().map(e -> e.getKey() + " (" + e.getValue() + ")")
-                        .collect(java.util.stream.Collectors.joining(", ")))));
+                        .collect(Collectors.joining(", ")))));
         byPrimitive.forEach((kind, impls) -> impls.keySet().stream().filter(i -> i.startsWith("ref")).forEach(i -> sb
                 .append("WARNING: ").append(kind).append(" ran oneDNN's reference implementation ").append(i)
                 .append(" (").append(impls.get(i)).append(" calls), orders of magnitude slower than a jit one\n")));

@@ -4,6 +4,7 @@ import java.io.IOException;
 import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -42,7 +43,7 @@ final class PyTorchPeer {
                     if (in == null) {
                         throw new IllegalStateException(SCRIPT + ": missing from the jar");
                     }
-                    Files.copy(in, script, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    Files.copy(in, script, StandardCopyOption.REPLACE_EXISTING);
                 }
                 return Optional.of(new PyTorchPeer(python, script));
             }

@@ -7,7 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 
@@ -98,7 +100,7 @@ class CompareCommandTest {
         Safetensors.write(in, tensors, meta);
 
         int rc = new CommandLine(new CompareCommand()).setCaseInsensitiveEnumValuesAllowed(true).execute("--in",
-                in.toString(), "--mode", mode.name().toLowerCase(java.util.Locale.ROOT), "--out", out.toString());
+                in.toString(), "--mode", mode.name().toLowerCase(Locale.ROOT), "--out", out.toString());
         assertEquals(0, rc);
         Map<String, INDArray> got = Safetensors.read(out).tensors();
 
@@ -124,7 +126,7 @@ class CompareCommandTest {
         }
         assertEquals(want.keySet(), got.keySet());
         want.forEach((name, t) -> {
-            assertArrayEquals(java.util.Arrays.stream(t.shape()).asLongStream().toArray(), got.get(name).shape(),
+            assertArrayEquals(Arrays.stream(t.shape()).asLongStream().toArray(), got.get(name).shape(),
                     name);
             double err = RelativeError.of(t.data(), got.get(name).dup().data().asDouble(), FLOOR);
             assertTrue(err <= FLOAT64_TOLERANCE, () -> producer.kind() + " " + mode + " " + name + ": relative error "
@@ -177,7 +179,7 @@ class CompareCommandTest {
     }
 
     private static INDArray nd(Tensor t) {
-        long[] shape = java.util.Arrays.stream(t.shape()).asLongStream().toArray();
+        long[] shape = Arrays.stream(t.shape()).asLongStream().toArray();
         return Nd4j.create(t.data(), shape, DataType.DOUBLE);
     }
 }

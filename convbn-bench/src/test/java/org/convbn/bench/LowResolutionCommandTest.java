@@ -4,6 +4,8 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.io.PrintWriter;
+import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
 
@@ -63,8 +65,8 @@ class LowResolutionCommandTest {
     @Test
     void aMissingDatasetGetsTheInstallHint() {
         CommandLine cli = BenchMain.commandLine();
-        java.io.StringWriter err = new java.io.StringWriter();
-        cli.setErr(new java.io.PrintWriter(err));
+        StringWriter err = new StringWriter();
+        cli.setErr(new PrintWriter(err));
         int rc = cli.execute("low-resolution", "--data", dir.resolve("nowhere").toString());
         assertEquals(2, rc);
         assertTrue(err.toString().contains("apt-get install dataset-fashion-mnist"), err.toString());

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import java.util.Arrays;
+
 import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
 
@@ -133,18 +135,18 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
     public void checkInputShape(String name, long[] shape) {
         if (shape.length != 4) {
             throw new IllegalArgumentException(name + ": expected rank 4 [N, C=" + inChannels + ", H, W], got rank "
-                    + shape.length + " " + java.util.Arrays.toString(shape));
+                    + shape.length + " " + Arrays.toString(shape));
         }
         if (shape[1] != inChannels) {
             throw new IllegalArgumentException(name + ": expected " + inChannels + " channels (dimension 1), got "
-                    + shape[1] + " in " + java.util.Arrays.toString(shape));
+                    + shape[1] + " in " + Arrays.toString(shape));
         }
         if (shape[0] < 1 || shape[2] < 1 || shape[3] < 1) {
             throw new IllegalArgumentException(name + ": expected N, H, W >= 1, got "
-                    + java.util.Arrays.toString(shape));
+                    + Arrays.toString(shape));
         }
         if (shape[2] > Integer.MAX_VALUE || shape[3] > Integer.MAX_VALUE) {
-            throw new IllegalArgumentException(name + ": spatial size too large: " + java.util.Arrays.toString(shape));
+            throw new IllegalArgumentException(name + ": spatial size too large: " + Arrays.toString(shape));
         }
         int oh = outputHeight((int) shape[2]);
         int ow = outputWidth((int) shape[3]);

@@ -1,5 +1,7 @@
 package org.convbn.core;
 
+import java.util.Locale;
+
 import net.jcip.annotations.Immutable;
 
 /**
@@ -63,7 +65,7 @@ public record Cost(long parameters, long multiplyAdds) {
 
     @Override
     public String toString() {
-        return String.format(java.util.Locale.ROOT, "%,d parameters, %,d multiply-adds (%.3f GFLOPs)", parameters,
+        return String.format(Locale.ROOT, "%,d parameters, %,d multiply-adds (%.3f GFLOPs)", parameters,
                 multiplyAdds, flops() / 1e9);
     }
 }

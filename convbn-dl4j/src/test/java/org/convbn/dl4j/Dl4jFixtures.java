@@ -3,6 +3,7 @@ package org.convbn.dl4j;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.ArrayList;
 import java.util.Map;
 import java.util.SplittableRandom;
 
@@ -153,8 +154,8 @@ public final class Dl4jFixtures {
             // DL4J still applies the global l2 to a FrozenLayerWithBackprop's parameters; a frozen BN has none.
             org.deeplearning4j.nn.conf.layers.BaseLayer affine = (org.deeplearning4j.nn.conf.layers.BaseLayer)
                     ((org.deeplearning4j.nn.layers.FrozenLayerWithBackprop) target).getUnderlying().conf().getLayer();
-            affine.setRegularization(new java.util.ArrayList<>());
-            affine.setRegularizationBias(new java.util.ArrayList<>());
+            affine.setRegularization(new ArrayList<>());
+            affine.setRegularizationBias(new ArrayList<>());
         }
         return oracle;
     }

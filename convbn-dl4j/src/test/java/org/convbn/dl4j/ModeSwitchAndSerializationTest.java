@@ -7,6 +7,9 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.File;
 import java.io.IOException;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
@@ -97,10 +100,10 @@ class ModeSwitchAndSerializationTest {
             assertTrue(layer.currentBlock() == null, mode + ": a mode change drops the block");
             g.fit(x(), y());
             org.convbn.nd4j.ConvBNBlock afterSwitch = layer.currentBlock();
-            layer.setParamTable(new java.util.LinkedHashMap<>(layer.paramTable()));
+            layer.setParamTable(new LinkedHashMap<>(layer.paramTable()));
             g.outputSingle(x());
             assertTrue(afterSwitch == layer.currentBlock(), mode + ": the same views keep the block");
-            java.util.Map<String, INDArray> copies = new java.util.LinkedHashMap<>();
+            Map<String, INDArray> copies = new LinkedHashMap<>();
             layer.paramTable().forEach((k, v) -> copies.put(k, v.dup()));
             layer.setParamTable(copies);
             g.outputSingle(x());
@@ -150,7 +153,7 @@ class ModeSwitchAndSerializationTest {
                         .convolutionMode(ConvolutionMode.Strict).hasBias(false).affine(true).eps(1e-4)
                         .momentum(0.3).unbiasedRunningVar(false).mode(Mode.EVAL).tuneFold(TuneFold.RECOMPUTE)
                         .normUpdater(new Nesterovs(0.1, 0.5)).normFrozen(true)
-                        .normRegularization(java.util.List.of(new L2Regularization(1e-4))).nOut(4).build())
+                        .normRegularization(List.of(new L2Regularization(1e-4))).nOut(4).build())
                 .layer(new GlobalPoolingLayer(PoolingType.MAX))
                 .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MSE).nOut(2).activation(Activation.IDENTITY)
                         .build())

@@ -5,6 +5,7 @@ import net.jcip.annotations.NotThreadSafe;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
 
 import org.convbn.core.ConvBNConfig;
@@ -466,11 +467,11 @@ public final class ConvBNBlock {
      * @return gamma, beta and the running statistics, live: the unfolded ones in TRAIN, EVAL and TUNE, the ones
      *         kept to unfold with in DEPLOY; empty in a DEPLOY block made without them ({@link #deployed})
      */
-    public java.util.Optional<BatchNormState> batchNormState() {
+    public Optional<BatchNormState> batchNormState() {
         if (state instanceof Unfolded u) {
-            return java.util.Optional.of(u.parameters().batchNorm());
+            return Optional.of(u.parameters().batchNorm());
         }
-        return state instanceof DeployedUnfoldable d ? java.util.Optional.of(d.kept()) : java.util.Optional.empty();
+        return state instanceof DeployedUnfoldable d ? Optional.of(d.kept()) : Optional.empty();
     }
 
     /**

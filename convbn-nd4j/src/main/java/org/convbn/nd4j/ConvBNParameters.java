@@ -2,8 +2,10 @@ package org.convbn.nd4j;
 
 import net.jcip.annotations.NotThreadSafe;
 
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Objects;
 import java.util.SplittableRandom;
 
 import org.convbn.core.ConvBNConfig;
@@ -24,8 +26,8 @@ import org.nd4j.linalg.factory.Nd4j;
 @NotThreadSafe
 public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
     public ConvBNParameters {
-        java.util.Objects.requireNonNull(conv, "conv");
-        java.util.Objects.requireNonNull(batchNorm, "batchNorm");
+        Objects.requireNonNull(conv, "conv");
+        Objects.requireNonNull(batchNorm, "batchNorm");
     }
 
     /**
@@ -179,7 +181,7 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
         if (!expected) {
             if (a != null) {
                 throw new IllegalArgumentException(name + ": expected null for this configuration, got an array of shape "
-                        + java.util.Arrays.toString(a.shape()));
+                        + Arrays.toString(a.shape()));
             }
             return;
         }

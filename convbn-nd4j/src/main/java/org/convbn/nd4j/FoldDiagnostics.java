@@ -2,6 +2,7 @@ package org.convbn.nd4j;
 
 import net.jcip.annotations.Immutable;
 
+import java.util.Locale;
 import java.util.Optional;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -73,7 +74,7 @@ public record FoldDiagnostics(double minScale, double maxScale, double minAbsSca
         if (spread <= spreadLimit) {
             return Optional.empty();
         }
-        return Optional.of(String.format(java.util.Locale.ROOT,
+        return Optional.of(String.format(Locale.ROOT,
                 "training in DEPLOY rescales the learning rate of each output channel by 1/s^2: here s spans "
                         + "[%.3g, %.3g] (|s| from %.3g at channel %d to %.3g at channel %d), a %.3g-fold spread of "
                         + "effective learning rates; fine-tune in TUNE mode for EVAL's gradients at DEPLOY's cost",

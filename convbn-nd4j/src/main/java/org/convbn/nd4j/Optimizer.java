@@ -3,6 +3,8 @@ package org.convbn.nd4j;
 import net.jcip.annotations.NotThreadSafe;
 
 import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -94,9 +96,9 @@ public final class Optimizer {
      * @throws IllegalArgumentException if the shapes differ, or the name's state was made for another size
      */
     public void apply(String name, INDArray parameter, INDArray gradient) {
-        if (!java.util.Arrays.equals(parameter.shape(), gradient.shape())) {
-            throw new IllegalArgumentException("gradient: expected shape " + java.util.Arrays.toString(parameter.shape())
-                    + " for " + name + ", got " + java.util.Arrays.toString(gradient.shape()));
+        if (!Arrays.equals(parameter.shape(), gradient.shape())) {
+            throw new IllegalArgumentException("gradient: expected shape " + Arrays.toString(parameter.shape())
+                    + " for " + name + ", got " + Arrays.toString(gradient.shape()));
         }
         long n = parameter.length();
         INDArray g = gradient.reshape('c', 1, n);
@@ -137,7 +139,7 @@ public final class Optimizer {
 
     /** @return the updater state arrays by parameter name (live), for checkpoints */
     public Map<String, INDArray> state() {
-        return java.util.Collections.unmodifiableMap(stateArrays);
+        return Collections.unmodifiableMap(stateArrays);
     }
 
     /**
@@ -158,7 +160,7 @@ public final class Optimizer {
             INDArray a = e.getValue();
             if (a.rank() != 2 || a.size(0) != 1) {
                 throw new IllegalArgumentException("state of " + e.getKey() + ": expected shape [1, n], got "
-                        + java.util.Arrays.toString(a.shape()));
+                        + Arrays.toString(a.shape()));
             }
         }
         state.clear();

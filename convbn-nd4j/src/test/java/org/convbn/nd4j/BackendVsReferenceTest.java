@@ -3,6 +3,7 @@ package org.convbn.nd4j;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.stream.Stream;
@@ -130,7 +131,7 @@ public class BackendVsReferenceTest {
 
     private static void compare(Map<Mode, Double> worst, Mode mode, String what, Tensor want, INDArray got,
                                 double tol, double floor) {
-        assertEquals(java.util.Arrays.toString(want.shape()), java.util.Arrays.toString(got.shape()), what);
+        assertEquals(Arrays.toString(want.shape()), Arrays.toString(got.shape()), what);
         double err = RelativeError.of(want.data(), Fixtures.values(got), floor);
         synchronized (worst) {
             worst.merge(mode, err, Math::max);

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
+import java.util.function.DoubleSupplier;
 
 import org.convbn.core.ConvConfig;
 import org.convbn.testkit.conformance.FiniteDifference;
@@ -87,7 +88,7 @@ class ConvProxyNormBlockTest {
         return l;
     }
 
-    private static void check(String what, INDArray tensor, INDArray analytic, java.util.function.DoubleSupplier loss) {
+    private static void check(String what, INDArray tensor, INDArray analytic, DoubleSupplier loss) {
         SplittableRandom rng = new SplittableRandom(what.hashCode());
         int n = (int) tensor.length();
         int[] indices = n <= SAMPLES ? FiniteDifference.all(n) : rng.ints(SAMPLES, 0, n).toArray();

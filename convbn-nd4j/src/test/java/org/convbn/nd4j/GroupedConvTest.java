@@ -4,6 +4,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
+import java.util.stream.IntStream;
 
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
@@ -90,7 +91,7 @@ class GroupedConvTest {
                 INDArray t = e.getValue();
                 INDArray a = analytic.parameter(e.getKey()).reshape(t.length());
                 double scale = Math.max(1e-3, a.amaxNumber().doubleValue());
-                int[] indices = java.util.stream.IntStream.range(0, (int) t.length())
+                int[] indices = IntStream.range(0, (int) t.length())
                         .filter(i -> i % Math.max(1, t.length() / 10) == 0).toArray();
                 double[] numeric = FiniteDifference.gradient(indices, t::getDouble, t::putScalar, () -> {
                     double l = block.forward(x).mul(g).sumNumber().doubleValue();

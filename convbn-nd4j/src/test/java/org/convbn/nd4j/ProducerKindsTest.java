@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import java.util.Collections;
 import java.util.EnumMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.stream.Stream;
@@ -59,7 +61,7 @@ class ProducerKindsTest {
     private static Map<Mode, Double> worst(String check, ConfigGrid.Case grid, DataType type) {
         String key = grid.config().producer().kind() + " " + check + " " + type;
         synchronized (WORST) {
-            return WORST.computeIfAbsent(key, k -> java.util.Collections.synchronizedMap(new EnumMap<>(Mode.class)));
+            return WORST.computeIfAbsent(key, k -> Collections.synchronizedMap(new EnumMap<>(Mode.class)));
         }
     }
 
@@ -247,12 +249,12 @@ class ProducerKindsTest {
     @Test
     void blockTensorsAreNamedAsPyTorchNamesTheModules() {
         ConvBNBlock linear = ConvBNBlock.initialized(ConvBNConfig.of(new LinearConfig(3, 4, true)), DataType.FLOAT, 1);
-        assertEquals(java.util.List.of("linear.weight", "linear.bias", ParameterNames.BN_WEIGHT,
-                ParameterNames.BN_BIAS), java.util.List.copyOf(linear.parameters().keySet()));
+        assertEquals(List.of("linear.weight", "linear.bias", ParameterNames.BN_WEIGHT,
+                ParameterNames.BN_BIAS), List.copyOf(linear.parameters().keySet()));
         ConvBNBlock transposed = ConvBNBlock.initialized(ConvBNConfig.of(ConvTransposeConfig.builder(3, 4).bias(false)
                 .build()), DataType.FLOAT, 1);
-        assertEquals(java.util.List.of(ParameterNames.CONV_WEIGHT, ParameterNames.BN_WEIGHT, ParameterNames.BN_BIAS),
-                java.util.List.copyOf(transposed.parameters().keySet()));
+        assertEquals(List.of(ParameterNames.CONV_WEIGHT, ParameterNames.BN_WEIGHT, ParameterNames.BN_BIAS),
+                List.copyOf(transposed.parameters().keySet()));
         assertArrayEquals(new long[] {3, 4, 3, 3}, transposed.parameters().get(ParameterNames.CONV_WEIGHT).shape(),
                 "PyTorch's transposed layout [in, out/groups, kH, kW]");
     }

@@ -1,5 +1,7 @@
 package org.convbn.net;
 
+import java.util.Map;
+
 import net.jcip.annotations.NotThreadSafe;
 
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -24,7 +26,7 @@ public interface GradientSink {
      * @param into modified: receives each gradient under its name
      * @return a sink that collects the gradients (the map's owner then owns them)
      */
-    static GradientSink into(java.util.Map<String, INDArray> into) {
+    static GradientSink into(Map<String, INDArray> into) {
         return (name, parameter, gradient) -> into.put(name, gradient);
     }
 }

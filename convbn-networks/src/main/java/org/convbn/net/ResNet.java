@@ -7,6 +7,7 @@ import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Objects;
 
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
@@ -170,7 +171,7 @@ public final class ResNet implements Network {
         private double minBeta;
 
         private Builder(Variant variant) {
-            this.variant = java.util.Objects.requireNonNull(variant, "variant");
+            this.variant = Objects.requireNonNull(variant, "variant");
         }
 
         /**

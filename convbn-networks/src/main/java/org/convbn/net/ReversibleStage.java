@@ -254,7 +254,7 @@ public final class ReversibleStage implements Stage {
         List<ResidualUnit> all = new ArrayList<>();
         all.add(first);
         all.addAll(units);
-        return java.util.Collections.unmodifiableList(all);
+        return Collections.unmodifiableList(all);
     }
 
     @Override

@@ -3,6 +3,7 @@ package org.convbn.train;
 import net.jcip.annotations.NotThreadSafe;
 
 import java.util.Arrays;
+import java.util.Collections;
 
 import org.convbn.train.data.FashionMnist;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -40,7 +41,7 @@ public record InMemoryDataset(INDArray images, int[] labels) {
             values[i] = (split.images().get(i) / 255f - 0.286f) / 0.353f;
         }
         INDArray gray = Nd4j.create(values, new long[] {n, 1, h, w});
-        INDArray images = Nd4j.concat(1, java.util.Collections.nCopies(channels, gray).toArray(new INDArray[0]));
+        INDArray images = Nd4j.concat(1, Collections.nCopies(channels, gray).toArray(new INDArray[0]));
         int[] labels = new int[n];
         for (int i = 0; i < n; i++) {
             labels[i] = split.labels().get(i);

@@ -5,12 +5,15 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
 import java.util.List;
+import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.SplittableRandom;
 
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
@@ -130,8 +133,8 @@ class ReversibleStageTest {
             retained[d] = retainedActivationBytes(stage);
             stage.backward(Nd4j.onesLike(out), GradientSink.into(new LinkedHashMap<>()));
         }
-        System.out.println("reversible stage retained activation bytes by depth " + java.util.Arrays.toString(depths)
-                + ": " + java.util.Arrays.toString(retained));
+        System.out.println("reversible stage retained activation bytes by depth " + Arrays.toString(depths)
+                + ": " + Arrays.toString(retained));
         assertEquals(5L * 2 * 8 * 12 * 12 * 8, retained[0]);
         assertEquals(retained[0], retained[1]);
         assertEquals(retained[0], retained[2]);
@@ -177,7 +180,7 @@ class ReversibleStageTest {
                     if (beta == 1.0) {
                         assertTrue(err < (type == DataType.DOUBLE ? 1e-12 : 1e-4), () -> type + " beta 1: " + err);
                     }
-                    table.append(String.format(java.util.Locale.ROOT, " beta %.2f %.1e;", beta, err));
+                    table.append(String.format(Locale.ROOT, " beta %.2f %.1e;", beta, err));
                 }
                 table.append('\n');
             }
@@ -207,7 +210,7 @@ class ReversibleStageTest {
     }
 
     static ReversibleStage stage(int units, double minBeta, DataType type, Mode mode) {
-        java.util.SplittableRandom rng = new java.util.SplittableRandom(99);
+        SplittableRandom rng = new SplittableRandom(99);
         List<ResidualUnit> list = new ArrayList<>();
         long seed = 11;
         for (int u = 0; u < units; u++) {

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 import org.convbn.core.ConvBNConfig;
@@ -108,9 +109,9 @@ class StateDictTest {
         ConvBNBlock a = ConvBNBlock.initialized(config, DataType.DOUBLE, 1);
         ConvBNBlock b = ConvBNBlock.initialized(config, DataType.DOUBLE, 2);
         Map<String, INDArray> state = new LinkedHashMap<>(StateDict.of(a, "features.3."));
-        assertEquals(java.util.List.of("features.3.conv.weight", "features.3.conv.bias", "features.3.bn.weight",
+        assertEquals(List.of("features.3.conv.weight", "features.3.conv.bias", "features.3.bn.weight",
                 "features.3.bn.bias", "features.3.bn.running_mean", "features.3.bn.running_var"),
-                java.util.List.copyOf(state.keySet()));
+                List.copyOf(state.keySet()));
         state.put("classifier.weight", Nd4j.zeros(1)); // outside the prefix: ignored
         StateDict.load(b, "features.3.", state);
         assertEquals(a.unfoldedParameters().weight(), b.unfoldedParameters().weight());
@@ -128,9 +129,9 @@ class StateDictTest {
         ConvBNBlock a = ConvBNBlock.initialized(linear, DataType.DOUBLE, 1);
         ConvBNBlock b = ConvBNBlock.initialized(linear, DataType.DOUBLE, 2);
         Map<String, INDArray> state = StateDict.of(a, "classifier.");
-        assertEquals(java.util.List.of("classifier.linear.weight", "classifier.linear.bias", "classifier.bn.weight",
+        assertEquals(List.of("classifier.linear.weight", "classifier.linear.bias", "classifier.bn.weight",
                 "classifier.bn.bias", "classifier.bn.running_mean", "classifier.bn.running_var"),
-                java.util.List.copyOf(state.keySet()));
+                List.copyOf(state.keySet()));
         assertArrayEquals(new long[] {6, 5}, state.get("classifier.linear.weight").shape());
         StateDict.load(b, "classifier.", state);
         assertEquals(a.unfoldedParameters().weight(), b.unfoldedParameters().weight());
@@ -139,8 +140,8 @@ class StateDictTest {
         ConvBNConfig transposed = ConvBNConfig.of(ConvTransposeConfig.builder(4, 6).kernel(2).stride(2).groups(2)
                 .bias(false).build());
         Map<String, INDArray> up = StateDict.of(ConvBNBlock.initialized(transposed, DataType.FLOAT, 3), "up.");
-        assertEquals(java.util.List.of("up.conv.weight", "up.bn.weight", "up.bn.bias", "up.bn.running_mean",
-                "up.bn.running_var"), java.util.List.copyOf(up.keySet()));
+        assertEquals(List.of("up.conv.weight", "up.bn.weight", "up.bn.bias", "up.bn.running_mean",
+                "up.bn.running_var"), List.copyOf(up.keySet()));
         assertArrayEquals(new long[] {4, 3, 2, 2}, up.get("up.conv.weight").shape());
     }
 }

@@ -1,5 +1,7 @@
 package org.convbn.onednn;
 
+import java.util.Locale;
+
 import net.jcip.annotations.ThreadSafe;
 
 import org.bytedeco.javacpp.Loader;
@@ -81,7 +83,7 @@ public final class OnednnKernelsProvider implements KernelsProvider {
     /** @return why not, or "" when the kernels can run */
     private static String check() {
         String backend = Nd4j.getBackend().getClass().getSimpleName();
-        if (!backend.toLowerCase(java.util.Locale.ROOT).contains("cpu")) {
+        if (!backend.toLowerCase(Locale.ROOT).contains("cpu")) {
             return "ND4J's backend " + backend + " is not the CPU backend";
         }
         try {

@@ -5,9 +5,11 @@ import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.util.EnumMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
+import java.util.TreeMap;
 import java.util.function.Supplier;
 import java.util.stream.Stream;
 
@@ -54,7 +56,7 @@ class OnednnNetworkTest {
     /** Tensors whose largest value is below this compare in absolute terms (the bias-free convs' zero gradients). */
     static final double FLOOR = 1e-3;
     static final int[] LABELS = {3, 1};
-    private static final Map<String, Double> WORST = new java.util.TreeMap<>();
+    private static final Map<String, Double> WORST = new TreeMap<>();
 
     /** Both blocked layouts on every CPU (the one the CPU's ISA does not use runs oneDNN's slower kernels). */
     static Stream<Layout> layouts() {
@@ -236,7 +238,7 @@ class OnednnNetworkTest {
     @Test
     void tuneKeepsWhatDeployKeepsAndOneFeatureMapPerBlockLessThanEval() {
         INDArray x = Nd4j.rand(DataType.FLOAT, 2, 3, 64, 64);
-        Map<Mode, RetainedBytes> held = new java.util.EnumMap<>(Mode.class);
+        Map<Mode, RetainedBytes> held = new EnumMap<>(Mode.class);
         long blockOutputs = 0;
         for (Mode mode : Mode.values()) {
             try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)

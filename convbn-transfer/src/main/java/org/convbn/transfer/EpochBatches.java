@@ -2,6 +2,7 @@ package org.convbn.transfer;
 
 import net.jcip.annotations.NotThreadSafe;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Random;
@@ -156,7 +157,7 @@ public abstract class EpochBatches implements DataSetIterator, EpochAware {
                     + ")");
         }
         int n = Math.min(num, size - cursor);
-        int[] examples = java.util.Arrays.copyOfRange(order, cursor, cursor + n);
+        int[] examples = Arrays.copyOfRange(order, cursor, cursor + n);
         cursor += n;
         DataSet d = load(examples);
         if (preProcessor != null) {

@@ -2,6 +2,7 @@ package org.convbn.transfer;
 
 import net.jcip.annotations.NotThreadSafe;
 
+import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
 
@@ -43,7 +44,7 @@ public final class IdxBatches extends EpochBatches {
         int[] all = identity(n);
         shuffle(all, new Random(seed));
         int v = (int) Math.round(validationFraction * n);
-        return new int[][] {java.util.Arrays.copyOfRange(all, v, n), java.util.Arrays.copyOfRange(all, 0, v)};
+        return new int[][] {Arrays.copyOfRange(all, v, n), Arrays.copyOfRange(all, 0, v)};
     }
 
     @Override

@@ -9,6 +9,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
@@ -305,11 +306,11 @@ class FineTuningTest {
             images = files.sorted().limit(2).toArray(Path[]::new);
         }
         byte[] png = Files.readAllBytes(images[0]);
-        Files.write(images[0], java.util.Arrays.copyOf(png, png.length / 2));
+        Files.write(images[0], Arrays.copyOf(png, png.length / 2));
         Path jpeg = images[1].resolveSibling("cut.jpg");
         javax.imageio.ImageIO.write(javax.imageio.ImageIO.read(images[1].toFile()), "jpg", jpeg.toFile());
         byte[] jpg = Files.readAllBytes(jpeg);
-        Files.write(jpeg, java.util.Arrays.copyOf(jpg, jpg.length * 2 / 3));
+        Files.write(jpeg, Arrays.copyOf(jpg, jpg.length * 2 / 3));
         ImageFolder f = ImageFolder.scan(tree, 0, 1);
         assertEquals(7, f.train().size(), "8 images and a JPEG written, 2 damaged");
         assertEquals(3, f.skipped().size(), f.skipped().toString());

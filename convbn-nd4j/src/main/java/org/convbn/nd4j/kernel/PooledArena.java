@@ -4,6 +4,7 @@ import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.Comparator;
 import java.util.EnumMap;
 import java.util.HashMap;
@@ -142,7 +143,7 @@ public final class PooledArena implements Arena, AutoCloseable {
         for (long d : shape) {
             if (d < 0) {
                 throw new IllegalArgumentException("shape: expected non-negative sizes, got "
-                        + java.util.Arrays.toString(shape));
+                        + Arrays.toString(shape));
             }
             length = Math.multiplyExact(length, d);
         }
@@ -208,7 +209,7 @@ public final class PooledArena implements Arena, AutoCloseable {
             Block block = c == null ? null : c.leased.remove(a.offset());
             if (block == null) {
                 throw new IllegalArgumentException("arrays: expected arrays leased from this arena, got one of shape "
-                        + java.util.Arrays.toString(a.shape()) + " that is not (never handed out, or released "
+                        + Arrays.toString(a.shape()) + " that is not (never handed out, or released "
                         + "already)");
             }
             leasedBytes -= block.length() * a.dataType().width();

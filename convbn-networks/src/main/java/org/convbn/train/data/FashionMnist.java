@@ -6,6 +6,7 @@ import net.jcip.annotations.ThreadSafe;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -34,7 +35,7 @@ public final class FashionMnist {
         public Split {
             if (images.shape().length != 3 || labels.shape().length != 1 || images.shape()[0] != labels.shape()[0]) {
                 throw new IllegalArgumentException("images, labels: expected [n, h, w] and [n], got "
-                        + java.util.Arrays.toString(images.shape()) + " and " + java.util.Arrays.toString(labels.shape()));
+                        + Arrays.toString(images.shape()) + " and " + Arrays.toString(labels.shape()));
             }
         }
 

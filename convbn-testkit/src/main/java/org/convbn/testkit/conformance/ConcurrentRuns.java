@@ -6,6 +6,7 @@ import net.jcip.annotations.ThreadSafe;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
+import java.util.TreeMap;
 import java.util.concurrent.CyclicBarrier;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
@@ -62,7 +63,7 @@ public final class ConcurrentRuns {
                 throw new IllegalStateException("job " + j + ": expected results " + a.keySet() + ", got "
                         + b.keySet());
             }
-            Map<String, Double> e = new java.util.TreeMap<>();
+            Map<String, Double> e = new TreeMap<>();
             a.forEach((name, values) -> e.put(name, RelativeError.of(values, b.get(name), floor)));
             errors.add(e);
         }

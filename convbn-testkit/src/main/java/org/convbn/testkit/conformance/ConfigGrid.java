@@ -1,6 +1,7 @@
 package org.convbn.testkit.conformance;
 
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 import org.convbn.core.BatchNormConfig;
@@ -36,7 +37,7 @@ public final class ConfigGrid {
         public String toString() {
             if (!(config.producer() instanceof ConvConfig c)) {
                 return config.producer() + (config.bn().affine() ? " affine" : " noaffine") + " on "
-                        + java.util.Arrays.toString(inputShape);
+                        + Arrays.toString(inputShape);
             }
             return "k" + c.kernelH() + " s" + c.strideH() + " p" + c.padding() + " d" + c.dilationH() + " g"
                     + c.groups() + (c.bias() ? " bias" : " nobias") + (config.bn().affine() ? " affine" : " noaffine");

@@ -8,12 +8,10 @@ import java.util.stream.IntStream;
 
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
-import org.convbn.core.Cost;
 import org.convbn.core.GroupedBlocks;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.testkit.conformance.FiniteDifference;
-import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.nd4j.linalg.api.buffer.DataType;

@@ -14,8 +14,6 @@ import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.PooledArena;

@@ -2,13 +2,8 @@ package org.convbn.nd4j.kernel;
 
 import net.jcip.annotations.NotThreadSafe;
 
-import java.util.Comparator;
-import java.util.List;
 import java.util.Map;
-import java.util.ServiceLoader;
 import java.util.Set;
-import java.util.stream.Collectors;
-import java.util.stream.StreamSupport;
 
 import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.buffer.DataType;

@@ -154,16 +154,30 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
      */
     private NonFiniteTensorException named(NonFiniteTensorException e) {
         String t = e.tensor();
-        ConvBNConfig c = blockConfig();
-        String key = t.equals(c.producer().weightName()) || t.equals(ParameterNames.FOLDED_WEIGHT) ? WEIGHT_KEY
-                : t.equals(c.producer().biasName()) ? BIAS_KEY
-                : t.equals(ParameterNames.FOLDED_BIAS) ? (hasBias() ? BIAS_KEY : BETA_KEY)
-                : t.equals(ParameterNames.BN_WEIGHT) ? GAMMA_KEY
-                : t.equals(ParameterNames.BN_BIAS) ? BETA_KEY
-                : t.equals(ParameterNames.BN_RUNNING_MEAN) ? MEAN_KEY
-                : t.equals(ParameterNames.BN_RUNNING_VAR) ? VAR_KEY : null;
+        String key = t.equals(ParameterNames.FOLDED_WEIGHT) ? WEIGHT_KEY
+                : t.equals(ParameterNames.FOLDED_BIAS) ? foldedBiasKey()
+                : ConvBNParamInitializer.ALL_KEYS.stream().filter(k -> t.equals(blockName(k))).findFirst()
+                        .orElse(null);
         return e.named("layer \"" + layerConf().getLayerName() + "\" " + (key == null ? t : "parameter " + key + " ("
                 + t + ")"));
+    }
+
+    /** @return the block's name for the tensor a DL4J parameter holds outside DEPLOY, e.g. conv.weight for W */
+    private String blockName(String key) {
+        return switch (key) {
+            case WEIGHT_KEY -> blockConfig().producer().weightName();
+            case BIAS_KEY -> blockConfig().producer().biasName();
+            case GAMMA_KEY -> ParameterNames.BN_WEIGHT;
+            case BETA_KEY -> ParameterNames.BN_BIAS;
+            case MEAN_KEY -> ParameterNames.BN_RUNNING_MEAN;
+            case VAR_KEY -> ParameterNames.BN_RUNNING_VAR;
+            default -> throw new IllegalStateException("unknown parameter " + key);
+        };
+    }
+
+    /** @return the DL4J parameter that holds the folded bias b' in DEPLOY: the conv bias, else BN's shift */
+    private String foldedBiasKey() {
+        return hasBias() ? BIAS_KEY : BETA_KEY;
     }
 
     private void switchMode(Mode target) {
@@ -348,14 +362,11 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             if (key.equals(WEIGHT_KEY)) {
                 return g.parameter(ParameterNames.FOLDED_WEIGHT);
             }
-            boolean holdsFoldedBias = hasBias() ? key.equals(BIAS_KEY) : key.equals(BETA_KEY);
-            return holdsFoldedBias ? g.parameter(ParameterNames.FOLDED_BIAS) : null;
+            return key.equals(foldedBiasKey()) ? g.parameter(ParameterNames.FOLDED_BIAS) : null;
         }
         return switch (key) {
-            case WEIGHT_KEY -> g.parameter(blockConfig().producer().weightName());
-            case BIAS_KEY -> g.parameter(blockConfig().producer().biasName());
-            case GAMMA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_WEIGHT);
-            case BETA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(ParameterNames.BN_BIAS);
+            case WEIGHT_KEY, BIAS_KEY -> g.parameter(blockName(key));
+            case GAMMA_KEY, BETA_KEY -> layerConf().isNormFrozen() ? null : g.parameter(blockName(key));
             // old - new: the NoOp updater subtracts it, which leaves the running statistics at the new values.
             case MEAN_KEY -> ran == Mode.TRAIN ? getParam(MEAN_KEY).sub(runner.mean()) : null;
             case VAR_KEY -> ran == Mode.TRAIN ? getParam(VAR_KEY).sub(runner.variance()) : null;

@@ -713,8 +713,8 @@ public final class FineTuning implements AutoCloseable {
 
     /**
      * Writes a checkpoint: the network's state in its mode ({@link NetworkState}), the optimiser's state, the
-     * iteration, the run's {@link #settings()} and the history, as one safetensors file written atomically (a temporary file
-     * renamed into place: a failed write leaves the previous checkpoint as it was).
+     * iteration, the run's {@link #settings()} and the history, as one safetensors file written atomically (a
+     * temporary file renamed into place: a failed write leaves the previous checkpoint as it was).
      *
      * @param file the target
      * @throws IOException if it cannot be written

@@ -405,8 +405,8 @@ public final class Safetensors {
     /** The header length, the header padded to 8 bytes, then every tensor's data in map order. */
     private static void writeTo(OutputStream out, byte[] header, Map<String, INDArray> tensors) throws IOException {
         out.write(header);
-        for (Map.Entry<String, INDArray> e : tensors.entrySet()) {
-            out.write(littleEndian(e.getKey(), e.getValue()));
+        for (INDArray a : tensors.values()) {
+            out.write(littleEndian(a));
         }
     }
 
@@ -457,26 +457,18 @@ public final class Safetensors {
         return out.array();
     }
 
-    private static byte[] littleEndian(String name, INDArray a) {
+    /** @return the array's elements in little-endian order; its type was checked by {@link #header} */
+    private static byte[] littleEndian(INDArray a) {
         INDArray c = a.isView() || a.ordering() != 'c' ? a.dup('c') : a;
         int n = Math.toIntExact(c.length());
-        if (c.dataType() == DataType.FLOAT) {
-            ByteBuffer b = ByteBuffer.allocate(4 * n).order(ByteOrder.LITTLE_ENDIAN);
-            b.asFloatBuffer().put(n == 0 ? new float[0] : c.data().asFloat(), 0, n);
-            return b.array();
+        ByteBuffer b = ByteBuffer.allocate(n * c.dataType().width()).order(ByteOrder.LITTLE_ENDIAN);
+        switch (c.dataType()) {
+            case FLOAT -> b.asFloatBuffer().put(n == 0 ? new float[0] : c.data().asFloat(), 0, n);
+            case DOUBLE -> b.asDoubleBuffer().put(n == 0 ? new double[0] : c.data().asDouble(), 0, n);
+            case LONG -> b.asLongBuffer().put(n == 0 ? new long[0] : c.data().asLong(), 0, n);
+            default -> throw new IllegalStateException("header() refuses " + c.dataType());
         }
-        if (c.dataType() == DataType.DOUBLE) {
-            ByteBuffer b = ByteBuffer.allocate(8 * n).order(ByteOrder.LITTLE_ENDIAN);
-            b.asDoubleBuffer().put(n == 0 ? new double[0] : c.data().asDouble(), 0, n);
-            return b.array();
-        }
-        if (c.dataType() == DataType.LONG) {
-            ByteBuffer b = ByteBuffer.allocate(8 * n).order(ByteOrder.LITTLE_ENDIAN);
-            b.asLongBuffer().put(n == 0 ? new long[0] : c.data().asLong(), 0, n);
-            return b.array();
-        }
-        throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or LONG, got "
-                + a.dataType());
+        return b.array();
     }
 
     private static String firstLine(String s) {

@@ -84,8 +84,17 @@ public final class OnednnKernels implements Kernels {
 
     @Override
     public String describe() {
+        return describe(ctx.layout());
+    }
+
+    /**
+     * @return e.g. "onednn (oneDNN 2.5.2, isa avx2, layout BLOCKED8)": kernels keeping feature maps in
+     *         {@code layout}
+     */
+    static String describe(Layout layout) {
         OnednnPlatform p = OnednnPlatform.current();
-        return name() + " (oneDNN " + p.version() + ", isa " + p.isa() + ", layout " + ctx.layout() + ")";
+        return OnednnKernelsProvider.NAME + " (oneDNN " + p.version() + ", isa " + p.isa() + ", layout " + layout
+                + ")";
     }
 
     /**

@@ -52,8 +52,7 @@ public final class OnednnKernelsProvider implements KernelsProvider {
 
     @Override
     public String describe() {
-        OnednnPlatform p = OnednnPlatform.current();
-        return NAME + " (oneDNN " + p.version() + ", isa " + p.isa() + ", layout " + p.nativeLayout() + ")";
+        return OnednnKernels.describe(OnednnPlatform.current().preferredLayout()); // what the kernels it makes say
     }
 
     @Override

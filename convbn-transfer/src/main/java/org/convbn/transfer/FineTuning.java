@@ -736,8 +736,8 @@ public final class FineTuning implements AutoCloseable {
 
     /**
      * Writes the tuned weights in torchvision's names (conv, BN with running statistics, the other layers), for
-     * PyTorch's {@code load_state_dict(..., strict=True)} after a safetensors read. A DEPLOY network is unfolded for this
-     * (W = W'/s, the shift carried into BN's beta) and put back exactly as it was.
+     * PyTorch's {@code load_state_dict(..., strict=True)} after a safetensors read. A DEPLOY network is unfolded for
+     * this (W = W'/s, the shift carried into BN's beta) and put back exactly as it was.
      *
      * @param file the target, written atomically
      * @throws IOException if it cannot be written

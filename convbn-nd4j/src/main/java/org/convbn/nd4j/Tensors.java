@@ -4,8 +4,6 @@ import java.util.Arrays;
 
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.factory.Nd4j;
 
 /**
@@ -37,26 +35,6 @@ final class Tensors {
     /** @return bytes of an array's elements (not of its backing buffer, which a view may share) */
     static long bytes(INDArray a) {
         return a == null ? 0 : a.length() * a.dataType().width();
-    }
-
-    /**
-     * {@code out[n, c, ...] = t[n, c, ...] * scale[c] + shift[c]} along dimension 1.
-     *
-     * @param t an NCHW array, not modified
-     * @param scale {@code [C]}, not modified
-     * @param shift {@code [C]}, not modified
-     * @return a new array shaped like {@code t}
-     */
-    static INDArray channelAffine(INDArray t, INDArray scale, INDArray shift) {
-        INDArray out = Nd4j.createUninitialized(t.dataType(), t.shape());
-        Nd4j.exec(new BroadcastMulOp(t, scale, out, 1));
-        Nd4j.exec(new BroadcastAddOp(out, shift, out, 1));
-        return out;
-    }
-
-    /** @return per-channel sums over N, H, W of an NCHW array, a new {@code [C]} array */
-    static INDArray channelSums(INDArray t) {
-        return t.sum(0, 2, 3);
     }
 
     /**

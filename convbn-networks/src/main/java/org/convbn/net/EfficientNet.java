@@ -248,7 +248,7 @@ public final class EfficientNet extends InvertedResidualNetwork {
                 ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels, channels / Normalization.GROUP_NORM_CHANNELS,
                         silu ? Activation.SILU : Activation.IDENTITY);
                 return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
-                        ProxyNormParameters.initialize(c, b.dataType, blocks.nextSeed())), arena);
+                        ProxyNormParameters.initialize(c, b.dataType, blocks.nextSeed()), kernels));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
             }

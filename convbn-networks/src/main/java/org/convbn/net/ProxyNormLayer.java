@@ -11,13 +11,12 @@ import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvProxyNormBlock;
-import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
  * A conv, GroupNorm and a proxy-normalised activation ({@link ConvProxyNormBlock}; SiLU, or the identity for a
  * projection), in place of a ConvBN block and its activation. No batch statistics: the same function in every mode.
- * NCHW feature maps; the block computes on libnd4j's ops and its results are copied into the network's arena.
+ * The block computes on the network's kernels, so its outputs and gradients come from the network's arena.
  * Tensor names: {@code convName.weight} and {@code normName.gamma}, {@code .beta}, {@code .beta_tilde},
  * {@code .gamma_tilde}.
  */
@@ -26,19 +25,16 @@ public final class ProxyNormLayer implements ConvLayer {
     private final String convName;
     private final String normName;
     private final ConvProxyNormBlock block;
-    private final Arena arena;
 
     /**
      * @param convName the conv's module name, e.g. {@code features.0.0}
      * @param normName the normalisation's module name, e.g. {@code features.0.1}
-     * @param block the block
-     * @param arena where outputs and gradients go
+     * @param block the block, on the network's kernels
      */
-    public ProxyNormLayer(String convName, String normName, ConvProxyNormBlock block, Arena arena) {
+    public ProxyNormLayer(String convName, String normName, ConvProxyNormBlock block) {
         this.convName = convName;
         this.normName = normName;
         this.block = block;
-        this.arena = arena;
     }
 
     @Override
@@ -48,26 +44,15 @@ public final class ProxyNormLayer implements ConvLayer {
 
     @Override
     public INDArray forward(INDArray x) {
-        return own(block.forward(x));
+        return block.forward(x);
     }
 
     @Override
     public INDArray backward(INDArray g, GradientSink sink, boolean inputGradient) {
         Map<String, INDArray> parameters = block.parameters().trainable();
-        BlockGradients grads = block.backward(g);
-        grads.parameters().forEach((k, v) -> sink.accept(name(k), parameters.get(k), own(v)));
-        if (!inputGradient) {
-            Arena.direct().release(grads.input());
-            return null;
-        }
-        return own(grads.input());
-    }
-
-    /** The block's array copied into the arena, the original freed. */
-    private INDArray own(INDArray a) {
-        INDArray copy = arena.allocate(a.dataType(), a.shape()).assign(a);
-        Arena.direct().release(a);
-        return copy;
+        BlockGradients grads = block.backward(g, inputGradient);
+        grads.parameters().forEach((k, v) -> sink.accept(name(k), parameters.get(k), v));
+        return grads.input();
     }
 
     private String name(String blockName) {

@@ -9,7 +9,9 @@ import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
+import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
+import org.nd4j.linalg.api.ops.impl.reduce.same.Sum;
 import org.nd4j.linalg.api.ops.impl.reduce3.Dot;
 import org.nd4j.linalg.api.ops.impl.scalar.ScalarAdd;
 import org.nd4j.linalg.api.ops.impl.scalar.ScalarMultiplication;
@@ -286,6 +288,58 @@ public interface Kernels extends AutoCloseable {
      * @return dL/dx: {@code g / (H W)} at every position
      */
     INDArray globalAveragePoolBackward(INDArray g, long[] logicalShape, Layout layout);
+
+    // ---------------------------------------------------------------- per channel (either layout)
+
+    /**
+     * {@code out[n, c, h, w] = x[n, c, h, w] scale[c] + shift[c]}.
+     *
+     * @param x feature map, logical {@code [N, C, H, W]}, either layout, not modified
+     * @param scale {@code [C]}, not modified
+     * @param shift {@code [C]}, or null for none; not modified
+     * @return a new array shaped and laid out like x
+     */
+    default INDArray channelAffine(INDArray x, INDArray scale, INDArray shift) {
+        INDArray out = arena().allocate(x.dataType(), x.shape());
+        Layout layout = Layout.of(x);
+        Nd4j.exec(new BroadcastMulOp(x, perChannel(scale, layout), out, channelDimensions(layout)));
+        if (shift != null) {
+            Nd4j.exec(new BroadcastAddOp(out, perChannel(shift, layout), out, channelDimensions(layout)));
+        }
+        return out;
+    }
+
+    /**
+     * {@code x[n, c, h, w] *= scale[c]}.
+     *
+     * @param x modified: a feature map, either layout
+     * @param scale {@code [C]}, not modified
+     */
+    default void channelScaleInPlace(INDArray x, INDArray scale) {
+        Layout layout = Layout.of(x);
+        Nd4j.exec(new BroadcastMulOp(x, perChannel(scale, layout), x, channelDimensions(layout)));
+    }
+
+    /**
+     * @param x feature map, either layout, not modified
+     * @return its sums over N, H, W: a new {@code [C]} array
+     */
+    default INDArray channelSums(INDArray x) {
+        Layout layout = Layout.of(x);
+        INDArray sums = arena().allocate(x.dataType(), Layout.logicalShape(x)[1]);
+        Nd4j.exec(new Sum(x, perChannel(sums, layout), 0, 2, 3)); // the channel dimensions stay in either layout
+        return sums;
+    }
+
+    /** @return a [C] vector as the blocked layout's [C/b, b] view, or itself for NCHW */
+    private static INDArray perChannel(INDArray v, Layout layout) {
+        return layout.isBlocked() ? v.reshape('c', v.length() / layout.block(), layout.block()) : v;
+    }
+
+    /** @return the dimensions of a feature map in {@code layout} that a {@link #perChannel} vector spans */
+    private static int[] channelDimensions(Layout layout) {
+        return layout.isBlocked() ? new int[] {1, 4} : new int[] {1};
+    }
 
     // ---------------------------------------------------------------- elementwise (any layout unless said)
 

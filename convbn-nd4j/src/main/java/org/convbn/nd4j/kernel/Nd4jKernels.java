@@ -7,7 +7,6 @@ import org.convbn.nd4j.Conv2dOps;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
-import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
 import org.nd4j.linalg.factory.Nd4j;
@@ -181,14 +180,6 @@ public final class Nd4jKernels implements Kernels {
         INDArray owned = arena.allocate(temporary.dataType(), temporary.shape()).assign(temporary);
         Arena.direct().release(temporary);
         return owned;
-    }
-
-    /** {@code out[n, c, ...] = t[n, c, ...] * scale[c] + shift[c]}, a new NCHW array. */
-    private INDArray channelAffine(INDArray t, INDArray scale, INDArray shift) {
-        INDArray out = arena.allocate(t.dataType(), t.shape());
-        Nd4j.exec(new BroadcastMulOp(t, scale, out, 1));
-        Nd4j.exec(new BroadcastAddOp(out, shift, out, 1));
-        return out;
     }
 
     @Override

@@ -13,7 +13,6 @@ import java.util.stream.IntStream;
 
 import org.convbn.core.Mode;
 import org.convbn.train.data.FashionMnist;
-import org.convbn.io.AtomicFiles;
 import org.convbn.net.StateDict;
 import org.convbn.net.ResNet;
 import org.convbn.train.InMemoryDataset;
@@ -25,6 +24,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -61,10 +61,8 @@ final class LowResolutionCommand implements Callable<Integer> {
     int evalEvery = 25;
     @Option(names = "--modes", split = ",", description = "fine-tuning modes (default: EVAL,TUNE,DEPLOY)")
     List<Mode> modes = List.of(Mode.EVAL, Mode.TUNE, Mode.DEPLOY);
-    @Option(names = "--out", description = "curves JSON (default: ${DEFAULT-VALUE})")
-    Path out = Path.of("finetune.json");
-    @Option(names = "--chart", description = "PNG of the curves (default: ${DEFAULT-VALUE})")
-    Path chart = Path.of("finetune.png");
+    @Mixin
+    ResultFiles files = new ResultFiles("finetune.json", "finetune.png");
 
     /**
      * One point of a learning curve.
@@ -94,8 +92,7 @@ final class LowResolutionCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--eval-every, --pretrain-epochs, --finetune-epochs: expected >= 1, "
                     + "got " + evalEvery + ", " + pretrainEpochs + ", " + finetuneEpochs);
         }
-        AtomicFiles.checkWritable(out, "--out");
-        AtomicFiles.checkWritable(chart, "--chart");
+        files.checkWritable();
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         InMemoryDataset train = InMemoryDataset.of(FashionMnist.read(data, true), trainSize, 3, DataType.FLOAT);
         InMemoryDataset test = InMemoryDataset.of(FashionMnist.read(data, false), testSize, 3, DataType.FLOAT);
@@ -143,12 +140,12 @@ final class LowResolutionCommand implements Callable<Integer> {
         Result r = new Result("Fashion-MNIST", train.size(), test.size(), low, full, pretrainLearningRate, learningRate,
                 pre, accLow, accFull,
                 curves, seconds);
-        Json.writeAtomically(out, r);
+        Json.writeAtomically(files.out, r);
         writeChart(r);
         System.out.println("final test accuracy after fine-tuning:");
         curves.forEach((m, c) -> System.out.printf(Locale.ROOT, "  %-6s %.4f (%.0f s)%n", m,
                 c.get(c.size() - 1).testAccuracy(), seconds.get(m)));
-        System.out.println("wrote " + out + " and " + chart);
+        System.out.println("wrote " + files.out + " and " + files.chart);
         return 0;
     }
 
@@ -224,6 +221,6 @@ final class LowResolutionCommand implements Callable<Integer> {
                 c.addSeries(mode + (x.size() < curve.size() ? " (diverged)" : ""), x, y);
             }
         });
-        Chart.write(chart, c);
+        Chart.write(files.chart, c);
     }
 }

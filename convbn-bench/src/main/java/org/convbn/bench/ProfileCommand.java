@@ -38,13 +38,8 @@ final class ProfileCommand implements Callable<Integer> {
     @Option(names = "--peer", description = "profile the peer's step in that mode instead: none or pytorch "
             + "(default: ${DEFAULT-VALUE})")
     Peer peer = Peer.NONE;
-    @Option(names = "--python", split = ",", description = "python executables to try for --peer pytorch "
-            + "(default: ${DEFAULT-VALUE})")
-    List<String> python = new ArrayList<>(List.of("/usr/bin/python3", "python3"));
-    @Option(names = "--heap", description = "Java heap of the measuring JVM (default: ${DEFAULT-VALUE})")
-    String heap = "1g";
-    @Option(names = "--jvm-arg", description = "extra argument for the measuring JVM, repeatable")
-    List<String> jvmArgs = new ArrayList<>();
+    @Mixin
+    MeasuringProcesses processes;
 
     @Override
     public Integer call() throws Exception {
@@ -56,13 +51,13 @@ final class ProfileCommand implements Callable<Integer> {
             List<String> cmd;
             String name;
             if (peer == Peer.PYTORCH) {
-                PyTorchPeer torch = PyTorchPeer.find(python).orElseThrow(() -> new IllegalStateException(
-                        "--peer pytorch: none of " + python + " imports torch and torchvision"));
+                PyTorchPeer torch = PyTorchPeer.find(processes.python).orElseThrow(() -> new IllegalStateException(
+                        "--peer pytorch: none of " + processes.python + " imports torch and torchvision"));
                 cmd = torch.command(mode.mode(), run.model, run.batch, run.resolution, run.warmup, run.steps,
                         Runtime.getRuntime().availableProcessors(), result);
                 name = PyTorchPeer.name(mode.mode());
             } else {
-                cmd = ReportCommand.measureCommand(heap, jvmArgs, run, mode.name(), false, "profile", run.warmup,
+                cmd = ReportCommand.measureCommand(processes, run, mode.name(), false, "profile", run.warmup,
                         run.steps, result);
                 name = mode.name();
             }

@@ -19,7 +19,6 @@ import java.util.stream.Collectors;
 
 import org.bytedeco.javacpp.Loader;
 import org.convbn.core.Mode;
-import org.convbn.io.AtomicFiles;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -63,9 +62,6 @@ final class ReportCommand implements Callable<Integer> {
             + "python3 with torch and torchvision, e.g. Debian's python3-torch python3-torchvision; skipped with a "
             + "message when none is found) (default: ${DEFAULT-VALUE})")
     Peer peer = Peer.NONE;
-    @Option(names = "--python", split = ",", description = "python executables to try for --peer pytorch, in order "
-            + "(default: ${DEFAULT-VALUE})")
-    List<String> python = new ArrayList<>(List.of("/usr/bin/python3", "python3"));
     @Option(names = "--dl4j", split = ",", description = "also measure DL4J's zoo ResNet50 (needs --model resnet50): "
             + "DL4J_FROZEN_BN (DL4J's own, BN in FrozenLayerWithBackprop), DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE, "
             + "DL4J_CONVERTED_TUNE_KEEP (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
@@ -74,19 +70,14 @@ final class ReportCommand implements Callable<Integer> {
             + "this often during steps, because DL4J without workspaces leaves its dropped arrays to the GC and the "
             + "peak would otherwise count everything a step allocated; 0: never (default: ${DEFAULT-VALUE})")
     long dl4jGcEveryMs = 100;
-    @Option(names = "--heap", description = "Java heap of each measuring JVM, -Xms = -Xmx (default: ${DEFAULT-VALUE})")
-    String heap = "1g";
     @Option(names = "--malloc-mmap-threshold", description = "MALLOC_MMAP_THRESHOLD_ of the memory pass: "
             + "64 KiB makes large frees return to the OS so that RSS follows live memory; 0 leaves glibc's default "
             + "(default: ${DEFAULT-VALUE})")
     long mallocMmapThreshold = 65536;
-    @Option(names = "--jvm-arg", description = "extra argument for the measuring JVMs, repeatable, e.g. "
-            + "--jvm-arg=-Dconvbn.kernels=nd4j to run on ND4J's own kernels")
-    List<String> jvmArgs = new ArrayList<>();
-    @Option(names = "--out", description = "results JSON (default: ${DEFAULT-VALUE})")
-    Path out = Path.of("results.json");
-    @Option(names = "--chart", description = "PNG bar chart of time and memory per mode (default: ${DEFAULT-VALUE})")
-    Path chart = Path.of("chart.png");
+    @Mixin
+    MeasuringProcesses processes;
+    @Mixin
+    ResultFiles files = new ResultFiles("results.json", "chart.png");
 
     /** One thing to measure: a mode of the library's network, a DL4J variant, or a mode of the peer. */
     private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode) {
@@ -95,8 +86,7 @@ final class ReportCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         run.validate();
-        AtomicFiles.checkWritable(out, "--out");
-        AtomicFiles.checkWritable(chart, "--chart");
+        files.checkWritable();
         isa.cap(); // a bad --isa is named before anything runs
         if (rounds < 1) {
             throw new IllegalArgumentException("--rounds: expected >= 1, got " + rounds);
@@ -122,9 +112,9 @@ final class ReportCommand implements Callable<Integer> {
         if (peer == Peer.PYTORCH && run.model.torchvisionName().isEmpty()) {
             System.out.println("note: --peer pytorch skipped: torchvision has no " + run.model.cliName());
         } else if (peer == Peer.PYTORCH) {
-            torch = PyTorchPeer.find(python);
+            torch = PyTorchPeer.find(processes.python);
             if (torch.isEmpty()) {
-                System.out.println("note: --peer pytorch skipped: none of " + python + " imports torch and "
+                System.out.println("note: --peer pytorch skipped: none of " + processes.python + " imports torch and "
                         + "torchvision (on Debian: apt-get install -y python3-torch python3-torchvision)");
             } else {
                 for (Variant v : modes) {
@@ -181,9 +171,9 @@ final class ReportCommand implements Callable<Integer> {
         }
         System.out.println();
         System.out.print(ReportTable.render(report));
-        Json.writeAtomically(out, report);
-        Chart.write(chart, report);
-        System.out.println("wrote " + out + " and " + chart);
+        Json.writeAtomically(files.out, report);
+        Chart.write(files.chart, report);
+        System.out.println("wrote " + files.out + " and " + files.chart);
         return 0;
     }
 
@@ -270,7 +260,7 @@ final class ReportCommand implements Callable<Integer> {
                                          long mmapThreshold) throws IOException, InterruptedException {
         Path result = Files.createTempFile("convbn-" + mode, ".json");
         try {
-            List<String> cmd = measureCommand(heap, jvmArgs, run, mode, isDl4j, pass, warmupSteps, measuredSteps,
+            List<String> cmd = measureCommand(processes, run, mode, isDl4j, pass, warmupSteps, measuredSteps,
                     result);
             if (isDl4j && mmapThreshold > 0) {
                 cmd.addAll(List.of("--gc-every-ms", String.valueOf(dl4jGcEveryMs)));
@@ -291,17 +281,17 @@ final class ReportCommand implements Callable<Integer> {
     }
 
     /** @return the command line of a JVM that runs {@code measure} on this jar's class path */
-    static List<String> measureCommand(String heap, List<String> jvmArgs, BenchOptions run, String mode,
+    static List<String> measureCommand(MeasuringProcesses processes, BenchOptions run, String mode,
                                        boolean isDl4j, String pass, int warmupSteps, int measuredSteps, Path result) {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
-        cmd.add("-Xms" + heap);
-        cmd.add("-Xmx" + heap);
+        cmd.add("-Xms" + processes.heap);
+        cmd.add("-Xmx" + processes.heap);
         cmd.add("-XX:+AlwaysPreTouch");
         // ND4J's native buffers are not Java heap; do not let JavaCPP cap or GC-trigger on them.
         cmd.add("-Dorg.bytedeco.javacpp.maxphysicalbytes=0");
         cmd.add("-Dorg.bytedeco.javacpp.maxbytes=0");
-        cmd.addAll(jvmArgs);
+        cmd.addAll(processes.jvmArgs);
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(BenchMain.class.getName());

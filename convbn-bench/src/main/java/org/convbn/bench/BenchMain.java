@@ -3,20 +3,31 @@ package org.convbn.bench;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.util.Arrays;
-
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
 /** Entry point of convbn-bench.jar. */
-@Command(name = "convbn-bench", mixinStandardHelpOptions = true,
-        description = {"Measure and compare the ConvBN modes.",
-            "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"},
-        subcommands = {ReportCommand.class, ProfileCommand.class, CompareCommand.class, MeasureCommand.class, ChartCommand.class,
-            CostCommand.class, FineTuneCommand.class, ClassFoldersCommand.class, LowResolutionCommand.class,
-            ParallelCommand.class})
+@Command(
+        name = "convbn-bench",
+        mixinStandardHelpOptions = true,
+        description = {
+            "Measure and compare the ConvBN modes.",
+            "JMH benchmarks: convbn-bench jmh [JMH options] [regex], e.g. jmh -prof org.convbn.bench.jmh.PeakRssProfiler BlockStep"
+        },
+        subcommands = {
+            ReportCommand.class,
+            ProfileCommand.class,
+            CompareCommand.class,
+            MeasureCommand.class,
+            ChartCommand.class,
+            CostCommand.class,
+            FineTuneCommand.class,
+            ClassFoldersCommand.class,
+            LowResolutionCommand.class,
+            ParallelCommand.class
+        })
 public final class BenchMain {
-    private BenchMain() {
-    }
+    private BenchMain() {}
 
     /** @return the command line, with bad input (named in the message) turned into "error: ..." and exit code 2 */
     static CommandLine commandLine() {
@@ -26,7 +37,8 @@ public final class BenchMain {
                 cmd.getErr().println("error: no such file: " + e.getMessage());
                 return 2;
             }
-            if (e instanceof IllegalArgumentException || e instanceof IllegalStateException
+            if (e instanceof IllegalArgumentException
+                    || e instanceof IllegalStateException
                     || e instanceof IOException) {
                 cmd.getErr().println("error: " + e.getMessage());
                 return 2;

@@ -4,18 +4,24 @@ import picocli.CommandLine.Option;
 
 /** The network and step-count options that {@code report} and {@code measure} share, with their checks. */
 final class BenchOptions {
-    @Option(names = "--model", description = "${COMPLETION-CANDIDATES}: the zoo under torchvision's names, and "
-            + "resnet50_g16 (3x3 convs in groups of 16 input channels), efficientnet_b0_g16 (group convs of 16 in "
-            + "place of the depthwise convs, expansion 4), efficientnet_b0_proxy and efficientnet_b0_g16_proxy "
-            + "(GroupNorm and proxy-normalised activations in place of BN: one function in every mode) (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(
+            names = "--model",
+            description = "${COMPLETION-CANDIDATES}: the zoo under torchvision's names, and "
+                    + "resnet50_g16 (3x3 convs in groups of 16 input channels), efficientnet_b0_g16 (group convs of 16 in "
+                    + "place of the depthwise convs, expansion 4), efficientnet_b0_proxy and efficientnet_b0_g16_proxy "
+                    + "(GroupNorm and proxy-normalised activations in place of BN: one function in every mode) (default: "
+                    + "${DEFAULT-VALUE})")
     Model model = Model.RESNET50;
+
     @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
     int batch = 8;
+
     @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
     int resolution = 224;
+
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
+
     @Option(names = "--warmup", description = "unmeasured steps first (default: ${DEFAULT-VALUE})")
     int warmup = 2;
 
@@ -25,7 +31,8 @@ final class BenchOptions {
             throw new IllegalArgumentException("--batch: expected >= 1, got " + batch);
         }
         if (resolution < 32) {
-            throw new IllegalArgumentException("--resolution: expected >= 32 (five stride-2 stages), got " + resolution);
+            throw new IllegalArgumentException(
+                    "--resolution: expected >= 32 (five stride-2 stages), got " + resolution);
         }
         if (steps < 1) {
             throw new IllegalArgumentException("--steps: expected >= 1, got " + steps);

@@ -1,16 +1,13 @@
 package org.convbn.bench;
 
-import org.convbn.io.AtomicFiles;
-
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.Path;
 import java.util.List;
-
 import javax.imageio.ImageIO;
-
+import org.convbn.io.AtomicFiles;
 import org.knowm.xchart.BitmapEncoder;
 import org.knowm.xchart.CategoryChart;
 import org.knowm.xchart.CategoryChartBuilder;
@@ -28,15 +25,15 @@ final class Chart {
         ImageIO.setUseCache(false);
     }
 
-    private Chart() {
-    }
+    private Chart() {}
 
     /**
      * Renders and encodes a tiny chart, so that the graphics and image classes are loaded before a long run: a chart
      * written while the JVM shuts down (after SIGTERM) cannot load them any more.
      */
     static void prepare() throws IOException {
-        BufferedImage image = BitmapEncoder.getBufferedImage(new XYChartBuilder().width(8).height(8).build());
+        BufferedImage image = BitmapEncoder.getBufferedImage(
+                new XYChartBuilder().width(8).height(8).build());
         ImageIO.write(image, "png", OutputStream.nullOutputStream());
     }
 
@@ -46,20 +43,44 @@ final class Chart {
     }
 
     static void write(Path target, Report r) throws IOException {
-        List<String> modes = r.modes().stream().map(m -> m.mode().replace("PYTORCH_", "PyTorch ")
-                .replace("TUNE_KEEP", "TUNE-K")
-                .replace("_REVERSIBLE", "+rev").replace("DL4J_CONVERTED_", "DL4J>").replace("DL4J_FROZEN_BN", "DL4J"))
+        List<String> modes = r.modes().stream()
+                .map(m -> m.mode()
+                        .replace("PYTORCH_", "PyTorch ")
+                        .replace("TUNE_KEEP", "TUNE-K")
+                        .replace("_REVERSIBLE", "+rev")
+                        .replace("DL4J_CONVERTED_", "DL4J>")
+                        .replace("DL4J_FROZEN_BN", "DL4J"))
                 .toList();
         int width = Math.max(WIDTH, 150 * modes.size()); // room for every bar label
         String title = r.model() + " batch " + r.batch() + " " + r.resolution() + "x" + r.resolution();
-        CategoryChart time = new CategoryChartBuilder().width(width).height(HEIGHT).title("Step time, " + title)
-                .xAxisTitle("mode").yAxisTitle("ms (median)").build();
-        time.addSeries("step time", modes, r.modes().stream().map(ModeResult::stepMsMedian).toList());
-        CategoryChart memory = new CategoryChartBuilder().width(width).height(HEIGHT).title("Memory, " + title)
-                .xAxisTitle("mode").yAxisTitle("MiB").build();
-        memory.addSeries("peak above baseline", modes, r.modes().stream().map(m -> m.peakBytes() / 1048576.0).toList());
-        memory.addSeries("retained for backward", modes,
-                r.modes().stream().map(m -> Math.max(0, m.retainedBytes()) / 1048576.0).toList());
+        CategoryChart time = new CategoryChartBuilder()
+                .width(width)
+                .height(HEIGHT)
+                .title("Step time, " + title)
+                .xAxisTitle("mode")
+                .yAxisTitle("ms (median)")
+                .build();
+        time.addSeries(
+                "step time",
+                modes,
+                r.modes().stream().map(ModeResult::stepMsMedian).toList());
+        CategoryChart memory = new CategoryChartBuilder()
+                .width(width)
+                .height(HEIGHT)
+                .title("Memory, " + title)
+                .xAxisTitle("mode")
+                .yAxisTitle("MiB")
+                .build();
+        memory.addSeries(
+                "peak above baseline",
+                modes,
+                r.modes().stream().map(m -> m.peakBytes() / 1048576.0).toList());
+        memory.addSeries(
+                "retained for backward",
+                modes,
+                r.modes().stream()
+                        .map(m -> Math.max(0, m.retainedBytes()) / 1048576.0)
+                        .toList());
         BufferedImage both = new BufferedImage(2 * width, HEIGHT, BufferedImage.TYPE_INT_RGB);
         Graphics2D g = both.createGraphics();
         g.drawImage(BitmapEncoder.getBufferedImage(time), 0, 0, null);

@@ -6,19 +6,18 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
-
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.ConvTransposeConfig;
 import org.convbn.core.LinearConfig;
-import org.convbn.core.ProducerConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.Padding;
+import org.convbn.core.ProducerConfig;
+import org.convbn.io.Safetensors;
 import org.convbn.nd4j.BlockGradients;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.io.Safetensors;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import picocli.CommandLine.Command;
@@ -44,13 +43,17 @@ import picocli.CommandLine.Option;
  * {@code grad.folded.bias} (gradients of the folded parameters) and {@code folded.weight}, {@code folded.bias}
  * instead of the conv and BN gradients.
  */
-@Command(name = "compare", mixinStandardHelpOptions = true,
+@Command(
+        name = "compare",
+        mixinStandardHelpOptions = true,
         description = "Run one block forward and backward on a safetensors case; write the results.")
 final class CompareCommand implements Callable<Integer> {
     @Option(names = "--in", required = true, description = "the case (safetensors)")
     Path in;
+
     @Option(names = "--mode", required = true, description = "train, eval, tune or deploy")
     Mode mode;
+
     @Option(names = "--out", required = true, description = "where to write the results (safetensors)")
     Path out;
 
@@ -94,10 +97,14 @@ final class CompareCommand implements Callable<Integer> {
             }
         }
         INDArray runningMean = required(t, "bn.running_mean");
-        ConvBNConfig config = new ConvBNConfig(producer, new BatchNormConfig((int) runningMean.length(), eps,
-                momentum, gamma != null), true);
-        ConvBNParameters p = ConvBNParameters.of(required(t, producer.weightName()).dup(),
-                dup(t.get(producer.biasName())), dup(gamma), dup(beta), runningMean.dup(),
+        ConvBNConfig config = new ConvBNConfig(
+                producer, new BatchNormConfig((int) runningMean.length(), eps, momentum, gamma != null), true);
+        ConvBNParameters p = ConvBNParameters.of(
+                required(t, producer.weightName()).dup(),
+                dup(t.get(producer.biasName())),
+                dup(gamma),
+                dup(beta),
+                runningMean.dup(),
                 required(t, "bn.running_var").dup());
         ConvBNBlock block = ConvBNBlock.of(config, p, mode);
         INDArray output = block.forward(input);
@@ -132,9 +139,14 @@ final class CompareCommand implements Callable<Integer> {
                 }
                 int[] stride = pair(meta, "stride", "1,1");
                 int[] dilation = pair(meta, "dilation", "1,1");
-                return ConvConfig.builder((int) input.size(1), (int) w.size(0)).kernel((int) w.size(2),
-                        (int) w.size(3)).stride(stride[0], stride[1]).padding(padding).dilation(dilation[0],
-                        dilation[1]).groups(integer(meta, "groups", "1")).bias(t.containsKey("conv.bias")).build();
+                return ConvConfig.builder((int) input.size(1), (int) w.size(0))
+                        .kernel((int) w.size(2), (int) w.size(3))
+                        .stride(stride[0], stride[1])
+                        .padding(padding)
+                        .dilation(dilation[0], dilation[1])
+                        .groups(integer(meta, "groups", "1"))
+                        .bias(t.containsKey("conv.bias"))
+                        .build();
             }
             case "conv_transpose2d": {
                 requireRank("input", input, "[N,C,H,W]", 4);
@@ -145,9 +157,14 @@ final class CompareCommand implements Callable<Integer> {
                 int[] outputPadding = pair(meta, "output_padding", "0,0");
                 int[] dilation = pair(meta, "dilation", "1,1");
                 return ConvTransposeConfig.builder((int) w.size(0), (int) w.size(1) * groups)
-                        .kernel((int) w.size(2), (int) w.size(3)).stride(stride[0], stride[1])
-                        .padding(padding[0], padding[1]).outputPadding(outputPadding[0], outputPadding[1])
-                        .dilation(dilation[0], dilation[1]).groups(groups).bias(t.containsKey("conv.bias")).build();
+                        .kernel((int) w.size(2), (int) w.size(3))
+                        .stride(stride[0], stride[1])
+                        .padding(padding[0], padding[1])
+                        .outputPadding(outputPadding[0], outputPadding[1])
+                        .dilation(dilation[0], dilation[1])
+                        .groups(groups)
+                        .bias(t.containsKey("conv.bias"))
+                        .build();
             }
             case "linear": {
                 if (input.rank() != 2 && input.rank() != 3) {
@@ -158,15 +175,15 @@ final class CompareCommand implements Callable<Integer> {
                 return new LinearConfig((int) w.size(1), (int) w.size(0), t.containsKey("linear.bias"));
             }
             default:
-                throw new IllegalArgumentException("metadata layer: expected conv2d, conv_transpose2d or linear, got \""
-                        + layer + "\"");
+                throw new IllegalArgumentException(
+                        "metadata layer: expected conv2d, conv_transpose2d or linear, got \"" + layer + "\"");
         }
     }
 
     private static INDArray requireRank(String name, INDArray a, String shape, int rank) {
         if (a.rank() != rank) {
-            throw new IllegalArgumentException(name + ": expected rank " + rank + " " + shape + ", got shape "
-                    + Arrays.toString(a.shape()));
+            throw new IllegalArgumentException(
+                    name + ": expected rank " + rank + " " + shape + ", got shape " + Arrays.toString(a.shape()));
         }
         return a;
     }

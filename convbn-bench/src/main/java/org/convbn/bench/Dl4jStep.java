@@ -1,7 +1,6 @@
 package org.convbn.bench;
 
 import java.util.SplittableRandom;
-
 import org.convbn.dl4j.ConvBNConverter;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -37,6 +36,7 @@ public final class Dl4jStep implements BenchStep {
      * (docs/dl4j.md), and NaN arithmetic would then be what DL4J's steps are timed on.
      */
     public static final double LEARNING_RATE = 0.0;
+
     private final ComputationGraph graph;
     private final DataSet batch;
 
@@ -61,8 +61,12 @@ public final class Dl4jStep implements BenchStep {
         if (variant.mode() == null) {
             this.graph = frozenBn;
         } else {
-            this.graph = ConvBNConverter.builder().mode(variant.mode()).tuneFold(variant.tuneFold()).build()
-                    .apply(frozenBn).network();
+            this.graph = ConvBNConverter.builder()
+                    .mode(variant.mode())
+                    .tuneFold(variant.tuneFold())
+                    .build()
+                    .apply(frozenBn)
+                    .network();
             graph.getConfiguration().setTrainingWorkspaceMode(WorkspaceMode.ENABLED);
             graph.getConfiguration().setInferenceWorkspaceMode(WorkspaceMode.ENABLED);
         }
@@ -78,9 +82,15 @@ public final class Dl4jStep implements BenchStep {
 
     /** The zoo ResNet50 with pretrained-looking weights and statistics, each BN in FrozenLayerWithBackprop. */
     static ComputationGraph frozenBnResNet50(int resolution, long seed, double learningRate) {
-        ComputationGraphConfiguration conf = ResNet50.builder().numClasses(NetworkStep.CLASSES)
-                .inputShape(new int[] {3, resolution, resolution}).seed(seed).updater(new Nesterovs(learningRate, 0.9))
-                .workspaceMode(WorkspaceMode.NONE).build().graphBuilder().build();
+        ComputationGraphConfiguration conf = ResNet50.builder()
+                .numClasses(NetworkStep.CLASSES)
+                .inputShape(new int[] {3, resolution, resolution})
+                .seed(seed)
+                .updater(new Nesterovs(learningRate, 0.9))
+                .workspaceMode(WorkspaceMode.NONE)
+                .build()
+                .graphBuilder()
+                .build();
         for (GraphVertex v : conf.getVertices().values()) {
             if (v instanceof LayerVertex lv && lv.getLayerConf().getLayer() instanceof BatchNormalization bn) {
                 FrozenLayerWithBackprop frozen = new FrozenLayerWithBackprop(bn);
@@ -110,7 +120,9 @@ public final class Dl4jStep implements BenchStep {
             INDArray w = p.get("W");
             if (w != null) {
                 long fanIn = w.length() / (w.rank() == 4 ? w.size(0) : w.size(1));
-                w.assign(Nd4j.randn(rng.nextLong(), w.shape()).castTo(w.dataType()).muli(Math.sqrt(1.0 / fanIn)));
+                w.assign(Nd4j.randn(rng.nextLong(), w.shape())
+                        .castTo(w.dataType())
+                        .muli(Math.sqrt(1.0 / fanIn)));
             }
             INDArray log10Std = p.get(BatchNormalizationParamInitializer.GLOBAL_LOG_STD);
             if (log10Std != null) {

@@ -10,8 +10,8 @@ import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashMap;
 import java.util.HexFormat;
-import java.util.LinkedHashSet;
 import java.util.LinkedHashMap;
+import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
@@ -20,16 +20,15 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.CancellationException;
 import java.util.concurrent.CountDownLatch;
 import java.util.concurrent.TimeUnit;
-
 import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import org.convbn.core.Mode;
-import org.convbn.train.data.FashionMnist;
 import org.convbn.io.AtomicFiles;
 import org.convbn.net.Network;
 import org.convbn.net.Zoo;
 import org.convbn.train.InMemoryDataset;
+import org.convbn.train.data.FashionMnist;
 import org.convbn.transfer.EpochBatches;
 import org.convbn.transfer.FineTuning;
 import org.convbn.transfer.IdxBatches;
@@ -49,13 +48,18 @@ import picocli.CommandLine.Option;
  * mode with validation each epoch, a checkpoint each epoch and {@code --resume}, the tuned weights out in torchvision
  * names (and folded), and the learning curve as JSON and PNG.
  */
-@Command(name = "finetune", description = "Fine-tune a network of the zoo on a folder of class folders (or IDX files): "
-        + "torchvision weights in, a frozen prefix, the chosen mode, checkpoints and resume, tuned weights out.",
-        mixinStandardHelpOptions = true, sortOptions = false)
+@Command(
+        name = "finetune",
+        description =
+                "Fine-tune a network of the zoo on a folder of class folders (or IDX files): "
+                        + "torchvision weights in, a frozen prefix, the chosen mode, checkpoints and resume, tuned weights out.",
+        mixinStandardHelpOptions = true,
+        sortOptions = false)
 final class FineTuneCommand implements Callable<Integer> {
     /** The element types. */
     enum Precision {
-        FLOAT(DataType.FLOAT), DOUBLE(DataType.DOUBLE);
+        FLOAT(DataType.FLOAT),
+        DOUBLE(DataType.DOUBLE);
 
         final DataType type;
 
@@ -72,64 +76,105 @@ final class FineTuneCommand implements Callable<Integer> {
     /** The name of the checkpoint file in --checkpoint-dir. */
     static final String CHECKPOINT = "checkpoint.safetensors";
 
-    @Option(names = "--weights", description = "torchvision weights (safetensors of model.state_dict()); without it "
-            + "the network starts from PyTorch's initialisation")
+    @Option(
+            names = "--weights",
+            description = "torchvision weights (safetensors of model.state_dict()); without it "
+                    + "the network starts from PyTorch's initialisation")
     Path weights;
-    @Option(names = "--model", description = "a torchvision model name: ${COMPLETION-CANDIDATES} (default: "
-            + "${DEFAULT-VALUE})", completionCandidates = ZooNames.class)
+
+    @Option(
+            names = "--model",
+            description = "a torchvision model name: ${COMPLETION-CANDIDATES} (default: " + "${DEFAULT-VALUE})",
+            completionCandidates = ZooNames.class)
     String model = "resnet18";
-    @Option(names = "--data", required = true, description = "a folder with one subfolder of JPEG/PNG images per "
-            + "class, or a folder of Fashion-MNIST IDX files")
+
+    @Option(
+            names = "--data",
+            required = true,
+            description = "a folder with one subfolder of JPEG/PNG images per "
+                    + "class, or a folder of Fashion-MNIST IDX files")
     Path data;
+
     @Option(names = "--mode", description = "train, eval, tune or deploy (default: ${DEFAULT-VALUE})")
     Mode mode = Mode.TUNE;
-    @Option(names = "--frozen-parts", description = "frozen leading parts of the network: 0 none, 1 the stem, then "
-            + "its stages in order (a ResNet's conv1, layer1..layer4; features.0..features.N of the others); all of "
-            + "them leave only the classifier to train (default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--frozen-parts",
+            description = "frozen leading parts of the network: 0 none, 1 the stem, then "
+                    + "its stages in order (a ResNet's conv1, layer1..layer4; features.0..features.N of the others); all of "
+                    + "them leave only the classifier to train (default: ${DEFAULT-VALUE})")
     int frozenParts = 0;
+
     @Option(names = "--epochs", description = "epochs in all (default: ${DEFAULT-VALUE})")
     int epochs = 5;
+
     @Option(names = "--batch", description = "images per step (default: ${DEFAULT-VALUE})")
     int batch = 32;
-    @Option(names = "--resolution", description = "image height and width (default: ${DEFAULT-VALUE}; IDX data keeps "
-            + "its own)")
+
+    @Option(
+            names = "--resolution",
+            description = "image height and width (default: ${DEFAULT-VALUE}; IDX data keeps " + "its own)")
     int resolution = 224;
+
     @Option(names = "--optimizer", description = "sgd, nesterov or adam (default: ${DEFAULT-VALUE})")
     FineTuning.OptimizerKind optimizer = FineTuning.OptimizerKind.NESTEROV;
+
     @Option(names = "--lr", description = "learning rate (default: ${DEFAULT-VALUE})")
     double learningRate = 0.01;
+
     @Option(names = "--schedule", description = "constant or linear (decay per epoch) (default: ${DEFAULT-VALUE})")
     FineTuning.LrSchedule schedule = FineTuning.LrSchedule.CONSTANT;
-    @Option(names = "--weight-decay", description = "coupled (sgd, nesterov) or decoupled (adam: AdamW) "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--weight-decay",
+            description = "coupled (sgd, nesterov) or decoupled (adam: AdamW) " + "(default: ${DEFAULT-VALUE})")
     double weightDecay = 1e-4;
-    @Option(names = "--validation", description = "fraction of each class held out for validation, 0 for none "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--validation",
+            description = "fraction of each class held out for validation, 0 for none " + "(default: ${DEFAULT-VALUE})")
     double validationFraction = 0.2;
-    @Option(names = "--seed", description = "seed of the split, the head, the order and the augmentation "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--seed",
+            description =
+                    "seed of the split, the head, the order and the augmentation " + "(default: ${DEFAULT-VALUE})")
     long seed = 1;
+
     @Option(names = "--keep-head", description = "keep the weights' classifier (its size must match the classes)")
     boolean keepHead;
+
     @Option(names = "--dtype", description = "float or double (default: ${DEFAULT-VALUE})")
     Precision precision = Precision.FLOAT;
+
     @Option(names = "--out", description = "the tuned weights, torchvision names (default: ${DEFAULT-VALUE})")
     Path out = Path.of("tuned.safetensors");
+
     @Option(names = "--export-folded", description = "also write the weights with BN folded into the convs here")
     Path exportFolded;
+
     @Option(names = "--checkpoint-dir", description = "write " + CHECKPOINT + " here after every epoch")
     Path checkpointDir;
+
     @Option(names = "--resume", description = "continue from --checkpoint-dir's checkpoint")
     boolean resume;
-    @Option(names = "--override", split = ",", paramLabel = "SETTING", description = "with --resume: settings "
-            + "changed on purpose from the checkpoint's (any of ${COMPLETION-CANDIDATES}; classes and split when the "
-            + "data's folders or files changed); without it a resume refuses every difference",
+
+    @Option(
+            names = "--override",
+            split = ",",
+            paramLabel = "SETTING",
+            description = "with --resume: settings "
+                    + "changed on purpose from the checkpoint's (any of ${COMPLETION-CANDIDATES}; classes and split when the "
+                    + "data's folders or files changed); without it a resume refuses every difference",
             completionCandidates = Overridable.class)
     Set<String> overrides = new LinkedHashSet<>();
+
     @Option(names = "--curve", description = "learning curve JSON (default: ${DEFAULT-VALUE})")
     Path curve = Path.of("finetune.json");
+
     @Option(names = "--chart", description = "learning curve PNG (default: ${DEFAULT-VALUE})")
     Path chart = Path.of("finetune.png");
+
     @Option(names = "--quiet", description = "no progress bar (the per-epoch lines stay)")
     boolean quiet;
 
@@ -138,15 +183,22 @@ final class FineTuneCommand implements Callable<Integer> {
      * name {@code --override} takes (null for those a resume cannot change).
      */
     enum Setting {
-        MODEL("model", "--model", null), CLASSES("classes", "the number of classes", null),
-        DATA_TYPE("data_type", "--dtype", null), MODE("mode", "--mode", null),
-        FROZEN_PARTS("frozen_parts", "--frozen-parts", null), OPTIMIZER("optimizer", "--optimizer", null),
-        LEARNING_RATE("learning_rate", "--lr", "lr"), WEIGHT_DECAY("weight_decay", "--weight-decay", "weight-decay"),
-        SCHEDULE("schedule", "--schedule", "schedule"), EPOCHS("epochs", "--epochs", "epochs"),
-        CLASS_NAMES("class_names", "the class names", "classes"), SEED("seed", "--seed", "seed"),
+        MODEL("model", "--model", null),
+        CLASSES("classes", "the number of classes", null),
+        DATA_TYPE("data_type", "--dtype", null),
+        MODE("mode", "--mode", null),
+        FROZEN_PARTS("frozen_parts", "--frozen-parts", null),
+        OPTIMIZER("optimizer", "--optimizer", null),
+        LEARNING_RATE("learning_rate", "--lr", "lr"),
+        WEIGHT_DECAY("weight_decay", "--weight-decay", "weight-decay"),
+        SCHEDULE("schedule", "--schedule", "schedule"),
+        EPOCHS("epochs", "--epochs", "epochs"),
+        CLASS_NAMES("class_names", "the class names", "classes"),
+        SEED("seed", "--seed", "seed"),
         VALIDATION("validation", "--validation", "validation"),
         SPLIT("split", "the split (the data's training and validation files)", "split"),
-        RESOLUTION("resolution", "--resolution", "resolution"), BATCH("batch", "--batch", "batch");
+        RESOLUTION("resolution", "--resolution", "resolution"),
+        BATCH("batch", "--batch", "batch");
 
         final String setting;
         final String shown;
@@ -192,16 +244,34 @@ final class FineTuneCommand implements Callable<Integer> {
     }
 
     /** One epoch of the learning curve; the validation numbers are null without validation. */
-    record Point(int epoch, double trainLoss, Double validationLoss, Double validationAccuracy, double trainSeconds,
-                 double imagesPerSecond, double learningRate, double retainedMib, double arenaPeakMib,
-                 Double peakResidentMib) {
-    }
+    record Point(
+            int epoch,
+            double trainLoss,
+            Double validationLoss,
+            Double validationAccuracy,
+            double trainSeconds,
+            double imagesPerSecond,
+            double learningRate,
+            double retainedMib,
+            double arenaPeakMib,
+            Double peakResidentMib) {}
 
     /** What {@code --curve} holds. */
-    record Curve(String model, String mode, int frozenParts, String optimizer, double learningRate,
-                 double weightDecay, int batch, int resolution, List<String> classes, int trainImages,
-                 int validationImages, int skippedImages, String weights, List<Point> epochs) {
-    }
+    record Curve(
+            String model,
+            String mode,
+            int frozenParts,
+            String optimizer,
+            double learningRate,
+            double weightDecay,
+            int batch,
+            int resolution,
+            List<String> classes,
+            int trainImages,
+            int validationImages,
+            int skippedImages,
+            String weights,
+            List<Point> epochs) {}
 
     /**
      * The data sources, the unreadable files left out, the resolution the batches have, and the split's identity (a
@@ -244,36 +314,60 @@ final class FineTuneCommand implements Callable<Integer> {
         Chart.prepare();
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         Data d = load();
-        System.out.printf(Locale.ROOT, "data %s: %d classes, %d training and %d validation images%s; %s at %dx%d%n",
-                data, d.classes().size(), d.trainImages(), d.validationImages(),
-                d.skipped() == 0 ? "" : ", " + d.skipped() + " unreadable files skipped", model, d.resolution(),
+        System.out.printf(
+                Locale.ROOT,
+                "data %s: %d classes, %d training and %d validation images%s; %s at %dx%d%n",
+                data,
+                d.classes().size(),
+                d.trainImages(),
+                d.validationImages(),
+                d.skipped() == 0 ? "" : ", " + d.skipped() + " unreadable files skipped",
+                model,
+                d.resolution(),
                 d.resolution());
         Network net = network(d.classes().size());
         FineTuning.Config config;
         try {
-            config = FineTuning.Config.builder().mode(mode).frozenParts(frozenParts).optimizer(optimizer)
-                    .learningRate(learningRate).weightDecay(weightDecay).schedule(schedule).epochs(epochs)
+            config = FineTuning.Config.builder()
+                    .mode(mode)
+                    .frozenParts(frozenParts)
+                    .optimizer(optimizer)
+                    .learningRate(learningRate)
+                    .weightDecay(weightDecay)
+                    .schedule(schedule)
+                    .epochs(epochs)
                     .data(Setting.CLASS_NAMES.setting, Json.MAPPER.writeValueAsString(d.classes()))
-                    .data(Setting.SEED.setting, seed).data(Setting.VALIDATION.setting, validationFraction)
-                    .data(Setting.SPLIT.setting, d.split()).data(Setting.RESOLUTION.setting, d.resolution())
-                    .data(Setting.BATCH.setting, batch).build();
+                    .data(Setting.SEED.setting, seed)
+                    .data(Setting.VALIDATION.setting, validationFraction)
+                    .data(Setting.SPLIT.setting, d.split())
+                    .data(Setting.RESOLUTION.setting, d.resolution())
+                    .data(Setting.BATCH.setting, batch)
+                    .build();
         } catch (IllegalArgumentException e) {
             net.close();
             throw e;
         }
         Map<Integer, Double> peaks = new HashMap<>();
         try (FineTuning job = resume ? resume(net, config, checkpoint) : FineTuning.start(net, config);
-             StopOnSignal stop = new StopOnSignal(job)) {
+                StopOnSignal stop = new StopOnSignal(job)) {
             if (resume) {
-                System.out.printf(Locale.ROOT, "resumed from %s after epoch %d%s%n", checkpoint, job.epochsDone(),
+                System.out.printf(
+                        Locale.ROOT,
+                        "resumed from %s after epoch %d%s%n",
+                        checkpoint,
+                        job.epochsDone(),
                         overrides.isEmpty() ? "" : ", with " + overrides + " as given now");
             }
             try {
                 train(job, d, checkpoint, peaks);
             } catch (CancellationException e) {
-                System.out.println("stopped: " + e.getMessage() + (checkpoint == null ? ""
-                        : job.epochsDone() == 0 ? "; no checkpoint was written yet" : "; the last checkpoint, "
-                        + checkpoint + ", holds epoch " + job.epochsDone() + " (--resume continues from it)"));
+                System.out.println("stopped: " + e.getMessage()
+                        + (checkpoint == null
+                                ? ""
+                                : job.epochsDone() == 0
+                                        ? "; no checkpoint was written yet"
+                                        : "; the last checkpoint, " + checkpoint + ", holds epoch " + job.epochsDone()
+                                                + " (--resume continues from it)"));
                 return STOPPED;
             }
         }
@@ -304,9 +398,14 @@ final class FineTuneCommand implements Callable<Integer> {
                     changeable.add(s.override);
                 }
             }
-            throw new IllegalArgumentException("--resume: the checkpoint " + checkpoint + " was made for another run: "
-                    + String.join("; ", lines) + (changeable.size() < lines.size() ? "" : "; to continue with the "
-                    + "values given now: --override " + String.join(",", changeable)), e);
+            throw new IllegalArgumentException(
+                    "--resume: the checkpoint " + checkpoint + " was made for another run: "
+                            + String.join("; ", lines)
+                            + (changeable.size() < lines.size()
+                                    ? ""
+                                    : "; to continue with the " + "values given now: --override "
+                                            + String.join(",", changeable)),
+                    e);
         }
     }
 
@@ -320,15 +419,17 @@ final class FineTuneCommand implements Callable<Integer> {
         private final Thread hook;
 
         StopOnSignal(FineTuning job) {
-            hook = new Thread(() -> {
-                job.requestStop();
-                System.err.println("finetune: asked to end; stopping after the current step");
-                try {
-                    stopped.await(STOP_WAIT_SECONDS, TimeUnit.SECONDS);
-                } catch (InterruptedException e) {
-                    Thread.currentThread().interrupt();
-                }
-            }, "finetune-stop");
+            hook = new Thread(
+                    () -> {
+                        job.requestStop();
+                        System.err.println("finetune: asked to end; stopping after the current step");
+                        try {
+                            stopped.await(STOP_WAIT_SECONDS, TimeUnit.SECONDS);
+                        } catch (InterruptedException e) {
+                            Thread.currentThread().interrupt();
+                        }
+                    },
+                    "finetune-stop");
             Runtime.getRuntime().addShutdownHook(hook);
         }
 
@@ -352,8 +453,8 @@ final class FineTuneCommand implements Callable<Integer> {
                 r = job.runEpoch(d.train(), d.validation(), (i, n, loss) -> {
                     if (bar != null) {
                         bar.stepBy(n);
-                        bar.setExtraMessage(String.format(Locale.ROOT, " loss %.3f, peak %d MiB", loss,
-                                MemoryProbe.highWaterBytes() >> 20));
+                        bar.setExtraMessage(String.format(
+                                Locale.ROOT, " loss %.3f, peak %d MiB", loss, MemoryProbe.highWaterBytes() >> 20));
                     }
                 });
             }
@@ -391,8 +492,8 @@ final class FineTuneCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--frozen-parts: expected >= 0, got " + frozenParts);
         }
         if (!(validationFraction >= 0 && validationFraction < 1)) {
-            throw new IllegalArgumentException("--validation: expected a fraction in [0, 1), got "
-                    + validationFraction);
+            throw new IllegalArgumentException(
+                    "--validation: expected a fraction in [0, 1), got " + validationFraction);
         }
         if (!resume && !overrides.isEmpty()) {
             throw new IllegalArgumentException("--override: expected with --resume, got " + overrides);
@@ -402,8 +503,8 @@ final class FineTuneCommand implements Callable<Integer> {
             throw new IllegalArgumentException("--resume: expected --checkpoint-dir to resume from, got none");
         }
         if (resume && !Files.isRegularFile(checkpointDir.resolve(CHECKPOINT))) {
-            throw new IllegalArgumentException("--resume: expected a checkpoint at " + checkpointDir.resolve(CHECKPOINT)
-                    + ", got none");
+            throw new IllegalArgumentException(
+                    "--resume: expected a checkpoint at " + checkpointDir.resolve(CHECKPOINT) + ", got none");
         }
         if (weights != null && !Files.isRegularFile(weights)) {
             throw new IllegalArgumentException("--weights: expected a safetensors file, got none at " + weights);
@@ -412,30 +513,49 @@ final class FineTuneCommand implements Callable<Integer> {
 
     private Data load() throws IOException {
         if (!Files.isDirectory(data)) {
-            throw new IllegalArgumentException("--data: expected a folder, got "
-                    + (Files.exists(data) ? "a file " : "no such folder ") + data);
+            throw new IllegalArgumentException(
+                    "--data: expected a folder, got " + (Files.exists(data) ? "a file " : "no such folder ") + data);
         }
         if (isIdx(data)) {
-            InMemoryDataset all = InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3,
-                    precision.type);
+            InMemoryDataset all =
+                    InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3, precision.type);
             int[][] split = IdxBatches.split(all.size(), validationFraction, seed);
             requireTrainingBatch(split[0].length);
             IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, batch, true, seed);
-            IdxBatches val = split[1].length == 0 ? null
+            IdxBatches val = split[1].length == 0
+                    ? null
                     : new IdxBatches(all, split[1], FashionMnist.CLASSES, batch, false, seed);
-            return new Data(train, val, 0, (int) all.images().size(2), digest(Arrays.toString(split[0]) + "|"
-                    + Arrays.toString(split[1])));
+            return new Data(
+                    train,
+                    val,
+                    0,
+                    (int) all.images().size(2),
+                    digest(Arrays.toString(split[0]) + "|" + Arrays.toString(split[1])));
         }
         ImageFolder folder = ImageFolder.scan(data, validationFraction, seed);
         System.out.print(skippedSummary(folder.skipped()));
         requireTrainingBatch(folder.train().size());
-        ImageBatches train = ImageBatches.builder(folder.train(), folder.classes()).resolution(resolution).batch(batch)
-                .seed(seed).dataType(precision.type).build();
-        ImageBatches val = folder.validation().isEmpty() ? null : ImageBatches.builder(folder.validation(),
-                folder.classes()).resolution(resolution).batch(batch).training(false).seed(seed)
-                .dataType(precision.type).build();
-        return new Data(train, val, folder.skipped().size(), resolution, digest(examples(folder.train()) + "|"
-                + examples(folder.validation())));
+        ImageBatches train = ImageBatches.builder(folder.train(), folder.classes())
+                .resolution(resolution)
+                .batch(batch)
+                .seed(seed)
+                .dataType(precision.type)
+                .build();
+        ImageBatches val = folder.validation().isEmpty()
+                ? null
+                : ImageBatches.builder(folder.validation(), folder.classes())
+                        .resolution(resolution)
+                        .batch(batch)
+                        .training(false)
+                        .seed(seed)
+                        .dataType(precision.type)
+                        .build();
+        return new Data(
+                train,
+                val,
+                folder.skipped().size(),
+                resolution,
+                digest(examples(folder.train()) + "|" + examples(folder.validation())));
     }
 
     /** @return each example's path below {@code --data} and label, in order */
@@ -450,8 +570,8 @@ final class FineTuneCommand implements Callable<Integer> {
     /** @return the SHA-256 of the text, in hex */
     private static String digest(String text) {
         try {
-            return HexFormat.of().formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(
-                    StandardCharsets.UTF_8)));
+            return HexFormat.of()
+                    .formatHex(MessageDigest.getInstance("SHA-256").digest(text.getBytes(StandardCharsets.UTF_8)));
         } catch (NoSuchAlgorithmException e) {
             throw new IllegalStateException("every Java platform has SHA-256", e);
         }
@@ -466,7 +586,9 @@ final class FineTuneCommand implements Callable<Integer> {
             return "";
         }
         StringBuilder b = new StringBuilder("skipped " + skipped.size() + " unreadable image files:\n");
-        skipped.stream().limit(SKIPPED_NAMED).forEach(s -> b.append("  ").append(s).append('\n'));
+        skipped.stream()
+                .limit(SKIPPED_NAMED)
+                .forEach(s -> b.append("  ").append(s).append('\n'));
         if (skipped.size() > SKIPPED_NAMED) {
             b.append("  and ").append(skipped.size() - SKIPPED_NAMED).append(" more\n");
         }
@@ -482,8 +604,8 @@ final class FineTuneCommand implements Callable<Integer> {
     }
 
     private static boolean isIdx(Path dir) {
-        return Files.exists(dir.resolve("train-images-idx3-ubyte")) || Files.exists(dir.resolve(
-                "train-images-idx3-ubyte.gz"));
+        return Files.exists(dir.resolve("train-images-idx3-ubyte"))
+                || Files.exists(dir.resolve("train-images-idx3-ubyte.gz"));
     }
 
     private Network network(int classes) throws IOException {
@@ -512,9 +634,15 @@ final class FineTuneCommand implements Callable<Integer> {
     }
 
     private ProgressBar bar(int epoch, Data d) {
-        return new ProgressBarBuilder().setTaskName(String.format(Locale.ROOT, "epoch %d/%d", epoch + 1, epochs))
-                .setInitialMax((long) d.train().batchesPerEpoch() * batch).setUnit(" img", 1).showSpeed()
-                .setStyle(ProgressBarStyle.ASCII).setMaxRenderedLength(120).setUpdateIntervalMillis(500).build();
+        return new ProgressBarBuilder()
+                .setTaskName(String.format(Locale.ROOT, "epoch %d/%d", epoch + 1, epochs))
+                .setInitialMax((long) d.train().batchesPerEpoch() * batch)
+                .setUnit(" img", 1)
+                .showSpeed()
+                .setStyle(ProgressBarStyle.ASCII)
+                .setMaxRenderedLength(120)
+                .setUpdateIntervalMillis(500)
+                .build();
     }
 
     private static Double finiteOrNull(double v) {
@@ -524,19 +652,48 @@ final class FineTuneCommand implements Callable<Integer> {
     private void writeCurve(FineTuning job, Data d, Map<Integer, Double> peaks) throws IOException {
         List<Point> points = new ArrayList<>();
         for (FineTuning.Epoch e : job.history()) {
-            points.add(new Point(e.epoch(), e.trainLoss(), finiteOrNull(e.validationLoss()),
-                    finiteOrNull(e.validationAccuracy()), e.trainSeconds(),
-                    e.imagesPerSecond(), e.learningRate(), e.retainedBytes() / (double) (1 << 20),
-                    e.arenaPeakBytes() / (double) (1 << 20), peaks.get(e.epoch())));
+            points.add(new Point(
+                    e.epoch(),
+                    e.trainLoss(),
+                    finiteOrNull(e.validationLoss()),
+                    finiteOrNull(e.validationAccuracy()),
+                    e.trainSeconds(),
+                    e.imagesPerSecond(),
+                    e.learningRate(),
+                    e.retainedBytes() / (double) (1 << 20),
+                    e.arenaPeakBytes() / (double) (1 << 20),
+                    peaks.get(e.epoch())));
         }
-        Curve c = new Curve(model, mode.name(), frozenParts, optimizer.name(), learningRate, weightDecay, batch,
-                d.resolution(), d.classes(), d.trainImages(), d.validationImages(), d.skipped(),
-                weights == null ? null : weights.toString(), points);
+        Curve c = new Curve(
+                model,
+                mode.name(),
+                frozenParts,
+                optimizer.name(),
+                learningRate,
+                weightDecay,
+                batch,
+                d.resolution(),
+                d.classes(),
+                d.trainImages(),
+                d.validationImages(),
+                d.skipped(),
+                weights == null ? null : weights.toString(),
+                points);
         Json.writeAtomically(curve, c);
-        XYChart x = new XYChartBuilder().width(800).height(450)
-                .title(String.format(Locale.ROOT, "%s %s, %d frozen, %s lr %.3g", model, mode, frozenParts,
-                        optimizer.name().toLowerCase(Locale.ROOT), learningRate))
-                .xAxisTitle("epoch").yAxisTitle("loss / accuracy").build();
+        XYChart x = new XYChartBuilder()
+                .width(800)
+                .height(450)
+                .title(String.format(
+                        Locale.ROOT,
+                        "%s %s, %d frozen, %s lr %.3g",
+                        model,
+                        mode,
+                        frozenParts,
+                        optimizer.name().toLowerCase(Locale.ROOT),
+                        learningRate))
+                .xAxisTitle("epoch")
+                .yAxisTitle("loss / accuracy")
+                .build();
         List<Double> ep = new ArrayList<>();
         List<Double> trainLoss = new ArrayList<>();
         List<Double> valLoss = new ArrayList<>();

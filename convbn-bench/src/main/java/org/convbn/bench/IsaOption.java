@@ -1,7 +1,6 @@
 package org.convbn.bench;
 
 import java.util.Map;
-
 import org.convbn.onednn.OnednnPlatform.IsaCap;
 import picocli.CommandLine.Option;
 
@@ -14,8 +13,10 @@ final class IsaOption {
     /** The variables oneDNN reads for its cap: the current name and the one before oneDNN 2.0. */
     static final String[] VARIABLES = {"ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"};
 
-    @Option(names = "--isa", description = "cap oneDNN's instruction set in convbn and the PyTorch peer alike: avx2, "
-            + "avx512 or native (no cap); without it the environment's ONEDNN_MAX_CPU_ISA, if any, holds")
+    @Option(
+            names = "--isa",
+            description = "cap oneDNN's instruction set in convbn and the PyTorch peer alike: avx2, "
+                    + "avx512 or native (no cap); without it the environment's ONEDNN_MAX_CPU_ISA, if any, holds")
     String isa;
 
     /**

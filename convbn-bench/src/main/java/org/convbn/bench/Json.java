@@ -1,13 +1,11 @@
 package org.convbn.bench;
 
-import org.convbn.io.AtomicFiles;
-
-import java.io.IOException;
-import java.nio.file.Path;
-
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.PropertyNamingStrategies;
 import com.fasterxml.jackson.databind.SerializationFeature;
+import java.io.IOException;
+import java.nio.file.Path;
+import org.convbn.io.AtomicFiles;
 
 /** JSON in snake_case, written atomically. */
 final class Json {
@@ -16,8 +14,7 @@ final class Json {
             .enable(SerializationFeature.INDENT_OUTPUT)
             .enable(com.fasterxml.jackson.core.JsonParser.Feature.ALLOW_NON_NUMERIC_NUMBERS); // a diverged loss
 
-    private Json() {
-    }
+    private Json() {}
 
     /** Writes {@code value} to a temporary file beside {@code target}, then renames it into place. */
     static void writeAtomically(Path target, Object value) throws IOException {

@@ -40,14 +40,17 @@ record Machine(String cpu, int cores, List<String> vectorFlags) {
         } catch (IOException e) {
             // no /proc: the architecture stands in for the model
         }
-        return new Machine(model != null ? model : System.getProperty("os.arch"),
-                Runtime.getRuntime().availableProcessors(), flags);
+        return new Machine(
+                model != null ? model : System.getProperty("os.arch"),
+                Runtime.getRuntime().availableProcessors(),
+                flags);
     }
 
     /** @return e.g. "AMD EPYC, 2 cores, avx2 (no avx512f), Linux amd64" */
     String describe() {
-        String vector = vectorFlags.isEmpty() ? "no avx2" : String.join(" ", vectorFlags)
-                + (vectorFlags.contains("avx512f") ? "" : " (no avx512f)");
+        String vector = vectorFlags.isEmpty()
+                ? "no avx2"
+                : String.join(" ", vectorFlags) + (vectorFlags.contains("avx512f") ? "" : " (no avx512f)");
         return cpu + ", " + cores + " cores, " + vector + ", " + System.getProperty("os.name") + " "
                 + System.getProperty("os.arch");
     }

@@ -2,7 +2,6 @@ package org.convbn.bench;
 
 import java.util.ArrayList;
 import java.util.List;
-
 import picocli.CommandLine.Option;
 
 /**
@@ -12,10 +11,16 @@ import picocli.CommandLine.Option;
 final class MeasuringProcesses {
     @Option(names = "--heap", description = "Java heap of each measuring JVM, -Xms = -Xmx (default: ${DEFAULT-VALUE})")
     String heap = "1g";
-    @Option(names = "--jvm-arg", description = "extra argument for the measuring JVMs, repeatable, e.g. "
-            + "--jvm-arg=-Dconvbn.kernels=nd4j to run on ND4J's own kernels")
+
+    @Option(
+            names = "--jvm-arg",
+            description = "extra argument for the measuring JVMs, repeatable, e.g. "
+                    + "--jvm-arg=-Dconvbn.kernels=nd4j to run on ND4J's own kernels")
     List<String> jvmArgs = new ArrayList<>();
-    @Option(names = "--python", split = ",", description = "python executables to try for --peer pytorch, in order "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--python",
+            split = ",",
+            description = "python executables to try for --peer pytorch, in order " + "(default: ${DEFAULT-VALUE})")
     List<String> python = new ArrayList<>(List.of("/usr/bin/python3", "python3"));
 }

@@ -14,8 +14,7 @@ public final class MemoryProbe {
     private static final Path STATUS = Path.of("/proc/self/status");
     private static final Path CLEAR_REFS = Path.of("/proc/self/clear_refs");
 
-    private MemoryProbe() {
-    }
+    private MemoryProbe() {}
 
     /** @return true when /proc/self gives RSS figures and the high-water mark can be reset */
     public static boolean available() {

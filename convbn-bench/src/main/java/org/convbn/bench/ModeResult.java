@@ -25,18 +25,56 @@ import java.util.Map;
  *                        implementations oneDNN chose (e.g. "jit:avx2"); empty for kernels that report none, null for
  *                        peers
  */
-public record ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
-                         long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
-                         List<Long> peaksBytes, double finalLoss, String backend,
-                         int threads, List<Double> roundMediansMs, List<Long> roundPeaksBytes,
-                         Map<String, List<String>> implementations) {
+public record ModeResult(
+        String mode,
+        double stepMsMedian,
+        double stepMsMin,
+        double stepMsMax,
+        long peakBytes,
+        long retainedBytes,
+        long retainedActivationBytes,
+        long baselineRssBytes,
+        List<Double> stepsMs,
+        List<Long> peaksBytes,
+        double finalLoss,
+        String backend,
+        int threads,
+        List<Double> roundMediansMs,
+        List<Long> roundPeaksBytes,
+        Map<String, List<String>> implementations) {
 
     /** One run's result (no rounds). */
-    public ModeResult(String mode, double stepMsMedian, double stepMsMin, double stepMsMax, long peakBytes,
-                      long retainedBytes, long retainedActivationBytes, long baselineRssBytes, List<Double> stepsMs,
-                      List<Long> peaksBytes, double finalLoss, String backend, int threads,
-                      Map<String, List<String>> implementations) {
-        this(mode, stepMsMedian, stepMsMin, stepMsMax, peakBytes, retainedBytes, retainedActivationBytes,
-                baselineRssBytes, stepsMs, peaksBytes, finalLoss, backend, threads, null, null, implementations);
+    public ModeResult(
+            String mode,
+            double stepMsMedian,
+            double stepMsMin,
+            double stepMsMax,
+            long peakBytes,
+            long retainedBytes,
+            long retainedActivationBytes,
+            long baselineRssBytes,
+            List<Double> stepsMs,
+            List<Long> peaksBytes,
+            double finalLoss,
+            String backend,
+            int threads,
+            Map<String, List<String>> implementations) {
+        this(
+                mode,
+                stepMsMedian,
+                stepMsMin,
+                stepMsMax,
+                peakBytes,
+                retainedBytes,
+                retainedActivationBytes,
+                baselineRssBytes,
+                stepsMs,
+                peaksBytes,
+                finalLoss,
+                backend,
+                threads,
+                null,
+                null,
+                implementations);
     }
 }

@@ -2,7 +2,6 @@ package org.convbn.bench;
 
 import java.util.Locale;
 import java.util.Optional;
-
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 import org.convbn.net.EfficientNet;
@@ -60,7 +59,11 @@ public enum Model {
     public static final int PAPER_GROUP_SIZE = 16;
 
     private enum Family {
-        RESNET, MOBILENET_V2, MOBILENET_V3, EFFICIENTNET, REGNET
+        RESNET,
+        MOBILENET_V2,
+        MOBILENET_V3,
+        EFFICIENTNET,
+        REGNET
     }
 
     private final Family family;
@@ -108,29 +111,71 @@ public enum Model {
      * @throws IllegalArgumentException for reversible stages on a network that is not a ResNet, a group size on
      *                                  MobileNet or RegNet
      */
-    public Network build(int classes, DataType type, long seed, TuneFold tuneFold, boolean reversible,
-                         double reversibleMinBeta, int groupSize) {
+    public Network build(
+            int classes,
+            DataType type,
+            long seed,
+            TuneFold tuneFold,
+            boolean reversible,
+            double reversibleMinBeta,
+            int groupSize) {
         if (reversible && family != Family.RESNET) {
             throw new IllegalArgumentException("reversible: expected a ResNet model, got " + cliName());
         }
         return switch (family) {
             case RESNET -> {
                 ResNet.Variant v = ResNet.Variant.valueOf(base.toUpperCase(Locale.ROOT));
-                ResNet.Builder b = ResNet.builder(v).classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
-                        .tuneFold(tuneFold).groupSize(groupSize);
+                ResNet.Builder b = ResNet.builder(v)
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.TRAIN)
+                        .tuneFold(tuneFold)
+                        .groupSize(groupSize);
                 yield (reversible ? b.reversible(reversibleMinBeta) : b).build();
             }
-            case MOBILENET_V2 -> MobileNetV2.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
-                    .tuneFold(tuneFold).groupSize(groupSize).build();
-            case MOBILENET_V3 -> MobileNetV3.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
-                    .tuneFold(tuneFold).groupSize(groupSize).build();
-            case REGNET -> RegNet.builder().classes(classes).dataType(type).seed(seed).mode(Mode.TRAIN)
-                    .tuneFold(tuneFold).groupSize(groupSize).build();
-            case EFFICIENTNET -> EfficientNet.builder().variant(EfficientNet.Variant.valueOf(
-                    base.substring("efficientnet_".length()).toUpperCase(Locale.ROOT))).classes(classes)
-                    .dataType(type).seed(seed).mode(Mode.TRAIN).tuneFold(tuneFold).groupSize(groupSize)
-                    .normalization(proxy ? EfficientNet.Normalization.GROUP_NORM_PROXY
-                            : EfficientNet.Normalization.BATCH_NORM).build();
+            case MOBILENET_V2 ->
+                MobileNetV2.builder()
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.TRAIN)
+                        .tuneFold(tuneFold)
+                        .groupSize(groupSize)
+                        .build();
+            case MOBILENET_V3 ->
+                MobileNetV3.builder()
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.TRAIN)
+                        .tuneFold(tuneFold)
+                        .groupSize(groupSize)
+                        .build();
+            case REGNET ->
+                RegNet.builder()
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.TRAIN)
+                        .tuneFold(tuneFold)
+                        .groupSize(groupSize)
+                        .build();
+            case EFFICIENTNET ->
+                EfficientNet.builder()
+                        .variant(EfficientNet.Variant.valueOf(
+                                base.substring("efficientnet_".length()).toUpperCase(Locale.ROOT)))
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.TRAIN)
+                        .tuneFold(tuneFold)
+                        .groupSize(groupSize)
+                        .normalization(
+                                proxy
+                                        ? EfficientNet.Normalization.GROUP_NORM_PROXY
+                                        : EfficientNet.Normalization.BATCH_NORM)
+                        .build();
         };
     }
 }

@@ -4,20 +4,19 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
-
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
+import org.convbn.nd4j.Optimizer;
 import org.convbn.net.Coupling;
 import org.convbn.net.Network;
 import org.convbn.net.ResNet;
 import org.convbn.train.TrainingStep;
-import org.convbn.nd4j.Optimizer;
 import org.nd4j.linalg.api.buffer.DataType;
-import org.nd4j.linalg.learning.config.Nesterovs;
-import org.nd4j.linalg.learning.regularization.L2Regularization;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.learning.config.Nesterovs;
+import org.nd4j.linalg.learning.regularization.L2Regularization;
 
 /**
  * One fine-tuning step of a whole network in one mode, with a fixed random batch: forward, softmax
@@ -41,6 +40,7 @@ public final class NetworkStep implements BenchStep {
     private final int[] labels;
     /** SGD with Nesterov momentum 0.9 and coupled weight decay 1e-4, as the PyTorch peer runs it. */
     private final Optimizer optimizer = new Optimizer(new Nesterovs(1e-3, 0.9), new L2Regularization(1e-4));
+
     private RetainedBytes lastRetained = RetainedBytes.NONE;
 
     /**
@@ -53,8 +53,15 @@ public final class NetworkStep implements BenchStep {
      * @param type FLOAT or DOUBLE
      * @param seed the seed of weights, input and labels
      */
-    public NetworkStep(Model model, Mode mode, TuneFold tuneFold, boolean reversible, int batch, int resolution,
-                       DataType type, long seed) {
+    public NetworkStep(
+            Model model,
+            Mode mode,
+            TuneFold tuneFold,
+            boolean reversible,
+            int batch,
+            int resolution,
+            DataType type,
+            long seed) {
         this.network = model.build(CLASSES, type, seed, tuneFold, reversible, REVERSIBLE_MIN_BETA, model.groupSize());
         if (network instanceof ResNet r) {
             r.setCoupling(REVERSIBLE_COUPLING);

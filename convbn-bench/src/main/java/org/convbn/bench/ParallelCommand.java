@@ -5,13 +5,11 @@ import java.util.Collections;
 import java.util.List;
 import java.util.Locale;
 import java.util.concurrent.Callable;
-
 import org.convbn.dl4j.parallel.AveragingParallelWrapper;
 import org.deeplearning4j.datasets.iterator.utilty.ListDataSetIterator;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.factory.Nd4j;
-
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
 
@@ -22,22 +20,32 @@ import picocli.CommandLine.Option;
  * on its own (the first ones, the first of which builds the workers' replicas, as warm-up); prints the median images per second
  * with the spread.
  */
-@Command(name = "parallel", mixinStandardHelpOptions = true,
+@Command(
+        name = "parallel",
+        mixinStandardHelpOptions = true,
         description = "Images per second of a converted DL4J zoo ResNet50 trained by 1 worker or N workers "
                 + "(ParallelWrapper, parameter averaging every round).")
 final class ParallelCommand implements Callable<Integer> {
-    @Option(names = "--workers", description = "1: plain fit; >= 2: AveragingParallelWrapper (default: "
-            + "${DEFAULT-VALUE})")
+    @Option(
+            names = "--workers",
+            description = "1: plain fit; >= 2: AveragingParallelWrapper (default: " + "${DEFAULT-VALUE})")
     int workers = 2;
-    @Option(names = "--dl4j", description = "the converted variant: DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE or "
-            + "DL4J_CONVERTED_TUNE_KEEP (default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--dl4j",
+            description = "the converted variant: DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE or "
+                    + "DL4J_CONVERTED_TUNE_KEEP (default: ${DEFAULT-VALUE})")
     Dl4jVariant variant = Dl4jVariant.DL4J_CONVERTED_TUNE;
+
     @Option(names = "--batch", description = "examples per worker minibatch (default: ${DEFAULT-VALUE})")
     int batch = 8;
+
     @Option(names = "--resolution", description = "input height and width, >= 112 (default: ${DEFAULT-VALUE})")
     int resolution = 224;
+
     @Option(names = "--rounds", description = "measured rounds (default: ${DEFAULT-VALUE})")
     int rounds = 5;
+
     @Option(names = "--warmup", description = "unmeasured rounds first (default: ${DEFAULT-VALUE})")
     int warmup = 1;
 
@@ -51,8 +59,8 @@ final class ParallelCommand implements Callable<Integer> {
                     + " (DL4J's frozen BN fails with workspaces on)");
         }
         if (rounds < 1 || warmup < 0) {
-            throw new IllegalArgumentException("--rounds, --warmup: expected >= 1 and >= 0, got " + rounds + ", "
-                    + warmup);
+            throw new IllegalArgumentException(
+                    "--rounds, --warmup: expected >= 1 and >= 0, got " + rounds + ", " + warmup);
         }
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         Dl4jStep step = new Dl4jStep(variant, batch, resolution, 42);
@@ -81,8 +89,10 @@ final class ParallelCommand implements Callable<Integer> {
                     return super.next();
                 }
             };
-            try (AveragingParallelWrapper wrapper = AveragingParallelWrapper.builder(net).workers(workers)
-                    .prefetch(0).build()) {
+            try (AveragingParallelWrapper wrapper = AveragingParallelWrapper.builder(net)
+                    .workers(workers)
+                    .prefetch(0)
+                    .build()) {
                 wrapper.fit(timed);
             }
         }
@@ -93,17 +103,34 @@ final class ParallelCommand implements Callable<Integer> {
             double rate = (double) workers * batch / seconds;
             boolean measured = r >= warmup;
             String label = measured ? "" : workers > 1 && r == 0 ? " (warm-up: the replicas are built)" : " (warm-up)";
-            System.err.printf(Locale.ROOT, "  [%d worker(s)] round %d/%d%s: %.0f ms, %.2f images/s%n", workers, r + 1,
-                    total, label, seconds * 1e3, rate);
+            System.err.printf(
+                    Locale.ROOT,
+                    "  [%d worker(s)] round %d/%d%s: %.0f ms, %.2f images/s%n",
+                    workers,
+                    r + 1,
+                    total,
+                    label,
+                    seconds * 1e3,
+                    rate);
             if (measured) {
                 rates.add(rate);
             }
         }
         Collections.sort(rates);
-        System.out.printf(Locale.ROOT, "%s, %d worker(s), batch %d per worker, %dx%d: %.2f images/s median "
-                        + "(%.2f-%.2f over %d rounds), %d OpenMP threads per op%n", variant, workers, batch,
-                resolution, resolution, MeasureCommand.median(rates), rates.get(0), rates.get(rates.size() - 1),
-                rates.size(), Nd4j.getEnvironment().maxMasterThreads());
+        System.out.printf(
+                Locale.ROOT,
+                "%s, %d worker(s), batch %d per worker, %dx%d: %.2f images/s median "
+                        + "(%.2f-%.2f over %d rounds), %d OpenMP threads per op%n",
+                variant,
+                workers,
+                batch,
+                resolution,
+                resolution,
+                MeasureCommand.median(rates),
+                rates.get(0),
+                rates.get(rates.size() - 1),
+                rates.size(),
+                Nd4j.getEnvironment().maxMasterThreads());
         return 0;
     }
 }

@@ -14,7 +14,6 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
-
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -26,18 +25,26 @@ import picocli.CommandLine.Option;
  * of feature maps and of weights. What the step takes beyond oneDNN's primitives (ND4J's ops: the optimiser, the
  * fold's per-channel vectors, the head; Java; idle threads) is the rest.
  */
-@Command(name = "profile", description = "Break a step's time down by oneDNN primitive, for convbn or the PyTorch "
-        + "peer.", mixinStandardHelpOptions = true)
+@Command(
+        name = "profile",
+        description = "Break a step's time down by oneDNN primitive, for convbn or the PyTorch " + "peer.",
+        mixinStandardHelpOptions = true)
 final class ProfileCommand implements Callable<Integer> {
     @Mixin
     BenchOptions run;
+
     @Mixin
     IsaOption isa;
+
     @Option(names = "--mode", description = "the variant to profile (default: ${DEFAULT-VALUE})")
     Variant mode = Variant.TUNE;
-    @Option(names = "--peer", description = "profile the peer's step in that mode instead: none or pytorch "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--peer",
+            description =
+                    "profile the peer's step in that mode instead: none or pytorch " + "(default: ${DEFAULT-VALUE})")
     Peer peer = Peer.NONE;
+
     @Mixin
     MeasuringProcesses processes;
 
@@ -51,18 +58,26 @@ final class ProfileCommand implements Callable<Integer> {
             List<String> cmd;
             String name;
             if (peer == Peer.PYTORCH) {
-                PyTorchPeer torch = PyTorchPeer.find(processes.python).orElseThrow(() -> new IllegalStateException(
-                        "--peer pytorch: none of " + processes.python + " imports torch and torchvision"));
-                cmd = torch.command(mode.mode(), run.model, run.batch, run.resolution, run.warmup, run.steps,
-                        Runtime.getRuntime().availableProcessors(), result);
+                PyTorchPeer torch = PyTorchPeer.find(processes.python)
+                        .orElseThrow(() -> new IllegalStateException(
+                                "--peer pytorch: none of " + processes.python + " imports torch and torchvision"));
+                cmd = torch.command(
+                        mode.mode(),
+                        run.model,
+                        run.batch,
+                        run.resolution,
+                        run.warmup,
+                        run.steps,
+                        Runtime.getRuntime().availableProcessors(),
+                        result);
                 name = PyTorchPeer.name(mode.mode());
             } else {
-                cmd = ReportCommand.measureCommand(processes, run, mode.name(), false, "profile", run.warmup,
-                        run.steps, result);
+                cmd = ReportCommand.measureCommand(
+                        processes, run, mode.name(), false, "profile", run.warmup, run.steps, result);
                 name = mode.name();
             }
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectOutput(log.toFile())
-                    .redirectError(ProcessBuilder.Redirect.INHERIT);
+            ProcessBuilder pb =
+                    new ProcessBuilder(cmd).redirectOutput(log.toFile()).redirectError(ProcessBuilder.Redirect.INHERIT);
             pb.environment().put("ONEDNN_VERBOSE", "1");
             pb.environment().put("DNNL_VERBOSE", "1");
             pb.environment().remove("MALLOC_MMAP_THRESHOLD_");
@@ -90,8 +105,8 @@ final class ProfileCommand implements Callable<Integer> {
      */
     static Map<String, double[]> aggregate(Path log, int total, int measured, int batch) throws IOException {
         List<String[]> lines = new ArrayList<>();
-        try (BufferedReader in = new BufferedReader(new InputStreamReader(Files.newInputStream(log),
-                StandardCharsets.UTF_8))) {
+        try (BufferedReader in =
+                new BufferedReader(new InputStreamReader(Files.newInputStream(log), StandardCharsets.UTF_8))) {
             for (String line = in.readLine(); line != null; line = in.readLine()) {
                 if (line.contains("_verbose,exec,")) {
                     lines.add(line.split(","));
@@ -116,8 +131,8 @@ final class ProfileCommand implements Callable<Integer> {
     static String implementations(Path log) throws IOException {
         Map<String, Map<String, Integer>> byPrimitive = new TreeMap<>();
         List<String> isas = new ArrayList<>();
-        try (BufferedReader in = new BufferedReader(new InputStreamReader(Files.newInputStream(log),
-                StandardCharsets.UTF_8))) {
+        try (BufferedReader in =
+                new BufferedReader(new InputStreamReader(Files.newInputStream(log), StandardCharsets.UTF_8))) {
             for (String line = in.readLine(); line != null; line = in.readLine()) {
                 String[] f = line.split(",");
                 if (line.contains("_verbose,exec,") && f.length > 5) {
@@ -130,12 +145,22 @@ final class ProfileCommand implements Callable<Integer> {
         }
         StringBuilder sb = new StringBuilder("oneDNN implementations that ran (calls over all steps); isa reported: "
                 + String.join(" / ", isas) + "\n");
-        byPrimitive.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-44s %s%n", kind,
-                impls.entrySet().stream().map(e -> e.getKey() + " (" + e.getValue() + ")")
+        byPrimitive.forEach((kind, impls) -> sb.append(String.format(
+                Locale.ROOT,
+                "  %-44s %s%n",
+                kind,
+                impls.entrySet().stream()
+                        .map(e -> e.getKey() + " (" + e.getValue() + ")")
                         .collect(Collectors.joining(", ")))));
-        byPrimitive.forEach((kind, impls) -> impls.keySet().stream().filter(i -> i.startsWith("ref")).forEach(i -> sb
-                .append("WARNING: ").append(kind).append(" ran oneDNN's reference implementation ").append(i)
-                .append(" (").append(impls.get(i)).append(" calls), orders of magnitude slower than a jit one\n")));
+        byPrimitive.forEach((kind, impls) -> impls.keySet().stream()
+                .filter(i -> i.startsWith("ref"))
+                .forEach(i -> sb.append("WARNING: ")
+                        .append(kind)
+                        .append(" ran oneDNN's reference implementation ")
+                        .append(i)
+                        .append(" (")
+                        .append(impls.get(i))
+                        .append(" calls), orders of magnitude slower than a jit one\n")));
         return sb.toString();
     }
 
@@ -145,10 +170,15 @@ final class ProfileCommand implements Callable<Integer> {
         String prop = f[5];
         String problem = f[f.length - 2];
         return switch (primitive) {
-            case "convolution" -> "conv " + prop.replace("forward_training", "forward")
-                    .replace("forward_inference", "forward").replace("_", " ");
-            case "reorder" -> problem.startsWith(batch + "x") && problem.split("x").length == 4
-                    ? "reorder of feature maps" : "reorder of weights";
+            case "convolution" ->
+                "conv "
+                        + prop.replace("forward_training", "forward")
+                                .replace("forward_inference", "forward")
+                                .replace("_", " ");
+            case "reorder" ->
+                problem.startsWith(batch + "x") && problem.split("x").length == 4
+                        ? "reorder of feature maps"
+                        : "reorder of weights";
             case "batch_normalization" -> "batch norm " + (prop.startsWith("backward") ? "backward" : "forward");
             case "eltwise" -> "activation (ReLU, SiLU) " + (prop.startsWith("backward") ? "backward" : "forward");
             case "binary" -> "sums and per-channel scaling";
@@ -159,22 +189,33 @@ final class ProfileCommand implements Callable<Integer> {
 
     static String render(String name, ModeResult r, Map<String, double[]> byKind, int steps) {
         StringBuilder sb = new StringBuilder();
-        sb.append(String.format(Locale.ROOT, "%s: step %.0f ms (median of %d), %s%n", name, r.stepMsMedian(), steps,
-                r.backend()));
-        sb.append(String.format(Locale.ROOT, "%-34s %10s %12s %8s%n", "oneDNN primitive", "calls/step", "ms/step",
-                "share"));
+        sb.append(String.format(
+                Locale.ROOT, "%s: step %.0f ms (median of %d), %s%n", name, r.stepMsMedian(), steps, r.backend()));
+        sb.append(String.format(
+                Locale.ROOT, "%-34s %10s %12s %8s%n", "oneDNN primitive", "calls/step", "ms/step", "share"));
         double total = 0;
         for (Map.Entry<String, double[]> e : byKind.entrySet().stream()
-                .sorted((a, b) -> Double.compare(b.getValue()[1], a.getValue()[1])).toList()) {
+                .sorted((a, b) -> Double.compare(b.getValue()[1], a.getValue()[1]))
+                .toList()) {
             total += e.getValue()[1];
-            sb.append(String.format(Locale.ROOT, "%-34s %10.0f %12.1f %7.1f%%%n", e.getKey(), e.getValue()[0],
-                    e.getValue()[1], 100 * e.getValue()[1] / r.stepMsMedian()));
+            sb.append(String.format(
+                    Locale.ROOT,
+                    "%-34s %10.0f %12.1f %7.1f%%%n",
+                    e.getKey(),
+                    e.getValue()[0],
+                    e.getValue()[1],
+                    100 * e.getValue()[1] / r.stepMsMedian()));
         }
-        sb.append(String.format(Locale.ROOT, "%-34s %10s %12.1f %7.1f%%%n", "all oneDNN primitives", "", total,
+        sb.append(String.format(
+                Locale.ROOT,
+                "%-34s %10s %12.1f %7.1f%%%n",
+                "all oneDNN primitives",
+                "",
+                total,
                 100 * total / r.stepMsMedian()));
         double rest = r.stepMsMedian() - total;
-        sb.append(String.format(Locale.ROOT, "%-34s %10s %12.1f %7.1f%%%n", "outside oneDNN", "", rest,
-                100 * rest / r.stepMsMedian()));
+        sb.append(String.format(
+                Locale.ROOT, "%-34s %10s %12.1f %7.1f%%%n", "outside oneDNN", "", rest, 100 * rest / r.stepMsMedian()));
         return sb.toString();
     }
 }

@@ -10,7 +10,6 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
-
 import org.convbn.core.Mode;
 
 /**
@@ -53,8 +52,10 @@ final class PyTorchPeer {
 
     private static boolean imports(String python) throws InterruptedException {
         try {
-            Process p = new ProcessBuilder(python, "-c", "import torch, torchvision").redirectErrorStream(true)
-                    .redirectOutput(ProcessBuilder.Redirect.DISCARD).start();
+            Process p = new ProcessBuilder(python, "-c", "import torch, torchvision")
+                    .redirectErrorStream(true)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .start();
             if (!p.waitFor(PROBE_SECONDS, TimeUnit.SECONDS)) {
                 p.destroyForcibly();
                 return false;
@@ -81,12 +82,23 @@ final class PyTorchPeer {
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the process, or 0 for glibc's default
      * @param isa the oneDNN instruction-set cap, set in the process's environment as for convbn's
      */
-    ModeResult measure(Mode mode, Model model, int batch, int resolution, int warmup, int steps, int threads,
-                       long mmapThreshold, IsaOption isa) throws IOException, InterruptedException {
+    ModeResult measure(
+            Mode mode,
+            Model model,
+            int batch,
+            int resolution,
+            int warmup,
+            int steps,
+            int threads,
+            long mmapThreshold,
+            IsaOption isa)
+            throws IOException, InterruptedException {
         Path result = Files.createTempFile("convbn-" + name(mode), ".json");
         try {
-            ProcessBuilder pb = new ProcessBuilder(command(mode, model, batch, resolution, warmup, steps, threads,
-                    result)).redirectOutput(ProcessBuilder.Redirect.DISCARD).redirectError(ProcessBuilder.Redirect.INHERIT);
+            ProcessBuilder pb = new ProcessBuilder(
+                            command(mode, model, batch, resolution, warmup, steps, threads, result))
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD)
+                    .redirectError(ProcessBuilder.Redirect.INHERIT);
             ReportCommand.setMmapThreshold(pb, mmapThreshold);
             isa.apply(pb.environment());
             int rc = pb.start().waitFor();
@@ -101,11 +113,19 @@ final class PyTorchPeer {
     }
 
     /** @return the command line that runs one mode and writes its result to {@code result} */
-    List<String> command(Mode mode, Model model, int batch, int resolution, int warmup, int steps, int threads,
-                         Path result) {
-        return new ArrayList<>(List.of(python, script.toString(), mode.name().toLowerCase(Locale.ROOT),
-                model.torchvisionName().orElseThrow(), String.valueOf(batch), String.valueOf(resolution), String.valueOf(warmup),
-                String.valueOf(steps), String.valueOf(threads), result.toString()));
+    List<String> command(
+            Mode mode, Model model, int batch, int resolution, int warmup, int steps, int threads, Path result) {
+        return new ArrayList<>(List.of(
+                python,
+                script.toString(),
+                mode.name().toLowerCase(Locale.ROOT),
+                model.torchvisionName().orElseThrow(),
+                String.valueOf(batch),
+                String.valueOf(resolution),
+                String.valueOf(warmup),
+                String.valueOf(steps),
+                String.valueOf(threads),
+                result.toString()));
     }
 
     @Override

@@ -17,8 +17,18 @@ import java.util.List;
  * @param rounds how many times each mode was measured, interleaved with the others, each in fresh processes
  * @param ratios time and peak ratios between modes, from paired rounds
  */
-public record Report(String model, int batch, int resolution, int threads, String backend, String dataType,
-                     int warmupSteps, String machine, List<ModeResult> modes, int rounds, List<Ratio> ratios) {
+public record Report(
+        String model,
+        int batch,
+        int resolution,
+        int threads,
+        String backend,
+        String dataType,
+        int warmupSteps,
+        String machine,
+        List<ModeResult> modes,
+        int rounds,
+        List<Ratio> ratios) {
 
     /**
      * {@code a / b} per round (the two measured in the same round, so machine drift between rounds cancels), then
@@ -33,7 +43,13 @@ public record Report(String model, int batch, int resolution, int threads, Strin
      * @param peakMax largest round's ratio
      * @param retained ratio of the bytes kept between forward and backward (deterministic), or NaN when untracked
      */
-    public record Ratio(String name, double timeMedian, double timeMin, double timeMax, double peakMedian,
-                        double peakMin, double peakMax, double retained) {
-    }
+    public record Ratio(
+            String name,
+            double timeMedian,
+            double timeMin,
+            double timeMax,
+            double peakMedian,
+            double peakMin,
+            double peakMax,
+            double retained) {}
 }

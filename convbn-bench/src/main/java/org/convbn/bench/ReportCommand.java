@@ -16,7 +16,6 @@ import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
-
 import org.bytedeco.javacpp.Loader;
 import org.convbn.core.Mode;
 import org.nd4j.linalg.factory.Nd4j;
@@ -34,7 +33,9 @@ import picocli.CommandLine.Option;
  * The table gives per mode the median over all measured steps and the spread of the round medians; ratios between
  * modes are taken within each round and summarised over the rounds. results.json and a chart come out.
  */
-@Command(name = "report", description = "Compare the modes on a network step: time, peak memory, retained bytes.",
+@Command(
+        name = "report",
+        description = "Compare the modes on a network step: time, peak memory, retained bytes.",
         mixinStandardHelpOptions = true)
 final class ReportCommand implements Callable<Integer> {
     /** Measured steps of the memory pass: the peak of a step repeats to within a few MiB. */
@@ -44,44 +45,68 @@ final class ReportCommand implements Callable<Integer> {
 
     @Mixin
     BenchOptions run;
+
     @Mixin
     IsaOption isa;
-    @Option(names = "--modes", split = ",",
+
+    @Option(
+            names = "--modes",
+            split = ",",
             description = "modes to measure (default: EVAL,DEPLOY,TUNE, the fine-tuning modes, or none when --dl4j "
                     + "is given); "
                     + "TUNE_KEEP is TUNE keeping W' for the backward instead of recomputing it; EVAL_REVERSIBLE and "
                     + "TUNE_REVERSIBLE run reversible stages")
     List<Variant> modes;
-    @Option(names = "--reversible", description = "also measure EVAL and TUNE with reversible stages "
-            + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE)")
+
+    @Option(
+            names = "--reversible",
+            description = "also measure EVAL and TUNE with reversible stages " + "(EVAL_REVERSIBLE, TUNE_REVERSIBLE)")
     boolean reversible;
-    @Option(names = "--rounds", description = "times each mode is measured, interleaved with the others, each in "
-            + "fresh processes (default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--rounds",
+            description = "times each mode is measured, interleaved with the others, each in "
+                    + "fresh processes (default: ${DEFAULT-VALUE})")
     int rounds = 2;
-    @Option(names = "--peer", description = "also run the same step in another framework: none or pytorch (needs a "
-            + "python3 with torch and torchvision, e.g. Debian's python3-torch python3-torchvision; skipped with a "
-            + "message when none is found) (default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--peer",
+            description = "also run the same step in another framework: none or pytorch (needs a "
+                    + "python3 with torch and torchvision, e.g. Debian's python3-torch python3-torchvision; skipped with a "
+                    + "message when none is found) (default: ${DEFAULT-VALUE})")
     Peer peer = Peer.NONE;
-    @Option(names = "--dl4j", split = ",", description = "also measure DL4J's zoo ResNet50 (needs --model resnet50): "
-            + "DL4J_FROZEN_BN (DL4J's own, BN in FrozenLayerWithBackprop), DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE, "
-            + "DL4J_CONVERTED_TUNE_KEEP (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
+
+    @Option(
+            names = "--dl4j",
+            split = ",",
+            description =
+                    "also measure DL4J's zoo ResNet50 (needs --model resnet50): "
+                            + "DL4J_FROZEN_BN (DL4J's own, BN in FrozenLayerWithBackprop), DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE, "
+                            + "DL4J_CONVERTED_TUNE_KEEP (converted by convbn-dl4j); e.g. --dl4j DL4J_FROZEN_BN,DL4J_CONVERTED_TUNE")
     List<Dl4jVariant> dl4j = new ArrayList<>();
-    @Option(names = "--dl4j-gc-every-ms", description = "memory pass of the DL4J variants: run the garbage collector "
-            + "this often during steps, because DL4J without workspaces leaves its dropped arrays to the GC and the "
-            + "peak would otherwise count everything a step allocated; 0: never (default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--dl4j-gc-every-ms",
+            description = "memory pass of the DL4J variants: run the garbage collector "
+                    + "this often during steps, because DL4J without workspaces leaves its dropped arrays to the GC and the "
+                    + "peak would otherwise count everything a step allocated; 0: never (default: ${DEFAULT-VALUE})")
     long dl4jGcEveryMs = 100;
-    @Option(names = "--malloc-mmap-threshold", description = "MALLOC_MMAP_THRESHOLD_ of the memory pass: "
-            + "64 KiB makes large frees return to the OS so that RSS follows live memory; 0 leaves glibc's default "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--malloc-mmap-threshold",
+            description = "MALLOC_MMAP_THRESHOLD_ of the memory pass: "
+                    + "64 KiB makes large frees return to the OS so that RSS follows live memory; 0 leaves glibc's default "
+                    + "(default: ${DEFAULT-VALUE})")
     long mallocMmapThreshold = 65536;
+
     @Mixin
     MeasuringProcesses processes;
+
     @Mixin
     ResultFiles files = new ResultFiles("results.json", "chart.png");
 
     /** One thing to measure: a mode of the library's network, a DL4J variant, or a mode of the peer. */
-    private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode) {
-    }
+    private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode) {}
 
     @Override
     public Integer call() throws Exception {
@@ -103,10 +128,14 @@ final class ReportCommand implements Callable<Integer> {
         }
         List<Target> targets = targets();
         if (!run.model.isResNet()) {
-            targets.stream().filter(t -> t.variant() != null && t.variant().reversible()).findFirst().ifPresent(t -> {
-                throw new IllegalArgumentException("--modes, --reversible: " + t.name() + " runs reversible stages, "
-                        + "which only the ResNets have, got --model " + run.model.cliName());
-            });
+            targets.stream()
+                    .filter(t -> t.variant() != null && t.variant().reversible())
+                    .findFirst()
+                    .ifPresent(t -> {
+                        throw new IllegalArgumentException(
+                                "--modes, --reversible: " + t.name() + " runs reversible stages, "
+                                        + "which only the ResNets have, got --model " + run.model.cliName());
+                    });
         }
         Optional<PyTorchPeer> torch = Optional.empty();
         if (peer == Peer.PYTORCH && run.model.torchvisionName().isEmpty()) {
@@ -118,15 +147,25 @@ final class ReportCommand implements Callable<Integer> {
                         + "torchvision (on Debian: apt-get install -y python3-torch python3-torchvision)");
             } else {
                 for (Variant v : modes) {
-                    if (!v.reversible() && targets.stream().noneMatch(t -> t.name().equals(PyTorchPeer.name(v.mode())))) {
+                    if (!v.reversible()
+                            && targets.stream().noneMatch(t -> t.name().equals(PyTorchPeer.name(v.mode())))) {
                         targets.add(new Target(PyTorchPeer.name(v.mode()), null, null, v.mode()));
                     }
                 }
             }
         }
-        System.out.printf(Locale.ROOT, "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps; "
-                + "%d round(s) of %s, each in fresh processes%s%n", run.model.cliName(), run.batch, run.resolution,
-                run.resolution, run.warmup, run.steps, rounds, targets.stream().map(Target::name).toList(),
+        System.out.printf(
+                Locale.ROOT,
+                "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps; "
+                        + "%d round(s) of %s, each in fresh processes%s%n",
+                run.model.cliName(),
+                run.batch,
+                run.resolution,
+                run.resolution,
+                run.warmup,
+                run.steps,
+                rounds,
+                targets.stream().map(Target::name).toList(),
                 torch.map(t -> "; PyTorch with " + t.python()).orElse(""));
         System.out.println("on " + machineDescription());
         if (!MemoryProbe.available()) {
@@ -139,20 +178,38 @@ final class ReportCommand implements Callable<Integer> {
             for (String pass : List.of("time", "memory")) {
                 for (int i = 0; i < targets.size(); i++) {
                     Target t = targets.get(i);
-                    System.out.printf(Locale.ROOT, "round %d/%d, %s pass: %s (%d/%d)%n", round, rounds, pass, t.name(),
-                            i + 1, targets.size());
+                    System.out.printf(
+                            Locale.ROOT,
+                            "round %d/%d, %s pass: %s (%d/%d)%n",
+                            round,
+                            rounds,
+                            pass,
+                            t.name(),
+                            i + 1,
+                            targets.size());
                     boolean isTime = pass.equals("time");
                     int warmup = isTime ? run.warmup : 1;
                     int steps = isTime ? run.steps : MEMORY_STEPS;
                     long mmap = isTime ? 0 : mallocMmapThreshold;
                     ModeResult r = t.peerMode() != null
-                            ? torch.orElseThrow().measure(t.peerMode(), run.model, run.batch, run.resolution, warmup,
-                                    steps, threads, mmap, isa)
+                            ? torch.orElseThrow()
+                                    .measure(
+                                            t.peerMode(),
+                                            run.model,
+                                            run.batch,
+                                            run.resolution,
+                                            warmup,
+                                            steps,
+                                            threads,
+                                            mmap,
+                                            isa)
                             : measureInFreshJvm(t.name(), t.dl4j() != null, pass, warmup, steps, mmap);
                     if (t.peerMode() == null && r.threads() > 0) {
                         threads = r.threads(); // the peer runs with the threads ND4J ran with
                     }
-                    (isTime ? time : memory).computeIfAbsent(t.name(), k -> new ArrayList<>()).add(r);
+                    (isTime ? time : memory)
+                            .computeIfAbsent(t.name(), k -> new ArrayList<>())
+                            .add(r);
                 }
             }
         }
@@ -161,11 +218,22 @@ final class ReportCommand implements Callable<Integer> {
             results.add(combine(t.name(), time.get(t.name()), memory.get(t.name())));
         }
         ModeResult first = results.get(0);
-        Report report = new Report(run.model.cliName(), run.batch, run.resolution, first.threads(), first.backend(),
-                "FLOAT", run.warmup, machineDescription(), results, rounds, ratios(results));
+        Report report = new Report(
+                run.model.cliName(),
+                run.batch,
+                run.resolution,
+                first.threads(),
+                first.backend(),
+                "FLOAT",
+                run.warmup,
+                machineDescription(),
+                results,
+                rounds,
+                ratios(results));
         Map<String, Set<String>> ran = new TreeMap<>();
-        results.stream().filter(r -> r.implementations() != null).forEach(r -> r.implementations().forEach(
-                (kind, impls) -> ran.computeIfAbsent(kind, k -> new TreeSet<>()).addAll(impls)));
+        results.stream().filter(r -> r.implementations() != null).forEach(r -> r.implementations()
+                .forEach((kind, impls) ->
+                        ran.computeIfAbsent(kind, k -> new TreeSet<>()).addAll(impls)));
         if (!ran.isEmpty()) {
             System.out.print(implementationLines(ran));
         }
@@ -204,10 +272,23 @@ final class ReportCommand implements Callable<Integer> {
         Collections.sort(sortedPeaks);
         ModeResult m = memory.get(0);
         ModeResult t = time.get(time.size() - 1);
-        return new ModeResult(name, MeasureCommand.median(sorted), sorted.get(0), sorted.get(sorted.size() - 1),
-                sortedPeaks.get((sortedPeaks.size() - 1) / 2), m.retainedBytes(), m.retainedActivationBytes(),
-                m.baselineRssBytes(), steps, peaks, t.finalLoss(), t.backend(), t.threads(),
-                time.stream().map(ModeResult::stepMsMedian).toList(), roundPeaks, t.implementations());
+        return new ModeResult(
+                name,
+                MeasureCommand.median(sorted),
+                sorted.get(0),
+                sorted.get(sorted.size() - 1),
+                sortedPeaks.get((sortedPeaks.size() - 1) / 2),
+                m.retainedBytes(),
+                m.retainedActivationBytes(),
+                m.baselineRssBytes(),
+                steps,
+                peaks,
+                t.finalLoss(),
+                t.backend(),
+                t.threads(),
+                time.stream().map(ModeResult::stepMsMedian).toList(),
+                roundPeaks,
+                t.implementations());
     }
 
     /** The ratios worth reading, from paired rounds: TUNE against EVAL and DEPLOY, convbn against its peers. */
@@ -226,8 +307,10 @@ final class ReportCommand implements Callable<Integer> {
         }
         List<Report.Ratio> ratios = new ArrayList<>();
         for (String[] p : pairs) {
-            Optional<ModeResult> a = results.stream().filter(r -> r.mode().equals(p[0])).findFirst();
-            Optional<ModeResult> b = results.stream().filter(r -> r.mode().equals(p[1])).findFirst();
+            Optional<ModeResult> a =
+                    results.stream().filter(r -> r.mode().equals(p[0])).findFirst();
+            Optional<ModeResult> b =
+                    results.stream().filter(r -> r.mode().equals(p[1])).findFirst();
             if (a.isPresent() && b.isPresent() && !(p[0].equals("EVAL_REVERSIBLE") && p[1].equals("DEPLOY"))) {
                 ratios.add(ratio(p[0] + "/" + p[1], a.get(), b.get()));
             }
@@ -244,10 +327,18 @@ final class ReportCommand implements Callable<Integer> {
         }
         Collections.sort(times);
         Collections.sort(peaks);
-        double retained = a.retainedBytes() < 0 || b.retainedBytes() < 0 ? Double.NaN
+        double retained = a.retainedBytes() < 0 || b.retainedBytes() < 0
+                ? Double.NaN
                 : (double) a.retainedBytes() / b.retainedBytes();
-        return new Report.Ratio(name, MeasureCommand.median(times), times.get(0), times.get(times.size() - 1),
-                MeasureCommand.median(peaks), peaks.get(0), peaks.get(peaks.size() - 1), retained);
+        return new Report.Ratio(
+                name,
+                MeasureCommand.median(times),
+                times.get(0),
+                times.get(times.size() - 1),
+                MeasureCommand.median(peaks),
+                peaks.get(0),
+                peaks.get(peaks.size() - 1),
+                retained);
     }
 
     /**
@@ -256,23 +347,24 @@ final class ReportCommand implements Callable<Integer> {
      * @param pass "time" or "memory", for the progress lines
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the JVM, or 0 for glibc's default
      */
-    private ModeResult measureInFreshJvm(String mode, boolean isDl4j, String pass, int warmupSteps, int measuredSteps,
-                                         long mmapThreshold) throws IOException, InterruptedException {
+    private ModeResult measureInFreshJvm(
+            String mode, boolean isDl4j, String pass, int warmupSteps, int measuredSteps, long mmapThreshold)
+            throws IOException, InterruptedException {
         Path result = Files.createTempFile("convbn-" + mode, ".json");
         try {
-            List<String> cmd = measureCommand(processes, run, mode, isDl4j, pass, warmupSteps, measuredSteps,
-                    result);
+            List<String> cmd = measureCommand(processes, run, mode, isDl4j, pass, warmupSteps, measuredSteps, result);
             if (isDl4j && mmapThreshold > 0) {
                 cmd.addAll(List.of("--gc-every-ms", String.valueOf(dl4jGcEveryMs)));
             }
-            ProcessBuilder pb = new ProcessBuilder(cmd).redirectOutput(ProcessBuilder.Redirect.DISCARD)
+            ProcessBuilder pb = new ProcessBuilder(cmd)
+                    .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                     .redirectError(ProcessBuilder.Redirect.INHERIT);
             setMmapThreshold(pb, mmapThreshold);
             isa.apply(pb.environment());
             int rc = pb.start().waitFor();
             if (rc != 0) {
-                throw new IllegalStateException("measuring " + mode + " failed: the JVM exited with " + rc
-                        + " (its output is above)");
+                throw new IllegalStateException(
+                        "measuring " + mode + " failed: the JVM exited with " + rc + " (its output is above)");
             }
             return Json.read(result, ModeResult.class);
         } finally {
@@ -281,8 +373,15 @@ final class ReportCommand implements Callable<Integer> {
     }
 
     /** @return the command line of a JVM that runs {@code measure} on this jar's class path */
-    static List<String> measureCommand(MeasuringProcesses processes, BenchOptions run, String mode,
-                                       boolean isDl4j, String pass, int warmupSteps, int measuredSteps, Path result) {
+    static List<String> measureCommand(
+            MeasuringProcesses processes,
+            BenchOptions run,
+            String mode,
+            boolean isDl4j,
+            String pass,
+            int warmupSteps,
+            int measuredSteps,
+            Path result) {
         List<String> cmd = new ArrayList<>();
         cmd.add(Path.of(System.getProperty("java.home"), "bin", "java").toString());
         cmd.add("-Xms" + processes.heap);
@@ -295,9 +394,23 @@ final class ReportCommand implements Callable<Integer> {
         cmd.add("-cp");
         cmd.add(System.getProperty("java.class.path"));
         cmd.add(BenchMain.class.getName());
-        cmd.addAll(List.of("measure", "--model", run.model.name(), isDl4j ? "--dl4j" : "--mode", mode, "--batch",
-                String.valueOf(run.batch), "--resolution", String.valueOf(run.resolution), "--steps",
-                String.valueOf(measuredSteps), "--warmup", String.valueOf(warmupSteps), "--pass", pass, "--result",
+        cmd.addAll(List.of(
+                "measure",
+                "--model",
+                run.model.name(),
+                isDl4j ? "--dl4j" : "--mode",
+                mode,
+                "--batch",
+                String.valueOf(run.batch),
+                "--resolution",
+                String.valueOf(run.resolution),
+                "--steps",
+                String.valueOf(measuredSteps),
+                "--warmup",
+                String.valueOf(warmupSteps),
+                "--pass",
+                pass,
+                "--result",
                 result.toString()));
         return cmd;
     }
@@ -317,7 +430,9 @@ final class ReportCommand implements Callable<Integer> {
                 .collect(Collectors.toMap(e -> String.valueOf(e.getKey()), Map.Entry::getValue, (a, b) -> a));
         String build = Loader.getLoadedLibraries().entrySet().stream()
                 .filter(e -> e.getKey().equals("nd4jcpu") || e.getKey().startsWith("nd4jcuda"))
-                .map(e -> new File(e.getValue()).getParentFile().getName()).findFirst().orElse("?");
+                .map(e -> new File(e.getValue()).getParentFile().getName())
+                .findFirst()
+                .orElse("?");
         return Nd4j.getBackend().getClass().getSimpleName() + " " + build + " blas="
                 + info.getOrDefault("blas.vendor", "?");
     }
@@ -333,11 +448,14 @@ final class ReportCommand implements Callable<Integer> {
      */
     static String implementationLines(Map<String, Set<String>> implementations) {
         StringBuilder sb = new StringBuilder("oneDNN implementations that ran in convbn's steps (all modes):\n");
-        implementations.forEach((kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-36s %s%n", kind,
-                String.join(", ", impls))));
-        implementations.forEach((kind, impls) -> impls.stream().filter(i -> i.startsWith("ref")).forEach(i -> sb
-                .append("WARNING: ").append(kind).append(" ran oneDNN's reference implementation ").append(i)
-                .append(", orders of magnitude slower than its jit ones\n")));
+        implementations.forEach(
+                (kind, impls) -> sb.append(String.format(Locale.ROOT, "  %-36s %s%n", kind, String.join(", ", impls))));
+        implementations.forEach(
+                (kind, impls) -> impls.stream().filter(i -> i.startsWith("ref")).forEach(i -> sb.append("WARNING: ")
+                        .append(kind)
+                        .append(" ran oneDNN's reference implementation ")
+                        .append(i)
+                        .append(", orders of magnitude slower than its jit ones\n")));
         return sb.toString();
     }
 }

@@ -1,7 +1,6 @@
 package org.convbn.bench;
 
 import java.nio.file.Path;
-
 import org.convbn.io.AtomicFiles;
 import picocli.CommandLine.Option;
 
@@ -13,6 +12,7 @@ import picocli.CommandLine.Option;
 final class ResultFiles {
     @Option(names = "--out", description = "results JSON (default: ${DEFAULT-VALUE})")
     Path out;
+
     @Option(names = "--chart", description = "PNG chart of the results (default: ${DEFAULT-VALUE})")
     Path chart;
 

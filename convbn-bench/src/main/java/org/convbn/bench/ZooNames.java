@@ -1,7 +1,6 @@
 package org.convbn.bench;
 
 import java.util.Iterator;
-
 import org.convbn.net.Zoo;
 
 /** The zoo's model names, as picocli's completion candidates of a {@code --model} option. */

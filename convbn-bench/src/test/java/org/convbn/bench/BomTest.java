@@ -5,9 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.util.List;
-
 import javax.xml.parsers.DocumentBuilderFactory;
-
 import org.junit.jupiter.api.Test;
 import org.w3c.dom.Document;
 import org.w3c.dom.Element;
@@ -18,11 +16,13 @@ import org.w3c.dom.Element;
  */
 class BomTest {
     private static final Path ROOT = Path.of(System.getProperty("user.dir")).getParent();
-    private static final List<String> SHARED = List.of("nd4j.version", "dnnl.version", "opencl.version",
-            "slf4j.version");
+    private static final List<String> SHARED =
+            List.of("nd4j.version", "dnnl.version", "opencl.version", "slf4j.version");
 
     private static Element project(String path) throws Exception {
-        Document d = DocumentBuilderFactory.newInstance().newDocumentBuilder().parse(ROOT.resolve(path).toFile());
+        Document d = DocumentBuilderFactory.newInstance()
+                .newDocumentBuilder()
+                .parse(ROOT.resolve(path).toFile());
         return d.getDocumentElement();
     }
 
@@ -53,7 +53,8 @@ class BomTest {
             assertEquals(property(parent, p), property(bom, p), p);
         }
         String modules = parent.getElementsByTagName("modules").item(0).getTextContent();
-        assertTrue(modules.contains("convbn-bom") && modules.contains("examples"),
+        assertTrue(
+                modules.contains("convbn-bom") && modules.contains("examples"),
                 "the build installs the BOM and builds the examples: " + modules);
     }
 }

@@ -7,7 +7,6 @@ import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.util.List;
 import java.util.stream.IntStream;
-
 import org.junit.jupiter.api.Test;
 import picocli.CommandLine;
 
@@ -27,7 +26,8 @@ class CommandValidationTest {
     void theSummaryNamesTheFirstTenSkippedImagesAndCountsTheRest() {
         assertEquals("", FineTuneCommand.skippedSummary(List.of()));
         List<String> skipped = IntStream.range(0, 13)
-                .mapToObj(i -> "data/a/" + i + ".png: cut short").toList();
+                .mapToObj(i -> "data/a/" + i + ".png: cut short")
+                .toList();
         String s = FineTuneCommand.skippedSummary(skipped);
         assertTrue(s.startsWith("skipped 13 unreadable image files:\n  data/a/0.png: cut short\n"), s);
         assertTrue(s.contains("  data/a/9.png: cut short\n  and 3 more\n") && !s.contains("10.png"), s);

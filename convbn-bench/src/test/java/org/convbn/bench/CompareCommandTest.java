@@ -12,17 +12,16 @@ import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
-
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ProducerConfig;
 import org.convbn.core.Mode;
+import org.convbn.core.ProducerConfig;
+import org.convbn.io.Safetensors;
 import org.convbn.testkit.conformance.ConfigGrid;
 import org.convbn.testkit.conformance.RandomCase;
 import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.testkit.reference.ReferenceConvBN;
 import org.convbn.testkit.reference.ReferenceParameters;
 import org.convbn.testkit.reference.Tensor;
-import org.convbn.io.Safetensors;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -39,39 +38,83 @@ import picocli.CommandLine;
 class CompareCommandTest {
     /** float64 block against the float64 reference: summation order only. */
     static final double FLOAT64_TOLERANCE = 1e-10;
+
     static final double FLOOR = 0.1;
 
     /** A grid case: k3 s2 p1 d1 groups 2, conv bias, affine (eps 1e-3 as the grid's). */
     private static ConfigGrid.Case gridCase() {
-        return ConfigGrid.full().stream().filter(c -> c.config().conv().kernelH() == 3
-                && c.config().conv().strideH() == 2 && !c.config().conv().padding().isSame()
-                && c.config().conv().padding().h() == 1 && c.config().conv().dilationH() == 1
-                && c.config().conv().groups() == 2 && c.config().conv().bias() && c.config().bn().affine())
-                .findFirst().orElseThrow();
+        return ConfigGrid.full().stream()
+                .filter(c -> c.config().conv().kernelH() == 3
+                        && c.config().conv().strideH() == 2
+                        && !c.config().conv().padding().isSame()
+                        && c.config().conv().padding().h() == 1
+                        && c.config().conv().dilationH() == 1
+                        && c.config().conv().groups() == 2
+                        && c.config().conv().bias()
+                        && c.config().bn().affine())
+                .findFirst()
+                .orElseThrow();
     }
 
     @ParameterizedTest
     @EnumSource(Mode.class)
     void everyModeMatchesTheReference(Mode mode, @TempDir Path dir) throws IOException {
-        check(gridCase(), Map.of("stride", "2,2", "padding", "1,1", "dilation", "1,1", "groups", "2", "eps", "0.001",
-                "momentum", "0.1"), mode, dir);
+        check(
+                gridCase(),
+                Map.of(
+                        "stride",
+                        "2,2",
+                        "padding",
+                        "1,1",
+                        "dilation",
+                        "1,1",
+                        "groups",
+                        "2",
+                        "eps",
+                        "0.001",
+                        "momentum",
+                        "0.1"),
+                mode,
+                dir);
     }
 
     /** A grouped, strided, padded transposed conv with output padding, conv bias and affine BN. */
     @ParameterizedTest
     @EnumSource(Mode.class)
     void transposedConvCasesMatchTheReference(Mode mode, @TempDir Path dir) throws IOException {
-        check(ConfigGrid.transposed(4, 8, 3, 2, 1, 1, 1, 2, true, true), Map.of("layer", "conv_transpose2d",
-                "stride", "2,2", "padding", "1,1", "output_padding", "1,1", "dilation", "1,1", "groups", "2",
-                "eps", "0.001", "momentum", "0.1"), mode, dir);
+        check(
+                ConfigGrid.transposed(4, 8, 3, 2, 1, 1, 1, 2, true, true),
+                Map.of(
+                        "layer",
+                        "conv_transpose2d",
+                        "stride",
+                        "2,2",
+                        "padding",
+                        "1,1",
+                        "output_padding",
+                        "1,1",
+                        "dilation",
+                        "1,1",
+                        "groups",
+                        "2",
+                        "eps",
+                        "0.001",
+                        "momentum",
+                        "0.1"),
+                mode,
+                dir);
     }
 
     /** Linear + BatchNorm1d on [N, I, L] with a bias. */
     @ParameterizedTest
     @EnumSource(Mode.class)
     void linearCasesMatchTheReference(Mode mode, @TempDir Path dir) throws IOException {
-        ConfigGrid.Case grid = ConfigGrid.linear().stream().filter(c -> c.inputShape().length == 3
-                && c.config().producer().bias() && c.config().bn().affine()).findFirst().orElseThrow();
+        ConfigGrid.Case grid = ConfigGrid.linear().stream()
+                .filter(c -> c.inputShape().length == 3
+                        && c.config().producer().bias()
+                        && c.config().bn().affine())
+                .findFirst()
+                .orElseThrow();
         check(grid, Map.of("layer", "linear", "eps", "0.001", "momentum", "0.1"), mode, dir);
     }
 
@@ -99,8 +142,10 @@ class CompareCommandTest {
         Path out = dir.resolve("result.safetensors");
         Safetensors.write(in, tensors, meta);
 
-        int rc = new CommandLine(new CompareCommand()).setCaseInsensitiveEnumValuesAllowed(true).execute("--in",
-                in.toString(), "--mode", mode.name().toLowerCase(Locale.ROOT), "--out", out.toString());
+        int rc = new CommandLine(new CompareCommand())
+                .setCaseInsensitiveEnumValuesAllowed(true)
+                .execute(
+                        "--in", in.toString(), "--mode", mode.name().toLowerCase(Locale.ROOT), "--out", out.toString());
         assertEquals(0, rc);
         Map<String, INDArray> got = Safetensors.read(out).tensors();
 
@@ -126,11 +171,14 @@ class CompareCommandTest {
         }
         assertEquals(want.keySet(), got.keySet());
         want.forEach((name, t) -> {
-            assertArrayEquals(Arrays.stream(t.shape()).asLongStream().toArray(), got.get(name).shape(),
+            assertArrayEquals(
+                    Arrays.stream(t.shape()).asLongStream().toArray(),
+                    got.get(name).shape(),
                     name);
             double err = RelativeError.of(t.data(), got.get(name).dup().data().asDouble(), FLOOR);
-            assertTrue(err <= FLOAT64_TOLERANCE, () -> producer.kind() + " " + mode + " " + name + ": relative error "
-                    + err);
+            assertTrue(
+                    err <= FLOAT64_TOLERANCE,
+                    () -> producer.kind() + " " + mode + " " + name + ": relative error " + err);
         });
         if (mode == Mode.DEPLOY) {
             assertTrue(got.keySet().containsAll(Set.of("grad.folded.weight", "grad.folded.bias")));
@@ -143,8 +191,8 @@ class CompareCommandTest {
     void badCasesAreNamed() {
         Map<String, INDArray> t = new LinkedHashMap<>();
         t.put("input", Nd4j.rand(DataType.DOUBLE, 1, 2, 5, 5));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> CompareCommand.run(t, Map.of(), Mode.EVAL));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> CompareCommand.run(t, Map.of(), Mode.EVAL));
         assertTrue(e.getMessage().startsWith("conv.weight: expected in the case file"), e.getMessage());
         t.put("conv.weight", Nd4j.rand(DataType.DOUBLE, 3, 2, 3, 3));
         t.put("bn.running_mean", Nd4j.zeros(DataType.DOUBLE, 3));
@@ -153,15 +201,16 @@ class CompareCommandTest {
         e = assertThrows(IllegalArgumentException.class, () -> CompareCommand.run(t, Map.of(), Mode.EVAL));
         assertTrue(e.getMessage().contains("bn.running_var: expected DOUBLE like input, got FLOAT"), e.getMessage());
         t.put("bn.running_var", Nd4j.ones(DataType.DOUBLE, 3));
-        e = assertThrows(IllegalArgumentException.class,
-                () -> CompareCommand.run(t, Map.of("stride", "two"), Mode.EVAL));
+        e = assertThrows(
+                IllegalArgumentException.class, () -> CompareCommand.run(t, Map.of("stride", "two"), Mode.EVAL));
         assertTrue(e.getMessage().contains("metadata stride"), e.getMessage());
-        assertEquals(Set.of("output", "grad_input", "grad.conv.weight"),
+        assertEquals(
+                Set.of("output", "grad_input", "grad.conv.weight"),
                 CompareCommand.run(t, Map.of(), Mode.TUNE).keySet());
-        e = assertThrows(IllegalArgumentException.class,
-                () -> CompareCommand.run(t, Map.of("layer", "conv3d"), Mode.EVAL));
-        assertTrue(e.getMessage().contains("metadata layer: expected conv2d, conv_transpose2d or linear"),
-                e.getMessage());
+        e = assertThrows(
+                IllegalArgumentException.class, () -> CompareCommand.run(t, Map.of("layer", "conv3d"), Mode.EVAL));
+        assertTrue(
+                e.getMessage().contains("metadata layer: expected conv2d, conv_transpose2d or linear"), e.getMessage());
 
         Map<String, INDArray> linear = new LinkedHashMap<>();
         linear.put("input", Nd4j.rand(DataType.DOUBLE, 4, 5));
@@ -169,12 +218,12 @@ class CompareCommandTest {
         linear.put("bn.running_mean", Nd4j.zeros(DataType.DOUBLE, 5));
         linear.put("bn.running_var", Nd4j.ones(DataType.DOUBLE, 5));
         linear.put("grad_output", Nd4j.rand(DataType.DOUBLE, 4, 6));
-        e = assertThrows(IllegalArgumentException.class,
-                () -> CompareCommand.run(linear, Map.of("layer", "linear"), Mode.EVAL));
+        e = assertThrows(
+                IllegalArgumentException.class, () -> CompareCommand.run(linear, Map.of("layer", "linear"), Mode.EVAL));
         assertTrue(e.getMessage().contains("bn.channels: expected linear output features = 6"), e.getMessage());
         linear.put("input", Nd4j.rand(DataType.DOUBLE, 4, 5, 2, 2));
-        e = assertThrows(IllegalArgumentException.class,
-                () -> CompareCommand.run(linear, Map.of("layer", "linear"), Mode.EVAL));
+        e = assertThrows(
+                IllegalArgumentException.class, () -> CompareCommand.run(linear, Map.of("layer", "linear"), Mode.EVAL));
         assertTrue(e.getMessage().contains("input: expected [N,I] or [N,I,L]"), e.getMessage());
     }
 

@@ -3,15 +3,14 @@ package org.convbn.bench;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.io.PrintWriter;
 import java.io.StringWriter;
 import java.nio.file.Files;
 import java.nio.file.Path;
-
 import org.convbn.train.data.Idx;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -47,9 +46,27 @@ class LowResolutionCommandTest {
         split("t10k", 32);
         Path json = dir.resolve("curves.json");
         Path png = dir.resolve("curves.png");
-        int rc = new CommandLine(new LowResolutionCommand()).setCaseInsensitiveEnumValuesAllowed(true).execute("--data",
-                dir.toString(), "--train-size", "64", "--test-size", "32", "--batch", "32", "--pretrain-epochs", "1",
-                "--finetune-epochs", "1", "--eval-every", "1", "--out", json.toString(), "--chart", png.toString());
+        int rc = new CommandLine(new LowResolutionCommand())
+                .setCaseInsensitiveEnumValuesAllowed(true)
+                .execute(
+                        "--data",
+                        dir.toString(),
+                        "--train-size",
+                        "64",
+                        "--test-size",
+                        "32",
+                        "--batch",
+                        "32",
+                        "--pretrain-epochs",
+                        "1",
+                        "--finetune-epochs",
+                        "1",
+                        "--eval-every",
+                        "1",
+                        "--out",
+                        json.toString(),
+                        "--chart",
+                        png.toString());
         assertEquals(0, rc);
         JsonNode root = new ObjectMapper().readTree(json.toFile());
         assertEquals(14, root.get("low_resolution").asInt());

@@ -1,17 +1,15 @@
 package org.convbn.bench;
 
-import org.convbn.io.AtomicFiles;
-
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.JsonNode;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-
-import com.fasterxml.jackson.databind.JsonNode;
+import org.convbn.io.AtomicFiles;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import picocli.CommandLine;
@@ -26,10 +24,33 @@ class ReportCommandTest {
     void reportWritesResultsAndChart(@TempDir Path dir) throws IOException {
         Path json = dir.resolve("results.json");
         Path png = dir.resolve("chart.png");
-        int rc = new CommandLine(new ReportCommand()).setCaseInsensitiveEnumValuesAllowed(true).execute("--model",
-                "resnet18", "--batch", "2", "--resolution", "32", "--steps", "2", "--warmup", "0", "--modes",
-                "eval,tune", "--heap", "256m", "--rounds", "2", "--peer", "pytorch", "--python", "/nonexistent/python3",
-                "--out", json.toString(), "--chart", png.toString());
+        int rc = new CommandLine(new ReportCommand())
+                .setCaseInsensitiveEnumValuesAllowed(true)
+                .execute(
+                        "--model",
+                        "resnet18",
+                        "--batch",
+                        "2",
+                        "--resolution",
+                        "32",
+                        "--steps",
+                        "2",
+                        "--warmup",
+                        "0",
+                        "--modes",
+                        "eval,tune",
+                        "--heap",
+                        "256m",
+                        "--rounds",
+                        "2",
+                        "--peer",
+                        "pytorch",
+                        "--python",
+                        "/nonexistent/python3",
+                        "--out",
+                        json.toString(),
+                        "--chart",
+                        png.toString());
         assertEquals(0, rc);
         assertEquals(2, Json.MAPPER.readTree(json.toFile()).get("rounds").asInt());
         JsonNode root = Json.MAPPER.readTree(json.toFile());
@@ -40,11 +61,12 @@ class ReportCommandTest {
         JsonNode modes = root.get("modes");
         assertEquals(2, modes.size());
         for (JsonNode m : modes) {
-            for (String field : List.of("mode", "step_ms_median", "step_ms_min", "step_ms_max", "peak_bytes",
-                    "retained_bytes")) {
+            for (String field :
+                    List.of("mode", "step_ms_median", "step_ms_min", "step_ms_max", "peak_bytes", "retained_bytes")) {
                 assertTrue(m.has(field), field);
             }
-            assertTrue(m.get("step_ms_min").asDouble() <= m.get("step_ms_median").asDouble());
+            assertTrue(
+                    m.get("step_ms_min").asDouble() <= m.get("step_ms_median").asDouble());
             assertTrue(m.get("retained_bytes").asLong() > 0);
             assertEquals(2, m.get("round_medians_ms").size(), "one median per round");
             assertEquals(2 * 2, m.get("steps_ms").size(), "every measured step of both rounds");
@@ -52,7 +74,8 @@ class ReportCommandTest {
         JsonNode ratios = root.get("ratios");
         assertEquals(1, ratios.size());
         assertEquals("TUNE/EVAL", ratios.get(0).get("name").asText());
-        assertTrue(ratios.get(0).get("time_min").asDouble() <= ratios.get(0).get("time_median").asDouble());
+        assertTrue(ratios.get(0).get("time_min").asDouble()
+                <= ratios.get(0).get("time_median").asDouble());
         long evalActivations = modes.get(0).get("retained_activation_bytes").asLong();
         long tuneActivations = modes.get(1).get("retained_activation_bytes").asLong();
         assertTrue(tuneActivations < evalActivations, "TUNE keeps fewer activation bytes than EVAL");
@@ -84,7 +107,10 @@ class ReportCommandTest {
             return 2;
         });
         // a directory as --out: refused at once, not after the measurements
-        assertEquals(2, cli.execute("--out", dir.toString(), "--chart", dir.resolve("c.png").toString()));
+        assertEquals(
+                2,
+                cli.execute(
+                        "--out", dir.toString(), "--chart", dir.resolve("c.png").toString()));
     }
 
     @Test

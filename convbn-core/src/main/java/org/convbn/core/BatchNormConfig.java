@@ -19,8 +19,7 @@ import net.jcip.annotations.Immutable;
  *                           (PyTorch, the default) or the biased one (DL4J)
  */
 @Immutable
-public record BatchNormConfig(int channels, double eps, double momentum, boolean affine,
-                              boolean unbiasedRunningVar) {
+public record BatchNormConfig(int channels, double eps, double momentum, boolean affine, boolean unbiasedRunningVar) {
     /** PyTorch's default eps. */
     public static final double DEFAULT_EPS = 1e-5;
     /** PyTorch's default momentum. */

@@ -1,8 +1,7 @@
 package org.convbn.core;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.Arrays;
+import net.jcip.annotations.ThreadSafe;
 
 /**
  * Argument checks shared by the modules. Each failure names the argument and says what was expected and what
@@ -10,8 +9,7 @@ import java.util.Arrays;
  */
 @ThreadSafe
 public final class Checks {
-    private Checks() {
-    }
+    private Checks() {}
 
     /**
      * @param name the argument's name, for the message
@@ -57,8 +55,8 @@ public final class Checks {
     /** @throws IllegalArgumentException if {@code actual} differs from {@code expected} */
     public static void shape(String name, int[] expected, int[] actual) {
         if (!Arrays.equals(expected, actual)) {
-            throw new IllegalArgumentException(name + ": expected shape " + Arrays.toString(expected)
-                    + ", got " + Arrays.toString(actual));
+            throw new IllegalArgumentException(
+                    name + ": expected shape " + Arrays.toString(expected) + ", got " + Arrays.toString(actual));
         }
     }
 }

@@ -25,8 +25,8 @@ public record ConvBNConfig(ProducerConfig producer, BatchNormConfig bn, boolean 
             throw new NullPointerException("tuneFold: expected KEEP or RECOMPUTE, got null");
         }
         if (producer == null) {
-            throw new NullPointerException("producer: expected a ConvConfig, ConvTransposeConfig or LinearConfig, "
-                    + "got null");
+            throw new NullPointerException(
+                    "producer: expected a ConvConfig, ConvTransposeConfig or LinearConfig, " + "got null");
         }
         if (bn == null) {
             throw new NullPointerException("bn: expected a BatchNormConfig, got null");

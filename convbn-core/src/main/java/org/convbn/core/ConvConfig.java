@@ -1,7 +1,6 @@
 package org.convbn.core;
 
 import java.util.Arrays;
-
 import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
 
@@ -31,8 +30,18 @@ import net.jcip.annotations.NotThreadSafe;
  * @param bias whether the conv adds a bias
  */
 @Immutable
-public record ConvConfig(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
-                         Padding padding, int dilationH, int dilationW, int groups, boolean bias)
+public record ConvConfig(
+        int inChannels,
+        int outChannels,
+        int kernelH,
+        int kernelW,
+        int strideH,
+        int strideW,
+        Padding padding,
+        int dilationH,
+        int dilationW,
+        int groups,
+        boolean bias)
         implements ProducerConfig {
 
     public ConvConfig {
@@ -121,8 +130,9 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
      */
     public long[] outputShape(long[] inputShape) {
         checkInputShape("input", inputShape);
-        return new long[] {inputShape[0], outChannels, outputHeight((int) inputShape[2]),
-            outputWidth((int) inputShape[3])};
+        return new long[] {
+            inputShape[0], outChannels, outputHeight((int) inputShape[2]), outputWidth((int) inputShape[3])
+        };
     }
 
     /**
@@ -142,8 +152,7 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
                     + shape[1] + " in " + Arrays.toString(shape));
         }
         if (shape[0] < 1 || shape[2] < 1 || shape[3] < 1) {
-            throw new IllegalArgumentException(name + ": expected N, H, W >= 1, got "
-                    + Arrays.toString(shape));
+            throw new IllegalArgumentException(name + ": expected N, H, W >= 1, got " + Arrays.toString(shape));
         }
         if (shape[2] > Integer.MAX_VALUE || shape[3] > Integer.MAX_VALUE) {
             throw new IllegalArgumentException(name + ": spatial size too large: " + Arrays.toString(shape));
@@ -196,16 +205,26 @@ public record ConvConfig(int inChannels, int outChannels, int kernelH, int kerne
          */
         public Builder groupSize(int size) {
             if (size < 1 || inChannels % size != 0) {
-                throw new IllegalArgumentException("groupSize: expected a positive divisor of inChannels="
-                        + inChannels + ", got " + size);
+                throw new IllegalArgumentException(
+                        "groupSize: expected a positive divisor of inChannels=" + inChannels + ", got " + size);
             }
             return groups(inChannels / size);
         }
 
         /** @throws IllegalArgumentException naming the first invalid setting */
         public ConvConfig build() {
-            return new ConvConfig(inChannels, outChannels, kernelH, kernelW, strideH, strideW, padding, dilationH,
-                    dilationW, groups, bias);
+            return new ConvConfig(
+                    inChannels,
+                    outChannels,
+                    kernelH,
+                    kernelW,
+                    strideH,
+                    strideW,
+                    padding,
+                    dilationH,
+                    dilationW,
+                    groups,
+                    bias);
         }
     }
 }

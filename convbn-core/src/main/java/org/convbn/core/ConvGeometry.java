@@ -11,15 +11,22 @@ import net.jcip.annotations.ThreadSafe;
  */
 @ThreadSafe
 final class ConvGeometry {
-    private ConvGeometry() {
-    }
+    private ConvGeometry() {}
 
     /**
      * @throws IllegalArgumentException naming the first setting out of range: a size below 1, or groups that do not
      *                                  divide both channel counts
      */
-    static void check(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
-                      int dilationH, int dilationW, int groups) {
+    static void check(
+            int inChannels,
+            int outChannels,
+            int kernelH,
+            int kernelW,
+            int strideH,
+            int strideW,
+            int dilationH,
+            int dilationW,
+            int groups) {
         Checks.positive("inChannels", inChannels);
         Checks.positive("outChannels", outChannels);
         Checks.positive("kernelH", kernelH);
@@ -30,12 +37,12 @@ final class ConvGeometry {
         Checks.positive("dilationW", dilationW);
         Checks.positive("groups", groups);
         if (inChannels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of inChannels=" + inChannels + ", got "
-                    + groups);
+            throw new IllegalArgumentException(
+                    "groups: expected a divisor of inChannels=" + inChannels + ", got " + groups);
         }
         if (outChannels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of outChannels=" + outChannels + ", got "
-                    + groups);
+            throw new IllegalArgumentException(
+                    "groups: expected a divisor of outChannels=" + outChannels + ", got " + groups);
         }
     }
 

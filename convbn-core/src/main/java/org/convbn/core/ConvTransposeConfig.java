@@ -1,9 +1,8 @@
 package org.convbn.core;
 
+import java.util.Arrays;
 import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
-
-import java.util.Arrays;
 
 /**
  * Immutable configuration of a 2-D transposed convolution (PyTorch's {@code nn.ConvTranspose2d}), NCHW.
@@ -39,9 +38,22 @@ import java.util.Arrays;
  *                                  padding not below the stride, groups not dividing both channel counts)
  */
 @Immutable
-public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, int kernelW, int strideH, int strideW,
-                                  int padH, int padW, int outputPadH, int outputPadW, int dilationH, int dilationW,
-                                  int groups, boolean bias) implements ProducerConfig {
+public record ConvTransposeConfig(
+        int inChannels,
+        int outChannels,
+        int kernelH,
+        int kernelW,
+        int strideH,
+        int strideW,
+        int padH,
+        int padW,
+        int outputPadH,
+        int outputPadW,
+        int dilationH,
+        int dilationW,
+        int groups,
+        boolean bias)
+        implements ProducerConfig {
 
     public ConvTransposeConfig {
         ConvGeometry.check(inChannels, outChannels, kernelH, kernelW, strideH, strideW, dilationH, dilationW, groups);
@@ -193,8 +205,21 @@ public record ConvTransposeConfig(int inChannels, int outChannels, int kernelH, 
 
         /** @throws IllegalArgumentException naming the first invalid setting */
         public ConvTransposeConfig build() {
-            return new ConvTransposeConfig(inChannels, outChannels, kernelH, kernelW, strideH, strideW, padH, padW,
-                    outputPadH, outputPadW, dilationH, dilationW, groups, bias);
+            return new ConvTransposeConfig(
+                    inChannels,
+                    outChannels,
+                    kernelH,
+                    kernelW,
+                    strideH,
+                    strideW,
+                    padH,
+                    padW,
+                    outputPadH,
+                    outputPadW,
+                    dilationH,
+                    dilationW,
+                    groups,
+                    bias);
         }
     }
 }

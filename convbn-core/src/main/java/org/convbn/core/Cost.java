@@ -1,7 +1,6 @@
 package org.convbn.core;
 
 import java.util.Locale;
-
 import net.jcip.annotations.Immutable;
 
 /**
@@ -65,7 +64,11 @@ public record Cost(long parameters, long multiplyAdds) {
 
     @Override
     public String toString() {
-        return String.format(Locale.ROOT, "%,d parameters, %,d multiply-adds (%.3f GFLOPs)", parameters,
-                multiplyAdds, flops() / 1e9);
+        return String.format(
+                Locale.ROOT,
+                "%,d parameters, %,d multiply-adds (%.3f GFLOPs)",
+                parameters,
+                multiplyAdds,
+                flops() / 1e9);
     }
 }

@@ -16,8 +16,7 @@ public final class GroupedBlocks {
     /** Input channels per group in the paper's grouped convs. */
     public static final int DEFAULT_GROUP_SIZE = 16;
 
-    private GroupedBlocks() {
-    }
+    private GroupedBlocks() {}
 
     /** @return a block with {@link #DEFAULT_GROUP_SIZE} input channels per group */
     public static ConvBNConfig grouped(int in, int out, int kernel, int stride) {
@@ -34,8 +33,13 @@ public final class GroupedBlocks {
      * @throws IllegalArgumentException if G does not divide C, or O is not divisible by C / G (named)
      */
     public static ConvBNConfig grouped(int in, int out, int kernel, int stride, int groupSize) {
-        ConvConfig conv = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .groupSize(groupSize).bias(false).build();
+        ConvConfig conv = ConvConfig.builder(in, out)
+                .kernel(kernel)
+                .stride(stride)
+                .padding(kernel / 2)
+                .groupSize(groupSize)
+                .bias(false)
+                .build();
         return ConvBNConfig.of(conv);
     }
 

@@ -1,8 +1,7 @@
 package org.convbn.core;
 
-import net.jcip.annotations.Immutable;
-
 import java.util.Arrays;
+import net.jcip.annotations.Immutable;
 
 /**
  * A fully connected layer followed by BatchNorm1d: {@code Y[n, o, l] = sum_i W[o, i] X[n, i, l] + b[o]}.
@@ -85,8 +84,8 @@ public record LinearConfig(int inFeatures, int outFeatures, boolean bias) implem
         }
         for (long d : shape) {
             if (d < 1) {
-                throw new IllegalArgumentException(name + ": expected every dimension >= 1, got "
-                        + Arrays.toString(shape));
+                throw new IllegalArgumentException(
+                        name + ": expected every dimension >= 1, got " + Arrays.toString(shape));
             }
         }
     }

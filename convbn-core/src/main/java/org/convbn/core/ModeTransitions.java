@@ -16,8 +16,7 @@ import net.jcip.annotations.ThreadSafe;
  */
 @ThreadSafe
 public final class ModeTransitions {
-    private ModeTransitions() {
-    }
+    private ModeTransitions() {}
 
     /**
      * Checks that a block may switch from {@code from} to {@code to}.
@@ -36,7 +35,9 @@ public final class ModeTransitions {
             throw new NullPointerException("to: expected a mode, got null");
         }
         if (from == Mode.DEPLOY && to != Mode.DEPLOY && !unfoldedKept) {
-            throw new IllegalModeTransitionException(from, to,
+            throw new IllegalModeTransitionException(
+                    from,
+                    to,
                     "the block was folded without keeping gamma, beta and the running statistics, so W and b "
                             + "cannot be recovered from the folded W' and b'; build it with keepUnfolded(true) "
                             + "to allow leaving DEPLOY");

@@ -25,6 +25,5 @@ public final class ParameterNames {
     /** Folded bias b' = beta + s * (b - mean) {@code [O]}: DEPLOY's parameter. */
     public static final String FOLDED_BIAS = "folded.bias";
 
-    private ParameterNames() {
-    }
+    private ParameterNames() {}
 }

@@ -19,8 +19,8 @@ public record RetainedBytes(long activationBytes, long weightBytes) {
 
     public RetainedBytes {
         if (activationBytes < 0 || weightBytes < 0) {
-            throw new IllegalArgumentException("bytes: expected >= 0, got activation=" + activationBytes
-                    + ", weight=" + weightBytes);
+            throw new IllegalArgumentException(
+                    "bytes: expected >= 0, got activation=" + activationBytes + ", weight=" + weightBytes);
         }
     }
 

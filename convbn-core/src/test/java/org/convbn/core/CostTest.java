@@ -11,7 +11,8 @@ class CostTest {
 
     @Test
     void fullConvCountsWeightsAndMultiplyAddsPerOutputPosition() {
-        ConvConfig conv = ConvConfig.builder(64, 128).kernel(3).padding(1).bias(true).build();
+        ConvConfig conv =
+                ConvConfig.builder(64, 128).kernel(3).padding(1).bias(true).build();
         Cost c = Cost.of(conv, 56, 56);
         assertEquals(128L * 64 * 9 + 128, c.parameters());
         assertEquals(128L * 56 * 56 * 64 * 9, c.multiplyAdds());
@@ -20,7 +21,12 @@ class CostTest {
 
     @Test
     void stridesAndPaddingEnterThroughTheOutputSize() {
-        ConvConfig conv = ConvConfig.builder(3, 64).kernel(7).stride(2).padding(3).bias(false).build();
+        ConvConfig conv = ConvConfig.builder(3, 64)
+                .kernel(7)
+                .stride(2)
+                .padding(3)
+                .bias(false)
+                .build();
         // 224 -> 112: ResNet's stem, 118,013,952 multiply-adds per image.
         assertEquals(118_013_952L, Cost.of(conv, 224, 224).multiplyAdds());
         assertEquals(9_408L, Cost.of(conv, 224, 224).parameters());
@@ -46,14 +52,23 @@ class CostTest {
     @Test
     void presetsAreGeneralisedDepthwise() {
         assertTrue(GroupedBlocks.grouped(32, 32, 3, 1, 1).conv().isDepthwise());
-        assertEquals(ConvConfig.builder(32, 64).kernel(3).padding(1).depthwise().bias(false).build(),
+        assertEquals(
+                ConvConfig.builder(32, 64)
+                        .kernel(3)
+                        .padding(1)
+                        .depthwise()
+                        .bias(false)
+                        .build(),
                 GroupedBlocks.depthwise(32, 2, 3, 1).conv());
         assertEquals(1, GroupedBlocks.grouped(32, 32, 3, 1, 32).conv().groups());
         assertEquals(2, GroupedBlocks.grouped(32, 64, 3, 2).conv().groups());
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> GroupedBlocks.grouped(24, 24, 3, 1));
-        assertTrue(e.getMessage().contains("groupSize") && e.getMessage().contains("inChannels=24")
-                && e.getMessage().contains("16"), e.getMessage());
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> GroupedBlocks.grouped(24, 24, 3, 1));
+        assertTrue(
+                e.getMessage().contains("groupSize")
+                        && e.getMessage().contains("inChannels=24")
+                        && e.getMessage().contains("16"),
+                e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> GroupedBlocks.grouped(32, 31, 3, 1));
         assertTrue(e.getMessage().contains("outChannels=31"), e.getMessage());
     }

@@ -15,8 +15,8 @@ class ModeTransitionsTest {
             for (Mode to : Mode.values()) {
                 boolean refused = from == Mode.DEPLOY && to != Mode.DEPLOY;
                 if (refused) {
-                    IllegalModeTransitionException e = assertThrows(IllegalModeTransitionException.class,
-                            () -> ModeTransitions.check(from, to, false));
+                    IllegalModeTransitionException e = assertThrows(
+                            IllegalModeTransitionException.class, () -> ModeTransitions.check(from, to, false));
                     assertTrue(e.getMessage().startsWith("cannot switch mode DEPLOY -> " + to));
                     assertTrue(e.from() == from && e.to() == to);
                 } else {
@@ -38,8 +38,8 @@ class ModeTransitionsTest {
 
     @Test
     void nullModesAreNamed() {
-        NullPointerException e = assertThrows(NullPointerException.class,
-                () -> ModeTransitions.check(Mode.EVAL, null, true));
+        NullPointerException e =
+                assertThrows(NullPointerException.class, () -> ModeTransitions.check(Mode.EVAL, null, true));
         assertTrue(e.getMessage().startsWith("to:"));
     }
 }

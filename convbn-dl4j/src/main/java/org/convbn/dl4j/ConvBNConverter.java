@@ -1,8 +1,5 @@
 package org.convbn.dl4j;
 
-import net.jcip.annotations.NotThreadSafe;
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.LinkedHashMap;
@@ -10,12 +7,14 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.CNN2DFormat;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
+import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.GradientNormalization;
 import org.deeplearning4j.nn.conf.InputPreProcessor;
 import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
@@ -23,7 +22,6 @@ import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.graph.GraphVertex;
 import org.deeplearning4j.nn.conf.graph.LayerVertex;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
-import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.Deconvolution2D;
 import org.deeplearning4j.nn.conf.layers.DenseLayer;
@@ -100,8 +98,7 @@ public final class ConvBNConverter {
      * @param report what was fused and what was left alone
      */
     @NotThreadSafe
-    public record Conversion<N>(N network, ConversionReport report) {
-    }
+    public record Conversion<N>(N network, ConversionReport report) {}
 
     // ---------------------------------------------------------------- ComputationGraph
 
@@ -113,8 +110,8 @@ public final class ConvBNConverter {
     public Conversion<ComputationGraph> apply(ComputationGraph graph) {
         Objects.requireNonNull(graph, "graph");
         if (graph.params() == null) {
-            throw new IllegalArgumentException("graph: expected an initialised ComputationGraph (call init()), got "
-                    + "one without parameters");
+            throw new IllegalArgumentException(
+                    "graph: expected an initialised ComputationGraph (call init()), got " + "one without parameters");
         }
         ComputationGraphConfiguration conf = graph.getConfiguration().clone();
         Map<String, List<String>> consumers = consumers(conf);
@@ -125,7 +122,8 @@ public final class ConvBNConverter {
 
         for (Map.Entry<String, GraphVertex> e : conf.getVertices().entrySet()) {
             String name = e.getKey();
-            if (!(e.getValue() instanceof LayerVertex lv) || !isProducer(unwrap(lv.getLayerConf().getLayer()))) {
+            if (!(e.getValue() instanceof LayerVertex lv)
+                    || !isProducer(unwrap(lv.getLayerConf().getLayer()))) {
                 continue;
             }
             Optional<String> why = Optional.empty();
@@ -134,7 +132,8 @@ public final class ConvBNConverter {
             if (conf.getNetworkOutputs().contains(name)) {
                 why = Optional.of("it is a network output");
             } else if (outs.size() != 1) {
-                why = Optional.of("it feeds " + outs.size() + " vertices " + outs + ", expected exactly one BatchNormalization");
+                why = Optional.of(
+                        "it feeds " + outs.size() + " vertices " + outs + ", expected exactly one BatchNormalization");
             } else if (!(conf.getVertices().get(bnName) instanceof LayerVertex bnVertex)
                     || !(unwrap(bnVertex.getLayerConf().getLayer()) instanceof BatchNormalization)) {
                 why = Optional.of("its consumer \"" + bnName + "\" is not a BatchNormalization");
@@ -144,8 +143,8 @@ public final class ConvBNConverter {
             } else if (bnVertex.getPreProcessor() != null) {
                 why = Optional.of("a preprocessor sits between it and \"" + bnName + "\"");
             } else {
-                Fusion f = Fusion.of(name, lv.getLayerConf(), lv.getPreProcessor(), bnName,
-                        bnVertex.getLayerConf(), this);
+                Fusion f =
+                        Fusion.of(name, lv.getLayerConf(), lv.getPreProcessor(), bnName, bnVertex.getLayerConf(), this);
                 why = f.problem();
                 if (why.isEmpty()) {
                     fusions.put(name, f);
@@ -156,11 +155,12 @@ public final class ConvBNConverter {
             why.ifPresent(r -> leftAlone.add(new ConversionReport.LeftAlone(name, r)));
         }
         for (Map.Entry<String, GraphVertex> e : conf.getVertices().entrySet()) {
-            if (e.getValue() instanceof LayerVertex lv && unwrap(lv.getLayerConf().getLayer()) instanceof BatchNormalization
+            if (e.getValue() instanceof LayerVertex lv
+                    && unwrap(lv.getLayerConf().getLayer()) instanceof BatchNormalization
                     && !pairedBns.contains(e.getKey())) {
                 List<String> in = conf.getVertexInputs().get(e.getKey());
-                leftAlone.add(new ConversionReport.LeftAlone(e.getKey(), "not preceded by a fusable " + PRODUCERS
-                        + " (inputs " + in + ")"));
+                leftAlone.add(new ConversionReport.LeftAlone(
+                        e.getKey(), "not preceded by a fusable " + PRODUCERS + " (inputs " + in + ")"));
             }
         }
 
@@ -242,23 +242,23 @@ public final class ConvBNConverter {
                 } else if (pre.containsKey(i + 1)) {
                     why = Optional.of("a preprocessor sits between it and layer " + (i + 1));
                 } else {
-                    Fusion f = Fusion.of(String.valueOf(i), confs.get(i), pre.get(i), String.valueOf(i + 1),
-                            confs.get(i + 1), this);
+                    Fusion f = Fusion.of(
+                            String.valueOf(i), confs.get(i), pre.get(i), String.valueOf(i + 1), confs.get(i + 1), this);
                     why = f.problem();
                     if (why.isEmpty()) {
                         newConfs.add(f.fusedConf());
                         sources.add(new int[] {i, i + 1});
                         fusions.put(newIndex, f);
-                        converted.add(new ConversionReport.Converted(String.valueOf(i), String.valueOf(i + 1),
-                                String.valueOf(newIndex), f.training()));
+                        converted.add(new ConversionReport.Converted(
+                                String.valueOf(i), String.valueOf(i + 1), String.valueOf(newIndex), f.training()));
                         i++;
                         continue;
                     }
                 }
                 leftAlone.add(new ConversionReport.LeftAlone(String.valueOf(i), why.get()));
             } else if (layer instanceof BatchNormalization) {
-                leftAlone.add(new ConversionReport.LeftAlone(String.valueOf(i),
-                        "not preceded by a fusable " + PRODUCERS));
+                leftAlone.add(
+                        new ConversionReport.LeftAlone(String.valueOf(i), "not preceded by a fusable " + PRODUCERS));
             }
             newConfs.add(confs.get(i));
             sources.add(new int[] {i});
@@ -329,7 +329,9 @@ public final class ConvBNConverter {
 
     /** How a layer is frozen. */
     private enum Freezing {
-        NONE, WITH_BACKPROP, FROZEN;
+        NONE,
+        WITH_BACKPROP,
+        FROZEN;
 
         static Freezing of(org.deeplearning4j.nn.conf.layers.Layer l) {
             if (l instanceof FrozenLayer) {
@@ -349,13 +351,19 @@ public final class ConvBNConverter {
         private final FeedForwardLayer conv;
         /** What it fuses as; null for a class that does not fuse. */
         private final ConvBNLayer.Kind kind;
+
         private final BatchNormalization bn;
         private final Freezing convFreezing;
         private final Freezing bnFreezing;
         private final ConvBNConverter options;
 
-        private Fusion(String convName, NeuralNetConfiguration convConf, InputPreProcessor preProcessor, String bnName,
-                       NeuralNetConfiguration bnConf, ConvBNConverter options) {
+        private Fusion(
+                String convName,
+                NeuralNetConfiguration convConf,
+                InputPreProcessor preProcessor,
+                String bnName,
+                NeuralNetConfiguration bnConf,
+                ConvBNConverter options) {
             this.convName = convName;
             this.bnName = bnName;
             this.preProcessor = preProcessor;
@@ -368,8 +376,13 @@ public final class ConvBNConverter {
             this.options = options;
         }
 
-        static Fusion of(String convName, NeuralNetConfiguration convConf, InputPreProcessor preProcessor,
-                         String bnName, NeuralNetConfiguration bnConf, ConvBNConverter options) {
+        static Fusion of(
+                String convName,
+                NeuralNetConfiguration convConf,
+                InputPreProcessor preProcessor,
+                String bnName,
+                NeuralNetConfiguration bnConf,
+                ConvBNConverter options) {
             return new Fusion(convName, convConf, preProcessor, bnName, bnConf, options);
         }
 
@@ -391,8 +404,9 @@ public final class ConvBNConverter {
             }
             // BN's activation needs no check: DL4J's BatchNormalization never applies it (the global default, sigmoid,
             // lands in its configuration all the same).
-            if (conv instanceof ConvolutionLayer c && c.getCnn2dDataFormat() != null
-                    && c.getCnn2dDataFormat() != CNN2DFormat.NCHW
+            if (conv instanceof ConvolutionLayer c
+                            && c.getCnn2dDataFormat() != null
+                            && c.getCnn2dDataFormat() != CNN2DFormat.NCHW
                     || kind != ConvBNLayer.Kind.LINEAR && bn.getCnn2DFormat() != CNN2DFormat.NCHW) {
                 return Optional.of("NHWC layout; the ConvBN layer is NCHW");
             }
@@ -428,11 +442,12 @@ public final class ConvBNConverter {
         /** @return how the fused layer trains, or null when the freezing combination has no equivalent */
         String training() {
             return switch (convFreezing) {
-                case NONE -> switch (bnFreezing) {
-                    case NONE -> "trainable";
-                    case WITH_BACKPROP -> "trainable, BN frozen: gamma and beta fixed";
-                    case FROZEN -> null;
-                };
+                case NONE ->
+                    switch (bnFreezing) {
+                        case NONE -> "trainable";
+                        case WITH_BACKPROP -> "trainable, BN frozen: gamma and beta fixed";
+                        case FROZEN -> null;
+                    };
                 case WITH_BACKPROP -> bnFreezing == Freezing.WITH_BACKPROP ? "FrozenLayerWithBackprop" : null;
                 case FROZEN -> bnFreezing == Freezing.NONE ? null : "FrozenLayer";
             };
@@ -476,11 +491,12 @@ public final class ConvBNConverter {
             fused.setIDropout(conv.getIDropout());
             fused.setGradientNormalization(conv.getGradientNormalization());
             fused.setGradientNormalizationThreshold(conv.getGradientNormalizationThreshold());
-            org.deeplearning4j.nn.conf.layers.Layer wrapped = switch (convFreezing) {
-                case NONE -> fused;
-                case WITH_BACKPROP -> new FrozenLayerWithBackprop(fused);
-                case FROZEN -> new FrozenLayer(fused);
-            };
+            org.deeplearning4j.nn.conf.layers.Layer wrapped =
+                    switch (convFreezing) {
+                        case NONE -> fused;
+                        case WITH_BACKPROP -> new FrozenLayerWithBackprop(fused);
+                        case FROZEN -> new FrozenLayer(fused);
+                    };
             wrapped.setLayerName(conv.getLayerName());
             NeuralNetConfiguration nnc = convConf.clone();
             nnc.clearVariables();
@@ -494,8 +510,8 @@ public final class ConvBNConverter {
             Map<String, INDArray> n = bnLayer.paramTable();
             Map<String, INDArray> f = fusedLayer.paramTable();
             // DenseLayer's W is [nIn, nOut]; the fused layer keeps PyTorch's [nOut, nIn].
-            f.get(ConvBNParamInitializer.WEIGHT_KEY).assign(kind == ConvBNLayer.Kind.LINEAR ? c.get("W").transpose()
-                    : c.get("W"));
+            f.get(ConvBNParamInitializer.WEIGHT_KEY)
+                    .assign(kind == ConvBNLayer.Kind.LINEAR ? c.get("W").transpose() : c.get("W"));
             INDArray mean = n.get(BatchNormalizationParamInitializer.GLOBAL_MEAN);
             INDArray convBias = hasBias() ? c.get("b").reshape(mean.shape()) : null;
             if (f.containsKey(ConvBNParamInitializer.BIAS_KEY)) {
@@ -520,8 +536,8 @@ public final class ConvBNConverter {
             if (log10Std == null) {
                 return bnParams.get(BatchNormalizationParamInitializer.GLOBAL_VAR);
             }
-            INDArray var = Transforms.pow(Nd4j.valueArrayOf(log10Std.shape(), 10.0, log10Std.dataType()), log10Std,
-                    false);
+            INDArray var =
+                    Transforms.pow(Nd4j.valueArrayOf(log10Std.shape(), 10.0, log10Std.dataType()), log10Std, false);
             return var.muli(var);
         }
 
@@ -530,7 +546,8 @@ public final class ConvBNConverter {
         }
 
         private static boolean elementWise(GradientNormalization g) {
-            return g == null || g == GradientNormalization.None
+            return g == null
+                    || g == GradientNormalization.None
                     || g == GradientNormalization.ClipElementWiseAbsoluteValue;
         }
 
@@ -548,8 +565,7 @@ public final class ConvBNConverter {
         private TuneFold tuneFold = TuneFold.RECOMPUTE;
         private boolean absorbConvBias;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /** The mode of the fused layers (default TUNE); DEPLOY folds the trained values in place. */
         public Builder mode(Mode m) {

@@ -1,23 +1,21 @@
 package org.convbn.dl4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collection;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.ConvTransposeConfig;
 import org.convbn.core.LinearConfig;
-import org.convbn.core.ProducerConfig;
 import org.convbn.core.Mode;
-import org.convbn.core.RetainedBytes;
 import org.convbn.core.Padding;
+import org.convbn.core.ProducerConfig;
+import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.deeplearning4j.nn.api.ParamInitializer;
 import org.deeplearning4j.nn.conf.CNN2DFormat;
@@ -90,40 +88,54 @@ public class ConvBNLayer extends FeedForwardLayer {
 
     @JsonProperty
     private Kind kind = Kind.CONV2D;
+
     @JsonProperty
     private int[] kernelSize = {3, 3};
+
     @JsonProperty
     private int[] stride = {1, 1};
+
     @JsonProperty
     private int[] padding = {0, 0};
+
     @JsonProperty
     private int[] dilation = {1, 1};
+
     @JsonProperty
     private ConvolutionMode convolutionMode = ConvolutionMode.Truncate;
+
     @JsonProperty
     private boolean hasBias = true;
+
     @JsonProperty
     private boolean affine = true;
+
     @JsonProperty
     private double eps = BatchNormConfig.DEFAULT_EPS;
+
     @JsonProperty
     private double momentum = BatchNormConfig.DEFAULT_MOMENTUM;
+
     @JsonProperty
     private boolean unbiasedRunningVar = true;
+
     @JsonProperty
     private Mode mode = Mode.TUNE;
+
     @JsonProperty
     private TuneFold tuneFold = TuneFold.RECOMPUTE;
+
     @JsonProperty
     private IUpdater normUpdater;
+
     @JsonProperty
     private List<Regularization> normRegularization = new ArrayList<>();
+
     @JsonProperty
     private boolean normFrozen;
 
     /** For JSON deserialisation. */
-    protected ConvBNLayer() {
-    }
+    protected ConvBNLayer() {}
 
     private ConvBNLayer(Builder b) {
         super(b);
@@ -160,16 +172,29 @@ public class ConvBNLayer extends FeedForwardLayer {
         }
         int in = Math.toIntExact(nIn);
         int out = Math.toIntExact(nOut);
-        ProducerConfig producer = switch (kind) {
-            case CONV2D -> ConvConfig.builder(in, out).kernel(kernelSize[0], kernelSize[1]).stride(stride[0], stride[1])
-                    .padding(convolutionMode == ConvolutionMode.Same ? Padding.same()
-                            : Padding.of(padding[0], padding[1]))
-                    .dilation(dilation[0], dilation[1]).bias(hasBias).build();
-            case CONV_TRANSPOSE2D -> ConvTransposeConfig.builder(in, out).kernel(kernelSize[0], kernelSize[1])
-                    .stride(stride[0], stride[1]).padding(padding[0], padding[1]).dilation(dilation[0], dilation[1])
-                    .bias(hasBias).build();
-            case LINEAR -> new LinearConfig(in, out, hasBias);
-        };
+        ProducerConfig producer =
+                switch (kind) {
+                    case CONV2D ->
+                        ConvConfig.builder(in, out)
+                                .kernel(kernelSize[0], kernelSize[1])
+                                .stride(stride[0], stride[1])
+                                .padding(
+                                        convolutionMode == ConvolutionMode.Same
+                                                ? Padding.same()
+                                                : Padding.of(padding[0], padding[1]))
+                                .dilation(dilation[0], dilation[1])
+                                .bias(hasBias)
+                                .build();
+                    case CONV_TRANSPOSE2D ->
+                        ConvTransposeConfig.builder(in, out)
+                                .kernel(kernelSize[0], kernelSize[1])
+                                .stride(stride[0], stride[1])
+                                .padding(padding[0], padding[1])
+                                .dilation(dilation[0], dilation[1])
+                                .bias(hasBias)
+                                .build();
+                    case LINEAR -> new LinearConfig(in, out, hasBias);
+                };
         BatchNormConfig bn = new BatchNormConfig(out, eps, momentum, affine, unbiasedRunningVar);
         return new ConvBNConfig(producer, bn, true, tuneFold);
     }
@@ -177,10 +202,13 @@ public class ConvBNLayer extends FeedForwardLayer {
     // ---------------------------------------------------------------- DL4J's layer contract
 
     @Override
-    public org.deeplearning4j.nn.api.Layer instantiate(NeuralNetConfiguration conf,
-                                                       Collection<TrainingListener> trainingListeners,
-                                                       int layerIndex, INDArray layerParamsView,
-                                                       boolean initializeParams, DataType networkDataType) {
+    public org.deeplearning4j.nn.api.Layer instantiate(
+            NeuralNetConfiguration conf,
+            Collection<TrainingListener> trainingListeners,
+            int layerIndex,
+            INDArray layerParamsView,
+            boolean initializeParams,
+            DataType networkDataType) {
         LayerValidation.assertNInNOutSet("ConvBNLayer", getLayerName(), layerIndex, getNIn(), getNOut());
         ConvBNRuntimeLayer layer = new ConvBNRuntimeLayer(conf, networkDataType);
         layer.setListeners(trainingListeners);
@@ -210,8 +238,18 @@ public class ConvBNLayer extends FeedForwardLayer {
             long[] out = toConvBNConfig().producer().outputShape(new long[] {1, nIn, in.getHeight(), in.getWidth()});
             return InputType.convolutional(out[2], out[3], nOut, CNN2DFormat.NCHW);
         }
-        return InputTypeUtil.getOutputTypeCnnLayers(inputType, kernelSize, stride, padding, dilation, convolutionMode,
-                nOut, layerIndex, getLayerName(), CNN2DFormat.NCHW, ConvBNLayer.class);
+        return InputTypeUtil.getOutputTypeCnnLayers(
+                inputType,
+                kernelSize,
+                stride,
+                padding,
+                dilation,
+                convolutionMode,
+                nOut,
+                layerIndex,
+                getLayerName(),
+                CNN2DFormat.NCHW,
+                ConvBNLayer.class);
     }
 
     @Override
@@ -231,7 +269,8 @@ public class ConvBNLayer extends FeedForwardLayer {
         if (inputType == null) {
             throw new IllegalStateException("layer \"" + getLayerName() + "\": expected an input type, got null");
         }
-        return kind == Kind.LINEAR ? super.getPreProcessorForInputType(inputType)
+        return kind == Kind.LINEAR
+                ? super.getPreProcessorForInputType(inputType)
                 : InputTypeUtil.getPreProcessorForInputTypeCnnLayers(inputType, getLayerName());
     }
 
@@ -252,10 +291,11 @@ public class ConvBNLayer extends FeedForwardLayer {
             case ConvBNParamInitializer.WEIGHT_KEY -> iUpdater;
             case ConvBNParamInitializer.BIAS_KEY -> biasUpdater != null ? biasUpdater : iUpdater;
             case ConvBNParamInitializer.GAMMA_KEY, ConvBNParamInitializer.BETA_KEY ->
-                    normFrozen ? new NoOp() : normUpdater != null ? normUpdater : iUpdater;
+                normFrozen ? new NoOp() : normUpdater != null ? normUpdater : iUpdater;
             case ConvBNParamInitializer.MEAN_KEY, ConvBNParamInitializer.VAR_KEY -> new NoOp();
-            default -> throw new IllegalArgumentException("paramName: expected one of "
-                    + ConvBNParamInitializer.ALL_KEYS + ", got \"" + paramName + "\"");
+            default ->
+                throw new IllegalArgumentException("paramName: expected one of " + ConvBNParamInitializer.ALL_KEYS
+                        + ", got \"" + paramName + "\"");
         };
     }
 
@@ -265,7 +305,7 @@ public class ConvBNLayer extends FeedForwardLayer {
             case ConvBNParamInitializer.WEIGHT_KEY -> regularization;
             case ConvBNParamInitializer.BIAS_KEY -> regularizationBias;
             case ConvBNParamInitializer.GAMMA_KEY, ConvBNParamInitializer.BETA_KEY ->
-                    normFrozen ? null : normRegularization;
+                normFrozen ? null : normRegularization;
             default -> null;
         };
     }
@@ -287,9 +327,11 @@ public class ConvBNLayer extends FeedForwardLayer {
         // Held between forward and backward beyond the input (which the network keeps anyway), per example, as the
         // mode table in Mode says (RetainedBytes.predict computes it). Backward works on about two maps more.
         long[] oneExample = inputType instanceof InputType.InputTypeConvolutional in
-                ? new long[] {1, in.getChannels(), in.getHeight(), in.getWidth()} : new long[] {1, nIn};
-        long cachedPerExample = RetainedBytes.predict(toConvBNConfig(), mode, oneExample, 1).activationBytes()
-                - inputType.arrayElementsPerExample();
+                ? new long[] {1, in.getChannels(), in.getHeight(), in.getWidth()}
+                : new long[] {1, nIn};
+        long cachedPerExample =
+                RetainedBytes.predict(toConvBNConfig(), mode, oneExample, 1).activationBytes()
+                        - inputType.arrayElementsPerExample();
         return new LayerMemoryReport.Builder(getLayerName(), ConvBNLayer.class, inputType, out)
                 .standardMemory(paramSize, updaterState)
                 .workingMemory(0, outPerExample, 0, 2 * outPerExample + cachedPerExample)
@@ -406,20 +448,44 @@ public class ConvBNLayer extends FeedForwardLayer {
         if (!(o instanceof ConvBNLayer other) || !super.equals(o)) {
             return false;
         }
-        return kind == other.kind && Arrays.equals(kernelSize, other.kernelSize) && Arrays.equals(stride, other.stride)
-                && Arrays.equals(padding, other.padding) && Arrays.equals(dilation, other.dilation)
-                && convolutionMode == other.convolutionMode && hasBias == other.hasBias && affine == other.affine
-                && Double.compare(eps, other.eps) == 0 && Double.compare(momentum, other.momentum) == 0
-                && unbiasedRunningVar == other.unbiasedRunningVar && mode == other.mode
-                && tuneFold == other.tuneFold && Objects.equals(normUpdater, other.normUpdater)
-                && Objects.equals(normRegularization, other.normRegularization) && normFrozen == other.normFrozen;
+        return kind == other.kind
+                && Arrays.equals(kernelSize, other.kernelSize)
+                && Arrays.equals(stride, other.stride)
+                && Arrays.equals(padding, other.padding)
+                && Arrays.equals(dilation, other.dilation)
+                && convolutionMode == other.convolutionMode
+                && hasBias == other.hasBias
+                && affine == other.affine
+                && Double.compare(eps, other.eps) == 0
+                && Double.compare(momentum, other.momentum) == 0
+                && unbiasedRunningVar == other.unbiasedRunningVar
+                && mode == other.mode
+                && tuneFold == other.tuneFold
+                && Objects.equals(normUpdater, other.normUpdater)
+                && Objects.equals(normRegularization, other.normRegularization)
+                && normFrozen == other.normFrozen;
     }
 
     @Override
     public int hashCode() {
-        return Objects.hash(super.hashCode(), kind, Arrays.hashCode(kernelSize), Arrays.hashCode(stride),
-                Arrays.hashCode(padding), Arrays.hashCode(dilation), convolutionMode, hasBias, affine, eps, momentum,
-                unbiasedRunningVar, mode, tuneFold, normUpdater, normRegularization, normFrozen);
+        return Objects.hash(
+                super.hashCode(),
+                kind,
+                Arrays.hashCode(kernelSize),
+                Arrays.hashCode(stride),
+                Arrays.hashCode(padding),
+                Arrays.hashCode(dilation),
+                convolutionMode,
+                hasBias,
+                affine,
+                eps,
+                momentum,
+                unbiasedRunningVar,
+                mode,
+                tuneFold,
+                normUpdater,
+                normRegularization,
+                normFrozen);
     }
 
     // ---------------------------------------------------------------- builder
@@ -552,8 +618,8 @@ public class ConvBNLayer extends FeedForwardLayer {
                 throw new IllegalArgumentException("kind: expected CONV2D, CONV_TRANSPOSE2D or LINEAR, got null");
             }
             if (convolutionMode == null || convolutionMode == ConvolutionMode.Causal) {
-                throw new IllegalArgumentException("convolutionMode: expected Truncate, Strict or Same, got "
-                        + convolutionMode);
+                throw new IllegalArgumentException(
+                        "convolutionMode: expected Truncate, Strict or Same, got " + convolutionMode);
             }
             if (kind == Kind.CONV_TRANSPOSE2D && convolutionMode == ConvolutionMode.Same) {
                 throw new IllegalArgumentException("convolutionMode: expected Truncate or Strict for CONV_TRANSPOSE2D "
@@ -569,7 +635,8 @@ public class ConvBNLayer extends FeedForwardLayer {
                 throw new IllegalArgumentException("mode: DEPLOY needs a conv bias or an affine BN to hold the folded "
                         + "bias, got hasBias=false and affine=false");
             }
-            if (activationFn != null && !(activationFn instanceof org.nd4j.linalg.activations.impl.ActivationIdentity)) {
+            if (activationFn != null
+                    && !(activationFn instanceof org.nd4j.linalg.activations.impl.ActivationIdentity)) {
                 throw new IllegalArgumentException("activation: expected identity (put the activation in its own "
                         + "ActivationLayer), got " + activationFn);
             }
@@ -580,8 +647,8 @@ public class ConvBNLayer extends FeedForwardLayer {
 
         private static void pair(String name, int[] v, int min) {
             if (v == null || v.length != 2 || v[0] < min || v[1] < min) {
-                throw new IllegalArgumentException(name + ": expected two values >= " + min + ", got "
-                        + Arrays.toString(v));
+                throw new IllegalArgumentException(
+                        name + ": expected two values >= " + min + ", got " + Arrays.toString(v));
             }
         }
     }

@@ -1,10 +1,8 @@
 package org.convbn.dl4j;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.ArrayList;
 import java.util.List;
-
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -14,8 +12,7 @@ import org.deeplearning4j.nn.multilayer.MultiLayerNetwork;
 /** Network-wide operations on the {@link ConvBNRuntimeLayer}s of a DL4J network, frozen ones included. */
 @ThreadSafe
 public final class ConvBNLayers {
-    private ConvBNLayers() {
-    }
+    private ConvBNLayers() {}
 
     /**
      * @return the ConvBN layers of {@code graph}, in the graph's layer order, unwrapped from frozen wrappers

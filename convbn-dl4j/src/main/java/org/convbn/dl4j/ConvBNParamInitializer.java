@@ -1,12 +1,10 @@
 package org.convbn.dl4j;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
+import net.jcip.annotations.ThreadSafe;
 import org.deeplearning4j.nn.api.ParamInitializer;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.conf.layers.Layer;
@@ -34,8 +32,7 @@ public final class ConvBNParamInitializer implements ParamInitializer {
 
     private static final ConvBNParamInitializer INSTANCE = new ConvBNParamInitializer();
 
-    private ConvBNParamInitializer() {
-    }
+    private ConvBNParamInitializer() {}
 
     /** @return the initializer (stateless) */
     public static ConvBNParamInitializer getInstance() {

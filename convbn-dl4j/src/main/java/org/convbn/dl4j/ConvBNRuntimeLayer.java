@@ -1,7 +1,5 @@
 package org.convbn.dl4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import static org.convbn.dl4j.ConvBNParamInitializer.BETA_KEY;
 import static org.convbn.dl4j.ConvBNParamInitializer.BIAS_KEY;
 import static org.convbn.dl4j.ConvBNParamInitializer.GAMMA_KEY;
@@ -12,7 +10,7 @@ import static org.convbn.dl4j.ConvBNParamInitializer.WEIGHT_KEY;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ModeTransitions;
@@ -27,6 +25,7 @@ import org.convbn.nd4j.Folding;
 import org.convbn.nd4j.NonFiniteTensorException;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
+import org.deeplearning4j.nn.api.MaskState;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
 import org.deeplearning4j.nn.gradient.DefaultGradient;
 import org.deeplearning4j.nn.gradient.Gradient;
@@ -34,7 +33,6 @@ import org.deeplearning4j.nn.layers.BaseLayer;
 import org.deeplearning4j.nn.workspace.ArrayType;
 import org.deeplearning4j.nn.workspace.LayerWorkspaceMgr;
 import org.deeplearning4j.util.ConvolutionUtils;
-import org.deeplearning4j.nn.api.MaskState;
 import org.nd4j.common.primitives.Pair;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -72,8 +70,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
      * A block and what it was made over: the mode it runs (TRAIN outside training runs TUNE), the identity of the
      * parameter views, and what it owns (TRAIN's copies of the running statistics, DEPLOY's s).
      */
-    private record Runner(ConvBNBlock block, Mode mode, List<INDArray> views, INDArray mean, INDArray variance,
-                          INDArray scale) {
+    private record Runner(
+            ConvBNBlock block, Mode mode, List<INDArray> views, INDArray mean, INDArray variance, INDArray scale) {
         boolean fits(Mode m, List<INDArray> v) {
             if (m != mode || v.size() != views.size()) {
                 return false;
@@ -154,12 +152,16 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
      */
     private NonFiniteTensorException named(NonFiniteTensorException e) {
         String t = e.tensor();
-        String key = t.equals(ParameterNames.FOLDED_WEIGHT) ? WEIGHT_KEY
-                : t.equals(ParameterNames.FOLDED_BIAS) ? foldedBiasKey()
-                : ConvBNParamInitializer.ALL_KEYS.stream().filter(k -> t.equals(blockName(k))).findFirst()
-                        .orElse(null);
-        return e.named("layer \"" + layerConf().getLayerName() + "\" " + (key == null ? t : "parameter " + key + " ("
-                + t + ")"));
+        String key = t.equals(ParameterNames.FOLDED_WEIGHT)
+                ? WEIGHT_KEY
+                : t.equals(ParameterNames.FOLDED_BIAS)
+                        ? foldedBiasKey()
+                        : ConvBNParamInitializer.ALL_KEYS.stream()
+                                .filter(k -> t.equals(blockName(k)))
+                                .findFirst()
+                                .orElse(null);
+        return e.named("layer \"" + layerConf().getLayerName() + "\" "
+                + (key == null ? t : "parameter " + key + " (" + t + ")"));
     }
 
     /** @return the block's name for the tensor a DL4J parameter holds outside DEPLOY, e.g. conv.weight for W */
@@ -196,8 +198,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             Arena.direct().release(f.weight(), f.bias(), f.scale());
         } else if (current == Mode.DEPLOY && target != Mode.DEPLOY) {
             INDArray biasSlot = foldedBiasSlot(current);
-            BatchNormState kept = new BatchNormState(getParam(GAMMA_KEY), getParam(BETA_KEY), getParam(MEAN_KEY),
-                    getParam(VAR_KEY));
+            BatchNormState kept =
+                    new BatchNormState(getParam(GAMMA_KEY), getParam(BETA_KEY), getParam(MEAN_KEY), getParam(VAR_KEY));
             ConvBNParameters u;
             try (MemoryWorkspace ws = Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()) {
                 u = Folding.unfold(blockConfig(), new FoldedParameters(getParam(WEIGHT_KEY), biasSlot, null), kept);
@@ -232,8 +234,11 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
         applyDropOutIfNecessary(training, workspaceMgr);
         boolean linear = layerConf().getKind() == ConvBNLayer.Kind.LINEAR;
         if (input.rank() != (linear ? 2 : 4)) {
-            throw new IllegalArgumentException("input: expected " + (linear ? "rank 2 [N, " + layerConf().getNIn()
-                    + "]" : "rank 4 [N, " + layerConf().getNIn() + ", H, W] (NCHW)") + " for layer \""
+            throw new IllegalArgumentException("input: expected "
+                    + (linear
+                            ? "rank 2 [N, " + layerConf().getNIn() + "]"
+                            : "rank 4 [N, " + layerConf().getNIn() + ", H, W] (NCHW)")
+                    + " for layer \""
                     + layerConf().getLayerName() + "\", got shape " + Arrays.toString(input.shape()) + " " + layerId());
         }
         clearPending();
@@ -258,7 +263,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     }
 
     private static MemoryWorkspace borrow(LayerWorkspaceMgr workspaceMgr, ArrayType type) {
-        return workspaceMgr.isScopedOut(type) ? Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()
+        return workspaceMgr.isScopedOut(type)
+                ? Nd4j.getWorkspaceManager().scopeOutOfWorkspaces()
                 : workspaceMgr.notifyScopeBorrowed(type);
     }
 
@@ -270,8 +276,13 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     private ConvBNBlock block(boolean training) {
         Mode mode = mode();
         Mode runs = mode == Mode.TRAIN && !training ? Mode.TUNE : mode;
-        List<INDArray> views = Arrays.asList(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
-                getParam(BETA_KEY), getParam(MEAN_KEY), getParam(VAR_KEY));
+        List<INDArray> views = Arrays.asList(
+                getParam(WEIGHT_KEY),
+                getParam(BIAS_KEY),
+                getParam(GAMMA_KEY),
+                getParam(BETA_KEY),
+                getParam(MEAN_KEY),
+                getParam(VAR_KEY));
         if (runner != null && runner.fits(runs, views)) {
             return runner.block();
         }
@@ -283,18 +294,23 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             }
             if (runs == Mode.DEPLOY) {
                 INDArray s = Folding.scale(config, unfoldedViews());
-                ConvBNBlock b = ConvBNBlock.deployed(config, new FoldedParameters(getParam(WEIGHT_KEY),
-                        foldedBiasSlot(mode), s), kernels);
+                ConvBNBlock b = ConvBNBlock.deployed(
+                        config, new FoldedParameters(getParam(WEIGHT_KEY), foldedBiasSlot(mode), s), kernels);
                 runner = new Runner(b, runs, views, null, null, s);
             } else if (runs == Mode.TRAIN) {
                 INDArray mean = getParam(MEAN_KEY).dup();
                 INDArray variance = getParam(VAR_KEY).dup();
-                ConvBNParameters p = ConvBNParameters.of(getParam(WEIGHT_KEY), getParam(BIAS_KEY),
-                        getParam(GAMMA_KEY), getParam(BETA_KEY), mean, variance);
+                ConvBNParameters p = ConvBNParameters.of(
+                        getParam(WEIGHT_KEY),
+                        getParam(BIAS_KEY),
+                        getParam(GAMMA_KEY),
+                        getParam(BETA_KEY),
+                        mean,
+                        variance);
                 runner = new Runner(ConvBNBlock.of(config, p, Mode.TRAIN, kernels), runs, views, mean, variance, null);
             } else {
-                runner = new Runner(ConvBNBlock.of(config, unfoldedViews(), runs, kernels), runs, views, null, null,
-                        null);
+                runner = new Runner(
+                        ConvBNBlock.of(config, unfoldedViews(), runs, kernels), runs, views, null, null, null);
             }
         }
         return runner.block();
@@ -316,8 +332,13 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     }
 
     private ConvBNParameters unfoldedViews() {
-        return ConvBNParameters.of(getParam(WEIGHT_KEY), getParam(BIAS_KEY), getParam(GAMMA_KEY),
-                getParam(BETA_KEY), getParam(MEAN_KEY), getParam(VAR_KEY));
+        return ConvBNParameters.of(
+                getParam(WEIGHT_KEY),
+                getParam(BIAS_KEY),
+                getParam(GAMMA_KEY),
+                getParam(BETA_KEY),
+                getParam(MEAN_KEY),
+                getParam(VAR_KEY));
     }
 
     @Override
@@ -419,8 +440,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
     }
 
     @Override
-    public Pair<INDArray, MaskState> feedForwardMaskArray(INDArray maskArray, MaskState currentMaskState,
-                                                          int minibatchSize) {
+    public Pair<INDArray, MaskState> feedForwardMaskArray(
+            INDArray maskArray, MaskState currentMaskState, int minibatchSize) {
         if (maskArray == null || layerConf().getKind() == ConvBNLayer.Kind.LINEAR) {
             // Feed-forward masks are per example, as through DL4J's DenseLayer.
             return new Pair<>(maskArray, currentMaskState);
@@ -430,8 +451,8 @@ public class ConvBNRuntimeLayer extends BaseLayer<ConvBNLayer> {
             throw new UnsupportedOperationException("masks: a transposed ConvBN layer takes no mask, got one of shape "
                     + Arrays.toString(maskArray.shape()) + " in layer \"" + c.getLayerName() + "\"");
         }
-        INDArray outMask = ConvolutionUtils.cnn2dMaskReduction(maskArray, c.getKernelSize(), c.getStride(),
-                c.getPadding(), c.getDilation(), c.getConvolutionMode());
+        INDArray outMask = ConvolutionUtils.cnn2dMaskReduction(
+                maskArray, c.getKernelSize(), c.getStride(), c.getPadding(), c.getDilation(), c.getConvolutionMode());
         return new Pair<>(outMask, currentMaskState);
     }
 }

@@ -1,9 +1,7 @@
 package org.convbn.dl4j;
 
-import net.jcip.annotations.Immutable;
-
 import java.util.List;
-
+import net.jcip.annotations.Immutable;
 import org.convbn.core.Mode;
 
 /**
@@ -31,8 +29,7 @@ public record ConversionReport(Mode mode, List<Converted> converted, List<LeftAl
      * @param training how the pair trains after conversion (as it did before)
      */
     @Immutable
-    public record Converted(String conv, String batchNorm, String layer, String training) {
-    }
+    public record Converted(String conv, String batchNorm, String layer, String training) {}
 
     /**
      * A layer left unchanged.
@@ -41,21 +38,36 @@ public record ConversionReport(Mode mode, List<Converted> converted, List<LeftAl
      * @param reason why it was not fused
      */
     @Immutable
-    public record LeftAlone(String layer, String reason) {
-    }
+    public record LeftAlone(String layer, String reason) {}
 
     /** @return a multi-line summary: counts, then one line per pair and per layer left alone */
     @Override
     public String toString() {
         StringBuilder sb = new StringBuilder();
-        sb.append("Fused ").append(converted.size()).append(" Conv -> BN pair(s) into ConvBN layers in ").append(mode)
-                .append("; left ").append(leftAlone.size()).append(" conv/BN layer(s) alone.\n");
+        sb.append("Fused ")
+                .append(converted.size())
+                .append(" Conv -> BN pair(s) into ConvBN layers in ")
+                .append(mode)
+                .append("; left ")
+                .append(leftAlone.size())
+                .append(" conv/BN layer(s) alone.\n");
         for (Converted c : converted) {
-            sb.append("  fused  ").append(c.conv()).append(" + ").append(c.batchNorm()).append(" -> ")
-                    .append(c.layer()).append(" (").append(c.training()).append(")\n");
+            sb.append("  fused  ")
+                    .append(c.conv())
+                    .append(" + ")
+                    .append(c.batchNorm())
+                    .append(" -> ")
+                    .append(c.layer())
+                    .append(" (")
+                    .append(c.training())
+                    .append(")\n");
         }
         for (LeftAlone l : leftAlone) {
-            sb.append("  kept   ").append(l.layer()).append(": ").append(l.reason()).append('\n');
+            sb.append("  kept   ")
+                    .append(l.layer())
+                    .append(": ")
+                    .append(l.reason())
+                    .append('\n');
         }
         return sb.toString();
     }

@@ -6,7 +6,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
-
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.ConcurrentRuns;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -39,15 +38,24 @@ class ConcurrentConvertedNetworksTest {
             }
             out.put("scores", scores);
             out.put("parameters", net.params().dup().toDoubleVector());
-            out.put("output", net.outputSingle(Dl4jFixtures.input(type, seed)).dup().reshape(-1).toDoubleVector());
+            out.put(
+                    "output",
+                    net.outputSingle(Dl4jFixtures.input(type, seed))
+                            .dup()
+                            .reshape(-1)
+                            .toDoubleVector());
             return out;
         };
     }
 
     @Test
     void threeConvertedNetworksInThreeThreadsMatchSequentialRuns() {
-        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(List.of(job(Mode.TUNE, DataType.FLOAT, 1),
-                job(Mode.EVAL, DataType.FLOAT, 2), job(Mode.TRAIN, DataType.DOUBLE, 3)), FLOOR);
+        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(
+                List.of(
+                        job(Mode.TUNE, DataType.FLOAT, 1),
+                        job(Mode.EVAL, DataType.FLOAT, 2),
+                        job(Mode.TRAIN, DataType.DOUBLE, 3)),
+                FLOOR);
         assertTrue(o.worst() <= TOLERANCE, "worst " + o.worst() + ": " + o.errors());
     }
 }

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.Map;
-
 import org.convbn.core.Mode;
 import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.gradient.Gradient;
@@ -34,15 +33,17 @@ class ConverterEquivalenceTest {
     static final double TOLERANCE = 1e-11;
     /** The running variance comes back from DL4J's log10(std) through pow and log: a few ulps more. */
     static final double RUNNING_VAR_TOLERANCE = 1e-10;
+
     private static final long SEED = 17;
     /** In declaration order. */
     private static final String[] CONVS = {"conv1", "conv3", "conv2"};
+
     private static final String[] BNS = {"bn1", "bn3", "bn2"};
 
     private static ComputationGraph original(boolean frozenBn) {
         // FrozenLayerWithBackprop(BatchNormalization) fails with workspaces in DL4J 1.0.0-M2.1.
-        return Dl4jFixtures.residualGraph(DataType.DOUBLE, new Sgd(0.05), frozenBn,
-                frozenBn ? WorkspaceMode.NONE : WorkspaceMode.ENABLED, SEED);
+        return Dl4jFixtures.residualGraph(
+                DataType.DOUBLE, new Sgd(0.05), frozenBn, frozenBn ? WorkspaceMode.NONE : WorkspaceMode.ENABLED, SEED);
     }
 
     @Test
@@ -52,7 +53,8 @@ class ConverterEquivalenceTest {
         assertTrue(report.leftAlone().isEmpty(), report.toString());
         for (int i = 0; i < 3; i++) {
             ConversionReport.Converted c = report.converted().get(i);
-            assertEquals(List.of(CONVS[i], BNS[i], CONVS[i], "trainable"),
+            assertEquals(
+                    List.of(CONVS[i], BNS[i], CONVS[i], "trainable"),
                     List.of(c.conv(), c.batchNorm(), c.layer(), c.training()));
         }
     }
@@ -61,7 +63,8 @@ class ConverterEquivalenceTest {
     @EnumSource(Mode.class)
     void inferenceOutputsEqualTheOriginals(Mode mode) {
         ComputationGraph original = original(false);
-        ComputationGraph converted = ConvBNConverter.builder().mode(mode).build().apply(original).network();
+        ComputationGraph converted =
+                ConvBNConverter.builder().mode(mode).build().apply(original).network();
         INDArray x = Dl4jFixtures.input(DataType.DOUBLE, 1);
         assertClose(mode + " output", original.outputSingle(x), converted.outputSingle(x), TOLERANCE);
         // The BN's own output in inference, per pair.
@@ -77,7 +80,9 @@ class ConverterEquivalenceTest {
      * gradients of that function, which DL4J computes with the affine oracle.
      */
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"EVAL", "TUNE"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"EVAL", "TUNE"})
     void frozenBnGradientsEqualTheExactDl4jGradients(Mode mode) {
         ComputationGraph original = original(true);
         ComputationGraph oracle = Dl4jFixtures.affineOracleOf(original, new Sgd(0.05), SEED);
@@ -104,8 +109,11 @@ class ConverterEquivalenceTest {
             converted.fit(new INDArray[] {input()}, new INDArray[] {labels()});
         }
         for (String conv : CONVS) {
-            assertClose(mode + " " + conv + "_W after fit", oracle.getParam(conv + "_W"),
-                    converted.getParam(conv + "_W"), TOLERANCE);
+            assertClose(
+                    mode + " " + conv + "_W after fit",
+                    oracle.getParam(conv + "_W"),
+                    converted.getParam(conv + "_W"),
+                    TOLERANCE);
         }
         assertClose(mode + " out_W after fit", oracle.getParam("out_W"), converted.getParam("out_W"), TOLERANCE);
         assertClose(mode + " conv1_gamma after fit", gammaBefore, converted.getParam("conv1_gamma"), 0);
@@ -123,8 +131,10 @@ class ConverterEquivalenceTest {
         INDArray dl4j = gradient(original).getGradientFor("conv1_W");
         INDArray exact = gradient(oracle).getGradientFor("conv1_W");
         double diff = dl4j.sub(exact).amaxNumber().doubleValue();
-        assertTrue(diff > 1e-3 * exact.amaxNumber().doubleValue(), "DL4J's frozen-BN backward now matches the "
-                + "exact gradient (max difference " + diff + "); compare EVAL/TUNE with it directly");
+        assertTrue(
+                diff > 1e-3 * exact.amaxNumber().doubleValue(),
+                "DL4J's frozen-BN backward now matches the " + "exact gradient (max difference " + diff
+                        + "); compare EVAL/TUNE with it directly");
     }
 
     /** TRAIN against DL4J's BatchNormalization in training mode: outputs, all gradients, running statistics. */
@@ -149,8 +159,11 @@ class ConverterEquivalenceTest {
                 }
             }
             for (String p : new String[] {"gamma", "beta", "mean"}) {
-                assertClose("TRAIN " + p + " of " + CONVS[i], expected.getGradientFor(BNS[i] + "_" + p),
-                        actual.getGradientFor(CONVS[i] + "_" + p), TOLERANCE);
+                assertClose(
+                        "TRAIN " + p + " of " + CONVS[i],
+                        expected.getGradientFor(BNS[i] + "_" + p),
+                        actual.getGradientFor(CONVS[i] + "_" + p),
+                        TOLERANCE);
             }
         }
         for (int step = 0; step < 3; step++) {
@@ -166,24 +179,34 @@ class ConverterEquivalenceTest {
         for (int i = 0; i < 3; i++) {
             String conv = CONVS[i];
             String bn = BNS[i];
-            assertClose(mode + " " + conv + "_W after fit", original.getParam(conv + "_W"),
-                    converted.getParam(conv + "_W"), TOLERANCE);
+            assertClose(
+                    mode + " " + conv + "_W after fit",
+                    original.getParam(conv + "_W"),
+                    converted.getParam(conv + "_W"),
+                    TOLERANCE);
             for (String p : new String[] {"gamma", "beta", "mean"}) {
-                assertClose(mode + " " + p + " of " + conv + " after fit", original.getParam(bn + "_" + p),
-                        converted.getParam(conv + "_" + p), TOLERANCE);
+                assertClose(
+                        mode + " " + p + " of " + conv + " after fit",
+                        original.getParam(bn + "_" + p),
+                        converted.getParam(conv + "_" + p),
+                        TOLERANCE);
             }
             INDArray log10Std = original.getParam(bn + "_log10stdev");
-            INDArray var = org.nd4j.linalg.ops.transforms.Transforms.pow(log10Std.mul(0).addi(10), log10Std.mul(2));
-            assertClose(mode + " var of " + conv + " after fit", var, converted.getParam(conv + "_var"),
+            INDArray var = org.nd4j.linalg.ops.transforms.Transforms.pow(
+                    log10Std.mul(0).addi(10), log10Std.mul(2));
+            assertClose(
+                    mode + " var of " + conv + " after fit",
+                    var,
+                    converted.getParam(conv + "_var"),
                     RUNNING_VAR_TOLERANCE);
         }
     }
 
-    private record Conversion(ComputationGraph graph, String training) {
-    }
+    private record Conversion(ComputationGraph graph, String training) {}
 
     private static Conversion convert(ComputationGraph original, Mode mode) {
-        ConvBNConverter.Conversion<ComputationGraph> c = ConvBNConverter.builder().mode(mode).build().apply(original);
+        ConvBNConverter.Conversion<ComputationGraph> c =
+                ConvBNConverter.builder().mode(mode).build().apply(original);
         assertEquals(3, c.report().converted().size(), c.report().toString());
         return new Conversion(c.network(), c.report().converted().get(0).training());
     }

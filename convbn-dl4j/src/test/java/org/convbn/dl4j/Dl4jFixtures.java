@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.Map;
 import java.util.SplittableRandom;
-
 import org.convbn.core.Mode;
 import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -36,11 +35,11 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 
 /** Small DL4J networks with non-trivial trained-looking parameters, and comparisons. */
 public final class Dl4jFixtures {
-    private Dl4jFixtures() {
-    }
+    private Dl4jFixtures() {}
 
     /** Input of the residual graph: [N, 3, 7, 6]. */
     public static final long[] INPUT_SHAPE = {4, 3, 7, 6};
+
     public static final int CLASSES = 3;
 
     /**
@@ -49,8 +48,8 @@ public final class Dl4jFixtures {
      *
      * @param frozenBn whether each BN is wrapped in FrozenLayerWithBackprop (DL4J's fine-tuning with frozen BN)
      */
-    public static ComputationGraph residualGraph(DataType type, IUpdater updater, boolean frozenBn, WorkspaceMode ws,
-                                          long seed) {
+    public static ComputationGraph residualGraph(
+            DataType type, IUpdater updater, boolean frozenBn, WorkspaceMode ws, long seed) {
         return residualGraph(type, updater, frozenBn ? Norm.FROZEN_BN : Norm.BN, ws, seed);
     }
 
@@ -68,27 +67,58 @@ public final class Dl4jFixtures {
     }
 
     static ComputationGraph residualGraph(DataType type, IUpdater updater, Norm norm, WorkspaceMode ws, long seed) {
-        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder().seed(seed).dataType(type)
-                .updater(updater).weightInit(WeightInit.XAVIER).l2(1e-3)
-                .trainingWorkspaceMode(ws).inferenceWorkspaceMode(ws)
-                .graphBuilder().addInputs("in")
+        ComputationGraphConfiguration conf = new NeuralNetConfiguration.Builder()
+                .seed(seed)
+                .dataType(type)
+                .updater(updater)
+                .weightInit(WeightInit.XAVIER)
+                .l2(1e-3)
+                .trainingWorkspaceMode(ws)
+                .inferenceWorkspaceMode(ws)
+                .graphBuilder()
+                .addInputs("in")
                 // Declared in DL4J's topological order: GradientCheckUtil names parameters by declaration order
                 // but the flat parameter vector follows the topological order.
-                .addLayer("conv1", new ConvolutionLayer.Builder(3, 3).padding(1, 1).nOut(4)
-                        .activation(Activation.IDENTITY).build(), "in")
-                .addLayer("conv3", new ConvolutionLayer.Builder(1, 1).stride(2, 2).nOut(5).hasBias(false)
-                        .activation(Activation.IDENTITY).build(), "in")
+                .addLayer(
+                        "conv1",
+                        new ConvolutionLayer.Builder(3, 3)
+                                .padding(1, 1)
+                                .nOut(4)
+                                .activation(Activation.IDENTITY)
+                                .build(),
+                        "in")
+                .addLayer(
+                        "conv3",
+                        new ConvolutionLayer.Builder(1, 1)
+                                .stride(2, 2)
+                                .nOut(5)
+                                .hasBias(false)
+                                .activation(Activation.IDENTITY)
+                                .build(),
+                        "in")
                 .addLayer("bn1", norm(norm), "conv1")
                 .addLayer("bn3", norm(norm), "conv3")
                 .addLayer("act1", new ActivationLayer(Activation.TANH), "bn1")
-                .addLayer("conv2", new ConvolutionLayer.Builder(3, 3).stride(2, 2)
-                        .convolutionMode(ConvolutionMode.Same).nOut(5).activation(Activation.IDENTITY).build(), "act1")
+                .addLayer(
+                        "conv2",
+                        new ConvolutionLayer.Builder(3, 3)
+                                .stride(2, 2)
+                                .convolutionMode(ConvolutionMode.Same)
+                                .nOut(5)
+                                .activation(Activation.IDENTITY)
+                                .build(),
+                        "act1")
                 .addLayer("bn2", norm(norm), "conv2")
                 .addVertex("add", new ElementWiseVertex(ElementWiseVertex.Op.Add), "bn2", "bn3")
                 .addLayer("act2", new ActivationLayer(Activation.TANH), "add")
                 .addLayer("pool", new GlobalPoolingLayer(PoolingType.AVG), "act2")
-                .addLayer("out", new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT).nOut(CLASSES)
-                        .activation(Activation.SOFTMAX).build(), "pool")
+                .addLayer(
+                        "out",
+                        new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT)
+                                .nOut(CLASSES)
+                                .activation(Activation.SOFTMAX)
+                                .build(),
+                        "pool")
                 .setOutputs("out")
                 .setInputTypes(InputType.convolutional(INPUT_SHAPE[2], INPUT_SHAPE[3], INPUT_SHAPE[1]))
                 .build();
@@ -108,11 +138,14 @@ public final class Dl4jFixtures {
     }
 
     /** Asserts that two networks hold the same parameters and updater state (see {@link #assertClose}). */
-    public static void assertSameTrainingState(String what, ComputationGraph expected, ComputationGraph actual,
-                                               double tolerance) {
+    public static void assertSameTrainingState(
+            String what, ComputationGraph expected, ComputationGraph actual, double tolerance) {
         assertClose(what + " parameters", expected.params(), actual.params(), tolerance);
-        assertClose(what + " updater state", expected.getUpdater().getStateViewArray(),
-                actual.getUpdater().getStateViewArray(), tolerance);
+        assertClose(
+                what + " updater state",
+                expected.getUpdater().getStateViewArray(),
+                actual.getUpdater().getStateViewArray(),
+                tolerance);
     }
 
     /** eps of every BN. */
@@ -120,10 +153,14 @@ public final class Dl4jFixtures {
 
     private static org.deeplearning4j.nn.conf.layers.Layer norm(Norm norm) {
         if (norm == Norm.AFFINE) {
-            return new FrozenLayerWithBackprop(new DepthwiseConvolution2D.Builder(1, 1).depthMultiplier(1)
-                    .hasBias(true).activation(Activation.IDENTITY).build());
+            return new FrozenLayerWithBackprop(new DepthwiseConvolution2D.Builder(1, 1)
+                    .depthMultiplier(1)
+                    .hasBias(true)
+                    .activation(Activation.IDENTITY)
+                    .build());
         }
-        BatchNormalization bn = new BatchNormalization.Builder().decay(0.8).eps(EPS).build();
+        BatchNormalization bn =
+                new BatchNormalization.Builder().decay(0.8).eps(EPS).build();
         return norm == Norm.FROZEN_BN ? new FrozenLayerWithBackprop(bn) : bn;
     }
 
@@ -132,8 +169,8 @@ public final class Dl4jFixtures {
      * every other parameter copied.
      */
     static ComputationGraph affineOracleOf(ComputationGraph bnGraph, IUpdater updater, long seed) {
-        ComputationGraph oracle = residualGraph(bnGraph.getConfiguration().getDataType(), updater, Norm.AFFINE,
-                WorkspaceMode.NONE, seed);
+        ComputationGraph oracle =
+                residualGraph(bnGraph.getConfiguration().getDataType(), updater, Norm.AFFINE, WorkspaceMode.NONE, seed);
         for (Layer target : oracle.getLayers()) {
             String name = target.conf().getLayer().getLayerName();
             Map<String, INDArray> src = bnGraph.getLayer(name).paramTable();
@@ -144,7 +181,8 @@ public final class Dl4jFixtures {
                 continue;
             }
             INDArray log10Std = src.get(BatchNormalizationParamInitializer.GLOBAL_LOG_STD);
-            INDArray varPlusEps = Transforms.pow(log10Std.mul(0).addi(10), log10Std.mul(2)).addi(EPS);
+            INDArray varPlusEps =
+                    Transforms.pow(log10Std.mul(0).addi(10), log10Std.mul(2)).addi(EPS);
             INDArray s = src.get(BatchNormalizationParamInitializer.GAMMA).div(Transforms.sqrt(varPlusEps));
             INDArray shift = src.get(BatchNormalizationParamInitializer.BETA)
                     .sub(s.mul(src.get(BatchNormalizationParamInitializer.GLOBAL_MEAN)));
@@ -153,7 +191,10 @@ public final class Dl4jFixtures {
             dst.get("b").assign(shift.reshape(dst.get("b").shape()));
             // DL4J still applies the global l2 to a FrozenLayerWithBackprop's parameters; a frozen BN has none.
             org.deeplearning4j.nn.conf.layers.BaseLayer affine = (org.deeplearning4j.nn.conf.layers.BaseLayer)
-                    ((org.deeplearning4j.nn.layers.FrozenLayerWithBackprop) target).getUnderlying().conf().getLayer();
+                    ((org.deeplearning4j.nn.layers.FrozenLayerWithBackprop) target)
+                            .getUnderlying()
+                            .conf()
+                            .getLayer();
             affine.setRegularization(new ArrayList<>());
             affine.setRegularizationBias(new ArrayList<>());
         }
@@ -225,7 +266,7 @@ public final class Dl4jFixtures {
         INDArray a = actual.reshape(expected.shape()).castTo(DataType.DOUBLE);
         double scale = Math.max(1.0, e.amaxNumber().doubleValue());
         double diff = e.sub(a).amaxNumber().doubleValue();
-        assertTrue(diff <= tolerance * scale, what + ": max difference " + diff + " exceeds " + tolerance + " x "
-                + scale);
+        assertTrue(
+                diff <= tolerance * scale, what + ": max difference " + diff + " exceeds " + tolerance + " x " + scale);
     }
 }

@@ -6,7 +6,6 @@ import java.util.HashSet;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-
 import org.convbn.core.Mode;
 import org.deeplearning4j.gradientcheck.GradientCheckUtil;
 import org.deeplearning4j.nn.api.Layer;
@@ -64,16 +63,34 @@ class Dl4jGradientCheckTest {
     @ParameterizedTest
     @EnumSource(Mode.class)
     void multiLayerNetworkPassesGradientCheckUtil(Mode mode) {
-        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder().seed(3).dataType(DataType.DOUBLE)
-                .updater(new NoOp()).weightInit(WeightInit.XAVIER).list()
-                .layer(new ConvBNLayer.Builder().kernelSize(3, 3).stride(2, 2).padding(1, 1).nOut(4).eps(1e-3)
-                        .mode(mode).build())
+        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder()
+                .seed(3)
+                .dataType(DataType.DOUBLE)
+                .updater(new NoOp())
+                .weightInit(WeightInit.XAVIER)
+                .list()
+                .layer(new ConvBNLayer.Builder()
+                        .kernelSize(3, 3)
+                        .stride(2, 2)
+                        .padding(1, 1)
+                        .nOut(4)
+                        .eps(1e-3)
+                        .mode(mode)
+                        .build())
                 .layer(new ActivationLayer(Activation.TANH))
-                .layer(new ConvBNLayer.Builder().kernelSize(2, 2).dilation(2, 2)
-                        .convolutionMode(ConvolutionMode.Same).hasBias(false).nOut(3).mode(mode).build())
+                .layer(new ConvBNLayer.Builder()
+                        .kernelSize(2, 2)
+                        .dilation(2, 2)
+                        .convolutionMode(ConvolutionMode.Same)
+                        .hasBias(false)
+                        .nOut(3)
+                        .mode(mode)
+                        .build())
                 .layer(new GlobalPoolingLayer(PoolingType.AVG))
-                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT).nOut(3)
-                        .activation(Activation.SOFTMAX).build())
+                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT)
+                        .nOut(3)
+                        .activation(Activation.SOFTMAX)
+                        .build())
                 .setInputType(InputType.convolutional(7, 6, 2))
                 .build();
         MultiLayerNetwork net = new MultiLayerNetwork(conf);
@@ -84,24 +101,39 @@ class Dl4jGradientCheckTest {
         for (int i = 0; i < 3; i++) {
             y.putScalar(i, i, 1.0);
         }
-        boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.MLNConfig().net(net).input(x).labels(y)
-                .epsilon(EPSILON).maxRelError(MAX_RELATIVE_ERROR).minAbsoluteError(MIN_ABSOLUTE_ERROR)
-                .exitOnFirstError(false).print(GradientCheckUtil.PrintMode.FAILURES_ONLY).excludeParams(runningStatistics(net.paramTable().keySet())));
+        boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.MLNConfig()
+                .net(net)
+                .input(x)
+                .labels(y)
+                .epsilon(EPSILON)
+                .maxRelError(MAX_RELATIVE_ERROR)
+                .minAbsoluteError(MIN_ABSOLUTE_ERROR)
+                .exitOnFirstError(false)
+                .print(GradientCheckUtil.PrintMode.FAILURES_ONLY)
+                .excludeParams(runningStatistics(net.paramTable().keySet())));
         assertTrue(ok, "GradientCheckUtil failed in " + mode);
     }
 
     /** The residual graph of {@link Dl4jFixtures}, converted, in TRAIN, EVAL and TUNE. */
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"TRAIN", "EVAL", "TUNE"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"TRAIN", "EVAL", "TUNE"})
     void convertedGraphPassesGradientCheckUtil(Mode mode) {
-        ComputationGraph original = Dl4jFixtures.residualGraph(DataType.DOUBLE, new NoOp(), false,
-                org.deeplearning4j.nn.conf.WorkspaceMode.ENABLED, 5);
-        ComputationGraph graph = ConvBNConverter.builder().mode(mode).build().apply(original).network();
-        boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.GraphConfig().net(graph)
+        ComputationGraph original = Dl4jFixtures.residualGraph(
+                DataType.DOUBLE, new NoOp(), false, org.deeplearning4j.nn.conf.WorkspaceMode.ENABLED, 5);
+        ComputationGraph graph =
+                ConvBNConverter.builder().mode(mode).build().apply(original).network();
+        boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.GraphConfig()
+                .net(graph)
                 .inputs(new INDArray[] {Dl4jFixtures.input(DataType.DOUBLE, 8)})
                 .labels(new INDArray[] {Dl4jFixtures.labels(DataType.DOUBLE, 9)})
-                .epsilon(EPSILON).maxRelError(MAX_RELATIVE_ERROR).minAbsoluteError(MIN_ABSOLUTE_ERROR)
-                .exitOnFirstError(false).print(GradientCheckUtil.PrintMode.FAILURES_ONLY).excludeParams(runningStatistics(graph.paramTable().keySet())));
+                .epsilon(EPSILON)
+                .maxRelError(MAX_RELATIVE_ERROR)
+                .minAbsoluteError(MIN_ABSOLUTE_ERROR)
+                .exitOnFirstError(false)
+                .print(GradientCheckUtil.PrintMode.FAILURES_ONLY)
+                .excludeParams(runningStatistics(graph.paramTable().keySet())));
         assertTrue(ok, "GradientCheckUtil failed in " + mode);
     }
 

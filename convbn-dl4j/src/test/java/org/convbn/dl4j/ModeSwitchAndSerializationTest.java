@@ -10,7 +10,6 @@ import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -44,8 +43,8 @@ class ModeSwitchAndSerializationTest {
     Path dir;
 
     private static ComputationGraph converted(Mode mode) {
-        ComputationGraph original = Dl4jFixtures.residualGraph(DataType.DOUBLE, new Nesterovs(0.01, 0.9), false,
-                WorkspaceMode.ENABLED, 31);
+        ComputationGraph original =
+                Dl4jFixtures.residualGraph(DataType.DOUBLE, new Nesterovs(0.01, 0.9), false, WorkspaceMode.ENABLED, 31);
         return ConvBNConverter.builder().mode(mode).build().apply(original).network();
     }
 
@@ -69,7 +68,8 @@ class ModeSwitchAndSerializationTest {
             if (mode == Mode.DEPLOY) {
                 // conv3 has no conv bias: W holds W', beta holds b'.
                 assertTrue(g.getParam("conv3_W").sub(w).amaxNumber().doubleValue() > 1e-3, "W holds W' in DEPLOY");
-                assertTrue(g.getParam("conv3_beta").sub(beta).amaxNumber().doubleValue() > 1e-3,
+                assertTrue(
+                        g.getParam("conv3_beta").sub(beta).amaxNumber().doubleValue() > 1e-3,
                         "beta holds b' in DEPLOY");
             } else {
                 assertClose(mode + " W", w, g.getParam("conv3_W"), TOLERANCE);
@@ -135,8 +135,11 @@ class ModeSwitchAndSerializationTest {
             assertEquals(g.getConfiguration(), restored.getConfiguration(), mode + " configuration");
             assertEquals(mode, ConvBNLayers.of(restored).get(0).mode());
             assertClose(mode + " params", g.params(), restored.params(), 0);
-            assertClose(mode + " updater state", g.getUpdater().getStateViewArray(),
-                    restored.getUpdater().getStateViewArray(), 0);
+            assertClose(
+                    mode + " updater state",
+                    g.getUpdater().getStateViewArray(),
+                    restored.getUpdater().getStateViewArray(),
+                    0);
             assertClose(mode + " output", g.outputSingle(x()), restored.outputSingle(x()), 0);
             g.fit(x(), y());
             restored.fit(x(), y());
@@ -147,17 +150,35 @@ class ModeSwitchAndSerializationTest {
     /** Every ConvBNLayer setting survives JSON, in a MultiLayerNetwork too. */
     @Test
     void everySettingSurvivesJson() throws IOException {
-        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder().dataType(DataType.DOUBLE)
-                .updater(new Adam(1e-3)).list()
-                .layer(new ConvBNLayer.Builder().kernelSize(3, 2).stride(2, 1).padding(1, 0).dilation(1, 2)
-                        .convolutionMode(ConvolutionMode.Strict).hasBias(false).affine(true).eps(1e-4)
-                        .momentum(0.3).unbiasedRunningVar(false).mode(Mode.EVAL).tuneFold(TuneFold.RECOMPUTE)
-                        .normUpdater(new Nesterovs(0.1, 0.5)).normFrozen(true)
-                        .normRegularization(List.of(new L2Regularization(1e-4))).nOut(4).build())
-                .layer(new GlobalPoolingLayer(PoolingType.MAX))
-                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MSE).nOut(2).activation(Activation.IDENTITY)
+        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder()
+                .dataType(DataType.DOUBLE)
+                .updater(new Adam(1e-3))
+                .list()
+                .layer(new ConvBNLayer.Builder()
+                        .kernelSize(3, 2)
+                        .stride(2, 1)
+                        .padding(1, 0)
+                        .dilation(1, 2)
+                        .convolutionMode(ConvolutionMode.Strict)
+                        .hasBias(false)
+                        .affine(true)
+                        .eps(1e-4)
+                        .momentum(0.3)
+                        .unbiasedRunningVar(false)
+                        .mode(Mode.EVAL)
+                        .tuneFold(TuneFold.RECOMPUTE)
+                        .normUpdater(new Nesterovs(0.1, 0.5))
+                        .normFrozen(true)
+                        .normRegularization(List.of(new L2Regularization(1e-4)))
+                        .nOut(4)
                         .build())
-                .setInputType(InputType.convolutional(9, 8, 3)).build();
+                .layer(new GlobalPoolingLayer(PoolingType.MAX))
+                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MSE)
+                        .nOut(2)
+                        .activation(Activation.IDENTITY)
+                        .build())
+                .setInputType(InputType.convolutional(9, 8, 3))
+                .build();
         MultiLayerConfiguration back = MultiLayerConfiguration.fromJson(conf.toJson());
         assertEquals(conf, back);
         ConvBNLayer l = (ConvBNLayer) back.getConf(0).getLayer();

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
-
 import org.convbn.core.Mode;
 import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
@@ -39,25 +38,34 @@ class MultiLayerConversionTest {
     private static final double TOLERANCE = 1e-11;
 
     private static MultiLayerNetwork original() {
-        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder().seed(21).dataType(DataType.DOUBLE)
-                .updater(new Adam(1e-3)).weightInit(WeightInit.XAVIER).list()
-                .layer(new FrozenLayer(conv(3, 4).padding(1, 1).build()))                   // 0 fused, frozen
-                .layer(new FrozenLayer(new BatchNormalization()))                           // 1
-                .layer(conv(1, 4).build())                                                  // 2 BN frozen without backprop
-                .layer(new FrozenLayer(new BatchNormalization()))                           // 3
-                .layer(conv(3, 4).padding(1, 1).activation(Activation.RELU).build())        // 4 conv has an activation
-                .layer(new BatchNormalization())                                            // 5
-                .layer(new DepthwiseConvolution2D.Builder(3, 3).padding(1, 1).depthMultiplier(1)
-                        .activation(Activation.IDENTITY).build())                           // 6 not a plain conv
-                .layer(new BatchNormalization())                                            // 7
-                .layer(conv(3, 5).stride(2, 2).build())                                     // 8 fused, trainable
-                .layer(new BatchNormalization())                                            // 9
-                .layer(conv(1, 5).build())                                                  // 10 dropout before BN
-                .layer(new BatchNormalization.Builder().dropOut(0.5).build())               // 11
+        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder()
+                .seed(21)
+                .dataType(DataType.DOUBLE)
+                .updater(new Adam(1e-3))
+                .weightInit(WeightInit.XAVIER)
+                .list()
+                .layer(new FrozenLayer(conv(3, 4).padding(1, 1).build())) // 0 fused, frozen
+                .layer(new FrozenLayer(new BatchNormalization())) // 1
+                .layer(conv(1, 4).build()) // 2 BN frozen without backprop
+                .layer(new FrozenLayer(new BatchNormalization())) // 3
+                .layer(conv(3, 4).padding(1, 1).activation(Activation.RELU).build()) // 4 conv has an activation
+                .layer(new BatchNormalization()) // 5
+                .layer(new DepthwiseConvolution2D.Builder(3, 3)
+                        .padding(1, 1)
+                        .depthMultiplier(1)
+                        .activation(Activation.IDENTITY)
+                        .build()) // 6 not a plain conv
+                .layer(new BatchNormalization()) // 7
+                .layer(conv(3, 5).stride(2, 2).build()) // 8 fused, trainable
+                .layer(new BatchNormalization()) // 9
+                .layer(conv(1, 5).build()) // 10 dropout before BN
+                .layer(new BatchNormalization.Builder().dropOut(0.5).build()) // 11
                 .layer(new ActivationLayer(Activation.TANH))
                 .layer(new GlobalPoolingLayer(PoolingType.AVG))
-                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT).nOut(3)
-                        .activation(Activation.SOFTMAX).build())
+                .layer(new OutputLayer.Builder(LossFunctions.LossFunction.MCXENT)
+                        .nOut(3)
+                        .activation(Activation.SOFTMAX)
+                        .build())
                 .setInputType(InputType.convolutional(8, 7, 2))
                 .build();
         MultiLayerNetwork net = new MultiLayerNetwork(conf);
@@ -74,12 +82,17 @@ class MultiLayerConversionTest {
     @EnumSource(Mode.class)
     void fusesWhatItCanAndSaysWhyItLeftTheRest(Mode mode) {
         MultiLayerNetwork original = original();
-        ConvBNConverter.Conversion<MultiLayerNetwork> c = ConvBNConverter.builder().mode(mode).build()
-                .apply(original);
+        ConvBNConverter.Conversion<MultiLayerNetwork> c =
+                ConvBNConverter.builder().mode(mode).build().apply(original);
         ConversionReport r = c.report();
-        assertEquals(List.of(new ConversionReport.Converted("0", "1", "0", "FrozenLayer"),
-                new ConversionReport.Converted("8", "9", "7", "trainable")), r.converted(), r.toString());
-        List<String> left = r.leftAlone().stream().map(l -> l.layer() + ": " + l.reason()).toList();
+        assertEquals(
+                List.of(
+                        new ConversionReport.Converted("0", "1", "0", "FrozenLayer"),
+                        new ConversionReport.Converted("8", "9", "7", "trainable")),
+                r.converted(),
+                r.toString());
+        List<String> left =
+                r.leftAlone().stream().map(l -> l.layer() + ": " + l.reason()).toList();
         assertEquals(8, left.size(), r.toString());
         assertTrue(left.get(0).startsWith("2: conv is NONE and BatchNormalization is FROZEN"), left.get(0));
         assertTrue(left.get(1).startsWith("3: not preceded"), left.get(1));

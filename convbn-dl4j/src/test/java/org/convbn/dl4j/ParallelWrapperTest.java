@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
-
 import org.convbn.core.Mode;
 import org.convbn.dl4j.parallel.AveragingParallelWrapper;
 import org.deeplearning4j.datasets.iterator.utilty.ListDataSetIterator;
@@ -39,6 +38,7 @@ class ParallelWrapperTest {
      * each with their own blocking, through three steps.
      */
     static final double FLOAT32_TOLERANCE = 1e-4;
+
     private static final long SEED = 23;
     private static final int ROUNDS = 3;
 
@@ -57,7 +57,9 @@ class ParallelWrapperTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY", "TUNE"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"EVAL", "DEPLOY", "TUNE"})
     void twoWorkersTakeTheCombinedBatchStep(Mode mode) {
         ComputationGraph single = converted(mode, DataType.DOUBLE);
         ComputationGraph parallel = converted(mode, DataType.DOUBLE);
@@ -66,7 +68,8 @@ class ParallelWrapperTest {
         for (int r = 0; r < ROUNDS; r++) {
             single.fit(DataSet.merge(batches.subList(2 * r, 2 * r + 2)));
         }
-        try (AveragingParallelWrapper wrapper = AveragingParallelWrapper.builder(parallel).build()) {
+        try (AveragingParallelWrapper wrapper =
+                AveragingParallelWrapper.builder(parallel).build()) {
             wrapper.fit(new ListDataSetIterator<>(batches, 1));
         }
         assertTrue(parallel.params().sub(start).amaxNumber().doubleValue() > 1e-3, "the parameters moved");
@@ -89,17 +92,25 @@ class ParallelWrapperTest {
         alone0.fit(batches.get(0));
         alone1.fit(batches.get(1));
         combined.fit(DataSet.merge(batches));
-        try (AveragingParallelWrapper wrapper = AveragingParallelWrapper.builder(parallel).build()) {
+        try (AveragingParallelWrapper wrapper =
+                AveragingParallelWrapper.builder(parallel).build()) {
             wrapper.fit(new ListDataSetIterator<>(batches, 1));
         }
         INDArray mean = alone0.params().add(alone1.params()).muli(0.5);
         assertClose("TRAIN parameters", mean, parallel.params(), FLOAT64_TOLERANCE);
-        assertClose("TRAIN updater state", alone0.getUpdater().getStateViewArray()
-                        .add(alone1.getUpdater().getStateViewArray()).muli(0.5),
-                parallel.getUpdater().getStateViewArray(), FLOAT64_TOLERANCE);
-        double fromCombined = combined.params().sub(parallel.params()).amaxNumber().doubleValue();
-        assertTrue(fromCombined > 1e-6, "per-worker batch statistics differ from the combined batch's, got "
-                + fromCombined);
+        assertClose(
+                "TRAIN updater state",
+                alone0.getUpdater()
+                        .getStateViewArray()
+                        .add(alone1.getUpdater().getStateViewArray())
+                        .muli(0.5),
+                parallel.getUpdater().getStateViewArray(),
+                FLOAT64_TOLERANCE);
+        double fromCombined =
+                combined.params().sub(parallel.params()).amaxNumber().doubleValue();
+        assertTrue(
+                fromCombined > 1e-6,
+                "per-worker batch statistics differ from the combined batch's, got " + fromCombined);
     }
 
     /** What an application runs: float32 layers on the oneDNN kernels, one network per worker thread. */
@@ -111,7 +122,8 @@ class ParallelWrapperTest {
         for (int r = 0; r < ROUNDS; r++) {
             single.fit(DataSet.merge(batches.subList(2 * r, 2 * r + 2)));
         }
-        try (AveragingParallelWrapper wrapper = AveragingParallelWrapper.builder(parallel).prefetch(0).build()) {
+        try (AveragingParallelWrapper wrapper =
+                AveragingParallelWrapper.builder(parallel).prefetch(0).build()) {
             wrapper.fit(new ListDataSetIterator<>(batches, 1));
         }
         assertSameTrainingState("float32 TUNE", single, parallel, FLOAT32_TOLERANCE);
@@ -120,18 +132,25 @@ class ParallelWrapperTest {
     @Test
     void settingsAreChecked() {
         ComputationGraph net = converted(Mode.TUNE, DataType.DOUBLE);
-        assertMessage("workers: expected at least 2, got 1",
+        assertMessage(
+                "workers: expected at least 2, got 1",
                 () -> AveragingParallelWrapper.builder(net).workers(1).build());
-        assertMessage("averagingFrequency: expected at least 1, got 0",
-                () -> AveragingParallelWrapper.builder(net).averagingFrequency(0).build());
-        assertMessage("prefetch: expected at least 0, got -1",
+        assertMessage("averagingFrequency: expected at least 1, got 0", () -> AveragingParallelWrapper.builder(net)
+                .averagingFrequency(0)
+                .build());
+        assertMessage(
+                "prefetch: expected at least 0, got -1",
                 () -> AveragingParallelWrapper.builder(net).prefetch(-1).build());
-        assertMessage("workspaceMode: expected ENABLED or NONE, got null",
+        assertMessage(
+                "workspaceMode: expected ENABLED or NONE, got null",
                 () -> AveragingParallelWrapper.builder(net).workspaceMode(null).build());
-        assertMessage("model: expected a ComputationGraph or a MultiLayerNetwork, got null",
+        assertMessage(
+                "model: expected a ComputationGraph or a MultiLayerNetwork, got null",
                 () -> AveragingParallelWrapper.builder(null).build());
-        ComputationGraph uninitialised = new ComputationGraph(net.getConfiguration().clone());
-        assertMessage("model: expected an initialised ComputationGraph (call init())",
+        ComputationGraph uninitialised =
+                new ComputationGraph(net.getConfiguration().clone());
+        assertMessage(
+                "model: expected an initialised ComputationGraph (call init())",
                 () -> AveragingParallelWrapper.builder(uninitialised).build());
     }
 

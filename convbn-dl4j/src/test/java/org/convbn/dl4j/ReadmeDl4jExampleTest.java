@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.List;
-
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.ReadmeExample;
 import org.deeplearning4j.nn.conf.layers.OutputLayer;
@@ -29,7 +28,8 @@ class ReadmeDl4jExampleTest {
 
     @Test
     void transferLearningThenConvertThenFit() {
-        ComputationGraph pretrained = ResNet50.builder().numClasses(1000).build().init(); // or a trained model
+        ComputationGraph pretrained =
+                ResNet50.builder().numClasses(1000).build().init(); // or a trained model
         Dl4jFixtures.heScaleWeights(pretrained.getLayers(), 1);
         INDArray images = Nd4j.rand(DataType.FLOAT, 2, 3, 224, 224);
         INDArray labels = Nd4j.zeros(DataType.FLOAT, 2, 5);
@@ -37,6 +37,7 @@ class ReadmeDl4jExampleTest {
         labels.putScalar(1, 3, 1.0);
         DataSet batch = new DataSet(images, labels);
 
+        // spotless:off (the README shows these lines as they are)
         // README-BEGIN
         ComputationGraph transfer = new TransferLearning.GraphBuilder(pretrained)
                 .fineTuneConfiguration(new FineTuneConfiguration.Builder().updater(new Nesterovs(1e-3, 0.9)).build())
@@ -51,19 +52,28 @@ class ReadmeDl4jExampleTest {
         ComputationGraph net = tuned.network();
         net.fit(batch);
         // README-END
+        // spotless:on
 
         ConversionReport report = tuned.report();
         assertEquals(53, report.converted().size(), report.toString());
-        long frozen = report.converted().stream().filter(c -> c.training().equals("FrozenLayer")).count();
-        assertEquals(1 + (3 * 3 + 1) + (4 * 3 + 1), frozen, "the stem, then 3 units of stage 2 and 4 of stage 3 with "
-                + "3 pairs each, plus each stage's shortcut pair");
+        long frozen = report.converted().stream()
+                .filter(c -> c.training().equals("FrozenLayer"))
+                .count();
+        assertEquals(
+                1 + (3 * 3 + 1) + (4 * 3 + 1),
+                frozen,
+                "the stem, then 3 units of stage 2 and 4 of stage 3 with "
+                        + "3 pairs each, plus each stage's shortcut pair");
         assertTrue(ConvBNLayers.of(net).stream().allMatch(l -> l.mode() == Mode.TUNE));
         assertTrue(Double.isFinite(net.score()), "score " + net.score());
     }
 
     @Test
     void readmeShowsThisExample() throws IOException {
-        assertEquals(List.of(), ReadmeExample.missingLines(Path.of("src/test/java/org/convbn/dl4j/ReadmeDl4jExampleTest.java"), Path.of("../README.md")),
+        assertEquals(
+                List.of(),
+                ReadmeExample.missingLines(
+                        Path.of("src/test/java/org/convbn/dl4j/ReadmeDl4jExampleTest.java"), Path.of("../README.md")),
                 "README.md lacks these example lines");
     }
 }

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertNotEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
-
 import org.convbn.core.Mode;
 import org.deeplearning4j.nn.conf.CacheMode;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
@@ -31,6 +30,7 @@ class ZooResNet50Test {
      * outputs are softmax probabilities of order 0.1.
      */
     private static final double FLOAT_TOLERANCE = 1e-4;
+
     private static final int CLASSES = 10;
 
     private static ComputationGraph original;
@@ -58,7 +58,8 @@ class ZooResNet50Test {
         assertTrue(report.leftAlone().isEmpty(), report.toString());
         assertEquals(Mode.TUNE, report.mode());
         ConversionReport.Converted first = report.converted().get(0);
-        assertEquals(List.of("stem-cnn1", "stem-batch1", "stem-cnn1", "trainable"),
+        assertEquals(
+                List.of("stem-cnn1", "stem-batch1", "stem-cnn1", "trainable"),
                 List.of(first.conv(), first.batchNorm(), first.layer(), first.training()));
         ComputationGraph converted = conversion.network();
         assertEquals(53, ConvBNLayers.of(converted).size());
@@ -73,7 +74,10 @@ class ZooResNet50Test {
     @Test
     void inferenceOutputEqualsTheOriginal() {
         INDArray x = Nd4j.rand(DataType.FLOAT, 1, 3, 224, 224);
-        assertClose("ResNet50 output", original.outputSingle(x), conversion.network().outputSingle(x),
+        assertClose(
+                "ResNet50 output",
+                original.outputSingle(x),
+                conversion.network().outputSingle(x),
                 FLOAT_TOLERANCE);
     }
 
@@ -87,7 +91,9 @@ class ZooResNet50Test {
         INDArray before = converted.getParam("res2a_branch2b_W").dup();
         converted.fit(new INDArray[] {x}, new INDArray[] {y});
         assertTrue(Double.isFinite(converted.score()), "score " + converted.score());
-        assertNotEquals(0.0, converted.getParam("res2a_branch2b_W").sub(before).amaxNumber().doubleValue(),
+        assertNotEquals(
+                0.0,
+                converted.getParam("res2a_branch2b_W").sub(before).amaxNumber().doubleValue(),
                 "a fit step moves the weights");
     }
 }

@@ -1,8 +1,5 @@
 package org.convbn.io;
 
-import net.jcip.annotations.NotThreadSafe;
-import net.jcip.annotations.ThreadSafe;
-
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.file.AtomicMoveNotSupportedException;
@@ -13,6 +10,8 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.util.concurrent.ThreadLocalRandom;
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
 
 /**
  * Writes a file so that it is either complete or absent: a temporary file beside it ({@code .<name>.<random>.tmp}),
@@ -32,10 +31,10 @@ import java.util.concurrent.ThreadLocalRandom;
 public final class AtomicFiles {
     /** Links followed at most before a chain is taken for a loop. */
     private static final int MAX_LINKS = 40;
+
     private static final String TMP_SUFFIX = ".tmp";
 
-    private AtomicFiles() {
-    }
+    private AtomicFiles() {}
 
     /** Produces a file's content. */
     @FunctionalInterface
@@ -58,13 +57,13 @@ public final class AtomicFiles {
         try {
             file = resolve(target);
         } catch (IOException e) {
-            throw new IllegalArgumentException(option + ": cannot follow the link " + target + " (" + e.getMessage()
-                    + ")", e);
+            throw new IllegalArgumentException(
+                    option + ": cannot follow the link " + target + " (" + e.getMessage() + ")", e);
         }
         String kind = nonRegularKind(file);
         if (kind != null) {
-            throw new IllegalArgumentException(option + ": expected a regular file to write, got " + kind + " at "
-                    + file);
+            throw new IllegalArgumentException(
+                    option + ": expected a regular file to write, got " + kind + " at " + file);
         }
         Path dir = file.getParent();
         try {
@@ -153,7 +152,8 @@ public final class AtomicFiles {
         if (!Files.exists(file, LinkOption.NOFOLLOW_LINKS) || Files.isRegularFile(file, LinkOption.NOFOLLOW_LINKS)) {
             return null;
         }
-        return Files.isDirectory(file, LinkOption.NOFOLLOW_LINKS) ? "a directory"
+        return Files.isDirectory(file, LinkOption.NOFOLLOW_LINKS)
+                ? "a directory"
                 : "a device, FIFO or socket (not a regular file)";
     }
 

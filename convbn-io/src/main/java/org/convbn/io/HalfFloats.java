@@ -2,8 +2,7 @@ package org.convbn.io;
 
 /** IEEE 754 binary16 to float32 (exact: every half is a float). */
 final class HalfFloats {
-    private HalfFloats() {
-    }
+    private HalfFloats() {}
 
     static float halfToFloat(short half) {
         int h = half & 0xffff;

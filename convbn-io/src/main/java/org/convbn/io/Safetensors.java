@@ -1,8 +1,10 @@
 package org.convbn.io;
 
-import net.jcip.annotations.NotThreadSafe;
-import net.jcip.annotations.ThreadSafe;
-
+import com.fasterxml.jackson.core.JsonParser;
+import com.fasterxml.jackson.core.StreamReadConstraints;
+import com.fasterxml.jackson.databind.JsonNode;
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.node.ObjectNode;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
@@ -24,12 +26,8 @@ import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
-import com.fasterxml.jackson.core.JsonParser;
-import com.fasterxml.jackson.core.StreamReadConstraints;
-import com.fasterxml.jackson.databind.JsonNode;
-import com.fasterxml.jackson.databind.ObjectMapper;
-import com.fasterxml.jackson.databind.node.ObjectNode;
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -55,17 +53,20 @@ import org.nd4j.linalg.factory.Nd4j;
 public final class Safetensors {
     /** The largest header accepted, as in the reference implementation. */
     public static final long MAX_HEADER_BYTES = 100_000_000L;
+
     private static final String METADATA = "__metadata__";
     private static final ObjectMapper MAPPER = new ObjectMapper();
 
     static {
         MAPPER.enable(JsonParser.Feature.STRICT_DUPLICATE_DETECTION);
-        MAPPER.getFactory().setStreamReadConstraints(StreamReadConstraints.builder()
-                .maxStringLength((int) MAX_HEADER_BYTES).maxNestingDepth(64).build());
+        MAPPER.getFactory()
+                .setStreamReadConstraints(StreamReadConstraints.builder()
+                        .maxStringLength((int) MAX_HEADER_BYTES)
+                        .maxNestingDepth(64)
+                        .build());
     }
 
-    private Safetensors() {
-    }
+    private Safetensors() {}
 
     /**
      * The contents of a file.
@@ -89,8 +90,7 @@ public final class Safetensors {
     }
 
     /** The validated header: entries in data order, metadata, and where the data starts. */
-    record Header(List<Entry> entries, Map<String, String> metadata, long dataStart) {
-    }
+    record Header(List<Entry> entries, Map<String, String> metadata, long dataStart) {}
 
     /** Random access to the bytes of a file or an array. */
     private interface Source {
@@ -128,8 +128,8 @@ public final class Safetensors {
                     ByteBuffer buf = ByteBuffer.wrap(into);
                     while (buf.hasRemaining()) {
                         if (ch.read(buf, position + buf.position()) < 0) {
-                            throw new SafetensorsException("file: truncated while reading at byte "
-                                    + (position + buf.position()));
+                            throw new SafetensorsException(
+                                    "file: truncated while reading at byte " + (position + buf.position()));
                         }
                     }
                 }
@@ -181,7 +181,8 @@ public final class Safetensors {
         }
         byte[] lenBytes = new byte[8];
         src.read(0, lenBytes);
-        long headerLen = ByteBuffer.wrap(lenBytes).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        long headerLen =
+                ByteBuffer.wrap(lenBytes).order(ByteOrder.LITTLE_ENDIAN).getLong();
         if (headerLen < 2 || headerLen > MAX_HEADER_BYTES || headerLen > size - 8) {
             throw new SafetensorsException("header length (the first 8 bytes): expected 2.."
                     + Math.min(MAX_HEADER_BYTES, size - 8) + " bytes (at most " + MAX_HEADER_BYTES + " and within the "
@@ -209,8 +210,11 @@ public final class Safetensors {
     private static JsonNode parseJson(byte[] json) throws SafetensorsException {
         String text;
         try {
-            CharBuffer chars = StandardCharsets.UTF_8.newDecoder().onMalformedInput(CodingErrorAction.REPORT)
-                    .onUnmappableCharacter(CodingErrorAction.REPORT).decode(ByteBuffer.wrap(json));
+            CharBuffer chars = StandardCharsets.UTF_8
+                    .newDecoder()
+                    .onMalformedInput(CodingErrorAction.REPORT)
+                    .onUnmappableCharacter(CodingErrorAction.REPORT)
+                    .decode(ByteBuffer.wrap(json));
             text = chars.toString();
         } catch (CharacterCodingException e) {
             throw new SafetensorsException("header: expected UTF-8 JSON, got invalid UTF-8 (" + e + ")");
@@ -219,12 +223,12 @@ public final class Safetensors {
         try {
             root = MAPPER.readTree(text);
         } catch (IOException e) {
-            throw new SafetensorsException("header: expected a JSON object, got invalid JSON: "
-                    + firstLine(e.getMessage()));
+            throw new SafetensorsException(
+                    "header: expected a JSON object, got invalid JSON: " + firstLine(e.getMessage()));
         }
         if (root == null || !root.isObject()) {
-            throw new SafetensorsException("header: expected a JSON object, got "
-                    + (root == null ? "nothing" : root.getNodeType()));
+            throw new SafetensorsException(
+                    "header: expected a JSON object, got " + (root == null ? "nothing" : root.getNodeType()));
         }
         return root;
     }
@@ -252,15 +256,15 @@ public final class Safetensors {
             throw new SafetensorsException("tensor name: expected a non-empty string, got \"\"");
         }
         if (!node.isObject()) {
-            throw new SafetensorsException(where + ": expected an object {dtype, shape, data_offsets}, got "
-                    + node.getNodeType());
+            throw new SafetensorsException(
+                    where + ": expected an object {dtype, shape, data_offsets}, got " + node.getNodeType());
         }
         List<String> keys = new ArrayList<>();
         node.fieldNames().forEachRemaining(keys::add);
         Collections.sort(keys);
         if (!keys.equals(List.of("data_offsets", "dtype", "shape"))) {
-            throw new SafetensorsException(where + ": expected exactly the fields [data_offsets, dtype, shape], got "
-                    + keys);
+            throw new SafetensorsException(
+                    where + ": expected exactly the fields [data_offsets, dtype, shape], got " + keys);
         }
         JsonNode dtype = node.get("dtype");
         if (!dtype.isTextual()) {
@@ -270,8 +274,8 @@ public final class Safetensors {
         long[] shape = nonNegativeLongs(where + ": shape", node.get("shape"), -1);
         long[] offsets = nonNegativeLongs(where + ": data_offsets", node.get("data_offsets"), 2);
         if (offsets[0] > offsets[1]) {
-            throw new SafetensorsException(where + ": data_offsets expected begin <= end, got "
-                    + Arrays.toString(offsets));
+            throw new SafetensorsException(
+                    where + ": data_offsets expected begin <= end, got " + Arrays.toString(offsets));
         }
         long elements = 1;
         long bytes;
@@ -346,14 +350,18 @@ public final class Safetensors {
         if (e.dtype() == SafetensorsDtype.F64) {
             double[] v = new double[n];
             buf.asDoubleBuffer().get(v);
-            return n == 0 ? Nd4j.create(DataType.DOUBLE, shape) : shape.length == 0 ? Nd4j.scalar(v[0])
-                    : Nd4j.create(v, shape, DataType.DOUBLE);
+            return n == 0
+                    ? Nd4j.create(DataType.DOUBLE, shape)
+                    : shape.length == 0 ? Nd4j.scalar(v[0]) : Nd4j.create(v, shape, DataType.DOUBLE);
         }
         if (e.dtype() == SafetensorsDtype.I64) {
             long[] v = new long[n];
             buf.asLongBuffer().get(v);
-            return n == 0 ? Nd4j.create(DataType.LONG, shape) : shape.length == 0 ? Nd4j.scalar(v[0])
-                    : Nd4j.createFromArray(v).reshape(shape);
+            return n == 0
+                    ? Nd4j.create(DataType.LONG, shape)
+                    : shape.length == 0
+                            ? Nd4j.scalar(v[0])
+                            : Nd4j.createFromArray(v).reshape(shape);
         }
         float[] v = new float[n];
         switch (e.dtype()) {
@@ -370,8 +378,9 @@ public final class Safetensors {
             }
             default -> throw new IllegalStateException("unreachable: " + e.dtype());
         }
-        return n == 0 ? Nd4j.create(DataType.FLOAT, shape) : shape.length == 0 ? Nd4j.scalar(v[0])
-                : Nd4j.create(v, shape, DataType.FLOAT);
+        return n == 0
+                ? Nd4j.create(DataType.FLOAT, shape)
+                : shape.length == 0 ? Nd4j.scalar(v[0]) : Nd4j.create(v, shape, DataType.FLOAT);
     }
 
     /**
@@ -421,17 +430,19 @@ public final class Safetensors {
         for (Map.Entry<String, INDArray> e : tensors.entrySet()) {
             String name = e.getKey();
             if (name.isEmpty() || name.equals(METADATA)) {
-                throw new IllegalArgumentException("tensors: expected non-empty names other than " + METADATA
-                        + ", got '" + name + "'");
+                throw new IllegalArgumentException(
+                        "tensors: expected non-empty names other than " + METADATA + ", got '" + name + "'");
             }
             INDArray a = e.getValue();
-            String dtype = switch (a.dataType()) {
-                case FLOAT -> "F32";
-                case DOUBLE -> "F64";
-                case LONG -> "I64";
-                default -> throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or "
-                        + "LONG, got " + a.dataType());
-            };
+            String dtype =
+                    switch (a.dataType()) {
+                        case FLOAT -> "F32";
+                        case DOUBLE -> "F64";
+                        case LONG -> "I64";
+                        default ->
+                            throw new IllegalArgumentException("tensors['" + name + "']: expected FLOAT, DOUBLE or "
+                                    + "LONG, got " + a.dataType());
+                    };
             ObjectNode t = header.putObject(name);
             t.put("dtype", dtype);
             var shape = t.putArray("shape");
@@ -464,7 +475,8 @@ public final class Safetensors {
         ByteBuffer b = ByteBuffer.allocate(n * c.dataType().width()).order(ByteOrder.LITTLE_ENDIAN);
         switch (c.dataType()) {
             case FLOAT -> b.asFloatBuffer().put(n == 0 ? new float[0] : c.data().asFloat(), 0, n);
-            case DOUBLE -> b.asDoubleBuffer().put(n == 0 ? new double[0] : c.data().asDouble(), 0, n);
+            case DOUBLE ->
+                b.asDoubleBuffer().put(n == 0 ? new double[0] : c.data().asDouble(), 0, n);
             case LONG -> b.asLongBuffer().put(n == 0 ? new long[0] : c.data().asLong(), 0, n);
             default -> throw new IllegalStateException("header() refuses " + c.dataType());
         }

@@ -34,7 +34,7 @@ public enum SafetensorsDtype {
                 return d;
             }
         }
-        throw new SafetensorsException("tensor '" + tensor + "': dtype expected one of "
-                + Arrays.toString(values()) + ", got '" + name + "'");
+        throw new SafetensorsException(
+                "tensor '" + tensor + "': dtype expected one of " + Arrays.toString(values()) + ", got '" + name + "'");
     }
 }

@@ -1,8 +1,7 @@
 package org.convbn.io;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.io.IOException;
+import net.jcip.annotations.ThreadSafe;
 
 /** A safetensors file that is malformed, truncated, inconsistent or uses an unsupported feature. */
 @ThreadSafe

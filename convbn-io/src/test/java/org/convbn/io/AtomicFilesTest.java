@@ -13,7 +13,6 @@ import java.nio.file.LinkOption;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.stream.Stream;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -32,7 +31,8 @@ class AtomicFilesTest {
 
     private List<Path> temporaries() throws IOException {
         try (Stream<Path> files = Files.list(dir)) {
-            return files.filter(p -> p.getFileName().toString().endsWith(".tmp")).toList();
+            return files.filter(p -> p.getFileName().toString().endsWith(".tmp"))
+                    .toList();
         }
     }
 
@@ -41,9 +41,10 @@ class AtomicFilesTest {
         Path fifo = dir.resolve("out.safetensors");
         Process mkfifo = new ProcessBuilder("mkfifo", fifo.toString()).start();
         assumeTrue(mkfifo.waitFor() == 0, "mkfifo is available");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> AtomicFiles.checkWritable(fifo, "--out"));
-        assertTrue(e.getMessage().startsWith("--out: expected a regular file to write, got a device, FIFO or socket"),
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> AtomicFiles.checkWritable(fifo, "--out"));
+        assertTrue(
+                e.getMessage().startsWith("--out: expected a regular file to write, got a device, FIFO or socket"),
                 e.getMessage());
         IOException w = assertThrows(IOException.class, () -> AtomicFiles.write(fifo, text("x")));
         assertTrue(w.getMessage().contains(fifo.toString()), w.getMessage());
@@ -52,7 +53,8 @@ class AtomicFilesTest {
 
         Path sub = Files.createDirectory(dir.resolve("sub"));
         e = assertThrows(IllegalArgumentException.class, () -> AtomicFiles.checkWritable(sub, "--curve"));
-        assertTrue(e.getMessage().startsWith("--curve: expected a regular file to write, got a directory"),
+        assertTrue(
+                e.getMessage().startsWith("--curve: expected a regular file to write, got a directory"),
                 e.getMessage());
         assertEquals(List.of(), temporaries());
     }
@@ -76,8 +78,8 @@ class AtomicFilesTest {
     void aPlaceWhereNoFileCanBeCreatedFailsAtTheCheck() {
         Path proc = Path.of("/proc/convbn-o.safetensors");
         assumeTrue(Files.isDirectory(Path.of("/proc/self")), "a Linux /proc");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> AtomicFiles.checkWritable(proc, "--out"));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> AtomicFiles.checkWritable(proc, "--out"));
         assertTrue(e.getMessage().startsWith("--out: cannot create a file in /proc"), e.getMessage());
     }
 
@@ -93,10 +95,12 @@ class AtomicFilesTest {
     void aFailedWriteNamesTheFileAndLeavesTheTargetAndNoTemporary() throws IOException {
         Path target = dir.resolve("c.safetensors");
         Files.writeString(target, "previous");
-        IOException e = assertThrows(IOException.class, () -> AtomicFiles.write(target, out -> {
-            out.write(1);
-            throw new IOException("No space left on device");
-        }));
+        IOException e = assertThrows(
+                IOException.class,
+                () -> AtomicFiles.write(target, out -> {
+                    out.write(1);
+                    throw new IOException("No space left on device");
+                }));
         assertEquals("writing " + target + ": No space left on device", e.getMessage());
         assertEquals("previous", Files.readString(target));
         assertEquals(List.of(), temporaries());

@@ -2,9 +2,8 @@ package org.convbn.io;
 
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.Map;
-
 import com.code_intelligence.jazzer.junit.FuzzTest;
+import java.util.Map;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -29,7 +28,8 @@ class SafetensorsFuzzTest {
             sourceBytes += e.getValue().length() * (e.getValue().dataType().width() == 8 ? 8 : 2);
         }
         long consumed = sourceBytes;
-        assertTrue(consumed <= data.length, () -> "read tensors needing " + consumed + " bytes from a "
-                + data.length + "-byte input");
+        assertTrue(
+                consumed <= data.length,
+                () -> "read tensors needing " + consumed + " bytes from a " + data.length + "-byte input");
     }
 }

@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -37,8 +36,14 @@ class SafetensorsTest {
         t.put("bn.num_batches_tracked", Nd4j.scalar(Long.MAX_VALUE - 3));
         t.put("counts", Nd4j.createFromArray(-1L, 0L, 1L << 40).reshape(3, 1));
         t.put("empty", Nd4j.create(DataType.FLOAT, 0, 5));
-        t.put("view", Nd4j.arange(12).castTo(DataType.FLOAT).reshape(3, 4).get(
-                org.nd4j.linalg.indexing.NDArrayIndex.all(), org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3)));
+        t.put(
+                "view",
+                Nd4j.arange(12)
+                        .castTo(DataType.FLOAT)
+                        .reshape(3, 4)
+                        .get(
+                                org.nd4j.linalg.indexing.NDArrayIndex.all(),
+                                org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3)));
         Path file = dir.resolve("x.safetensors");
         Safetensors.write(file, t, Map.of("format", "pt"));
         Safetensors.Contents back = Safetensors.read(file);
@@ -54,7 +59,9 @@ class SafetensorsTest {
             }
         }
         assertArrayEquals(Files.readAllBytes(file), Safetensors.encode(t, Map.of("format", "pt")), "deterministic");
-        long headerLength = ByteBuffer.wrap(Files.readAllBytes(file), 0, 8).order(ByteOrder.LITTLE_ENDIAN).getLong();
+        long headerLength = ByteBuffer.wrap(Files.readAllBytes(file), 0, 8)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .getLong();
         assertEquals(0, headerLength % 8, "header padded so that the data is 8-byte aligned");
     }
 
@@ -83,54 +90,75 @@ class SafetensorsTest {
         String json = "{\"h\":{\"dtype\":\"F16\",\"shape\":[5],\"data_offsets\":[0,10]},"
                 + "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[10,14]}}";
         Safetensors.Contents c = Safetensors.read(file(json, concat(f16, bf16)));
-        assertArrayEquals(new float[] {1f, -2f, 65504f, (float) Math.pow(2, -24), Float.POSITIVE_INFINITY},
+        assertArrayEquals(
+                new float[] {1f, -2f, 65504f, (float) Math.pow(2, -24), Float.POSITIVE_INFINITY},
                 c.tensors().get("h").toFloatVector());
         assertArrayEquals(new float[] {1f, -3f}, c.tensors().get("b").toFloatVector());
         assertEquals(DataType.FLOAT, c.tensors().get("h").dataType());
     }
 
     @ParameterizedTest(name = "{0}")
-    @CsvSource(delimiter = '|', value = {
-        "not an object| [1,2] | 0 | header: expected a JSON object",
-        "invalid json| {\"a\": | 0 | invalid JSON",
-        "duplicate key| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}} | 8 | invalid JSON",
-        "entry not object| {\"a\":3} | 0 | tensor 'a': expected an object",
-        "missing field| {\"a\":{\"dtype\":\"F32\",\"shape\":[1]}} | 4 | expected exactly the fields",
-        "extra field| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}} | 4 | expected exactly the fields",
-        "unsupported dtype| {\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,8]}} | 8 | dtype expected one of",
-        "dtype not string| {\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}} | 4 | dtype expected a string",
-        "negative dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
-        "fractional dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
-        "huge dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
-        "overflowing shape| {\"a\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}} | 4 | too many elements",
-        "too many elements| {\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296],\"data_offsets\":[0,4]}} | 4 | expected at most",
-        "one offset| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}} | 4 | data_offsets: expected 2",
-        "begin after end| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}} | 4 | begin <= end",
-        "size mismatch| {\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}} | 4 | expected 8 for F32",
-        "overlap| {\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}} | 8 | overlap tensor",
-        "hole| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}} | 8 | a hole of 4 bytes",
-        "trailing bytes| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} | 12 | 8 trailing bytes",
-        "truncated| {\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}} | 8 | truncated",
-        "metadata not strings| {\"__metadata__\":{\"k\":1}} | 0 | expected a string",
-        "metadata not object| {\"__metadata__\":[]} | 0 | expected an object of strings",
-        "empty name| {\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} | 4 | non-empty",
-    })
+    @CsvSource(
+            delimiter = '|',
+            value = {
+                "not an object| [1,2] | 0 | header: expected a JSON object",
+                "invalid json| {\"a\": | 0 | invalid JSON",
+                "duplicate key| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}} | 8 | invalid JSON",
+                "entry not object| {\"a\":3} | 0 | tensor 'a': expected an object",
+                "missing field| {\"a\":{\"dtype\":\"F32\",\"shape\":[1]}} | 4 | expected exactly the fields",
+                "extra field| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"x\":1}} | 4 | expected exactly the fields",
+                "unsupported dtype| {\"a\":{\"dtype\":\"I32\",\"shape\":[1],\"data_offsets\":[0,8]}} | 8 | dtype expected one of",
+                "dtype not string| {\"a\":{\"dtype\":5,\"shape\":[1],\"data_offsets\":[0,4]}} | 4 | dtype expected a string",
+                "negative dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
+                "fractional dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
+                "huge dim| {\"a\":{\"dtype\":\"F32\",\"shape\":[99999999999999999999],\"data_offsets\":[0,4]}} | 4 | shape: expected non-negative integers",
+                "overflowing shape| {\"a\":{\"dtype\":\"F64\",\"shape\":[4294967296,4294967296],\"data_offsets\":[0,4]}} | 4 | too many elements",
+                "too many elements| {\"a\":{\"dtype\":\"F32\",\"shape\":[4294967296],\"data_offsets\":[0,4]}} | 4 | expected at most",
+                "one offset| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0]}} | 4 | data_offsets: expected 2",
+                "begin after end| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,0]}} | 4 | begin <= end",
+                "size mismatch| {\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}} | 4 | expected 8 for F32",
+                "overlap| {\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}} | 8 | overlap tensor",
+                "hole| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}} | 8 | a hole of 4 bytes",
+                "trailing bytes| {\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} | 12 | 8 trailing bytes",
+                "truncated| {\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}} | 8 | truncated",
+                "metadata not strings| {\"__metadata__\":{\"k\":1}} | 0 | expected a string",
+                "metadata not object| {\"__metadata__\":[]} | 0 | expected an object of strings",
+                "empty name| {\"\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}} | 4 | non-empty",
+            })
     void hostileHeadersAreRejected(String what, String json, int dataBytes, String message) {
-        SafetensorsException e = assertThrows(SafetensorsException.class,
-                () -> Safetensors.read(file(json.strip(), new byte[dataBytes])), what);
-        assertTrue(e.getMessage().contains(message.strip()), () -> what + ": '" + e.getMessage() + "' lacks '"
-                + message.strip() + "'");
+        SafetensorsException e = assertThrows(
+                SafetensorsException.class, () -> Safetensors.read(file(json.strip(), new byte[dataBytes])), what);
+        assertTrue(
+                e.getMessage().contains(message.strip()),
+                () -> what + ": '" + e.getMessage() + "' lacks '" + message.strip() + "'");
     }
 
     @Test
     void hostileFramingIsRejected() {
         assertMessage(new byte[5], "expected at least 8 bytes");
-        assertMessage(ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(Long.MAX_VALUE).array(),
+        assertMessage(
+                ByteBuffer.allocate(16)
+                        .order(ByteOrder.LITTLE_ENDIAN)
+                        .putLong(Long.MAX_VALUE)
+                        .array(),
                 "header length");
-        assertMessage(ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(-1).array(), "18446744073709551615");
-        assertMessage(ByteBuffer.allocate(16).order(ByteOrder.LITTLE_ENDIAN).putLong(9).array(), "header length");
-        byte[] badUtf8 = ByteBuffer.allocate(12).order(ByteOrder.LITTLE_ENDIAN).putLong(4)
-                .put(new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'}).array();
+        assertMessage(
+                ByteBuffer.allocate(16)
+                        .order(ByteOrder.LITTLE_ENDIAN)
+                        .putLong(-1)
+                        .array(),
+                "18446744073709551615");
+        assertMessage(
+                ByteBuffer.allocate(16)
+                        .order(ByteOrder.LITTLE_ENDIAN)
+                        .putLong(9)
+                        .array(),
+                "header length");
+        byte[] badUtf8 = ByteBuffer.allocate(12)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(4)
+                .put(new byte[] {'{', (byte) 0xC3, (byte) 0x28, '}'})
+                .array();
         assertMessage(badUtf8, "invalid UTF-8");
     }
 
@@ -143,11 +171,13 @@ class SafetensorsTest {
     void writerRefusesWhatItCannotRepresent(@TempDir Path dir) throws IOException {
         Path file = dir.resolve("x.safetensors");
         Files.writeString(file, "previous");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> Safetensors.write(file,
-                Map.of("ints", Nd4j.createFromArray(1, 2, 3)), Map.of()));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> Safetensors.write(file, Map.of("ints", Nd4j.createFromArray(1, 2, 3)), Map.of()));
         assertTrue(e.getMessage().contains("expected FLOAT, DOUBLE or LONG, got INT"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> Safetensors.write(file,
-                Map.of("__metadata__", Nd4j.scalar(1f)), Map.of()));
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> Safetensors.write(file, Map.of("__metadata__", Nd4j.scalar(1f)), Map.of()));
         assertEquals("previous", Files.readString(file), "a refused write leaves the old file");
         try (var files = Files.list(dir)) {
             assertEquals(1, files.count(), "and no temporary file");
@@ -156,8 +186,12 @@ class SafetensorsTest {
 
     static byte[] file(String json, byte[] data) {
         byte[] header = json.getBytes(StandardCharsets.UTF_8);
-        return ByteBuffer.allocate(8 + header.length + data.length).order(ByteOrder.LITTLE_ENDIAN)
-                .putLong(header.length).put(header).put(data).array();
+        return ByteBuffer.allocate(8 + header.length + data.length)
+                .order(ByteOrder.LITTLE_ENDIAN)
+                .putLong(header.length)
+                .put(header)
+                .put(data)
+                .array();
     }
 
     private static byte[] le16(int... values) {

@@ -3,7 +3,6 @@ package org.convbn.io;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.List;
-
 import org.convbn.testkit.conformance.ThreadSafetyDeclarations;
 import org.junit.jupiter.api.Test;
 

@@ -1,11 +1,9 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**

@@ -1,7 +1,6 @@
 package org.convbn.nd4j;
 
 import net.jcip.annotations.ThreadSafe;
-
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels.ConvGradients;
@@ -36,8 +35,7 @@ public final class Conv2dOps {
      */
     static final long DEPTHWISE_OP_MAX_OUTPUTS = 1024;
 
-    private Conv2dOps() {
-    }
+    private Conv2dOps() {}
 
     /**
      * {@code conv(x, w) + b}.
@@ -98,8 +96,10 @@ public final class Conv2dOps {
 
     /** {@link #backward(ConvConfig, INDArray, INDArray, INDArray, INDArray)} with the results from {@code arena}. */
     public static ConvGradients backward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy) {
-        ConvGradients all = new ConvGradients(arena.allocate(x.dataType(), x.shape()),
-                arena.allocate(w.dataType(), w.shape()), b == null ? null : arena.allocate(b.dataType(), b.shape()));
+        ConvGradients all = new ConvGradients(
+                arena.allocate(x.dataType(), x.shape()),
+                arena.allocate(w.dataType(), w.shape()),
+                b == null ? null : arena.allocate(b.dataType(), b.shape()));
         if (c.groups() == 1) {
             backwardGroup(c, x, w, b, gy, all);
             return all;
@@ -115,8 +115,10 @@ public final class Conv2dOps {
             INDArray bg = b == null ? null : outputSlice(arena, c, b, g);
             INDArray gyg = arena.allocate(gy.dataType(), gy.size(0), og, gy.size(2), gy.size(3));
             gyg.assign(channels(gy, g, og));
-            ConvGradients part = new ConvGradients(arena.allocate(xg.dataType(), xg.shape()),
-                    arena.allocate(wg.dataType(), wg.shape()), bg == null ? null : arena.allocate(bg.dataType(), og));
+            ConvGradients part = new ConvGradients(
+                    arena.allocate(xg.dataType(), xg.shape()),
+                    arena.allocate(wg.dataType(), wg.shape()),
+                    bg == null ? null : arena.allocate(bg.dataType(), og));
             backwardGroup(c, xg, wg, bg, gyg, part);
             channels(all.input(), g, c.inChannelsPerGroup()).assign(part.input());
             outputs(all.weight(), g, og).assign(part.weight());
@@ -135,7 +137,8 @@ public final class Conv2dOps {
      * @param y the output (or its gradient), {@code [N, O, oH, oW]}
      */
     static boolean useDepthwiseOp(ConvConfig c, INDArray y) {
-        return c.groups() > 1 && c.inChannelsPerGroup() == 1
+        return c.groups() > 1
+                && c.inChannelsPerGroup() == 1
                 && y.size(0) * y.size(2) * y.size(3) <= DEPTHWISE_OP_MAX_OUTPUTS;
     }
 
@@ -149,7 +152,8 @@ public final class Conv2dOps {
         if (mult == 1) {
             return w.reshape(1, c.inChannels(), c.kernelH(), c.kernelW());
         }
-        INDArray swapped = w.reshape(c.inChannels(), mult, c.kernelH(), c.kernelW()).permute(1, 0, 2, 3);
+        INDArray swapped =
+                w.reshape(c.inChannels(), mult, c.kernelH(), c.kernelW()).permute(1, 0, 2, 3);
         return arena.allocate(w.dataType(), swapped.shape()).assign(swapped);
     }
 
@@ -160,8 +164,8 @@ public final class Conv2dOps {
         }
     }
 
-    private static void depthwiseBackward(Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b,
-                                          INDArray gy, ConvGradients out) {
+    private static void depthwiseBackward(
+            Arena arena, ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy, ConvGradients out) {
         int mult = c.outChannelsPerGroup();
         INDArray dw = depthwiseWeight(arena, c, w);
         INDArray gw = mult == 1 ? out.weight().reshape(dw.shape()) : arena.allocate(w.dataType(), dw.shape());
@@ -185,12 +189,14 @@ public final class Conv2dOps {
         exec(c, op.build());
     }
 
-    private static void backwardGroup(ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy,
-                                      ConvGradients out) {
+    private static void backwardGroup(
+            ConvConfig c, INDArray x, INDArray w, INDArray b, INDArray gy, ConvGradients out) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("conv2d_bp");
         op.addInputs(b == null ? new INDArray[] {x, w, gy} : new INDArray[] {x, w, b, gy});
-        op.addOutputs(b == null ? new INDArray[] {out.input(), out.weight()}
-                : new INDArray[] {out.input(), out.weight(), out.bias()});
+        op.addOutputs(
+                b == null
+                        ? new INDArray[] {out.input(), out.weight()}
+                        : new INDArray[] {out.input(), out.weight(), out.bias()});
         op.addIntegerArguments(intArgs(c));
         exec(c, op.build());
     }
@@ -219,8 +225,19 @@ public final class Conv2dOps {
     }
 
     private static int[] intArgs(ConvConfig c, int weightFormat) {
-        return new int[] {c.kernelH(), c.kernelW(), c.strideH(), c.strideW(), c.padding().h(), c.padding().w(),
-            c.dilationH(), c.dilationW(), c.padding().isSame() ? 1 : 0, NCHW, weightFormat};
+        return new int[] {
+            c.kernelH(),
+            c.kernelW(),
+            c.strideH(),
+            c.strideW(),
+            c.padding().h(),
+            c.padding().w(),
+            c.dilationH(),
+            c.dilationW(),
+            c.padding().isSame() ? 1 : 0,
+            NCHW,
+            weightFormat
+        };
     }
 
     /** Group g's input channels, copied to a contiguous array (libnd4j's im2col wants dense NCHW). */

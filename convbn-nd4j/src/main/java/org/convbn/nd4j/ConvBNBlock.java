@@ -1,13 +1,11 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.concurrent.atomic.AtomicBoolean;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
@@ -60,6 +58,7 @@ public final class ConvBNBlock {
     private Mode mode;
     /** The tensors the block holds: unfolded in TRAIN, EVAL and TUNE, folded in DEPLOY. */
     private State state;
+
     private SavedTensors saved;
     /** The layout of the pending forward's output, which its backward's gradient must have. */
     private Layout savedOutputLayout;
@@ -67,12 +66,12 @@ public final class ConvBNBlock {
     private long[] savedInputShape;
     /** The last TRAIN forward's batch mean and biased variance ([O] each, from the arena), for {@link #forwardReplay}. */
     private INDArray lastBatchMean;
+
     private INDArray lastBatchVar;
     private boolean warnedDeployTraining;
 
     /** What a block holds, one record per kind of state. */
-    private sealed interface State permits Unfolded, Folded {
-    }
+    private sealed interface State permits Unfolded, Folded {}
 
     /** DEPLOY: W', b', s and the diagnostics of the fold made on entering it. */
     private sealed interface Folded extends State permits Deployed, DeployedUnfoldable {
@@ -82,17 +81,14 @@ public final class ConvBNBlock {
     }
 
     /** TRAIN, EVAL, TUNE: W, b, gamma, beta and the running statistics. */
-    private record Unfolded(ConvBNParameters parameters) implements State {
-    }
+    private record Unfolded(ConvBNParameters parameters) implements State {}
 
     /** DEPLOY without the BN tensors (it cannot unfold): W', b', s and the fold's diagnostics. */
-    private record Deployed(FoldedParameters folded, FoldDiagnostics diagnostics) implements Folded {
-    }
+    private record Deployed(FoldedParameters folded, FoldDiagnostics diagnostics) implements Folded {}
 
     /** DEPLOY with the BN tensors kept to unfold with (W and b are recovered from W', b'). */
     private record DeployedUnfoldable(FoldedParameters folded, FoldDiagnostics diagnostics, BatchNormState kept)
-            implements Folded {
-    }
+            implements Folded {}
 
     private ConvBNBlock(ConvBNConfig config, ConvBNParameters parameters, Mode mode, Kernels kernels) {
         this.config = config;
@@ -105,7 +101,9 @@ public final class ConvBNBlock {
 
     private ConvBNBlock(ConvBNConfig config, FoldedParameters deployed, Kernels kernels) {
         this.config = config;
-        Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_WEIGHT, deployed.weight(),
+        Tensors.requireShape(
+                org.convbn.core.ParameterNames.FOLDED_WEIGHT,
+                deployed.weight(),
                 config.producer().weightShape());
         this.dataType = deployed.weight().dataType();
         ConvBNParameters.requireFloatingType(dataType);
@@ -236,8 +234,7 @@ public final class ConvBNBlock {
             warnedDeployTraining = false;
         } else if (ModeTransitions.unfolds(mode, target)) {
             DeployedUnfoldable d = (DeployedUnfoldable) state; // ModeTransitions.check refused plain Deployed
-            state = new Unfolded(ModeFunctions.unfold(config, d.folded(), d.kept(),
-                    Folding.UNABSORBED_BIAS_TOLERANCE));
+            state = new Unfolded(ModeFunctions.unfold(config, d.folded(), d.kept(), Folding.UNABSORBED_BIAS_TOLERANCE));
         }
         mode = target;
     }
@@ -274,26 +271,33 @@ public final class ConvBNBlock {
         clearSaved();
         long[] o = config.producer().outputShape(shape);
         INDArray x4 = featureMap(x);
-        ModeFunctions.Forward f = switch (mode) {
-            case TRAIN -> {
-                long perChannel = Arrays.stream(o).reduce(1, Math::multiplyExact) / o[1];
-                if (perChannel < 2) {
-                    throw new IllegalArgumentException("x: TRAIN needs more than one value per channel to compute batch "
-                            + "statistics, got output " + Arrays.toString(o));
-                }
-                ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded(), x4, out);
-                SavedTensors.Train s = (SavedTensors.Train) t.saved();
-                ModeFunctions.updateRunningStatistics(config.bn(), unfolded().runningMean(), unfolded().runningVar(),
-                        s.batchMean(), s.batchVar(), perChannel);
-                kernels.arena().release(lastBatchMean, lastBatchVar);
-                lastBatchMean = s.batchMean();
-                lastBatchVar = s.batchVar();
-                yield t;
-            }
-            case EVAL -> ModeFunctions.eval(kernels, config, unfolded(), x4, out);
-            case TUNE -> ModeFunctions.tune(kernels, config, unfolded(), x4, out);
-            case DEPLOY -> ModeFunctions.deploy(kernels, config.producer(), folded(), x4, out);
-        };
+        ModeFunctions.Forward f =
+                switch (mode) {
+                    case TRAIN -> {
+                        long perChannel = Arrays.stream(o).reduce(1, Math::multiplyExact) / o[1];
+                        if (perChannel < 2) {
+                            throw new IllegalArgumentException(
+                                    "x: TRAIN needs more than one value per channel to compute batch "
+                                            + "statistics, got output " + Arrays.toString(o));
+                        }
+                        ModeFunctions.Forward t = ModeFunctions.train(kernels, config, unfolded(), x4, out);
+                        SavedTensors.Train s = (SavedTensors.Train) t.saved();
+                        ModeFunctions.updateRunningStatistics(
+                                config.bn(),
+                                unfolded().runningMean(),
+                                unfolded().runningVar(),
+                                s.batchMean(),
+                                s.batchVar(),
+                                perChannel);
+                        kernels.arena().release(lastBatchMean, lastBatchVar);
+                        lastBatchMean = s.batchMean();
+                        lastBatchVar = s.batchVar();
+                        yield t;
+                    }
+                    case EVAL -> ModeFunctions.eval(kernels, config, unfolded(), x4, out);
+                    case TUNE -> ModeFunctions.tune(kernels, config, unfolded(), x4, out);
+                    case DEPLOY -> ModeFunctions.deploy(kernels, config.producer(), folded(), x4, out);
+                };
         saved = f.saved();
         savedOutputLayout = out;
         savedInputShape = shape;
@@ -303,9 +307,11 @@ public final class ConvBNBlock {
     /** @return the logical input shape */
     private long[] checkInput(INDArray x, Layout out) {
         if (x == null) {
-            throw new IllegalArgumentException("x: expected an array " + (config.producer() instanceof LinearConfig
-                    ? "[N, " + config.producer().inChannels() + "(, L)]"
-                    : "[N, " + config.producer().inChannels() + ", H, W]") + ", got null");
+            throw new IllegalArgumentException("x: expected an array "
+                    + (config.producer() instanceof LinearConfig
+                            ? "[N, " + config.producer().inChannels() + "(, L)]"
+                            : "[N, " + config.producer().inChannels() + ", H, W]")
+                    + ", got null");
         }
         if (config.producer() instanceof LinearConfig && (out != Layout.NCHW || layoutOrNchw(x) != Layout.NCHW)) {
             throw new IllegalArgumentException("out: a linear block reads and writes plain [N, F(, L)] arrays; "
@@ -356,13 +362,13 @@ public final class ConvBNBlock {
             return forward(x, out);
         }
         if (lastBatchMean == null) {
-            throw new IllegalStateException("forwardReplay: expected an earlier TRAIN forward whose batch statistics "
-                    + "to reuse, got none");
+            throw new IllegalStateException(
+                    "forwardReplay: expected an earlier TRAIN forward whose batch statistics " + "to reuse, got none");
         }
         long[] shape = checkInput(x, out);
         clearSaved();
-        ModeFunctions.Forward f = ModeFunctions.trainReplay(kernels, config, unfolded(), featureMap(x), lastBatchMean,
-                lastBatchVar, out);
+        ModeFunctions.Forward f =
+                ModeFunctions.trainReplay(kernels, config, unfolded(), featureMap(x), lastBatchMean, lastBatchVar, out);
         saved = f.saved();
         savedOutputLayout = out;
         savedInputShape = shape;
@@ -403,19 +409,20 @@ public final class ConvBNBlock {
             saved = null;
             // setMode() drops saved tensors, so they always come from a forward in the current mode.
             grads = switch (mode) {
-                case TRAIN -> ModeFunctions.trainBackward(kernels, config, unfolded(), (SavedTensors.Train) s, g,
-                        inputGradient);
-                case EVAL -> ModeFunctions.evalBackward(kernels, config, unfolded(), (SavedTensors.Eval) s, g,
-                        inputGradient);
+                case TRAIN ->
+                    ModeFunctions.trainBackward(kernels, config, unfolded(), (SavedTensors.Train) s, g, inputGradient);
+                case EVAL ->
+                    ModeFunctions.evalBackward(kernels, config, unfolded(), (SavedTensors.Eval) s, g, inputGradient);
                 case TUNE -> ModeFunctions.tuneBackward(kernels, config, unfolded(), s, g, inputGradient);
                 case DEPLOY -> {
                     warnOnceAboutDeployTraining();
-                    yield ModeFunctions.deployBackward(kernels, config.producer(), folded(), (SavedTensors.Deploy) s,
-                            g, inputGradient);
+                    yield ModeFunctions.deployBackward(
+                            kernels, config.producer(), folded(), (SavedTensors.Deploy) s, g, inputGradient);
                 }
             };
         }
-        return grads.input() == null ? grads
+        return grads.input() == null
+                ? grads
                 : new BlockGradients(asShape(grads.input(), savedInputShape), grads.parameters());
     }
 
@@ -478,7 +485,8 @@ public final class ConvBNBlock {
      * @return W', b', s: live in DEPLOY; elsewhere a fold computed now from the current parameters
      */
     public FoldedParameters foldedParameters() {
-        return state instanceof Unfolded u ? ModeFunctions.fold(Arena.direct(), config, u.parameters(), true)
+        return state instanceof Unfolded u
+                ? ModeFunctions.fold(Arena.direct(), config, u.parameters(), true)
                 : folded();
     }
 
@@ -487,7 +495,10 @@ public final class ConvBNBlock {
         if (!(state instanceof Unfolded u)) {
             return foldedState().diagnostics();
         }
-        INDArray s = ModeFunctions.scale(Arena.direct(), config.bn(), u.parameters().gamma(),
+        INDArray s = ModeFunctions.scale(
+                Arena.direct(),
+                config.bn(),
+                u.parameters().gamma(),
                 u.parameters().runningVar());
         FoldDiagnostics d = FoldDiagnostics.of(s);
         Arena.direct().release(s);
@@ -523,13 +534,19 @@ public final class ConvBNBlock {
             return;
         }
         warnedDeployTraining = true;
-        foldedState().diagnostics().deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT).ifPresent(w -> {
-            if (WARNED_IN_PROCESS.compareAndSet(false, true)) {
-                LOG.warn("{} block {}: {} (further blocks are logged at debug level)", Mode.DEPLOY, config.producer(),
-                        w);
-            } else {
-                LOG.debug("{} block {}: {}", Mode.DEPLOY, config.producer(), w);
-            }
-        });
+        foldedState()
+                .diagnostics()
+                .deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT)
+                .ifPresent(w -> {
+                    if (WARNED_IN_PROCESS.compareAndSet(false, true)) {
+                        LOG.warn(
+                                "{} block {}: {} (further blocks are logged at debug level)",
+                                Mode.DEPLOY,
+                                config.producer(),
+                                w);
+                    } else {
+                        LOG.debug("{} block {}: {}", Mode.DEPLOY, config.producer(), w);
+                    }
+                });
     }
 }

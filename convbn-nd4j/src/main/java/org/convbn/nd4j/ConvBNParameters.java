@@ -1,13 +1,11 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Objects;
 import java.util.SplittableRandom;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ParameterNames;
 import org.convbn.core.ProducerConfig;
@@ -41,10 +39,10 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
      * @return the tensors, as references
      * @throws IllegalArgumentException for a missing W or running statistic, or gamma without beta (named)
      */
-    public static ConvBNParameters of(INDArray weight, INDArray bias, INDArray gamma, INDArray beta,
-                                      INDArray runningMean, INDArray runningVar) {
-        return new ConvBNParameters(new ConvParameters(weight, bias),
-                new BatchNormState(gamma, beta, runningMean, runningVar));
+    public static ConvBNParameters of(
+            INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray runningMean, INDArray runningVar) {
+        return new ConvBNParameters(
+                new ConvParameters(weight, bias), new BatchNormState(gamma, beta, runningMean, runningVar));
     }
 
     /** @return W */
@@ -116,7 +114,8 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
         DataType type = weight.dataType();
         requireFloatingType(type);
         long o = config.channels();
-        Tensors.requireShape(config.producer().weightName(), weight, config.producer().weightShape());
+        Tensors.requireShape(
+                config.producer().weightName(), weight, config.producer().weightShape());
         requireVector(config.producer().biasName(), bias, config.producer().bias(), o, type);
         requireVector(ParameterNames.BN_WEIGHT, gamma, config.bn().affine(), o, type);
         requireVector(ParameterNames.BN_BIAS, beta, config.bn().affine(), o, type);
@@ -165,7 +164,13 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
 
     /** @return a deep copy */
     public ConvBNParameters copy() {
-        return of(weight().dup(), dup(bias()), dup(gamma()), dup(beta()), runningMean().dup(), runningVar().dup());
+        return of(
+                weight().dup(),
+                dup(bias()),
+                dup(gamma()),
+                dup(beta()),
+                runningMean().dup(),
+                runningVar().dup());
     }
 
     /** @return b, or zeros {@code [O]} when the conv has no bias (a new array then) */
@@ -180,8 +185,9 @@ public record ConvBNParameters(ConvParameters conv, BatchNormState batchNorm) {
     private static void requireVector(String name, INDArray a, boolean expected, long length, DataType type) {
         if (!expected) {
             if (a != null) {
-                throw new IllegalArgumentException(name + ": expected null for this configuration, got an array of shape "
-                        + Arrays.toString(a.shape()));
+                throw new IllegalArgumentException(
+                        name + ": expected null for this configuration, got an array of shape "
+                                + Arrays.toString(a.shape()));
             }
             return;
         }

@@ -1,7 +1,6 @@
 package org.convbn.nd4j;
 
 import net.jcip.annotations.NotThreadSafe;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -14,8 +13,8 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public record ConvParameters(INDArray weight, INDArray bias) {
     public ConvParameters {
         if (weight == null) {
-            throw new IllegalArgumentException(org.convbn.core.ParameterNames.CONV_WEIGHT + ": expected an array, "
-                    + "got null");
+            throw new IllegalArgumentException(
+                    org.convbn.core.ParameterNames.CONV_WEIGHT + ": expected an array, " + "got null");
         }
     }
 }

@@ -1,11 +1,9 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.GaussianQuantiles;
@@ -71,8 +69,7 @@ public final class ConvProxyNormBlock {
      * What a forward keeps: its input (the caller's), the normalised conv output y in the block's layout and the
      * inverse standard deviations {@code [N, groups]} (both from the kernels' arena).
      */
-    private record Saved(INDArray input, INDArray normalized, INDArray rstd) {
-    }
+    private record Saved(INDArray input, INDArray normalized, INDArray rstd) {}
 
     /**
      * A block on the fastest kernels for the parameters' data type, with {@link Arena#direct()} memory.
@@ -94,11 +91,10 @@ public final class ConvProxyNormBlock {
      *                the block's outputs and temporaries); null for the fastest set on {@link Arena#direct()}
      * @throws IllegalArgumentException naming a tensor or setting that does not fit
      */
-    public ConvProxyNormBlock(ConvConfig conv, ProxyNormConfig norm, ProxyNormParameters parameters,
-                              Kernels kernels) {
+    public ConvProxyNormBlock(ConvConfig conv, ProxyNormConfig norm, ProxyNormParameters parameters, Kernels kernels) {
         if (norm.channels() != conv.outChannels()) {
-            throw new IllegalArgumentException("norm.channels: expected conv.outChannels=" + conv.outChannels()
-                    + ", got " + norm.channels());
+            throw new IllegalArgumentException(
+                    "norm.channels: expected conv.outChannels=" + conv.outChannels() + ", got " + norm.channels());
         }
         this.conv = conv;
         this.norm = norm;
@@ -106,12 +102,12 @@ public final class ConvProxyNormBlock {
         this.dataType = parameters.validate(conv);
         this.kernels = kernels != null ? kernels : Kernels.create(dataType, Arena.direct());
         if (this.kernels.dataType() != dataType) {
-            throw new IllegalArgumentException("kernels: expected kernels for " + dataType + ", got "
-                    + this.kernels.dataType());
+            throw new IllegalArgumentException(
+                    "kernels: expected kernels for " + dataType + ", got " + this.kernels.dataType());
         }
         this.arena = this.kernels.arena();
-        this.layout = Layout.largestFitting(this.kernels.preferredLayout(norm.channels()),
-                norm.channels() / norm.groups());
+        this.layout =
+                Layout.largestFitting(this.kernels.preferredLayout(norm.channels()), norm.channels() / norm.groups());
         this.quantiles = GaussianQuantiles.of(norm.proxyPoints());
     }
 
@@ -145,8 +141,13 @@ public final class ConvProxyNormBlock {
 
     /** @return mu and sigma2 of the proxy for the current parameters */
     public ProxyMoments proxyMoments() {
-        return ProxyMoments.of(norm.activation(), quantiles, vec(parameters.gamma()), vec(parameters.beta()),
-                vec(parameters.betaTilde()), vec(parameters.gammaTilde()));
+        return ProxyMoments.of(
+                norm.activation(),
+                quantiles,
+                vec(parameters.gamma()),
+                vec(parameters.beta()),
+                vec(parameters.betaTilde()),
+                vec(parameters.gammaTilde()));
     }
 
     /**
@@ -238,15 +239,22 @@ public final class ConvProxyNormBlock {
             dMean[c] = -r[c] * sumG[c];
             dVar[c] = -0.5 * r[c] * r[c] * r[c] * (sumGh[c] - m.mean()[c] * sumG[c]);
         }
-        double[][] proxy = m.backward(norm.activation(), quantiles, vec(parameters.gamma()), vec(parameters.beta()),
-                vec(parameters.betaTilde()), vec(parameters.gammaTilde()), dMean, dVar);
+        double[][] proxy = m.backward(
+                norm.activation(),
+                quantiles,
+                vec(parameters.gamma()),
+                vec(parameters.beta()),
+                vec(parameters.betaTilde()),
+                vec(parameters.gammaTilde()),
+                dMean,
+                dVar);
 
         // Directly: da = r g phi'(a), dgamma += sum(da y), dbeta += sum(da), dy = gamma da.
         INDArray da = kernels.copy(gradOutput);
         switch (norm.activation()) {
             case SILU -> kernels.siluBackwardInPlace(a, da);
             case RELU -> kernels.reluBackwardInPlace(a, da); // relu(a) > 0 exactly where a > 0
-            case IDENTITY -> { }
+            case IDENTITY -> {}
         }
         arena.release(a);
         INDArray rv = vector(r);
@@ -261,8 +269,15 @@ public final class ConvProxyNormBlock {
 
         INDArray dv = groupNormBackward(da, s.normalized(), s.rstd());
         arena.release(da);
-        Kernels.ConvGradients g = kernels.convBackward(conv, s.input(), parameters.weight(), null, dv, inputGradient,
-                parameters.bias() != null, Layout.of(s.input()));
+        Kernels.ConvGradients g = kernels.convBackward(
+                conv,
+                s.input(),
+                parameters.weight(),
+                null,
+                dv,
+                inputGradient,
+                parameters.bias() != null,
+                Layout.of(s.input()));
         arena.release(dv);
         clearSaved();
         Map<String, INDArray> grads = new LinkedHashMap<>();
@@ -346,7 +361,8 @@ public final class ConvProxyNormBlock {
         INDArray w2 = Nd4j.createUninitialized(weight.dataType(), weight.shape());
         Nd4j.exec(new BroadcastMulOp(weight, r, w2, 1));
         // sum over c, kh, kw of W2[o, c, kh, kw] r_c mu_c
-        INDArray shift = w2.sum(2, 3).mmul(arr(m.mean()).reshape(m.mean().length, 1)).reshape(next.outChannels());
+        INDArray shift =
+                w2.sum(2, 3).mmul(arr(m.mean()).reshape(m.mean().length, 1)).reshape(next.outChannels());
         INDArray b2 = bias == null ? shift.negi() : bias.sub(shift);
         return new FoldedParameters(w2, b2, r);
     }

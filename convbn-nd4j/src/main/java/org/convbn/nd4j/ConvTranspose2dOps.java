@@ -24,8 +24,7 @@ final class ConvTranspose2dOps {
     /** libnd4j integer argument of deconv2d: 1 = [iC, oC, kH, kW], PyTorch's layout per group. */
     private static final int IOYX = 1;
 
-    private ConvTranspose2dOps() {
-    }
+    private ConvTranspose2dOps() {}
 
     /**
      * @param x {@code [N, C, H, W]}, not modified
@@ -61,8 +60,14 @@ final class ConvTranspose2dOps {
      * @param biasGradient whether to compute dL/db = sum of g over N, H, W
      * @return new dL/dX (or null), dL/dW, dL/db (or null)
      */
-    static Kernels.ConvGradients backward(Arena arena, ConvTransposeConfig c, INDArray x, INDArray w, INDArray g,
-                                        boolean inputGradient, boolean biasGradient) {
+    static Kernels.ConvGradients backward(
+            Arena arena,
+            ConvTransposeConfig c,
+            INDArray x,
+            INDArray w,
+            INDArray g,
+            boolean inputGradient,
+            boolean biasGradient) {
         INDArray full = unpadded(arena, c, x, g);
         INDArray dx = arena.allocate(x.dataType(), x.shape());
         INDArray dw = arena.allocate(w.dataType(), w.shape());
@@ -101,8 +106,10 @@ final class ConvTranspose2dOps {
 
     /** @return the unpadded output size {@code (in - 1) s + d (k - 1) + 1} of each spatial dimension */
     private static long[] fullSize(ConvTransposeConfig c, INDArray x) {
-        return new long[] {(x.size(2) - 1) * c.strideH() + (long) c.dilationH() * (c.kernelH() - 1) + 1,
-            (x.size(3) - 1) * c.strideW() + (long) c.dilationW() * (c.kernelW() - 1) + 1};
+        return new long[] {
+            (x.size(2) - 1) * c.strideH() + (long) c.dilationH() * (c.kernelH() - 1) + 1,
+            (x.size(3) - 1) * c.strideW() + (long) c.dilationW() * (c.kernelW() - 1) + 1
+        };
     }
 
     /**
@@ -115,7 +122,8 @@ final class ConvTranspose2dOps {
             return g;
         }
         long[] full = fullSize(c, x);
-        INDArray out = arena.allocate(g.dataType(), g.size(0), g.size(1), full[0], full[1]).assign(0);
+        INDArray out = arena.allocate(g.dataType(), g.size(0), g.size(1), full[0], full[1])
+                .assign(0);
         long rows = Math.min(g.size(2), full[0] - c.padH());
         long cols = Math.min(g.size(3), full[1] - c.padW());
         window(out, c.padH(), c.padW(), rows, cols).assign(window(g, 0, 0, rows, cols));
@@ -123,13 +131,13 @@ final class ConvTranspose2dOps {
     }
 
     /** libnd4j's deconv2d_bp without padding: dX through a conv of g, dW through im2col of g and a contraction. */
-    private static void deconvBackward(ConvTransposeConfig c, INDArray x, INDArray w, INDArray g, INDArray dx,
-                                       INDArray dw) {
+    private static void deconvBackward(
+            ConvTransposeConfig c, INDArray x, INDArray w, INDArray g, INDArray dx, INDArray dw) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("deconv2d_bp");
         op.addInputs(x, w, g);
         op.addOutputs(dx, dw);
-        op.addIntegerArguments(c.kernelH(), c.kernelW(), c.strideH(), c.strideW(), 0, 0, c.dilationH(),
-                c.dilationW(), 0, NCHW, IOYX);
+        op.addIntegerArguments(
+                c.kernelH(), c.kernelW(), c.strideH(), c.strideW(), 0, 0, c.dilationH(), c.dilationW(), 0, NCHW, IOYX);
         Conv2dOps.exec(c.dilationH() > 1 || c.dilationW() > 1, op.build());
     }
 
@@ -139,8 +147,7 @@ final class ConvTranspose2dOps {
      * {@code [pad, pad + oH)} of which is the result (rows past the full output, which output padding can add when
      * it exceeds the padding, get no contributions), and the bias is added after the crop.
      */
-    private static void deconv(Arena arena, ConvTransposeConfig c, INDArray x, INDArray w, INDArray b,
-                               INDArray out) {
+    private static void deconv(Arena arena, ConvTransposeConfig c, INDArray x, INDArray w, INDArray b, INDArray out) {
         if (c.outputPadH() == 0 && c.outputPadW() == 0) {
             deconv(c, x, w, b, c.padH(), c.padW(), out);
             return;
@@ -160,13 +167,23 @@ final class ConvTranspose2dOps {
         }
     }
 
-    private static void deconv(ConvTransposeConfig c, INDArray x, INDArray w, INDArray b, int padH, int padW,
-                               INDArray out) {
+    private static void deconv(
+            ConvTransposeConfig c, INDArray x, INDArray w, INDArray b, int padH, int padW, INDArray out) {
         DynamicCustomOp.DynamicCustomOpsBuilder op = DynamicCustomOp.builder("deconv2d");
         op.addInputs(b == null ? new INDArray[] {x, w} : new INDArray[] {x, w, b});
         op.addOutputs(out);
-        op.addIntegerArguments(c.kernelH(), c.kernelW(), c.strideH(), c.strideW(), padH, padW, c.dilationH(),
-                c.dilationW(), 0, NCHW, IOYX);
+        op.addIntegerArguments(
+                c.kernelH(),
+                c.kernelW(),
+                c.strideH(),
+                c.strideW(),
+                padH,
+                padW,
+                c.dilationH(),
+                c.dilationW(),
+                0,
+                NCHW,
+                IOYX);
         Conv2dOps.exec(c.dilationH() > 1 || c.dilationW() > 1, op.build());
     }
 

@@ -1,10 +1,8 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.Immutable;
-
 import java.util.Locale;
 import java.util.Optional;
-
+import net.jcip.annotations.Immutable;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -24,8 +22,13 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * @param maxAbsChannel the channel of the largest |s|
  */
 @Immutable
-public record FoldDiagnostics(double minScale, double maxScale, double minAbsScale, double maxAbsScale,
-                              int minAbsChannel, int maxAbsChannel) {
+public record FoldDiagnostics(
+        double minScale,
+        double maxScale,
+        double minAbsScale,
+        double maxAbsScale,
+        int minAbsChannel,
+        int maxAbsChannel) {
     /**
      * Spread of effective per-channel learning rates above which training in DEPLOY is flagged: one order of
      * magnitude between the fastest and the slowest channel.
@@ -74,10 +77,17 @@ public record FoldDiagnostics(double minScale, double maxScale, double minAbsSca
         if (spread <= spreadLimit) {
             return Optional.empty();
         }
-        return Optional.of(String.format(Locale.ROOT,
+        return Optional.of(String.format(
+                Locale.ROOT,
                 "training in DEPLOY rescales the learning rate of each output channel by 1/s^2: here s spans "
                         + "[%.3g, %.3g] (|s| from %.3g at channel %d to %.3g at channel %d), a %.3g-fold spread of "
                         + "effective learning rates; fine-tune in TUNE mode for EVAL's gradients at DEPLOY's cost",
-                minScale, maxScale, minAbsScale, minAbsChannel, maxAbsScale, maxAbsChannel, spread));
+                minScale,
+                maxScale,
+                minAbsScale,
+                minAbsChannel,
+                maxAbsScale,
+                maxAbsChannel,
+                spread));
     }
 }

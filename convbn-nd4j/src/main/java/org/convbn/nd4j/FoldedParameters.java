@@ -1,10 +1,8 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ParameterNames;
 import org.nd4j.linalg.api.ndarray.INDArray;
 

@@ -1,7 +1,6 @@
 package org.convbn.nd4j;
 
 import net.jcip.annotations.ThreadSafe;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ParameterNames;
 import org.convbn.nd4j.kernel.Arena;
@@ -29,8 +28,7 @@ public final class Folding {
      */
     static final double UNABSORBED_BIAS_TOLERANCE = 1e-5;
 
-    private Folding() {
-    }
+    private Folding() {}
 
     /**
      * @param config the block configuration
@@ -66,7 +64,8 @@ public final class Folding {
             throw new IllegalArgumentException(ParameterNames.FOLDED_WEIGHT + ", " + ParameterNames.FOLDED_BIAS
                     + ": expected both arrays, got " + (folded.weight() == null ? "no weight" : "no bias"));
         }
-        Tensors.requireShape(ParameterNames.FOLDED_WEIGHT, folded.weight(), config.producer().weightShape());
+        Tensors.requireShape(
+                ParameterNames.FOLDED_WEIGHT, folded.weight(), config.producer().weightShape());
         Tensors.requireShape(ParameterNames.FOLDED_BIAS, folded.bias(), config.channels());
         return ModeFunctions.unfold(config, folded, kept, UNABSORBED_BIAS_TOLERANCE);
     }

@@ -1,15 +1,13 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ProducerConfig;
 import org.convbn.core.ParameterNames;
+import org.convbn.core.ProducerConfig;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -37,8 +35,7 @@ import org.nd4j.linalg.factory.Nd4j;
  */
 @ThreadSafe
 public final class ModeFunctions {
-    private ModeFunctions() {
-    }
+    private ModeFunctions() {}
 
     /**
      * A forward's output and what it keeps for the backward.
@@ -47,8 +44,7 @@ public final class ModeFunctions {
      * @param saved the tensors the backward needs
      */
     @NotThreadSafe
-    public record Forward(INDArray output, SavedTensors saved) {
-    }
+    public record Forward(INDArray output, SavedTensors saved) {}
 
     // ---------------------------------------------------------------- the fold
 
@@ -82,7 +78,9 @@ public final class ModeFunctions {
             return null;
         }
         // One copy when the vector is its buffer (or a view of exactly its elements); else ND4J's general path.
-        return v.data().length() == v.length() && v.elementWiseStride() == 1 ? v.data().asDouble() : v.toDoubleVector();
+        return v.data().length() == v.length() && v.elementWiseStride() == 1
+                ? v.data().asDouble()
+                : v.toDoubleVector();
     }
 
     /** @return a new {@code [O]} array from {@code arena} holding {@code values} */
@@ -135,8 +133,8 @@ public final class ModeFunctions {
      * @return new unfolded parameters (running statistics and gamma are the kept arrays themselves)
      * @throws IllegalStateException if some s is 0, or the folded bias changed and nothing can absorb it
      */
-    public static ConvBNParameters unfold(ConvBNConfig config, FoldedParameters folded, BatchNormState kept,
-                                          double biasTolerance) {
+    public static ConvBNParameters unfold(
+            ConvBNConfig config, FoldedParameters folded, BatchNormState kept, double biasTolerance) {
         INDArray s = scale(Arena.direct(), config.bn(), kept.gamma(), kept.runningVar());
         double[] sv = s.toDoubleVector();
         for (int c = 0; c < sv.length; c++) {
@@ -178,7 +176,8 @@ public final class ModeFunctions {
      */
     public static Forward train(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
         INDArray y = Producers.forward(k, config.producer(), x, p.weight(), null, p.bias(), out);
-        Kernels.BatchStatistics bn = k.batchNormTraining(y, p.gamma(), p.beta(), config.bn().eps());
+        Kernels.BatchStatistics bn =
+                k.batchNormTraining(y, p.gamma(), p.beta(), config.bn().eps());
         return new Forward(bn.output(), new SavedTensors.Train(x, y, bn.mean(), bn.variance(), k.arena()));
     }
 
@@ -189,10 +188,17 @@ public final class ModeFunctions {
      * @param batchMean the earlier forward's batch mean, not modified (referred to by the saved record)
      * @param batchVar the earlier forward's biased batch variance, not modified (referred to by the saved record)
      */
-    public static Forward trainReplay(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x,
-                                      INDArray batchMean, INDArray batchVar, Layout out) {
+    public static Forward trainReplay(
+            Kernels k,
+            ConvBNConfig config,
+            ConvBNParameters p,
+            INDArray x,
+            INDArray batchMean,
+            INDArray batchVar,
+            Layout out) {
         INDArray y = Producers.forward(k, config.producer(), x, p.weight(), null, p.bias(), out);
-        INDArray z = k.batchNorm(y, batchMean, batchVar, p.gamma(), p.beta(), config.bn().eps());
+        INDArray z = k.batchNorm(
+                y, batchMean, batchVar, p.gamma(), p.beta(), config.bn().eps());
         return new Forward(z, new SavedTensors.Train(x, y, batchMean, batchVar, k.arena()));
     }
 
@@ -206,8 +212,13 @@ public final class ModeFunctions {
      * @param batchVar biased, not modified
      * @param n values per channel the batch statistics were computed over
      */
-    public static void updateRunningStatistics(BatchNormConfig bn, INDArray runningMean, INDArray runningVar,
-                                               INDArray batchMean, INDArray batchVar, long n) {
+    public static void updateRunningStatistics(
+            BatchNormConfig bn,
+            INDArray runningMean,
+            INDArray runningVar,
+            INDArray batchMean,
+            INDArray batchVar,
+            long n) {
         double m = bn.momentum();
         double correction = bn.unbiasedRunningVar() ? n / (n - 1.0) : 1.0;
         INDArray t = batchMean.mul(m);
@@ -222,12 +233,30 @@ public final class ModeFunctions {
      * Through the batch statistics ({@link Kernels#batchNormTrainingBackward}): dY, dgamma, dbeta; then the conv
      * backward with dY.
      */
-    public static BlockGradients trainBackward(Kernels k, ConvBNConfig config, ConvBNParameters p,
-                                               SavedTensors.Train saved, INDArray g, boolean inputGradient) {
-        Kernels.BatchNormGradients bn = k.batchNormTrainingBackward(saved.convOutput(), g, saved.batchMean(),
-                saved.batchVar(), p.gamma(), config.bn().eps());
-        Kernels.ConvGradients conv = Producers.backward(k, config.producer(), saved.input(), p.weight(), null, bn.input(),
-                inputGradient, p.bias() != null, Layout.of(saved.input()));
+    public static BlockGradients trainBackward(
+            Kernels k,
+            ConvBNConfig config,
+            ConvBNParameters p,
+            SavedTensors.Train saved,
+            INDArray g,
+            boolean inputGradient) {
+        Kernels.BatchNormGradients bn = k.batchNormTrainingBackward(
+                saved.convOutput(),
+                g,
+                saved.batchMean(),
+                saved.batchVar(),
+                p.gamma(),
+                config.bn().eps());
+        Kernels.ConvGradients conv = Producers.backward(
+                k,
+                config.producer(),
+                saved.input(),
+                p.weight(),
+                null,
+                bn.input(),
+                inputGradient,
+                p.bias() != null,
+                Layout.of(saved.input()));
         k.arena().release(bn.input());
         return unfoldedGradients(config, conv, bn.gamma(), bn.beta(), p);
     }
@@ -237,7 +266,13 @@ public final class ModeFunctions {
     /** {@code Y = conv(X, W) + b}; {@code Z = s (Y - mean) + beta} as a separate per-channel affine pass. */
     public static Forward eval(Kernels k, ConvBNConfig config, ConvBNParameters p, INDArray x, Layout out) {
         INDArray y = Producers.forward(k, config.producer(), x, p.weight(), null, p.bias(), out);
-        INDArray z = k.batchNorm(y, p.runningMean(), p.runningVar(), p.gamma(), p.beta(), config.bn().eps());
+        INDArray z = k.batchNorm(
+                y,
+                p.runningMean(),
+                p.runningVar(),
+                p.gamma(),
+                p.beta(),
+                config.bn().eps());
         return new Forward(z, new SavedTensors.Eval(x, y, k.arena()));
     }
 
@@ -245,12 +280,30 @@ public final class ModeFunctions {
      * {@code dbeta = sum(g)}, {@code dgamma = sum(g (Y - mean) r)}, {@code dY = s g}
      * ({@link Kernels#batchNormBackward}), then the conv backward with dY.
      */
-    public static BlockGradients evalBackward(Kernels k, ConvBNConfig config, ConvBNParameters p,
-                                              SavedTensors.Eval saved, INDArray g, boolean inputGradient) {
-        Kernels.BatchNormGradients bn = k.batchNormBackward(saved.convOutput(), g, p.runningMean(), p.runningVar(),
-                p.gamma(), config.bn().eps());
-        Kernels.ConvGradients conv = Producers.backward(k, config.producer(), saved.input(), p.weight(), null, bn.input(),
-                inputGradient, p.bias() != null, Layout.of(saved.input()));
+    public static BlockGradients evalBackward(
+            Kernels k,
+            ConvBNConfig config,
+            ConvBNParameters p,
+            SavedTensors.Eval saved,
+            INDArray g,
+            boolean inputGradient) {
+        Kernels.BatchNormGradients bn = k.batchNormBackward(
+                saved.convOutput(),
+                g,
+                p.runningMean(),
+                p.runningVar(),
+                p.gamma(),
+                config.bn().eps());
+        Kernels.ConvGradients conv = Producers.backward(
+                k,
+                config.producer(),
+                saved.input(),
+                p.weight(),
+                null,
+                bn.input(),
+                inputGradient,
+                p.bias() != null,
+                Layout.of(saved.input()));
         k.arena().release(bn.input());
         return unfoldedGradients(config, conv, bn.gamma(), bn.beta(), p);
     }
@@ -263,8 +316,7 @@ public final class ModeFunctions {
      * @param scale s = gamma / sqrt(var + eps), {@code [C]}
      * @param bias b' = beta + s (b - mean), {@code [C]}
      */
-    private record FoldedBias(INDArray scale, INDArray bias) {
-    }
+    private record FoldedBias(INDArray scale, INDArray bias) {}
 
     /**
      * The fold's per-channel part: s and {@code b' = beta + s (b - mean)} (small vectors).
@@ -303,8 +355,8 @@ public final class ModeFunctions {
             return new Forward(z, new SavedTensors.TuneRecomputed(x, sb.bias(), sb.scale(), k.arena()));
         }
         FoldedBias sb = foldedBias(k.arena(), config, p);
-        FoldedParameters f = new FoldedParameters(Producers.scaleOutputs(k, config.producer(), p.weight(),
-                sb.scale()), sb.bias(), sb.scale());
+        FoldedParameters f = new FoldedParameters(
+                Producers.scaleOutputs(k, config.producer(), p.weight(), sb.scale()), sb.bias(), sb.scale());
         INDArray z = Producers.forward(k, config.producer(), x, f.weight(), null, f.bias(), out);
         return new Forward(z, new SavedTensors.TuneKept(x, f, k.arena()));
     }
@@ -315,22 +367,39 @@ public final class ModeFunctions {
      * {@code ds = sum_{i,kh,kw}(dW' W) + db' (b - mean)}, {@code dgamma = r ds}, {@code dbeta = db'}.
      * Exactly EVAL's gradients, because Y = conv(X, W) + b is linear in W and b.
      */
-    public static BlockGradients tuneBackward(Kernels k, ConvBNConfig config, ConvBNParameters p, SavedTensors saved,
-                                              INDArray g, boolean inputGradient) {
+    public static BlockGradients tuneBackward(
+            Kernels k, ConvBNConfig config, ConvBNParameters p, SavedTensors saved, INDArray g, boolean inputGradient) {
         Arena arena = k.arena();
         INDArray scale;
         Kernels.ConvGradients conv;
         if (saved instanceof SavedTensors.TuneKept kept) {
             scale = kept.folded().scale();
-            conv = Producers.backward(k, config.producer(), saved.input(), kept.folded().weight(), null, g,
-                    inputGradient, true, Layout.of(saved.input()));
+            conv = Producers.backward(
+                    k,
+                    config.producer(),
+                    saved.input(),
+                    kept.folded().weight(),
+                    null,
+                    g,
+                    inputGradient,
+                    true,
+                    Layout.of(saved.input()));
         } else if (saved instanceof SavedTensors.TuneRecomputed recomputed) {
             scale = recomputed.scale();
             // W' = s W again, bit-identical to the forward's
-            conv = Producers.backward(k, config.producer(), saved.input(), p.weight(), scale, g, inputGradient, true,
+            conv = Producers.backward(
+                    k,
+                    config.producer(),
+                    saved.input(),
+                    p.weight(),
+                    scale,
+                    g,
+                    inputGradient,
+                    true,
                     Layout.of(saved.input()));
         } else {
-            throw new IllegalArgumentException("saved: expected a TUNE record, got " + saved.getClass().getSimpleName());
+            throw new IllegalArgumentException(
+                    "saved: expected a TUNE record, got " + saved.getClass().getSimpleName());
         }
         INDArray dFoldedW = conv.weight();
         INDArray dFoldedB = conv.bias();
@@ -372,23 +441,29 @@ public final class ModeFunctions {
 
     /** {@code Z = conv(X, W') + b'} with the folded tensors as the parameters. */
     public static Forward deploy(Kernels k, ProducerConfig producer, FoldedParameters folded, INDArray x, Layout out) {
-        return new Forward(Producers.forward(k, producer, x, folded.weight(), null, folded.bias(), out),
+        return new Forward(
+                Producers.forward(k, producer, x, folded.weight(), null, folded.bias(), out),
                 new SavedTensors.Deploy(x));
     }
 
     /** {@code dW' = conv_bp_weight(X, g)}, {@code db' = sum(g)}, {@code dX = conv_bp_data(g, W')}. */
-    public static BlockGradients deployBackward(Kernels k, ProducerConfig producer, FoldedParameters folded,
-                                                SavedTensors.Deploy saved, INDArray g, boolean inputGradient) {
-        Kernels.ConvGradients c = Producers.backward(k, producer, saved.input(), folded.weight(), null, g,
-                inputGradient, true, Layout.of(saved.input()));
+    public static BlockGradients deployBackward(
+            Kernels k,
+            ProducerConfig producer,
+            FoldedParameters folded,
+            SavedTensors.Deploy saved,
+            INDArray g,
+            boolean inputGradient) {
+        Kernels.ConvGradients c = Producers.backward(
+                k, producer, saved.input(), folded.weight(), null, g, inputGradient, true, Layout.of(saved.input()));
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(ParameterNames.FOLDED_WEIGHT, c.weight());
         grads.put(ParameterNames.FOLDED_BIAS, c.bias());
         return new BlockGradients(c.input(), grads);
     }
 
-    private static BlockGradients unfoldedGradients(ConvBNConfig config, Kernels.ConvGradients conv, INDArray dgamma,
-                                                    INDArray dbeta, ConvBNParameters p) {
+    private static BlockGradients unfoldedGradients(
+            ConvBNConfig config, Kernels.ConvGradients conv, INDArray dgamma, INDArray dbeta, ConvBNParameters p) {
         Map<String, INDArray> grads = new LinkedHashMap<>();
         grads.put(config.producer().weightName(), conv.weight());
         if (p.bias() != null) {

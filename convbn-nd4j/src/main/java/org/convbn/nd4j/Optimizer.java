@@ -1,14 +1,12 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.GradientUpdater;
@@ -129,8 +127,8 @@ public final class Optimizer {
         for (Map.Entry<String, INDArray> e : parameters.entrySet()) {
             INDArray g = gradients.get(e.getKey());
             if (g == null) {
-                throw new IllegalArgumentException("gradients: expected an entry for " + e.getKey() + ", got "
-                        + gradients.keySet());
+                throw new IllegalArgumentException(
+                        "gradients: expected an entry for " + e.getKey() + ", got " + gradients.keySet());
             }
             apply(e.getKey(), e.getValue(), g);
         }
@@ -159,8 +157,8 @@ public final class Optimizer {
         for (Map.Entry<String, INDArray> e : stateByName.entrySet()) {
             INDArray a = e.getValue();
             if (a.rank() != 2 || a.size(0) != 1) {
-                throw new IllegalArgumentException("state of " + e.getKey() + ": expected shape [1, n], got "
-                        + Arrays.toString(a.shape()));
+                throw new IllegalArgumentException(
+                        "state of " + e.getKey() + ": expected shape [1, n], got " + Arrays.toString(a.shape()));
             }
         }
         state.clear();

@@ -18,8 +18,7 @@ final class PlatformHelpers {
     /** Whether the first thread in found the helpers on (and so the last one out turns them on); guarded by LOCK. */
     private static boolean restore;
 
-    private PlatformHelpers() {
-    }
+    private PlatformHelpers() {}
 
     /** Runs {@code op} with libnd4j's platform helpers off. */
     static void runWithout(Runnable op) {

@@ -30,12 +30,11 @@ import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
  * from the kernels' arena.
  */
 final class Producers {
-    private Producers() {
-    }
+    private Producers() {}
 
     /** {@code A(x; diag(weightScale) w) + b}, as {@link Kernels#conv} for every kind. */
-    static INDArray forward(Kernels k, ProducerConfig p, INDArray x, INDArray w, INDArray weightScale, INDArray b,
-                            Layout out) {
+    static INDArray forward(
+            Kernels k, ProducerConfig p, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         if (p instanceof ConvConfig c) {
             return k.conv(c, x, w, weightScale, b, out);
         }
@@ -52,15 +51,22 @@ final class Producers {
     }
 
     /** The gradients of {@link #forward}, as {@link Kernels#convBackward}: dW is with respect to the scaled weight. */
-    static Kernels.ConvGradients backward(Kernels k, ProducerConfig p, INDArray x, INDArray w, INDArray weightScale,
-                                          INDArray g, boolean inputGradient, boolean biasGradient,
-                                          Layout inputLayout) {
+    static Kernels.ConvGradients backward(
+            Kernels k,
+            ProducerConfig p,
+            INDArray x,
+            INDArray w,
+            INDArray weightScale,
+            INDArray g,
+            boolean inputGradient,
+            boolean biasGradient,
+            Layout inputLayout) {
         if (p instanceof ConvConfig c) {
             return k.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
         }
         if (p instanceof LinearConfig l) {
-            Kernels.ConvGradients r = k.convBackward(l.asConv(), x, asConvWeight(w), weightScale, g, inputGradient,
-                    biasGradient, inputLayout);
+            Kernels.ConvGradients r = k.convBackward(
+                    l.asConv(), x, asConvWeight(w), weightScale, g, inputGradient, biasGradient, inputLayout);
             return new Kernels.ConvGradients(r.input(), r.weight().reshape(w.shape()), r.bias());
         }
         ConvTransposeConfig t = (ConvTransposeConfig) p;
@@ -71,8 +77,8 @@ final class Producers {
         releaseIfCopy(k, ws, w);
         releaseIfCopy(k, xc, x);
         releaseIfCopy(k, gc, g);
-        return new Kernels.ConvGradients(r.input() == null ? null : relayout(k, r.input(), inputLayout), r.weight(),
-                r.bias());
+        return new Kernels.ConvGradients(
+                r.input() == null ? null : relayout(k, r.input(), inputLayout), r.weight(), r.bias());
     }
 
     /** @return a new array: w with the entries of output channel o multiplied by {@code scale[o]} */
@@ -111,11 +117,11 @@ final class Producers {
             INDArray x = grouped(t, w);
             INDArray y = byGroup(t, scale);
             INDArray z = out == w ? x : grouped(t, out);
-            org.nd4j.linalg.factory.Nd4j.exec(divide ? new BroadcastDivOp(x, y, z, 0, 2) : new BroadcastMulOp(x, y, z,
-                    0, 2));
+            org.nd4j.linalg.factory.Nd4j.exec(
+                    divide ? new BroadcastDivOp(x, y, z, 0, 2) : new BroadcastMulOp(x, y, z, 0, 2));
         } else {
-            org.nd4j.linalg.factory.Nd4j.exec(divide ? new BroadcastDivOp(w, scale, out, 0)
-                    : new BroadcastMulOp(w, scale, out, 0));
+            org.nd4j.linalg.factory.Nd4j.exec(
+                    divide ? new BroadcastDivOp(w, scale, out, 0) : new BroadcastMulOp(w, scale, out, 0));
         }
     }
 
@@ -140,8 +146,8 @@ final class Producers {
 
     /** @return a transposed conv's weight viewed as {@code [groups, C/groups, O/groups, kH kW]} */
     private static INDArray grouped(ConvTransposeConfig t, INDArray w) {
-        return w.reshape('c', t.groups(), t.inChannelsPerGroup(), t.outChannelsPerGroup(),
-                (long) t.kernelH() * t.kernelW());
+        return w.reshape(
+                'c', t.groups(), t.inChannelsPerGroup(), t.outChannelsPerGroup(), (long) t.kernelH() * t.kernelW());
     }
 
     /** @return {@code [O]} viewed as {@code [groups, O/groups]} */

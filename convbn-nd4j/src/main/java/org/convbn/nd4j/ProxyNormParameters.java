@@ -1,10 +1,8 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -22,8 +20,8 @@ import org.nd4j.linalg.factory.Nd4j;
  * @param gammaTilde the proxy's scale offset {@code [O]} (the proxy's standard deviation is 1 + gammaTilde)
  */
 @NotThreadSafe
-public record ProxyNormParameters(INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray betaTilde,
-                                  INDArray gammaTilde) {
+public record ProxyNormParameters(
+        INDArray weight, INDArray bias, INDArray gamma, INDArray beta, INDArray betaTilde, INDArray gammaTilde) {
     public static final String WEIGHT = "conv.weight";
     public static final String BIAS = "conv.bias";
     public static final String GAMMA = "pn.gamma";
@@ -38,8 +36,13 @@ public record ProxyNormParameters(INDArray weight, INDArray bias, INDArray gamma
     public static ProxyNormParameters initialize(ConvConfig conv, DataType type, long seed) {
         ConvBNParameters p = ConvBNParameters.initialize(ConvBNConfig.of(conv), type, seed);
         int o = conv.outChannels();
-        return new ProxyNormParameters(p.weight(), p.bias(), Nd4j.ones(type, o), Nd4j.zeros(type, o),
-                Nd4j.zeros(type, o), Nd4j.zeros(type, o));
+        return new ProxyNormParameters(
+                p.weight(),
+                p.bias(),
+                Nd4j.ones(type, o),
+                Nd4j.zeros(type, o),
+                Nd4j.zeros(type, o),
+                Nd4j.zeros(type, o));
     }
 
     /**

@@ -1,9 +1,7 @@
 package org.convbn.nd4j;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.List;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -35,7 +33,8 @@ public sealed interface SavedTensors extends AutoCloseable {
 
     /** @return the bytes held, activation-sized and weight-sized (physical sizes of the arrays) */
     default RetainedBytes bytes() {
-        return new RetainedBytes(activations().stream().mapToLong(SavedTensors::bytes).sum(),
+        return new RetainedBytes(
+                activations().stream().mapToLong(SavedTensors::bytes).sum(),
                 weightSized().stream().mapToLong(SavedTensors::bytes).sum());
     }
 

@@ -1,7 +1,6 @@
 package org.convbn.nd4j;
 
 import java.util.Arrays;
-
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -10,8 +9,7 @@ import org.nd4j.linalg.factory.Nd4j;
  * Small per-channel helpers and argument checks on INDArrays. Methods say which arguments they modify.
  */
 final class Tensors {
-    private Tensors() {
-    }
+    private Tensors() {}
 
     /**
      * A view of {@code [from, to)} along one dimension, made on the array's root buffer at its absolute offset.
@@ -42,12 +40,12 @@ final class Tensors {
      */
     static void requireShape(String name, INDArray a, long... expected) {
         if (a == null) {
-            throw new IllegalArgumentException(name + ": expected an array of shape " + Arrays.toString(expected)
-                    + ", got null");
+            throw new IllegalArgumentException(
+                    name + ": expected an array of shape " + Arrays.toString(expected) + ", got null");
         }
         if (!Arrays.equals(expected, a.shape())) {
-            throw new IllegalArgumentException(name + ": expected shape " + Arrays.toString(expected) + ", got "
-                    + Arrays.toString(a.shape()));
+            throw new IllegalArgumentException(
+                    name + ": expected shape " + Arrays.toString(expected) + ", got " + Arrays.toString(a.shape()));
         }
     }
 
@@ -73,8 +71,10 @@ final class Tensors {
         double[] values = a.dup().ravel().toDoubleVector();
         for (int i = 0; i < values.length; i++) {
             if (!Double.isFinite(values[i])) {
-                throw new NonFiniteTensorException(name, "expected finite values, got " + values[i]
-                        + " at flat index " + i + " of shape " + Arrays.toString(a.shape()));
+                throw new NonFiniteTensorException(
+                        name,
+                        "expected finite values, got " + values[i] + " at flat index " + i + " of shape "
+                                + Arrays.toString(a.shape()));
             }
         }
         throw new NonFiniteTensorException(name, "expected finite values, but their sum overflows");
@@ -90,7 +90,8 @@ final class Tensors {
         double[] values = a.toDoubleVector();
         for (int i = 0; i < values.length; i++) {
             if (!(values[i] >= 0)) {
-                throw new IllegalArgumentException(name + ": expected values >= 0, got " + values[i] + " at channel " + i);
+                throw new IllegalArgumentException(
+                        name + ": expected values >= 0, got " + values[i] + " at channel " + i);
             }
         }
     }

@@ -7,16 +7,15 @@ import java.util.Arrays;
 import java.util.EnumMap;
 import java.util.Map;
 import java.util.stream.Stream;
-
 import org.convbn.core.Mode;
-import org.convbn.testkit.conformance.ConfigGrid;
-import org.convbn.testkit.conformance.RelativeError;
-import org.convbn.testkit.reference.ReferenceConvBN;
-import org.convbn.testkit.reference.Tensor;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.Nd4jKernels;
+import org.convbn.testkit.conformance.ConfigGrid;
+import org.convbn.testkit.conformance.RelativeError;
+import org.convbn.testkit.reference.ReferenceConvBN;
+import org.convbn.testkit.reference.Tensor;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
@@ -47,12 +46,12 @@ public class BackendVsReferenceTest {
      */
     static final double TRAIN_BIAS_FLOAT32_FLOOR = 10;
 
-    private static final Map<DataType, Map<Mode, Double>> WORST = Map.of(DataType.DOUBLE, new EnumMap<>(Mode.class),
-            DataType.FLOAT, new EnumMap<>(Mode.class));
+    private static final Map<DataType, Map<Mode, Double>> WORST =
+            Map.of(DataType.DOUBLE, new EnumMap<>(Mode.class), DataType.FLOAT, new EnumMap<>(Mode.class));
 
     static Stream<Arguments> cases() {
-        return ConfigGrid.full().stream().flatMap(c -> Stream.of(Arguments.of(c, DataType.DOUBLE),
-                Arguments.of(c, DataType.FLOAT)));
+        return ConfigGrid.full().stream()
+                .flatMap(c -> Stream.of(Arguments.of(c, DataType.DOUBLE), Arguments.of(c, DataType.FLOAT)));
     }
 
     @ParameterizedTest(name = "{1} {0}")
@@ -69,47 +68,107 @@ public class BackendVsReferenceTest {
      *
      * @param worst receives the worst relative error per mode (modified)
      */
-    public static void check(ConfigGrid.Case grid, DataType type, Kernels kernels, Layout layout, double tol,
-                             Map<Mode, Double> worst) {
+    public static void check(
+            ConfigGrid.Case grid, DataType type, Kernels kernels, Layout layout, double tol, Map<Mode, Double> worst) {
         for (Mode mode : new Mode[] {Mode.TRAIN, Mode.EVAL, Mode.TUNE}) {
             Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), type, 100);
             ReferenceConvBN.Forward want = ReferenceConvBN.forward(c.config(), mode, c.reference(), c.x());
-            ReferenceConvBN.Gradients wantGrads = ReferenceConvBN.backward(c.config(), mode, c.reference(), c.x(), c.g());
+            ReferenceConvBN.Gradients wantGrads =
+                    ReferenceConvBN.backward(c.config(), mode, c.reference(), c.x(), c.g());
             ConvBNBlock block = ConvBNBlock.of(c.config(), c.nd4j(), mode, kernels);
             Run got = run(block, kernels, layout, c);
             String where = type + " " + kernels.name() + " " + layout + " " + mode + " " + grid;
             compare(worst, mode, where + " output", want.output(), got.output(), tol, FLOOR);
-            compare(worst, mode, where + " running mean", want.runningMean(), c.nd4j().runningMean(), tol, FLOOR);
-            compare(worst, mode, where + " running var", want.runningVar(), c.nd4j().runningVar(), tol, FLOOR);
-            compare(worst, mode, where + " dX", wantGrads.input(), got.gradients().input(), tol, FLOOR);
-            assertEquals(wantGrads.parameters().keySet(), got.gradients().parameters().keySet(), where);
+            compare(
+                    worst,
+                    mode,
+                    where + " running mean",
+                    want.runningMean(),
+                    c.nd4j().runningMean(),
+                    tol,
+                    FLOOR);
+            compare(
+                    worst,
+                    mode,
+                    where + " running var",
+                    want.runningVar(),
+                    c.nd4j().runningVar(),
+                    tol,
+                    FLOOR);
+            compare(
+                    worst,
+                    mode,
+                    where + " dX",
+                    wantGrads.input(),
+                    got.gradients().input(),
+                    tol,
+                    FLOOR);
+            assertEquals(
+                    wantGrads.parameters().keySet(),
+                    got.gradients().parameters().keySet(),
+                    where);
             wantGrads.parameters().forEach((name, t) -> {
-                boolean cancelled = mode == Mode.TRAIN && type == DataType.FLOAT
+                boolean cancelled = mode == Mode.TRAIN
+                        && type == DataType.FLOAT
                         && name.equals(c.config().producer().biasName());
-                compare(worst, mode, where + " d" + name, t, got.gradients().parameter(name), tol,
+                compare(
+                        worst,
+                        mode,
+                        where + " d" + name,
+                        t,
+                        got.gradients().parameter(name),
+                        tol,
                         cancelled ? TRAIN_BIAS_FLOAT32_FLOOR : FLOOR);
             });
         }
         Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), type, 200);
         ConvBNBlock block = ConvBNBlock.of(c.config(), c.nd4j(), Mode.DEPLOY, kernels);
-        ReferenceConvBN.Folded folded = new ReferenceConvBN.Folded(Fixtures.toTensor(block.foldedParameters().weight()),
+        ReferenceConvBN.Folded folded = new ReferenceConvBN.Folded(
+                Fixtures.toTensor(block.foldedParameters().weight()),
                 Fixtures.toTensor(block.foldedParameters().bias()));
         ReferenceConvBN.Folded wantFold = ReferenceConvBN.fold(c.config(), c.reference());
         String where = type + " " + kernels.name() + " " + layout + " DEPLOY " + grid;
-        compare(worst, Mode.DEPLOY, where + " fold W'", wantFold.weight(), block.foldedParameters().weight(), tol, FLOOR);
-        compare(worst, Mode.DEPLOY, where + " fold b'", wantFold.bias(), block.foldedParameters().bias(), tol, FLOOR);
+        compare(
+                worst,
+                Mode.DEPLOY,
+                where + " fold W'",
+                wantFold.weight(),
+                block.foldedParameters().weight(),
+                tol,
+                FLOOR);
+        compare(
+                worst,
+                Mode.DEPLOY,
+                where + " fold b'",
+                wantFold.bias(),
+                block.foldedParameters().bias(),
+                tol,
+                FLOOR);
         Run got = run(block, kernels, layout, c);
-        ReferenceConvBN.Gradients want = ReferenceConvBN.deployBackward(c.config().producer(), folded, c.x(), c.g());
-        compare(worst, Mode.DEPLOY, where + " output", ReferenceConvBN.deployForward(c.config().producer(), folded, c.x()),
-                got.output(), tol, FLOOR);
+        ReferenceConvBN.Gradients want =
+                ReferenceConvBN.deployBackward(c.config().producer(), folded, c.x(), c.g());
+        compare(
+                worst,
+                Mode.DEPLOY,
+                where + " output",
+                ReferenceConvBN.deployForward(c.config().producer(), folded, c.x()),
+                got.output(),
+                tol,
+                FLOOR);
         compare(worst, Mode.DEPLOY, where + " dX", want.input(), got.gradients().input(), tol, FLOOR);
-        want.parameters().forEach((name, t) -> compare(worst, Mode.DEPLOY, where + " d" + name, t,
-                got.gradients().parameter(name), tol, FLOOR));
+        want.parameters()
+                .forEach((name, t) -> compare(
+                        worst,
+                        Mode.DEPLOY,
+                        where + " d" + name,
+                        t,
+                        got.gradients().parameter(name),
+                        tol,
+                        FLOOR));
     }
 
     /** A block's output and gradients, in NCHW. */
-    private record Run(INDArray output, BlockGradients gradients) {
-    }
+    private record Run(INDArray output, BlockGradients gradients) {}
 
     /** Forward and backward with input and gradient in {@code layout}; the results converted back to NCHW. */
     private static Run run(ConvBNBlock block, Kernels kernels, Layout layout, Fixtures.Case c) {
@@ -120,7 +179,8 @@ public class BackendVsReferenceTest {
         INDArray x = kernels.relayout(c.xNd4j(), layout);
         INDArray z = block.forward(x, layout);
         BlockGradients g = block.backward(kernels.relayout(c.gNd4j(), layout));
-        return new Run(kernels.relayout(z, Layout.NCHW),
+        return new Run(
+                kernels.relayout(z, Layout.NCHW),
                 new BlockGradients(kernels.relayout(g.input(), Layout.NCHW), g.parameters()));
     }
 
@@ -129,8 +189,8 @@ public class BackendVsReferenceTest {
         System.out.println("ND4J vs reference, worst relative error per mode: " + WORST);
     }
 
-    private static void compare(Map<Mode, Double> worst, Mode mode, String what, Tensor want, INDArray got,
-                                double tol, double floor) {
+    private static void compare(
+            Map<Mode, Double> worst, Mode mode, String what, Tensor want, INDArray got, double tol, double floor) {
         assertEquals(Arrays.toString(want.shape()), Arrays.toString(got.shape()), what);
         double err = RelativeError.of(want.data(), Fixtures.values(got), floor);
         synchronized (worst) {

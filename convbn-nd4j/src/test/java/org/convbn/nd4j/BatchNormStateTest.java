@@ -26,15 +26,16 @@ class BatchNormStateTest {
     @Test
     void refusesHalfAnAffineAndMissingStatistics() {
         INDArray v = Nd4j.ones(DataType.DOUBLE, 3);
-        IllegalArgumentException half = assertThrows(IllegalArgumentException.class,
-                () -> new BatchNormState(v, null, v, v));
-        assertTrue(half.getMessage().contains("gamma, beta") && half.getMessage().contains("gamma only"),
+        IllegalArgumentException half =
+                assertThrows(IllegalArgumentException.class, () -> new BatchNormState(v, null, v, v));
+        assertTrue(
+                half.getMessage().contains("gamma, beta") && half.getMessage().contains("gamma only"),
                 half.getMessage());
-        IllegalArgumentException noMean = assertThrows(IllegalArgumentException.class,
-                () -> new BatchNormState(null, null, null, v));
+        IllegalArgumentException noMean =
+                assertThrows(IllegalArgumentException.class, () -> new BatchNormState(null, null, null, v));
         assertTrue(noMean.getMessage().contains("bn.running_mean: expected an array, got null"), noMean.getMessage());
-        IllegalArgumentException noWeight = assertThrows(IllegalArgumentException.class,
-                () -> ConvBNParameters.of(null, null, null, null, v, v));
+        IllegalArgumentException noWeight =
+                assertThrows(IllegalArgumentException.class, () -> ConvBNParameters.of(null, null, null, null, v, v));
         assertTrue(noWeight.getMessage().contains("conv.weight: expected an array, got null"), noWeight.getMessage());
     }
 }

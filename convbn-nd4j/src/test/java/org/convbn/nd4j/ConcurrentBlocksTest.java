@@ -6,7 +6,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
@@ -30,6 +29,7 @@ class ConcurrentBlocksTest {
     static final double TOLERANCE = 1e-4;
     /** Gradients below this compare in absolute terms (see RelativeError). */
     static final double FLOOR = 1e-3;
+
     private static final int STEPS = 12;
 
     private static Supplier<Map<String, double[]>> job(ConvConfig conv, Mode mode, long seed) {
@@ -38,7 +38,9 @@ class ConcurrentBlocksTest {
             ConvBNBlock block = ConvBNBlock.initialized(config, DataType.FLOAT, seed);
             block.setMode(mode);
             Optimizer sgd = new Optimizer(new Nesterovs(0.05, 0.9));
-            INDArray x = Nd4j.rand(seed, new long[] {2, conv.inChannels(), 12, 12}).castTo(DataType.FLOAT).subi(0.5);
+            INDArray x = Nd4j.rand(seed, new long[] {2, conv.inChannels(), 12, 12})
+                    .castTo(DataType.FLOAT)
+                    .subi(0.5);
             Map<String, double[]> out = new LinkedHashMap<>();
             for (int s = 0; s < STEPS; s++) {
                 INDArray y = block.forward(x);
@@ -58,11 +60,22 @@ class ConcurrentBlocksTest {
 
     @Test
     void fourBlocksInFourThreadsMatchSequentialRuns() {
-        ConvConfig dilated = ConvConfig.builder(4, 6).kernel(3).dilation(2).padding(2).build();
-        ConvConfig dilatedStrided = ConvConfig.builder(4, 5).kernel(3).dilation(3).stride(2).padding(3).build();
+        ConvConfig dilated =
+                ConvConfig.builder(4, 6).kernel(3).dilation(2).padding(2).build();
+        ConvConfig dilatedStrided = ConvConfig.builder(4, 5)
+                .kernel(3)
+                .dilation(3)
+                .stride(2)
+                .padding(3)
+                .build();
         ConvConfig plain = ConvConfig.builder(4, 6).kernel(3).padding(1).build();
-        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(List.of(job(dilated, Mode.TUNE, 1),
-                job(dilatedStrided, Mode.TRAIN, 2), job(dilated, Mode.EVAL, 3), job(plain, Mode.EVAL, 4)), FLOOR);
+        ConcurrentRuns.Outcome o = ConcurrentRuns.compare(
+                List.of(
+                        job(dilated, Mode.TUNE, 1),
+                        job(dilatedStrided, Mode.TRAIN, 2),
+                        job(dilated, Mode.EVAL, 3),
+                        job(plain, Mode.EVAL, 4)),
+                FLOOR);
         assertTrue(o.worst() <= TOLERANCE, o.errors().toString());
         assertTrue(PlatformHelpers.inside() == 0, "the platform-helpers switch is released");
         assertTrue(Nd4j.getEnvironment().helpersAllowed(), "platform helpers are back on");

@@ -1,7 +1,7 @@
 package org.convbn.nd4j;
 
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -10,12 +10,11 @@ import java.util.List;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.DoubleSupplier;
-
 import org.convbn.core.ConvConfig;
-import org.convbn.testkit.conformance.FiniteDifference;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.ProxyMoments;
 import org.convbn.core.proxy.ProxyNormConfig;
+import org.convbn.testkit.conformance.FiniteDifference;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -49,7 +48,12 @@ class ConvProxyNormBlockTest {
     private static final int SAMPLES = 12;
 
     private static ConvProxyNormBlock block(int groups, Activation phi, long seed) {
-        ConvConfig conv = ConvConfig.builder(4, 6).kernel(3).padding(1).stride(2).bias(true).build();
+        ConvConfig conv = ConvConfig.builder(4, 6)
+                .kernel(3)
+                .padding(1)
+                .stride(2)
+                .bias(true)
+                .build();
         ProxyNormParameters p = ProxyNormParameters.initialize(conv, DataType.DOUBLE, seed);
         SplittableRandom rng = new SplittableRandom(seed);
         // Trained-looking PN parameters, so every gradient path carries weight.
@@ -76,7 +80,10 @@ class ConvProxyNormBlockTest {
             BlockGradients analytic = b.backward(g);
             check(phi + " groups " + groups + " x", x, analytic.input(), () -> loss(b, x, g));
             for (Map.Entry<String, INDArray> e : b.parameters().trainable().entrySet()) {
-                check(phi + " groups " + groups + " " + e.getKey(), e.getValue(), analytic.parameter(e.getKey()),
+                check(
+                        phi + " groups " + groups + " " + e.getKey(),
+                        e.getValue(),
+                        analytic.parameter(e.getKey()),
                         () -> loss(b, x, g));
             }
         }
@@ -91,7 +98,8 @@ class ConvProxyNormBlockTest {
     private static void check(String what, INDArray tensor, INDArray analytic, DoubleSupplier loss) {
         SplittableRandom rng = new SplittableRandom(what.hashCode());
         int n = (int) tensor.length();
-        int[] indices = n <= SAMPLES ? FiniteDifference.all(n) : rng.ints(SAMPLES, 0, n).toArray();
+        int[] indices =
+                n <= SAMPLES ? FiniteDifference.all(n) : rng.ints(SAMPLES, 0, n).toArray();
         double[] numeric = FiniteDifference.gradient(indices, tensor::getDouble, tensor::putScalar, loss, FD_STEP);
         double scale = Math.max(GRADIENT_FLOOR, analytic.amaxNumber().doubleValue());
         INDArray flat = analytic.reshape(analytic.length());
@@ -131,7 +139,8 @@ class ConvProxyNormBlockTest {
         assertSame(x, kept.get(0));
         assertArrayEquals(new long[] {2, 6, 5, 4}, kept.get(1).shape());
         assertEquals(2L * 3, kept.get(2).length());
-        long bytes = kept.stream().mapToLong(a -> a.length() * a.dataType().width()).sum();
+        long bytes =
+                kept.stream().mapToLong(a -> a.length() * a.dataType().width()).sum();
         assertEquals((2L * 4 * 9 * 8 + 2L * 6 * 5 * 4 + 2L * 3) * Double.BYTES, bytes);
         b.backward(Nd4j.onesLike(z));
         assertEquals(List.of(), b.retainedActivations(), "the backward releases what it kept");
@@ -157,8 +166,8 @@ class ConvProxyNormBlockTest {
     @EnumSource(Activation.class)
     void outputChannelsAreNormalisedForGaussianInput(Activation phi) {
         ConvConfig conv = ConvConfig.builder(8, 4).kernel(1).bias(false).build();
-        ConvProxyNormBlock b = new ConvProxyNormBlock(conv, ProxyNormConfig.groupNorm(4, 4, phi),
-                ProxyNormParameters.initialize(conv, DataType.DOUBLE, 1));
+        ConvProxyNormBlock b = new ConvProxyNormBlock(
+                conv, ProxyNormConfig.groupNorm(4, 4, phi), ProxyNormParameters.initialize(conv, DataType.DOUBLE, 1));
         INDArray x = Nd4j.randn(7, new long[] {4, 8, 64, 64}).castTo(DataType.DOUBLE);
         INDArray z = b.forward(x);
         b.clearSaved();
@@ -190,20 +199,28 @@ class ConvProxyNormBlockTest {
         INDArray folded = Conv2dOps.forward(oneByOne, h, f.weight(), f.bias());
         assertTrue(expected.equalsWithEps(folded, EXACT), "1x1 fold differs");
 
-        ConvConfig threeByThree = ConvConfig.builder(6, 5).kernel(3).padding(1).bias(false).build();
+        ConvConfig threeByThree =
+                ConvConfig.builder(6, 5).kernel(3).padding(1).bias(false).build();
         ProxyNormParameters next3 = ProxyNormParameters.initialize(threeByThree, DataType.DOUBLE, 10);
         FoldedParameters f3 = b.foldIntoNextConv(threeByThree, next3.weight(), null);
         INDArray e3 = Conv2dOps.forward(threeByThree, z, next3.weight(), null);
         INDArray g3 = Conv2dOps.forward(threeByThree, h, f3.weight(), f3.bias());
         assertTrue(interior(e3).equalsWithEps(interior(g3), EXACT), "3x3 fold differs in the interior");
         assertTrue(e3.sub(g3).amaxNumber().doubleValue() > 1e-6, "the border differs for a padded 3x3 conv");
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> b.foldIntoNextConv(
-                ConvConfig.builder(6, 6).kernel(1).groups(2).build(), Nd4j.zeros(DataType.DOUBLE, 6, 3, 1, 1), null));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
+                () -> b.foldIntoNextConv(
+                        ConvConfig.builder(6, 6).kernel(1).groups(2).build(),
+                        Nd4j.zeros(DataType.DOUBLE, 6, 3, 1, 1),
+                        null));
         assertTrue(e.getMessage().contains("ungrouped"), e.getMessage());
     }
 
     private static INDArray interior(INDArray t) {
-        return t.get(NDArrayIndex.all(), NDArrayIndex.all(), NDArrayIndex.interval(1, t.size(2) - 1),
+        return t.get(
+                NDArrayIndex.all(),
+                NDArrayIndex.all(),
+                NDArrayIndex.interval(1, t.size(2) - 1),
                 NDArrayIndex.interval(1, t.size(3) - 1));
     }
 
@@ -211,16 +228,18 @@ class ConvProxyNormBlockTest {
     void badInputsAreNamed() {
         ConvConfig conv = ConvConfig.builder(4, 6).kernel(3).build();
         ProxyNormParameters p = ProxyNormParameters.initialize(conv, DataType.DOUBLE, 1);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class,
                 () -> new ConvProxyNormBlock(conv, ProxyNormConfig.layerNorm(5, Activation.RELU), p));
         assertTrue(e.getMessage().contains("norm.channels"), e.getMessage());
         ConvProxyNormBlock b = new ConvProxyNormBlock(conv, ProxyNormConfig.layerNorm(6, Activation.RELU), p);
         e = assertThrows(IllegalArgumentException.class, () -> b.forward(Nd4j.zeros(DataType.FLOAT, 1, 4, 5, 5)));
         assertTrue(e.getMessage().contains("x") && e.getMessage().contains("FLOAT"), e.getMessage());
         assertThrows(IllegalStateException.class, () -> b.backward(Nd4j.zeros(DataType.DOUBLE, 1, 6, 3, 3)));
-        ProxyNormParameters wrong = new ProxyNormParameters(p.weight(), p.bias(), Nd4j.ones(DataType.DOUBLE, 5),
-                p.beta(), p.betaTilde(), p.gammaTilde());
-        e = assertThrows(IllegalArgumentException.class,
+        ProxyNormParameters wrong = new ProxyNormParameters(
+                p.weight(), p.bias(), Nd4j.ones(DataType.DOUBLE, 5), p.beta(), p.betaTilde(), p.gammaTilde());
+        e = assertThrows(
+                IllegalArgumentException.class,
                 () -> new ConvProxyNormBlock(conv, ProxyNormConfig.layerNorm(6, Activation.RELU), wrong));
         assertTrue(e.getMessage().contains("pn.gamma"), e.getMessage());
     }

@@ -6,15 +6,13 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import java.util.stream.Stream;
-
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
-import org.convbn.testkit.conformance.ConfigGrid;
-import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Nd4jKernels;
-import org.convbn.nd4j.Optimizer;
+import org.convbn.testkit.conformance.ConfigGrid;
+import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -50,21 +48,24 @@ public class EvalTuneEquivalenceTest {
         Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), type, 400);
         ConvBNBlock eval = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.EVAL, kernels);
         ConvBNBlock tune = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.TUNE, kernels);
-        ConvBNBlock recompute = ConvBNBlock.of(c.config().withTuneFold(TuneFold.RECOMPUTE), c.nd4j().copy(), Mode.TUNE,
-                kernels);
+        ConvBNBlock recompute = ConvBNBlock.of(
+                c.config().withTuneFold(TuneFold.RECOMPUTE), c.nd4j().copy(), Mode.TUNE, kernels);
         ConvBNBlock deploy = ConvBNBlock.of(c.config(), c.nd4j().copy(), Mode.DEPLOY, kernels);
         INDArray zEval = eval.forward(c.xNd4j());
         INDArray zTune = tune.forward(c.xNd4j());
         close("output", zEval, zTune, tol);
-        assertArrayEquals(Fixtures.values(zTune), Fixtures.values(recompute.forward(c.xNd4j())),
+        assertArrayEquals(
+                Fixtures.values(zTune),
+                Fixtures.values(recompute.forward(c.xNd4j())),
                 "recomputing the fold changes nothing in the forward");
         close("deploy output", zEval, deploy.forward(c.xNd4j()), tol);
         BlockGradients gTune = tune.backward(c.gNd4j());
         sameGradients(eval.backward(c.gNd4j()), gTune, tol);
         BlockGradients gRecompute = recompute.backward(c.gNd4j());
         assertArrayEquals(Fixtures.values(gTune.input()), Fixtures.values(gRecompute.input()), "bit-identical dX");
-        gTune.parameters().forEach((k, v) -> assertArrayEquals(Fixtures.values(v),
-                Fixtures.values(gRecompute.parameter(k)), "bit-identical d" + k));
+        gTune.parameters()
+                .forEach((k, v) -> assertArrayEquals(
+                        Fixtures.values(v), Fixtures.values(gRecompute.parameter(k)), "bit-identical d" + k));
     }
 
     @ParameterizedTest(name = "{0}")
@@ -83,8 +84,9 @@ public class EvalTuneEquivalenceTest {
             evalSgd.step(eval.parameters(), ge.parameters());
             tuneSgd.step(tune.parameters(), gt.parameters());
         }
-        eval.parameters().forEach((name, p) -> close("parameter " + name, p, tune.parameters().get(name),
-                FLOAT64_TOLERANCE));
+        eval.parameters()
+                .forEach((name, p) ->
+                        close("parameter " + name, p, tune.parameters().get(name), FLOAT64_TOLERANCE));
     }
 
     private static void sameGradients(BlockGradients a, BlockGradients b, double tol) {

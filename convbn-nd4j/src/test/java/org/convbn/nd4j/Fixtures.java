@@ -1,7 +1,6 @@
 package org.convbn.nd4j;
 
 import java.util.Arrays;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.testkit.conformance.RandomCase;
 import org.convbn.testkit.reference.ReferenceParameters;
@@ -12,18 +11,26 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /** Conversions between the reference's tensors and ND4J arrays, and the random case of a configuration. */
 public final class Fixtures {
-    private Fixtures() {
-    }
+    private Fixtures() {}
 
     /** One random case in both representations, the reference's rounded to {@code type} first. */
-    public record Case(ConvBNConfig config, ReferenceParameters reference, ConvBNParameters nd4j, Tensor x, INDArray xNd4j,
-                Tensor g, INDArray gNd4j) {
-    }
+    public record Case(
+            ConvBNConfig config,
+            ReferenceParameters reference,
+            ConvBNParameters nd4j,
+            Tensor x,
+            INDArray xNd4j,
+            Tensor g,
+            INDArray gNd4j) {}
 
     public static Case random(ConvBNConfig config, long[] inputShape, DataType type, long seed) {
         ReferenceParameters p = RandomCase.parameters(config, seed);
-        ReferenceParameters rounded = new ReferenceParameters(round(p.weight(), type), round(p.bias(), type),
-                round(p.gamma(), type), round(p.beta(), type), round(p.runningMean(), type),
+        ReferenceParameters rounded = new ReferenceParameters(
+                round(p.weight(), type),
+                round(p.bias(), type),
+                round(p.gamma(), type),
+                round(p.beta(), type),
+                round(p.runningMean(), type),
                 round(p.runningVar(), type));
         Tensor x = round(RandomCase.tensor(inputShape, seed + 1), type);
         Tensor g = round(RandomCase.tensor(config.producer().outputShape(inputShape), seed + 2), type);
@@ -31,8 +38,13 @@ public final class Fixtures {
     }
 
     public static ConvBNParameters toNd4j(ReferenceParameters p, DataType type) {
-        return ConvBNParameters.of(toNd4j(p.weight(), type), toNd4j(p.bias(), type), toNd4j(p.gamma(), type),
-                toNd4j(p.beta(), type), toNd4j(p.runningMean(), type), toNd4j(p.runningVar(), type));
+        return ConvBNParameters.of(
+                toNd4j(p.weight(), type),
+                toNd4j(p.bias(), type),
+                toNd4j(p.gamma(), type),
+                toNd4j(p.beta(), type),
+                toNd4j(p.runningMean(), type),
+                toNd4j(p.runningVar(), type));
     }
 
     public static INDArray toNd4j(Tensor t, DataType type) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import java.util.stream.IntStream;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.GroupedBlocks;
@@ -27,6 +26,7 @@ import org.nd4j.linalg.indexing.NDArrayIndex;
 class GroupedConvTest {
     /** float64, other summation order. */
     private static final double EXACT = 1e-12;
+
     private static final double FD_STEP = 1e-6;
     private static final double FD_TOLERANCE = 1e-6;
 
@@ -49,7 +49,12 @@ class GroupedConvTest {
     void groupedEqualsMaskedDenseForwardAndBackward(int groupSize) {
         ConvBNConfig preset = GroupedBlocks.grouped(32, 64, 3, 2, groupSize);
         ConvConfig grouped = preset.conv();
-        ConvConfig dense = ConvConfig.builder(32, 64).kernel(3).stride(2).padding(1).bias(false).build();
+        ConvConfig dense = ConvConfig.builder(32, 64)
+                .kernel(3)
+                .stride(2)
+                .padding(1)
+                .bias(false)
+                .build();
         if (groupSize == 1) {
             assertTrue(grouped.isDepthwise());
         }
@@ -58,7 +63,8 @@ class GroupedConvTest {
         }
         INDArray w = Nd4j.rand(3, grouped.weightShape()).castTo(DataType.DOUBLE).subi(0.5);
         INDArray wd = blockDiagonal(grouped, w);
-        INDArray x = Nd4j.rand(4, new long[] {2, 32, 9, 8}).castTo(DataType.DOUBLE).subi(0.5);
+        INDArray x =
+                Nd4j.rand(4, new long[] {2, 32, 9, 8}).castTo(DataType.DOUBLE).subi(0.5);
         INDArray y = Conv2dOps.forward(grouped, x, w, null);
         assertTrue(y.equalsWithEps(Conv2dOps.forward(dense, x, wd, null), EXACT), "forward");
         INDArray g = Nd4j.rand(5, y.shape()).castTo(DataType.DOUBLE).subi(0.5);
@@ -77,12 +83,25 @@ class GroupedConvTest {
         for (Mode mode : new Mode[] {Mode.EVAL, Mode.TUNE}) {
             ConvBNConfig config = GroupedBlocks.grouped(32, 32, 3, 1, groupSize);
             ConvBNParameters p = ConvBNParameters.initialize(config, DataType.DOUBLE, 7);
-            p.runningMean().assign(Nd4j.rand(8, new long[] {32}).castTo(DataType.DOUBLE).subi(0.5));
-            p.runningVar().assign(Nd4j.rand(9, new long[] {32}).castTo(DataType.DOUBLE).addi(0.5));
-            p.gamma().assign(Nd4j.rand(10, new long[] {32}).castTo(DataType.DOUBLE).addi(0.5));
+            p.runningMean()
+                    .assign(Nd4j.rand(8, new long[] {32})
+                            .castTo(DataType.DOUBLE)
+                            .subi(0.5));
+            p.runningVar()
+                    .assign(Nd4j.rand(9, new long[] {32})
+                            .castTo(DataType.DOUBLE)
+                            .addi(0.5));
+            p.gamma()
+                    .assign(Nd4j.rand(10, new long[] {32})
+                            .castTo(DataType.DOUBLE)
+                            .addi(0.5));
             ConvBNBlock block = ConvBNBlock.of(config, p, mode);
-            INDArray x = Nd4j.rand(11, new long[] {2, 32, 6, 5}).castTo(DataType.DOUBLE).subi(0.5);
-            INDArray g = Nd4j.rand(12, new long[] {2, 32, 6, 5}).castTo(DataType.DOUBLE).subi(0.5);
+            INDArray x = Nd4j.rand(11, new long[] {2, 32, 6, 5})
+                    .castTo(DataType.DOUBLE)
+                    .subi(0.5);
+            INDArray g = Nd4j.rand(12, new long[] {2, 32, 6, 5})
+                    .castTo(DataType.DOUBLE)
+                    .subi(0.5);
             block.forward(x);
             BlockGradients analytic = block.backward(g);
             for (Map.Entry<String, INDArray> e : block.parameters().entrySet()) {
@@ -90,14 +109,23 @@ class GroupedConvTest {
                 INDArray a = analytic.parameter(e.getKey()).reshape(t.length());
                 double scale = Math.max(1e-3, a.amaxNumber().doubleValue());
                 int[] indices = IntStream.range(0, (int) t.length())
-                        .filter(i -> i % Math.max(1, t.length() / 10) == 0).toArray();
-                double[] numeric = FiniteDifference.gradient(indices, t::getDouble, t::putScalar, () -> {
-                    double l = block.forward(x).mul(g).sumNumber().doubleValue();
-                    block.clearSaved();
-                    return l;
-                }, FD_STEP);
+                        .filter(i -> i % Math.max(1, t.length() / 10) == 0)
+                        .toArray();
+                double[] numeric = FiniteDifference.gradient(
+                        indices,
+                        t::getDouble,
+                        t::putScalar,
+                        () -> {
+                            double l = block.forward(x).mul(g).sumNumber().doubleValue();
+                            block.clearSaved();
+                            return l;
+                        },
+                        FD_STEP);
                 for (int k = 0; k < indices.length; k++) {
-                    assertEquals(numeric[k], a.getDouble(indices[k]), FD_TOLERANCE * scale,
+                    assertEquals(
+                            numeric[k],
+                            a.getDouble(indices[k]),
+                            FD_TOLERANCE * scale,
                             mode + " G=" + groupSize + " " + e.getKey() + "[" + indices[k] + "]");
                 }
             }

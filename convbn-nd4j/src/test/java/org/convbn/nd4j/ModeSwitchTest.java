@@ -5,14 +5,12 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Set;
-
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
 import org.convbn.testkit.conformance.RelativeError;
-import org.convbn.nd4j.Optimizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -27,8 +25,10 @@ class ModeSwitchTest {
     static final double EQUIVALENT = 1e-12;
 
     private static ConvBNConfig config(boolean bias, boolean affine) {
-        return new ConvBNConfig(ConvConfig.builder(3, 6).kernel(3).padding(1).bias(bias).build(),
-                new BatchNormConfig(6, 1e-3, 0.1, affine), true);
+        return new ConvBNConfig(
+                ConvConfig.builder(3, 6).kernel(3).padding(1).bias(bias).build(),
+                new BatchNormConfig(6, 1e-3, 0.1, affine),
+                true);
     }
 
     private static ConvBNBlock trained(ConvBNConfig config) {
@@ -71,12 +71,21 @@ class ModeSwitchTest {
                 INDArray x = Nd4j.rand(DataType.DOUBLE, 2, 3, 6, 6);
                 INDArray z = b.forward(x);
                 b.setMode(Mode.DEPLOY);
-                assertEquals(Set.of(ParameterNames.FOLDED_WEIGHT, ParameterNames.FOLDED_BIAS), b.parameters().keySet());
+                assertEquals(
+                        Set.of(ParameterNames.FOLDED_WEIGHT, ParameterNames.FOLDED_BIAS),
+                        b.parameters().keySet());
                 assertTrue(RelativeError.of(Fixtures.values(z), Fixtures.values(b.forward(x)), 0) <= EQUIVALENT);
                 b.setMode(Mode.EVAL);
                 ConvBNParameters after = b.unfoldedParameters();
-                before.trainable().forEach((name, t) -> assertTrue(RelativeError.of(Fixtures.values(t),
-                        Fixtures.values(after.trainable().get(name)), 0) <= ROUND_TRIP, name));
+                before.trainable()
+                        .forEach((name, t) -> assertTrue(
+                                RelativeError.of(
+                                                Fixtures.values(t),
+                                                Fixtures.values(
+                                                        after.trainable().get(name)),
+                                                0)
+                                        <= ROUND_TRIP,
+                                name));
             }
         }
     }
@@ -93,7 +102,8 @@ class ModeSwitchTest {
             INDArray zDeploy = b.forward(x);
             b.clearSaved();
             b.setMode(Mode.TUNE);
-            assertTrue(RelativeError.of(Fixtures.values(zDeploy), Fixtures.values(b.forward(x)), 0) <= EQUIVALENT,
+            assertTrue(
+                    RelativeError.of(Fixtures.values(zDeploy), Fixtures.values(b.forward(x)), 0) <= EQUIVALENT,
                     "TUNE after DEPLOY training computes what DEPLOY computed");
         }
     }
@@ -104,7 +114,8 @@ class ModeSwitchTest {
         b.setMode(Mode.DEPLOY);
         b.parameters().get(ParameterNames.FOLDED_BIAS).addi(0.5);
         IllegalStateException e = assertThrows(IllegalStateException.class, () -> b.setMode(Mode.EVAL));
-        assertTrue(e.getMessage().contains("folded.bias") && e.getMessage().contains("neither a conv bias"),
+        assertTrue(
+                e.getMessage().contains("folded.bias") && e.getMessage().contains("neither a conv bias"),
                 e.getMessage());
     }
 
@@ -130,7 +141,9 @@ class ModeSwitchTest {
         assertEquals(2, d.maxAbsChannel());
         assertEquals(4, d.minAbsChannel());
         assertEquals((4 + eps) / (0.01 + eps), d.learningRateSpread(), 1e-9);
-        assertTrue(d.deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT).orElseThrow().contains("TUNE"));
+        assertTrue(d.deployTrainingWarning(FoldDiagnostics.DEFAULT_SPREAD_LIMIT)
+                .orElseThrow()
+                .contains("TUNE"));
         assertTrue(d.deployTrainingWarning(1e6).isEmpty());
         b.setMode(Mode.DEPLOY);
         assertEquals(d, b.foldDiagnostics(), "kept from fold time in DEPLOY");

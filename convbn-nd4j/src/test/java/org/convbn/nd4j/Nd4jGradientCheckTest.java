@@ -7,7 +7,6 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.DoubleSupplier;
 import java.util.stream.Stream;
-
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.ConfigGrid;
 import org.convbn.testkit.conformance.FiniteDifference;
@@ -68,11 +67,29 @@ class Nd4jGradientCheckTest {
                 }
                 return l;
             };
-            worst.merge(mode, check(mode, grid, "input", analytic.input(), c.xNd4j(), loss,
-                    sample(c.xNd4j().length())), Math::max);
+            worst.merge(
+                    mode,
+                    check(
+                            mode,
+                            grid,
+                            "input",
+                            analytic.input(),
+                            c.xNd4j(),
+                            loss,
+                            sample(c.xNd4j().length())),
+                    Math::max);
             for (Map.Entry<String, INDArray> p : block.parameters().entrySet()) {
-                worst.merge(mode, check(mode, grid, p.getKey(), analytic.parameter(p.getKey()), p.getValue(), loss,
-                        FiniteDifference.all((int) p.getValue().length())), Math::max);
+                worst.merge(
+                        mode,
+                        check(
+                                mode,
+                                grid,
+                                p.getKey(),
+                                analytic.parameter(p.getKey()),
+                                p.getValue(),
+                                loss,
+                                FiniteDifference.all((int) p.getValue().length())),
+                        Math::max);
             }
         }
         return worst;
@@ -88,8 +105,14 @@ class Nd4jGradientCheckTest {
         return rng.ints(Math.min(INPUT_SAMPLES, n), 0, (int) n).toArray();
     }
 
-    private static double check(Mode mode, ConfigGrid.Case grid, String name, INDArray analytic, INDArray wrt,
-                              DoubleSupplier loss, int[] indices) {
+    private static double check(
+            Mode mode,
+            ConfigGrid.Case grid,
+            String name,
+            INDArray analytic,
+            INDArray wrt,
+            DoubleSupplier loss,
+            int[] indices) {
         INDArray flat = wrt.reshape(wrt.length()); // a view: writes reach the block's array
         double[] numeric = FiniteDifference.gradient(indices, flat::getDouble, flat::putScalar, loss, FD_STEP);
         double[] all = Fixtures.values(analytic);
@@ -104,5 +127,4 @@ class Nd4jGradientCheckTest {
         assertTrue(err <= MAX_RELATIVE_ERROR, () -> mode + " " + grid + " d" + name + ": relative error " + err);
         return err;
     }
-
 }

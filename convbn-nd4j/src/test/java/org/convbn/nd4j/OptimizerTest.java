@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import java.util.SplittableRandom;
-
 import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -25,6 +24,7 @@ import org.nd4j.linalg.learning.regularization.WeightDecay;
 class OptimizerTest {
     /** float64: the formulas are rearranged (ND4J's Nesterov keeps -lr*buffer, PyTorch the buffer). */
     static final double FORMULA_TOLERANCE = 1e-12;
+
     static final int STEPS = 5;
 
     /** One parameter's reference optimiser: updates {@code p} in place from gradient {@code g} at step t (0-based). */
@@ -99,8 +99,9 @@ class OptimizerTest {
             optimizer.iterationDone();
             double err = RelativeError.of(p, param.reshape(12).toDoubleVector(), 0);
             int step = t;
-            assertTrue(err <= FORMULA_TOLERANCE, () -> updater.getClass().getSimpleName() + " step " + step
-                    + ": relative error " + err);
+            assertTrue(
+                    err <= FORMULA_TOLERANCE,
+                    () -> updater.getClass().getSimpleName() + " step " + step + ": relative error " + err);
         }
     }
 

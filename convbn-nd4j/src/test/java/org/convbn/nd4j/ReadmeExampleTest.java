@@ -7,12 +7,10 @@ import java.io.IOException;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.ReadmeExample;
-import org.convbn.nd4j.Optimizer;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -26,6 +24,7 @@ class ReadmeExampleTest {
     @Test
     void exampleRunsAndLowersTheLoss() {
         List<Double> losses = new ArrayList<>();
+        // spotless:off (the README shows these lines as they are)
         // README-BEGIN
         // A 3x3 conv 64 -> 128 with stride 2 followed by BatchNorm, float32, PyTorch's initialisation.
         ConvConfig conv = ConvConfig.builder(64, 128).kernel(3).stride(2).padding(1).bias(false).build();
@@ -48,6 +47,7 @@ class ReadmeExampleTest {
         INDArray y = block.forward(x);
         block.clearSaved();
         // README-END
+        // spotless:on
         assertEquals(3, losses.size());
         assertTrue(losses.get(2) < losses.get(0), "loss falls: " + losses);
         assertEquals(List.of(2L, 128L, 14L, 14L), List.of(y.size(0), y.size(1), y.size(2), y.size(3)));
@@ -55,7 +55,12 @@ class ReadmeExampleTest {
 
     @Test
     void readmeShowsThisExample() throws IOException {
-        assertEquals(List.of(), ReadmeExample.missingLines(Path.of("src/test/java/org/convbn/nd4j/ReadmeExampleTest.java"), Path.of("../README.md"), "losses.add"),
+        assertEquals(
+                List.of(),
+                ReadmeExample.missingLines(
+                        Path.of("src/test/java/org/convbn/nd4j/ReadmeExampleTest.java"),
+                        Path.of("../README.md"),
+                        "losses.add"),
                 "README.md lacks these example lines");
     }
 }

@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.EnumMap;
 import java.util.Map;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
@@ -21,9 +20,16 @@ import org.nd4j.linalg.factory.Nd4j;
 class RetainedBytesTest {
 
     @ParameterizedTest
-    @EnumSource(value = DataType.class, names = {"FLOAT", "DOUBLE"})
+    @EnumSource(
+            value = DataType.class,
+            names = {"FLOAT", "DOUBLE"})
     void eachModeKeepsExactlyWhatTheModeTableSays(DataType type) {
-        ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(6, 10).kernel(3).stride(2).padding(1).groups(2).build());
+        ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(6, 10)
+                .kernel(3)
+                .stride(2)
+                .padding(1)
+                .groups(2)
+                .build());
         long[] inShape = {3, 6, 11, 9};
         INDArray x = Nd4j.rand(type, inShape);
         int width = type.width();
@@ -41,30 +47,35 @@ class RetainedBytesTest {
         long outputMap = 3L * 10 * 6 * 5 * width;
         long input = 3L * 6 * 11 * 9 * width;
         assertEquals(input, seen.get(Mode.TUNE).activationBytes());
-        assertEquals(seen.get(Mode.DEPLOY).activationBytes(), seen.get(Mode.TUNE).activationBytes());
-        assertEquals(seen.get(Mode.TUNE).activationBytes() + outputMap, seen.get(Mode.EVAL).activationBytes());
+        assertEquals(
+                seen.get(Mode.DEPLOY).activationBytes(), seen.get(Mode.TUNE).activationBytes());
+        assertEquals(
+                seen.get(Mode.TUNE).activationBytes() + outputMap,
+                seen.get(Mode.EVAL).activationBytes());
         assertEquals(2L * 10 * width, seen.get(Mode.TUNE).weightBytes(), "b', s (W' recomputed, the default)");
         assertEquals(seen.get(Mode.EVAL).activationBytes(), seen.get(Mode.TRAIN).activationBytes());
 
         ConvBNConfig keeping = config.withTuneFold(TuneFold.KEEP);
         ConvBNBlock block = ConvBNBlock.of(keeping, ConvBNParameters.initialize(keeping, type, 1), Mode.TUNE);
         block.forward(x);
-        assertEquals(new RetainedBytes(input, (10L * 3 * 3 * 3 + 2 * 10) * width), block.retainedBytes(),
-                "W', b', s kept");
+        assertEquals(
+                new RetainedBytes(input, (10L * 3 * 3 * 3 + 2 * 10) * width), block.retainedBytes(), "W', b', s kept");
         assertEquals(RetainedBytes.predict(keeping, Mode.TUNE, inShape, width), block.retainedBytes());
     }
 
     @Test
     void resnetStageBlockAtBatchEight() {
         // [8, 64, 56, 56] float32, 3x3 pad 1, 64 -> 64: the numbers quoted in the docs.
-        ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(64, 64).kernel(3).padding(1).bias(false).build());
+        ConvBNConfig config = ConvBNConfig.of(
+                ConvConfig.builder(64, 64).kernel(3).padding(1).bias(false).build());
         long[] shape = {8, 64, 56, 56};
         long map = 8L * 64 * 56 * 56 * 4;
         assertEquals(new RetainedBytes(2 * map, 2 * 64 * 4), RetainedBytes.predict(config, Mode.TRAIN, shape, 4));
         assertEquals(new RetainedBytes(2 * map, 0), RetainedBytes.predict(config, Mode.EVAL, shape, 4));
         assertEquals(new RetainedBytes(map, 0), RetainedBytes.predict(config, Mode.DEPLOY, shape, 4));
         assertEquals(new RetainedBytes(map, 2 * 64 * 4), RetainedBytes.predict(config, Mode.TUNE, shape, 4));
-        assertEquals(new RetainedBytes(map, (64L * 64 * 9 + 2 * 64) * 4),
+        assertEquals(
+                new RetainedBytes(map, (64L * 64 * 9 + 2 * 64) * 4),
                 RetainedBytes.predict(config.withTuneFold(TuneFold.KEEP), Mode.TUNE, shape, 4));
         // And the block really holds that in TUNE and EVAL.
         INDArray x = Nd4j.rand(DataType.FLOAT, shape);

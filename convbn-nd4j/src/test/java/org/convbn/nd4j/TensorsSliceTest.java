@@ -25,8 +25,8 @@ class TensorsSliceTest {
                     arena.allocate(DataType.FLOAT, before);
                 }
                 INDArray a = arena.allocate(DataType.FLOAT, 2, 8, 11, 9).assign(Nd4j.rand(DataType.FLOAT, 2, 8, 11, 9));
-                INDArray want = a.dup().get(NDArrayIndex.all(), NDArrayIndex.interval(4, 8), NDArrayIndex.all(),
-                        NDArrayIndex.all());
+                INDArray want = a.dup()
+                        .get(NDArrayIndex.all(), NDArrayIndex.interval(4, 8), NDArrayIndex.all(), NDArrayIndex.all());
                 INDArray got = Tensors.slice(a, 1, 4, 8);
                 assertArrayEquals(want.shape(), got.shape(), "offset " + a.offset());
                 assertArrayEquals(Fixtures.values(want), Fixtures.values(got), "offset " + a.offset());

@@ -22,8 +22,10 @@ class TrainStatisticsTest {
     @ParameterizedTest(name = "unbiasedRunningVar={0}")
     @ValueSource(booleans = {true, false})
     void runningStatisticsFollowMomentumAndTheConfiguredVariance(boolean unbiasedRunningVar) {
-        ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(3, 5).kernel(3).padding(1).stride(2).build())
-                .withBn(org.convbn.core.BatchNormConfig.of(5).withMomentum(0.3)
+        ConvBNConfig config = ConvBNConfig.of(
+                        ConvConfig.builder(3, 5).kernel(3).padding(1).stride(2).build())
+                .withBn(org.convbn.core.BatchNormConfig.of(5)
+                        .withMomentum(0.3)
                         .withUnbiasedRunningVar(unbiasedRunningVar));
         ConvBNBlock block = ConvBNBlock.initialized(config, DataType.DOUBLE, 7);
         Tensor w = Fixtures.toTensor(block.unfoldedParameters().weight());

@@ -1,7 +1,6 @@
 package org.convbn.net;
 
 import net.jcip.annotations.ThreadSafe;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.factory.Nd4j;
@@ -10,8 +9,7 @@ import org.nd4j.linalg.ops.transforms.Transforms;
 /** ReLU, global average pooling and max pooling for NCHW networks, as pure forward/backward functions. */
 @ThreadSafe
 public final class Activations {
-    private Activations() {
-    }
+    private Activations() {}
 
     /**
      * ReLU in place.
@@ -30,7 +28,10 @@ public final class Activations {
      */
     public static INDArray reluBackward(INDArray out, INDArray g) {
         INDArray dx = Nd4j.createUninitialized(g.dataType(), g.shape());
-        Nd4j.exec(DynamicCustomOp.builder("relu_bp").addInputs(out, g).addOutputs(dx).addFloatingPointArguments(0.0)
+        Nd4j.exec(DynamicCustomOp.builder("relu_bp")
+                .addInputs(out, g)
+                .addOutputs(dx)
+                .addFloatingPointArguments(0.0)
                 .build());
         return dx;
     }
@@ -60,8 +61,11 @@ public final class Activations {
         long oh = (x.size(2) + 2L * pad - kernel) / stride + 1;
         long ow = (x.size(3) + 2L * pad - kernel) / stride + 1;
         INDArray out = Nd4j.createUninitialized(x.dataType(), x.size(0), x.size(1), oh, ow);
-        Nd4j.exec(DynamicCustomOp.builder("maxpool2d").addInputs(x).addOutputs(out)
-                .addIntegerArguments(poolArgs(kernel, stride, pad)).build());
+        Nd4j.exec(DynamicCustomOp.builder("maxpool2d")
+                .addInputs(x)
+                .addOutputs(out)
+                .addIntegerArguments(poolArgs(kernel, stride, pad))
+                .build());
         return out;
     }
 
@@ -72,8 +76,11 @@ public final class Activations {
      */
     public static INDArray maxPoolBackward(INDArray x, INDArray g, int kernel, int stride, int pad) {
         INDArray dx = Nd4j.createUninitialized(x.dataType(), x.shape());
-        Nd4j.exec(DynamicCustomOp.builder("maxpool2d_bp").addInputs(x, g).addOutputs(dx)
-                .addIntegerArguments(poolArgs(kernel, stride, pad)).build());
+        Nd4j.exec(DynamicCustomOp.builder("maxpool2d_bp")
+                .addInputs(x, g)
+                .addOutputs(dx)
+                .addIntegerArguments(poolArgs(kernel, stride, pad))
+                .build());
         return dx;
     }
 

@@ -1,12 +1,10 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.nd4j.kernel.Kernels;
@@ -54,7 +52,8 @@ public final class BatchNormLayer implements ConvLayer {
     @Override
     public INDArray forward(INDArray x) {
         clearSaved();
-        INDArray z = block.forward(x, kernels.preferredLayout(block.block().config().channels()), false);
+        INDArray z =
+                block.forward(x, kernels.preferredLayout(block.block().config().channels()), false);
         INDArray a = activation.forward(kernels, z);
         if (activation != ConvActivation.IDENTITY) {
             saved = activation.readsOutput() ? a : z;

@@ -39,8 +39,7 @@ public enum ConvActivation {
             case HARDSWISH -> {
                 return kernels.hardswish(z);
             }
-            case IDENTITY -> {
-            }
+            case IDENTITY -> {}
         }
         return z;
     }
@@ -55,8 +54,7 @@ public enum ConvActivation {
             case RELU6 -> kernels.relu6BackwardInPlace(saved, g);
             case SILU -> kernels.siluBackwardInPlace(saved, g);
             case HARDSWISH -> kernels.hardswishBackwardInPlace(saved, g);
-            case IDENTITY -> {
-            }
+            case IDENTITY -> {}
         }
     }
 }

@@ -1,11 +1,9 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.nd4j.linalg.api.ndarray.INDArray;

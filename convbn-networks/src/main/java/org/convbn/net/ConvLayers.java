@@ -1,10 +1,8 @@
 package org.convbn.net;
 
+import java.util.function.BiFunction;
 import net.jcip.annotations.NotThreadSafe;
 import net.jcip.annotations.ThreadSafe;
-
-import java.util.function.BiFunction;
-
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
@@ -21,15 +19,17 @@ import org.nd4j.linalg.api.buffer.DataType;
  */
 @ThreadSafe
 final class ConvLayers {
-    private ConvLayers() {
-    }
+    private ConvLayers() {}
 
     /**
      * @param groupSize 0 for a dense conv, else input channels per group (1: depthwise)
      * @return a bias-free conv with padding {@code kernel / 2}
      */
     static ConvConfig conv(int in, int out, int kernel, int stride, int groupSize) {
-        ConvConfig.Builder c = ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
+        ConvConfig.Builder c = ConvConfig.builder(in, out)
+                .kernel(kernel)
+                .stride(stride)
+                .padding(kernel / 2)
                 .bias(false);
         return (groupSize > 0 ? c.groupSize(groupSize) : c).build();
     }
@@ -83,10 +83,16 @@ final class ConvLayers {
 
         /** @return a ConvBN block under {@code convName} and {@code bnName} */
         NamedBlock block(String convName, String bnName, ConvConfig conv) {
-            ConvBNConfig config = new ConvBNConfig(conv, new BatchNormConfig(conv.outChannels(), eps, momentum, true),
-                    true, settings.tuneFold);
-            return new NamedBlock(convName, bnName, ConvBNBlock.of(config, ConvBNParameters.initialize(config,
-                    settings.dataType, nextSeed()), settings.mode, kernels));
+            ConvBNConfig config = new ConvBNConfig(
+                    conv, new BatchNormConfig(conv.outChannels(), eps, momentum, true), true, settings.tuneFold);
+            return new NamedBlock(
+                    convName,
+                    bnName,
+                    ConvBNBlock.of(
+                            config,
+                            ConvBNParameters.initialize(config, settings.dataType, nextSeed()),
+                            settings.mode,
+                            kernels));
         }
 
         /** @return the block {@code name.0} (conv) and {@code name.1} (BN) and its activation */

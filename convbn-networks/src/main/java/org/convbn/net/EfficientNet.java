@@ -1,23 +1,18 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.TuneFold;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.ProxyNormConfig;
-import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.ConvProxyNormBlock;
 import org.convbn.nd4j.ProxyNormParameters;
-import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
 
@@ -117,12 +112,16 @@ public final class EfficientNet extends InvertedResidualNetwork {
     }
 
     /** One row of the B0 table (channels and units before the variant's multipliers). */
-    private record StageSpec(int expandRatio, int kernel, int stride, int out, int units) {
-    }
+    private record StageSpec(int expandRatio, int kernel, int stride, int out, int units) {}
 
-    private static final List<StageSpec> B0 = List.of(new StageSpec(1, 3, 1, 16, 1), new StageSpec(6, 3, 2, 24, 2),
-            new StageSpec(6, 5, 2, 40, 2), new StageSpec(6, 3, 2, 80, 3), new StageSpec(6, 5, 1, 112, 3),
-            new StageSpec(6, 5, 2, 192, 4), new StageSpec(6, 3, 1, 320, 1));
+    private static final List<StageSpec> B0 = List.of(
+            new StageSpec(1, 3, 1, 16, 1),
+            new StageSpec(6, 3, 2, 24, 2),
+            new StageSpec(6, 5, 2, 40, 2),
+            new StageSpec(6, 3, 2, 80, 3),
+            new StageSpec(6, 5, 1, 112, 3),
+            new StageSpec(6, 5, 2, 192, 4),
+            new StageSpec(6, 3, 1, 320, 1));
     private static final int STEM_CHANNELS = 32;
     /** The last conv's width over the last stage's. */
     private static final int LAST_CONV_EXPANSION = 4;
@@ -133,17 +132,38 @@ public final class EfficientNet extends InvertedResidualNetwork {
     private final int groupSize;
     private final Normalization normalization;
 
-    private EfficientNet(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
-                         int[] stageSizes, ConvLayer last, Linear classifier) {
-        super(name(b), features(stageSizes.length + 2), kernels, arena, stem, units, stageSizes, last, null,
-                classifier, b.dataType, b.mode, b.dropout >= 0 ? b.dropout : b.variant.dropout, b.seed);
+    private EfficientNet(
+            Builder b,
+            Kernels kernels,
+            PooledArena arena,
+            ConvLayer stem,
+            List<MBConv> units,
+            int[] stageSizes,
+            ConvLayer last,
+            Linear classifier) {
+        super(
+                name(b),
+                features(stageSizes.length + 2),
+                kernels,
+                arena,
+                stem,
+                units,
+                stageSizes,
+                last,
+                null,
+                classifier,
+                b.dataType,
+                b.mode,
+                b.dropout >= 0 ? b.dropout : b.variant.dropout,
+                b.seed);
         this.variant = b.variant;
         this.groupSize = b.groupSize;
         this.normalization = b.normalization;
     }
 
     private static String name(Builder b) {
-        return b.variant.torchvisionName() + (b.groupSize > 0 ? "_g" + b.groupSize : "")
+        return b.variant.torchvisionName()
+                + (b.groupSize > 0 ? "_g" + b.groupSize : "")
                 + (b.normalization == Normalization.GROUP_NORM_PROXY ? "_proxy" : "");
     }
 
@@ -167,11 +187,11 @@ public final class EfficientNet extends InvertedResidualNetwork {
         private double stochasticDepth = 0.2;
         /** Negative: the variant's. */
         private double dropout = -1;
+
         private double batchNormMomentum = BatchNormConfig.DEFAULT_MOMENTUM;
         private Normalization normalization = Normalization.BATCH_NORM;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /** @param variant B0 (default) .. B3 */
         public Builder variant(Variant variant) {
@@ -220,12 +240,12 @@ public final class EfficientNet extends InvertedResidualNetwork {
             Objects.requireNonNull(variant, "variant");
             Objects.requireNonNull(normalization, "normalization");
             if (!(stochasticDepth >= 0 && stochasticDepth < 1)) {
-                throw new IllegalArgumentException("stochasticDepth: expected a value in [0, 1), got "
-                        + stochasticDepth);
+                throw new IllegalArgumentException(
+                        "stochasticDepth: expected a value in [0, 1), got " + stochasticDepth);
             }
             if (!(batchNormMomentum > 0 && batchNormMomentum <= 1)) {
-                throw new IllegalArgumentException("batchNormMomentum: expected a value in (0, 1], got "
-                        + batchNormMomentum);
+                throw new IllegalArgumentException(
+                        "batchNormMomentum: expected a value in (0, 1], got " + batchNormMomentum);
             }
             return create(this);
         }
@@ -236,8 +256,8 @@ public final class EfficientNet extends InvertedResidualNetwork {
     }
 
     private static EfficientNet create(Builder b, PooledArena arena, Kernels kernels) {
-        ConvLayers.Factory blocks = new ConvLayers.Factory(b, kernels, BatchNormConfig.DEFAULT_EPS,
-                b.batchNormMomentum);
+        ConvLayers.Factory blocks =
+                new ConvLayers.Factory(b, kernels, BatchNormConfig.DEFAULT_EPS, b.batchNormMomentum);
         // a conv + norm pair, its conv name.0 and its norm name.1, then SiLU (else it is a projection)
         LayerFactory make = (name, c, silu) -> {
             try {
@@ -245,10 +265,15 @@ public final class EfficientNet extends InvertedResidualNetwork {
                     return blocks.layer(name, c, silu ? ConvActivation.SILU : ConvActivation.IDENTITY);
                 }
                 int channels = c.outChannels();
-                ProxyNormConfig norm = ProxyNormConfig.groupNorm(channels, channels / Normalization.GROUP_NORM_CHANNELS,
+                ProxyNormConfig norm = ProxyNormConfig.groupNorm(
+                        channels,
+                        channels / Normalization.GROUP_NORM_CHANNELS,
                         silu ? Activation.SILU : Activation.IDENTITY);
-                return new ProxyNormLayer(name + ".0", name + ".1", new ConvProxyNormBlock(c, norm,
-                        ProxyNormParameters.initialize(c, b.dataType, blocks.nextSeed()), kernels));
+                return new ProxyNormLayer(
+                        name + ".0",
+                        name + ".1",
+                        new ConvProxyNormBlock(
+                                c, norm, ProxyNormParameters.initialize(c, b.dataType, blocks.nextSeed()), kernels));
             } catch (IllegalArgumentException e) {
                 throw new IllegalArgumentException(name + ": " + e.getMessage(), e);
             }
@@ -274,10 +299,10 @@ public final class EfficientNet extends InvertedResidualNetwork {
                     expand = make.make(p + k++, ConvLayers.conv(in, expanded, 1, 1, 0), true);
                 }
                 int groupSize = b.groupSize > 0 ? b.groupSize : 1;
-                ConvLayer depthwise = make.make(p + k++, ConvLayers.conv(expanded, expanded, spec.kernel(), stride,
-                        groupSize), true);
-                SqueezeExcitation se = new SqueezeExcitation(p + k++, expanded, Math.max(1, in / 4), b.dataType,
-                        blocks.nextSeed(), kernels);
+                ConvLayer depthwise =
+                        make.make(p + k++, ConvLayers.conv(expanded, expanded, spec.kernel(), stride, groupSize), true);
+                SqueezeExcitation se = new SqueezeExcitation(
+                        p + k++, expanded, Math.max(1, in / 4), b.dataType, blocks.nextSeed(), kernels);
                 ConvLayer project = make.make(p + k, ConvLayers.conv(expanded, out, 1, 1, 0), false);
                 units.add(new MBConv(expand, depthwise, se, project, kernels, b.stochasticDepth * id / total));
                 in = out;

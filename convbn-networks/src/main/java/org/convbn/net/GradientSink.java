@@ -1,9 +1,7 @@
 package org.convbn.net;
 
 import java.util.Map;
-
 import net.jcip.annotations.NotThreadSafe;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**

@@ -1,7 +1,5 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Collections;
@@ -10,7 +8,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -57,6 +55,7 @@ public abstract sealed class InvertedResidualNetwork implements Network
     private final ConvLayer last;
     /** MobileNetV3's linear + hardswish before the dropout, or null. */
     private final Linear hidden;
+
     private Linear classifier;
     private final DataType dataType;
     private final double dropout;
@@ -64,6 +63,7 @@ public abstract sealed class InvertedResidualNetwork implements Network
     private final List<String> parts;
     /** {@code unitsBefore[k]}: the units inside the first k parts (the stem has none). */
     private final int[] unitsBefore;
+
     private SplittableRandom rng;
     private Mode mode;
     private boolean stochastic = true;
@@ -76,13 +76,16 @@ public abstract sealed class InvertedResidualNetwork implements Network
     private INDArray frozenOutput;
     /** The last conv layer's output, while its backward reads it (an in-place activation such as ReLU6). */
     private INDArray lastActivation;
+
     private INDArray pooled;
     /** The hidden linear layer's output, before and after its hardswish. */
     private INDArray hiddenInput;
+
     private INDArray hiddenOutput;
     private INDArray dropMask;
     /** The classifier's input when dropout drew a mask (else it reads the features directly). */
     private INDArray dropped;
+
     private long[] pooledShape;
     private Layout pooledLayout;
 
@@ -97,9 +100,21 @@ public abstract sealed class InvertedResidualNetwork implements Network
      * @param seed the seed of the dropout and stochastic depth draws
      * @throws IllegalArgumentException if the parts, stage sizes and units do not fit together
      */
-    InvertedResidualNetwork(String name, List<String> parts, Kernels kernels, PooledArena arena, ConvLayer stem,
-                            List<MBConv> units, int[] stageSizes, ConvLayer last, Linear hidden, Linear classifier,
-                            DataType dataType, Mode mode, double dropout, long seed) {
+    InvertedResidualNetwork(
+            String name,
+            List<String> parts,
+            Kernels kernels,
+            PooledArena arena,
+            ConvLayer stem,
+            List<MBConv> units,
+            int[] stageSizes,
+            ConvLayer last,
+            Linear hidden,
+            Linear classifier,
+            DataType dataType,
+            Mode mode,
+            double dropout,
+            long seed) {
         this.name = name;
         this.kernels = kernels;
         this.arena = arena;
@@ -124,8 +139,8 @@ public abstract sealed class InvertedResidualNetwork implements Network
             unitsBefore[i + 1] = unitsBefore[i] + (i >= 1 && i <= stageSizes.length ? stageSizes[i - 1] : 0);
         }
         if (unitsBefore[parts.size()] != units.size()) {
-            throw new IllegalArgumentException("stageSizes: expected sizes summing to " + units.size() + ", got "
-                    + Arrays.toString(stageSizes));
+            throw new IllegalArgumentException(
+                    "stageSizes: expected sizes summing to " + units.size() + ", got " + Arrays.toString(stageSizes));
         }
         this.parts = List.copyOf(parts);
     }
@@ -339,8 +354,8 @@ public abstract sealed class InvertedResidualNetwork implements Network
     public INDArray forward(INDArray x) {
         long[] s = x.shape();
         if (x.rank() != 4 || s[1] != 3 || s[2] < MIN_RESOLUTION || s[3] < MIN_RESOLUTION) {
-            throw new IllegalArgumentException("x: expected [N, 3, H, W] with H, W >= " + MIN_RESOLUTION + ", got "
-                    + Arrays.toString(s));
+            throw new IllegalArgumentException(
+                    "x: expected [N, 3, H, W] with H, W >= " + MIN_RESOLUTION + ", got " + Arrays.toString(s));
         }
         clearSaved();
         pending = true;
@@ -475,8 +490,8 @@ public abstract sealed class InvertedResidualNetwork implements Network
             hidden.clearSaved();
         }
         classifier.clearSaved();
-        arena.release(stemActivation, frozenOutput, lastActivation, hiddenInput, hiddenOutput, pooled, dropMask,
-                dropped);
+        arena.release(
+                stemActivation, frozenOutput, lastActivation, hiddenInput, hiddenOutput, pooled, dropMask, dropped);
         stemActivation = null;
         frozenOutput = null;
         lastActivation = null;
@@ -496,8 +511,16 @@ public abstract sealed class InvertedResidualNetwork implements Network
         if (last != null) {
             last.collectRetained(own);
         }
-        own.addAll(Arrays.asList(stemActivation, frozenOutput, lastActivation, pooled, hiddenInput, hiddenOutput,
-                dropMask, dropped, classifier.savedInput()));
+        own.addAll(Arrays.asList(
+                stemActivation,
+                frozenOutput,
+                lastActivation,
+                pooled,
+                hiddenInput,
+                hiddenOutput,
+                dropMask,
+                dropped,
+                classifier.savedInput()));
         if (hidden != null) {
             own.add(hidden.savedInput());
         }

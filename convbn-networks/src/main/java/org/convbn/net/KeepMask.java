@@ -1,7 +1,6 @@
 package org.convbn.net;
 
 import java.util.SplittableRandom;
-
 import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -9,8 +8,7 @@ import org.nd4j.linalg.factory.Nd4j;
 
 /** The masks of dropout and stochastic depth: PyTorch's inverted dropout, kept entries scaled by {@code 1 / (1 - p)}. */
 final class KeepMask {
-    private KeepMask() {
-    }
+    private KeepMask() {}
 
     /**
      * @param rng the draw, advanced by one value per entry (row-major)

@@ -1,11 +1,9 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Cost;
 import org.convbn.nd4j.kernel.Arena;
 import org.nd4j.linalg.api.buffer.DataType;

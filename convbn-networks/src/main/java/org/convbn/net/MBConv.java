@@ -1,7 +1,5 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
@@ -9,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.SplittableRandom;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -57,6 +55,7 @@ public final class MBConv {
     private INDArray filtered;
     /** The gate's output (null without a gate: the projection reads {@link #filtered}). */
     private INDArray excited;
+
     private INDArray keep;
     private INDArray output;
 
@@ -69,8 +68,13 @@ public final class MBConv {
      * @param dropProbability stochastic depth's p for this unit, in [0, 1)
      * @throws IllegalArgumentException if p is out of range
      */
-    public MBConv(ConvLayer expand, ConvLayer depthwise, SqueezeExcitation se, ConvLayer project, Kernels kernels,
-                  double dropProbability) {
+    public MBConv(
+            ConvLayer expand,
+            ConvLayer depthwise,
+            SqueezeExcitation se,
+            ConvLayer project,
+            Kernels kernels,
+            double dropProbability) {
         this(expand, depthwise, se, project, null, false, kernels, dropProbability);
     }
 
@@ -85,8 +89,15 @@ public final class MBConv {
      * @param dropProbability stochastic depth's p for this unit, in [0, 1)
      * @throws IllegalArgumentException if p is out of range
      */
-    public MBConv(ConvLayer expand, ConvLayer depthwise, SqueezeExcitation se, ConvLayer project, ConvLayer shortcut,
-                  boolean reluAfterSum, Kernels kernels, double dropProbability) {
+    public MBConv(
+            ConvLayer expand,
+            ConvLayer depthwise,
+            SqueezeExcitation se,
+            ConvLayer project,
+            ConvLayer shortcut,
+            boolean reluAfterSum,
+            Kernels kernels,
+            double dropProbability) {
         if (!(dropProbability >= 0 && dropProbability < 1)) {
             throw new IllegalArgumentException("dropProbability: expected a value in [0, 1), got " + dropProbability);
         }
@@ -100,7 +111,8 @@ public final class MBConv {
         this.kernels = kernels;
         this.arena = kernels.arena();
         int in = (expand != null ? expand : depthwise).conv().inChannels();
-        this.residual = shortcut != null || depthwise.conv().strideH() == 1 && in == project.conv().outChannels();
+        this.residual = shortcut != null
+                || depthwise.conv().strideH() == 1 && in == project.conv().outChannels();
     }
 
     /** @return whether the unit adds its input (or its projection) to its output */

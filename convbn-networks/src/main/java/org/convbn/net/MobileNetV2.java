@@ -1,15 +1,10 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.TuneFold;
-import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
 
@@ -36,21 +31,45 @@ import org.convbn.nd4j.kernel.PooledArena;
 @NotThreadSafe
 public final class MobileNetV2 extends InvertedResidualNetwork {
     /** One row of torchvision's {@code inverted_residual_setting}: expansion t, out channels c, units n, stride s. */
-    private record Row(int t, int c, int n, int s) {
-    }
+    private record Row(int t, int c, int n, int s) {}
 
-    private static final List<Row> SETTING = List.of(new Row(1, 16, 1, 1), new Row(6, 24, 2, 2),
-            new Row(6, 32, 3, 2), new Row(6, 64, 4, 2), new Row(6, 96, 3, 1), new Row(6, 160, 3, 2),
+    private static final List<Row> SETTING = List.of(
+            new Row(1, 16, 1, 1),
+            new Row(6, 24, 2, 2),
+            new Row(6, 32, 3, 2),
+            new Row(6, 64, 4, 2),
+            new Row(6, 96, 3, 1),
+            new Row(6, 160, 3, 2),
             new Row(6, 320, 1, 1));
     private static final int STEM_CHANNELS = 32;
     private static final int LAST_CHANNELS = 1280;
     /** torchvision's classifier dropout. */
     public static final double DROPOUT = 0.2;
 
-    private MobileNetV2(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
-                        int[] stageSizes, ConvLayer last, Linear classifier) {
-        super("mobilenet_v2", features(stageSizes.length + 2), kernels, arena, stem, units, stageSizes, last, null,
-                classifier, b.dataType, b.mode, b.dropout, b.seed);
+    private MobileNetV2(
+            Builder b,
+            Kernels kernels,
+            PooledArena arena,
+            ConvLayer stem,
+            List<MBConv> units,
+            int[] stageSizes,
+            ConvLayer last,
+            Linear classifier) {
+        super(
+                "mobilenet_v2",
+                features(stageSizes.length + 2),
+                kernels,
+                arena,
+                stem,
+                units,
+                stageSizes,
+                last,
+                null,
+                classifier,
+                b.dataType,
+                b.mode,
+                b.dropout,
+                b.seed);
     }
 
     /**
@@ -66,8 +85,7 @@ public final class MobileNetV2 extends InvertedResidualNetwork {
     public static final class Builder extends NetworkBuilder<Builder> {
         private double dropout = DROPOUT;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /** @param p the classifier's dropout probability, [0, 1) */
         public Builder dropout(double p) {
@@ -108,19 +126,19 @@ public final class MobileNetV2 extends InvertedResidualNetwork {
                 if (row.t() != 1) {
                     expand = make.layer(p + k++, ConvLayers.conv(in, hidden, 1, 1, 0), ConvActivation.RELU6);
                 }
-                ConvLayer depthwise = make.layer(p + k++, ConvLayers.conv(hidden, hidden, 3, stride, 1),
-                        ConvActivation.RELU6);
+                ConvLayer depthwise =
+                        make.layer(p + k++, ConvLayers.conv(hidden, hidden, 3, stride, 1), ConvActivation.RELU6);
                 // the projection's conv and BN are two modules of the sequence: conv.k and conv.k+1
-                ConvLayer project = make.layer(p + k, p + (k + 1), ConvLayers.conv(hidden, out, 1, 1, 0),
-                        ConvActivation.IDENTITY);
+                ConvLayer project =
+                        make.layer(p + k, p + (k + 1), ConvLayers.conv(hidden, out, 1, 1, 0), ConvActivation.IDENTITY);
                 units.add(new MBConv(expand, depthwise, null, project, kernels, 0));
                 in = out;
             }
         }
         int[] stageSizes = new int[units.size()];
         Arrays.fill(stageSizes, 1);
-        ConvLayer last = make.layer("features." + feature, ConvLayers.conv(in, LAST_CHANNELS, 1, 1, 0),
-                ConvActivation.RELU6);
+        ConvLayer last =
+                make.layer("features." + feature, ConvLayers.conv(in, LAST_CHANNELS, 1, 1, 0), ConvActivation.RELU6);
         Linear classifier = new Linear("classifier.1", LAST_CHANNELS, b.classes, b.dataType, make.nextSeed(), arena);
         return new MobileNetV2(b, kernels, arena, stem, units, stageSizes, last, classifier);
     }

@@ -1,15 +1,10 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.TuneFold;
-import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
 
@@ -39,31 +34,61 @@ import org.convbn.nd4j.kernel.PooledArena;
 @NotThreadSafe
 public final class MobileNetV3 extends InvertedResidualNetwork {
     /** One row of torchvision's large setting. */
-    private record Row(int in, int kernel, int expanded, int out, boolean gate, boolean hardswish, int stride) {
-    }
+    private record Row(int in, int kernel, int expanded, int out, boolean gate, boolean hardswish, int stride) {}
 
-    private static final List<Row> LARGE = List.of(new Row(16, 3, 16, 16, false, false, 1),
-            new Row(16, 3, 64, 24, false, false, 2), new Row(24, 3, 72, 24, false, false, 1),
-            new Row(24, 5, 72, 40, true, false, 2), new Row(40, 5, 120, 40, true, false, 1),
-            new Row(40, 5, 120, 40, true, false, 1), new Row(40, 3, 240, 80, false, true, 2),
-            new Row(80, 3, 200, 80, false, true, 1), new Row(80, 3, 184, 80, false, true, 1),
-            new Row(80, 3, 184, 80, false, true, 1), new Row(80, 3, 480, 112, true, true, 1),
-            new Row(112, 3, 672, 112, true, true, 1), new Row(112, 5, 672, 160, true, true, 2),
-            new Row(160, 5, 960, 160, true, true, 1), new Row(160, 5, 960, 160, true, true, 1));
+    private static final List<Row> LARGE = List.of(
+            new Row(16, 3, 16, 16, false, false, 1),
+            new Row(16, 3, 64, 24, false, false, 2),
+            new Row(24, 3, 72, 24, false, false, 1),
+            new Row(24, 5, 72, 40, true, false, 2),
+            new Row(40, 5, 120, 40, true, false, 1),
+            new Row(40, 5, 120, 40, true, false, 1),
+            new Row(40, 3, 240, 80, false, true, 2),
+            new Row(80, 3, 200, 80, false, true, 1),
+            new Row(80, 3, 184, 80, false, true, 1),
+            new Row(80, 3, 184, 80, false, true, 1),
+            new Row(80, 3, 480, 112, true, true, 1),
+            new Row(112, 3, 672, 112, true, true, 1),
+            new Row(112, 5, 672, 160, true, true, 2),
+            new Row(160, 5, 960, 160, true, true, 1),
+            new Row(160, 5, 960, 160, true, true, 1));
     private static final int STEM_CHANNELS = 16;
     /** The last conv's width over the last unit's. */
     private static final int LAST_CONV_EXPANSION = 6;
+
     private static final int HIDDEN_CHANNELS = 1280;
     /** torchvision's BN settings for MobileNetV3. */
     public static final double BN_EPS = 0.001;
+
     public static final double BN_MOMENTUM = 0.01;
     /** torchvision's classifier dropout. */
     public static final double DROPOUT = 0.2;
 
-    private MobileNetV3(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units,
-                        int[] stageSizes, ConvLayer last, Linear hidden, Linear classifier) {
-        super("mobilenet_v3_large", features(stageSizes.length + 2), kernels, arena, stem, units, stageSizes, last,
-                hidden, classifier, b.dataType, b.mode, b.dropout, b.seed);
+    private MobileNetV3(
+            Builder b,
+            Kernels kernels,
+            PooledArena arena,
+            ConvLayer stem,
+            List<MBConv> units,
+            int[] stageSizes,
+            ConvLayer last,
+            Linear hidden,
+            Linear classifier) {
+        super(
+                "mobilenet_v3_large",
+                features(stageSizes.length + 2),
+                kernels,
+                arena,
+                stem,
+                units,
+                stageSizes,
+                last,
+                hidden,
+                classifier,
+                b.dataType,
+                b.mode,
+                b.dropout,
+                b.seed);
     }
 
     /**
@@ -80,8 +105,7 @@ public final class MobileNetV3 extends InvertedResidualNetwork {
     public static final class Builder extends NetworkBuilder<Builder> {
         private double dropout = DROPOUT;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /** @param p the classifier's dropout probability, [0, 1) */
         public Builder dropout(double p) {
@@ -107,8 +131,7 @@ public final class MobileNetV3 extends InvertedResidualNetwork {
 
     private static MobileNetV3 create(Builder b, PooledArena arena, Kernels kernels) {
         ConvLayers.Factory make = new ConvLayers.Factory(b, kernels, BN_EPS, BN_MOMENTUM);
-        ConvLayer stem = make.layer("features.0", ConvLayers.conv(3, STEM_CHANNELS, 3, 2, 0),
-                ConvActivation.HARDSWISH);
+        ConvLayer stem = make.layer("features.0", ConvLayers.conv(3, STEM_CHANNELS, 3, 2, 0), ConvActivation.HARDSWISH);
         List<MBConv> units = new ArrayList<>();
         for (int i = 0; i < LARGE.size(); i++) {
             Row row = LARGE.get(i);
@@ -119,22 +142,28 @@ public final class MobileNetV3 extends InvertedResidualNetwork {
             if (row.expanded() != row.in()) {
                 expand = make.layer(p + k++, ConvLayers.conv(row.in(), row.expanded(), 1, 1, 0), act);
             }
-            ConvLayer depthwise = make.layer(p + k++, ConvLayers.conv(row.expanded(), row.expanded(), row.kernel(),
-                    row.stride(), 1), act);
+            ConvLayer depthwise = make.layer(
+                    p + k++, ConvLayers.conv(row.expanded(), row.expanded(), row.kernel(), row.stride(), 1), act);
             SqueezeExcitation gate = null;
             if (row.gate()) {
-                gate = new SqueezeExcitation(p + k++, row.expanded(), EfficientNet.makeDivisible(row.expanded() / 4,
-                        8), ConvActivation.RELU, SqueezeExcitation.Scale.HARDSIGMOID, b.dataType, make.nextSeed(),
+                gate = new SqueezeExcitation(
+                        p + k++,
+                        row.expanded(),
+                        EfficientNet.makeDivisible(row.expanded() / 4, 8),
+                        ConvActivation.RELU,
+                        SqueezeExcitation.Scale.HARDSIGMOID,
+                        b.dataType,
+                        make.nextSeed(),
                         kernels);
             }
-            ConvLayer project = make.layer(p + k, ConvLayers.conv(row.expanded(), row.out(), 1, 1, 0),
-                    ConvActivation.IDENTITY);
+            ConvLayer project =
+                    make.layer(p + k, ConvLayers.conv(row.expanded(), row.out(), 1, 1, 0), ConvActivation.IDENTITY);
             units.add(new MBConv(expand, depthwise, gate, project, kernels, 0));
         }
         int in = LARGE.get(LARGE.size() - 1).out();
         int lastWidth = LAST_CONV_EXPANSION * in;
-        ConvLayer last = make.layer("features." + (LARGE.size() + 1), ConvLayers.conv(in, lastWidth, 1, 1, 0),
-                ConvActivation.HARDSWISH);
+        ConvLayer last = make.layer(
+                "features." + (LARGE.size() + 1), ConvLayers.conv(in, lastWidth, 1, 1, 0), ConvActivation.HARDSWISH);
         Linear hidden = new Linear("classifier.0", lastWidth, HIDDEN_CHANNELS, b.dataType, make.nextSeed(), arena);
         Linear classifier = new Linear("classifier.3", HIDDEN_CHANNELS, b.classes, b.dataType, make.nextSeed(), arena);
         int[] stageSizes = new int[units.size()];

@@ -1,12 +1,10 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Function;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
 import org.convbn.core.ProducerConfig;

@@ -1,7 +1,5 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Collections;
 import java.util.IdentityHashMap;
 import java.util.LinkedHashMap;
@@ -9,7 +7,7 @@ import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Set;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -107,15 +105,13 @@ public interface Network extends AutoCloseable {
      * Turns dropout and stochastic depth on (PyTorch's {@code train()}) or off (its {@code eval()}: evaluation, a
      * gradient check); independent of the BN mode; nothing for a network without them. Drops a pending forward.
      */
-    default void setStochastic(boolean on) {
-    }
+    default void setStochastic(boolean on) {}
 
     /**
      * Restarts the generator of the dropout and stochastic depth draws: the same seed gives the same masks from here
      * on (a run resumed at an epoch draws what the uninterrupted run drew); nothing for a network without them.
      */
-    default void seedDraws(long seed) {
-    }
+    default void seedDraws(long seed) {}
 
     /**
      * The cost of every layer with parameters at an input of {@code height x width}, per sample, by tracing shapes

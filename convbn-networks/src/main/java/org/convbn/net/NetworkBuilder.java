@@ -1,9 +1,7 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Objects;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -23,8 +21,7 @@ public abstract class NetworkBuilder<B extends NetworkBuilder<B>> {
     TuneFold tuneFold = TuneFold.RECOMPUTE;
     int groupSize;
 
-    NetworkBuilder() {
-    }
+    NetworkBuilder() {}
 
     @SuppressWarnings("unchecked")
     private B self() {

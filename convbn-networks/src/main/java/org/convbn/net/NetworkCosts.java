@@ -1,10 +1,8 @@
 package org.convbn.net;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
-
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Cost;
 
@@ -14,8 +12,7 @@ import org.convbn.core.Cost;
  */
 @ThreadSafe
 final class NetworkCosts {
-    private NetworkCosts() {
-    }
+    private NetworkCosts() {}
 
     /** A ResNet: stem, 3x3/2 max pool (padding 1), each unit's main path from the unit input, its shortcut from it. */
     static Map<String, Cost> of(ResNet net, int height, int width) {
@@ -42,8 +39,13 @@ final class NetworkCosts {
      * squeeze-and-excitation (two 1x1 convs on the pooled vector, under the gate's name) and projection, its last
      * conv (when there is one), its head's linear layers.
      */
-    static Map<String, Cost> of(ConvLayer stem, Iterable<MBConv> units, ConvLayer last, Map<String, Cost> classifier,
-                                int height, int width) {
+    static Map<String, Cost> of(
+            ConvLayer stem,
+            Iterable<MBConv> units,
+            ConvLayer last,
+            Map<String, Cost> classifier,
+            int height,
+            int width) {
         Map<String, Cost> out = new LinkedHashMap<>();
         long[] x = trace(out, stem, new long[] {1, 3, height, width});
         for (MBConv unit : units) {
@@ -65,8 +67,10 @@ final class NetworkCosts {
     }
 
     private static long[] trace(Map<String, Cost> into, ConvLayer layer, long[] input) {
-        String name = layer.block().map(NamedBlock::convName).orElseGet(() -> layer.layerParameters().keySet()
-                .iterator().next().replaceAll("\\.weight$", ""));
+        String name = layer.block()
+                .map(NamedBlock::convName)
+                .orElseGet(
+                        () -> layer.layerParameters().keySet().iterator().next().replaceAll("\\.weight$", ""));
         try {
             into.put(name, layer.cost((int) input[2], (int) input[3]));
             return layer.conv().outputShape(input);
@@ -81,8 +85,8 @@ final class NetworkCosts {
             into.put(b.convName(), Cost.of(c, (int) input[2], (int) input[3]));
             return c.conv().outputShape(input);
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException("input: too small for block " + b.convName() + " (" + e.getMessage()
-                    + ")", e);
+            throw new IllegalArgumentException(
+                    "input: too small for block " + b.convName() + " (" + e.getMessage() + ")", e);
         }
     }
 }

@@ -3,7 +3,6 @@ package org.convbn.net;
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** Units run one after the other, each keeping what its blocks need for backward. */

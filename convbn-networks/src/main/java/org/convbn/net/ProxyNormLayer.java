@@ -1,12 +1,10 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.nd4j.BlockGradients;

@@ -1,16 +1,11 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
 import java.util.Objects;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.TuneFold;
-import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.nd4j.ConvBNParameters;
-import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
 
@@ -63,8 +58,21 @@ public final class RegNet extends InvertedResidualNetwork {
     private final Variant variant;
 
     private RegNet(Builder b, Kernels kernels, PooledArena arena, ConvLayer stem, List<MBConv> units, Linear fc) {
-        super(b.variant.torchvisionName(), parts(b.variant), kernels, arena, stem, units, b.variant.depths.clone(),
-                null, null, fc, b.dataType, b.mode, 0, b.seed);
+        super(
+                b.variant.torchvisionName(),
+                parts(b.variant),
+                kernels,
+                arena,
+                stem,
+                units,
+                b.variant.depths.clone(),
+                null,
+                null,
+                fc,
+                b.dataType,
+                b.mode,
+                0,
+                b.seed);
         this.variant = b.variant;
     }
 
@@ -90,8 +98,7 @@ public final class RegNet extends InvertedResidualNetwork {
     public static final class Builder extends NetworkBuilder<Builder> {
         private Variant variant = Variant.Y_400MF;
 
-        private Builder() {
-        }
+        private Builder() {}
 
         /** @param variant the model (Y_400MF, the default) */
         public Builder variant(Variant variant) {
@@ -126,13 +133,21 @@ public final class RegNet extends InvertedResidualNetwork {
             for (int i = 0; i < v.depths[s]; i++) {
                 String p = "trunk_output.block" + (s + 1) + ".block" + (s + 1) + "-" + i + ".";
                 int stride = i == 0 ? 2 : 1;
-                ConvLayer proj = in != out || stride != 1 ? make.layer(p + "proj", ConvLayers.conv(in, out, 1, stride,
-                        0), ConvActivation.IDENTITY) : null;
+                ConvLayer proj = in != out || stride != 1
+                        ? make.layer(p + "proj", ConvLayers.conv(in, out, 1, stride, 0), ConvActivation.IDENTITY)
+                        : null;
                 ConvLayer a = make.layer(p + "f.a", ConvLayers.conv(in, out, 1, 1, 0), ConvActivation.RELU);
-                ConvLayer grouped = make.layer(p + "f.b", ConvLayers.conv(out, out, 3, stride, v.groupWidth),
-                        ConvActivation.RELU);
-                SqueezeExcitation se = new SqueezeExcitation(p + "f.se", out, (int) Math.round(v.seRatio * in),
-                        ConvActivation.RELU, SqueezeExcitation.Scale.SIGMOID, b.dataType, make.nextSeed(), kernels);
+                ConvLayer grouped =
+                        make.layer(p + "f.b", ConvLayers.conv(out, out, 3, stride, v.groupWidth), ConvActivation.RELU);
+                SqueezeExcitation se = new SqueezeExcitation(
+                        p + "f.se",
+                        out,
+                        (int) Math.round(v.seRatio * in),
+                        ConvActivation.RELU,
+                        SqueezeExcitation.Scale.SIGMOID,
+                        b.dataType,
+                        make.nextSeed(),
+                        kernels);
                 ConvLayer c = make.layer(p + "f.c", ConvLayers.conv(out, out, 1, 1, 0), ConvActivation.IDENTITY);
                 units.add(new MBConv(a, grouped, se, c, proj, true, kernels, 0));
                 in = out;

@@ -1,14 +1,12 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
@@ -99,6 +97,7 @@ public final class ResNet implements Network {
 
     /** Max pooling after the stem: 3x3, stride 2, padding 1. */
     private static final int POOL_KERNEL = 3;
+
     private static final int POOL_STRIDE = 2;
     private static final int POOL_PAD = 1;
 
@@ -125,13 +124,22 @@ public final class ResNet implements Network {
     // Between forward and backward, owned by the network:
     /** The stem's ReLU output, while the max pool's backward needs it. */
     private INDArray stemRelu;
+
     private Kernels.Pooled stemPooled;
     private INDArray pooled;
     private long[] pooledShape;
     private Layout pooledLayout;
 
-    private ResNet(String name, Variant variant, Kernels kernels, PooledArena arena, NamedBlock stem,
-                   List<Stage> stages, Linear fc, DataType dataType, Mode mode) {
+    private ResNet(
+            String name,
+            Variant variant,
+            Kernels kernels,
+            PooledArena arena,
+            NamedBlock stem,
+            List<Stage> stages,
+            Linear fc,
+            DataType dataType,
+            Mode mode) {
         this.name = name;
         this.variant = variant;
         this.dataType = dataType;
@@ -227,16 +235,20 @@ public final class ResNet implements Network {
                     main.add(make.block(p + "conv1", p + "bn1", ConvLayers.conv(in, width, 3, stride, group3x3)));
                     main.add(make.block(p + "conv2", p + "bn2", ConvLayers.conv(width, width, 3, 1, group3x3)));
                 }
-                NamedBlock shortcut = (stride != 1 || in != out) ? make.block(p + "downsample.0", p + "downsample.1",
-                        ConvLayers.conv(in, out, 1, stride, 0)) : null;
+                NamedBlock shortcut = (stride != 1 || in != out)
+                        ? make.block(p + "downsample.0", p + "downsample.1", ConvLayers.conv(in, out, 1, stride, 0))
+                        : null;
                 units.add(new ResidualUnit(main, shortcut));
                 in = out;
             }
-            stages.add(b.reversible ? new ReversibleStage(units.get(0), units.subList(1, units.size()), b.minBeta)
-                    : new PlainStage(units));
+            stages.add(
+                    b.reversible
+                            ? new ReversibleStage(units.get(0), units.subList(1, units.size()), b.minBeta)
+                            : new PlainStage(units));
         }
         Linear fc = new Linear("fc", in, b.classes, b.dataType, make.nextSeed(), arena);
-        String name = variant.torchvisionName + (b.groupSize > 0 ? "_g" + b.groupSize : "")
+        String name = variant.torchvisionName
+                + (b.groupSize > 0 ? "_g" + b.groupSize : "")
                 + (b.reversible ? "_reversible" : "");
         return new ResNet(name, variant, kernels, arena, stem, stages, fc, b.dataType, b.mode);
     }
@@ -317,8 +329,8 @@ public final class ResNet implements Network {
     public void setFrozenParts(int n) {
         List<String> parts = freezableParts();
         if (n < 0 || n > parts.size()) {
-            throw new IllegalArgumentException("frozen parts: expected 0.." + parts.size() + " (of " + parts
-                    + "), got " + n);
+            throw new IllegalArgumentException(
+                    "frozen parts: expected 0.." + parts.size() + " (of " + parts + "), got " + n);
         }
         if (n > 0 && !reversibleStages().isEmpty()) {
             throw new IllegalStateException("frozen parts: expected a network of plain stages, got reversible ones");

@@ -1,12 +1,10 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
 import java.util.Optional;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -45,7 +43,8 @@ public final class ResidualUnit {
         for (NamedBlock b : blocks()) {
             if (b.block().kernels().arena() != kernels.arena()) {
                 throw new IllegalArgumentException("main, shortcut: expected blocks sharing one arena, got "
-                        + b.convName() + " on " + b.block().kernels().arena() + " and " + main.get(0).convName()
+                        + b.convName() + " on " + b.block().kernels().arena() + " and "
+                        + main.get(0).convName()
                         + " on " + kernels.arena());
             }
         }

@@ -1,11 +1,9 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Collections;
 import java.util.List;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 

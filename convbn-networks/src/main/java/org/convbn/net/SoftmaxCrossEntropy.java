@@ -2,15 +2,13 @@ package org.convbn.net;
 
 import net.jcip.annotations.NotThreadSafe;
 import net.jcip.annotations.ThreadSafe;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.ops.transforms.Transforms;
 
 /** Mean softmax cross-entropy over a batch, with its gradient. */
 @ThreadSafe
 public final class SoftmaxCrossEntropy {
-    private SoftmaxCrossEntropy() {
-    }
+    private SoftmaxCrossEntropy() {}
 
     /**
      * The loss and dL/dlogits.
@@ -19,8 +17,7 @@ public final class SoftmaxCrossEntropy {
      * @param gradLogits {@code (softmax(logits) - onehot(labels)) / N}
      */
     @NotThreadSafe
-    public record Result(double loss, INDArray gradLogits) {
-    }
+    public record Result(double loss, INDArray gradLogits) {}
 
     /**
      * @param logits {@code [N, classes]}, not modified
@@ -38,8 +35,8 @@ public final class SoftmaxCrossEntropy {
         double loss = 0;
         for (int i = 0; i < n; i++) {
             if (labels[i] < 0 || labels[i] >= classes) {
-                throw new IllegalArgumentException("labels[" + i + "]: expected a class in [0, " + classes + "), got "
-                        + labels[i]);
+                throw new IllegalArgumentException(
+                        "labels[" + i + "]: expected a class in [0, " + classes + "), got " + labels[i]);
             }
             double pi = p.getDouble(i, labels[i]);
             loss -= Math.log(Math.max(pi, Double.MIN_NORMAL));

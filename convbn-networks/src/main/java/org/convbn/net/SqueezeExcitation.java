@@ -1,13 +1,11 @@
 package org.convbn.net;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Objects;
 import java.util.SplittableRandom;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Cost;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -65,6 +63,7 @@ public final class SqueezeExcitation {
     private INDArray pooled;
     /** fc1's output before its activation, and after. */
     private INDArray squeezedInput;
+
     private INDArray squeezed;
     private INDArray gate;
 
@@ -91,8 +90,15 @@ public final class SqueezeExcitation {
      * @param kernels where pooling runs and arrays come from
      * @throws IllegalArgumentException naming a width below 1 or another activation
      */
-    public SqueezeExcitation(String name, int channels, int squeeze, ConvActivation activation, Scale scale,
-                             DataType type, long seed, Kernels kernels) {
+    public SqueezeExcitation(
+            String name,
+            int channels,
+            int squeeze,
+            ConvActivation activation,
+            Scale scale,
+            DataType type,
+            long seed,
+            Kernels kernels) {
         if (channels < 1 || squeeze < 1) {
             throw new IllegalArgumentException("channels, squeeze: expected >= 1, got " + channels + ", " + squeeze);
         }

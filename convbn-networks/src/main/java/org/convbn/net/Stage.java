@@ -1,7 +1,6 @@
 package org.convbn.net;
 
 import java.util.List;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /** A run of residual units at one resolution: what a {@link ResNet} chains between stem and head. */

@@ -1,17 +1,13 @@
 package org.convbn.net;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
-import org.convbn.net.NamedBlock;
-import org.convbn.net.ResNet;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -27,8 +23,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public final class StateDict {
     private static final String IGNORED_SUFFIX = "num_batches_tracked";
 
-    private StateDict() {
-    }
+    private StateDict() {}
 
     /**
      * @return the network's tensors by torchvision name (live arrays), in module order
@@ -119,8 +114,8 @@ public final class StateDict {
             if (given == null) {
                 missing.add(t.getKey());
             } else if (!Arrays.equals(given.shape(), t.getValue().shape())) {
-                misShaped.add(t.getKey() + " (expected " + Arrays.toString(t.getValue().shape()) + ", got "
-                        + Arrays.toString(given.shape()) + ")");
+                misShaped.add(t.getKey() + " (expected "
+                        + Arrays.toString(t.getValue().shape()) + ", got " + Arrays.toString(given.shape()) + ")");
             }
         }
         for (String name : tensors.keySet()) {
@@ -138,7 +133,9 @@ public final class StateDict {
     /** The one place block tensors get PyTorch names: {@link NamedBlock#qualify}. */
     private static void putUnfolded(Map<String, INDArray> into, NamedBlock b) {
         requireUnfolded(b.block(), b.convName());
-        b.block().unfoldedParameters().trainable(b.block().config().producer())
+        b.block()
+                .unfoldedParameters()
+                .trainable(b.block().config().producer())
                 .forEach((k, v) -> into.put(b.qualify(k), v));
         b.block().unfoldedParameters().buffers().forEach((k, v) -> into.put(b.qualify(k), v));
     }

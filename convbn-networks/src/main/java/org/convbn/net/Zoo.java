@@ -1,11 +1,9 @@
 package org.convbn.net;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -18,8 +16,7 @@ import org.nd4j.linalg.api.buffer.DataType;
  */
 @ThreadSafe
 public final class Zoo {
-    private Zoo() {
-    }
+    private Zoo() {}
 
     /** A builder of one model: classes, data type, seed to a network in EVAL. */
     @FunctionalInterface
@@ -32,20 +29,50 @@ public final class Zoo {
     private static Map<String, Factory> models() {
         Map<String, Factory> m = new LinkedHashMap<>();
         for (ResNet.Variant v : ResNet.Variant.values()) {
-            m.put(v.torchvisionName(), (classes, type, seed) -> ResNet.builder(v).classes(classes).dataType(type)
-                    .seed(seed).mode(Mode.EVAL).build());
+            m.put(v.torchvisionName(), (classes, type, seed) -> ResNet.builder(v)
+                    .classes(classes)
+                    .dataType(type)
+                    .seed(seed)
+                    .mode(Mode.EVAL)
+                    .build());
         }
-        m.put("mobilenet_v2", (classes, type, seed) -> off(MobileNetV2.builder().classes(classes).dataType(type)
-                .seed(seed).mode(Mode.EVAL).build()));
-        m.put("mobilenet_v3_large", (classes, type, seed) -> off(MobileNetV3.builder().classes(classes)
-                .dataType(type).seed(seed).mode(Mode.EVAL).build()));
+        m.put(
+                "mobilenet_v2",
+                (classes, type, seed) -> off(MobileNetV2.builder()
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.EVAL)
+                        .build()));
+        m.put(
+                "mobilenet_v3_large",
+                (classes, type, seed) -> off(MobileNetV3.builder()
+                        .classes(classes)
+                        .dataType(type)
+                        .seed(seed)
+                        .mode(Mode.EVAL)
+                        .build()));
         for (EfficientNet.Variant v : EfficientNet.Variant.values()) {
-            m.put(v.torchvisionName(), (classes, type, seed) -> off(EfficientNet.builder().variant(v).classes(classes)
-                    .dataType(type).seed(seed).mode(Mode.EVAL).build()));
+            m.put(
+                    v.torchvisionName(),
+                    (classes, type, seed) -> off(EfficientNet.builder()
+                            .variant(v)
+                            .classes(classes)
+                            .dataType(type)
+                            .seed(seed)
+                            .mode(Mode.EVAL)
+                            .build()));
         }
         for (RegNet.Variant v : RegNet.Variant.values()) {
-            m.put(v.torchvisionName(), (classes, type, seed) -> off(RegNet.builder().variant(v).classes(classes)
-                    .dataType(type).seed(seed).mode(Mode.EVAL).build()));
+            m.put(
+                    v.torchvisionName(),
+                    (classes, type, seed) -> off(RegNet.builder()
+                            .variant(v)
+                            .classes(classes)
+                            .dataType(type)
+                            .seed(seed)
+                            .mode(Mode.EVAL)
+                            .build()));
         }
         return m;
     }

@@ -1,10 +1,8 @@
 package org.convbn.train;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Arrays;
 import java.util.Collections;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.train.data.FashionMnist;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -96,6 +94,5 @@ public record InMemoryDataset(INDArray images, int[] labels) {
      * @param labels {@code b} labels
      */
     @NotThreadSafe
-    public record Batch(INDArray images, int[] labels) {
-    }
+    public record Batch(INDArray images, int[] labels) {}
 }

@@ -2,7 +2,6 @@ package org.convbn.train;
 
 import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
-
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.Optimizer;
 import org.convbn.nd4j.kernel.Arena;
@@ -13,8 +12,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 /** One training step of a {@link Network}: forward, softmax cross-entropy, backward with the update inside it. */
 @NotThreadSafe
 public final class TrainingStep {
-    private TrainingStep() {
-    }
+    private TrainingStep() {}
 
     /**
      * What a step gives.
@@ -23,8 +21,7 @@ public final class TrainingStep {
      * @param retained what the network held between its forward and its backward (exact)
      */
     @Immutable
-    public record Result(double loss, RetainedBytes retained) {
-    }
+    public record Result(double loss, RetainedBytes retained) {}
 
     /**
      * Forward, softmax cross-entropy, backward with the optimiser applied to each block's parameters as soon as

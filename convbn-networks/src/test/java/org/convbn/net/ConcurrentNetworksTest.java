@@ -18,10 +18,11 @@ class ConcurrentNetworksTest {
 
     @Test
     void twoResNetsInTwoThreadsMatchSequentialRuns() {
-        ConcurrentTraining.assertConcurrentMatchesSequential(TOLERANCE,
-                ConcurrentTraining.job(ConcurrentTraining.resnet18(DataType.DOUBLE, Mode.TUNE, 1), 32,
-                        DataType.DOUBLE, 11),
-                ConcurrentTraining.job(ConcurrentTraining.resnet18(DataType.DOUBLE, Mode.TRAIN, 2), 32,
-                        DataType.DOUBLE, 12));
+        ConcurrentTraining.assertConcurrentMatchesSequential(
+                TOLERANCE,
+                ConcurrentTraining.job(
+                        ConcurrentTraining.resnet18(DataType.DOUBLE, Mode.TUNE, 1), 32, DataType.DOUBLE, 11),
+                ConcurrentTraining.job(
+                        ConcurrentTraining.resnet18(DataType.DOUBLE, Mode.TRAIN, 2), 32, DataType.DOUBLE, 12));
     }
 }

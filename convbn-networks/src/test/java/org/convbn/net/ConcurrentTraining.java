@@ -6,7 +6,6 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.function.Supplier;
-
 import org.convbn.core.Mode;
 import org.convbn.nd4j.Optimizer;
 import org.convbn.testkit.conformance.ConcurrentRuns;
@@ -25,17 +24,18 @@ public final class ConcurrentTraining {
     public static final double FLOOR = 1e-3;
     /** Steps per job. */
     public static final int STEPS = 2;
+
     private static final int[] LABELS = {3, 1};
 
-    private ConcurrentTraining() {
-    }
+    private ConcurrentTraining() {}
 
     /** @return a job training {@code net.get()} (built inside the job, in the job's thread) */
-    public static Supplier<Map<String, double[]>> job(Supplier<Network> net, int resolution, DataType type,
-                                                      long seed) {
+    public static Supplier<Map<String, double[]>> job(Supplier<Network> net, int resolution, DataType type, long seed) {
         return () -> {
             Network n = net.get();
-            INDArray x = Nd4j.rand(seed, new long[] {2, 3, resolution, resolution}).castTo(type).subi(0.5);
+            INDArray x = Nd4j.rand(seed, new long[] {2, 3, resolution, resolution})
+                    .castTo(type)
+                    .subi(0.5);
             Optimizer sgd = new Optimizer(new Nesterovs(0.01, 0.9));
             Map<String, double[]> out = new LinkedHashMap<>();
             double[] losses = new double[STEPS];
@@ -43,7 +43,8 @@ public final class ConcurrentTraining {
                 losses[s] = TrainingStep.run(n, x, LABELS, sgd).loss();
             }
             out.put("losses", losses);
-            n.parameters().forEach((k, v) -> out.put(k, v.dup().reshape(v.length()).toDoubleVector()));
+            n.parameters()
+                    .forEach((k, v) -> out.put(k, v.dup().reshape(v.length()).toDoubleVector()));
             for (NamedBlock b : n.blocks()) {
                 b.block().batchNormState().ifPresent(bn -> {
                     out.put(b.bnName() + " running mean", bn.runningMean().dup().toDoubleVector());
@@ -67,11 +68,21 @@ public final class ConcurrentTraining {
 
     /** @return a ResNet-18 with 10 classes in {@code mode} */
     public static Supplier<Network> resnet18(DataType type, Mode mode, long seed) {
-        return () -> ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(type).seed(seed).mode(mode).build();
+        return () -> ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(10)
+                .dataType(type)
+                .seed(seed)
+                .mode(mode)
+                .build();
     }
 
     /** @return an EfficientNet-B0 with 10 classes in {@code mode} */
     public static Supplier<Network> efficientNetB0(DataType type, Mode mode, long seed) {
-        return () -> EfficientNet.builder().classes(10).dataType(type).seed(seed).mode(mode).build();
+        return () -> EfficientNet.builder()
+                .classes(10)
+                .dataType(type)
+                .seed(seed)
+                .mode(mode)
+                .build();
     }
 }

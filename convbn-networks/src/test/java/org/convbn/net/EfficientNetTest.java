@@ -11,7 +11,6 @@ import java.nio.charset.StandardCharsets;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.Map;
-
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
@@ -45,6 +44,7 @@ class EfficientNetTest {
     static final double FD_TOLERANCE = 1e-5;
     /** EVAL vs TUNE and DEPLOY vs EVAL through 49 blocks, float64: the fold's reassociation only. */
     static final double EQUIVALENCE = 1e-10;
+
     static final int[] LABELS = {3, 7};
 
     private static INDArray input() {
@@ -76,7 +76,12 @@ class EfficientNetTest {
     }
 
     private static EfficientNet.Builder small(Mode mode) {
-        return EfficientNet.builder().classes(10).dataType(DataType.DOUBLE).seed(11).mode(mode).batchNormMomentum(1);
+        return EfficientNet.builder()
+                .classes(10)
+                .dataType(DataType.DOUBLE)
+                .seed(11)
+                .mode(mode)
+                .batchNormMomentum(1);
     }
 
     @Test
@@ -98,18 +103,18 @@ class EfficientNetTest {
         try (EfficientNet net = EfficientNet.builder().seed(2).build()) {
             Map<String, INDArray> ours = StateDict.of(net);
             assertEquals(expected.keySet(), ours.keySet());
-            ours.forEach((k, v) -> assertTrue(Arrays.equals(expected.get(k), v.shape()), k + " "
-                    + Arrays.toString(v.shape())));
+            ours.forEach((k, v) ->
+                    assertTrue(Arrays.equals(expected.get(k), v.shape()), k + " " + Arrays.toString(v.shape())));
             Map<String, INDArray> given = new LinkedHashMap<>();
             expected.forEach((k, s) -> given.put(k, Nd4j.rand(DataType.FLOAT, s)));
             given.put("features.0.1.num_batches_tracked", Nd4j.scalar(3L));
             StateDict.load(net, given);
-            assertEquals(given.get("features.4.2.block.2.fc1.bias"), net.parameters()
-                    .get("features.4.2.block.2.fc1.bias"));
+            assertEquals(
+                    given.get("features.4.2.block.2.fc1.bias"), net.parameters().get("features.4.2.block.2.fc1.bias"));
             net.replaceHead(5, 1); // transfer: a new classifier, the loaded features kept
             assertEquals(5, net.classes());
-            assertEquals(given.get("features.4.2.block.2.fc1.bias"), net.parameters()
-                    .get("features.4.2.block.2.fc1.bias"));
+            assertEquals(
+                    given.get("features.4.2.block.2.fc1.bias"), net.parameters().get("features.4.2.block.2.fc1.bias"));
             net.replaceHead(1000, 1);
             given.remove("features.1.0.block.1.fc2.weight");
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> StateDict.load(net, given));
@@ -125,7 +130,11 @@ class EfficientNetTest {
                     continue;
                 }
                 String[] f = line.split("\t");
-                m.put(f[0], Arrays.stream(f[1].split(",")).mapToLong(Long::parseLong).toArray());
+                m.put(
+                        f[0],
+                        Arrays.stream(f[1].split(","))
+                                .mapToLong(Long::parseLong)
+                                .toArray());
             }
         }
         return m;
@@ -155,9 +164,23 @@ class EfficientNetTest {
         INDArray logits = net.forward(x);
         assertTrue(Double.isFinite(logits.mul(r).sumNumber().doubleValue()));
         Map<String, INDArray> grads = net.backward(r);
-        SampledGradientCheck.check(net, grads, new String[] {"features.0.0", "features.1.0.block.0.0",
-            "features.1.0.block.1.fc1", "features.2.1.block.2.fc2", "features.4.2.block.3.1", "features.3.1.block.1.0",
-            "features.8.1", "classifier.1"}, 1, FD_STEP, FD_TOLERANCE, () -> loss(net, x, r));
+        SampledGradientCheck.check(
+                net,
+                grads,
+                new String[] {
+                    "features.0.0",
+                    "features.1.0.block.0.0",
+                    "features.1.0.block.1.fc1",
+                    "features.2.1.block.2.fc2",
+                    "features.4.2.block.3.1",
+                    "features.3.1.block.1.0",
+                    "features.8.1",
+                    "classifier.1"
+                },
+                1,
+                FD_STEP,
+                FD_TOLERANCE,
+                () -> loss(net, x, r));
     }
 
     private static double loss(EfficientNet net, INDArray x, INDArray r) {
@@ -171,7 +194,7 @@ class EfficientNetTest {
         INDArray x = input();
         // A high drop rate, so that the two-sample batch drops some residual branches in the two steps.
         try (EfficientNet eval = small(Mode.EVAL).stochasticDepth(0.6).build();
-             EfficientNet tune = small(Mode.TUNE).stochasticDepth(0.6).build()) {
+                EfficientNet tune = small(Mode.TUNE).stochasticDepth(0.6).build()) {
             calibrate(eval, Mode.EVAL);
             calibrate(tune, Mode.TUNE);
             EvalTuneSteps.check(eval, tune, x, LABELS, 2, EQUIVALENCE);
@@ -206,13 +229,21 @@ class EfficientNetTest {
             net.setMode(Mode.DEPLOY);
             double[] deploy = EvalTuneSteps.flat(net.forward(x));
             assertTrue(RelativeError.of(eval, deploy, 0) <= EQUIVALENCE);
-            assertEquals(0, net.parameters().keySet().stream().filter(k -> k.contains(".1.running")).count());
+            assertEquals(
+                    0,
+                    net.parameters().keySet().stream()
+                            .filter(k -> k.contains(".1.running"))
+                            .count());
         }
     }
 
     @Test
     void theGroupedVariantHasGroupConvsAndFewerExpandedChannels() {
-        try (EfficientNet g16 = EfficientNet.builder().groupSize(16).dataType(DataType.DOUBLE).classes(10).seed(4)
+        try (EfficientNet g16 = EfficientNet.builder()
+                .groupSize(16)
+                .dataType(DataType.DOUBLE)
+                .classes(10)
+                .seed(4)
                 .build()) {
             ConvConfig dw = g16.units().get(1).depthwiseLayer().conv();
             assertEquals(64, dw.outChannels()); // 16 x 4 instead of 16 x 6
@@ -220,18 +251,24 @@ class EfficientNetTest {
             assertEquals(2, g16.units().get(0).depthwiseLayer().conv().groups()); // 32 / 16
             g16.setStochastic(false);
             INDArray logits = g16.forward(input());
-            Map<String, INDArray> grads = g16.backward(SoftmaxCrossEntropy.of(logits, LABELS).gradLogits());
+            Map<String, INDArray> grads =
+                    g16.backward(SoftmaxCrossEntropy.of(logits, LABELS).gradLogits());
             assertEquals(g16.parameters().keySet(), grads.keySet());
         }
-        assertThrows(IllegalArgumentException.class, () -> EfficientNet.builder().groupSize(7).build());
+        assertThrows(
+                IllegalArgumentException.class,
+                () -> EfficientNet.builder().groupSize(7).build());
     }
 
     @Test
     void theProxyNormVariantCountsItsNormsAndMatchesFiniteDifferencesAndIgnoresTheBatch() {
         try (EfficientNet bn = EfficientNet.builder().build();
-             EfficientNet proxy = EfficientNet.builder().normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
-                     .build()) {
-            long normalised = bn.blocks().stream().mapToLong(b -> b.block().config().channels()).sum();
+                EfficientNet proxy = EfficientNet.builder()
+                        .normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
+                        .build()) {
+            long normalised = bn.blocks().stream()
+                    .mapToLong(b -> b.block().config().channels())
+                    .sum();
             Cost c = proxy.totalCost(224, 224);
             // gamma, beta, beta_tilde, gamma_tilde per channel where BN has gamma and beta
             assertEquals(TORCHVISION_PARAMETERS + 2 * normalised, c.parameters());
@@ -242,7 +279,9 @@ class EfficientNetTest {
         }
         INDArray x = input();
         INDArray r = Nd4j.rand(DataType.DOUBLE, 2, 10).subi(0.5);
-        try (EfficientNet net = small(Mode.EVAL).normalization(EfficientNet.Normalization.GROUP_NORM_PROXY).build()) {
+        try (EfficientNet net = small(Mode.EVAL)
+                .normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
+                .build()) {
             net.setStochastic(false);
             for (Mode mode : new Mode[] {Mode.TRAIN, Mode.TUNE}) { // no batch statistics: every mode alike
                 net.setMode(mode);
@@ -250,10 +289,22 @@ class EfficientNetTest {
                 assertTrue(Double.isFinite(logits.mul(r).sumNumber().doubleValue()));
                 Map<String, INDArray> grads = net.backward(r);
                 assertEquals(net.parameters().keySet(), grads.keySet());
-                SampledGradientCheck.check(net, grads, new String[] {"features.0.0.weight", "features.0.1.gamma",
-                    "features.2.1.block.1.1.beta_tilde", "features.4.2.block.3.1.gamma_tilde",
-                    "features.4.2.block.3.0.weight", "features.3.0.block.2.fc1.weight", "classifier.1.bias"}, 1,
-                    PROXY_FD_STEP, FD_TOLERANCE, () -> loss(net, x, r));
+                SampledGradientCheck.check(
+                        net,
+                        grads,
+                        new String[] {
+                            "features.0.0.weight",
+                            "features.0.1.gamma",
+                            "features.2.1.block.1.1.beta_tilde",
+                            "features.4.2.block.3.1.gamma_tilde",
+                            "features.4.2.block.3.0.weight",
+                            "features.3.0.block.2.fc1.weight",
+                            "classifier.1.bias"
+                        },
+                        1,
+                        PROXY_FD_STEP,
+                        FD_TOLERANCE,
+                        () -> loss(net, x, r));
             }
             // batch independence: sample 0's logits do not move when sample 1 is replaced
             double[] before = EvalTuneSteps.flat(net.forward(x).getRow(0));
@@ -268,14 +319,18 @@ class EfficientNetTest {
 
     @Test
     void badSettingsAndInputsAreNamed() {
-        assertTrue(assertThrows(IllegalArgumentException.class, () -> EfficientNet.builder().dropout(1).build())
-                .getMessage().startsWith("dropout:"));
+        assertTrue(assertThrows(
+                        IllegalArgumentException.class,
+                        () -> EfficientNet.builder().dropout(1).build())
+                .getMessage()
+                .startsWith("dropout:"));
         try (EfficientNet net = small(Mode.EVAL).build()) {
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> net.forward(Nd4j.zeros(DataType.DOUBLE, 1, 3, 16, 16)));
+            IllegalArgumentException e = assertThrows(
+                    IllegalArgumentException.class, () -> net.forward(Nd4j.zeros(DataType.DOUBLE, 1, 3, 16, 16)));
             assertTrue(e.getMessage().startsWith("x: expected [N, 3, H, W] with H, W >= 32"), e.getMessage());
-            assertThrows(IllegalStateException.class, () -> net.backward(Nd4j.zeros(DataType.DOUBLE, 1, 10),
-                    GradientSink.into(new LinkedHashMap<>())));
+            assertThrows(
+                    IllegalStateException.class,
+                    () -> net.backward(Nd4j.zeros(DataType.DOUBLE, 1, 10), GradientSink.into(new LinkedHashMap<>())));
         }
     }
 }

@@ -4,10 +4,9 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
-
 import org.convbn.core.RetainedBytes;
-import org.convbn.nd4j.RetainedOutput;
 import org.convbn.nd4j.Optimizer;
+import org.convbn.nd4j.RetainedOutput;
 import org.convbn.testkit.conformance.RelativeError;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.learning.config.Nesterovs;
@@ -21,8 +20,7 @@ final class EvalTuneSteps {
     /** Gradient tensors below this magnitude compare in absolute terms (see {@link RelativeError}). */
     static final double GRADIENT_FLOOR = 1e-3;
 
-    private EvalTuneSteps() {
-    }
+    private EvalTuneSteps() {}
 
     /**
      * @param eval modified: stepped
@@ -46,12 +44,14 @@ final class EvalTuneSteps {
             RetainedBytes re = eval.retainedBytes();
             RetainedBytes rt = tune.retainedBytes();
             assertEquals(rt.activationBytes() + blockOutputs, re.activationBytes());
-            Map<String, INDArray> ge = eval.backward(SoftmaxCrossEntropy.of(le, labels).gradLogits());
-            Map<String, INDArray> gt = tune.backward(SoftmaxCrossEntropy.of(lt, labels).gradLogits());
+            Map<String, INDArray> ge =
+                    eval.backward(SoftmaxCrossEntropy.of(le, labels).gradLogits());
+            Map<String, INDArray> gt =
+                    tune.backward(SoftmaxCrossEntropy.of(lt, labels).gradLogits());
             assertEquals(ge.keySet(), gt.keySet());
             assertEquals(eval.parameters().keySet(), ge.keySet());
-            ge.forEach((k, v) -> assertTrue(RelativeError.of(flat(v), flat(gt.get(k)), GRADIENT_FLOOR) <= tolerance,
-                    k));
+            ge.forEach(
+                    (k, v) -> assertTrue(RelativeError.of(flat(v), flat(gt.get(k)), GRADIENT_FLOOR) <= tolerance, k));
             sgdE.step(eval.parameters(), ge);
             sgdT.step(tune.parameters(), gt);
             assertEquals(RetainedBytes.NONE, tune.retainedBytes());

@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
 import java.util.Map;
-
 import org.convbn.core.Mode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -32,6 +31,7 @@ class InvertedResidualNetworkTest {
     static final double FD_TOLERANCE = 1e-5;
     /** EVAL vs TUNE through 52 blocks, float64: the fold's reassociation only. */
     static final double EQUIVALENCE = 1e-10;
+
     static final int[] LABELS = {3, 7};
 
     private static INDArray input() {
@@ -40,7 +40,12 @@ class InvertedResidualNetworkTest {
     }
 
     private static MobileNetV2 mobileNet(Mode mode) {
-        MobileNetV2 net = MobileNetV2.builder().classes(10).dataType(DataType.DOUBLE).seed(5).mode(Mode.EVAL).build();
+        MobileNetV2 net = MobileNetV2.builder()
+                .classes(10)
+                .dataType(DataType.DOUBLE)
+                .seed(5)
+                .mode(Mode.EVAL)
+                .build();
         net.setStochastic(false);
         return SpreadStatistics.apply(net, mode);
     }
@@ -50,20 +55,37 @@ class InvertedResidualNetworkTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"EVAL", "TUNE", "DEPLOY"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"EVAL", "TUNE", "DEPLOY"})
     void mobileNetsBackwardMatchesFiniteDifferences(Mode mode) {
         INDArray x = input();
         INDArray r = Nd4j.rand(DataType.DOUBLE, 2, 10).subi(0.5);
         try (MobileNetV2 net = mobileNet(mode)) {
             assertTrue(Double.isFinite(net.forward(x).mul(r).sumNumber().doubleValue()));
             Map<String, INDArray> grads = net.backward(r);
-            SampledGradientCheck.check(net, grads, new String[] {"features.0.0", "features.1.conv.0.1",
-                "features.1.conv.1", "features.2.conv.0.0", "features.5.conv.1.1", "features.7.conv.2",
-                "features.7.conv.3", "features.18.0", "classifier.1"}, 2, FD_STEP, FD_TOLERANCE, () -> {
-                    double l = net.forward(x).mul(r).sumNumber().doubleValue();
-                    net.clearSaved();
-                    return l;
-                });
+            SampledGradientCheck.check(
+                    net,
+                    grads,
+                    new String[] {
+                        "features.0.0",
+                        "features.1.conv.0.1",
+                        "features.1.conv.1",
+                        "features.2.conv.0.0",
+                        "features.5.conv.1.1",
+                        "features.7.conv.2",
+                        "features.7.conv.3",
+                        "features.18.0",
+                        "classifier.1"
+                    },
+                    2,
+                    FD_STEP,
+                    FD_TOLERANCE,
+                    () -> {
+                        double l = net.forward(x).mul(r).sumNumber().doubleValue();
+                        net.clearSaved();
+                        return l;
+                    });
         }
     }
 
@@ -72,17 +94,37 @@ class InvertedResidualNetworkTest {
      * (EVAL's gradients, compared with EVAL's in the steps above) and DEPLOY (other parameters).
      */
     @ParameterizedTest
-    @CsvSource({"mobilenet_v3_large, TUNE", "mobilenet_v3_large, DEPLOY", "regnet_y_400mf, TUNE",
-        "regnet_y_400mf, DEPLOY"})
+    @CsvSource({
+        "mobilenet_v3_large, TUNE",
+        "mobilenet_v3_large, DEPLOY",
+        "regnet_y_400mf, TUNE",
+        "regnet_y_400mf, DEPLOY"
+    })
     void gatedNetworksBackwardMatchesFiniteDifferences(String model, Mode mode) {
         INDArray x = input();
         INDArray r = Nd4j.rand(DataType.DOUBLE, 2, 10).subi(0.5);
-        String[] tensors = model.startsWith("mobilenet") ? new String[] {"features.0.0", "features.4.block.2.fc1",
-            "features.4.block.2.fc2", "features.7.block.0.0", "features.7.block.1.1", "features.13.block.3.0",
-            "features.16.1", "classifier.0", "classifier.3"}
-            : new String[] {"stem.0", "trunk_output.block1.block1-0.proj.0", "trunk_output.block1.block1-0.f.b.0",
-                "trunk_output.block2.block2-1.f.se.fc1", "trunk_output.block2.block2-1.f.se.fc2",
-                "trunk_output.block3.block3-2.f.c.1", "trunk_output.block4.block4-0.proj.1", "fc"};
+        String[] tensors = model.startsWith("mobilenet")
+                ? new String[] {
+                    "features.0.0",
+                    "features.4.block.2.fc1",
+                    "features.4.block.2.fc2",
+                    "features.7.block.0.0",
+                    "features.7.block.1.1",
+                    "features.13.block.3.0",
+                    "features.16.1",
+                    "classifier.0",
+                    "classifier.3"
+                }
+                : new String[] {
+                    "stem.0",
+                    "trunk_output.block1.block1-0.proj.0",
+                    "trunk_output.block1.block1-0.f.b.0",
+                    "trunk_output.block2.block2-1.f.se.fc1",
+                    "trunk_output.block2.block2-1.f.se.fc2",
+                    "trunk_output.block3.block3-2.f.c.1",
+                    "trunk_output.block4.block4-0.proj.1",
+                    "fc"
+                };
         try (Network net = network(model, mode)) {
             assertTrue(Double.isFinite(net.forward(x).mul(r).sumNumber().doubleValue()));
             Map<String, INDArray> grads = net.backward(r);
@@ -96,7 +138,8 @@ class InvertedResidualNetworkTest {
 
     @Test
     void mobileNetsEvalAndTuneAgreeWithDropoutDrawnAndTuneKeepsLess() {
-        try (MobileNetV2 eval = mobileNet(Mode.EVAL); MobileNetV2 tune = mobileNet(Mode.TUNE)) {
+        try (MobileNetV2 eval = mobileNet(Mode.EVAL);
+                MobileNetV2 tune = mobileNet(Mode.TUNE)) {
             eval.setStochastic(true);
             tune.setStochastic(true);
             EvalTuneSteps.check(eval, tune, input(), LABELS, 2, EQUIVALENCE);
@@ -108,8 +151,8 @@ class InvertedResidualNetworkTest {
         try (MobileNetV2 net = mobileNet(Mode.TUNE)) {
             assertEquals(19, net.freezableParts().size());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> net.setFrozenParts(20));
-            assertTrue(e.getMessage().contains("expected 0..19 (of features.0 .. features.18), got 20"),
-                    e.getMessage());
+            assertTrue(
+                    e.getMessage().contains("expected 0..19 (of features.0 .. features.18), got 20"), e.getMessage());
             net.replaceHead(4, 9);
             assertEquals(4, net.classes());
             assertEquals(List.of(2L, 4L), List.of(net.forward(input()).shape()[0], (long) net.classes()));

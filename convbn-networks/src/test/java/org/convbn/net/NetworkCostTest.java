@@ -3,7 +3,6 @@ package org.convbn.net;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.Map;
-
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
 import org.junit.jupiter.api.Test;
@@ -14,10 +13,18 @@ class NetworkCostTest {
     /** The counters reproduce torchvision's parameter counts, and one block's multiply-adds by hand. */
     @Test
     void networkCountersMatchTorchvision() {
-        ResNet r18 = ResNet.builder(ResNet.Variant.RESNET18).classes(1000)
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.EVAL).build();
-        ResNet r50 = ResNet.builder(ResNet.Variant.RESNET50).classes(1000)
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.EVAL).build();
+        ResNet r18 = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(1000)
+                .dataType(DataType.FLOAT)
+                .seed(1)
+                .mode(Mode.EVAL)
+                .build();
+        ResNet r50 = ResNet.builder(ResNet.Variant.RESNET50)
+                .classes(1000)
+                .dataType(DataType.FLOAT)
+                .seed(1)
+                .mode(Mode.EVAL)
+                .build();
         assertEquals(11_689_512L, r18.totalCost(224, 224).parameters(), "torchvision resnet18");
         assertEquals(25_557_032L, r50.totalCost(224, 224).parameters(), "torchvision resnet50");
         Map<String, Cost> costs = r50.cost(224, 224);

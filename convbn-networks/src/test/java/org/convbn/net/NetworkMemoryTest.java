@@ -6,11 +6,10 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
-
-import org.convbn.train.TrainingStep;
 import org.convbn.core.Mode;
-import org.convbn.nd4j.kernel.PooledArena;
 import org.convbn.nd4j.Optimizer;
+import org.convbn.nd4j.kernel.PooledArena;
+import org.convbn.train.TrainingStep;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -55,8 +54,12 @@ public class NetworkMemoryTest {
         INDArray x = Nd4j.rand(type, 2, 3, 48, 48).subi(0.5);
         int[] labels = {1, 3};
         for (Mode mode : Mode.values()) {
-            try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
-                    .dataType(type).seed(1).mode(mode).build()) {
+            try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                    .classes(5)
+                    .dataType(type)
+                    .seed(1)
+                    .mode(mode)
+                    .build()) {
                 PooledArena arena = net.arena();
                 long trainStatistics = mode == Mode.TRAIN ? batchStatisticsBytes(net) : 0;
                 net.arena().release(net.forward(x));
@@ -72,8 +75,12 @@ public class NetworkMemoryTest {
                 assertEquals(trainStatistics + logits, arena.stats().leasedBytes(), mode + ": held after a step");
             }
         }
-        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
-                .dataType(type).seed(1).mode(Mode.TUNE).build()) {
+        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(5)
+                .dataType(type)
+                .seed(1)
+                .mode(Mode.TUNE)
+                .build()) {
             Optimizer optimizer = new Optimizer(new Nesterovs(1e-3, 0.9));
             INDArray batch = Nd4j.rand(type, 4, 3, 64, 64).subi(0.5);
             int[] four = {0, 1, 2, 3};
@@ -93,10 +100,13 @@ public class NetworkMemoryTest {
             assertEquals(before.reservedBytes(), after.reservedBytes(), "bytes reserved after the warm-up");
             if (pagesToo) {
                 long pages = before.touchedBytes() / PAGE;
-                assertTrue(fresh <= FRESH_PAGE_SHARE * pages, () -> fresh + " fresh pages touched over " + STEPS
-                        + " steps; the arena reserves " + pages);
-                assertTrue(growth <= RSS_GROWTH_SHARE * before.touchedBytes(), () -> "resident memory grew by "
-                        + growth + " bytes over " + STEPS + " steps; the arena holds " + before.touchedBytes());
+                assertTrue(
+                        fresh <= FRESH_PAGE_SHARE * pages,
+                        () -> fresh + " fresh pages touched over " + STEPS + " steps; the arena reserves " + pages);
+                assertTrue(
+                        growth <= RSS_GROWTH_SHARE * before.touchedBytes(),
+                        () -> "resident memory grew by " + growth + " bytes over " + STEPS + " steps; the arena holds "
+                                + before.touchedBytes());
             }
         }
     }
@@ -113,8 +123,11 @@ public class NetworkMemoryTest {
 
     /** Bytes of the batch mean and variance each TRAIN block keeps for a replay. */
     private static long batchStatisticsBytes(ResNet net) {
-        return net.blocks().stream().mapToLong(b -> 2 * aligned((long) b.block().config().channels()
-                * b.block().dataType().width())).sum();
+        return net.blocks().stream()
+                .mapToLong(b -> 2
+                        * aligned((long) b.block().config().channels()
+                                * b.block().dataType().width()))
+                .sum();
     }
 
     /** @return bytes as the arena leases them: in blocks aligned to 64 bytes */

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
 import java.util.SplittableRandom;
-
 import org.convbn.core.Mode;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -28,6 +27,7 @@ class ResNetTest {
     static final double FD_TOLERANCE = 1e-5;
     /** EVAL vs TUNE through 20 blocks, float64. */
     static final double EQUIVALENCE = 1e-10;
+
     static final int[] LABELS = {3, 7};
 
     private static INDArray input() {
@@ -36,15 +36,27 @@ class ResNetTest {
 
     @Test
     void resnet50HasTheFiftyThreeConvBnPairsOfTorchvision() {
-        ResNet net = ResNet.builder(ResNet.Variant.RESNET50).classes(1000)
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.TUNE).build();
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET50)
+                .classes(1000)
+                .dataType(DataType.FLOAT)
+                .seed(1)
+                .mode(Mode.TUNE)
+                .build();
         assertEquals(53, net.blocks().size());
         assertEquals("conv1", net.blocks().get(0).convName());
         assertTrue(net.parameters().containsKey("layer4.2.bn3.weight"));
         assertTrue(net.parameters().containsKey("layer3.0.downsample.0.weight"));
         assertTrue(net.parameters().containsKey("fc.weight"));
-        assertEquals(20, ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                .dataType(DataType.FLOAT).seed(1).mode(Mode.TUNE).build().blocks().size());
+        assertEquals(
+                20,
+                ResNet.builder(ResNet.Variant.RESNET18)
+                        .classes(10)
+                        .dataType(DataType.FLOAT)
+                        .seed(1)
+                        .mode(Mode.TUNE)
+                        .build()
+                        .blocks()
+                        .size());
     }
 
     @Test
@@ -52,22 +64,43 @@ class ResNetTest {
         Nd4j.getRandom().setSeed(1);
         INDArray x = input();
         for (Mode mode : Mode.values()) {
-            ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                    .dataType(DataType.DOUBLE).seed(5).mode(mode).build();
+            ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                    .classes(10)
+                    .dataType(DataType.DOUBLE)
+                    .seed(5)
+                    .mode(mode)
+                    .build();
             randomiseStatistics(net);
-            Map<String, INDArray> grads = net.backward(SoftmaxCrossEntropy.of(net.forward(x), LABELS).gradLogits());
-            SampledGradientCheck.check(net, grads, new String[] {"conv1", "layer1.0.conv1", "layer2.0.downsample.0",
-                "layer4.1.conv2", "layer4.1.bn2", "fc"}, 2, FD_STEP, FD_TOLERANCE, () -> loss(net, x, mode));
+            Map<String, INDArray> grads =
+                    net.backward(SoftmaxCrossEntropy.of(net.forward(x), LABELS).gradLogits());
+            SampledGradientCheck.check(
+                    net,
+                    grads,
+                    new String[] {
+                        "conv1", "layer1.0.conv1", "layer2.0.downsample.0", "layer4.1.conv2", "layer4.1.bn2", "fc"
+                    },
+                    2,
+                    FD_STEP,
+                    FD_TOLERANCE,
+                    () -> loss(net, x, mode));
         }
     }
 
     @Test
     void evalAndTuneNetworksAgreeAndTuneKeepsOneFeatureMapPerBlockLess() {
         INDArray x = input();
-        ResNet eval = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                .dataType(DataType.DOUBLE).seed(9).mode(Mode.EVAL).build();
-        ResNet tune = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                .dataType(DataType.DOUBLE).seed(9).mode(Mode.TUNE).build();
+        ResNet eval = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(10)
+                .dataType(DataType.DOUBLE)
+                .seed(9)
+                .mode(Mode.EVAL)
+                .build();
+        ResNet tune = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(10)
+                .dataType(DataType.DOUBLE)
+                .seed(9)
+                .mode(Mode.TUNE)
+                .build();
         randomiseStatistics(eval);
         randomiseStatistics(tune);
         EvalTuneSteps.check(eval, tune, x, LABELS, 2, EQUIVALENCE);

@@ -14,13 +14,12 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Set;
 import java.util.SplittableRandom;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
-import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
+import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -34,6 +33,7 @@ class ReversibleStageTest {
     static final double PRETRAINED_TOLERANCE = 1e-12;
     /** Reconstruction at beta = 1 in float64 loses a few ulps per unit; gradients agree to this. */
     static final double BETA_ONE_TOLERANCE = 1e-8;
+
     static final int[] LABELS = {1, 4};
 
     private static INDArray input() {
@@ -42,19 +42,33 @@ class ReversibleStageTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"TRAIN", "EVAL", "TUNE"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"TRAIN", "EVAL", "TUNE"})
     void alphaOneBetaZeroIsThePretrainedNetwork(Mode mode) {
         INDArray x = input();
-        ResNet plain = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                .dataType(DataType.DOUBLE).seed(4).mode(mode).build();
-        ResNet rev = ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                .dataType(DataType.DOUBLE).seed(4).mode(mode).tuneFold(org.convbn.core.TuneFold.KEEP).reversible(0.1).build();
+        ResNet plain = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(10)
+                .dataType(DataType.DOUBLE)
+                .seed(4)
+                .mode(mode)
+                .build();
+        ResNet rev = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(10)
+                .dataType(DataType.DOUBLE)
+                .seed(4)
+                .mode(mode)
+                .tuneFold(org.convbn.core.TuneFold.KEEP)
+                .reversible(0.1)
+                .build();
         rev.setCoupling(Coupling.PRETRAINED);
         INDArray a = plain.forward(x);
         INDArray b = rev.forward(x);
         close("logits", a, b, PRETRAINED_TOLERANCE);
-        Map<String, INDArray> ga = plain.backward(SoftmaxCrossEntropy.of(a, LABELS).gradLogits());
-        Map<String, INDArray> gb = rev.backward(SoftmaxCrossEntropy.of(b, LABELS).gradLogits());
+        Map<String, INDArray> ga =
+                plain.backward(SoftmaxCrossEntropy.of(a, LABELS).gradLogits());
+        Map<String, INDArray> gb =
+                rev.backward(SoftmaxCrossEntropy.of(b, LABELS).gradLogits());
         sameGradients(ga, gb, PRETRAINED_TOLERANCE);
         if (mode == Mode.TRAIN) {
             sameStatistics(plain, rev, PRETRAINED_TOLERANCE);
@@ -62,7 +76,9 @@ class ReversibleStageTest {
     }
 
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"TRAIN", "EVAL", "TUNE"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"TRAIN", "EVAL", "TUNE"})
     void reconstructionGivesTheStoredActivationGradientsAtBetaOne(Mode mode) {
         Map<Double, Double> errors = gradientErrorByBeta(mode, new double[] {1.0});
         assertTrue(errors.get(1.0) <= BETA_ONE_TOLERANCE, () -> mode + ": " + errors);
@@ -72,8 +88,8 @@ class ReversibleStageTest {
     void gradientErrorGrowsAsBetaShrinks() {
         double[] betas = {1.0, 0.5, 0.1, 0.01, 0.001};
         Map<Double, Double> errors = gradientErrorByBeta(Mode.TUNE, betas);
-        System.out.println("reversible vs stored gradients, float64, TUNE, alpha 1: max relative error by beta "
-                + errors);
+        System.out.println(
+                "reversible vs stored gradients, float64, TUNE, alpha 1: max relative error by beta " + errors);
         for (double beta : betas) {
             assertTrue(Double.isFinite(errors.get(beta)), () -> "beta " + beta + ": " + errors);
         }
@@ -102,7 +118,10 @@ class ReversibleStageTest {
             close("output", a, b, PRETRAINED_TOLERANCE);
             Map<String, INDArray> ga = new LinkedHashMap<>();
             Map<String, INDArray> gb = new LinkedHashMap<>();
-            double worst = RelativeError.of(flat(rec.backward(g.dup(), GradientSink.into(ga))), flat(kept.backward(g.dup(), GradientSink.into(gb))), 1e-3);
+            double worst = RelativeError.of(
+                    flat(rec.backward(g.dup(), GradientSink.into(ga))),
+                    flat(kept.backward(g.dup(), GradientSink.into(gb))),
+                    1e-3);
             for (String k : gb.keySet()) {
                 worst = Math.max(worst, RelativeError.of(flat(ga.get(k)), flat(gb.get(k)), 1e-3));
             }
@@ -133,8 +152,8 @@ class ReversibleStageTest {
             retained[d] = retainedActivationBytes(stage);
             stage.backward(Nd4j.onesLike(out), GradientSink.into(new LinkedHashMap<>()));
         }
-        System.out.println("reversible stage retained activation bytes by depth " + Arrays.toString(depths)
-                + ": " + Arrays.toString(retained));
+        System.out.println("reversible stage retained activation bytes by depth " + Arrays.toString(depths) + ": "
+                + Arrays.toString(retained));
         assertEquals(5L * 2 * 8 * 12 * 12 * 8, retained[0]);
         assertEquals(retained[0], retained[1]);
         assertEquals(retained[0], retained[2]);
@@ -190,16 +209,18 @@ class ReversibleStageTest {
 
     @Test
     void schedulesRunFromBeta0ToOne() {
-        for (Coupling.Schedule s : new Coupling.Schedule[] {Coupling.Schedule.linear(0.1, 0.5),
-            Coupling.Schedule.cosine(0.1, 0.5)}) {
+        for (Coupling.Schedule s :
+                new Coupling.Schedule[] {Coupling.Schedule.linear(0.1, 0.5), Coupling.Schedule.cosine(0.1, 0.5)}) {
             assertEquals(new Coupling(1, 0.1), s.at(0));
             assertEquals(0.5, s.at(1).alpha(), 1e-15);
             assertEquals(1.0, s.at(1).beta(), 1e-15);
         }
-        assertEquals(new Coupling(0.75, 0.55), Coupling.Schedule.linear(0.1, 0.5).at(0.5));
+        assertEquals(
+                new Coupling(0.75, 0.55), Coupling.Schedule.linear(0.1, 0.5).at(0.5));
         assertEquals(0.55, Coupling.Schedule.cosine(0.1, 0.5).at(0.5).beta(), 1e-12);
         assertEquals(new Coupling(1, 0.3), Coupling.Schedule.constant(0.3).at(0.7));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class,
+        org.junit.jupiter.api.Assertions.assertThrows(
+                IllegalArgumentException.class,
                 () -> Coupling.Schedule.linear(0.1, 0.5).at(1.5));
         org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Coupling(1, -0.1));
     }
@@ -216,9 +237,15 @@ class ReversibleStageTest {
         for (int u = 0; u < units; u++) {
             List<NamedBlock> main = new ArrayList<>();
             for (int b = 0; b < 2; b++) {
-                ConvBNConfig c = ConvBNConfig.of(ConvConfig.builder(8, 8).kernel(3).padding(1).bias(false).build());
+                ConvBNConfig c = ConvBNConfig.of(ConvConfig.builder(8, 8)
+                        .kernel(3)
+                        .padding(1)
+                        .bias(false)
+                        .build());
                 ConvBNParameters p = ConvBNParameters.initialize(c, type, seed++);
-                p.runningVar().assign(Nd4j.createFromArray(rng.doubles(8, 0.5, 1.5).toArray()).castTo(type));
+                p.runningVar()
+                        .assign(Nd4j.createFromArray(rng.doubles(8, 0.5, 1.5).toArray())
+                                .castTo(type));
                 main.add(new NamedBlock("u" + u + ".conv" + b, "u" + u + ".bn" + b, ConvBNBlock.of(c, p, mode)));
             }
             list.add(new ResidualUnit(main, null));

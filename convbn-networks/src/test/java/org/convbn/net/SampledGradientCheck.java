@@ -6,7 +6,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.function.DoubleSupplier;
-
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.FiniteDifference;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -16,8 +15,7 @@ final class SampledGradientCheck {
     /** Gradients below this magnitude compare in absolute terms (relative error over max(FLOOR, |numeric|)). */
     static final double FLOOR = 1e-3;
 
-    private SampledGradientCheck() {
-    }
+    private SampledGradientCheck() {}
 
     /**
      * @param net read; each sampled parameter entry is moved and put back
@@ -29,12 +27,20 @@ final class SampledGradientCheck {
      * @param tolerance relative error allowed
      * @param loss the loss of a forward at the current parameters (which must leave no pending forward)
      */
-    static void check(Network net, Map<String, INDArray> grads, String[] tensors, int perTensor, double step,
-                      double tolerance, DoubleSupplier loss) {
+    static void check(
+            Network net,
+            Map<String, INDArray> grads,
+            String[] tensors,
+            int perTensor,
+            double step,
+            double tolerance,
+            DoubleSupplier loss) {
         SplittableRandom rng = new SplittableRandom(2);
         for (String name : tensors) {
-            String key = net.parameters().keySet().stream().filter(k -> k.equals(name) || k.startsWith(name + "."))
-                    .findFirst().orElse(null);
+            String key = net.parameters().keySet().stream()
+                    .filter(k -> k.equals(name) || k.startsWith(name + "."))
+                    .findFirst()
+                    .orElse(null);
             if (key == null) {
                 assertEquals(Mode.DEPLOY, net.mode(), name + " is missing outside DEPLOY");
                 continue;
@@ -45,8 +51,10 @@ final class SampledGradientCheck {
             for (int k = 0; k < indices.length; k++) {
                 double analytic = grads.get(key).getDouble(indices[k]);
                 double err = Math.abs(numeric[k] - analytic) / Math.max(FLOOR, Math.abs(numeric[k]));
-                assertTrue(err <= tolerance, net.mode() + " " + key + "[" + indices[k] + "]: analytic " + analytic
-                        + ", numeric " + numeric[k]);
+                assertTrue(
+                        err <= tolerance,
+                        net.mode() + " " + key + "[" + indices[k] + "]: analytic " + analytic + ", numeric "
+                                + numeric[k]);
             }
         }
     }

@@ -1,7 +1,6 @@
 package org.convbn.net;
 
 import java.util.SplittableRandom;
-
 import org.convbn.core.Mode;
 
 /**
@@ -9,8 +8,7 @@ import org.convbn.core.Mode;
  * (mean 0, variance 1, gamma 1, beta 0), so the modes' differences would not show.
  */
 final class SpreadStatistics {
-    private SpreadStatistics() {
-    }
+    private SpreadStatistics() {}
 
     /**
      * @param net modified: every block's running variance in [0.5, 1.5), mean and beta in [-0.1, 0.1), gamma in

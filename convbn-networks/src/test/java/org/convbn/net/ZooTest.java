@@ -14,7 +14,6 @@ import java.util.List;
 import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
-
 import org.convbn.core.Mode;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -38,12 +37,20 @@ class ZooTest {
         Reference ref = reference(name);
         try (Network net = Zoo.create(name, 1000, DataType.FLOAT, 1)) {
             Map<String, INDArray> ours = StateDict.of(net);
-            assertEquals(List.copyOf(ref.shapes().keySet()).stream().sorted().toList(),
-                    ours.keySet().stream().sorted().toList(), name + ": state_dict names");
-            ours.forEach((k, v) -> assertTrue(Arrays.equals(ref.shapes().get(k), v.shape()), name + " " + k + ": "
-                    + Arrays.toString(v.shape()) + ", torchvision " + Arrays.toString(ref.shapes().get(k))));
+            assertEquals(
+                    List.copyOf(ref.shapes().keySet()).stream().sorted().toList(),
+                    ours.keySet().stream().sorted().toList(),
+                    name + ": state_dict names");
+            ours.forEach((k, v) -> assertTrue(
+                    Arrays.equals(ref.shapes().get(k), v.shape()),
+                    name + " " + k + ": " + Arrays.toString(v.shape()) + ", torchvision "
+                            + Arrays.toString(ref.shapes().get(k))));
             assertEquals(ref.parameters(), net.totalCost(224, 224).parameters(), name + ": parameters");
-            assertEquals(ref.parameters(), net.parameters().values().stream().mapToLong(INDArray::length).sum(),
+            assertEquals(
+                    ref.parameters(),
+                    net.parameters().values().stream()
+                            .mapToLong(INDArray::length)
+                            .sum(),
                     name + ": trainable tensors");
             assertEquals(name, net.name());
             assertEquals(Mode.EVAL, net.mode());
@@ -56,15 +63,17 @@ class ZooTest {
 
     @Test
     void anUnknownNameListsTheKnownOnes() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Zoo.create("resnet51", 10, DataType.FLOAT, 0));
-        assertTrue(e.getMessage().contains("resnet51") && e.getMessage().contains("mobilenet_v2")
-                && e.getMessage().contains("efficientnet_b3"), e.getMessage());
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> Zoo.create("resnet51", 10, DataType.FLOAT, 0));
+        assertTrue(
+                e.getMessage().contains("resnet51")
+                        && e.getMessage().contains("mobilenet_v2")
+                        && e.getMessage().contains("efficientnet_b3"),
+                e.getMessage());
     }
 
     /** torchvision's names and shapes of one model, and its parameter count (from the file's header). */
-    record Reference(Map<String, long[]> shapes, long parameters) {
-    }
+    record Reference(Map<String, long[]> shapes, long parameters) {}
 
     static Reference reference(String model) throws IOException {
         Map<String, long[]> m = new LinkedHashMap<>();
@@ -81,7 +90,11 @@ class ZooTest {
                 }
                 if (!line.isBlank()) {
                     String[] f = line.split("\t");
-                    m.put(f[0], Arrays.stream(f[1].split(",")).mapToLong(Long::parseLong).toArray());
+                    m.put(
+                            f[0],
+                            Arrays.stream(f[1].split(","))
+                                    .mapToLong(Long::parseLong)
+                                    .toArray());
                 }
             }
         }

@@ -8,7 +8,6 @@ import java.nio.file.Path;
 import java.util.EnumMap;
 import java.util.LinkedHashMap;
 import java.util.Map;
-
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
 import org.convbn.testkit.conformance.RelativeError;
@@ -54,7 +53,10 @@ class ZooTorchvisionTest {
         Map<String, INDArray> ref = contents.tensors();
         Map<String, INDArray> state = new LinkedHashMap<>();
         ref.forEach((k, v) -> {
-            if (!k.contains(".grad.") && !k.startsWith("train.after.") && !k.equals("input") && !k.equals("r")
+            if (!k.contains(".grad.")
+                    && !k.startsWith("train.after.")
+                    && !k.equals("input")
+                    && !k.equals("r")
                     && !k.endsWith(".logits")) {
                 state.put(k, v);
             }
@@ -87,32 +89,41 @@ class ZooTorchvisionTest {
                 }
                 assertEquals(net.parameters().keySet(), grads.keySet());
                 for (Map.Entry<String, INDArray> g : grads.entrySet()) {
-                    worst = Math.max(worst, check(mode + " grad " + g.getKey(), ref.get(c + ".grad." + g.getKey()),
-                            g.getValue()));
+                    worst = Math.max(
+                            worst,
+                            check(mode + " grad " + g.getKey(), ref.get(c + ".grad." + g.getKey()), g.getValue()));
                 }
                 if (mode == Mode.TRAIN) {
                     for (Map.Entry<String, INDArray> s : StateDict.of(net).entrySet()) {
                         if (s.getKey().contains("running_")) {
-                            worst = Math.max(worst, check("running " + s.getKey(),
-                                    ref.get("train.after." + s.getKey()), s.getValue()));
+                            worst = Math.max(
+                                    worst,
+                                    check("running " + s.getKey(), ref.get("train.after." + s.getKey()), s.getValue()));
                         }
                     }
                 }
                 perMode.put(mode, worst);
             }
         }
-        System.out.printf("%s vs torchvision, float64, worst relative error per mode: %s%n", model, perMode.entrySet()
-                .stream().map(e -> String.format("%s %.1e", e.getKey(), e.getValue())).toList());
+        System.out.printf(
+                "%s vs torchvision, float64, worst relative error per mode: %s%n",
+                model,
+                perMode.entrySet().stream()
+                        .map(e -> String.format("%s %.1e", e.getKey(), e.getValue()))
+                        .toList());
     }
 
     private static double check(String what, INDArray expected, INDArray actual) {
         if (expected.amaxNumber().doubleValue() < ZERO) {
-            assertTrue(actual.amaxNumber().doubleValue() < ZERO, what + ": expected 0 (< " + ZERO + "), got "
-                    + actual.amaxNumber());
+            assertTrue(
+                    actual.amaxNumber().doubleValue() < ZERO,
+                    what + ": expected 0 (< " + ZERO + "), got " + actual.amaxNumber());
             return 0;
         }
-        double e = RelativeError.of(expected.reshape(expected.length()).toDoubleVector(),
-                actual.reshape(actual.length()).toDoubleVector(), 0);
+        double e = RelativeError.of(
+                expected.reshape(expected.length()).toDoubleVector(),
+                actual.reshape(actual.length()).toDoubleVector(),
+                0);
         assertTrue(e <= TOLERANCE, what + ": relative error " + e);
         return e;
     }

@@ -8,11 +8,9 @@ import java.io.InputStream;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
-
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
-import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -53,9 +51,24 @@ class ZooUnitsTest {
     }
 
     @ParameterizedTest(name = "{0} {1}")
-    @CsvSource({"v2., TRAIN", "v2., EVAL", "v2., TUNE", "v2., DEPLOY", "v3., TRAIN", "v3., EVAL", "v3., TUNE",
-        "v3., DEPLOY", "b0., TRAIN", "b0., EVAL", "b0., TUNE", "b0., DEPLOY", "y., TRAIN", "y., EVAL", "y., TUNE",
-        "y., DEPLOY"})
+    @CsvSource({
+        "v2., TRAIN",
+        "v2., EVAL",
+        "v2., TUNE",
+        "v2., DEPLOY",
+        "v3., TRAIN",
+        "v3., EVAL",
+        "v3., TUNE",
+        "v3., DEPLOY",
+        "b0., TRAIN",
+        "b0., EVAL",
+        "b0., TUNE",
+        "b0., DEPLOY",
+        "y., TRAIN",
+        "y., EVAL",
+        "y., TUNE",
+        "y., DEPLOY"
+    })
     void theUnitComputesWhatTorchvisionsComputes(String prefix, Mode mode) {
         Kernels kernels = new Nd4jKernels(DataType.DOUBLE, Arena.direct());
         MBConv unit = unit(prefix, kernels);
@@ -81,9 +94,13 @@ class ZooUnitsTest {
             for (NamedBlock b : unit.blocks()) {
                 ConvBNParameters p = b.block().unfoldedParameters();
                 String bn = b.bnName().substring(prefix.length());
-                check("running mean " + bn, reference.get(prefix + "train.after." + bn + ".running_mean"),
+                check(
+                        "running mean " + bn,
+                        reference.get(prefix + "train.after." + bn + ".running_mean"),
                         p.runningMean());
-                check("running var " + bn, reference.get(prefix + "train.after." + bn + ".running_var"),
+                check(
+                        "running var " + bn,
+                        reference.get(prefix + "train.after." + bn + ".running_var"),
                         p.runningVar());
             }
         }
@@ -91,31 +108,63 @@ class ZooUnitsTest {
 
     /** The unit under {@code prefix} with torchvision's names, every block in EVAL. */
     private static MBConv unit(String prefix, Kernels k) {
-        NetworkBuilder<?> settings = MobileNetV2.builder().dataType(DataType.DOUBLE).mode(Mode.EVAL);
+        NetworkBuilder<?> settings =
+                MobileNetV2.builder().dataType(DataType.DOUBLE).mode(Mode.EVAL);
         ConvLayers.Factory make = new ConvLayers.Factory(settings, k);
         return switch (prefix) {
-            case "v2." -> new MBConv(make.layer(prefix + "conv.0", conv(8, 48, 1, 1, 0), ConvActivation.RELU6),
-                    make.layer(prefix + "conv.1", conv(48, 48, 3, 1, 1), ConvActivation.RELU6), null,
-                    make.layer(prefix + "conv.2", prefix + "conv.3", conv(48, 8, 1, 1, 0), ConvActivation.IDENTITY),
-                    k, 0);
+            case "v2." ->
+                new MBConv(
+                        make.layer(prefix + "conv.0", conv(8, 48, 1, 1, 0), ConvActivation.RELU6),
+                        make.layer(prefix + "conv.1", conv(48, 48, 3, 1, 1), ConvActivation.RELU6),
+                        null,
+                        make.layer(prefix + "conv.2", prefix + "conv.3", conv(48, 8, 1, 1, 0), ConvActivation.IDENTITY),
+                        k,
+                        0);
             case "v3." -> {
-                ConvLayers.Factory v3 = new ConvLayers.Factory(settings, k, MobileNetV3.BN_EPS, MobileNetV3.BN_MOMENTUM);
-                yield new MBConv(v3.layer(prefix + "block.0", conv(8, 24, 1, 1, 0), ConvActivation.HARDSWISH),
+                ConvLayers.Factory v3 =
+                        new ConvLayers.Factory(settings, k, MobileNetV3.BN_EPS, MobileNetV3.BN_MOMENTUM);
+                yield new MBConv(
+                        v3.layer(prefix + "block.0", conv(8, 24, 1, 1, 0), ConvActivation.HARDSWISH),
                         v3.layer(prefix + "block.1", conv(24, 24, 3, 1, 1), ConvActivation.HARDSWISH),
-                        new SqueezeExcitation(prefix + "block.2", 24, 8, ConvActivation.RELU,
-                                SqueezeExcitation.Scale.HARDSIGMOID, DataType.DOUBLE, 1, k),
-                        v3.layer(prefix + "block.3", conv(24, 8, 1, 1, 0), ConvActivation.IDENTITY), k, 0);
+                        new SqueezeExcitation(
+                                prefix + "block.2",
+                                24,
+                                8,
+                                ConvActivation.RELU,
+                                SqueezeExcitation.Scale.HARDSIGMOID,
+                                DataType.DOUBLE,
+                                1,
+                                k),
+                        v3.layer(prefix + "block.3", conv(24, 8, 1, 1, 0), ConvActivation.IDENTITY),
+                        k,
+                        0);
             }
-            case "b0." -> new MBConv(make.layer(prefix + "block.0", conv(8, 32, 1, 1, 0), ConvActivation.SILU),
-                    make.layer(prefix + "block.1", conv(32, 32, 3, 2, 1), ConvActivation.SILU),
-                    new SqueezeExcitation(prefix + "block.2", 32, 2, DataType.DOUBLE, 1, k),
-                    make.layer(prefix + "block.3", conv(32, 16, 1, 1, 0), ConvActivation.IDENTITY), k, 0);
-            case "y." -> new MBConv(make.layer(prefix + "f.a", conv(8, 16, 1, 1, 0), ConvActivation.RELU),
-                    make.layer(prefix + "f.b", conv(16, 16, 3, 2, 8), ConvActivation.RELU),
-                    new SqueezeExcitation(prefix + "f.se", 16, 2, ConvActivation.RELU, SqueezeExcitation.Scale.SIGMOID,
-                            DataType.DOUBLE, 1, k),
-                    make.layer(prefix + "f.c", conv(16, 16, 1, 1, 0), ConvActivation.IDENTITY),
-                    make.layer(prefix + "proj", conv(8, 16, 1, 2, 0), ConvActivation.IDENTITY), true, k, 0);
+            case "b0." ->
+                new MBConv(
+                        make.layer(prefix + "block.0", conv(8, 32, 1, 1, 0), ConvActivation.SILU),
+                        make.layer(prefix + "block.1", conv(32, 32, 3, 2, 1), ConvActivation.SILU),
+                        new SqueezeExcitation(prefix + "block.2", 32, 2, DataType.DOUBLE, 1, k),
+                        make.layer(prefix + "block.3", conv(32, 16, 1, 1, 0), ConvActivation.IDENTITY),
+                        k,
+                        0);
+            case "y." ->
+                new MBConv(
+                        make.layer(prefix + "f.a", conv(8, 16, 1, 1, 0), ConvActivation.RELU),
+                        make.layer(prefix + "f.b", conv(16, 16, 3, 2, 8), ConvActivation.RELU),
+                        new SqueezeExcitation(
+                                prefix + "f.se",
+                                16,
+                                2,
+                                ConvActivation.RELU,
+                                SqueezeExcitation.Scale.SIGMOID,
+                                DataType.DOUBLE,
+                                1,
+                                k),
+                        make.layer(prefix + "f.c", conv(16, 16, 1, 1, 0), ConvActivation.IDENTITY),
+                        make.layer(prefix + "proj", conv(8, 16, 1, 2, 0), ConvActivation.IDENTITY),
+                        true,
+                        k,
+                        0);
             default -> throw new IllegalArgumentException("prefix: " + prefix);
         };
     }
@@ -136,19 +185,26 @@ class ZooUnitsTest {
             p.runningVar().assign(reference.get(b.bnName() + ".running_var"));
         }
         unit.squeezeExcitation().ifPresent(se -> se.parameters().forEach((k, v) -> v.assign(reference.get(k))));
-        assertEquals(List.of(), unit.layerParameters().keySet().stream().filter(k -> !reference.containsKey(k))
-                .toList(), "every gate tensor in the reference");
+        assertEquals(
+                List.of(),
+                unit.layerParameters().keySet().stream()
+                        .filter(k -> !reference.containsKey(k))
+                        .toList(),
+                "every gate tensor in the reference");
     }
 
     private static void check(String what, INDArray expected, INDArray actual) {
         assertTrue(expected != null, what + ": no reference");
         if (expected.amaxNumber().doubleValue() < ZERO) {
-            assertTrue(actual.amaxNumber().doubleValue() < ZERO, what + ": expected 0 (< " + ZERO + "), got "
-                    + actual.amaxNumber());
+            assertTrue(
+                    actual.amaxNumber().doubleValue() < ZERO,
+                    what + ": expected 0 (< " + ZERO + "), got " + actual.amaxNumber());
             return;
         }
-        double e = RelativeError.of(expected.reshape(expected.length()).toDoubleVector(),
-                actual.reshape(actual.length()).toDoubleVector(), 0);
+        double e = RelativeError.of(
+                expected.reshape(expected.length()).toDoubleVector(),
+                actual.reshape(actual.length()).toDoubleVector(),
+                0);
         assertTrue(e <= TOLERANCE, what + ": relative error " + e);
     }
 }

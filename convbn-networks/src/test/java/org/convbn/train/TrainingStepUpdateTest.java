@@ -4,13 +4,12 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-
 import org.convbn.core.Mode;
 import org.convbn.nd4j.Optimizer;
-import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.net.GradientSink;
 import org.convbn.net.ResNet;
 import org.convbn.net.SoftmaxCrossEntropy;
+import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -28,10 +27,18 @@ class TrainingStepUpdateTest {
         INDArray x = Nd4j.rand(DataType.DOUBLE, 2, 3, 32, 32).subi(0.5);
         int[] labels = {1, 4};
         for (Mode mode : new Mode[] {Mode.TRAIN, Mode.EVAL, Mode.TUNE, Mode.DEPLOY}) {
-            try (ResNet inside = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
-                    .dataType(DataType.DOUBLE).seed(7).mode(mode).build();
-                 ResNet after = ResNet.builder(ResNet.Variant.RESNET18).classes(5)
-                         .dataType(DataType.DOUBLE).seed(7).mode(mode).build()) {
+            try (ResNet inside = ResNet.builder(ResNet.Variant.RESNET18)
+                            .classes(5)
+                            .dataType(DataType.DOUBLE)
+                            .seed(7)
+                            .mode(mode)
+                            .build();
+                    ResNet after = ResNet.builder(ResNet.Variant.RESNET18)
+                            .classes(5)
+                            .dataType(DataType.DOUBLE)
+                            .seed(7)
+                            .mode(mode)
+                            .build()) {
                 Optimizer a = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-3));
                 Optimizer b = new Optimizer(new Nesterovs(0.05, 0.9), new L2Regularization(1e-3));
                 for (int step = 0; step < 3; step++) {
@@ -43,12 +50,13 @@ class TrainingStepUpdateTest {
                 }
                 Map<String, INDArray> pa = inside.parameters();
                 after.parameters().forEach((name, p) -> {
-                    double err = RelativeError.of(p.reshape(p.length()).toDoubleVector(),
-                            pa.get(name).reshape(p.length()).toDoubleVector(), 0);
+                    double err = RelativeError.of(
+                            p.reshape(p.length()).toDoubleVector(),
+                            pa.get(name).reshape(p.length()).toDoubleVector(),
+                            0);
                     assertTrue(err == 0, () -> mode + " " + name + ": relative error " + err);
                 });
             }
         }
     }
-
 }

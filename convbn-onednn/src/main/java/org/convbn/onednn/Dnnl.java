@@ -5,15 +5,14 @@ import java.util.HashMap;
 import java.util.IdentityHashMap;
 import java.util.Map;
 import java.util.Set;
-
 import org.bytedeco.dnnl.IntMemoryMap;
 import org.bytedeco.dnnl.engine;
+import org.bytedeco.dnnl.global.dnnl;
 import org.bytedeco.dnnl.memory;
 import org.bytedeco.dnnl.primitive;
 import org.bytedeco.dnnl.primitive_attr;
 import org.bytedeco.dnnl.primitive_desc_base;
 import org.bytedeco.dnnl.stream;
-import org.bytedeco.dnnl.global.dnnl;
 import org.bytedeco.javacpp.Pointer;
 import org.convbn.nd4j.kernel.Layout;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -23,8 +22,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  * {@link Prepared} primitive whose memory objects are made once and re-pointed at each call's arrays.
  */
 final class Dnnl {
-    private Dnnl() {
-    }
+    private Dnnl() {}
 
     /** The CPU engine, shared: oneDNN engines are thread-safe. */
     static final engine ENGINE = new engine(engine.kind.cpu, 0);
@@ -35,11 +33,13 @@ final class Dnnl {
 
     /** A feature map's descriptor: logical dims, the layout's tag. */
     static memory.desc featureMap(long[] logical, Layout layout) {
-        return desc(logical, switch (layout) {
-            case NCHW -> memory.format_tag.nchw;
-            case BLOCKED8 -> memory.format_tag.nChw8c;
-            case BLOCKED16 -> memory.format_tag.nChw16c;
-        });
+        return desc(
+                logical,
+                switch (layout) {
+                    case NCHW -> memory.format_tag.nchw;
+                    case BLOCKED8 -> memory.format_tag.nChw8c;
+                    case BLOCKED16 -> memory.format_tag.nChw16c;
+                });
     }
 
     /** A flat run of {@code length} float32 values, for elementwise work on any layout. */
@@ -71,16 +71,19 @@ final class Dnnl {
         final String kind;
         /** The dims of its source and destination (or their gradients), e.g. "8x64x56x56 -> 8x64x28x28". */
         final String problem;
+
         final long scratchpadBytes;
         /** Whether the primitive has run (its implementation recorded by the kernels). */
         boolean ran;
         /** For convolutions: the layouts of the feature maps the primitive reads and writes. */
         Layout srcLayout;
+
         Layout dstLayout;
         /** For convolutions: the reorder between the user's OIHW weights and the primitive's (weights or their gradient). */
         Prepared weightsReorder;
         /** For convolutions: the reorder of the user's weights into the primitive's, each output channel scaled. */
         Prepared scaledWeightsReorder;
+
         private final IntMemoryMap args = new IntMemoryMap();
         private final Map<Integer, memory> memories = new HashMap<>();
         private final Map<Integer, memory.desc> descs = new HashMap<>();
@@ -89,8 +92,8 @@ final class Dnnl {
             this.primitive = primitive;
             this.implementation = pd.impl_info_str().getString();
             this.kind = kindOf(pd);
-            this.problem = describe(pd.src_desc(), pd.diff_src_desc()) + " -> " + describe(pd.dst_desc(),
-                    pd.diff_dst_desc());
+            this.problem =
+                    describe(pd.src_desc(), pd.diff_src_desc()) + " -> " + describe(pd.dst_desc(), pd.diff_dst_desc());
             memory.desc scratch = pd.scratchpad_desc();
             this.scratchpadBytes = scratch.get_size();
             if (scratchpadBytes > 0) {

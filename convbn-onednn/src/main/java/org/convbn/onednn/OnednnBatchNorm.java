@@ -13,7 +13,6 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_VARIANCE;
 import static org.convbn.onednn.OnednnContext.dims;
 
 import net.jcip.annotations.NotThreadSafe;
-
 import org.bytedeco.dnnl.batch_normalization_backward;
 import org.bytedeco.dnnl.batch_normalization_forward;
 import org.bytedeco.dnnl.global.dnnl.normalization_flags;
@@ -40,10 +39,9 @@ final class OnednnBatchNorm {
         return affine ? f | normalization_flags.use_scale.value | normalization_flags.use_shift.value : f;
     }
 
-    private batch_normalization_forward.primitive_desc bnForwardDesc(memory.desc data, double eps, int flags,
-                                                                     prop_kind prop) {
-        batch_normalization_forward.desc d = new batch_normalization_forward.desc(prop.value, data, (float) eps,
-                flags);
+    private batch_normalization_forward.primitive_desc bnForwardDesc(
+            memory.desc data, double eps, int flags, prop_kind prop) {
+        batch_normalization_forward.desc d = new batch_normalization_forward.desc(prop.value, data, (float) eps, flags);
         return new batch_normalization_forward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE);
     }
 
@@ -53,10 +51,15 @@ final class OnednnBatchNorm {
         Key key = new Key("bn fwd", dims(ys), layout, eps, affine, training);
         return ctx.prepared(key, () -> {
             memory.desc data = Dnnl.featureMap(ys, layout);
-            batch_normalization_forward.primitive_desc pd = bnForwardDesc(data, eps, flags(!training, affine),
+            batch_normalization_forward.primitive_desc pd = bnForwardDesc(
+                    data,
+                    eps,
+                    flags(!training, affine),
                     training ? prop_kind.forward_training : prop_kind.forward_inference);
-            Dnnl.Prepared p = new Dnnl.Prepared(new batch_normalization_forward(pd), pd).arg(DNNL_ARG_SRC, data)
-                    .arg(DNNL_ARG_DST, data).arg(DNNL_ARG_MEAN, Dnnl.vector(ys[1]))
+            Dnnl.Prepared p = new Dnnl.Prepared(new batch_normalization_forward(pd), pd)
+                    .arg(DNNL_ARG_SRC, data)
+                    .arg(DNNL_ARG_DST, data)
+                    .arg(DNNL_ARG_MEAN, Dnnl.vector(ys[1]))
                     .arg(DNNL_ARG_VARIANCE, Dnnl.vector(ys[1]));
             if (affine) {
                 p.arg(DNNL_ARG_SCALE, Dnnl.vector(ys[1])).arg(DNNL_ARG_SHIFT, Dnnl.vector(ys[1]));
@@ -72,18 +75,23 @@ final class OnednnBatchNorm {
         return ctx.prepared(key, () -> {
             memory.desc data = Dnnl.featureMap(ys, layout);
             int flags = flags(!training, affine);
-            batch_normalization_forward.primitive_desc hint = bnForwardDesc(data, eps, flags,
-                    training ? prop_kind.forward_training : prop_kind.forward_inference);
+            batch_normalization_forward.primitive_desc hint = bnForwardDesc(
+                    data, eps, flags, training ? prop_kind.forward_training : prop_kind.forward_inference);
             batch_normalization_backward.desc d = new batch_normalization_backward.desc(
                     (affine ? prop_kind.backward : prop_kind.backward_data).value, data, data, (float) eps, flags);
-            batch_normalization_backward.primitive_desc pd = new batch_normalization_backward.primitive_desc(d,
-                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
-            Dnnl.Prepared p = new Dnnl.Prepared(new batch_normalization_backward(pd), pd).arg(DNNL_ARG_SRC, data)
-                    .arg(DNNL_ARG_DIFF_DST, data).arg(DNNL_ARG_DIFF_SRC, data)
-                    .arg(DNNL_ARG_MEAN, Dnnl.vector(ys[1])).arg(DNNL_ARG_VARIANCE, Dnnl.vector(ys[1]));
+            batch_normalization_backward.primitive_desc pd =
+                    new batch_normalization_backward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            Dnnl.Prepared p = new Dnnl.Prepared(new batch_normalization_backward(pd), pd)
+                    .arg(DNNL_ARG_SRC, data)
+                    .arg(DNNL_ARG_DIFF_DST, data)
+                    .arg(DNNL_ARG_DIFF_SRC, data)
+                    .arg(DNNL_ARG_MEAN, Dnnl.vector(ys[1]))
+                    .arg(DNNL_ARG_VARIANCE, Dnnl.vector(ys[1]));
             if (affine) {
-                p.arg(DNNL_ARG_SCALE, Dnnl.vector(ys[1])).arg(DNNL_ARG_SHIFT, Dnnl.vector(ys[1]))
-                        .arg(DNNL_ARG_DIFF_SCALE, Dnnl.vector(ys[1])).arg(DNNL_ARG_DIFF_SHIFT, Dnnl.vector(ys[1]));
+                p.arg(DNNL_ARG_SCALE, Dnnl.vector(ys[1]))
+                        .arg(DNNL_ARG_SHIFT, Dnnl.vector(ys[1]))
+                        .arg(DNNL_ARG_DIFF_SCALE, Dnnl.vector(ys[1]))
+                        .arg(DNNL_ARG_DIFF_SHIFT, Dnnl.vector(ys[1]));
             }
             return p;
         });
@@ -103,23 +111,27 @@ final class OnednnBatchNorm {
         return copies;
     }
 
-    INDArray batchNorm(INDArray y, INDArray mean, INDArray variance, INDArray gamma, INDArray beta,
-                              double eps) {
+    INDArray batchNorm(INDArray y, INDArray mean, INDArray variance, INDArray gamma, INDArray beta, double eps) {
         INDArray src = ctx.dense(y);
         Dnnl.Prepared p = bnForward(src, eps, gamma != null, false);
         INDArray z = ctx.arena().allocate(DataType.FLOAT, src.shape());
         p.bind(DNNL_ARG_SRC, src);
         p.bind(DNNL_ARG_DST, z);
-        INDArray[] copies = bindVectors(p, new int[] {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT},
-                mean, variance, gamma, beta);
+        INDArray[] copies = bindVectors(
+                p,
+                new int[] {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE, DNNL_ARG_SHIFT},
+                mean,
+                variance,
+                gamma,
+                beta);
         ctx.run(p);
         ctx.arena().release(copies);
         ctx.releaseIfCopy(src, y);
         return z;
     }
 
-    BatchNormGradients batchNormBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                INDArray gamma, double eps) {
+    BatchNormGradients batchNormBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
         return bnBackward(y, g, mean, variance, gamma, eps, false);
     }
 
@@ -141,13 +153,13 @@ final class OnednnBatchNorm {
         return new BatchStatistics(z, mean, var);
     }
 
-    BatchNormGradients batchNormTrainingBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                        INDArray gamma, double eps) {
+    BatchNormGradients batchNormTrainingBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
         return bnBackward(y, g, mean, variance, gamma, eps, true);
     }
 
-    private BatchNormGradients bnBackward(INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma,
-                                          double eps, boolean training) {
+    private BatchNormGradients bnBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps, boolean training) {
         INDArray src = ctx.as(y, Layout.of(g));
         INDArray diffDst = ctx.dense(g);
         long c = Layout.logicalShape(y)[1];
@@ -160,8 +172,22 @@ final class OnednnBatchNorm {
         p.bind(DNNL_ARG_DIFF_DST, diffDst);
         p.bind(DNNL_ARG_DIFF_SRC, dy);
         INDArray shift = affine ? ctx.arena().allocate(DataType.FLOAT, c) : null; // read by oneDNN, unused by the math
-        INDArray[] copies = bindVectors(p, new int[] {DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_SCALE,
-            DNNL_ARG_SHIFT, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT}, mean, variance, gamma, shift, dgamma, dbeta);
+        INDArray[] copies = bindVectors(
+                p,
+                new int[] {
+                    DNNL_ARG_MEAN,
+                    DNNL_ARG_VARIANCE,
+                    DNNL_ARG_SCALE,
+                    DNNL_ARG_SHIFT,
+                    DNNL_ARG_DIFF_SCALE,
+                    DNNL_ARG_DIFF_SHIFT
+                },
+                mean,
+                variance,
+                gamma,
+                shift,
+                dgamma,
+                dbeta);
         ctx.run(p);
         ctx.arena().release(copies);
         ctx.arena().release(shift);

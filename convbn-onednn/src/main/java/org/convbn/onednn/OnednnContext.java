@@ -4,8 +4,6 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SCRATCHPAD;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
@@ -13,7 +11,7 @@ import java.util.Set;
 import java.util.TreeMap;
 import java.util.TreeSet;
 import java.util.function.Supplier;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.bytedeco.dnnl.memory;
 import org.bytedeco.dnnl.reorder;
 import org.bytedeco.dnnl.stream;
@@ -33,6 +31,7 @@ import org.slf4j.LoggerFactory;
 final class OnednnContext {
     /** Primitives kept at most: a network's distinct shapes need a few hundred (ResNet-50 ~300, EfficientNet ~600). */
     static final int MAX_PRIMITIVES = 4096;
+
     private static final Logger LOG = LoggerFactory.getLogger(OnednnKernels.class);
 
     private final Arena arena;
@@ -41,6 +40,7 @@ final class OnednnContext {
     private final PrimitiveCache prepared;
     /** Per primitive kind (e.g. "convolution backward_weights"), the implementations that ran, e.g. "jit:avx2". */
     private final Map<String, Set<String>> implementations = new TreeMap<>();
+
     private boolean closed;
 
     /**
@@ -85,8 +85,11 @@ final class OnednnContext {
     private void record(Dnnl.Prepared p) {
         p.ran = true;
         if (implementations.computeIfAbsent(p.kind, k -> new TreeSet<>()).add(p.implementation) && p.isReference()) {
-            LOG.warn("oneDNN runs its reference implementation {} for {} ({}): expect it to be slow", p.implementation,
-                    p.kind, p.problem);
+            LOG.warn(
+                    "oneDNN runs its reference implementation {} for {} ({}): expect it to be slow",
+                    p.implementation,
+                    p.kind,
+                    p.problem);
         }
     }
 

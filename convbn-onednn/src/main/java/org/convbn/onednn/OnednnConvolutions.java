@@ -11,15 +11,13 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
 import static org.convbn.onednn.OnednnContext.dims;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Function;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.bytedeco.dnnl.convolution_backward_data;
 import org.bytedeco.dnnl.convolution_backward_weights;
 import org.bytedeco.dnnl.convolution_forward;
@@ -58,8 +56,16 @@ final class OnednnConvolutions {
     }
 
     /** The geometry of a conv on an input of logical shape {@code xs}. */
-    private record Geometry(long[] src, long[] weights, long[] dst, long[] strides, long[] dilates, long[] padL,
-                            long[] padR, Layout srcLayout, Layout dstLayout) {
+    private record Geometry(
+            long[] src,
+            long[] weights,
+            long[] dst,
+            long[] strides,
+            long[] dilates,
+            long[] padL,
+            long[] padR,
+            Layout srcLayout,
+            Layout dstLayout) {
         static Geometry of(ConvConfig c, long[] xs, Layout srcLayout, Layout dstLayout) {
             long[] ys = c.outputShape(xs);
             int h = (int) xs[2];
@@ -70,10 +76,18 @@ final class OnednnConvolutions {
             long pr = Math.max(0, (ys[3] - 1) * c.strideW() + (long) (c.kernelW() - 1) * c.dilationW() + 1 - w - pl);
             long[] weights = c.groups() == 1
                     ? new long[] {c.outChannels(), c.inChannels(), c.kernelH(), c.kernelW()}
-                    : new long[] {c.groups(), c.outChannelsPerGroup(), c.inChannelsPerGroup(), c.kernelH(), c.kernelW()};
-            return new Geometry(xs, weights, ys, new long[] {c.strideH(), c.strideW()},
-                    new long[] {c.dilationH() - 1, c.dilationW() - 1}, new long[] {pt, pl}, new long[] {pb, pr},
-                    srcLayout, dstLayout);
+                    : new long[] {c.groups(), c.outChannelsPerGroup(), c.inChannelsPerGroup(), c.kernelH(), c.kernelW()
+                    };
+            return new Geometry(
+                    xs,
+                    weights,
+                    ys,
+                    new long[] {c.strideH(), c.strideW()},
+                    new long[] {c.dilationH() - 1, c.dilationW() - 1},
+                    new long[] {pt, pl},
+                    new long[] {pb, pr},
+                    srcLayout,
+                    dstLayout);
         }
 
         memory.desc srcDesc() {
@@ -120,8 +134,8 @@ final class OnednnConvolutions {
      * reference one, which is orders of magnitude slower), remembering which; null when there is none (the ND4J
      * kernels run that conv then).
      */
-    private Dnnl.Prepared convPrimitive(String kind, ConvConfig c, long[] xs, boolean bias,
-                                        Function<Geometry, Dnnl.Prepared> make) {
+    private Dnnl.Prepared convPrimitive(
+            String kind, ConvConfig c, long[] xs, boolean bias, Function<Geometry, Dnnl.Prepared> make) {
         Key key = new Key(kind, dims(xs), c, bias);
         if (unsupported.contains(key)) {
             return null;
@@ -152,10 +166,27 @@ final class OnednnConvolutions {
 
     private convolution_forward.primitive_desc forwardDesc(Geometry g, boolean bias, primitive_attr attr) {
         convolution_forward.desc d = bias
-                ? new convolution_forward.desc(prop_kind.forward_training, algorithm.convolution_direct, g.srcDesc(),
-                        g.anyWeights(), Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR)
-                : new convolution_forward.desc(prop_kind.forward_training, algorithm.convolution_direct, g.srcDesc(),
-                        g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
+                ? new convolution_forward.desc(
+                        prop_kind.forward_training,
+                        algorithm.convolution_direct,
+                        g.srcDesc(),
+                        g.anyWeights(),
+                        Dnnl.vector(g.dst[1]),
+                        g.dstDesc(),
+                        g.strides,
+                        g.dilates,
+                        g.padL,
+                        g.padR)
+                : new convolution_forward.desc(
+                        prop_kind.forward_training,
+                        algorithm.convolution_direct,
+                        g.srcDesc(),
+                        g.anyWeights(),
+                        g.dstDesc(),
+                        g.strides,
+                        g.dilates,
+                        g.padL,
+                        g.padR);
         return new convolution_forward.primitive_desc(d, attr, Dnnl.ENGINE);
     }
 
@@ -173,7 +204,8 @@ final class OnednnConvolutions {
             attr.set_output_scales(g.weights.length == 4 ? 1 : 3, new float[] {RUNTIME_SCALE});
         }
         reorder.primitive_desc pd = new reorder.primitive_desc(Dnnl.ENGINE, s, Dnnl.ENGINE, d, attr, false);
-        Dnnl.Prepared p = new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
+        Dnnl.Prepared p =
+                new Dnnl.Prepared(new reorder(pd), pd).arg(DNNL_ARG_SRC, s).arg(DNNL_ARG_DST, d);
         if (scaled) {
             p.arg(DNNL_ARG_ATTR_OUTPUT_SCALES, Dnnl.vector(g.dst[1]));
         }
@@ -186,8 +218,10 @@ final class OnednnConvolutions {
     private Dnnl.Prepared convForward(ConvConfig c, long[] xs, boolean bias) {
         return convPrimitive("conv fwd", c, xs, bias, g -> {
             convolution_forward.primitive_desc pd = forwardDesc(g, bias, Dnnl.userScratchpad());
-            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
-                    .arg(DNNL_ARG_WEIGHTS, pd.weights_desc()).arg(DNNL_ARG_DST, pd.dst_desc());
+            Dnnl.Prepared p = new Dnnl.Prepared(new convolution_forward(pd), pd)
+                    .arg(DNNL_ARG_SRC, pd.src_desc())
+                    .arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
+                    .arg(DNNL_ARG_DST, pd.dst_desc());
             if (bias) {
                 p.arg(DNNL_ARG_BIAS, pd.bias_desc());
             }
@@ -200,12 +234,20 @@ final class OnednnConvolutions {
     private Dnnl.Prepared convBackwardData(ConvConfig c, long[] xs) {
         return convPrimitive("conv bwd data", c, xs, false, g -> {
             convolution_forward.primitive_desc hint = forwardDesc(g, false, Dnnl.userScratchpad());
-            convolution_backward_data.desc d = new convolution_backward_data.desc(algorithm.convolution_direct,
-                    g.srcDesc(), g.anyWeights(), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
-            convolution_backward_data.primitive_desc pd = new convolution_backward_data.primitive_desc(d,
-                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            convolution_backward_data.desc d = new convolution_backward_data.desc(
+                    algorithm.convolution_direct,
+                    g.srcDesc(),
+                    g.anyWeights(),
+                    g.dstDesc(),
+                    g.strides,
+                    g.dilates,
+                    g.padL,
+                    g.padR);
+            convolution_backward_data.primitive_desc pd =
+                    new convolution_backward_data.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
             Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_data(pd), pd)
-                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc()).arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
+                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                    .arg(DNNL_ARG_WEIGHTS, pd.weights_desc())
                     .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
             p.weightsReorder = weightReorder(g, pd.weights_desc(), false, false);
             p.scaledWeightsReorder = weightReorder(g, pd.weights_desc(), false, true);
@@ -217,14 +259,30 @@ final class OnednnConvolutions {
         return convPrimitive("conv bwd weights", c, xs, bias, g -> {
             convolution_forward.primitive_desc hint = forwardDesc(g, bias, Dnnl.userScratchpad());
             convolution_backward_weights.desc d = bias
-                    ? new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(), g.anyWeights(),
-                            Dnnl.vector(g.dst[1]), g.dstDesc(), g.strides, g.dilates, g.padL, g.padR)
-                    : new convolution_backward_weights.desc(algorithm.convolution_direct, g.srcDesc(), g.anyWeights(),
-                            g.dstDesc(), g.strides, g.dilates, g.padL, g.padR);
-            convolution_backward_weights.primitive_desc pd = new convolution_backward_weights.primitive_desc(d,
-                    Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+                    ? new convolution_backward_weights.desc(
+                            algorithm.convolution_direct,
+                            g.srcDesc(),
+                            g.anyWeights(),
+                            Dnnl.vector(g.dst[1]),
+                            g.dstDesc(),
+                            g.strides,
+                            g.dilates,
+                            g.padL,
+                            g.padR)
+                    : new convolution_backward_weights.desc(
+                            algorithm.convolution_direct,
+                            g.srcDesc(),
+                            g.anyWeights(),
+                            g.dstDesc(),
+                            g.strides,
+                            g.dilates,
+                            g.padL,
+                            g.padR);
+            convolution_backward_weights.primitive_desc pd =
+                    new convolution_backward_weights.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
             Dnnl.Prepared p = new Dnnl.Prepared(new convolution_backward_weights(pd), pd)
-                    .arg(DNNL_ARG_SRC, pd.src_desc()).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                    .arg(DNNL_ARG_SRC, pd.src_desc())
+                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
                     .arg(DNNL_ARG_DIFF_WEIGHTS, pd.diff_weights_desc());
             if (bias) {
                 p.arg(DNNL_ARG_DIFF_BIAS, pd.diff_bias_desc());
@@ -281,8 +339,15 @@ final class OnednnConvolutions {
         return ctx.moveTo(y, out);
     }
 
-    ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
-                                      boolean inputGradient, boolean biasGradient, Layout inputLayout) {
+    ConvGradients convBackward(
+            ConvConfig c,
+            INDArray x,
+            INDArray w,
+            INDArray weightScale,
+            INDArray g,
+            boolean inputGradient,
+            boolean biasGradient,
+            Layout inputLayout) {
         long[] xs = Layout.logicalShape(x);
         Dnnl.Prepared data = inputGradient ? convBackwardData(c, xs) : null;
         Dnnl.Prepared weights = convBackwardWeights(c, xs, biasGradient);

@@ -10,9 +10,6 @@ import static org.convbn.onednn.OnednnContext.dims;
 import static org.convbn.onednn.OnednnContext.isDense;
 
 import net.jcip.annotations.NotThreadSafe;
-
-import java.util.Arrays;
-
 import org.bytedeco.dnnl.binary;
 import org.bytedeco.dnnl.eltwise_backward;
 import org.bytedeco.dnnl.eltwise_forward;
@@ -79,9 +76,11 @@ final class OnednnElementwise {
         long length = src.length();
         Dnnl.Prepared p = ctx.prepared(new Key(f.name + " fwd", length), () -> {
             memory.desc d = Dnnl.flat(length);
-            eltwise_forward.primitive_desc pd = new eltwise_forward.primitive_desc(f.forward(d), Dnnl.userScratchpad(),
-                    Dnnl.ENGINE);
-            return new Dnnl.Prepared(new eltwise_forward(pd), pd).arg(DNNL_ARG_SRC, d).arg(DNNL_ARG_DST, d);
+            eltwise_forward.primitive_desc pd =
+                    new eltwise_forward.primitive_desc(f.forward(d), Dnnl.userScratchpad(), Dnnl.ENGINE);
+            return new Dnnl.Prepared(new eltwise_forward(pd), pd)
+                    .arg(DNNL_ARG_SRC, d)
+                    .arg(DNNL_ARG_DST, d);
         });
         p.bind(DNNL_ARG_SRC, src);
         p.bind(DNNL_ARG_DST, dst);
@@ -97,9 +96,11 @@ final class OnednnElementwise {
         Dnnl.Prepared p = ctx.prepared(new Key(f.name + " bwd", length), () -> {
             memory.desc d = Dnnl.flat(length);
             eltwise_forward.primitive_desc hint = new eltwise_forward.primitive_desc(f.forward(d), Dnnl.ENGINE);
-            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(new eltwise_backward.desc(
-                    f.kind, d, d, f.alpha, f.beta), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
-            return new Dnnl.Prepared(new eltwise_backward(pd), pd).arg(f.backwardReads, d).arg(DNNL_ARG_DIFF_DST, d)
+            eltwise_backward.primitive_desc pd = new eltwise_backward.primitive_desc(
+                    new eltwise_backward.desc(f.kind, d, d, f.alpha, f.beta), Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new eltwise_backward(pd), pd)
+                    .arg(f.backwardReads, d)
+                    .arg(DNNL_ARG_DIFF_DST, d)
                     .arg(DNNL_ARG_DIFF_SRC, d);
         });
         p.bind(f.backwardReads, data);
@@ -196,8 +197,12 @@ final class OnednnElementwise {
         }
         long[] xs = Layout.logicalShape(x);
         Layout layout = Layout.of(x);
-        Dnnl.Prepared p = ctx.prepared(new Key("scale channels", dims(xs), layout), () -> binary(algorithm.binary_mul,
-                Dnnl.featureMap(xs, layout), Dnnl.featureMap(new long[] {xs[0], xs[1], 1, 1}, layout)));
+        Dnnl.Prepared p = ctx.prepared(
+                new Key("scale channels", dims(xs), layout),
+                () -> binary(
+                        algorithm.binary_mul,
+                        Dnnl.featureMap(xs, layout),
+                        Dnnl.featureMap(new long[] {xs[0], xs[1], 1, 1}, layout)));
         if (p.isReference()) {
             return fallback.scaleChannels(x, s);
         }
@@ -213,9 +218,11 @@ final class OnednnElementwise {
 
     /** A binary primitive {@code dst = src0 op src1} with dst shaped as src0, src1 broadcast over its unit dims. */
     private static Dnnl.Prepared binary(algorithm op, memory.desc src0, memory.desc src1) {
-        binary.primitive_desc pd = new binary.primitive_desc(new binary.desc(op, src0, src1, src0),
-                Dnnl.userScratchpad(), Dnnl.ENGINE);
-        return new Dnnl.Prepared(new binary(pd), pd).arg(DNNL_ARG_SRC_0, src0).arg(DNNL_ARG_SRC_1, src1)
+        binary.primitive_desc pd =
+                new binary.primitive_desc(new binary.desc(op, src0, src1, src0), Dnnl.userScratchpad(), Dnnl.ENGINE);
+        return new Dnnl.Prepared(new binary(pd), pd)
+                .arg(DNNL_ARG_SRC_0, src0)
+                .arg(DNNL_ARG_SRC_1, src1)
                 .arg(DNNL_ARG_DST, src0);
     }
 
@@ -231,9 +238,11 @@ final class OnednnElementwise {
             if (alpha != 1.0) {
                 attr.set_scales(DNNL_ARG_SRC_1, 0, new float[] {(float) alpha});
             }
-            binary.primitive_desc pd = new binary.primitive_desc(new binary.desc(algorithm.binary_add, d, d, d), attr,
-                    Dnnl.ENGINE);
-            return new Dnnl.Prepared(new binary(pd), pd).arg(DNNL_ARG_SRC_0, d).arg(DNNL_ARG_SRC_1, d)
+            binary.primitive_desc pd =
+                    new binary.primitive_desc(new binary.desc(algorithm.binary_add, d, d, d), attr, Dnnl.ENGINE);
+            return new Dnnl.Prepared(new binary(pd), pd)
+                    .arg(DNNL_ARG_SRC_0, d)
+                    .arg(DNNL_ARG_SRC_1, d)
                     .arg(DNNL_ARG_DST, d);
         });
         p.bind(DNNL_ARG_SRC_0, target);
@@ -279,12 +288,12 @@ final class OnednnElementwise {
             return fallback.rowDots(a, b);
         }
         memory.desc m = Dnnl.desc(new long[] {rows, cols}, memory.format_tag.ab);
-        Dnnl.Prepared product = ctx.prepared(new Key("row product", rows, cols),
-                () -> binary(algorithm.binary_mul, m, m));
+        Dnnl.Prepared product =
+                ctx.prepared(new Key("row product", rows, cols), () -> binary(algorithm.binary_mul, m, m));
         Dnnl.Prepared sum = ctx.prepared(new Key("row sum", rows, cols), () -> {
             memory.desc v = Dnnl.desc(new long[] {rows, 1}, memory.format_tag.ab);
-            reduction.primitive_desc pd = new reduction.primitive_desc(new reduction.desc(algorithm.reduction_sum, m,
-                    v, 0f, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE);
+            reduction.primitive_desc pd = new reduction.primitive_desc(
+                    new reduction.desc(algorithm.reduction_sum, m, v, 0f, 0f), Dnnl.userScratchpad(), Dnnl.ENGINE);
             return new Dnnl.Prepared(new reduction(pd), pd).arg(DNNL_ARG_SRC, m).arg(DNNL_ARG_DST, v);
         });
         INDArray out = ctx.arena().allocate(DataType.FLOAT, rows);

@@ -1,10 +1,8 @@
 package org.convbn.onednn;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Map;
 import java.util.Set;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -93,8 +91,7 @@ public final class OnednnKernels implements Kernels {
      */
     static String describe(Layout layout) {
         OnednnPlatform p = OnednnPlatform.current();
-        return OnednnKernelsProvider.NAME + " (oneDNN " + p.version() + ", isa " + p.isa() + ", layout " + layout
-                + ")";
+        return OnednnKernelsProvider.NAME + " (oneDNN " + p.version() + ", isa " + p.isa() + ", layout " + layout + ")";
     }
 
     /**
@@ -124,20 +121,26 @@ public final class OnednnKernels implements Kernels {
     }
 
     @Override
-    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
-                                      boolean inputGradient, boolean biasGradient, Layout inputLayout) {
+    public ConvGradients convBackward(
+            ConvConfig c,
+            INDArray x,
+            INDArray w,
+            INDArray weightScale,
+            INDArray g,
+            boolean inputGradient,
+            boolean biasGradient,
+            Layout inputLayout) {
         return convolutions.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
     }
 
     @Override
-    public INDArray batchNorm(INDArray y, INDArray mean, INDArray variance, INDArray gamma, INDArray beta,
-                              double eps) {
+    public INDArray batchNorm(INDArray y, INDArray mean, INDArray variance, INDArray gamma, INDArray beta, double eps) {
         return batchNorm.batchNorm(y, mean, variance, gamma, beta, eps);
     }
 
     @Override
-    public BatchNormGradients batchNormBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                INDArray gamma, double eps) {
+    public BatchNormGradients batchNormBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
         return batchNorm.batchNormBackward(y, g, mean, variance, gamma, eps);
     }
 
@@ -147,8 +150,8 @@ public final class OnednnKernels implements Kernels {
     }
 
     @Override
-    public BatchNormGradients batchNormTrainingBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                        INDArray gamma, double eps) {
+    public BatchNormGradients batchNormTrainingBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
         return batchNorm.batchNormTrainingBackward(y, g, mean, variance, gamma, eps);
     }
 

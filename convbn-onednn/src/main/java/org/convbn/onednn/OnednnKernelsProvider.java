@@ -1,9 +1,7 @@
 package org.convbn.onednn;
 
 import java.util.Locale;
-
 import net.jcip.annotations.ThreadSafe;
-
 import org.bytedeco.javacpp.Loader;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -22,6 +20,7 @@ import org.slf4j.LoggerFactory;
 public final class OnednnKernelsProvider implements KernelsProvider {
     /** The name {@code -Dconvbn.kernels=onednn} selects. */
     public static final String NAME = "onednn";
+
     private static final Logger LOG = LoggerFactory.getLogger(OnednnKernelsProvider.class);
     /** Why the kernels cannot run ("" when they can), once known. */
     private static volatile String unavailable;

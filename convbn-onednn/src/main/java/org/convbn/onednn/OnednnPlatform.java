@@ -1,9 +1,7 @@
 package org.convbn.onednn;
 
-import net.jcip.annotations.Immutable;
-
 import java.util.Locale;
-
+import net.jcip.annotations.Immutable;
 import org.bytedeco.dnnl.dnnl_version_t;
 import org.bytedeco.dnnl.global.dnnl;
 import org.convbn.nd4j.kernel.Layout;
@@ -75,8 +73,8 @@ public record OnednnPlatform(String version, String isa, Layout nativeLayout) {
                     return c;
                 }
             }
-            throw new IllegalArgumentException(argument + ": expected one of avx2, avx512, native, got \"" + name
-                    + "\"");
+            throw new IllegalArgumentException(
+                    argument + ": expected one of avx2, avx512, native, got \"" + name + "\"");
         }
     }
 
@@ -130,8 +128,9 @@ public record OnednnPlatform(String version, String isa, Layout nativeLayout) {
             case "nchw" -> Layout.NCHW;
             case "blocked8" -> Layout.BLOCKED8;
             case "blocked16" -> Layout.BLOCKED16;
-            default -> throw new IllegalArgumentException(LAYOUT_PROPERTY + ": expected one of auto, nchw, blocked8, "
-                    + "blocked16, got \"" + forced + "\"");
+            default ->
+                throw new IllegalArgumentException(LAYOUT_PROPERTY + ": expected one of auto, nchw, blocked8, "
+                        + "blocked16, got \"" + forced + "\"");
         };
     }
 
@@ -154,12 +153,31 @@ public record OnednnPlatform(String version, String isa, Layout nativeLayout) {
      * oneDNN 2.5's instruction sets, widest first, each a superset of the ones after it in its bit mask; their names
      * in {@link #ISA_NAMES}, read in parallel.
      */
-    private static final int[] ISAS = {dnnl.dnnl_cpu_isa_avx512_core_amx, dnnl.dnnl_cpu_isa_avx512_core_bf16,
-        dnnl.dnnl_cpu_isa_avx512_core_vnni, dnnl.dnnl_cpu_isa_avx512_core, dnnl.dnnl_cpu_isa_avx512_mic_4ops,
-        dnnl.dnnl_cpu_isa_avx512_mic, dnnl.dnnl_cpu_isa_avx2_vnni, dnnl.dnnl_cpu_isa_avx2, dnnl.dnnl_cpu_isa_avx,
-        dnnl.dnnl_cpu_isa_sse41};
-    private static final String[] ISA_NAMES = {"avx512_core_amx", "avx512_core_bf16", "avx512_core_vnni",
-        "avx512_core", "avx512_mic_4ops", "avx512_mic", "avx2_vnni", "avx2", "avx", "sse41"};
+    private static final int[] ISAS = {
+        dnnl.dnnl_cpu_isa_avx512_core_amx,
+        dnnl.dnnl_cpu_isa_avx512_core_bf16,
+        dnnl.dnnl_cpu_isa_avx512_core_vnni,
+        dnnl.dnnl_cpu_isa_avx512_core,
+        dnnl.dnnl_cpu_isa_avx512_mic_4ops,
+        dnnl.dnnl_cpu_isa_avx512_mic,
+        dnnl.dnnl_cpu_isa_avx2_vnni,
+        dnnl.dnnl_cpu_isa_avx2,
+        dnnl.dnnl_cpu_isa_avx,
+        dnnl.dnnl_cpu_isa_sse41
+    };
+
+    private static final String[] ISA_NAMES = {
+        "avx512_core_amx",
+        "avx512_core_bf16",
+        "avx512_core_vnni",
+        "avx512_core",
+        "avx512_mic_4ops",
+        "avx512_mic",
+        "avx2_vnni",
+        "avx2",
+        "avx",
+        "sse41"
+    };
 
     /** @return oneDNN's name of the widest instruction set the bit mask includes, e.g. "avx2" */
     static String isaName(int isa) {

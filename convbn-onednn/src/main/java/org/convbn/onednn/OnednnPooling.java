@@ -8,7 +8,6 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WORKSPACE;
 import static org.convbn.onednn.OnednnContext.dims;
 
 import net.jcip.annotations.NotThreadSafe;
-
 import org.bytedeco.dnnl.global.dnnl.algorithm;
 import org.bytedeco.dnnl.global.dnnl.prop_kind;
 import org.bytedeco.dnnl.memory;
@@ -30,14 +29,16 @@ final class OnednnPooling {
     }
 
     private long[] poolPadR(long[] xs, long[] ys, int kernel, int stride, int pad) {
-        return new long[] {Math.max(0, (ys[2] - 1) * stride + kernel - xs[2] - pad),
-            Math.max(0, (ys[3] - 1) * stride + kernel - xs[3] - pad)};
+        return new long[] {
+            Math.max(0, (ys[2] - 1) * stride + kernel - xs[2] - pad),
+            Math.max(0, (ys[3] - 1) * stride + kernel - xs[3] - pad)
+        };
     }
 
-    private pooling_forward.primitive_desc poolDesc(memory.desc src, memory.desc dst, algorithm alg, long[] kernel,
-                                                    long[] strides, long[] padL, long[] padR) {
-        pooling_forward.desc d = new pooling_forward.desc(prop_kind.forward_training, alg, src, dst, strides, kernel,
-                padL, padR);
+    private pooling_forward.primitive_desc poolDesc(
+            memory.desc src, memory.desc dst, algorithm alg, long[] kernel, long[] strides, long[] padL, long[] padR) {
+        pooling_forward.desc d =
+                new pooling_forward.desc(prop_kind.forward_training, alg, src, dst, strides, kernel, padL, padR);
         return new pooling_forward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE);
     }
 
@@ -49,13 +50,14 @@ final class OnednnPooling {
         long[] s = {stride, stride};
         long[] pl = {pad, pad};
         long[] pr = poolPadR(xs, ys, kernel, stride, pad);
-        Dnnl.Prepared p = ctx.prepared(new Key("maxpool fwd", dims(xs), layout, kernel, stride, pad),
-                () -> {
-                    pooling_forward.primitive_desc pd = poolDesc(Dnnl.featureMap(xs, layout),
-                            Dnnl.featureMap(ys, layout), algorithm.pooling_max, k, s, pl, pr);
-                    return new Dnnl.Prepared(new pooling_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
-                            .arg(DNNL_ARG_DST, pd.dst_desc()).arg(DNNL_ARG_WORKSPACE, pd.workspace_desc());
-                });
+        Dnnl.Prepared p = ctx.prepared(new Key("maxpool fwd", dims(xs), layout, kernel, stride, pad), () -> {
+            pooling_forward.primitive_desc pd = poolDesc(
+                    Dnnl.featureMap(xs, layout), Dnnl.featureMap(ys, layout), algorithm.pooling_max, k, s, pl, pr);
+            return new Dnnl.Prepared(new pooling_forward(pd), pd)
+                    .arg(DNNL_ARG_SRC, pd.src_desc())
+                    .arg(DNNL_ARG_DST, pd.dst_desc())
+                    .arg(DNNL_ARG_WORKSPACE, pd.workspace_desc());
+        });
         INDArray src = ctx.dense(x);
         INDArray y = ctx.arena().allocate(DataType.FLOAT, layout.physicalShape(ys));
         INDArray ws = ctx.buffer(p.bytes(DNNL_ARG_WORKSPACE)); // opaque bytes, in the float pool with everything else
@@ -75,17 +77,18 @@ final class OnednnPooling {
         long[] s = {stride, stride};
         long[] pl = {pad, pad};
         long[] pr = poolPadR(xs, ys, kernel, stride, pad);
-        Dnnl.Prepared p = ctx.prepared(new Key("maxpool bwd", dims(xs), layout, kernel, stride, pad),
-                () -> {
-                    memory.desc src = Dnnl.featureMap(xs, layout);
-                    memory.desc dst = Dnnl.featureMap(ys, layout);
-                    pooling_forward.primitive_desc hint = poolDesc(src, dst, algorithm.pooling_max, k, s, pl, pr);
-                    pooling_backward.desc d = new pooling_backward.desc(algorithm.pooling_max, src, dst, s, k, pl, pr);
-                    pooling_backward.primitive_desc pd = new pooling_backward.primitive_desc(d, Dnnl.userScratchpad(),
-                            Dnnl.ENGINE, hint);
-                    return new Dnnl.Prepared(new pooling_backward(pd), pd).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
-                            .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc()).arg(DNNL_ARG_WORKSPACE, pd.workspace_desc());
-                });
+        Dnnl.Prepared p = ctx.prepared(new Key("maxpool bwd", dims(xs), layout, kernel, stride, pad), () -> {
+            memory.desc src = Dnnl.featureMap(xs, layout);
+            memory.desc dst = Dnnl.featureMap(ys, layout);
+            pooling_forward.primitive_desc hint = poolDesc(src, dst, algorithm.pooling_max, k, s, pl, pr);
+            pooling_backward.desc d = new pooling_backward.desc(algorithm.pooling_max, src, dst, s, k, pl, pr);
+            pooling_backward.primitive_desc pd =
+                    new pooling_backward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new pooling_backward(pd), pd)
+                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+                    .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc())
+                    .arg(DNNL_ARG_WORKSPACE, pd.workspace_desc());
+        });
         INDArray diffDst = ctx.as(g, layout);
         INDArray dx = ctx.arena().allocate(DataType.FLOAT, layout.physicalShape(xs));
         p.bind(DNNL_ARG_DIFF_DST, diffDst);
@@ -101,10 +104,16 @@ final class OnednnPooling {
         Layout layout = Layout.of(x);
         long[] ys = {xs[0], xs[1], 1, 1};
         Dnnl.Prepared p = ctx.prepared(new Key("avgpool fwd", dims(xs), layout), () -> {
-            pooling_forward.primitive_desc pd = poolDesc(Dnnl.featureMap(xs, layout), Dnnl.featureMap(ys, layout),
-                    algorithm.pooling_avg_exclude_padding, new long[] {xs[2], xs[3]}, new long[] {1, 1},
-                    new long[] {0, 0}, new long[] {0, 0});
-            return new Dnnl.Prepared(new pooling_forward(pd), pd).arg(DNNL_ARG_SRC, pd.src_desc())
+            pooling_forward.primitive_desc pd = poolDesc(
+                    Dnnl.featureMap(xs, layout),
+                    Dnnl.featureMap(ys, layout),
+                    algorithm.pooling_avg_exclude_padding,
+                    new long[] {xs[2], xs[3]},
+                    new long[] {1, 1},
+                    new long[] {0, 0},
+                    new long[] {0, 0});
+            return new Dnnl.Prepared(new pooling_forward(pd), pd)
+                    .arg(DNNL_ARG_SRC, pd.src_desc())
                     .arg(DNNL_ARG_DST, pd.dst_desc());
         });
         INDArray src = ctx.dense(x);
@@ -126,13 +135,14 @@ final class OnednnPooling {
             long[] k = {xs[2], xs[3]};
             long[] zero = {0, 0};
             long[] one = {1, 1};
-            pooling_forward.primitive_desc hint = poolDesc(src, dst, algorithm.pooling_avg_exclude_padding, k, one,
-                    zero, zero);
-            pooling_backward.desc d = new pooling_backward.desc(algorithm.pooling_avg_exclude_padding, src, dst, one,
-                    k, zero, zero);
-            pooling_backward.primitive_desc pd = new pooling_backward.primitive_desc(d, Dnnl.userScratchpad(),
-                    Dnnl.ENGINE, hint);
-            return new Dnnl.Prepared(new pooling_backward(pd), pd).arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
+            pooling_forward.primitive_desc hint =
+                    poolDesc(src, dst, algorithm.pooling_avg_exclude_padding, k, one, zero, zero);
+            pooling_backward.desc d =
+                    new pooling_backward.desc(algorithm.pooling_avg_exclude_padding, src, dst, one, k, zero, zero);
+            pooling_backward.primitive_desc pd =
+                    new pooling_backward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE, hint);
+            return new Dnnl.Prepared(new pooling_backward(pd), pd)
+                    .arg(DNNL_ARG_DIFF_DST, pd.diff_dst_desc())
                     .arg(DNNL_ARG_DIFF_SRC, pd.diff_src_desc());
         });
         INDArray diffDst = ctx.dense(g);

@@ -1,9 +1,8 @@
 package org.convbn.onednn;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
+import net.jcip.annotations.NotThreadSafe;
 
 /**
  * The primitives a kernel set has made, by key, in least-recently-used order: a network runs the same few hundred

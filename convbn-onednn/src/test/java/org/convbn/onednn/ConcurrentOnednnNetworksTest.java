@@ -20,10 +20,11 @@ class ConcurrentOnednnNetworksTest {
 
     @Test
     void aResNetAndAnEfficientNetInTwoThreadsMatchSequentialRuns() {
-        ConcurrentTraining.assertConcurrentMatchesSequential(TOLERANCE,
-                ConcurrentTraining.job(ConcurrentTraining.resnet18(DataType.FLOAT, Mode.TUNE, 1), 64,
-                        DataType.FLOAT, 11),
-                ConcurrentTraining.job(ConcurrentTraining.efficientNetB0(DataType.FLOAT, Mode.EVAL, 2), 64,
-                        DataType.FLOAT, 12));
+        ConcurrentTraining.assertConcurrentMatchesSequential(
+                TOLERANCE,
+                ConcurrentTraining.job(
+                        ConcurrentTraining.resnet18(DataType.FLOAT, Mode.TUNE, 1), 64, DataType.FLOAT, 11),
+                ConcurrentTraining.job(
+                        ConcurrentTraining.efficientNetB0(DataType.FLOAT, Mode.EVAL, 2), 64, DataType.FLOAT, 12));
     }
 }

@@ -8,13 +8,11 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
-
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.Padding;
-import org.convbn.testkit.conformance.ConfigGrid;
 import org.convbn.nd4j.BackendVsReferenceTest;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -24,6 +22,7 @@ import org.convbn.nd4j.kernel.ElementwiseKernelsTest;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.PooledArena;
+import org.convbn.testkit.conformance.ConfigGrid;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -71,11 +70,20 @@ class OnednnBlockTest {
             for (int stride : new int[] {1, 2}) {
                 for (int groups : new int[] {1, 2, b}) {
                     for (boolean bias : new boolean[] {true, false}) {
-                        ConvConfig conv = ConvConfig.builder(b, 2 * b).kernel(kernel).stride(stride)
+                        ConvConfig conv = ConvConfig.builder(b, 2 * b)
+                                .kernel(kernel)
+                                .stride(stride)
                                 .padding(kernel == 3 && groups == 2 ? Padding.same() : Padding.of(kernel / 2))
-                                .dilation(kernel == 3 && stride == 1 && !bias ? 2 : 1).groups(groups).bias(bias).build();
-                        cases.add(Arguments.of(layout, new ConfigGrid.Case(new ConvBNConfig(conv,
-                                new BatchNormConfig(2 * b, 1e-3, 0.1, groups != 2 || bias), true), input)));
+                                .dilation(kernel == 3 && stride == 1 && !bias ? 2 : 1)
+                                .groups(groups)
+                                .bias(bias)
+                                .build();
+                        cases.add(Arguments.of(
+                                layout,
+                                new ConfigGrid.Case(
+                                        new ConvBNConfig(
+                                                conv, new BatchNormConfig(2 * b, 1e-3, 0.1, groups != 2 || bias), true),
+                                        input)));
                     }
                 }
             }
@@ -98,17 +106,17 @@ class OnednnBlockTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("grid")
     void everyModeMatchesTheReferenceInNchw(ConfigGrid.Case grid) {
-        BackendVsReferenceTest.check(grid, DataType.FLOAT, kernels(), Layout.NCHW,
-                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        BackendVsReferenceTest.check(
+                grid, DataType.FLOAT, kernels(), Layout.NCHW, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
     }
 
     @ParameterizedTest(name = "{0} {1}")
     @MethodSource("blocked")
     void everyModeMatchesTheReferenceOnBlockedFeatureMaps(Layout layout, ConfigGrid.Case c) {
-        BackendVsReferenceTest.check(c, DataType.FLOAT, kernels(layout), layout,
-                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
-        BackendVsReferenceTest.check(c, DataType.FLOAT, kernels(layout), Layout.NCHW,
-                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        BackendVsReferenceTest.check(
+                c, DataType.FLOAT, kernels(layout), layout, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        BackendVsReferenceTest.check(
+                c, DataType.FLOAT, kernels(layout), Layout.NCHW, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
     }
 
     /** Transposed conv and linear blocks: the BN passes run on these kernels, linear's product as their 1x1 conv. */
@@ -119,8 +127,8 @@ class OnednnBlockTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("otherKinds")
     void otherLayerKindsMatchTheReferenceAndAgreeInEvalAndTune(ConfigGrid.Case grid) {
-        BackendVsReferenceTest.check(grid, DataType.FLOAT, kernels(), Layout.NCHW,
-                BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        BackendVsReferenceTest.check(
+                grid, DataType.FLOAT, kernels(), Layout.NCHW, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
         EvalTuneEquivalenceTest.check(grid, DataType.FLOAT, kernels(), FLOAT32_EQUIVALENCE);
     }
 
@@ -128,8 +136,13 @@ class OnednnBlockTest {
     @MethodSource("blockedLayouts")
     void aTransposedBlockReadsAndWritesBlockedFeatureMaps(Layout layout) {
         int b = layout.block();
-        BackendVsReferenceTest.check(ConfigGrid.transposed(b, 2 * b, 3, 2, 1, 1, 1, 2, true, true), DataType.FLOAT,
-                kernels(layout), layout, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+        BackendVsReferenceTest.check(
+                ConfigGrid.transposed(b, 2 * b, 3, 2, 1, 1, 1, 2, true, true),
+                DataType.FLOAT,
+                kernels(layout),
+                layout,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE,
+                WORST);
     }
 
     @ParameterizedTest(name = "{0}")
@@ -159,13 +172,15 @@ class OnednnBlockTest {
     @ParameterizedTest(name = "{0}")
     @MethodSource("blockedLayouts")
     void aBlockStepGivesBackEverythingItTookFromThePool(Layout layout) {
-        ConvBNConfig config = ConvBNConfig.of(ConvConfig.builder(16, 32).kernel(3).stride(2).padding(1).build());
-        try (PooledArena arena = Arena.pooled(); Kernels k = new OnednnKernels(arena, layout)) {
+        ConvBNConfig config = ConvBNConfig.of(
+                ConvConfig.builder(16, 32).kernel(3).stride(2).padding(1).build());
+        try (PooledArena arena = Arena.pooled();
+                Kernels k = new OnednnKernels(arena, layout)) {
             INDArray x = k.relayout(Nd4j.rand(DataType.FLOAT, 4, 16, 12, 12), layout);
             for (Mode mode : Mode.values()) {
                 long base = arena.stats().leasedBytes();
-                ConvBNBlock block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 3), mode,
-                        k);
+                ConvBNBlock block =
+                        ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 3), mode, k);
                 for (int step = 0; step < 3; step++) {
                     INDArray z = block.forward(x, layout);
                     var g = block.backward(z);
@@ -175,7 +190,9 @@ class OnednnBlockTest {
                 arena.release(block.forward(x, layout)); // an inference-only forward: only the output read
                 long created = arena.stats().buffersCreated();
                 block.setMode(mode == Mode.DEPLOY ? Mode.DEPLOY : Mode.EVAL);
-                assertEquals(base + (mode == Mode.TRAIN ? 2L * 32 * 4 : 0), arena.stats().leasedBytes(),
+                assertEquals(
+                        base + (mode == Mode.TRAIN ? 2L * 32 * 4 : 0),
+                        arena.stats().leasedBytes(),
                         mode + ": after setMode only the last TRAIN batch statistics stay leased");
                 assertEquals(created, arena.stats().buffersCreated());
             }

@@ -15,12 +15,9 @@ import java.util.function.Supplier;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
-
 import org.convbn.core.Mode;
 import org.convbn.core.RetainedBytes;
-import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.nd4j.RetainedOutput;
-import org.convbn.net.StateDict;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.KernelsProvider;
 import org.convbn.nd4j.kernel.Layout;
@@ -31,6 +28,8 @@ import org.convbn.net.Network;
 import org.convbn.net.NetworkMemoryTest;
 import org.convbn.net.ResNet;
 import org.convbn.net.SoftmaxCrossEntropy;
+import org.convbn.net.StateDict;
+import org.convbn.testkit.conformance.RelativeError;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -64,6 +63,7 @@ class OnednnNetworkTest {
      * order 1e-3 (differences measured ~1.4e-6).
      */
     static final double ZERO_NOISE = 1e-4;
+
     static final int[] LABELS = {3, 1};
     private static final Map<String, Double> WORST = new TreeMap<>();
 
@@ -89,7 +89,8 @@ class OnednnNetworkTest {
     static void assertNoReferenceImplementation(Kernels k) {
         Map<String, Set<String>> ran = k.implementations();
         assertFalse(ran.isEmpty(), "the kernels report what ran");
-        ran.forEach((kind, impls) -> impls.forEach(impl -> assertFalse(impl.startsWith("ref"),
+        ran.forEach((kind, impls) -> impls.forEach(impl -> assertFalse(
+                impl.startsWith("ref"),
                 () -> kind + " ran oneDNN's reference implementation " + impl + "; all: " + ran)));
     }
 
@@ -124,13 +125,22 @@ class OnednnNetworkTest {
             ResNet exact;
             System.setProperty(KernelsProvider.PROPERTY, "nd4j");
             try {
-                exact = ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
-                        .mode(Mode.TRAIN).build();
+                exact = ResNet.builder(ResNet.Variant.RESNET18)
+                        .classes(10)
+                        .dataType(DataType.FLOAT)
+                        .seed(5)
+                        .mode(Mode.TRAIN)
+                        .build();
             } finally {
                 System.clearProperty(KernelsProvider.PROPERTY);
             }
-            try (ResNet fast = inLayout(layout, () -> ResNet.builder(ResNet.Variant.RESNET18).classes(10)
-                    .dataType(DataType.FLOAT).seed(5).mode(Mode.TRAIN).build()); exact) {
+            try (ResNet fast = inLayout(layout, () -> ResNet.builder(ResNet.Variant.RESNET18)
+                            .classes(10)
+                            .dataType(DataType.FLOAT)
+                            .seed(5)
+                            .mode(Mode.TRAIN)
+                            .build());
+                    exact) {
                 assertEquals("onednn", fast.kernels().name());
                 assertEquals("nd4j", exact.kernels().name());
                 spreadRunningVariance(exact);
@@ -154,13 +164,26 @@ class OnednnNetworkTest {
             EfficientNet exact;
             System.setProperty(KernelsProvider.PROPERTY, "nd4j");
             try {
-                exact = EfficientNet.builder().classes(10).dataType(DataType.FLOAT).seed(5).mode(Mode.TRAIN)
-                        .batchNormMomentum(1).stochasticDepth(0.5).build();
+                exact = EfficientNet.builder()
+                        .classes(10)
+                        .dataType(DataType.FLOAT)
+                        .seed(5)
+                        .mode(Mode.TRAIN)
+                        .batchNormMomentum(1)
+                        .stochasticDepth(0.5)
+                        .build();
             } finally {
                 System.clearProperty(KernelsProvider.PROPERTY);
             }
-            try (EfficientNet fast = inLayout(layout, () -> EfficientNet.builder().classes(10).dataType(DataType.FLOAT)
-                    .seed(5).mode(Mode.TRAIN).batchNormMomentum(1).stochasticDepth(0.5).build()); exact) {
+            try (EfficientNet fast = inLayout(layout, () -> EfficientNet.builder()
+                            .classes(10)
+                            .dataType(DataType.FLOAT)
+                            .seed(5)
+                            .mode(Mode.TRAIN)
+                            .batchNormMomentum(1)
+                            .stochasticDepth(0.5)
+                            .build());
+                    exact) {
                 assertEquals("onednn", fast.kernels().name());
                 assertEquals("nd4j", exact.kernels().name());
                 // running statistics of real activations (one TRAIN forward at momentum 1): with PyTorch's
@@ -188,13 +211,22 @@ class OnednnNetworkTest {
         EfficientNet exact;
         System.setProperty(KernelsProvider.PROPERTY, "nd4j");
         try {
-            exact = EfficientNet.builder().classes(10).dataType(DataType.FLOAT).seed(5)
-                    .normalization(EfficientNet.Normalization.GROUP_NORM_PROXY).build();
+            exact = EfficientNet.builder()
+                    .classes(10)
+                    .dataType(DataType.FLOAT)
+                    .seed(5)
+                    .normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
+                    .build();
         } finally {
             System.clearProperty(KernelsProvider.PROPERTY);
         }
-        try (EfficientNet fast = inLayout(layout, () -> EfficientNet.builder().classes(10).dataType(DataType.FLOAT)
-                .seed(5).normalization(EfficientNet.Normalization.GROUP_NORM_PROXY).build()); exact) {
+        try (EfficientNet fast = inLayout(layout, () -> EfficientNet.builder()
+                        .classes(10)
+                        .dataType(DataType.FLOAT)
+                        .seed(5)
+                        .normalization(EfficientNet.Normalization.GROUP_NORM_PROXY)
+                        .build());
+                exact) {
             assertEquals("onednn", fast.kernels().name());
             exact.setStochastic(false);
             fast.setStochastic(false);
@@ -209,7 +241,8 @@ class OnednnNetworkTest {
      * @return whether a tensor is the proxy-norm beta of a unit's last layer, its projection (identity activation)
      */
     private static boolean isProjectionBeta(String name, Set<String> names) {
-        Matcher m = Pattern.compile("(features\\.\\d+\\.\\d+\\.block\\.)(\\d+)\\.1\\.beta").matcher(name);
+        Matcher m = Pattern.compile("(features\\.\\d+\\.\\d+\\.block\\.)(\\d+)\\.1\\.beta")
+                .matcher(name);
         if (!m.matches()) {
             return false;
         }
@@ -238,12 +271,22 @@ class OnednnNetworkTest {
                 MobileNetV2 exact;
                 System.setProperty(KernelsProvider.PROPERTY, "nd4j");
                 try {
-                    exact = MobileNetV2.builder().classes(10).dataType(DataType.FLOAT).seed(5).mode(Mode.TRAIN).build();
+                    exact = MobileNetV2.builder()
+                            .classes(10)
+                            .dataType(DataType.FLOAT)
+                            .seed(5)
+                            .mode(Mode.TRAIN)
+                            .build();
                 } finally {
                     System.clearProperty(KernelsProvider.PROPERTY);
                 }
-                try (MobileNetV2 fast = inLayout(layout, () -> MobileNetV2.builder().classes(10)
-                        .dataType(DataType.FLOAT).seed(5).mode(Mode.TRAIN).build()); exact) {
+                try (MobileNetV2 fast = inLayout(layout, () -> MobileNetV2.builder()
+                                .classes(10)
+                                .dataType(DataType.FLOAT)
+                                .seed(5)
+                                .mode(Mode.TRAIN)
+                                .build());
+                        exact) {
                     assertEquals("onednn", fast.kernels().name());
                     spreadRunningVariance(exact);
                     exact.setFrozenParts(frozen);
@@ -277,8 +320,8 @@ class OnednnNetworkTest {
      * As above, except that the gradients named by {@code zeroInExactArithmetic} are only checked to be rounding
      * noise ({@link #ZERO_NOISE}) in both: their relative difference says nothing.
      */
-    private static void compareStep(Network exact, Network fast, INDArray x, Mode mode,
-                                    Predicate<String> zeroInExactArithmetic) {
+    private static void compareStep(
+            Network exact, Network fast, INDArray x, Mode mode, Predicate<String> zeroInExactArithmetic) {
         StateDict.load(fast, StateDict.of(exact));
         fast.setMode(mode);
         exact.setMode(mode);
@@ -286,20 +329,26 @@ class OnednnNetworkTest {
         INDArray l64 = exact.forward(x);
         String net = exact.getClass().getSimpleName() + "-" + mode;
         close(net + " logits", l64, l32);
-        Map<String, INDArray> g32 = fast.backward(SoftmaxCrossEntropy.of(l32, LABELS).gradLogits());
-        Map<String, INDArray> g64 = exact.backward(SoftmaxCrossEntropy.of(l64, LABELS).gradLogits());
+        Map<String, INDArray> g32 =
+                fast.backward(SoftmaxCrossEntropy.of(l32, LABELS).gradLogits());
+        Map<String, INDArray> g64 =
+                exact.backward(SoftmaxCrossEntropy.of(l64, LABELS).gradLogits());
         assertEquals(g64.keySet(), g32.keySet());
         g64.forEach((k, v) -> {
             if (zeroInExactArithmetic.test(k)) {
-                assertTrue(v.amaxNumber().doubleValue() <= ZERO_NOISE && g32.get(k).amaxNumber().doubleValue()
-                        <= ZERO_NOISE, () -> net + " d" + k + ": expected rounding noise, got " + v.amaxNumber()
-                        + " and " + g32.get(k).amaxNumber());
+                assertTrue(
+                        v.amaxNumber().doubleValue() <= ZERO_NOISE
+                                && g32.get(k).amaxNumber().doubleValue() <= ZERO_NOISE,
+                        () -> net + " d" + k + ": expected rounding noise, got " + v.amaxNumber() + " and "
+                                + g32.get(k).amaxNumber());
             } else {
                 close(net + " d" + k, v, g32.get(k));
             }
         });
         if (mode == Mode.TRAIN) {
-            StateDict.of(exact).forEach((k, v) -> close(net + " " + k, v, StateDict.of(fast).get(k)));
+            StateDict.of(exact)
+                    .forEach(
+                            (k, v) -> close(net + " " + k, v, StateDict.of(fast).get(k)));
         }
     }
 
@@ -309,8 +358,12 @@ class OnednnNetworkTest {
         Map<Mode, RetainedBytes> held = new EnumMap<>(Mode.class);
         long blockOutputs = 0;
         for (Mode mode : Mode.values()) {
-            try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
-                    .mode(mode).build()) {
+            try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                    .classes(10)
+                    .dataType(DataType.FLOAT)
+                    .seed(5)
+                    .mode(mode)
+                    .build()) {
                 net.arena().release(net.forward(x));
                 held.put(mode, net.retainedBytes());
                 if (mode == Mode.EVAL) {
@@ -320,8 +373,11 @@ class OnednnNetworkTest {
                 }
             }
         }
-        assertEquals(held.get(Mode.DEPLOY).activationBytes(), held.get(Mode.TUNE).activationBytes());
-        assertEquals(held.get(Mode.TUNE).activationBytes() + blockOutputs, held.get(Mode.EVAL).activationBytes());
+        assertEquals(
+                held.get(Mode.DEPLOY).activationBytes(), held.get(Mode.TUNE).activationBytes());
+        assertEquals(
+                held.get(Mode.TUNE).activationBytes() + blockOutputs,
+                held.get(Mode.EVAL).activationBytes());
         long channels = 64 + 4 * 64 + 5 * 128 + 5 * 256 + 5 * 512; // the 20 blocks' output channels
         assertEquals(2 * channels * 4, held.get(Mode.TUNE).weightBytes(), "b' and s of every block, in float32");
     }
@@ -337,8 +393,10 @@ class OnednnNetworkTest {
     }
 
     private static void close(String what, INDArray want, INDArray got) {
-        double err = RelativeError.of(want.castTo(DataType.DOUBLE).reshape(want.length()).toDoubleVector(),
-                got.castTo(DataType.DOUBLE).reshape(got.length()).toDoubleVector(), FLOOR);
+        double err = RelativeError.of(
+                want.castTo(DataType.DOUBLE).reshape(want.length()).toDoubleVector(),
+                got.castTo(DataType.DOUBLE).reshape(got.length()).toDoubleVector(),
+                FLOOR);
         WORST.merge(what.substring(0, what.indexOf(' ')), err, Math::max);
         assertTrue(err <= KERNEL_SETS_AGREE, () -> what + ": relative error " + err);
     }

@@ -45,8 +45,9 @@ class OnednnPlatformTest {
     void theKernelChoiceNamesOnednnItsIsaAndNd4j() {
         String line = org.convbn.nd4j.kernel.Kernels.describeChoice(DataType.FLOAT);
         OnednnPlatform p = OnednnPlatform.current();
-        assertTrue(line.startsWith("FLOAT kernels: onednn (oneDNN " + p.version() + ", isa " + p.isa() + ", layout "
-                + p.nativeLayout() + ") on ND4J "),
+        assertTrue(
+                line.startsWith("FLOAT kernels: onednn (oneDNN " + p.version() + ", isa " + p.isa() + ", layout "
+                        + p.nativeLayout() + ") on ND4J "),
                 line);
         assertFalse(line.contains("not used"), line);
         String doubles = org.convbn.nd4j.kernel.Kernels.describeChoice(DataType.DOUBLE);
@@ -66,9 +67,11 @@ class OnednnPlatformTest {
             System.setProperty(OnednnPlatform.LAYOUT_PROPERTY, "nchw");
             assertEquals(Layout.NCHW, new OnednnKernels(Arena.direct()).preferredLayout(32));
             System.setProperty(OnednnPlatform.LAYOUT_PROPERTY, "blocked12");
-            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                    () -> new OnednnKernels(Arena.direct()));
-            assertTrue(e.getMessage().contains(OnednnPlatform.LAYOUT_PROPERTY) && e.getMessage().contains("blocked12"),
+            IllegalArgumentException e =
+                    assertThrows(IllegalArgumentException.class, () -> new OnednnKernels(Arena.direct()));
+            assertTrue(
+                    e.getMessage().contains(OnednnPlatform.LAYOUT_PROPERTY)
+                            && e.getMessage().contains("blocked12"),
                     e.getMessage());
         } finally {
             System.clearProperty(OnednnPlatform.LAYOUT_PROPERTY);
@@ -112,14 +115,20 @@ class OnednnPlatformTest {
     @Test
     void closingANetworkClosesItsKernels() {
         OnednnKernels k;
-        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(10).dataType(DataType.FLOAT).seed(5)
-                .mode(Mode.TUNE).build()) {
+        try (ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(10)
+                .dataType(DataType.FLOAT)
+                .seed(5)
+                .mode(Mode.TUNE)
+                .build()) {
             k = (OnednnKernels) net.kernels();
             net.arena().release(net.forward(Nd4j.rand(DataType.FLOAT, 1, 3, 32, 32)));
             assertFalse(k.implementations().isEmpty(), "the step ran oneDNN primitives");
         }
-        assertThrows(IllegalStateException.class, () -> k.relayout(Nd4j.rand(DataType.FLOAT, 1, 8, 2, 2),
-                Layout.BLOCKED8), "its primitives are freed with the network");
+        assertThrows(
+                IllegalStateException.class,
+                () -> k.relayout(Nd4j.rand(DataType.FLOAT, 1, 8, 2, 2), Layout.BLOCKED8),
+                "its primitives are freed with the network");
     }
 
     @Test
@@ -128,8 +137,8 @@ class OnednnPlatformTest {
         k.relayout(Nd4j.rand(DataType.FLOAT, 1, 8, 2, 2), Layout.BLOCKED8);
         k.close();
         k.close(); // idempotent
-        IllegalStateException e = assertThrows(IllegalStateException.class,
-                () -> k.relayout(Nd4j.rand(DataType.FLOAT, 1, 8, 2, 2), Layout.BLOCKED8));
+        IllegalStateException e = assertThrows(
+                IllegalStateException.class, () -> k.relayout(Nd4j.rand(DataType.FLOAT, 1, 8, 2, 2), Layout.BLOCKED8));
         assertTrue(e.getMessage().contains("closed"), e.getMessage());
     }
 }

@@ -7,7 +7,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.stream.Stream;
-
 import org.convbn.core.ConvConfig;
 import org.convbn.core.proxy.Activation;
 import org.convbn.core.proxy.ProxyNormConfig;
@@ -64,16 +63,26 @@ class OnednnProxyNormBlockTest {
     void matchesTheFloat64BlockAndGivesEveryArrayBack(Layout layout, int perGroup, Activation phi, int stride) {
         int in = 16;
         int out = 32;
-        ConvConfig conv = ConvConfig.builder(in, out).kernel(3).padding(1).stride(stride).groups(2).bias(true).build();
+        ConvConfig conv = ConvConfig.builder(in, out)
+                .kernel(3)
+                .padding(1)
+                .stride(stride)
+                .groups(2)
+                .bias(true)
+                .build();
         ProxyNormConfig norm = ProxyNormConfig.groupNorm(out, out / perGroup, phi);
         ProxyNormParameters p64 = perturbed(ProxyNormParameters.initialize(conv, DataType.DOUBLE, 7));
         ConvProxyNormBlock reference = new ConvProxyNormBlock(conv, norm, p64);
-        INDArray x64 = Nd4j.rand(11, new long[] {2, in, 9, 7}).castTo(DataType.DOUBLE).subi(0.5).muli(2);
+        INDArray x64 = Nd4j.rand(11, new long[] {2, in, 9, 7})
+                .castTo(DataType.DOUBLE)
+                .subi(0.5)
+                .muli(2);
         INDArray z64 = reference.forward(x64);
         INDArray g64 = Nd4j.rand(12, z64.shape()).castTo(DataType.DOUBLE).subi(0.5);
         BlockGradients want = reference.backward(g64);
 
-        try (PooledArena arena = Arena.pooled(); Kernels k = new OnednnKernels(arena, layout)) {
+        try (PooledArena arena = Arena.pooled();
+                Kernels k = new OnednnKernels(arena, layout)) {
             ConvProxyNormBlock block = new ConvProxyNormBlock(conv, norm, toFloat(p64), k);
             Layout expected = Layout.largestFitting(layout, perGroup);
             assertEquals(expected, block.outputLayout());
@@ -83,9 +92,14 @@ class OnednnProxyNormBlockTest {
             close("z", z64, k, z);
 
             long[] logical = Layout.logicalShape(z);
-            long kept = block.retainedActivations().stream().mapToLong(a -> a.length() * a.dataType().width()).sum();
-            assertEquals((x.length() + logical[0] * logical[1] * logical[2] * logical[3]
-                    + logical[0] * norm.groups()) * Float.BYTES, kept, "x, y and the group statistics, exactly");
+            long kept = block.retainedActivations().stream()
+                    .mapToLong(a -> a.length() * a.dataType().width())
+                    .sum();
+            assertEquals(
+                    (x.length() + logical[0] * logical[1] * logical[2] * logical[3] + logical[0] * norm.groups())
+                            * Float.BYTES,
+                    kept,
+                    "x, y and the group statistics, exactly");
 
             INDArray g = k.relayout(g64.castTo(DataType.FLOAT), expected);
             BlockGradients got = block.backward(g);
@@ -104,14 +118,21 @@ class OnednnProxyNormBlockTest {
     private static ProxyNormParameters perturbed(ProxyNormParameters p) {
         long seed = 3;
         for (INDArray a : new INDArray[] {p.gamma(), p.beta(), p.betaTilde(), p.gammaTilde()}) {
-            a.addi(Nd4j.rand(seed++, new long[] {a.length()}).castTo(a.dataType()).subi(0.5).muli(0.4));
+            a.addi(Nd4j.rand(seed++, new long[] {a.length()})
+                    .castTo(a.dataType())
+                    .subi(0.5)
+                    .muli(0.4));
         }
         return p;
     }
 
     private static ProxyNormParameters toFloat(ProxyNormParameters p) {
-        return new ProxyNormParameters(p.weight().castTo(DataType.FLOAT), p.bias().castTo(DataType.FLOAT),
-                p.gamma().castTo(DataType.FLOAT), p.beta().castTo(DataType.FLOAT), p.betaTilde().castTo(DataType.FLOAT),
+        return new ProxyNormParameters(
+                p.weight().castTo(DataType.FLOAT),
+                p.bias().castTo(DataType.FLOAT),
+                p.gamma().castTo(DataType.FLOAT),
+                p.beta().castTo(DataType.FLOAT),
+                p.betaTilde().castTo(DataType.FLOAT),
                 p.gammaTilde().castTo(DataType.FLOAT));
     }
 

@@ -9,9 +9,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.SplittableRandom;
 import java.util.concurrent.Callable;
-
 import net.jcip.annotations.NotThreadSafe;
-
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaSparkContext;
 import org.convbn.core.Mode;
@@ -31,7 +29,6 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.learning.config.Nesterovs;
-
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Option;
@@ -48,36 +45,57 @@ import picocli.CommandLine.Option;
  * <p>Prints per step (one averaging round: every worker trains {@code --averaging} minibatches of
  * {@code --batch}) the time and the images per second, then the median over the steps after the first.
  */
-@Command(name = "spark-tune", mixinStandardHelpOptions = true,
+@Command(
+        name = "spark-tune",
+        mixinStandardHelpOptions = true,
         description = "Fine-tune a DL4J network converted to ConvBN layers (TUNE) on Spark with parameter averaging.")
 @NotThreadSafe
 public final class SparkTuneJob implements Callable<Integer> {
-    @Option(names = "--network", description = "a DL4J ComputationGraph saved with ModelSerializer (default: the zoo "
-            + "ResNet50 configuration, He-initialised, with --classes outputs)")
+    @Option(
+            names = "--network",
+            description = "a DL4J ComputationGraph saved with ModelSerializer (default: the zoo "
+                    + "ResNet50 configuration, He-initialised, with --classes outputs)")
     Path network;
-    @Option(names = "--data", description = "a directory (local, HDFS, S3: any Hadoop path) of DataSet files of "
-            + "--batch examples each; needed with --network (default: random images for the zoo network, --steps "
-            + "rounds of them)")
+
+    @Option(
+            names = "--data",
+            description = "a directory (local, HDFS, S3: any Hadoop path) of DataSet files of "
+                    + "--batch examples each; needed with --network (default: random images for the zoo network, --steps "
+                    + "rounds of them)")
     String data;
+
     @Option(names = "--mode", description = "the ConvBN layers' mode (default: ${DEFAULT-VALUE})")
     Mode mode = Mode.TUNE;
+
     @Option(names = "--batch", description = "examples per worker minibatch (default: ${DEFAULT-VALUE})")
     int batch = 8;
-    @Option(names = "--averaging", description = "minibatches each worker trains between averages "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--averaging",
+            description = "minibatches each worker trains between averages " + "(default: ${DEFAULT-VALUE})")
     int averaging = 1;
-    @Option(names = "--steps", description = "averaging rounds over random data, or epochs over --data "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--steps",
+            description = "averaging rounds over random data, or epochs over --data " + "(default: ${DEFAULT-VALUE})")
     int steps = 5;
-    @Option(names = "--resolution", description = "input height and width of the zoo network (default: "
-            + "${DEFAULT-VALUE})")
+
+    @Option(
+            names = "--resolution",
+            description = "input height and width of the zoo network (default: " + "${DEFAULT-VALUE})")
     int resolution = 224;
+
     @Option(names = "--classes", description = "outputs of the zoo network (default: ${DEFAULT-VALUE})")
     int classes = 10;
-    @Option(names = {"--lr", "--learning-rate"}, description = "SGD with Nesterov momentum 0.9, for the zoo network "
-            + "(default: ${DEFAULT-VALUE})")
+
+    @Option(
+            names = {"--lr", "--learning-rate"},
+            description = "SGD with Nesterov momentum 0.9, for the zoo network " + "(default: ${DEFAULT-VALUE})")
     double learningRate = 1e-3;
-    @Option(names = {"--out", "--output"}, description = "where to write the trained network (ModelSerializer zip)")
+
+    @Option(
+            names = {"--out", "--output"},
+            description = "where to write the trained network (ModelSerializer zip)")
     Path output;
 
     /** Exit codes: 0 done, 2 bad options or input (named in an "error: ..." line), 1 anything else. */
@@ -102,17 +120,29 @@ public final class SparkTuneJob implements Callable<Integer> {
         }
         try (JavaSparkContext spark = new JavaSparkContext(conf)) {
             int workers = spark.defaultParallelism();
-            ComputationGraph net = ConvBNConverter.builder().mode(mode).build().apply(load()).network();
+            ComputationGraph net =
+                    ConvBNConverter.builder().mode(mode).build().apply(load()).network();
             net.getConfiguration().setTrainingWorkspaceMode(WorkspaceMode.ENABLED);
             net.getConfiguration().setInferenceWorkspaceMode(WorkspaceMode.ENABLED);
             ParameterAveragingTrainingMaster master = new ParameterAveragingTrainingMaster.Builder(workers, batch)
-                    .batchSizePerWorker(batch).averagingFrequency(averaging).workerPrefetchNumBatches(0)
+                    .batchSizePerWorker(batch)
+                    .averagingFrequency(averaging)
+                    .workerPrefetchNumBatches(0)
                     // DL4J's builder documents saveUpdater as the default but leaves it off (momentum then restarts
                     // at every fit).
-                    .saveUpdater(true).collectTrainingStats(false).rngSeed(1).build();
+                    .saveUpdater(true)
+                    .collectTrainingStats(false)
+                    .rngSeed(1)
+                    .build();
             SparkComputationGraph trainer = new SparkComputationGraph(spark, net, master);
-            System.out.printf(Locale.ROOT, "master %s, %d workers, %s, batch %d per worker, averaging every %d%n",
-                    spark.master(), workers, mode, batch, averaging);
+            System.out.printf(
+                    Locale.ROOT,
+                    "master %s, %d workers, %s, batch %d per worker, averaging every %d%n",
+                    spark.master(),
+                    workers,
+                    mode,
+                    batch,
+                    averaging);
             List<Double> rates = new ArrayList<>();
             for (int s = 0; s < steps; s++) {
                 long t0 = System.nanoTime();
@@ -130,7 +160,11 @@ public final class SparkTuneJob implements Callable<Integer> {
                 if (s > 0 && images > 0) {
                     rates.add(rate);
                 }
-                System.out.printf(Locale.ROOT, "step %d: %.0f ms, %s, score %.4f%n", s + 1, seconds * 1e3,
+                System.out.printf(
+                        Locale.ROOT,
+                        "step %d: %.0f ms, %s, score %.4f%n",
+                        s + 1,
+                        seconds * 1e3,
                         images > 0 ? String.format(Locale.ROOT, "%.2f images/s", rate) : "epoch over " + data,
                         trainer.getScore());
             }
@@ -138,8 +172,13 @@ public final class SparkTuneJob implements Callable<Integer> {
                 Collections.sort(rates);
                 int n = rates.size();
                 double median = n % 2 == 1 ? rates.get(n / 2) : (rates.get(n / 2 - 1) + rates.get(n / 2)) / 2;
-                System.out.printf(Locale.ROOT, "median over steps 2-%d: %.2f images/s (min %.2f, max %.2f)%n",
-                        steps, median, rates.get(0), rates.get(n - 1));
+                System.out.printf(
+                        Locale.ROOT,
+                        "median over steps 2-%d: %.2f images/s (min %.2f, max %.2f)%n",
+                        steps,
+                        median,
+                        rates.get(0),
+                        rates.get(n - 1));
             }
             if (output != null) {
                 ComputationGraph trained = trainer.getNetwork();
@@ -186,15 +225,22 @@ public final class SparkTuneJob implements Callable<Integer> {
         if (network != null) {
             return ModelSerializer.restoreComputationGraph(network.toFile(), true);
         }
-        ComputationGraph g = ResNet50.builder().numClasses(classes).inputShape(new int[] {3, resolution, resolution})
-                .seed(1).weightInit(new WeightInitRelu()).updater(new Nesterovs(learningRate, 0.9)).build().init();
+        ComputationGraph g = ResNet50.builder()
+                .numClasses(classes)
+                .inputShape(new int[] {3, resolution, resolution})
+                .seed(1)
+                .weightInit(new WeightInitRelu())
+                .updater(new Nesterovs(learningRate, 0.9))
+                .build()
+                .init();
         // The last BN of each residual branch starts at gamma = 0 (Goyal et al., "Accurate, Large Minibatch SGD"):
         // with fixed statistics nothing else keeps 16 summed branches from growing the activations until they
         // overflow, which a pretrained network's small final gammas do.
         for (Layer l : g.getLayers()) {
             String name = l.conf().getLayer().getLayerName();
-            if (name != null && name.endsWith("branch2c") && l.paramTable().containsKey(
-                    BatchNormalizationParamInitializer.GAMMA)) {
+            if (name != null
+                    && name.endsWith("branch2c")
+                    && l.paramTable().containsKey(BatchNormalizationParamInitializer.GAMMA)) {
                 l.paramTable().get(BatchNormalizationParamInitializer.GAMMA).assign(0);
             }
         }
@@ -207,7 +253,9 @@ public final class SparkTuneJob implements Callable<Integer> {
         SplittableRandom rng = new SplittableRandom(seed);
         for (int i = 0; i < count; i++) {
             INDArray x = Nd4j.rand(rng.nextLong(), new long[] {batch, 3, resolution, resolution})
-                    .castTo(DataType.FLOAT).subi(0.5).muli(2);
+                    .castTo(DataType.FLOAT)
+                    .subi(0.5)
+                    .muli(2);
             INDArray y = Nd4j.zeros(DataType.FLOAT, batch, classes);
             for (int n = 0; n < batch; n++) {
                 y.putScalar(n, rng.nextInt(classes), 1.0);

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.ArrayList;
 import java.util.List;
-
 import org.apache.spark.SparkConf;
 import org.apache.spark.api.java.JavaRDD;
 import org.apache.spark.api.java.JavaSparkContext;
@@ -43,6 +42,7 @@ class SparkComputationGraphTest {
     static final double FLOAT64_TOLERANCE = 1e-12;
     /** float32 on the oneDNN kernels: the same sums rounded to 1.2e-7, convolutions of 4 and of 8 images. */
     static final double FLOAT32_TOLERANCE = 1e-4;
+
     private static final int EXAMPLES = (int) Dl4jFixtures.INPUT_SHAPE[0];
     private static final int STEPS = 3;
     private static final long SEED = 29;
@@ -50,8 +50,11 @@ class SparkComputationGraphTest {
 
     @BeforeAll
     static void startSpark() {
-        spark = new JavaSparkContext(new SparkConf().setMaster("local[2]").setAppName("convbn-spark-test")
-                .set("spark.ui.enabled", "false").set("spark.driver.host", "127.0.0.1")
+        spark = new JavaSparkContext(new SparkConf()
+                .setMaster("local[2]")
+                .setAppName("convbn-spark-test")
+                .set("spark.ui.enabled", "false")
+                .set("spark.driver.host", "127.0.0.1")
                 .set("spark.driver.bindAddress", "127.0.0.1"));
     }
 
@@ -69,8 +72,8 @@ class SparkComputationGraphTest {
     private static List<DataSet> step(DataType type, int step) {
         List<DataSet> out = new ArrayList<>();
         for (int w = 0; w < 2; w++) {
-            out.add(new DataSet(Dl4jFixtures.input(type, 300 + 2 * step + w),
-                    Dl4jFixtures.labels(type, 400 + 2 * step + w)));
+            out.add(new DataSet(
+                    Dl4jFixtures.input(type, 300 + 2 * step + w), Dl4jFixtures.labels(type, 400 + 2 * step + w)));
         }
         return out;
     }
@@ -83,13 +86,20 @@ class SparkComputationGraphTest {
      */
     private static SparkComputationGraph onSpark(ComputationGraph net) {
         ParameterAveragingTrainingMaster master = new ParameterAveragingTrainingMaster.Builder(EXAMPLES)
-                .batchSizePerWorker(EXAMPLES).averagingFrequency(1).workerPrefetchNumBatches(0)
-                .saveUpdater(true).collectTrainingStats(false).rngSeed(SEED).build();
+                .batchSizePerWorker(EXAMPLES)
+                .averagingFrequency(1)
+                .workerPrefetchNumBatches(0)
+                .saveUpdater(true)
+                .collectTrainingStats(false)
+                .rngSeed(SEED)
+                .build();
         return new SparkComputationGraph(spark, net, master);
     }
 
     @ParameterizedTest
-    @EnumSource(value = Mode.class, names = {"EVAL", "DEPLOY", "TUNE"})
+    @EnumSource(
+            value = Mode.class,
+            names = {"EVAL", "DEPLOY", "TUNE"})
     void twoWorkersTakeTheCombinedBatchStep(Mode mode) {
         ComputationGraph single = converted(mode, DataType.DOUBLE);
         SparkComputationGraph distributed = onSpark(converted(mode, DataType.DOUBLE));
@@ -118,8 +128,11 @@ class SparkComputationGraphTest {
         alone0.fit(minibatches.get(0));
         alone1.fit(minibatches.get(1));
         distributed.fit(spark.parallelize(minibatches, 2));
-        assertClose("TRAIN parameters", alone0.params().add(alone1.params()).muli(0.5),
-                distributed.getNetwork().params(), FLOAT64_TOLERANCE);
+        assertClose(
+                "TRAIN parameters",
+                alone0.params().add(alone1.params()).muli(0.5),
+                distributed.getNetwork().params(),
+                FLOAT64_TOLERANCE);
     }
 
     /** What a cluster runs: float32 layers on the oneDNN kernels in the executors. */

@@ -9,7 +9,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-
 import org.convbn.core.Mode;
 import org.convbn.dl4j.ConvBNLayers;
 import org.convbn.dl4j.ConvBNRuntimeLayer;
@@ -23,7 +22,6 @@ import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.learning.config.Nesterovs;
-
 import picocli.CommandLine;
 
 /** The spark-submit job end to end on local[*], and its refusals of bad settings before Spark starts. */
@@ -38,8 +36,8 @@ class SparkTuneJobTest {
     /** A saved DL4J network and DataSet files in, the network converted, trained on Spark and written out. */
     @Test
     void trainsASavedNetworkOnDataSetFilesAndWritesItOut(@TempDir Path dir) throws IOException {
-        ComputationGraph original = Dl4jFixtures.residualGraph(DataType.FLOAT, new Nesterovs(0.05, 0.9), false,
-                WorkspaceMode.ENABLED, 3);
+        ComputationGraph original =
+                Dl4jFixtures.residualGraph(DataType.FLOAT, new Nesterovs(0.05, 0.9), false, WorkspaceMode.ENABLED, 3);
         Path network = dir.resolve("original.zip");
         ModelSerializer.writeModel(original, network.toFile(), true);
         Path data = Files.createDirectories(dir.resolve("data"));
@@ -49,8 +47,20 @@ class SparkTuneJobTest {
         }
         Path output = dir.resolve("out/tuned.zip");
         int batch = (int) Dl4jFixtures.INPUT_SHAPE[0];
-        assertEquals(0, parse("--network", network.toString(), "--data", data.toString(), "--batch",
-                String.valueOf(batch), "--steps", "2", "--out", output.toString()).call());
+        assertEquals(
+                0,
+                parse(
+                                "--network",
+                                network.toString(),
+                                "--data",
+                                data.toString(),
+                                "--batch",
+                                String.valueOf(batch),
+                                "--steps",
+                                "2",
+                                "--out",
+                                output.toString())
+                        .call());
 
         ComputationGraph tuned = ModelSerializer.restoreComputationGraph(output.toFile(), true);
         List<ConvBNRuntimeLayer> layers = ConvBNLayers.of(tuned);
@@ -75,11 +85,13 @@ class SparkTuneJobTest {
         assertMessage("--classes: expected at least 2, got 1", parse("--classes", "1"));
         assertMessage("--lr: expected a finite value >= 0, got NaN", parse("--lr", "NaN"));
         assertMessage("--lr: expected a finite value >= 0, got NaN", parse("--learning-rate", "NaN")); // the old name
-        assertMessage("--data: expected with --network", parse("--network", dir.resolve("x.zip").toString()));
-        assertMessage("--network: expected a ModelSerializer file, got " + dir.resolve("x.zip") + " (missing)",
+        assertMessage(
+                "--data: expected with --network",
+                parse("--network", dir.resolve("x.zip").toString()));
+        assertMessage(
+                "--network: expected a ModelSerializer file, got " + dir.resolve("x.zip") + " (missing)",
                 parse("--network", dir.resolve("x.zip").toString(), "--data", dir.toString()));
-        assertMessage("--out: expected a regular file to write, got a directory", parse("--out",
-                dir.toString()));
+        assertMessage("--out: expected a regular file to write, got a directory", parse("--out", dir.toString()));
     }
 
     private static void assertMessage(String start, SparkTuneJob job) {

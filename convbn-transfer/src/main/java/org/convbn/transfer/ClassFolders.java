@@ -1,18 +1,15 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
 import java.util.Locale;
-
 import javax.imageio.ImageIO;
-
-import org.convbn.train.data.FashionMnist;
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.io.AtomicFiles;
+import org.convbn.train.data.FashionMnist;
 
 /**
  * Writes labelled gray images (an IDX split such as Fashion-MNIST's) as a class-folder tree of PNG files, the
@@ -21,8 +18,7 @@ import org.convbn.io.AtomicFiles;
  */
 @ThreadSafe
 public final class ClassFolders {
-    private ClassFolders() {
-    }
+    private ClassFolders() {}
 
     /**
      * @param split images {@code [n, h, w]} and labels, not modified
@@ -34,11 +30,11 @@ public final class ClassFolders {
      * @throws IllegalArgumentException if {@code perClass < 1} or {@code labels} is empty
      * @throws IOException if a file cannot be written
      */
-    public static int write(FashionMnist.Split split, List<String> names, Path into, List<Integer> labels,
-                            int perClass) throws IOException {
+    public static int write(FashionMnist.Split split, List<String> names, Path into, List<Integer> labels, int perClass)
+            throws IOException {
         if (perClass < 1 || labels.isEmpty()) {
-            throw new IllegalArgumentException("perClass, labels: expected >= 1 and some labels, got " + perClass
-                    + ", " + labels);
+            throw new IllegalArgumentException(
+                    "perClass, labels: expected >= 1 and some labels, got " + perClass + ", " + labels);
         }
         int h = split.images().shape()[1];
         int w = split.images().shape()[2];

@@ -1,12 +1,10 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Arrays;
 import java.util.List;
 import java.util.NoSuchElementException;
 import java.util.Random;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
@@ -33,6 +31,7 @@ public abstract class EpochBatches implements DataSetIterator, EpochAware {
     private long epochSeed;
     /** Counts {@link #startEpoch} calls: what a subclass keys its per-epoch state on. */
     private long starts;
+
     private DataSetPreProcessor preProcessor;
 
     /**
@@ -153,8 +152,8 @@ public abstract class EpochBatches implements DataSetIterator, EpochAware {
     @Override
     public DataSet next(int num) {
         if (!hasNext()) {
-            throw new NoSuchElementException("no batch left in this epoch (" + size + " examples, batch " + batch
-                    + ")");
+            throw new NoSuchElementException(
+                    "no batch left in this epoch (" + size + " examples, batch " + batch + ")");
         }
         int n = Math.min(num, size - cursor);
         int[] examples = Arrays.copyOfRange(order, cursor, cursor + n);

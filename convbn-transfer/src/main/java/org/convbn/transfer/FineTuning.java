@@ -1,8 +1,8 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.Immutable;
-import net.jcip.annotations.NotThreadSafe;
-
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.core.type.TypeReference;
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -20,10 +20,8 @@ import java.util.Set;
 import java.util.TreeSet;
 import java.util.concurrent.CancellationException;
 import java.util.stream.Collectors;
-
-import com.fasterxml.jackson.core.JsonProcessingException;
-import com.fasterxml.jackson.core.type.TypeReference;
-import com.fasterxml.jackson.databind.ObjectMapper;
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
 import org.convbn.nd4j.Optimizer;
@@ -79,8 +77,9 @@ public final class FineTuning implements AutoCloseable {
      * The settings a resume cannot take another value of, whatever is overridden: the checkpoint's tensors are
      * those of this network, head, element type, mode, frozen prefix and update rule.
      */
-    public static final Set<String> FIXED_SETTINGS = Set.of("model", "classes", "data_type", "mode", "frozen_parts",
-            "optimizer");
+    public static final Set<String> FIXED_SETTINGS =
+            Set.of("model", "classes", "data_type", "mode", "frozen_parts", "optimizer");
+
     private static final ObjectMapper JSON = new ObjectMapper();
     private static final String MODEL_PREFIX = "model/";
     private static final double MIB = 1 << 20;
@@ -124,11 +123,18 @@ public final class FineTuning implements AutoCloseable {
      *             like the other settings; its names must not be those of {@link #settings()}'s own entries. Copied.
      */
     @Immutable
-    public record Config(Mode mode, int frozenParts, OptimizerKind optimizer, double learningRate,
-                         double weightDecay, LrSchedule schedule, int epochs, Map<String, String> data) {
+    public record Config(
+            Mode mode,
+            int frozenParts,
+            OptimizerKind optimizer,
+            double learningRate,
+            double weightDecay,
+            LrSchedule schedule,
+            int epochs,
+            Map<String, String> data) {
         /** The names {@link #settings()} gives the configuration's own entries. */
-        private static final Set<String> OWN = Set.of("mode", "frozen_parts", "optimizer", "learning_rate",
-                "weight_decay", "schedule", "epochs");
+        private static final Set<String> OWN =
+                Set.of("mode", "frozen_parts", "optimizer", "learning_rate", "weight_decay", "schedule", "epochs");
 
         public Config {
             Objects.requireNonNull(mode, "mode");
@@ -158,8 +164,14 @@ public final class FineTuning implements AutoCloseable {
         }
 
         /** A configuration that records nothing about its data. */
-        public Config(Mode mode, int frozenParts, OptimizerKind optimizer, double learningRate, double weightDecay,
-                      LrSchedule schedule, int epochs) {
+        public Config(
+                Mode mode,
+                int frozenParts,
+                OptimizerKind optimizer,
+                double learningRate,
+                double weightDecay,
+                LrSchedule schedule,
+                int epochs) {
             this(mode, frozenParts, optimizer, learningRate, weightDecay, schedule, epochs, Map.of());
         }
 
@@ -203,8 +215,7 @@ public final class FineTuning implements AutoCloseable {
             private int epochs = 5;
             private final Map<String, String> data = new LinkedHashMap<>();
 
-            private Builder() {
-            }
+            private Builder() {}
 
             /**
              * @param name a setting of the data the run trains on (not one of the configuration's own names)
@@ -276,12 +287,14 @@ public final class FineTuning implements AutoCloseable {
                 }
                 s = new MapSchedule(ScheduleType.EPOCH, values);
             }
-            IUpdater u = switch (optimizer) {
-                case SGD -> s == null ? new Sgd(learningRate) : new Sgd(s);
-                case NESTEROV -> s == null ? new Nesterovs(learningRate, 0.9) : new Nesterovs(s, 0.9);
-                case ADAM -> s == null ? new Adam(learningRate) : new Adam(s);
-            };
-            Regularization decay = optimizer == OptimizerKind.ADAM ? new WeightDecay(weightDecay, true)
+            IUpdater u =
+                    switch (optimizer) {
+                        case SGD -> s == null ? new Sgd(learningRate) : new Sgd(s);
+                        case NESTEROV -> s == null ? new Nesterovs(learningRate, 0.9) : new Nesterovs(s, 0.9);
+                        case ADAM -> s == null ? new Adam(learningRate) : new Adam(s);
+                    };
+            Regularization decay = optimizer == OptimizerKind.ADAM
+                    ? new WeightDecay(weightDecay, true)
                     : new L2Regularization(weightDecay);
             return weightDecay == 0 ? new Optimizer(u) : new Optimizer(u, decay);
         }
@@ -303,9 +316,16 @@ public final class FineTuning implements AutoCloseable {
      *                       activation, temporary and gradient of a step
      */
     @Immutable
-    public record Epoch(int epoch, double trainLoss, double validationLoss, double validationAccuracy,
-                        long trainImages, double trainSeconds, double learningRate, long retainedBytes,
-                        long arenaPeakBytes) {
+    public record Epoch(
+            int epoch,
+            double trainLoss,
+            double validationLoss,
+            double validationAccuracy,
+            long trainImages,
+            double trainSeconds,
+            double learningRate,
+            long retainedBytes,
+            long arenaPeakBytes) {
         /** @return training throughput */
         public double imagesPerSecond() {
             return trainImages / trainSeconds;
@@ -341,6 +361,7 @@ public final class FineTuning implements AutoCloseable {
     private final Config config;
     /** Set by {@link #requestStop} from any thread. */
     private volatile boolean stopRequested;
+
     private final Optimizer optimizer;
     private final List<Epoch> history;
 
@@ -374,8 +395,9 @@ public final class FineTuning implements AutoCloseable {
 
     private static void prepare(Network net, Config config) {
         if (config.frozenParts() > net.freezableParts().size()) {
-            throw new IllegalArgumentException("frozenParts: expected 0.." + net.freezableParts().size() + " for "
-                    + net.name() + " (of " + net.freezableParts() + "), got " + config.frozenParts());
+            throw new IllegalArgumentException(
+                    "frozenParts: expected 0.." + net.freezableParts().size() + " for " + net.name() + " (of "
+                            + net.freezableParts() + "), got " + config.frozenParts());
         }
         net.setFrozenParts(config.frozenParts());
         net.setMode(config.mode());
@@ -410,8 +432,8 @@ public final class FineTuning implements AutoCloseable {
         private final transient List<Difference> differences;
 
         RunMismatchException(Path checkpoint, List<Difference> differences) {
-            super("checkpoint " + checkpoint + ": made for another run: " + differences.stream()
-                    .map(Difference::toString).collect(Collectors.joining("; ")));
+            super("checkpoint " + checkpoint + ": made for another run: "
+                    + differences.stream().map(Difference::toString).collect(Collectors.joining("; ")));
             this.differences = List.copyOf(differences);
         }
 
@@ -483,12 +505,13 @@ public final class FineTuning implements AutoCloseable {
         require(checkpoint, "format", CHECKPOINT_FORMAT, meta.get("format"));
         Map<String, String> recorded;
         try {
-            recorded = JSON.readValue(meta.getOrDefault("settings", "{}"),
-                    new TypeReference<LinkedHashMap<String, String>>() {
-                    });
+            recorded = JSON.readValue(
+                    meta.getOrDefault("settings", "{}"), new TypeReference<LinkedHashMap<String, String>>() {});
         } catch (JsonProcessingException e) {
-            throw new IllegalArgumentException("checkpoint " + checkpoint + ": its settings are not a JSON object of "
-                    + "names and values (" + e.getOriginalMessage() + ")", e);
+            throw new IllegalArgumentException(
+                    "checkpoint " + checkpoint + ": its settings are not a JSON object of " + "names and values ("
+                            + e.getOriginalMessage() + ")",
+                    e);
         }
         compare(checkpoint, recorded, settings(net, config), overridden);
         Map<String, INDArray> model = new LinkedHashMap<>();
@@ -511,21 +534,20 @@ public final class FineTuning implements AutoCloseable {
         Optimizer optimizer = config.newOptimizer();
         Map<String, INDArray> cast = new LinkedHashMap<>();
         optimizerState.forEach((k, v) -> cast.put(k, v.castTo(net.dataType())));
-        List<Epoch> history = JSON.readValue(meta.getOrDefault("history", "[]"), new TypeReference<List<Epoch>>() {
-        });
+        List<Epoch> history = JSON.readValue(meta.getOrDefault("history", "[]"), new TypeReference<List<Epoch>>() {});
         optimizer.restore(cast, Integer.parseInt(meta.get("iteration")), history.size());
         return new FineTuning(net, config, optimizer, history);
     }
 
     /** @throws RunMismatchException listing the differences {@code overridden} does not name */
-    private static void compare(Path checkpoint, Map<String, String> recorded, Map<String, String> now,
-                                Set<String> overridden) {
+    private static void compare(
+            Path checkpoint, Map<String, String> recorded, Map<String, String> now, Set<String> overridden) {
         Set<String> names = new LinkedHashSet<>(recorded.keySet());
         names.addAll(now.keySet());
         for (String o : overridden) {
             if (!names.contains(o)) {
-                throw new IllegalArgumentException("overridden: expected names of settings among " + names + ", got "
-                        + o);
+                throw new IllegalArgumentException(
+                        "overridden: expected names of settings among " + names + ", got " + o);
             }
             if (FIXED_SETTINGS.contains(o)) {
                 throw new IllegalArgumentException("overridden: " + o + " cannot be overridden (the checkpoint's "
@@ -545,8 +567,8 @@ public final class FineTuning implements AutoCloseable {
 
     private static void require(Path file, String key, String expected, String got) {
         if (!expected.equals(got)) {
-            throw new IllegalArgumentException("checkpoint " + file + ": made for " + key + " " + got + ", expected "
-                    + expected);
+            throw new IllegalArgumentException(
+                    "checkpoint " + file + ": made for " + key + " " + got + ", expected " + expected);
         }
     }
 
@@ -644,8 +666,8 @@ public final class FineTuning implements AutoCloseable {
             throw new IllegalStateException("epoch " + (epoch + 1) + ": the validation loss is " + val.loss()
                     + " (the run diverged; lower the learning rate); the epoch is not recorded");
         }
-        Epoch out = new Epoch(epoch + 1, lossSum / batches, val.loss(), val.accuracy(), images, seconds, lr, retained,
-                arenaPeak);
+        Epoch out = new Epoch(
+                epoch + 1, lossSum / batches, val.loss(), val.accuracy(), images, seconds, lr, retained, arenaPeak);
         history.add(out);
         return out;
     }
@@ -702,8 +724,8 @@ public final class FineTuning implements AutoCloseable {
 
     private static int[] labels(INDArray oneHot) {
         if (oneHot.rank() != 2) {
-            throw new IllegalArgumentException("labels: expected one-hot [N, classes], got "
-                    + Arrays.toString(oneHot.shape()));
+            throw new IllegalArgumentException(
+                    "labels: expected one-hot [N, classes], got " + Arrays.toString(oneHot.shape()));
         }
         INDArray idx = oneHot.argMax(1);
         int[] out = idx.toIntVector();
@@ -722,7 +744,8 @@ public final class FineTuning implements AutoCloseable {
     public void checkpoint(Path file) throws IOException {
         Map<String, INDArray> tensors = new LinkedHashMap<>();
         NetworkState.of(net).forEach((k, v) -> tensors.put(MODEL_PREFIX + k, v));
-        optimizer.state().entrySet().stream().sorted(Map.Entry.comparingByKey())
+        optimizer.state().entrySet().stream()
+                .sorted(Map.Entry.comparingByKey())
                 .forEach(e -> tensors.put(OPTIMIZER_PREFIX + e.getKey(), e.getValue()));
         Map<String, String> meta = new LinkedHashMap<>();
         meta.put("format", CHECKPOINT_FORMAT);
@@ -766,17 +789,27 @@ public final class FineTuning implements AutoCloseable {
      * @throws IOException if it cannot be written
      */
     public void exportFolded(Path file) throws IOException {
-        Safetensors.write(file, StateDict.folded(net), Map.of("format", "pt", "model", net.name(), "folded",
-                "true"));
+        Safetensors.write(file, StateDict.folded(net), Map.of("format", "pt", "model", net.name(), "folded", "true"));
     }
 
     /** @return a one-line description of an epoch ("no validation" when it had none) */
     public static String describe(Epoch e) {
-        String validation = Double.isNaN(e.validationLoss()) ? "no validation" : String.format(Locale.ROOT,
-                "validation loss %.4f, accuracy %.4f", e.validationLoss(), e.validationAccuracy());
-        return String.format(Locale.ROOT, "epoch %d: train loss %.4f, %s, %.1f s (%.1f images/s, lr %.3g), held for "
-                + "backward %.1f MiB, arena peak %.1f MiB", e.epoch(), e.trainLoss(), validation, e.trainSeconds(),
-                e.imagesPerSecond(), e.learningRate(), e.retainedBytes() / MIB, e.arenaPeakBytes() / MIB);
+        String validation = Double.isNaN(e.validationLoss())
+                ? "no validation"
+                : String.format(
+                        Locale.ROOT, "validation loss %.4f, accuracy %.4f", e.validationLoss(), e.validationAccuracy());
+        return String.format(
+                Locale.ROOT,
+                "epoch %d: train loss %.4f, %s, %.1f s (%.1f images/s, lr %.3g), held for "
+                        + "backward %.1f MiB, arena peak %.1f MiB",
+                e.epoch(),
+                e.trainLoss(),
+                validation,
+                e.trainSeconds(),
+                e.imagesPerSecond(),
+                e.learningRate(),
+                e.retainedBytes() / MIB,
+                e.arenaPeakBytes() / MIB);
     }
 
     /** Closes the network. */

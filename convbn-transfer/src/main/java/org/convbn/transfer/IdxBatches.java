@@ -1,11 +1,9 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Arrays;
 import java.util.List;
 import java.util.Random;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.train.InMemoryDataset;
 import org.nd4j.linalg.dataset.DataSet;
 

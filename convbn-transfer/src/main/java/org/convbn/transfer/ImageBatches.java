@@ -1,13 +1,11 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Objects;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.transfer.ImageFolder.Example;
 import org.datavec.api.io.labels.ParentPathLabelGenerator;
 import org.datavec.api.writable.Writable;
@@ -125,8 +123,14 @@ public final class ImageBatches extends EpochBatches {
         }
     }
 
-    private ImageBatches(List<Example> examples, List<String> classes, int resolution, int batch, boolean train,
-                         long seed, DataType dataType) {
+    private ImageBatches(
+            List<Example> examples,
+            List<String> classes,
+            int resolution,
+            int batch,
+            boolean train,
+            long seed,
+            DataType dataType) {
         super(examples.size(), classes, batch, train, seed);
         if (resolution < 8) {
             throw new IllegalArgumentException("resolution: expected >= 8, got " + resolution);
@@ -183,8 +187,8 @@ public final class ImageBatches extends EpochBatches {
             }
             return rgb;
         } catch (IOException | RuntimeException ex) {
-            throw new UncheckedIOException(new IOException("image " + e.file() + ": cannot be decoded ("
-                    + ex.getMessage() + ")", ex));
+            throw new UncheckedIOException(
+                    new IOException("image " + e.file() + ": cannot be decoded (" + ex.getMessage() + ")", ex));
         }
     }
 
@@ -192,8 +196,8 @@ public final class ImageBatches extends EpochBatches {
         Writable w = labelGenerator.getLabelForPath(e.file().toUri());
         int label = classes.indexOf(w.toString());
         if (label != e.label()) {
-            throw new IllegalStateException("image " + e.file() + ": its folder names class " + w + ", expected "
-                    + classes.get(e.label()));
+            throw new IllegalStateException(
+                    "image " + e.file() + ": its folder names class " + w + ", expected " + classes.get(e.label()));
         }
         return label;
     }

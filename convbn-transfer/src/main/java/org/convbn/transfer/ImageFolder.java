@@ -1,7 +1,5 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.Immutable;
-
 import java.awt.image.BufferedImage;
 import java.io.IOException;
 import java.nio.file.Files;
@@ -13,10 +11,10 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Random;
 import java.util.stream.Stream;
-
 import javax.imageio.ImageIO;
 import javax.imageio.ImageReader;
 import javax.imageio.stream.ImageInputStream;
+import net.jcip.annotations.Immutable;
 
 /**
  * A labelled image collection laid out as one subfolder per class ({@code DIR/cat/001.jpg}, {@code DIR/dog/a.png},
@@ -35,8 +33,8 @@ import javax.imageio.stream.ImageInputStream;
  * @param skipped the files left out because they could not be decoded, each with the reason
  */
 @Immutable
-public record ImageFolder(Path root, List<String> classes, List<Example> train, List<Example> validation,
-                          List<String> skipped) {
+public record ImageFolder(
+        Path root, List<String> classes, List<Example> train, List<Example> validation, List<String> skipped) {
     /** File extensions taken, lower case. */
     public static final List<String> EXTENSIONS = List.of("jpg", "jpeg", "png");
 
@@ -47,8 +45,7 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
      * @param label index into {@link ImageFolder#classes()}
      */
     @Immutable
-    public record Example(Path file, int label) {
-    }
+    public record Example(Path file, int label) {}
 
     public ImageFolder {
         classes = List.copyOf(classes);
@@ -72,8 +69,8 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
      */
     public static ImageFolder scan(Path root, double validationFraction, long seed) throws IOException {
         if (!(validationFraction >= 0 && validationFraction < 1)) {
-            throw new IllegalArgumentException("validationFraction: expected a value in [0, 1), got "
-                    + validationFraction);
+            throw new IllegalArgumentException(
+                    "validationFraction: expected a value in [0, 1), got " + validationFraction);
         }
         if (!Files.isDirectory(root)) {
             throw new IllegalArgumentException("data: expected a folder with one subfolder per class, got "
@@ -85,8 +82,10 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
         }
         if (classFolders.size() < 2) {
             throw new IllegalArgumentException("data: expected one subfolder per class (at least 2) under " + root
-                    + ", got " + classFolders.size() + (classFolders.isEmpty() ? " (images must sit in class folders, "
-                    + "e.g. " + root.resolve("cat/001.jpg") + ")" : ": " + classFolders.get(0).getFileName()));
+                    + ", got " + classFolders.size()
+                    + (classFolders.isEmpty()
+                            ? " (images must sit in class folders, " + "e.g. " + root.resolve("cat/001.jpg") + ")"
+                            : ": " + classFolders.get(0).getFileName()));
         }
         List<String> classes = new ArrayList<>();
         List<Example> train = new ArrayList<>();
@@ -98,7 +97,10 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
             classes.add(folder.getFileName().toString());
             List<Path> files;
             try (Stream<Path> s = Files.list(folder)) {
-                files = s.filter(Files::isRegularFile).filter(ImageFolder::hasImageExtension).sorted().toList();
+                files = s.filter(Files::isRegularFile)
+                        .filter(ImageFolder::hasImageExtension)
+                        .sorted()
+                        .toList();
             }
             List<Example> readable = new ArrayList<>();
             for (Path f : files) {
@@ -114,7 +116,8 @@ public record ImageFolder(Path root, List<String> classes, List<Example> train, 
                         + "image (" + files.size() + " image files, none readable)");
             }
             Collections.shuffle(readable, rng);
-            int v = validationFraction == 0 || readable.size() < 2 ? 0
+            int v = validationFraction == 0 || readable.size() < 2
+                    ? 0
                     : Math.max(1, (int) Math.round(validationFraction * readable.size()));
             validation.addAll(readable.subList(0, v));
             train.addAll(readable.subList(v, readable.size()));

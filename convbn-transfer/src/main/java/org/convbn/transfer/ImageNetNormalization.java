@@ -1,9 +1,7 @@
 package org.convbn.transfer;
 
 import java.util.Arrays;
-
 import net.jcip.annotations.ThreadSafe;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
@@ -34,8 +32,7 @@ public final class ImageNetNormalization implements DataSetPreProcessor {
      */
     public static void apply(INDArray x) {
         if (x.rank() != 4 || x.size(1) != 3) {
-            throw new IllegalArgumentException("features: expected [N, 3, H, W], got "
-                    + Arrays.toString(x.shape()));
+            throw new IllegalArgumentException("features: expected [N, 3, H, W], got " + Arrays.toString(x.shape()));
         }
         INDArray scale = Nd4j.create(x.dataType(), 3);
         INDArray shift = Nd4j.create(x.dataType(), 3);

@@ -1,16 +1,14 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.LinkedHashMap;
 import java.util.Map;
-
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
 import org.convbn.nd4j.BatchNormState;
-import org.convbn.net.StateDict;
 import org.convbn.net.NamedBlock;
 import org.convbn.net.Network;
+import org.convbn.net.StateDict;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -24,8 +22,7 @@ import org.nd4j.linalg.factory.Nd4j;
  */
 @ThreadSafe
 public final class NetworkState {
-    private NetworkState() {
-    }
+    private NetworkState() {}
 
     /**
      * @param net read, not modified
@@ -39,8 +36,13 @@ public final class NetworkState {
         Map<String, INDArray> m = new LinkedHashMap<>();
         for (NamedBlock b : net.blocks()) {
             b.parameters().forEach(m::put);
-            putBatchNorm(m, b, b.block().batchNormState().orElseThrow(() -> new IllegalStateException("block "
-                    + b.convName() + ": a DEPLOY block without its BN tensors cannot be checkpointed")));
+            putBatchNorm(
+                    m,
+                    b,
+                    b.block()
+                            .batchNormState()
+                            .orElseThrow(() -> new IllegalStateException("block " + b.convName()
+                                    + ": a DEPLOY block without its BN tensors cannot be checkpointed")));
         }
         m.putAll(net.layerParameters());
         return m;

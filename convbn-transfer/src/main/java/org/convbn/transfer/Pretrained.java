@@ -1,11 +1,9 @@
 package org.convbn.transfer;
 
-import net.jcip.annotations.ThreadSafe;
-
 import java.io.IOException;
 import java.nio.file.Path;
 import java.util.Map;
-
+import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
 import org.convbn.net.Network;
@@ -22,8 +20,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
  */
 @ThreadSafe
 public final class Pretrained {
-    private Pretrained() {
-    }
+    private Pretrained() {}
 
     /**
      * @param model a {@link Zoo} name, e.g. {@code "resnet50"}, {@code "mobilenet_v2"}
@@ -40,7 +37,8 @@ public final class Pretrained {
         Network net = Zoo.create(model, 1, type, 0); // an unknown name is refused here, the known ones listed
         try {
             Map<String, INDArray> tensors = Safetensors.read(weights).tensors();
-            String classifier = net.classifier().parameters().keySet().iterator().next(); // its weight [classes, in]
+            String classifier =
+                    net.classifier().parameters().keySet().iterator().next(); // its weight [classes, in]
             INDArray w = tensors.get(classifier);
             if (w != null && w.rank() == 2 && w.size(0) > 0) {
                 net.replaceHead((int) w.size(0), 0);
@@ -48,8 +46,8 @@ public final class Pretrained {
             StateDict.load(net, tensors);
         } catch (IllegalArgumentException e) {
             net.close();
-            throw new IllegalArgumentException("weights " + weights + ": do not fit " + model + ": " + e.getMessage(),
-                    e);
+            throw new IllegalArgumentException(
+                    "weights " + weights + ": do not fit " + model + ": " + e.getMessage(), e);
         } catch (IOException | RuntimeException e) {
             net.close();
             throw e;

@@ -7,7 +7,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.IntStream;
-
 import org.convbn.core.Mode;
 import org.convbn.net.ResNet;
 import org.convbn.train.InMemoryDataset;
@@ -15,8 +14,8 @@ import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.dataset.DataSet;
-import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.dataset.api.DataSetPreProcessor;
+import org.nd4j.linalg.dataset.api.iterator.DataSetIterator;
 import org.nd4j.linalg.factory.Nd4j;
 import org.nd4j.linalg.indexing.NDArrayIndex;
 
@@ -30,12 +29,18 @@ class FineTuningLoopTest {
 
     /** Class 0: the left half brighter; class 1: the right half; plus noise. */
     static InMemoryDataset halves(int n, long seed) {
-        INDArray x = Nd4j.randn(seed, new long[] {n, 3, 32, 32}).castTo(DataType.FLOAT).muli(0.3);
+        INDArray x = Nd4j.randn(seed, new long[] {n, 3, 32, 32})
+                .castTo(DataType.FLOAT)
+                .muli(0.3);
         int[] y = new int[n];
         for (int i = 0; i < n; i++) {
             y[i] = (i / 2) % 2;
-            x.get(NDArrayIndex.point(i), NDArrayIndex.all(), NDArrayIndex.all(), y[i] == 0
-                    ? NDArrayIndex.interval(0, 16) : NDArrayIndex.interval(16, 32)).addi(1.0);
+            x.get(
+                            NDArrayIndex.point(i),
+                            NDArrayIndex.all(),
+                            NDArrayIndex.all(),
+                            y[i] == 0 ? NDArrayIndex.interval(0, 16) : NDArrayIndex.interval(16, 32))
+                    .addi(1.0);
         }
         return new InMemoryDataset(x, y);
     }
@@ -47,10 +52,18 @@ class FineTuningLoopTest {
     @Test
     void trainingFromScratchLearnsTheTaskAndEvaluationCountsEveryImage() {
         InMemoryDataset test = halves(40, 2);
-        FineTuning.Config config = FineTuning.Config.builder().mode(Mode.TRAIN).learningRate(0.02).weightDecay(0)
-                .epochs(10).build();
-        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(2).dataType(DataType.FLOAT).seed(3)
-                .mode(Mode.TRAIN).build();
+        FineTuning.Config config = FineTuning.Config.builder()
+                .mode(Mode.TRAIN)
+                .learningRate(0.02)
+                .weightDecay(0)
+                .epochs(10)
+                .build();
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(2)
+                .dataType(DataType.FLOAT)
+                .seed(3)
+                .mode(Mode.TRAIN)
+                .build();
         try (FineTuning job = FineTuning.start(net, config)) {
             List<Integer> batchesSeen = new ArrayList<>();
             // 10 epochs of 4 steps: enough for the running statistics (momentum 0.1) that evaluation uses to settle
@@ -69,9 +82,14 @@ class FineTuningLoopTest {
 
     @Test
     void evaluationPutsTheModeBackWhenTheDataFails() {
-        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(2).dataType(DataType.FLOAT).seed(3)
-                .mode(Mode.TRAIN).build();
-        try (FineTuning job = FineTuning.start(net, FineTuning.Config.builder().mode(Mode.TRAIN).build())) {
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(2)
+                .dataType(DataType.FLOAT)
+                .seed(3)
+                .mode(Mode.TRAIN)
+                .build();
+        try (FineTuning job = FineTuning.start(
+                net, FineTuning.Config.builder().mode(Mode.TRAIN).build())) {
             IdxBatches source = batches(halves(32, 4), false);
             assertEquals(2, source.batchesPerEpoch());
             assertThrows(IllegalStateException.class, () -> job.evaluate(new FailingSecondBatch(source)));
@@ -83,18 +101,31 @@ class FineTuningLoopTest {
     /** The last step of the epoch leaves a NaN in the classifier (a diverged update): validation sees it. */
     @Test
     void aNonFiniteValidationLossStopsTheRunWithoutRecordingTheEpoch() {
-        ResNet net = ResNet.builder(ResNet.Variant.RESNET18).classes(2).dataType(DataType.FLOAT).seed(3)
-                .mode(Mode.TUNE).build();
-        try (FineTuning job = FineTuning.start(net, FineTuning.Config.builder().mode(Mode.TUNE).build())) {
+        ResNet net = ResNet.builder(ResNet.Variant.RESNET18)
+                .classes(2)
+                .dataType(DataType.FLOAT)
+                .seed(3)
+                .mode(Mode.TUNE)
+                .build();
+        try (FineTuning job = FineTuning.start(
+                net, FineTuning.Config.builder().mode(Mode.TUNE).build())) {
             IdxBatches train = batches(halves(32, 1), true);
-            IllegalStateException e = assertThrows(IllegalStateException.class, () -> job.runEpoch(train,
-                    batches(halves(16, 6), false), (i, n, l) -> {
+            IllegalStateException e = assertThrows(
+                    IllegalStateException.class,
+                    () -> job.runEpoch(train, batches(halves(16, 6), false), (i, n, l) -> {
                         if (i == train.batchesPerEpoch() - 1) {
-                            job.network().classifier().parameters().get("fc.bias").putScalar(0, Double.NaN);
+                            job.network()
+                                    .classifier()
+                                    .parameters()
+                                    .get("fc.bias")
+                                    .putScalar(0, Double.NaN);
                         }
                     }));
-            assertTrue(e.getMessage().startsWith("epoch 1: the validation loss is NaN (the run diverged; lower the "
-                    + "learning rate); the epoch is not recorded"), e.getMessage());
+            assertTrue(
+                    e.getMessage()
+                            .startsWith("epoch 1: the validation loss is NaN (the run diverged; lower the "
+                                    + "learning rate); the epoch is not recorded"),
+                    e.getMessage());
             assertEquals(0, job.epochsDone());
         }
     }

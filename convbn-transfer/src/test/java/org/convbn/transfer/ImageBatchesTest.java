@@ -8,7 +8,6 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.nio.file.Path;
 import java.util.List;
-
 import org.convbn.train.data.FashionMnist;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
@@ -26,8 +25,12 @@ class ImageBatchesTest {
         ImageFolder folder = ImageFolder.scan(dir, 0, 1);
         assertEquals(List.of("0-T-shirt_top", "1-Trouser", "2-Pullover"), folder.classes());
         assertEquals(15, folder.train().size());
-        ImageBatches batches = ImageBatches.builder(folder.train(), folder.classes()).resolution(28).batch(4)
-                .training(false).seed(1).build();
+        ImageBatches batches = ImageBatches.builder(folder.train(), folder.classes())
+                .resolution(28)
+                .batch(4)
+                .training(false)
+                .seed(1)
+                .build();
         assertEquals(4, batches.batchesPerEpoch());
         FashionMnist.Split split = TestImages.subset();
         int seen = 0;
@@ -57,8 +60,11 @@ class ImageBatchesTest {
     void trainingEpochsAreShuffledAndAugmentedByTheirSeedAndRepeatExactly(@TempDir Path dir) throws Exception {
         TestImages.write(dir, List.of(0, 1), 6);
         ImageFolder folder = ImageFolder.scan(dir, 0, 1);
-        ImageBatches.Builder same = ImageBatches.builder(folder.train(), folder.classes()).resolution(32).batch(4)
-                .seed(7).dataType(DataType.DOUBLE);
+        ImageBatches.Builder same = ImageBatches.builder(folder.train(), folder.classes())
+                .resolution(32)
+                .batch(4)
+                .seed(7)
+                .dataType(DataType.DOUBLE);
         ImageBatches a = same.build();
         ImageBatches b = same.build();
         a.startEpoch(1);

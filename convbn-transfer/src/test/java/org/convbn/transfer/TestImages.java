@@ -5,13 +5,11 @@ import java.io.InputStream;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-
 import org.convbn.train.data.FashionMnist;
 
 /** The Fashion-MNIST subset under test resources, written as PNG class folders. */
 public final class TestImages {
-    private TestImages() {
-    }
+    private TestImages() {}
 
     /** @return the 400-image subset (40 per class) */
     public static FashionMnist.Split subset() throws IOException {

@@ -1,7 +1,6 @@
 package org.convbn.bench.jmh;
 
 import java.util.concurrent.TimeUnit;
-
 import org.openjdk.jmh.annotations.BenchmarkMode;
 import org.openjdk.jmh.annotations.Fork;
 import org.openjdk.jmh.annotations.Measurement;
@@ -21,8 +20,14 @@ import org.openjdk.jmh.annotations.Warmup;
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 @Warmup(iterations = 2, time = 2)
 @Measurement(iterations = 5, time = 2)
-@Fork(value = 2, jvmArgsAppend = {"-Xms2g", "-Xmx2g", "-XX:+AlwaysPreTouch",
-    "-Dorg.bytedeco.javacpp.maxphysicalbytes=0", "-Dorg.bytedeco.javacpp.maxbytes=0"})
+@Fork(
+        value = 2,
+        jvmArgsAppend = {
+            "-Xms2g",
+            "-Xmx2g",
+            "-XX:+AlwaysPreTouch",
+            "-Dorg.bytedeco.javacpp.maxphysicalbytes=0",
+            "-Dorg.bytedeco.javacpp.maxbytes=0"
+        })
 @State(Scope.Benchmark)
-public abstract class AbstractBenchmark {
-}
+public abstract class AbstractBenchmark {}

@@ -43,7 +43,10 @@ public abstract class AbstractBlockStepBenchmark extends AbstractBenchmark {
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
         ConvBNConfig config = config();
-        block = ConvBNBlock.of(config, ConvBNParameters.initialize(config, DataType.FLOAT, 1), mode(),
+        block = ConvBNBlock.of(
+                config,
+                ConvBNParameters.initialize(config, DataType.FLOAT, 1),
+                mode(),
                 Kernels.create(DataType.FLOAT, arena));
         x = Nd4j.randn(DataType.FLOAT, inputShape());
         sgd = new Optimizer(new Nesterovs(1e-3, 0.9));

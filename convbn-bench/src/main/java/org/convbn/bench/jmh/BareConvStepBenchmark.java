@@ -4,17 +4,18 @@ import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.Conv2dOps;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
-import org.openjdk.jmh.annotations.Benchmark;
-import org.openjdk.jmh.annotations.Param;
-import org.openjdk.jmh.annotations.Setup;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.openjdk.jmh.annotations.Benchmark;
+import org.openjdk.jmh.annotations.Param;
+import org.openjdk.jmh.annotations.Setup;
 
 /** The floor: a bare conv forward and backward (no BN at all) on the same shapes as {@link BlockStepBenchmark}. */
 public class BareConvStepBenchmark extends AbstractBenchmark {
     @Param({"LAYER1_3X3", "LAYER3_1X1"})
     public LayerShape shape;
+
     @Param("8")
     public int batch;
 

@@ -8,8 +8,10 @@ import org.openjdk.jmh.annotations.Param;
 public class BlockStepBenchmark extends AbstractBlockStepBenchmark {
     @Param({"TRAIN", "EVAL", "DEPLOY", "TUNE"})
     public Mode mode;
+
     @Param({"LAYER1_3X3", "LAYER3_1X1"})
     public LayerShape shape;
+
     @Param("8")
     public int batch;
 

@@ -28,6 +28,7 @@ import org.openjdk.jmh.annotations.Setup;
 public class Dl4jConvBnStepBenchmark extends AbstractBenchmark {
     @Param({"LAYER1_3X3", "LAYER3_1X1"})
     public LayerShape shape;
+
     @Param("8")
     public int batch;
 
@@ -38,16 +39,28 @@ public class Dl4jConvBnStepBenchmark extends AbstractBenchmark {
     @Setup
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
-        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder().seed(1).dataType(DataType.FLOAT)
+        MultiLayerConfiguration conf = new NeuralNetConfiguration.Builder()
+                .seed(1)
+                .dataType(DataType.FLOAT)
                 .updater(new Nesterovs(1e-3, 0.9))
                 // FrozenLayerWithBackprop(BatchNormalization) fails with workspaces on ("outdated workspace
                 // pointer" in M2.1), so the peer runs without them.
-                .trainingWorkspaceMode(WorkspaceMode.NONE).inferenceWorkspaceMode(WorkspaceMode.NONE).list()
-                .layer(new ConvolutionLayer.Builder(shape.kernel, shape.kernel).stride(shape.stride, shape.stride)
-                        .padding(shape.kernel / 2, shape.kernel / 2).nIn(shape.in).nOut(shape.out).hasBias(false)
-                        .activation(Activation.IDENTITY).build())
-                .layer(new FrozenLayerWithBackprop(new BatchNormalization.Builder().nOut(shape.out).build()))
-                .layer(new CnnLossLayer.Builder(LossFunctions.LossFunction.MSE).activation(Activation.IDENTITY).build())
+                .trainingWorkspaceMode(WorkspaceMode.NONE)
+                .inferenceWorkspaceMode(WorkspaceMode.NONE)
+                .list()
+                .layer(new ConvolutionLayer.Builder(shape.kernel, shape.kernel)
+                        .stride(shape.stride, shape.stride)
+                        .padding(shape.kernel / 2, shape.kernel / 2)
+                        .nIn(shape.in)
+                        .nOut(shape.out)
+                        .hasBias(false)
+                        .activation(Activation.IDENTITY)
+                        .build())
+                .layer(new FrozenLayerWithBackprop(
+                        new BatchNormalization.Builder().nOut(shape.out).build()))
+                .layer(new CnnLossLayer.Builder(LossFunctions.LossFunction.MSE)
+                        .activation(Activation.IDENTITY)
+                        .build())
                 .setInputType(InputType.convolutional(shape.resolution, shape.resolution, shape.in))
                 .build();
         net = new MultiLayerNetwork(conf);

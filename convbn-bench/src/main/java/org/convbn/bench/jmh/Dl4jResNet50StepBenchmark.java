@@ -18,8 +18,10 @@ import org.openjdk.jmh.annotations.Warmup;
 public class Dl4jResNet50StepBenchmark extends AbstractBenchmark {
     @Param({"DL4J_FROZEN_BN", "DL4J_CONVERTED_TUNE"})
     public Dl4jVariant variant;
+
     @Param("8")
     public int batch;
+
     @Param("224")
     public int resolution;
 

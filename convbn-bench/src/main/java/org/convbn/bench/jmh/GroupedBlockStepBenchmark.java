@@ -15,8 +15,10 @@ public class GroupedBlockStepBenchmark extends AbstractBlockStepBenchmark {
     /** Input channels per group: 64 is the dense conv, 16 the paper's, 1 depthwise. */
     @Param({"64", "16", "1"})
     public int groupSize;
+
     @Param("8")
     public int batch;
+
     @Param({"EVAL", "DEPLOY", "TUNE"})
     public Mode mode;
 

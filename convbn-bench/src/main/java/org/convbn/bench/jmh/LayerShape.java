@@ -34,8 +34,12 @@ public enum LayerShape {
 
     /** @return the block config: no conv bias, BN defaults */
     ConvBNConfig config() {
-        return ConvBNConfig.of(ConvConfig.builder(in, out).kernel(kernel).stride(stride).padding(kernel / 2)
-                .bias(false).build());
+        return ConvBNConfig.of(ConvConfig.builder(in, out)
+                .kernel(kernel)
+                .stride(stride)
+                .padding(kernel / 2)
+                .bias(false)
+                .build());
     }
 
     /** @return the input shape at the given batch */

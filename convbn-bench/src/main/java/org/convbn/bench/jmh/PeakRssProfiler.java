@@ -2,7 +2,6 @@ package org.convbn.bench.jmh;
 
 import java.util.Collection;
 import java.util.List;
-
 import org.convbn.bench.MemoryProbe;
 import org.openjdk.jmh.infra.BenchmarkParams;
 import org.openjdk.jmh.infra.IterationParams;
@@ -38,13 +37,14 @@ public final class PeakRssProfiler implements InternalProfiler {
     }
 
     @Override
-    public Collection<? extends Result> afterIteration(BenchmarkParams benchmarkParams,
-                                                       IterationParams iterationParams, IterationResult result) {
+    public Collection<? extends Result> afterIteration(
+            BenchmarkParams benchmarkParams, IterationParams iterationParams, IterationResult result) {
         if (!MemoryProbe.available()) {
             return List.of();
         }
         long peak = MemoryProbe.highWaterBytes() - baseline;
-        return List.of(new ScalarResult("·rss.peak", peak / 1048576.0, "MiB", AggregationPolicy.MAX),
+        return List.of(
+                new ScalarResult("·rss.peak", peak / 1048576.0, "MiB", AggregationPolicy.MAX),
                 new ScalarResult("·rss.baseline", baseline / 1048576.0, "MiB", AggregationPolicy.AVG));
     }
 }

@@ -14,11 +14,24 @@ public class ProducerBlockStepBenchmark extends AbstractBlockStepBenchmark {
     /** A block shape with its input. */
     public enum Kind {
         /** ConvTranspose2d 256 -> 128, 2x2 stride 2 (a U-Net / FPN upsampling step), on [8, 256, 28, 28]. */
-        TRANSPOSED_2X2_S2(ConvBNConfig.of(ConvTransposeConfig.builder(256, 128).kernel(2).stride(2).bias(false)
-                .build()), new long[] {8, 256, 28, 28}),
+        TRANSPOSED_2X2_S2(
+                ConvBNConfig.of(ConvTransposeConfig.builder(256, 128)
+                        .kernel(2)
+                        .stride(2)
+                        .bias(false)
+                        .build()),
+                new long[] {8, 256, 28, 28}),
         /** ConvTranspose2d 128 -> 128 in 8 groups, 3x3 stride 2, padding 1, output padding 1, on [8, 128, 28, 28]. */
-        TRANSPOSED_3X3_G8(ConvBNConfig.of(ConvTransposeConfig.builder(128, 128).kernel(3).stride(2).padding(1)
-                .outputPadding(1).groups(8).bias(false).build()), new long[] {8, 128, 28, 28}),
+        TRANSPOSED_3X3_G8(
+                ConvBNConfig.of(ConvTransposeConfig.builder(128, 128)
+                        .kernel(3)
+                        .stride(2)
+                        .padding(1)
+                        .outputPadding(1)
+                        .groups(8)
+                        .bias(false)
+                        .build()),
+                new long[] {8, 128, 28, 28}),
         /** Linear 2048 -> 512 + BatchNorm1d (a ResNet-50 feature head), on [256, 2048]. */
         LINEAR_2048_512(ConvBNConfig.of(new LinearConfig(2048, 512, true)), new long[] {256, 2048});
 
@@ -33,6 +46,7 @@ public class ProducerBlockStepBenchmark extends AbstractBlockStepBenchmark {
 
     @Param({"EVAL", "DEPLOY", "TUNE"})
     public Mode mode;
+
     @Param({"TRANSPOSED_2X2_S2", "TRANSPOSED_3X3_G8", "LINEAR_2048_512"})
     public Kind kind;
 

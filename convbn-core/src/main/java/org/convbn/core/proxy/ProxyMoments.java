@@ -27,8 +27,8 @@ public record ProxyMoments(double[] mean, double[] variance) {
      * @param gammaTilde the proxy's scale offset per channel, not modified
      * @return mu and sigma2 per channel
      */
-    public static ProxyMoments of(Activation phi, double[] u, double[] gamma, double[] beta, double[] betaTilde,
-                                  double[] gammaTilde) {
+    public static ProxyMoments of(
+            Activation phi, double[] u, double[] gamma, double[] beta, double[] betaTilde, double[] gammaTilde) {
         int c = gamma.length;
         double[] mean = new double[c];
         double[] var = new double[c];
@@ -57,8 +57,15 @@ public record ProxyMoments(double[] mean, double[] variance) {
      * @param dVariance dL/dsigma2 per channel, not modified
      * @return {gamma, beta, betaTilde, gammaTilde} gradients, new arrays
      */
-    public double[][] backward(Activation phi, double[] u, double[] gamma, double[] beta, double[] betaTilde,
-                               double[] gammaTilde, double[] dMean, double[] dVariance) {
+    public double[][] backward(
+            Activation phi,
+            double[] u,
+            double[] gamma,
+            double[] beta,
+            double[] betaTilde,
+            double[] gammaTilde,
+            double[] dMean,
+            double[] dVariance) {
         int c = gamma.length;
         double[][] out = new double[4][c];
         for (int ch = 0; ch < c; ch++) {

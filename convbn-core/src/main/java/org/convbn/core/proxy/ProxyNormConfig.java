@@ -1,7 +1,6 @@
 package org.convbn.core.proxy;
 
 import net.jcip.annotations.Immutable;
-
 import org.convbn.core.Checks;
 
 /**
@@ -25,8 +24,8 @@ import org.convbn.core.Checks;
  * @param activation phi
  */
 @Immutable
-public record ProxyNormConfig(int channels, int groups, double groupNormEps, double proxyEps, int proxyPoints,
-                              Activation activation) {
+public record ProxyNormConfig(
+        int channels, int groups, double groupNormEps, double proxyEps, int proxyPoints, Activation activation) {
     public static final double DEFAULT_GROUP_NORM_EPS = 1e-5;
     public static final double DEFAULT_PROXY_EPS = 0.03;
     public static final int DEFAULT_PROXY_POINTS = 200;
@@ -35,8 +34,8 @@ public record ProxyNormConfig(int channels, int groups, double groupNormEps, dou
         Checks.positive("channels", channels);
         Checks.positive("groups", groups);
         if (channels % groups != 0) {
-            throw new IllegalArgumentException("groups: expected a divisor of channels=" + channels + ", got "
-                    + groups);
+            throw new IllegalArgumentException(
+                    "groups: expected a divisor of channels=" + channels + ", got " + groups);
         }
         Checks.positiveFinite("groupNormEps", groupNormEps);
         Checks.positiveFinite("proxyEps", proxyEps);
@@ -48,8 +47,8 @@ public record ProxyNormConfig(int channels, int groups, double groupNormEps, dou
 
     /** @return GroupNorm with {@code groups} groups and the paper's proxy settings */
     public static ProxyNormConfig groupNorm(int channels, int groups, Activation activation) {
-        return new ProxyNormConfig(channels, groups, DEFAULT_GROUP_NORM_EPS, DEFAULT_PROXY_EPS, DEFAULT_PROXY_POINTS,
-                activation);
+        return new ProxyNormConfig(
+                channels, groups, DEFAULT_GROUP_NORM_EPS, DEFAULT_PROXY_EPS, DEFAULT_PROXY_POINTS, activation);
     }
 
     /** @return LayerNorm (GroupNorm with one group) and the paper's proxy settings */

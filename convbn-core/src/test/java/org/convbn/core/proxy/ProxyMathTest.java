@@ -5,10 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.SplittableRandom;
-
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
-import org.junit.jupiter.api.Test;
 
 /** The proxy's quantiles, moments and their gradients. */
 class ProxyMathTest {
@@ -73,7 +72,10 @@ class ProxyMathTest {
             double mean = s / SAMPLES;
             double var = ss / SAMPLES - mean * mean;
             assertEquals(mean, m.mean()[c], MC_TOLERANCE, phi + " mean of channel " + c);
-            assertEquals(var, m.variance()[c], MC_TOLERANCE + QUANTILE_VARIANCE_SHORTFALL * var,
+            assertEquals(
+                    var,
+                    m.variance()[c],
+                    MC_TOLERANCE + QUANTILE_VARIANCE_SHORTFALL * var,
                     phi + " variance of channel " + c);
         }
     }
@@ -97,7 +99,10 @@ class ProxyMathTest {
                 p[which][c] = keep - h;
                 double minus = loss(phi, u, p, a, b);
                 p[which][c] = keep;
-                assertEquals((plus - minus) / (2 * h), grads[which][c], FD_TOLERANCE,
+                assertEquals(
+                        (plus - minus) / (2 * h),
+                        grads[which][c],
+                        FD_TOLERANCE,
                         phi + " parameter " + which + " channel " + c);
             }
         }
@@ -114,11 +119,10 @@ class ProxyMathTest {
 
     @Test
     void configRejectsBadSettings() {
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> ProxyNormConfig.groupNorm(12, 5, Activation.RELU));
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> ProxyNormConfig.groupNorm(12, 5, Activation.RELU));
         assertTrue(e.getMessage().contains("groups") && e.getMessage().contains("12"), e.getMessage());
-        assertThrows(IllegalArgumentException.class,
-                () -> new ProxyNormConfig(8, 2, 1e-5, 0, 200, Activation.SILU));
+        assertThrows(IllegalArgumentException.class, () -> new ProxyNormConfig(8, 2, 1e-5, 0, 200, Activation.SILU));
         assertThrows(NullPointerException.class, () -> ProxyNormConfig.layerNorm(8, null));
     }
 }

@@ -2,10 +2,8 @@ package org.convbn.dl4j.parallel;
 
 import java.util.ArrayList;
 import java.util.List;
-
 import net.jcip.annotations.NotThreadSafe;
 import net.jcip.annotations.ThreadSafe;
-
 import org.deeplearning4j.nn.api.Model;
 import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.graph.ComputationGraph;
@@ -60,8 +58,10 @@ public final class AveragingParallelWrapper extends ParallelWrapper {
         this.gradientsAccumulator = null;
         init();
         // As ParallelWrapper's builder does: the model's listeners become the wrapper's (each worker gets them).
-        List<TrainingListener> listeners = new ArrayList<>(b.model instanceof ComputationGraph g ? g.getListeners()
-                : ((MultiLayerNetwork) b.model).getListeners());
+        List<TrainingListener> listeners = new ArrayList<>(
+                b.model instanceof ComputationGraph g
+                        ? g.getListeners()
+                        : ((MultiLayerNetwork) b.model).getListeners());
         b.model.setListeners(new ArrayList<>());
         if (!listeners.isEmpty()) {
             setListeners(listeners);
@@ -144,8 +144,8 @@ public final class AveragingParallelWrapper extends ParallelWrapper {
                 throw new IllegalArgumentException("workers: expected at least 2, got " + workers);
             }
             if (averagingFrequency < 1) {
-                throw new IllegalArgumentException("averagingFrequency: expected at least 1, got "
-                        + averagingFrequency);
+                throw new IllegalArgumentException(
+                        "averagingFrequency: expected at least 1, got " + averagingFrequency);
             }
             if (prefetch < 0) {
                 throw new IllegalArgumentException("prefetch: expected at least 0, got " + prefetch);
@@ -158,8 +158,8 @@ public final class AveragingParallelWrapper extends ParallelWrapper {
 
         private static void requireInitialised(boolean initialised, String kind) {
             if (!initialised) {
-                throw new IllegalArgumentException("model: expected an initialised " + kind + " (call init()), got "
-                        + "one without parameters");
+                throw new IllegalArgumentException(
+                        "model: expected an initialised " + kind + " (call init()), got " + "one without parameters");
             }
         }
     }
@@ -177,13 +177,27 @@ public final class AveragingParallelWrapper extends ParallelWrapper {
         }
 
         @Override
-        public Trainer create(String uuid, int threadId, Model model, int rootDevice, boolean useMDS,
-                              ParallelWrapper wrapper, WorkspaceMode mode, int averagingFrequency) {
+        public Trainer create(
+                String uuid,
+                int threadId,
+                Model model,
+                int rootDevice,
+                boolean useMDS,
+                ParallelWrapper wrapper,
+                WorkspaceMode mode,
+                int averagingFrequency) {
             // Worker 0 trains the model itself; the others build their replicas from the snapshot.
             Model source = threadId == 0 ? model : snapshot;
-            DefaultTrainer trainer = DefaultTrainer.builder().originalModel(source).replicatedModel(source)
-                    .threadId(threadId).parallelWrapper(wrapper).workspaceMode(mode).useMDS(useMDS)
-                    .uuid(uuid + "_thread_" + threadId).averagingFrequency(averagingFrequency).build();
+            DefaultTrainer trainer = DefaultTrainer.builder()
+                    .originalModel(source)
+                    .replicatedModel(source)
+                    .threadId(threadId)
+                    .parallelWrapper(wrapper)
+                    .workspaceMode(mode)
+                    .useMDS(useMDS)
+                    .uuid(uuid + "_thread_" + threadId)
+                    .averagingFrequency(averagingFrequency)
+                    .build();
             trainer.setName("AveragingParallelWrapper trainer " + threadId);
             trainer.setDaemon(true);
             return trainer;

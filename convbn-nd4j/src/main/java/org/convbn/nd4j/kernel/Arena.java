@@ -1,7 +1,6 @@
 package org.convbn.nd4j.kernel;
 
 import net.jcip.annotations.NotThreadSafe;
-
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 

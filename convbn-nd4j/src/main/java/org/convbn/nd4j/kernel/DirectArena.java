@@ -11,8 +11,7 @@ import org.nd4j.linalg.factory.Nd4j;
 final class DirectArena implements Arena {
     static final DirectArena INSTANCE = new DirectArena();
 
-    private DirectArena() {
-    }
+    private DirectArena() {}
 
     @Override
     public INDArray allocate(DataType type, long... shape) {

@@ -1,7 +1,5 @@
 package org.convbn.nd4j.kernel;
 
-import net.jcip.annotations.Immutable;
-
 import java.io.IOException;
 import java.io.InputStream;
 import java.util.ArrayList;
@@ -14,7 +12,7 @@ import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 import java.util.stream.Collectors;
 import java.util.stream.StreamSupport;
-
+import net.jcip.annotations.Immutable;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 import org.slf4j.Logger;
@@ -36,8 +34,9 @@ record KernelChoice(DataType type, KernelsProvider provider, List<String> fallBa
 
     /** @throws IllegalArgumentException if {@value KernelsProvider#PROPERTY} names an absent or unfit provider */
     static KernelChoice of(DataType type) {
-        List<KernelsProvider> providers = StreamSupport.stream(ServiceLoader.load(KernelsProvider.class).spliterator(),
-                false).collect(Collectors.toCollection(ArrayList::new));
+        List<KernelsProvider> providers = StreamSupport.stream(
+                        ServiceLoader.load(KernelsProvider.class).spliterator(), false)
+                .collect(Collectors.toCollection(ArrayList::new));
         providers.add(Nd4jKernels.PROVIDER);
         return choose(type, providers, System.getProperty(KernelsProvider.PROPERTY));
     }
@@ -65,9 +64,10 @@ record KernelChoice(DataType type, KernelsProvider provider, List<String> fallBa
                     + providers.stream().map(KernelsProvider::name).collect(Collectors.toList()) + ", got \"" + forced
                     + "\"");
         }
-        KernelsProvider chosen = providers.stream().filter(p -> p.supports(type))
-                .max(Comparator.comparingInt(KernelsProvider::priority)).orElseThrow(
-                        () -> new IllegalArgumentException("type: expected FLOAT or DOUBLE, got " + type));
+        KernelsProvider chosen = providers.stream()
+                .filter(p -> p.supports(type))
+                .max(Comparator.comparingInt(KernelsProvider::priority))
+                .orElseThrow(() -> new IllegalArgumentException("type: expected FLOAT or DOUBLE, got " + type));
         List<String> fallBacks = new ArrayList<>();
         for (KernelsProvider p : providers) {
             String why = p.priority() > chosen.priority() ? p.unavailableBecause(type) : null;
@@ -80,8 +80,8 @@ record KernelChoice(DataType type, KernelsProvider provider, List<String> fallBa
 
     /** @return the log line: kernels, their platform, ND4J's version and backend, and any fall-back */
     String describe() {
-        String line = String.format(Locale.ROOT, "%s kernels: %s on ND4J %s, %s", type, provider.describe(),
-                nd4jVersion(), backend());
+        String line = String.format(
+                Locale.ROOT, "%s kernels: %s on ND4J %s, %s", type, provider.describe(), nd4jVersion(), backend());
         return fallBacks.isEmpty() ? line : line + "; not used: " + String.join(", ", fallBacks);
     }
 
@@ -119,9 +119,13 @@ record KernelChoice(DataType type, KernelsProvider provider, List<String> fallBa
         } catch (RuntimeException | LinkageError e) {
             info = "";
         }
-        List<String> have = info == null ? List.of() : info.lines().map(String::trim)
-                .filter(l -> l.startsWith("HAVE_")).map(l -> l.substring("HAVE_".length()).toLowerCase(Locale.ROOT))
-                .collect(Collectors.toList());
+        List<String> have = info == null
+                ? List.of()
+                : info.lines()
+                        .map(String::trim)
+                        .filter(l -> l.startsWith("HAVE_"))
+                        .map(l -> l.substring("HAVE_".length()).toLowerCase(Locale.ROOT))
+                        .collect(Collectors.toList());
         return b.getClass().getSimpleName() + (have.isEmpty() ? "" : " (" + String.join(", ", have) + ")");
     }
 }

@@ -1,10 +1,8 @@
 package org.convbn.nd4j.kernel;
 
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.Map;
 import java.util.Set;
-
+import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
@@ -67,8 +65,7 @@ public interface Kernels extends AutoCloseable {
      * run after. Nothing by default. Idempotent.
      */
     @Override
-    default void close() {
-    }
+    default void close() {}
 
     /** @return the data type of every tensor this set computes on */
     DataType dataType();
@@ -120,8 +117,15 @@ public interface Kernels extends AutoCloseable {
      * @param inputLayout the layout of dL/dx
      * @return dL/dx (or null), dL/dw, dL/db (or null)
      */
-    ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
-                               boolean inputGradient, boolean biasGradient, Layout inputLayout);
+    ConvGradients convBackward(
+            ConvConfig c,
+            INDArray x,
+            INDArray w,
+            INDArray weightScale,
+            INDArray g,
+            boolean inputGradient,
+            boolean biasGradient,
+            Layout inputLayout);
 
     /**
      * The gradients of a conv.
@@ -131,8 +135,7 @@ public interface Kernels extends AutoCloseable {
      * @param bias dL/db {@code [O]}, or null when not requested
      */
     @NotThreadSafe
-    record ConvGradients(INDArray input, INDArray weight, INDArray bias) {
-    }
+    record ConvGradients(INDArray input, INDArray weight, INDArray bias) {}
 
     // ---------------------------------------------------------------- weight-sized
 
@@ -193,8 +196,8 @@ public interface Kernels extends AutoCloseable {
      *
      * @return dy in g's layout; dgamma and dbeta, or nulls when gamma is null
      */
-    BatchNormGradients batchNormBackward(INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma,
-                                         double eps);
+    BatchNormGradients batchNormBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps);
 
     /**
      * BatchNorm with the statistics of the batch: mean and biased variance of y per channel over N, H, W, then
@@ -213,8 +216,8 @@ public interface Kernels extends AutoCloseable {
      * @param variance the forward's biased batch variance
      * @return dy in g's layout; dgamma and dbeta, or nulls when gamma is null
      */
-    BatchNormGradients batchNormTrainingBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                 INDArray gamma, double eps);
+    BatchNormGradients batchNormTrainingBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps);
 
     /**
      * The output and statistics of a BatchNorm over a batch.
@@ -224,8 +227,7 @@ public interface Kernels extends AutoCloseable {
      * @param variance biased batch variance {@code [C]}
      */
     @NotThreadSafe
-    record BatchStatistics(INDArray output, INDArray mean, INDArray variance) {
-    }
+    record BatchStatistics(INDArray output, INDArray mean, INDArray variance) {}
 
     /**
      * The gradients of a BatchNorm.
@@ -235,8 +237,7 @@ public interface Kernels extends AutoCloseable {
      * @param beta dL/dbeta {@code [C]}, or null without an affine BN
      */
     @NotThreadSafe
-    record BatchNormGradients(INDArray input, INDArray gamma, INDArray beta) {
-    }
+    record BatchNormGradients(INDArray input, INDArray gamma, INDArray beta) {}
 
     // ---------------------------------------------------------------- pooling
 
@@ -359,7 +360,10 @@ public interface Kernels extends AutoCloseable {
      */
     default INDArray reluBackward(INDArray out, INDArray g) {
         INDArray dx = arena().allocate(g.dataType(), g.shape());
-        Nd4j.exec(DynamicCustomOp.builder("relu_bp").addInputs(out, g).addOutputs(dx).addFloatingPointArguments(0.0)
+        Nd4j.exec(DynamicCustomOp.builder("relu_bp")
+                .addInputs(out, g)
+                .addOutputs(dx)
+                .addFloatingPointArguments(0.0)
                 .build());
         return dx;
     }
@@ -369,7 +373,10 @@ public interface Kernels extends AutoCloseable {
      * @param g modified: becomes {@code g * (out > 0)}
      */
     default void reluBackwardInPlace(INDArray out, INDArray g) {
-        Nd4j.exec(DynamicCustomOp.builder("relu_bp").addInputs(out, g).addOutputs(g).addFloatingPointArguments(0.0)
+        Nd4j.exec(DynamicCustomOp.builder("relu_bp")
+                .addInputs(out, g)
+                .addOutputs(g)
+                .addFloatingPointArguments(0.0)
                 .build());
     }
 
@@ -411,7 +418,11 @@ public interface Kernels extends AutoCloseable {
      * @param t modified
      */
     default void relu6InPlace(INDArray t) {
-        Nd4j.exec(DynamicCustomOp.builder("relu6").addInputs(t).addOutputs(t).addFloatingPointArguments(0.0).build());
+        Nd4j.exec(DynamicCustomOp.builder("relu6")
+                .addInputs(t)
+                .addOutputs(t)
+                .addFloatingPointArguments(0.0)
+                .build());
     }
 
     /**
@@ -422,7 +433,10 @@ public interface Kernels extends AutoCloseable {
      * @param g modified: dL/d(out) becomes dL/d(input)
      */
     default void relu6BackwardInPlace(INDArray out, INDArray g) {
-        Nd4j.exec(DynamicCustomOp.builder("relu6_bp").addInputs(out, g).addOutputs(g).build());
+        Nd4j.exec(DynamicCustomOp.builder("relu6_bp")
+                .addInputs(out, g)
+                .addOutputs(g)
+                .build());
     }
 
     /**

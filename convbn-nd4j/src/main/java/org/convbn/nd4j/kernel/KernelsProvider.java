@@ -1,7 +1,6 @@
 package org.convbn.nd4j.kernel;
 
 import net.jcip.annotations.ThreadSafe;
-
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**

@@ -1,7 +1,6 @@
 package org.convbn.nd4j.kernel;
 
 import java.util.Arrays;
-
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -119,8 +118,8 @@ public enum Layout {
             return logical.clone();
         }
         if (!fits(logical[1])) {
-            throw new IllegalArgumentException("logical: " + this + " needs channels divisible by " + block + ", got "
-                    + Arrays.toString(logical));
+            throw new IllegalArgumentException(
+                    "logical: " + this + " needs channels divisible by " + block + ", got " + Arrays.toString(logical));
         }
         return new long[] {logical[0], logical[1] / block, logical[2], logical[3], block};
     }

@@ -1,7 +1,6 @@
 package org.convbn.nd4j.kernel;
 
 import net.jcip.annotations.NotThreadSafe;
-
 import org.convbn.core.ConvConfig;
 import org.convbn.nd4j.Conv2dOps;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -146,8 +145,15 @@ public final class Nd4jKernels implements Kernels {
     }
 
     @Override
-    public ConvGradients convBackward(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray g,
-                                      boolean inputGradient, boolean biasGradient, Layout inputLayout) {
+    public ConvGradients convBackward(
+            ConvConfig c,
+            INDArray x,
+            INDArray w,
+            INDArray weightScale,
+            INDArray g,
+            boolean inputGradient,
+            boolean biasGradient,
+            Layout inputLayout) {
         INDArray xc = nchw(x);
         INDArray gc = nchw(g);
         INDArray ws = scaled(w, weightScale);
@@ -200,8 +206,8 @@ public final class Nd4jKernels implements Kernels {
     }
 
     @Override
-    public BatchNormGradients batchNormBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                INDArray gamma, double eps) {
+    public BatchNormGradients batchNormBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
         INDArray yc = nchw(y);
         INDArray gc = nchw(g);
         INDArray r = inverseStd(variance, eps);
@@ -237,8 +243,8 @@ public final class Nd4jKernels implements Kernels {
     }
 
     @Override
-    public BatchNormGradients batchNormTrainingBackward(INDArray y, INDArray g, INDArray mean, INDArray variance,
-                                                        INDArray gamma, double eps) {
+    public BatchNormGradients batchNormTrainingBackward(
+            INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
         INDArray yc = nchw(y);
         INDArray gc = nchw(g);
         long n = yc.length() / yc.size(1);
@@ -282,8 +288,11 @@ public final class Nd4jKernels implements Kernels {
         long oh = (xc.size(2) + 2L * pad - kernel) / stride + 1;
         long ow = (xc.size(3) + 2L * pad - kernel) / stride + 1;
         INDArray out = arena.allocate(xc.dataType(), xc.size(0), xc.size(1), oh, ow);
-        Nd4j.exec(DynamicCustomOp.builder("maxpool2d").addInputs(xc).addOutputs(out)
-                .addIntegerArguments(poolArgs(kernel, stride, pad)).build());
+        Nd4j.exec(DynamicCustomOp.builder("maxpool2d")
+                .addInputs(xc)
+                .addOutputs(out)
+                .addIntegerArguments(poolArgs(kernel, stride, pad))
+                .build());
         releaseIfCopy(xc, x);
         return new Pooled(to(out, Layout.of(x)), null, Layout.logicalShape(x), Layout.of(x));
     }
@@ -291,14 +300,17 @@ public final class Nd4jKernels implements Kernels {
     @Override
     public INDArray maxPoolBackward(INDArray x, Pooled pooled, INDArray g, int kernel, int stride, int pad) {
         if (x == null) {
-            throw new IllegalArgumentException("x: expected the pooled input (these kernels recompute the argmax from "
-                    + "it), got null");
+            throw new IllegalArgumentException(
+                    "x: expected the pooled input (these kernels recompute the argmax from " + "it), got null");
         }
         INDArray xc = nchw(x);
         INDArray gc = nchw(g);
         INDArray dx = arena.allocate(xc.dataType(), xc.shape());
-        Nd4j.exec(DynamicCustomOp.builder("maxpool2d_bp").addInputs(xc, gc).addOutputs(dx)
-                .addIntegerArguments(poolArgs(kernel, stride, pad)).build());
+        Nd4j.exec(DynamicCustomOp.builder("maxpool2d_bp")
+                .addInputs(xc, gc)
+                .addOutputs(dx)
+                .addIntegerArguments(poolArgs(kernel, stride, pad))
+                .build());
         releaseIfCopy(xc, x);
         releaseIfCopy(gc, g);
         return to(dx, Layout.of(x));

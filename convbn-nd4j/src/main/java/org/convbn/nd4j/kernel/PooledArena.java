@@ -1,8 +1,5 @@
 package org.convbn.nd4j.kernel;
 
-import net.jcip.annotations.Immutable;
-import net.jcip.annotations.NotThreadSafe;
-
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.Comparator;
@@ -13,7 +10,8 @@ import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.TreeSet;
-
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.NotThreadSafe;
 import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.memory.MemoryWorkspace;
@@ -57,13 +55,11 @@ public final class PooledArena implements Arena, AutoCloseable {
      * @param buffersCreated chunks allocated from the system since creation
      */
     @Immutable
-    public record Stats(long reservedBytes, long touchedBytes, long leasedBytes, long peakLeasedBytes,
-                        long buffersCreated) {
-    }
+    public record Stats(
+            long reservedBytes, long touchedBytes, long leasedBytes, long peakLeasedBytes, long buffersCreated) {}
 
     /** A run of a chunk, in elements. */
-    private record Block(Chunk chunk, long offset, long length) {
-    }
+    private record Block(Chunk chunk, long offset, long length) {}
 
     private static final class Chunk {
         final DataBuffer buffer;
@@ -88,8 +84,9 @@ public final class PooledArena implements Arena, AutoCloseable {
                 end = Math.max(end, before.getValue());
                 touched.remove(before.getKey());
             }
-            for (Map.Entry<Long, Long> next = touched.ceilingEntry(from); next != null && next.getKey() <= to;
-                 next = touched.ceilingEntry(from)) {
+            for (Map.Entry<Long, Long> next = touched.ceilingEntry(from);
+                    next != null && next.getKey() <= to;
+                    next = touched.ceilingEntry(from)) {
                 added -= Math.max(0, Math.min(next.getValue(), to) - next.getKey());
                 end = Math.max(end, next.getValue());
                 touched.remove(next.getKey());
@@ -118,7 +115,8 @@ public final class PooledArena implements Arena, AutoCloseable {
         final List<Chunk> chunks = new ArrayList<>();
         /** Free blocks by length (then chunk and offset), for best fit; a probe has no chunk and sorts first. */
         final TreeSet<Block> bySize = new TreeSet<>(Comparator.comparingLong(Block::length)
-                .thenComparingInt((Block b) -> b.chunk() == null ? -1 : b.chunk().id).thenComparingLong(Block::offset));
+                .thenComparingInt((Block b) -> b.chunk() == null ? -1 : b.chunk().id)
+                .thenComparingLong(Block::offset));
     }
 
     private final Map<DataType, Pool> pools = new EnumMap<>(DataType.class);
@@ -131,8 +129,7 @@ public final class PooledArena implements Arena, AutoCloseable {
     private int nextChunkId;
     private boolean closed;
 
-    PooledArena() {
-    }
+    PooledArena() {}
 
     @Override
     public INDArray allocate(DataType type, long... shape) {
@@ -142,8 +139,7 @@ public final class PooledArena implements Arena, AutoCloseable {
         long length = 1;
         for (long d : shape) {
             if (d < 0) {
-                throw new IllegalArgumentException("shape: expected non-negative sizes, got "
-                        + Arrays.toString(shape));
+                throw new IllegalArgumentException("shape: expected non-negative sizes, got " + Arrays.toString(shape));
             }
             length = Math.multiplyExact(length, d);
         }
@@ -202,8 +198,9 @@ public final class PooledArena implements Arena, AutoCloseable {
                 continue;
             }
             Chunk c = null;
-            for (DataBuffer d = a.data(); d != null && c == null; d = d.originalDataBuffer() == d ? null
-                    : d.originalDataBuffer()) {
+            for (DataBuffer d = a.data();
+                    d != null && c == null;
+                    d = d.originalDataBuffer() == d ? null : d.originalDataBuffer()) {
                 c = chunkOf.get(d);
             }
             Block block = c == null ? null : c.leased.remove(a.offset());

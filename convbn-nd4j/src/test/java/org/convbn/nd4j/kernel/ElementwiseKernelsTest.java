@@ -17,6 +17,7 @@ public class ElementwiseKernelsTest {
     static final double FLOAT_TOLERANCE = 1e-5;
     /** float64 rounding, same measure. */
     static final double DOUBLE_TOLERANCE = 1e-13;
+
     private static final double[] Z = {-100, -60, -44, -20, -3, -1, -0.25, 0, 0.25, 1, 3, 20, 44, 60, 100};
     /** Around ReLU6's and hardswish's kinks (0, 6; -3, 3), not on them: the derivative is one-sided there. */
     private static final double[] KINKS = {-7, -3.25, -2.75, -1, -0.25, 0.25, 1, 2.75, 3.25, 5.75, 6.25, 9};
@@ -55,7 +56,10 @@ public class ElementwiseKernelsTest {
             close("relu6(" + u + ")", Math.min(Math.max(u, 0), 6), relu6.getDouble(i), tolerance);
             close("relu6'(" + u + ") / 2", u > 0 && u < 6 ? 0.5 : 0, g6.getDouble(i), tolerance);
             close("hardswish(" + u + ")", u * Math.min(Math.max(u + 3, 0), 6) / 6, hs.getDouble(i), tolerance);
-            close("hardswish'(" + u + ") / 2", 0.5 * (u < -3 ? 0 : u > 3 ? 1 : (2 * u + 3) / 6), gh.getDouble(i),
+            close(
+                    "hardswish'(" + u + ") / 2",
+                    0.5 * (u < -3 ? 0 : u > 3 ? 1 : (2 * u + 3) / 6),
+                    gh.getDouble(i),
                     tolerance);
         }
         // the gate in every layout: [2, 16, 3, 3], s[n, c] = n + c / 16
@@ -73,7 +77,10 @@ public class ElementwiseKernelsTest {
             for (int n = 0; n < 2; n++) {
                 for (int c = 0; c < 16; c++) {
                     for (int h = 0; h < 3; h++) {
-                        close(layout + " gate", x.getDouble(n, c, h, 2) * (n + c / 16.0), plain.getDouble(n, c, h, 2),
+                        close(
+                                layout + " gate",
+                                x.getDouble(n, c, h, 2) * (n + c / 16.0),
+                                plain.getDouble(n, c, h, 2),
                                 tolerance);
                     }
                 }

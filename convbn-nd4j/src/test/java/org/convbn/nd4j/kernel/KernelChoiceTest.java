@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -53,19 +52,23 @@ class KernelChoiceTest {
         assertEquals(List.of("fast (its natives do not load)"), c.fallBacks());
         assertTrue(c.describe().endsWith("; not used: fast (its natives do not load)"), c.describe());
         // A type the faster provider never computes is no fall-back.
-        assertEquals(List.of(), KernelChoice.choose(DataType.DOUBLE, List.of(MISSING, Nd4jKernels.PROVIDER), "")
-                .fallBacks());
+        assertEquals(
+                List.of(),
+                KernelChoice.choose(DataType.DOUBLE, List.of(MISSING, Nd4jKernels.PROVIDER), "")
+                        .fallBacks());
     }
 
     @Test
     void aForcedProviderMustExistAndRun() {
         List<KernelsProvider> all = List.of(MISSING, Nd4jKernels.PROVIDER);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> KernelChoice.choose(DataType.FLOAT, all, "fast"));
-        assertEquals("convbn.kernels: kernels \"fast\" do not support FLOAT here: its natives do not load",
-                e.getMessage());
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> KernelChoice.choose(DataType.FLOAT, all, "fast"));
+        assertEquals(
+                "convbn.kernels: kernels \"fast\" do not support FLOAT here: its natives do not load", e.getMessage());
         e = assertThrows(IllegalArgumentException.class, () -> KernelChoice.choose(DataType.FLOAT, all, "cuda"));
         assertEquals("convbn.kernels: expected one of [fast, nd4j], got \"cuda\"", e.getMessage());
-        assertEquals("nd4j", KernelChoice.choose(DataType.FLOAT, all, "nd4j").provider().name());
+        assertEquals(
+                "nd4j",
+                KernelChoice.choose(DataType.FLOAT, all, "nd4j").provider().name());
     }
 }

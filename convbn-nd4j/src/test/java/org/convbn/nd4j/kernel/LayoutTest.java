@@ -23,8 +23,8 @@ class LayoutTest {
         assertArrayEquals(new long[] {2, 48, 5, 7}, Layout.logicalShape(b16));
         assertArrayEquals(new long[] {2, 6, 5, 7, 8}, Layout.BLOCKED8.physicalShape(new long[] {2, 48, 5, 7}));
         assertNull(Layout.ofOrNull(Nd4j.create(DataType.FLOAT, 2, 3, 5, 7, 4)));
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
-                () -> Layout.BLOCKED16.physicalShape(new long[] {2, 24, 5, 7}));
+        IllegalArgumentException e = assertThrows(
+                IllegalArgumentException.class, () -> Layout.BLOCKED16.physicalShape(new long[] {2, 24, 5, 7}));
         assertTrue(e.getMessage().contains("divisible by 16"), e.getMessage());
     }
 

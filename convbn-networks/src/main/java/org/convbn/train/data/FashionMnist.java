@@ -1,13 +1,12 @@
 package org.convbn.train.data;
 
-import net.jcip.annotations.NotThreadSafe;
-import net.jcip.annotations.ThreadSafe;
-
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.List;
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
 
 /**
  * Locates and reads Fashion-MNIST (70,000 28x28 grayscale images of 10 clothing classes) from IDX files, by default
@@ -18,11 +17,10 @@ public final class FashionMnist {
     /** Where the Debian package puts the files (found with {@code dpkg -L dataset-fashion-mnist}). */
     public static final Path DEBIAN_DIRECTORY = Path.of("/usr/share/datasets/fashion-mnist");
     /** The classes, by label. */
-    public static final List<String> CLASSES = List.of("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot");
+    public static final List<String> CLASSES = List.of(
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot");
 
-    private FashionMnist() {
-    }
+    private FashionMnist() {}
 
     /**
      * Images and labels of one split.
@@ -55,11 +53,13 @@ public final class FashionMnist {
      */
     public static Split read(Path directory, boolean train) throws IOException {
         String prefix = train ? "train" : "t10k";
-        Split s = new Split(Idx.read(find(directory, prefix + "-images-idx3-ubyte")),
+        Split s = new Split(
+                Idx.read(find(directory, prefix + "-images-idx3-ubyte")),
                 Idx.read(find(directory, prefix + "-labels-idx1-ubyte")));
         for (long i = 0; i < s.size(); i++) {
             if (s.labels().get(i) >= CLASSES.size()) {
-                throw new IOException(directory + ": label " + i + ": expected 0..9, got " + s.labels().get(i));
+                throw new IOException(directory + ": label " + i + ": expected 0..9, got "
+                        + s.labels().get(i));
             }
         }
         return s;

@@ -1,8 +1,5 @@
 package org.convbn.train.data;
 
-import net.jcip.annotations.NotThreadSafe;
-import net.jcip.annotations.ThreadSafe;
-
 import java.io.BufferedInputStream;
 import java.io.BufferedOutputStream;
 import java.io.DataInputStream;
@@ -17,6 +14,8 @@ import java.nio.file.Path;
 import java.util.Arrays;
 import java.util.zip.GZIPInputStream;
 import java.util.zip.GZIPOutputStream;
+import net.jcip.annotations.NotThreadSafe;
+import net.jcip.annotations.ThreadSafe;
 
 /**
  * Reads and writes IDX files (the format of MNIST and Fashion-MNIST) of unsigned bytes, plain or gzip-compressed: a 4-byte magic
@@ -29,8 +28,7 @@ public final class Idx {
     /** More values than this are refused (a corrupt dimension would otherwise allocate gigabytes). */
     private static final long MAX_VALUES = Integer.MAX_VALUE - 8;
 
-    private Idx() {
-    }
+    private Idx() {}
 
     /**
      * An IDX array of unsigned bytes.
@@ -68,8 +66,8 @@ public final class Idx {
                     + Arrays.toString(shape) + " (rank 1..255), got " + values.length);
         }
         try (OutputStream raw = Files.newOutputStream(file);
-             OutputStream o = file.getFileName().toString().endsWith(".gz") ? new GZIPOutputStream(raw) : raw;
-             DataOutputStream out = new DataOutputStream(new BufferedOutputStream(o))) {
+                OutputStream o = file.getFileName().toString().endsWith(".gz") ? new GZIPOutputStream(raw) : raw;
+                DataOutputStream out = new DataOutputStream(new BufferedOutputStream(o))) {
             out.writeInt(0x00000800 | shape.length);
             for (int d : shape) {
                 out.writeInt(d);
@@ -90,9 +88,10 @@ public final class Idx {
             throw new NoSuchFileException(file.toString());
         }
         try (InputStream raw = Files.newInputStream(file);
-             InputStream in = file.getFileName().toString().endsWith(".gz")
-                     ? new GZIPInputStream(new BufferedInputStream(raw)) : new BufferedInputStream(raw);
-             DataInputStream data = new DataInputStream(in)) {
+                InputStream in = file.getFileName().toString().endsWith(".gz")
+                        ? new GZIPInputStream(new BufferedInputStream(raw))
+                        : new BufferedInputStream(raw);
+                DataInputStream data = new DataInputStream(in)) {
             int magic;
             try {
                 magic = data.readInt();
@@ -128,8 +127,8 @@ public final class Idx {
                         + Arrays.toString(shape) + ", the file holds " + read);
             }
             if (data.read() != -1) {
-                throw new IOException(file + ": expected the file to end after " + values.length
-                        + " values, got trailing bytes");
+                throw new IOException(
+                        file + ": expected the file to end after " + values.length + " values, got trailing bytes");
             }
             return new Array(shape, values);
         }

@@ -13,7 +13,6 @@ import java.nio.file.Files;
 import java.nio.file.NoSuchFileException;
 import java.nio.file.Path;
 import java.util.zip.GZIPOutputStream;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -94,8 +93,10 @@ class IdxTest {
         assertEquals(3, s.size());
         assertEquals(9, s.labels().get(1));
         IOException e = assertThrows(IOException.class, () -> FashionMnist.read(dir, true));
-        assertTrue(e.getMessage().contains("train-images-idx3-ubyte") && e.getMessage().contains("apt-get install "
-                + "dataset-fashion-mnist"), e.getMessage());
+        assertTrue(
+                e.getMessage().contains("train-images-idx3-ubyte")
+                        && e.getMessage().contains("apt-get install " + "dataset-fashion-mnist"),
+                e.getMessage());
         write(dir.resolve("t10k-labels-idx1-ubyte"), idx(new int[] {3}, new byte[] {0, 10, 4}, 0));
         e = assertThrows(IOException.class, () -> FashionMnist.read(dir, false));
         assertTrue(e.getMessage().contains("label 1") && e.getMessage().contains("0..9"), e.getMessage());

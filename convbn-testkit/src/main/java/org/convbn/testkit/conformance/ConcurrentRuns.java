@@ -1,8 +1,5 @@
 package org.convbn.testkit.conformance;
 
-import net.jcip.annotations.Immutable;
-import net.jcip.annotations.ThreadSafe;
-
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
@@ -13,6 +10,8 @@ import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.function.Supplier;
+import net.jcip.annotations.Immutable;
+import net.jcip.annotations.ThreadSafe;
 
 /**
  * Runs independent jobs one after the other, then all at once on as many threads, and gives the largest
@@ -22,8 +21,7 @@ import java.util.function.Supplier;
  */
 @ThreadSafe
 public final class ConcurrentRuns {
-    private ConcurrentRuns() {
-    }
+    private ConcurrentRuns() {}
 
     /** The outcome: per job and result name, the relative error between the sequential and the concurrent run. */
     @Immutable
@@ -34,7 +32,10 @@ public final class ConcurrentRuns {
 
         /** @return the largest error over all jobs and results */
         public double worst() {
-            return errors.stream().flatMap(m -> m.values().stream()).mapToDouble(Double::doubleValue).max()
+            return errors.stream()
+                    .flatMap(m -> m.values().stream())
+                    .mapToDouble(Double::doubleValue)
+                    .max()
                     .orElse(0);
         }
     }
@@ -60,8 +61,8 @@ public final class ConcurrentRuns {
             Map<String, double[]> a = sequential.get(j);
             Map<String, double[]> b = concurrent.get(j);
             if (!a.keySet().equals(b.keySet())) {
-                throw new IllegalStateException("job " + j + ": expected results " + a.keySet() + ", got "
-                        + b.keySet());
+                throw new IllegalStateException(
+                        "job " + j + ": expected results " + a.keySet() + ", got " + b.keySet());
             }
             Map<String, Double> e = new TreeMap<>();
             a.forEach((name, values) -> e.put(name, RelativeError.of(values, b.get(name), floor)));
@@ -86,8 +87,8 @@ public final class ConcurrentRuns {
                 try {
                     out.add(futures.get(j).get());
                 } catch (ExecutionException e) {
-                    throw new IllegalStateException("job " + j + " failed when run with the others: " + e.getCause(),
-                            e.getCause());
+                    throw new IllegalStateException(
+                            "job " + j + " failed when run with the others: " + e.getCause(), e.getCause());
                 }
             }
             return out;

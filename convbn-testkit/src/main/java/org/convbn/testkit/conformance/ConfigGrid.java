@@ -3,7 +3,6 @@ package org.convbn.testkit.conformance;
 import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.List;
-
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
@@ -23,8 +22,7 @@ public final class ConfigGrid {
     /** Input shape {@code [N, C, H, W]}: odd and unequal spatial sizes catch transposed or rounded indices. */
     public static final long[] INPUT_SHAPE = {2, IN_CHANNELS, 7, 5};
 
-    private ConfigGrid() {
-    }
+    private ConfigGrid() {}
 
     /**
      * One grid point.
@@ -40,7 +38,8 @@ public final class ConfigGrid {
                         + Arrays.toString(inputShape);
             }
             return "k" + c.kernelH() + " s" + c.strideH() + " p" + c.padding() + " d" + c.dilationH() + " g"
-                    + c.groups() + (c.bias() ? " bias" : " nobias") + (config.bn().affine() ? " affine" : " noaffine");
+                    + c.groups() + (c.bias() ? " bias" : " nobias")
+                    + (config.bn().affine() ? " affine" : " noaffine");
         }
     }
 
@@ -112,10 +111,28 @@ public final class ConfigGrid {
                     int outputPadding = stride == 2 ? (i / 2) % 2 : 0;
                     boolean bias = i % 3 != 0;
                     boolean affine = i % 4 != 1;
-                    cases.add(transposed(IN_CHANNELS, OUT_CHANNELS, 3, stride, padding, outputPadding, dilation, groups,
-                            bias, affine));
-                    cases.add(transposed(IN_CHANNELS, OUT_CHANNELS, 1, 3 - stride, 0, stride == 1 ? 1 : 0, 1, groups,
-                            !bias, !affine));
+                    cases.add(transposed(
+                            IN_CHANNELS,
+                            OUT_CHANNELS,
+                            3,
+                            stride,
+                            padding,
+                            outputPadding,
+                            dilation,
+                            groups,
+                            bias,
+                            affine));
+                    cases.add(transposed(
+                            IN_CHANNELS,
+                            OUT_CHANNELS,
+                            1,
+                            3 - stride,
+                            0,
+                            stride == 1 ? 1 : 0,
+                            1,
+                            groups,
+                            !bias,
+                            !affine));
                     i++;
                 }
             }
@@ -128,10 +145,26 @@ public final class ConfigGrid {
     /**
      * A transposed conv case on {@link #TRANSPOSED_INPUT_SHAPE} with {@code in} channels.
      */
-    public static Case transposed(int in, int out, int kernel, int stride, int padding, int outputPadding,
-                                  int dilation, int groups, boolean bias, boolean affine) {
-        ConvTransposeConfig t = ConvTransposeConfig.builder(in, out).kernel(kernel).stride(stride).padding(padding)
-                .outputPadding(outputPadding).dilation(dilation).groups(groups).bias(bias).build();
+    public static Case transposed(
+            int in,
+            int out,
+            int kernel,
+            int stride,
+            int padding,
+            int outputPadding,
+            int dilation,
+            int groups,
+            boolean bias,
+            boolean affine) {
+        ConvTransposeConfig t = ConvTransposeConfig.builder(in, out)
+                .kernel(kernel)
+                .stride(stride)
+                .padding(padding)
+                .outputPadding(outputPadding)
+                .dilation(dilation)
+                .groups(groups)
+                .bias(bias)
+                .build();
         long[] shape = TRANSPOSED_INPUT_SHAPE.clone();
         shape[1] = in;
         return new Case(new ConvBNConfig(t, new BatchNormConfig(out, 1e-3, 0.1, affine), true), shape);
@@ -148,18 +181,26 @@ public final class ConfigGrid {
         for (long[] shape : new long[][] {{6, 5}, {3, 5, 4}}) {
             for (boolean bias : new boolean[] {true, false}) {
                 for (boolean affine : new boolean[] {true, false}) {
-                    cases.add(new Case(new ConvBNConfig(new LinearConfig(5, 6, bias),
-                            new BatchNormConfig(6, 1e-3, 0.1, affine), true), shape.clone()));
+                    cases.add(new Case(
+                            new ConvBNConfig(
+                                    new LinearConfig(5, 6, bias), new BatchNormConfig(6, 1e-3, 0.1, affine), true),
+                            shape.clone()));
                 }
             }
         }
         return cases;
     }
 
-    private static Case make(int kernel, int stride, Padding padding, int dilation, int groups, boolean bias,
-                             boolean affine) {
-        ConvConfig conv = ConvConfig.builder(IN_CHANNELS, OUT_CHANNELS).kernel(kernel).stride(stride)
-                .padding(padding).dilation(dilation).groups(groups).bias(bias).build();
+    private static Case make(
+            int kernel, int stride, Padding padding, int dilation, int groups, boolean bias, boolean affine) {
+        ConvConfig conv = ConvConfig.builder(IN_CHANNELS, OUT_CHANNELS)
+                .kernel(kernel)
+                .stride(stride)
+                .padding(padding)
+                .dilation(dilation)
+                .groups(groups)
+                .bias(bias)
+                .build();
         BatchNormConfig bn = new BatchNormConfig(OUT_CHANNELS, 1e-3, 0.1, affine);
         return new Case(new ConvBNConfig(conv, bn, true), INPUT_SHAPE.clone());
     }

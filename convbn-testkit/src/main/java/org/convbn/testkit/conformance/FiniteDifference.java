@@ -8,8 +8,7 @@ import java.util.function.IntToDoubleFunction;
  * holds the tensor: the caller gives element access and a loss that reads the tensor's current values.
  */
 public final class FiniteDifference {
-    private FiniteDifference() {
-    }
+    private FiniteDifference() {}
 
     /** Writes one element of a tensor. */
     @FunctionalInterface
@@ -28,8 +27,8 @@ public final class FiniteDifference {
      * @param h the step
      * @return the estimates, in the order of {@code indices}
      */
-    public static double[] gradient(int[] indices, IntToDoubleFunction get, ElementWriter set, DoubleSupplier loss,
-                                    double h) {
+    public static double[] gradient(
+            int[] indices, IntToDoubleFunction get, ElementWriter set, DoubleSupplier loss, double h) {
         double[] out = new double[indices.length];
         for (int k = 0; k < indices.length; k++) {
             int i = indices[k];

@@ -1,7 +1,6 @@
 package org.convbn.testkit.conformance;
 
 import java.util.SplittableRandom;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.testkit.reference.ReferenceParameters;
 import org.convbn.testkit.reference.Tensor;
@@ -12,8 +11,7 @@ import org.convbn.testkit.reference.Tensor;
  * gradients in [-1, 1].
  */
 public final class RandomCase {
-    private RandomCase() {
-    }
+    private RandomCase() {}
 
     /**
      * @param config the block configuration

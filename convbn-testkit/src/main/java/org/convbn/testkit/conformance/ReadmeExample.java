@@ -15,8 +15,7 @@ public final class ReadmeExample {
     private static final String BEGIN = "// README-BEGIN";
     private static final String END = "        // README-END";
 
-    private ReadmeExample() {
-    }
+    private ReadmeExample() {}
 
     /**
      * @param testSource the test's source file
@@ -36,7 +35,8 @@ public final class ReadmeExample {
                     + testSource + ", got none in that order");
         }
         String text = Files.readString(readme);
-        return source.substring(begin + BEGIN.length(), end).lines()
+        return source.substring(begin + BEGIN.length(), end)
+                .lines()
                 .map(l -> l.length() >= 8 ? l.substring(8) : l.strip())
                 .filter(l -> !l.isEmpty())
                 .filter(l -> Arrays.stream(skippedPrefixes).noneMatch(l.strip()::startsWith))

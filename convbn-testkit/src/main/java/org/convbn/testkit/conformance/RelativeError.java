@@ -8,8 +8,7 @@ package org.convbn.testkit.conformance;
  * gradient in TRAIN, which BN cancels) compare in absolute terms.
  */
 public final class RelativeError {
-    private RelativeError() {
-    }
+    private RelativeError() {}
 
     /**
      * @param a first values, not modified

@@ -12,7 +12,6 @@ import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.stream.Stream;
-
 import net.jcip.annotations.Immutable;
 import net.jcip.annotations.NotThreadSafe;
 import net.jcip.annotations.ThreadSafe;
@@ -25,8 +24,7 @@ import net.jcip.annotations.ThreadSafe;
  */
 @ThreadSafe
 public final class ThreadSafetyDeclarations {
-    private ThreadSafetyDeclarations() {
-    }
+    private ThreadSafetyDeclarations() {}
 
     /**
      * @param anyClassOfModule a class loaded from the module's class directory or jar; not modified
@@ -35,18 +33,25 @@ public final class ThreadSafetyDeclarations {
     public static List<String> undeclared(Class<?> anyClassOfModule) {
         Path root;
         try {
-            root = Path.of(anyClassOfModule.getProtectionDomain().getCodeSource().getLocation().toURI());
+            root = Path.of(anyClassOfModule
+                    .getProtectionDomain()
+                    .getCodeSource()
+                    .getLocation()
+                    .toURI());
         } catch (URISyntaxException e) {
-            throw new IllegalArgumentException("anyClassOfModule: expected a class loaded from a file, got "
-                    + anyClassOfModule.getName(), e);
+            throw new IllegalArgumentException(
+                    "anyClassOfModule: expected a class loaded from a file, got " + anyClassOfModule.getName(), e);
         }
         List<String> out = new ArrayList<>();
         ClassLoader loader = anyClassOfModule.getClassLoader();
         try (FileSystem jar = Files.isDirectory(root) ? null : FileSystems.newFileSystem(root)) {
             Path top = jar == null ? root : jar.getPath("/");
             try (Stream<Path> files = Files.walk(top)) {
-                for (Path f : (Iterable<Path>) files.filter(p -> p.toString().endsWith(".class")).sorted()::iterator) {
-                    String name = top.relativize(f).toString().replace(f.getFileSystem().getSeparator(), ".");
+                for (Path f : (Iterable<Path>)
+                        files.filter(p -> p.toString().endsWith(".class")).sorted()::iterator) {
+                    String name = top.relativize(f)
+                            .toString()
+                            .replace(f.getFileSystem().getSeparator(), ".");
                     name = name.substring(0, name.length() - ".class".length());
                     if (name.endsWith("package-info") || name.endsWith("module-info")) {
                         continue;
@@ -78,7 +83,8 @@ public final class ThreadSafetyDeclarations {
     }
 
     private static boolean declared(Class<?> c) {
-        int n = (c.isAnnotationPresent(ThreadSafe.class) ? 1 : 0) + (c.isAnnotationPresent(NotThreadSafe.class) ? 1 : 0)
+        int n = (c.isAnnotationPresent(ThreadSafe.class) ? 1 : 0)
+                + (c.isAnnotationPresent(NotThreadSafe.class) ? 1 : 0)
                 + (c.isAnnotationPresent(Immutable.class) ? 1 : 0);
         if (n == 0 && c.isEnum()) {
             for (Field f : c.getDeclaredFields()) {

@@ -11,8 +11,7 @@ import org.convbn.core.ConvConfig;
  * with out-of-range input positions reading zero. All methods allocate their result and modify nothing.
  */
 public final class ReferenceConv {
-    private ReferenceConv() {
-    }
+    private ReferenceConv() {}
 
     /**
      * @param c the conv configuration

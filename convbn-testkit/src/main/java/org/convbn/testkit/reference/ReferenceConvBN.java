@@ -2,11 +2,10 @@ package org.convbn.testkit.reference;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
-
 import org.convbn.core.ConvBNConfig;
-import org.convbn.core.ProducerConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
+import org.convbn.core.ProducerConfig;
 
 /**
  * The float64 oracle of the four modes, written straight from the definitions (see docs/design.md): every
@@ -18,8 +17,7 @@ import org.convbn.core.ParameterNames;
  * their results and modify none of their arguments.
  */
 public final class ReferenceConvBN {
-    private ReferenceConvBN() {
-    }
+    private ReferenceConvBN() {}
 
     /**
      * The result of a forward.
@@ -28,8 +26,7 @@ public final class ReferenceConvBN {
      * @param runningMean the running mean after the forward (updated in TRAIN, the same values otherwise)
      * @param runningVar the running variance after the forward (updated in TRAIN, the same values otherwise)
      */
-    public record Forward(Tensor output, Tensor runningMean, Tensor runningVar) {
-    }
+    public record Forward(Tensor output, Tensor runningMean, Tensor runningVar) {}
 
     /**
      * Gradients of a scalar loss.
@@ -37,8 +34,7 @@ public final class ReferenceConvBN {
      * @param input dL/dX
      * @param parameters dL/dparameter by {@link ParameterNames} name
      */
-    public record Gradients(Tensor input, Map<String, Tensor> parameters) {
-    }
+    public record Gradients(Tensor input, Map<String, Tensor> parameters) {}
 
     /**
      * The fold of BN into the conv: {@code W' = s * W}, {@code b' = beta + s * (b - mean)}.
@@ -46,8 +42,7 @@ public final class ReferenceConvBN {
      * @param weight W' {@code [O, C/groups, kH, kW]}
      * @param bias b' {@code [O]}
      */
-    public record Folded(Tensor weight, Tensor bias) {
-    }
+    public record Folded(Tensor weight, Tensor bias) {}
 
     /**
      * Folds BN into the conv.
@@ -64,7 +59,8 @@ public final class ReferenceConvBN {
         }
         Tensor b = Tensor.zeros(o);
         for (int c = 0; c < o; c++) {
-            b.data()[c] = p.betaAt(c) + scale(config, p, c) * (p.biasAt(c) - p.runningMean().data()[c]);
+            b.data()[c] = p.betaAt(c)
+                    + scale(config, p, c) * (p.biasAt(c) - p.runningMean().data()[c]);
         }
         return new Folded(w, b);
     }
@@ -82,11 +78,18 @@ public final class ReferenceConvBN {
         p.validate(config);
         return switch (mode) {
             case TRAIN -> trainForward(config, p, x);
-            case EVAL -> new Forward(evalAffine(config, p, ReferenceProducers.forward(config.producer(), x, p.weight(),
-                    p.bias())), p.runningMean().copy(), p.runningVar().copy());
-            case TUNE -> new Forward(deployForward(config.producer(), fold(config, p), x), p.runningMean().copy(),
-                    p.runningVar().copy());
-            case DEPLOY -> throw new IllegalArgumentException("mode: DEPLOY runs on folded parameters; use deployForward");
+            case EVAL ->
+                new Forward(
+                        evalAffine(config, p, ReferenceProducers.forward(config.producer(), x, p.weight(), p.bias())),
+                        p.runningMean().copy(),
+                        p.runningVar().copy());
+            case TUNE ->
+                new Forward(
+                        deployForward(config.producer(), fold(config, p), x),
+                        p.runningMean().copy(),
+                        p.runningVar().copy());
+            case DEPLOY ->
+                throw new IllegalArgumentException("mode: DEPLOY runs on folded parameters; use deployForward");
         };
     }
 
@@ -121,7 +124,9 @@ public final class ReferenceConvBN {
             double r;
             if (mode == Mode.TRAIN) {
                 mean = channelMean(y, c);
-                r = 1.0 / Math.sqrt(channelBiasedVariance(y, c, mean) + config.bn().eps());
+                r = 1.0
+                        / Math.sqrt(
+                                channelBiasedVariance(y, c, mean) + config.bn().eps());
             } else if (mode == Mode.EVAL || mode == Mode.TUNE) {
                 mean = p.runningMean().data()[c];
                 r = 1.0 / Math.sqrt(p.runningVar().data()[c] + config.bn().eps());

@@ -1,7 +1,7 @@
 package org.convbn.testkit.reference;
 
-import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Checks;
+import org.convbn.core.ConvBNConfig;
 
 /**
  * The unfolded tensors of a ConvBN block in float64, for the reference implementation.
@@ -13,8 +13,8 @@ import org.convbn.core.Checks;
  * @param runningMean {@code [O]}
  * @param runningVar {@code [O]}, non-negative
  */
-public record ReferenceParameters(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean,
-                                  Tensor runningVar) {
+public record ReferenceParameters(
+        Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar) {
 
     /**
      * Checks every tensor's presence and shape against {@code config}.
@@ -57,8 +57,12 @@ public record ReferenceParameters(Tensor weight, Tensor bias, Tensor gamma, Tens
 
     /** @return a deep copy */
     public ReferenceParameters copy() {
-        return new ReferenceParameters(weight.copy(), bias == null ? null : bias.copy(),
-                gamma == null ? null : gamma.copy(), beta == null ? null : beta.copy(), runningMean.copy(),
+        return new ReferenceParameters(
+                weight.copy(),
+                bias == null ? null : bias.copy(),
+                gamma == null ? null : gamma.copy(),
+                beta == null ? null : beta.copy(),
+                runningMean.copy(),
                 runningVar.copy());
     }
 

@@ -18,8 +18,7 @@ import org.convbn.core.ProducerConfig;
  * <p>Linear: {@code Y[n, o, l] = b[o] + sum_i W[o, i] X[n, i, l]} (a rank-2 input has L = 1).
  */
 public final class ReferenceProducers {
-    private ReferenceProducers() {
-    }
+    private ReferenceProducers() {}
 
     /** @return {@code A(x; w) + b} */
     public static Tensor forward(ProducerConfig p, Tensor x, Tensor w, Tensor b) {
@@ -82,7 +81,9 @@ public final class ReferenceProducers {
                 for (int o = 0; o < l.outFeatures(); o++) {
                     for (int i = 0; i < l.inFeatures(); i++) {
                         for (int t = 0; t < len; t++) {
-                            term.accept((n * l.inFeatures() + i) * len + t, o * l.inFeatures() + i,
+                            term.accept(
+                                    (n * l.inFeatures() + i) * len + t,
+                                    o * l.inFeatures() + i,
                                     (n * l.outFeatures() + o) * len + t);
                         }
                     }

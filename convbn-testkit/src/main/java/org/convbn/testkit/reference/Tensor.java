@@ -17,13 +17,14 @@ public record Tensor(int[] shape, double[] data) {
         long n = 1;
         for (int d : shape) {
             if (d < 0) {
-                throw new IllegalArgumentException("shape: expected non-negative dimensions, got " + Arrays.toString(shape));
+                throw new IllegalArgumentException(
+                        "shape: expected non-negative dimensions, got " + Arrays.toString(shape));
             }
             n *= d;
         }
         if (data.length != n) {
-            throw new IllegalArgumentException("data: expected " + n + " values for shape " + Arrays.toString(shape)
-                    + ", got " + data.length);
+            throw new IllegalArgumentException(
+                    "data: expected " + n + " values for shape " + Arrays.toString(shape) + ", got " + data.length);
         }
     }
 

@@ -7,7 +7,6 @@ import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.List;
-
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 
@@ -18,9 +17,19 @@ class ReadmeExampleTest {
 
     @Test
     void listsTheMarkedLinesTheReadmeLacks() throws IOException {
-        Path source = Files.writeString(dir.resolve("T.java"), String.join("\n",
-                "class T {", "    void t() {", "        // README-BEGIN", "        int a = 1;",
-                "        record(a);", "        int b = a + 1;", "        // README-END", "    }", "}"));
+        Path source = Files.writeString(
+                dir.resolve("T.java"),
+                String.join(
+                        "\n",
+                        "class T {",
+                        "    void t() {",
+                        "        // README-BEGIN",
+                        "        int a = 1;",
+                        "        record(a);",
+                        "        int b = a + 1;",
+                        "        // README-END",
+                        "    }",
+                        "}"));
         Path readme = Files.writeString(dir.resolve("README.md"), "```\nint a = 1;\n```\n");
         assertEquals(List.of("int b = a + 1;"), ReadmeExample.missingLines(source, readme, "record("));
         assertEquals(List.of("record(a);", "int b = a + 1;"), ReadmeExample.missingLines(source, readme));

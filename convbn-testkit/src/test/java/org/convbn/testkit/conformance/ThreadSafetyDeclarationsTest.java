@@ -3,7 +3,6 @@ package org.convbn.testkit.conformance;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.List;
-
 import org.convbn.core.Mode;
 import org.junit.jupiter.api.Test;
 
@@ -12,7 +11,8 @@ class ThreadSafetyDeclarationsTest {
     @Test
     void findsTheTypesThatStateNothingOrTooMuch() {
         String p = ThreadSafetyFixtures.class.getName();
-        assertEquals(List.of(p + "$Contradictory", p + "$Counter", p + "$Silent"),
+        assertEquals(
+                List.of(p + "$Contradictory", p + "$Counter", p + "$Silent"),
                 ThreadSafetyDeclarations.undeclared(ThreadSafetyFixtures.class));
     }
 

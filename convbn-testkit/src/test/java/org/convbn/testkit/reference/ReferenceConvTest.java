@@ -4,7 +4,6 @@ import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
 import java.util.SplittableRandom;
-
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Padding;
 import org.junit.jupiter.api.Test;
@@ -23,27 +22,49 @@ class ReferenceConvTest {
         Tensor w = new Tensor(new int[] {1, 1, 3, 3}, new double[] {1, 0, 0, 0, 1, 0, 0, 0, 2});
         Tensor b = new Tensor(new int[] {1}, new double[] {10});
         // out[i,j] = x[i-1,j-1] + x[i,j] + 2*x[i+1,j+1] + 10, zero outside the 2x2 input
-        assertArrayEquals(new double[] {1 + 8 + 10, 2 + 10, 3 + 10, 1 + 4 + 10},
-                ReferenceConv.forward(c, x, w, b).data(), EXACT);
+        assertArrayEquals(
+                new double[] {1 + 8 + 10, 2 + 10, 3 + 10, 1 + 4 + 10},
+                ReferenceConv.forward(c, x, w, b).data(),
+                EXACT);
     }
 
     @Test
     void sameStrideTwoPadsTheExtraRowAfter() {
-        // H = 4, k = 2, s = 2: out = 2, total padding = (2-1)*2 + 2 - 4 = 0; H = 5: out = 3, total = 1 -> 0 before, 1 after.
-        ConvConfig c = ConvConfig.builder(1, 1).kernel(2).stride(2).padding(Padding.same()).bias(false).build();
+        // H = 4, k = 2, s = 2: out = 2, total padding = (2-1)*2 + 2 - 4 = 0; H = 5: out = 3, total = 1 -> 0 before, 1
+        // after.
+        ConvConfig c = ConvConfig.builder(1, 1)
+                .kernel(2)
+                .stride(2)
+                .padding(Padding.same())
+                .bias(false)
+                .build();
         Tensor x = new Tensor(new int[] {1, 1, 1, 5}, new double[] {1, 2, 3, 4, 5});
-        ConvConfig c1 = ConvConfig.builder(1, 1).kernel(1, 2).stride(1, 2).padding(Padding.same()).bias(false).build();
+        ConvConfig c1 = ConvConfig.builder(1, 1)
+                .kernel(1, 2)
+                .stride(1, 2)
+                .padding(Padding.same())
+                .bias(false)
+                .build();
         Tensor w = new Tensor(new int[] {1, 1, 1, 2}, new double[] {1, 10});
         assertEquals(3, c.outputWidth(5));
         assertEquals(0, c.padLeft(5));
-        assertArrayEquals(new double[] {1 + 20, 3 + 40, 5}, ReferenceConv.forward(c1, x, w, null).data(), EXACT);
+        assertArrayEquals(
+                new double[] {1 + 20, 3 + 40, 5},
+                ReferenceConv.forward(c1, x, w, null).data(),
+                EXACT);
     }
 
     @Test
     void groupedEqualsDenseWithBlockDiagonalWeight() {
         int groups = 2;
-        ConvConfig grouped = ConvConfig.builder(4, 6).kernel(3).padding(1).dilation(2).groups(groups).build();
-        ConvConfig dense = ConvConfig.builder(4, 6).kernel(3).padding(1).dilation(2).build();
+        ConvConfig grouped = ConvConfig.builder(4, 6)
+                .kernel(3)
+                .padding(1)
+                .dilation(2)
+                .groups(groups)
+                .build();
+        ConvConfig dense =
+                ConvConfig.builder(4, 6).kernel(3).padding(1).dilation(2).build();
         SplittableRandom rng = new SplittableRandom(5);
         Tensor x = Tensor.uniform(rng, -1, 1, 2, 4, 6, 7);
         Tensor w = Tensor.uniform(rng, -1, 1, 6, 2, 3, 3);
@@ -57,14 +78,21 @@ class ReferenceConvTest {
                 }
             }
         }
-        assertArrayEquals(ReferenceConv.forward(dense, x, masked, b).data(),
-                ReferenceConv.forward(grouped, x, w, b).data(), REORDERED);
+        assertArrayEquals(
+                ReferenceConv.forward(dense, x, masked, b).data(),
+                ReferenceConv.forward(grouped, x, w, b).data(),
+                REORDERED);
     }
 
     @Test
     void backwardHalvesAreAdjointsOfForward() {
         // <conv(X, W), G> = <X, convT_data(G, W)> = <W, conv_bp_weight(X, G)> for a bias-free conv.
-        ConvConfig c = ConvConfig.builder(4, 4).kernel(3).stride(2).padding(Padding.same()).groups(4).bias(false)
+        ConvConfig c = ConvConfig.builder(4, 4)
+                .kernel(3)
+                .stride(2)
+                .padding(Padding.same())
+                .groups(4)
+                .bias(false)
                 .build();
         SplittableRandom rng = new SplittableRandom(9);
         Tensor x = Tensor.uniform(rng, -1, 1, 2, 4, 7, 5);

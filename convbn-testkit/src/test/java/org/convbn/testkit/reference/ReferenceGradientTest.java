@@ -6,7 +6,6 @@ import java.util.EnumMap;
 import java.util.Map;
 import java.util.function.DoubleSupplier;
 import java.util.stream.Stream;
-
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ParameterNames;
@@ -45,18 +44,39 @@ class ReferenceGradientTest {
             Tensor x = RandomCase.tensor(c.inputShape(), 12);
             Tensor g = RandomCase.tensor(c.config().conv().outputShape(c.inputShape()), 13);
             ReferenceConvBN.Gradients analytic = ReferenceConvBN.backward(c.config(), mode, p, x, g);
-            DoubleSupplier loss = () -> dot(ReferenceConvBN.forward(c.config(), mode, p, x).output(), g);
+            DoubleSupplier loss =
+                    () -> dot(ReferenceConvBN.forward(c.config(), mode, p, x).output(), g);
             check(mode, c, "input", analytic.input(), x, loss);
-            check(mode, c, ParameterNames.CONV_WEIGHT, analytic.parameters().get(ParameterNames.CONV_WEIGHT),
-                    p.weight(), loss);
+            check(
+                    mode,
+                    c,
+                    ParameterNames.CONV_WEIGHT,
+                    analytic.parameters().get(ParameterNames.CONV_WEIGHT),
+                    p.weight(),
+                    loss);
             if (p.bias() != null) {
-                check(mode, c, ParameterNames.CONV_BIAS, analytic.parameters().get(ParameterNames.CONV_BIAS), p.bias(),
+                check(
+                        mode,
+                        c,
+                        ParameterNames.CONV_BIAS,
+                        analytic.parameters().get(ParameterNames.CONV_BIAS),
+                        p.bias(),
                         loss);
             }
             if (p.gamma() != null) {
-                check(mode, c, ParameterNames.BN_WEIGHT, analytic.parameters().get(ParameterNames.BN_WEIGHT),
-                        p.gamma(), loss);
-                check(mode, c, ParameterNames.BN_BIAS, analytic.parameters().get(ParameterNames.BN_BIAS), p.beta(),
+                check(
+                        mode,
+                        c,
+                        ParameterNames.BN_WEIGHT,
+                        analytic.parameters().get(ParameterNames.BN_WEIGHT),
+                        p.gamma(),
+                        loss);
+                check(
+                        mode,
+                        c,
+                        ParameterNames.BN_BIAS,
+                        analytic.parameters().get(ParameterNames.BN_BIAS),
+                        p.beta(),
                         loss);
             }
         }
@@ -72,10 +92,20 @@ class ReferenceGradientTest {
         ReferenceConvBN.Gradients analytic = ReferenceConvBN.deployBackward(config.conv(), folded, x, g);
         DoubleSupplier loss = () -> dot(ReferenceConvBN.deployForward(config.conv(), folded, x), g);
         check(Mode.DEPLOY, c, "input", analytic.input(), x, loss);
-        check(Mode.DEPLOY, c, ParameterNames.FOLDED_WEIGHT, analytic.parameters().get(ParameterNames.FOLDED_WEIGHT),
-                folded.weight(), loss);
-        check(Mode.DEPLOY, c, ParameterNames.FOLDED_BIAS, analytic.parameters().get(ParameterNames.FOLDED_BIAS),
-                folded.bias(), loss);
+        check(
+                Mode.DEPLOY,
+                c,
+                ParameterNames.FOLDED_WEIGHT,
+                analytic.parameters().get(ParameterNames.FOLDED_WEIGHT),
+                folded.weight(),
+                loss);
+        check(
+                Mode.DEPLOY,
+                c,
+                ParameterNames.FOLDED_BIAS,
+                analytic.parameters().get(ParameterNames.FOLDED_BIAS),
+                folded.bias(),
+                loss);
     }
 
     @AfterAll
@@ -83,16 +113,17 @@ class ReferenceGradientTest {
         System.out.println("reference vs finite differences, worst relative error per mode: " + WORST);
     }
 
-    private static void check(Mode mode, ConfigGrid.Case c, String name, Tensor analytic, Tensor wrt,
-                              DoubleSupplier loss) {
-        double[] numeric = FiniteDifference.gradient(FiniteDifference.all(wrt.size()), i -> wrt.data()[i],
-                (i, v) -> wrt.data()[i] = v, loss, FD_STEP);
+    private static void check(
+            Mode mode, ConfigGrid.Case c, String name, Tensor analytic, Tensor wrt, DoubleSupplier loss) {
+        double[] numeric = FiniteDifference.gradient(
+                FiniteDifference.all(wrt.size()), i -> wrt.data()[i], (i, v) -> wrt.data()[i] = v, loss, FD_STEP);
         double err = RelativeError.of(analytic.data(), numeric, GRADIENT_FLOOR);
         synchronized (WORST) {
             WORST.merge(mode, err, Math::max);
         }
-        assertTrue(err <= MAX_RELATIVE_ERROR, () -> mode + " " + c + " d" + name + ": relative error " + err
-                + " > " + MAX_RELATIVE_ERROR);
+        assertTrue(
+                err <= MAX_RELATIVE_ERROR,
+                () -> mode + " " + c + " d" + name + ": relative error " + err + " > " + MAX_RELATIVE_ERROR);
     }
 
     static double dot(Tensor a, Tensor b) {

@@ -5,7 +5,6 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.stream.Stream;
-
 import org.convbn.core.Mode;
 import org.convbn.testkit.conformance.ConfigGrid;
 import org.convbn.testkit.conformance.RandomCase;
@@ -70,8 +69,14 @@ class ReferenceModesTest {
             double eps = c.config().bn().eps();
             assertEquals(0, sumZ / n, STATISTICS);
             assertEquals(ss / n / (ss / n + eps), sumZ2 / n, STATISTICS);
-            assertEquals(0.9 * p.runningMean().data()[ch] + 0.1 * mean, f.runningMean().data()[ch], STATISTICS);
-            assertEquals(0.9 * p.runningVar().data()[ch] + 0.1 * ss / (n - 1), f.runningVar().data()[ch], STATISTICS);
+            assertEquals(
+                    0.9 * p.runningMean().data()[ch] + 0.1 * mean,
+                    f.runningMean().data()[ch],
+                    STATISTICS);
+            assertEquals(
+                    0.9 * p.runningVar().data()[ch] + 0.1 * ss / (n - 1),
+                    f.runningVar().data()[ch],
+                    STATISTICS);
         }
     }
 

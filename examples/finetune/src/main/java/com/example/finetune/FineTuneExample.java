@@ -2,7 +2,6 @@ package com.example.finetune;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-
 import org.convbn.core.Mode;
 import org.convbn.net.Network;
 import org.convbn.net.Zoo;
@@ -29,12 +28,12 @@ import org.nd4j.linalg.api.buffer.DataType;
 public final class FineTuneExample {
     /** Small images and batches keep the sample run to seconds; use 224 and 32 for real data. */
     private static final int RESOLUTION = 32;
+
     private static final int BATCH = 4;
     private static final int EPOCHS = 2;
     private static final long SEED = 1;
 
-    private FineTuneExample() {
-    }
+    private FineTuneExample() {}
 
     public static void main(String[] args) throws Exception {
         if (args.length != 1 && args.length != 3) {
@@ -43,13 +42,24 @@ public final class FineTuneExample {
         }
         Path data = Path.of(args[0]);
         ImageFolder folder = ImageFolder.scan(data, 0.25, SEED); // a seeded, stratified 75/25 split
-        System.out.printf("%s: classes %s, %d training and %d validation images, %d unreadable skipped%n", data,
-                folder.classes(), folder.train().size(), folder.validation().size(), folder.skipped().size());
+        System.out.printf(
+                "%s: classes %s, %d training and %d validation images, %d unreadable skipped%n",
+                data,
+                folder.classes(),
+                folder.train().size(),
+                folder.validation().size(),
+                folder.skipped().size());
 
-        ImageBatches train = ImageBatches.builder(folder.train(), folder.classes()).resolution(RESOLUTION)
-                .batch(BATCH).seed(SEED).build(); // shuffled, random crops and flips, ImageNet normalisation
-        ImageBatches validation = ImageBatches.builder(folder.validation(), folder.classes()).resolution(RESOLUTION)
-                .batch(BATCH).training(false).build();
+        ImageBatches train = ImageBatches.builder(folder.train(), folder.classes())
+                .resolution(RESOLUTION)
+                .batch(BATCH)
+                .seed(SEED)
+                .build(); // shuffled, random crops and flips, ImageNet normalisation
+        ImageBatches validation = ImageBatches.builder(folder.validation(), folder.classes())
+                .resolution(RESOLUTION)
+                .batch(BATCH)
+                .training(false)
+                .build();
 
         Network net;
         if (args.length == 3) {
@@ -74,7 +84,7 @@ public final class FineTuneExample {
                 System.out.println("resumed from " + checkpoint + " after epoch " + job.epochsDone());
             }
             while (job.epochsDone() < config.epochs()) {
-                FineTuning.Epoch epoch = job.runEpoch(train, validation, (batch, images, loss) -> { });
+                FineTuning.Epoch epoch = job.runEpoch(train, validation, (batch, images, loss) -> {});
                 System.out.println(FineTuning.describe(epoch));
                 job.checkpoint(checkpoint); // written atomically: a crash keeps the previous one
             }

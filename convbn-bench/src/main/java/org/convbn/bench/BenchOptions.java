@@ -1,8 +1,9 @@
 package org.convbn.bench;
 
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** The network and step-count options that {@code report} and {@code measure} share, with their checks. */
+/** The network, input shape and step-count options that {@code report}, {@code profile} and {@code measure} share, with their checks. */
 final class BenchOptions {
     @Option(
             names = "--model",
@@ -13,11 +14,8 @@ final class BenchOptions {
                     + "${DEFAULT-VALUE})")
     Model model = Model.RESNET50;
 
-    @Option(names = "--batch", description = "batch size (default: ${DEFAULT-VALUE})")
-    int batch = 8;
-
-    @Option(names = "--resolution", description = "input height and width (default: ${DEFAULT-VALUE})")
-    int resolution = 224;
+    @Mixin
+    InputShape shape;
 
     @Option(names = "--steps", description = "measured steps per mode (default: ${DEFAULT-VALUE})")
     int steps = 5;
@@ -27,13 +25,7 @@ final class BenchOptions {
 
     /** @throws IllegalArgumentException naming the option out of range */
     void validate() {
-        if (batch < 1) {
-            throw new IllegalArgumentException("--batch: expected >= 1, got " + batch);
-        }
-        if (resolution < 32) {
-            throw new IllegalArgumentException(
-                    "--resolution: expected >= 32 (five stride-2 stages), got " + resolution);
-        }
+        shape.validate();
         if (steps < 1) {
             throw new IllegalArgumentException("--steps: expected >= 1, got " + steps);
         }

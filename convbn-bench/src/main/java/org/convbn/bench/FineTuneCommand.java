@@ -40,6 +40,7 @@ import org.knowm.xchart.XYChartBuilder;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -108,13 +109,9 @@ final class FineTuneCommand implements Callable<Integer> {
     @Option(names = "--epochs", description = "epochs in all (default: ${DEFAULT-VALUE})")
     int epochs = 5;
 
-    @Option(names = "--batch", description = "images per step (default: ${DEFAULT-VALUE})")
-    int batch = 32;
-
-    @Option(
-            names = "--resolution",
-            description = "image height and width (default: ${DEFAULT-VALUE}; IDX data keeps " + "its own)")
-    int resolution = 224;
+    /** The resolution of image folders; IDX data keeps its own. */
+    @Mixin
+    InputShape shape = new InputShape(32, 224, 32, "five stride-2 stages");
 
     @Option(names = "--optimizer", description = "sgd, nesterov or adam (default: ${DEFAULT-VALUE})")
     FineTuning.OptimizerKind optimizer = FineTuning.OptimizerKind.NESTEROV;
@@ -341,7 +338,7 @@ final class FineTuneCommand implements Callable<Integer> {
                     .data(Setting.VALIDATION.setting, validationFraction)
                     .data(Setting.SPLIT.setting, d.split())
                     .data(Setting.RESOLUTION.setting, d.resolution())
-                    .data(Setting.BATCH.setting, batch)
+                    .data(Setting.BATCH.setting, shape.batch)
                     .build();
         } catch (IllegalArgumentException e) {
             net.close();
@@ -481,10 +478,10 @@ final class FineTuneCommand implements Callable<Integer> {
     }
 
     private void validate() {
-        if (epochs < 1 || batch < 1 || resolution < 32) {
-            throw new IllegalArgumentException("--epochs, --batch, --resolution: expected >= 1, >= 1, >= 32, got "
-                    + epochs + ", " + batch + ", " + resolution);
+        if (epochs < 1) {
+            throw new IllegalArgumentException("--epochs: expected >= 1, got " + epochs);
         }
+        shape.validate();
         if (!Zoo.contains(model)) {
             throw new IllegalArgumentException("--model: expected one of " + Zoo.names() + ", got " + model);
         }
@@ -521,10 +518,10 @@ final class FineTuneCommand implements Callable<Integer> {
                     InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3, precision.type);
             int[][] split = IdxBatches.split(all.size(), validationFraction, seed);
             requireTrainingBatch(split[0].length);
-            IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, batch, true, seed);
+            IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, shape.batch, true, seed);
             IdxBatches val = split[1].length == 0
                     ? null
-                    : new IdxBatches(all, split[1], FashionMnist.CLASSES, batch, false, seed);
+                    : new IdxBatches(all, split[1], FashionMnist.CLASSES, shape.batch, false, seed);
             return new Data(
                     train,
                     val,
@@ -536,16 +533,16 @@ final class FineTuneCommand implements Callable<Integer> {
         System.out.print(skippedSummary(folder.skipped()));
         requireTrainingBatch(folder.train().size());
         ImageBatches train = ImageBatches.builder(folder.train(), folder.classes())
-                .resolution(resolution)
-                .batch(batch)
+                .resolution(shape.resolution)
+                .batch(shape.batch)
                 .seed(seed)
                 .dataType(precision.type)
                 .build();
         ImageBatches val = folder.validation().isEmpty()
                 ? null
                 : ImageBatches.builder(folder.validation(), folder.classes())
-                        .resolution(resolution)
-                        .batch(batch)
+                        .resolution(shape.resolution)
+                        .batch(shape.batch)
                         .training(false)
                         .seed(seed)
                         .dataType(precision.type)
@@ -554,7 +551,7 @@ final class FineTuneCommand implements Callable<Integer> {
                 train,
                 val,
                 folder.skipped().size(),
-                resolution,
+                shape.resolution,
                 digest(examples(folder.train()) + "|" + examples(folder.validation())));
     }
 
@@ -597,9 +594,9 @@ final class FineTuneCommand implements Callable<Integer> {
 
     /** @throws IllegalArgumentException naming --validation and --batch when the split leaves no training batch */
     private void requireTrainingBatch(int trainImages) {
-        if (trainImages < batch) {
+        if (trainImages < shape.batch) {
             throw new IllegalArgumentException("--validation " + validationFraction + " leaves " + trainImages
-                    + " training images, expected at least --batch " + batch);
+                    + " training images, expected at least --batch " + shape.batch);
         }
     }
 
@@ -636,7 +633,7 @@ final class FineTuneCommand implements Callable<Integer> {
     private ProgressBar bar(int epoch, Data d) {
         return new ProgressBarBuilder()
                 .setTaskName(String.format(Locale.ROOT, "epoch %d/%d", epoch + 1, epochs))
-                .setInitialMax((long) d.train().batchesPerEpoch() * batch)
+                .setInitialMax((long) d.train().batchesPerEpoch() * shape.batch)
                 .setUnit(" img", 1)
                 .showSpeed()
                 .setStyle(ProgressBarStyle.ASCII)
@@ -671,7 +668,7 @@ final class FineTuneCommand implements Callable<Integer> {
                 optimizer.name(),
                 learningRate,
                 weightDecay,
-                batch,
+                shape.batch,
                 d.resolution(),
                 d.classes(),
                 d.trainImages(),

@@ -76,11 +76,11 @@ final class MeasureCommand implements Callable<Integer> {
                         mode.mode(),
                         mode.tuneFold(),
                         mode.reversible(),
-                        run.batch,
-                        run.resolution,
+                        run.shape.batch,
+                        run.shape.resolution,
                         DataType.FLOAT,
                         42)
-                : new Dl4jStep(dl4j, run.batch, run.resolution, 42);
+                : new Dl4jStep(dl4j, run.shape.batch, run.shape.resolution, 42);
         List<Double> times = new ArrayList<>();
         List<Long> peaks = new ArrayList<>();
         long baseline = -1;

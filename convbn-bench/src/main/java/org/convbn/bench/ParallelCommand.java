@@ -11,6 +11,7 @@ import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.nd4j.linalg.dataset.DataSet;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
+import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
 /**
@@ -37,11 +38,9 @@ final class ParallelCommand implements Callable<Integer> {
                     + "DL4J_CONVERTED_TUNE_KEEP (default: ${DEFAULT-VALUE})")
     Dl4jVariant variant = Dl4jVariant.DL4J_CONVERTED_TUNE;
 
-    @Option(names = "--batch", description = "examples per worker minibatch (default: ${DEFAULT-VALUE})")
-    int batch = 8;
-
-    @Option(names = "--resolution", description = "input height and width, >= 112 (default: ${DEFAULT-VALUE})")
-    int resolution = 224;
+    /** The batch of each worker's minibatch. */
+    @Mixin
+    InputShape shape = new InputShape(8, 224, 112, "DL4J's zoo ResNet50");
 
     @Option(names = "--rounds", description = "measured rounds (default: ${DEFAULT-VALUE})")
     int rounds = 5;
@@ -62,8 +61,9 @@ final class ParallelCommand implements Callable<Integer> {
             throw new IllegalArgumentException(
                     "--rounds, --warmup: expected >= 1 and >= 0, got " + rounds + ", " + warmup);
         }
+        shape.validate();
         Nd4j.getMemoryManager().togglePeriodicGc(false);
-        Dl4jStep step = new Dl4jStep(variant, batch, resolution, 42);
+        Dl4jStep step = new Dl4jStep(variant, shape.batch, shape.resolution, 42);
         ComputationGraph net = step.graph();
         DataSet minibatch = step.batch();
         int total = warmup + rounds;
@@ -100,7 +100,7 @@ final class ParallelCommand implements Callable<Integer> {
         List<Double> rates = new ArrayList<>();
         for (int r = 0; r < total; r++) {
             double seconds = (starts[r + 1] - starts[r]) / 1e9;
-            double rate = (double) workers * batch / seconds;
+            double rate = (double) workers * shape.batch / seconds;
             boolean measured = r >= warmup;
             String label = measured ? "" : workers > 1 && r == 0 ? " (warm-up: the replicas are built)" : " (warm-up)";
             System.err.printf(
@@ -123,9 +123,9 @@ final class ParallelCommand implements Callable<Integer> {
                         + "(%.2f-%.2f over %d rounds), %d OpenMP threads per op%n",
                 variant,
                 workers,
-                batch,
-                resolution,
-                resolution,
+                shape.batch,
+                shape.resolution,
+                shape.resolution,
                 MeasureCommand.median(rates),
                 rates.get(0),
                 rates.get(rates.size() - 1),

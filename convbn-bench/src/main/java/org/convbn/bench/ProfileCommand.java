@@ -64,8 +64,8 @@ final class ProfileCommand implements Callable<Integer> {
                 cmd = torch.command(
                         mode.mode(),
                         run.model,
-                        run.batch,
-                        run.resolution,
+                        run.shape.batch,
+                        run.shape.resolution,
                         run.warmup,
                         run.steps,
                         Runtime.getRuntime().availableProcessors(),
@@ -87,7 +87,7 @@ final class ProfileCommand implements Callable<Integer> {
                 throw new IllegalStateException("profiling " + name + " failed: the process exited with " + rc);
             }
             ModeResult r = Json.read(result, ModeResult.class);
-            Map<String, double[]> byKind = aggregate(log, run.warmup + run.steps, run.steps, run.batch);
+            Map<String, double[]> byKind = aggregate(log, run.warmup + run.steps, run.steps, run.shape.batch);
             System.out.println("on " + Machine.current().describe() + "; oneDNN isa cap: " + isa.describe());
             System.out.print(render(name, r, byKind, run.steps));
             System.out.print(implementations(log));

@@ -3,6 +3,7 @@ package org.convbn.bench;
 import java.io.IOException;
 import java.nio.file.NoSuchFileException;
 import java.util.Arrays;
+import org.openjdk.jmh.Main;
 import picocli.CommandLine;
 import picocli.CommandLine.Command;
 
@@ -51,7 +52,7 @@ public final class BenchMain {
     public static void main(String[] args) throws Exception {
         if (args.length > 0 && args[0].equals("jmh")) {
             // JMH's own command line: convbn-bench.jar jmh [JMH options] [benchmark regex]
-            org.openjdk.jmh.Main.main(Arrays.copyOfRange(args, 1, args.length));
+            Main.main(Arrays.copyOfRange(args, 1, args.length));
             return;
         }
         System.setProperty("java.awt.headless", "true");

@@ -17,6 +17,7 @@ import org.convbn.core.Padding;
 import org.convbn.core.ProducerConfig;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
+import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.api.ParamInitializer;
 import org.deeplearning4j.nn.conf.CNN2DFormat;
 import org.deeplearning4j.nn.conf.ConvolutionMode;
@@ -30,6 +31,7 @@ import org.deeplearning4j.nn.conf.memory.LayerMemoryReport;
 import org.deeplearning4j.nn.conf.memory.MemoryReport;
 import org.deeplearning4j.optimize.api.TrainingListener;
 import org.nd4j.linalg.activations.Activation;
+import org.nd4j.linalg.activations.impl.ActivationIdentity;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.learning.config.IUpdater;
@@ -202,7 +204,7 @@ public class ConvBNLayer extends FeedForwardLayer {
     // ---------------------------------------------------------------- DL4J's layer contract
 
     @Override
-    public org.deeplearning4j.nn.api.Layer instantiate(
+    public Layer instantiate(
             NeuralNetConfiguration conf,
             Collection<TrainingListener> trainingListeners,
             int layerIndex,
@@ -635,8 +637,7 @@ public class ConvBNLayer extends FeedForwardLayer {
                 throw new IllegalArgumentException("mode: DEPLOY needs a conv bias or an affine BN to hold the folded "
                         + "bias, got hasBias=false and affine=false");
             }
-            if (activationFn != null
-                    && !(activationFn instanceof org.nd4j.linalg.activations.impl.ActivationIdentity)) {
+            if (activationFn != null && !(activationFn instanceof ActivationIdentity)) {
                 throw new IllegalArgumentException("activation: expected identity (put the activation in its own "
                         + "ActivationLayer), got " + activationFn);
             }

@@ -16,6 +16,7 @@ import org.junit.jupiter.params.provider.EnumSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.learning.config.Sgd;
+import org.nd4j.linalg.ops.transforms.Transforms;
 
 /**
  * The converted residual graph against the DL4J original, in float64: outputs, every gradient, and the state after
@@ -192,8 +193,7 @@ class ConverterEquivalenceTest {
                         TOLERANCE);
             }
             INDArray log10Std = original.getParam(bn + "_log10stdev");
-            INDArray var = org.nd4j.linalg.ops.transforms.Transforms.pow(
-                    log10Std.mul(0).addi(10), log10Std.mul(2));
+            INDArray var = Transforms.pow(log10Std.mul(0).addi(10), log10Std.mul(2));
             assertClose(
                     mode + " var of " + conv + " after fit",
                     var,

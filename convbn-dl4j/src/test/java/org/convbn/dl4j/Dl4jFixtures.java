@@ -15,6 +15,7 @@ import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.conf.graph.ElementWiseVertex;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.ActivationLayer;
+import org.deeplearning4j.nn.conf.layers.BaseLayer;
 import org.deeplearning4j.nn.conf.layers.BatchNormalization;
 import org.deeplearning4j.nn.conf.layers.ConvolutionLayer;
 import org.deeplearning4j.nn.conf.layers.DepthwiseConvolution2D;
@@ -190,11 +191,10 @@ public final class Dl4jFixtures {
             dst.get("W").assign(s.reshape(dst.get("W").shape()));
             dst.get("b").assign(shift.reshape(dst.get("b").shape()));
             // DL4J still applies the global l2 to a FrozenLayerWithBackprop's parameters; a frozen BN has none.
-            org.deeplearning4j.nn.conf.layers.BaseLayer affine = (org.deeplearning4j.nn.conf.layers.BaseLayer)
-                    ((org.deeplearning4j.nn.layers.FrozenLayerWithBackprop) target)
-                            .getUnderlying()
-                            .conf()
-                            .getLayer();
+            BaseLayer affine = (BaseLayer) ((org.deeplearning4j.nn.layers.FrozenLayerWithBackprop) target)
+                    .getUnderlying()
+                    .conf()
+                    .getLayer();
             affine.setRegularization(new ArrayList<>());
             affine.setRegularizationBias(new ArrayList<>());
         }

@@ -12,6 +12,7 @@ import org.deeplearning4j.nn.api.Layer;
 import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
 import org.deeplearning4j.nn.conf.NeuralNetConfiguration;
+import org.deeplearning4j.nn.conf.WorkspaceMode;
 import org.deeplearning4j.nn.conf.inputs.InputType;
 import org.deeplearning4j.nn.conf.layers.ActivationLayer;
 import org.deeplearning4j.nn.conf.layers.GlobalPoolingLayer;
@@ -120,8 +121,8 @@ class Dl4jGradientCheckTest {
             value = Mode.class,
             names = {"TRAIN", "EVAL", "TUNE"})
     void convertedGraphPassesGradientCheckUtil(Mode mode) {
-        ComputationGraph original = Dl4jFixtures.residualGraph(
-                DataType.DOUBLE, new NoOp(), false, org.deeplearning4j.nn.conf.WorkspaceMode.ENABLED, 5);
+        ComputationGraph original =
+                Dl4jFixtures.residualGraph(DataType.DOUBLE, new NoOp(), false, WorkspaceMode.ENABLED, 5);
         ComputationGraph graph =
                 ConvBNConverter.builder().mode(mode).build().apply(original).network();
         boolean ok = GradientCheckUtil.checkGradients(new GradientCheckUtil.GraphConfig()

@@ -12,6 +12,7 @@ import java.util.List;
 import java.util.Map;
 import org.convbn.core.Mode;
 import org.convbn.core.TuneFold;
+import org.convbn.nd4j.ConvBNBlock;
 import org.deeplearning4j.nn.conf.ComputationGraphConfiguration;
 import org.deeplearning4j.nn.conf.ConvolutionMode;
 import org.deeplearning4j.nn.conf.MultiLayerConfiguration;
@@ -88,7 +89,7 @@ class ModeSwitchAndSerializationTest {
             ComputationGraph g = converted(mode);
             ConvBNRuntimeLayer layer = (ConvBNRuntimeLayer) g.getLayer("conv3");
             g.fit(x(), y());
-            org.convbn.nd4j.ConvBNBlock first = layer.currentBlock();
+            ConvBNBlock first = layer.currentBlock();
             assertTrue(first != null, mode + ": a block after the first fit");
             g.fit(x(), y());
             assertTrue(first == layer.currentBlock(), mode + ": the same block over fits");
@@ -99,7 +100,7 @@ class ModeSwitchAndSerializationTest {
             ConvBNLayers.setMode(g, mode == Mode.TUNE ? Mode.EVAL : Mode.TUNE);
             assertTrue(layer.currentBlock() == null, mode + ": a mode change drops the block");
             g.fit(x(), y());
-            org.convbn.nd4j.ConvBNBlock afterSwitch = layer.currentBlock();
+            ConvBNBlock afterSwitch = layer.currentBlock();
             layer.setParamTable(new LinkedHashMap<>(layer.paramTable()));
             g.outputSingle(x());
             assertTrue(afterSwitch == layer.currentBlock(), mode + ": the same views keep the block");

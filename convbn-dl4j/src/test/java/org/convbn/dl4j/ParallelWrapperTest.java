@@ -13,6 +13,7 @@ import org.convbn.dl4j.parallel.AveragingParallelWrapper;
 import org.deeplearning4j.datasets.iterator.utilty.ListDataSetIterator;
 import org.deeplearning4j.nn.graph.ComputationGraph;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.nd4j.linalg.api.buffer.DataType;
@@ -154,7 +155,7 @@ class ParallelWrapperTest {
                 () -> AveragingParallelWrapper.builder(uninitialised).build());
     }
 
-    private static void assertMessage(String start, org.junit.jupiter.api.function.Executable call) {
+    private static void assertMessage(String start, Executable call) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, call);
         assertTrue(e.getMessage().startsWith(start), e.getMessage());
     }

@@ -20,6 +20,7 @@ import org.junit.jupiter.params.provider.CsvSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /** Round trips, widening of F16/BF16, and every rejection of a hostile file. */
 class SafetensorsTest {
@@ -41,9 +42,7 @@ class SafetensorsTest {
                 Nd4j.arange(12)
                         .castTo(DataType.FLOAT)
                         .reshape(3, 4)
-                        .get(
-                                org.nd4j.linalg.indexing.NDArrayIndex.all(),
-                                org.nd4j.linalg.indexing.NDArrayIndex.interval(1, 3)));
+                        .get(NDArrayIndex.all(), NDArrayIndex.interval(1, 3)));
         Path file = dir.resolve("x.safetensors");
         Safetensors.write(file, t, Map.of("format", "pt"));
         Safetensors.Contents back = Safetensors.read(file);

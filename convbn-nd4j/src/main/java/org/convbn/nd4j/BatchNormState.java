@@ -1,6 +1,7 @@
 package org.convbn.nd4j;
 
 import net.jcip.annotations.NotThreadSafe;
+import org.convbn.core.ParameterNames;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -16,10 +17,9 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public record BatchNormState(INDArray gamma, INDArray beta, INDArray runningMean, INDArray runningVar) {
     public BatchNormState {
         if (runningMean == null || runningVar == null) {
-            throw new IllegalArgumentException((runningMean == null
-                            ? org.convbn.core.ParameterNames.BN_RUNNING_MEAN
-                            : org.convbn.core.ParameterNames.BN_RUNNING_VAR)
-                    + ": expected an array, got null");
+            throw new IllegalArgumentException(
+                    (runningMean == null ? ParameterNames.BN_RUNNING_MEAN : ParameterNames.BN_RUNNING_VAR)
+                            + ": expected an array, got null");
         }
         if ((gamma == null) != (beta == null)) {
             throw new IllegalArgumentException("gamma, beta: expected both (affine) or neither, got "

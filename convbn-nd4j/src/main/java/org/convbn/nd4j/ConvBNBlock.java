@@ -10,6 +10,7 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.ModeTransitions;
+import org.convbn.core.ParameterNames;
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
@@ -102,13 +103,13 @@ public final class ConvBNBlock {
     private ConvBNBlock(ConvBNConfig config, FoldedParameters deployed, Kernels kernels) {
         this.config = config;
         Tensors.requireShape(
-                org.convbn.core.ParameterNames.FOLDED_WEIGHT,
+                ParameterNames.FOLDED_WEIGHT,
                 deployed.weight(),
                 config.producer().weightShape());
         this.dataType = deployed.weight().dataType();
         ConvBNParameters.requireFloatingType(dataType);
-        Tensors.requireShape(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), config.channels());
-        Tensors.requireType(org.convbn.core.ParameterNames.FOLDED_BIAS, deployed.bias(), dataType);
+        Tensors.requireShape(ParameterNames.FOLDED_BIAS, deployed.bias(), config.channels());
+        Tensors.requireType(ParameterNames.FOLDED_BIAS, deployed.bias(), dataType);
         Tensors.requireShape("scale", deployed.scale(), config.channels());
         this.kernels = kernels(kernels, dataType);
         this.state = new Deployed(deployed, FoldDiagnostics.of(deployed.scale()));
@@ -226,7 +227,7 @@ public final class ConvBNBlock {
         clearSaved();
         if (ModeTransitions.folds(mode, target)) {
             ConvBNParameters u = unfolded();
-            Tensors.requireNonNegative(org.convbn.core.ParameterNames.BN_RUNNING_VAR, u.runningVar());
+            Tensors.requireNonNegative(ParameterNames.BN_RUNNING_VAR, u.runningVar());
             FoldedParameters f = ModeFunctions.fold(Arena.direct(), config, u, true);
             FoldDiagnostics d = FoldDiagnostics.of(f.scale());
             // Keep only what unfolding needs: W and b are recovered from W', b' (and would go stale).

@@ -1,6 +1,7 @@
 package org.convbn.nd4j;
 
 import net.jcip.annotations.NotThreadSafe;
+import org.convbn.core.ParameterNames;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -13,8 +14,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 public record ConvParameters(INDArray weight, INDArray bias) {
     public ConvParameters {
         if (weight == null) {
-            throw new IllegalArgumentException(
-                    org.convbn.core.ParameterNames.CONV_WEIGHT + ": expected an array, " + "got null");
+            throw new IllegalArgumentException(ParameterNames.CONV_WEIGHT + ": expected an array, " + "got null");
         }
     }
 }

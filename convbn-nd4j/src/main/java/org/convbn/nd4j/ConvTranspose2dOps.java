@@ -6,6 +6,7 @@ import org.convbn.nd4j.kernel.Kernels;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastAddOp;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The transposed convolution and its backward, NCHW, PyTorch's weight layout {@code [C, O/groups, kH, kW]}.
@@ -163,7 +164,7 @@ final class ConvTranspose2dOps {
         window(out, 0, 0, rows, cols).assign(window(full, c.padH(), c.padW(), rows, cols));
         arena.release(full);
         if (b != null) {
-            org.nd4j.linalg.factory.Nd4j.exec(new BroadcastAddOp(out, b, out, 1));
+            Nd4j.exec(new BroadcastAddOp(out, b, out, 1));
         }
     }
 

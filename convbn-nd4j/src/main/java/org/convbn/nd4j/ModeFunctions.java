@@ -12,6 +12,7 @@ import org.convbn.core.TuneFold;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
 
@@ -84,7 +85,7 @@ public final class ModeFunctions {
     }
 
     /** @return a new {@code [O]} array from {@code arena} holding {@code values} */
-    private static INDArray device(Arena arena, org.nd4j.linalg.api.buffer.DataType type, double[] values) {
+    private static INDArray device(Arena arena, DataType type, double[] values) {
         INDArray out = arena.allocate(type, values.length);
         if (out.data().length() == values.length) {
             out.data().setData(values);
@@ -339,7 +340,7 @@ public final class ModeFunctions {
                         + "from finite inputs at channel " + c + " (s = gamma / sqrt(var + eps) overflowed)");
             }
         }
-        org.nd4j.linalg.api.buffer.DataType type = p.runningVar().dataType();
+        DataType type = p.runningVar().dataType();
         return new FoldedBias(device(arena, type, s), device(arena, type, b));
     }
 

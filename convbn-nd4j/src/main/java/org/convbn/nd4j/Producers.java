@@ -11,6 +11,7 @@ import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastDivOp;
 import org.nd4j.linalg.api.ops.impl.broadcast.BroadcastMulOp;
 import org.nd4j.linalg.api.ops.impl.transforms.pairwise.arithmetic.MulOp;
+import org.nd4j.linalg.factory.Nd4j;
 
 /**
  * The producer-specific steps of the mode functions, one switch per step over the kinds of {@link ProducerConfig}:
@@ -106,7 +107,7 @@ final class Producers {
      * @return a new array (not from an arena): w with the entries of output channel o divided by {@code scale[o]}
      */
     static INDArray divideOutputs(ProducerConfig p, INDArray w, INDArray scale) {
-        INDArray out = org.nd4j.linalg.factory.Nd4j.createUninitialized(w.dataType(), w.shape());
+        INDArray out = Nd4j.createUninitialized(w.dataType(), w.shape());
         perOutput(p, w, scale, out, true);
         return out;
     }
@@ -117,11 +118,9 @@ final class Producers {
             INDArray x = grouped(t, w);
             INDArray y = byGroup(t, scale);
             INDArray z = out == w ? x : grouped(t, out);
-            org.nd4j.linalg.factory.Nd4j.exec(
-                    divide ? new BroadcastDivOp(x, y, z, 0, 2) : new BroadcastMulOp(x, y, z, 0, 2));
+            Nd4j.exec(divide ? new BroadcastDivOp(x, y, z, 0, 2) : new BroadcastMulOp(x, y, z, 0, 2));
         } else {
-            org.nd4j.linalg.factory.Nd4j.exec(
-                    divide ? new BroadcastDivOp(w, scale, out, 0) : new BroadcastMulOp(w, scale, out, 0));
+            Nd4j.exec(divide ? new BroadcastDivOp(w, scale, out, 0) : new BroadcastMulOp(w, scale, out, 0));
         }
     }
 
@@ -131,7 +130,7 @@ final class Producers {
             return k.rowDots(a, b);
         }
         INDArray product = k.arena().allocate(a.dataType(), a.shape());
-        org.nd4j.linalg.factory.Nd4j.exec(new MulOp(a, b, product));
+        Nd4j.exec(new MulOp(a, b, product));
         INDArray sums = grouped(t, product).sum(1, 3);
         INDArray out = k.arena().allocate(a.dataType(), t.outChannels()).assign(sums.reshape(t.outChannels()));
         k.arena().release(product);

@@ -1,6 +1,7 @@
 package org.convbn.nd4j;
 
 import java.util.Arrays;
+import org.nd4j.linalg.api.buffer.DataBuffer;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
@@ -21,7 +22,7 @@ final class Tensors {
      * @return the view (shares t's memory)
      */
     static INDArray slice(INDArray t, int dim, long from, long to) {
-        org.nd4j.linalg.api.buffer.DataBuffer root = t.data();
+        DataBuffer root = t.data();
         while (root.originalDataBuffer() != null && root.originalDataBuffer() != root) {
             root = root.originalDataBuffer();
         }

@@ -13,6 +13,7 @@ import java.util.TreeMap;
 import java.util.stream.Stream;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
+import org.convbn.core.ConvConfig;
 import org.convbn.core.ConvTransposeConfig;
 import org.convbn.core.LinearConfig;
 import org.convbn.core.Mode;
@@ -22,11 +23,13 @@ import org.convbn.core.TuneFold;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.nd4j.kernel.Nd4jKernels;
+import org.convbn.nd4j.kernel.PooledArena;
 import org.convbn.testkit.conformance.ConfigGrid;
 import org.convbn.testkit.conformance.RelativeError;
 import org.convbn.testkit.reference.ReferenceConvBN;
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.function.Executable;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -219,7 +222,7 @@ class ProducerKindsTest {
             ConfigGrid.transposed(4, 8, 2, 2, 0, 0, 1, 4, false, true),
             ConfigGrid.linear().get(4),
             new ConfigGrid.Case(
-                    ConvBNConfig.of(org.convbn.core.ConvConfig.builder(8, 8)
+                    ConvBNConfig.of(ConvConfig.builder(8, 8)
                             .kernel(3)
                             .padding(1)
                             .groups(2)
@@ -229,7 +232,7 @@ class ProducerKindsTest {
             Fixtures.Case c = Fixtures.random(grid.config(), grid.inputShape(), DataType.FLOAT, 800);
             ConvBNBlock fresh =
                     ConvBNBlock.of(c.config(), c.nd4j().copy(), mode, new Nd4jKernels(DataType.FLOAT, Arena.direct()));
-            try (org.convbn.nd4j.kernel.PooledArena arena = Arena.pooled()) {
+            try (PooledArena arena = Arena.pooled()) {
                 ConvBNBlock pooled =
                         ConvBNBlock.of(c.config(), c.nd4j().copy(), mode, new Nd4jKernels(DataType.FLOAT, arena));
                 for (int step = 0; step < 3; step++) {
@@ -340,7 +343,7 @@ class ProducerKindsTest {
                 "PyTorch's transposed layout [in, out/groups, kH, kW]");
     }
 
-    private static void assertMessage(org.junit.jupiter.api.function.Executable e, String part) {
+    private static void assertMessage(Executable e, String part) {
         Exception thrown = assertThrows(Exception.class, e);
         assertTrue(
                 thrown instanceof IllegalArgumentException, () -> "expected IllegalArgumentException, got " + thrown);

@@ -2,6 +2,7 @@ package org.convbn.nd4j;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 
+import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
@@ -24,9 +25,7 @@ class TrainStatisticsTest {
     void runningStatisticsFollowMomentumAndTheConfiguredVariance(boolean unbiasedRunningVar) {
         ConvBNConfig config = ConvBNConfig.of(
                         ConvConfig.builder(3, 5).kernel(3).padding(1).stride(2).build())
-                .withBn(org.convbn.core.BatchNormConfig.of(5)
-                        .withMomentum(0.3)
-                        .withUnbiasedRunningVar(unbiasedRunningVar));
+                .withBn(BatchNormConfig.of(5).withMomentum(0.3).withUnbiasedRunningVar(unbiasedRunningVar));
         ConvBNBlock block = ConvBNBlock.initialized(config, DataType.DOUBLE, 7);
         Tensor w = Fixtures.toTensor(block.unfoldedParameters().weight());
         Tensor b = Fixtures.toTensor(block.unfoldedParameters().bias());

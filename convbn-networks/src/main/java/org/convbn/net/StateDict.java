@@ -8,6 +8,7 @@ import java.util.Map;
 import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.ConvBNBlock;
+import org.convbn.nd4j.FoldedParameters;
 import org.nd4j.linalg.api.ndarray.INDArray;
 
 /**
@@ -89,7 +90,7 @@ public final class StateDict {
     public static Map<String, INDArray> folded(Network net) {
         Map<String, INDArray> m = new LinkedHashMap<>();
         for (NamedBlock b : net.blocks()) {
-            org.convbn.nd4j.FoldedParameters f = b.block().foldedParameters();
+            FoldedParameters f = b.block().foldedParameters();
             m.put(b.convName() + ".weight", f.weight());
             m.put(b.convName() + ".bias", f.bias());
         }

@@ -19,6 +19,7 @@ import org.junit.jupiter.api.Test;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 
 /**
  * EfficientNet-B0 of ConvBN blocks: torchvision's names, shapes and counts, its backward against finite differences
@@ -310,7 +311,7 @@ class EfficientNetTest {
             double[] before = EvalTuneSteps.flat(net.forward(x).getRow(0));
             net.clearSaved();
             INDArray other = x.dup();
-            other.get(org.nd4j.linalg.indexing.NDArrayIndex.point(1)).muli(10);
+            other.get(NDArrayIndex.point(1)).muli(10);
             double[] after = EvalTuneSteps.flat(net.forward(other).getRow(0));
             net.clearSaved();
             assertTrue(RelativeError.of(before, after, 0) <= EQUIVALENCE);

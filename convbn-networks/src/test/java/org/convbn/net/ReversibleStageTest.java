@@ -17,9 +17,11 @@ import java.util.SplittableRandom;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
+import org.convbn.core.TuneFold;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.testkit.conformance.RelativeError;
+import org.junit.jupiter.api.Assertions;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -58,7 +60,7 @@ class ReversibleStageTest {
                 .dataType(DataType.DOUBLE)
                 .seed(4)
                 .mode(mode)
-                .tuneFold(org.convbn.core.TuneFold.KEEP)
+                .tuneFold(TuneFold.KEEP)
                 .reversible(0.1)
                 .build();
         rev.setCoupling(Coupling.PRETRAINED);
@@ -219,10 +221,9 @@ class ReversibleStageTest {
                 new Coupling(0.75, 0.55), Coupling.Schedule.linear(0.1, 0.5).at(0.5));
         assertEquals(0.55, Coupling.Schedule.cosine(0.1, 0.5).at(0.5).beta(), 1e-12);
         assertEquals(new Coupling(1, 0.3), Coupling.Schedule.constant(0.3).at(0.7));
-        org.junit.jupiter.api.Assertions.assertThrows(
-                IllegalArgumentException.class,
-                () -> Coupling.Schedule.linear(0.1, 0.5).at(1.5));
-        org.junit.jupiter.api.Assertions.assertThrows(IllegalArgumentException.class, () -> new Coupling(1, -0.1));
+        Assertions.assertThrows(IllegalArgumentException.class, () -> Coupling.Schedule.linear(0.1, 0.5)
+                .at(1.5));
+        Assertions.assertThrows(IllegalArgumentException.class, () -> new Coupling(1, -0.1));
     }
 
     /** A stage of basic units 8 -> 8 channels (3x3, 3x3) with identity shortcuts; the first unit likewise. */

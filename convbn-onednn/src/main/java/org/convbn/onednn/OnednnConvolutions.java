@@ -9,6 +9,7 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DIFF_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_DST;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
+import static org.bytedeco.dnnl.global.dnnl.DNNL_RUNTIME_F32_VAL;
 import static org.convbn.onednn.OnednnContext.dims;
 
 import java.util.ArrayList;
@@ -213,7 +214,7 @@ final class OnednnConvolutions {
     }
 
     /** oneDNN's marker for a scale given at execution. */
-    private static final float RUNTIME_SCALE = (float) org.bytedeco.dnnl.global.dnnl.DNNL_RUNTIME_F32_VAL();
+    private static final float RUNTIME_SCALE = (float) DNNL_RUNTIME_F32_VAL();
 
     private Dnnl.Prepared convForward(ConvConfig c, long[] xs, boolean bias) {
         return convPrimitive("conv fwd", c, xs, bias, g -> {

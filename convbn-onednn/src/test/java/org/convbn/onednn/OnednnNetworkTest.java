@@ -30,6 +30,7 @@ import org.convbn.net.ResNet;
 import org.convbn.net.SoftmaxCrossEntropy;
 import org.convbn.net.StateDict;
 import org.convbn.testkit.conformance.RelativeError;
+import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.MethodSource;
@@ -387,7 +388,7 @@ class OnednnNetworkTest {
         NetworkMemoryTest.check(DataType.FLOAT, true);
     }
 
-    @org.junit.jupiter.api.AfterAll
+    @AfterAll
     static void report() {
         System.out.println("oneDNN vs ND4J kernels, float32 network, worst relative error per mode: " + WORST);
     }

@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import org.bytedeco.dnnl.global.dnnl;
 import org.convbn.core.Mode;
 import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.Layout;
 import org.convbn.net.ResNet;
 import org.convbn.onednn.OnednnPlatform.IsaCap;
@@ -43,14 +44,14 @@ class OnednnPlatformTest {
     /** The line logged when the first kernels of a type are made: oneDNN's version and ISA for float32. */
     @Test
     void theKernelChoiceNamesOnednnItsIsaAndNd4j() {
-        String line = org.convbn.nd4j.kernel.Kernels.describeChoice(DataType.FLOAT);
+        String line = Kernels.describeChoice(DataType.FLOAT);
         OnednnPlatform p = OnednnPlatform.current();
         assertTrue(
                 line.startsWith("FLOAT kernels: onednn (oneDNN " + p.version() + ", isa " + p.isa() + ", layout "
                         + p.nativeLayout() + ") on ND4J "),
                 line);
         assertFalse(line.contains("not used"), line);
-        String doubles = org.convbn.nd4j.kernel.Kernels.describeChoice(DataType.DOUBLE);
+        String doubles = Kernels.describeChoice(DataType.DOUBLE);
         assertTrue(doubles.startsWith("DOUBLE kernels: nd4j on ND4J "), doubles);
         assertFalse(doubles.contains("not used"), "float32-only oneDNN is no fall-back for float64: " + doubles);
     }

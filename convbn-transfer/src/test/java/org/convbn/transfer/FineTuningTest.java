@@ -14,8 +14,10 @@ import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.Set;
+import javax.imageio.ImageIO;
 import org.convbn.core.Mode;
 import org.convbn.io.Safetensors;
+import org.convbn.nd4j.Optimizer;
 import org.convbn.net.Network;
 import org.convbn.net.ResNet;
 import org.convbn.net.StateDict;
@@ -27,6 +29,8 @@ import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.learning.regularization.L2Regularization;
+import org.nd4j.linalg.learning.regularization.WeightDecay;
 
 /**
  * Fine-tuning a ResNet-18 pretrained in the test (TRAIN, Fashion-MNIST classes 0-4 at 32x32) on classes 5-9, in
@@ -213,21 +217,18 @@ class FineTuningTest {
     @Test
     void theLinearScheduleDecaysPerEpochAndEachOptimizerHasItsWeightDecay() {
         for (FineTuning.OptimizerKind kind : FineTuning.OptimizerKind.values()) {
-            org.convbn.nd4j.Optimizer o = new FineTuning.Config(
-                            Mode.TUNE, 0, kind, 0.1, 1e-4, FineTuning.LrSchedule.LINEAR, 4)
+            Optimizer o = new FineTuning.Config(Mode.TUNE, 0, kind, 0.1, 1e-4, FineTuning.LrSchedule.LINEAR, 4)
                     .newOptimizer();
             for (int e = 0; e < 4; e++) {
                 o.setEpoch(e);
                 assertEquals(0.1 * (1 - e / 4.0), o.learningRate(), 1e-15, kind + " epoch " + e);
             }
             assertEquals(
-                    kind == FineTuning.OptimizerKind.ADAM
-                            ? org.nd4j.linalg.learning.regularization.WeightDecay.class
-                            : org.nd4j.linalg.learning.regularization.L2Regularization.class,
+                    kind == FineTuning.OptimizerKind.ADAM ? WeightDecay.class : L2Regularization.class,
                     o.regularization().get(0).getClass(),
                     kind.name());
         }
-        org.convbn.nd4j.Optimizer constant = config(Mode.TUNE, 0, 3).newOptimizer();
+        Optimizer constant = config(Mode.TUNE, 0, 3).newOptimizer();
         assertThrows(
                 IllegalArgumentException.class,
                 () -> new FineTuning.Config(
@@ -379,7 +380,7 @@ class FineTuningTest {
         byte[] png = Files.readAllBytes(images[0]);
         Files.write(images[0], Arrays.copyOf(png, png.length / 2));
         Path jpeg = images[1].resolveSibling("cut.jpg");
-        javax.imageio.ImageIO.write(javax.imageio.ImageIO.read(images[1].toFile()), "jpg", jpeg.toFile());
+        ImageIO.write(ImageIO.read(images[1].toFile()), "jpg", jpeg.toFile());
         byte[] jpg = Files.readAllBytes(jpeg);
         Files.write(jpeg, Arrays.copyOf(jpg, jpg.length * 2 / 3));
         ImageFolder f = ImageFolder.scan(tree, 0, 1);

@@ -125,6 +125,14 @@ final class Dnnl {
             s._wait();
         }
 
+        /**
+         * @return whether oneDNN chose one of its direct jit kernels ("jit:avx2", "jit_1x1:avx512_core", "jit_dw:avx2"),
+         *         not a GEMM-based or reference one
+         */
+        boolean isDirect() {
+            return implementation.startsWith("jit");
+        }
+
         /** @return whether oneDNN chose its reference implementation, orders of magnitude slower than a jit one */
         boolean isReference() {
             return implementation.startsWith("ref");

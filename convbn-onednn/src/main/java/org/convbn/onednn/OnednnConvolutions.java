@@ -34,6 +34,9 @@ import org.convbn.nd4j.kernel.Nd4jKernels;
 import org.convbn.onednn.OnednnContext.Key;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
+import org.nd4j.linalg.api.ops.impl.reduce.same.Sum;
+import org.nd4j.linalg.factory.Nd4j;
+import org.nd4j.linalg.indexing.NDArrayIndex;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
@@ -370,6 +373,11 @@ final class OnednnConvolutions {
             ctx.releaseIfCopy(diffDst, g);
             dx = ctx.moveTo(dx, inputLayout);
         }
+        Dnnl.Prepared correlation = weights.isDirect() ? null : depthwiseCorrelation(c, xs);
+        if (correlation != null) {
+            depthwiseWeightGradient(correlation, c, x, g, dw, db);
+            return new ConvGradients(dx, dw, db);
+        }
         INDArray dwPrimitive = ctx.buffer(weights.bytes(DNNL_ARG_DIFF_WEIGHTS));
         INDArray diffDst = ctx.as(g, weights.dstLayout);
         INDArray src = ctx.as(x, weights.srcLayout);
@@ -387,5 +395,143 @@ final class OnednnConvolutions {
         ctx.run(weights.weightsReorder);
         ctx.arena().release(dwPrimitive);
         return new ConvGradients(dx, dw, db);
+    }
+
+    // ---------------------------------------------------------------- depthwise weight gradient as a correlation
+
+    /**
+     * The weight gradient of a depthwise conv as one forward depthwise conv, for the kernels oneDNN's direct
+     * depthwise backward-weights kernel refuses (it takes kernels up to 3 wide: the 5x5 ones of EfficientNet and
+     * MobileNetV3 went to its GEMM kernel, which unfolds every channel's input 25 times). For channel c, with x
+     * zero-padded as the conv pads it,
+     *
+     * <pre>
+     *   dW[c, i, j] = sum_n sum_{oh, ow} g[n, c, oh, ow] * x[n, c, i + oh * sH, j + ow * sW]
+     * </pre>
+     *
+     * which for each (n, c) is a correlation of x with g as the kernel, its taps sH and sW apart (a dilated kernel):
+     * a depthwise conv over the N*C channels of the batch, x viewed as {@code [1, N*C, H, W]}, g as the weights
+     * {@code [N*C, 1, 1, OH, OW]}, stride 1, dilation (sH - 1, sW - 1), the conv's padding; its
+     * {@code [1, N*C, KH', KW']} output (KH' >= KH when the conv leaves trailing rows unread) summed over n and cut
+     * to {@code [C, 1, KH, KW]}. In a blocked layout both views are the arrays as they are: nChw8c of
+     * {@code [N, C, H, W]} is nChw8c of {@code [1, N*C, H, W]}, and nChw8c of g is Goihw8g of the weights (C a
+     * multiple of the block).
+     *
+     * @return the forward primitive (its dst layout the blocked layout of x and g), or null where this does not
+     *         apply (not depthwise, dilated, no blocked layout for C) or oneDNN has no direct kernel for it
+     */
+    private Dnnl.Prepared depthwiseCorrelation(ConvConfig c, long[] xs) {
+        Layout layout = ctx.preferredLayout(c.inChannels());
+        boolean applies = c.groups() == c.inChannels()
+                && c.outChannels() == c.inChannels()
+                && c.dilationH() == 1
+                && c.dilationW() == 1
+                && layout.isBlocked()
+                && c.inChannels() % layout.block() == 0;
+        Key key = new Key("depthwise weight gradient", dims(xs), c);
+        if (!applies || unsupported.contains(key)) {
+            return null;
+        }
+        Dnnl.Prepared cached = ctx.cached(key);
+        if (cached != null) {
+            return cached;
+        }
+        long[] ys = c.outputShape(xs);
+        long channels = xs[0] * xs[1];
+        long pt = c.padTop((int) xs[2]);
+        long pl = c.padLeft((int) xs[3]);
+        long[] dst = correlationShape(c, xs);
+        long pb = dst[2] - 1 + (ys[2] - 1) * c.strideH() + 1 - xs[2] - pt;
+        long pr = dst[3] - 1 + (ys[3] - 1) * c.strideW() + 1 - xs[3] - pl;
+        memory.desc src = Dnnl.featureMap(new long[] {1, channels, xs[2], xs[3]}, layout);
+        memory.desc weights = Dnnl.desc(
+                new long[] {channels, 1, 1, ys[2], ys[3]},
+                layout == Layout.BLOCKED8 ? memory.format_tag.Goihw8g : memory.format_tag.Goihw16g);
+        memory.desc out = Dnnl.featureMap(dst, layout);
+        Dnnl.Prepared p;
+        try {
+            convolution_forward.desc d = new convolution_forward.desc(
+                    prop_kind.forward_inference,
+                    algorithm.convolution_direct,
+                    src,
+                    weights,
+                    out,
+                    new long[] {1, 1},
+                    new long[] {c.strideH() - 1, c.strideW() - 1},
+                    new long[] {pt, pl},
+                    new long[] {pb, pr});
+            convolution_forward.primitive_desc pd =
+                    new convolution_forward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE);
+            p = new Dnnl.Prepared(new convolution_forward(pd), pd)
+                    .arg(DNNL_ARG_SRC, src)
+                    .arg(DNNL_ARG_WEIGHTS, weights)
+                    .arg(DNNL_ARG_DST, out);
+        } catch (RuntimeException e) {
+            unsupported.add(key);
+            return null;
+        }
+        if (!p.isDirect()) {
+            p.close();
+            unsupported.add(key);
+            return null;
+        }
+        p.srcLayout = layout;
+        p.dstLayout = layout;
+        ctx.keep(key, p);
+        return p;
+    }
+
+    /**
+     * @return the correlation's output {@code [1, N*C, KH', KW']}: KH' = KH, or more where the conv leaves trailing
+     *         input rows unread (the correlation has no negative padding)
+     */
+    private static long[] correlationShape(ConvConfig c, long[] xs) {
+        long[] ys = c.outputShape(xs);
+        long pt = c.padTop((int) xs[2]);
+        long pl = c.padLeft((int) xs[3]);
+        long pb = Math.max(0, c.kernelH() + (ys[2] - 1) * c.strideH() - xs[2] - pt);
+        long pr = Math.max(0, c.kernelW() + (ys[3] - 1) * c.strideW() - xs[3] - pl);
+        return new long[] {
+            1, xs[0] * xs[1], xs[2] + pt + pb - (ys[2] - 1) * c.strideH(), xs[3] + pl + pr - (ys[3] - 1) * c.strideW()
+        };
+    }
+
+    /**
+     * Runs {@link #depthwiseCorrelation}'s primitive for x and g and writes the weight gradient into dw
+     * {@code [C, 1, KH, KW]} and, when db is given, the bias gradient (g's channel sums) into db; x and g not
+     * modified.
+     */
+    private void depthwiseWeightGradient(
+            Dnnl.Prepared p, ConvConfig c, INDArray x, INDArray g, INDArray dw, INDArray db) {
+        Layout layout = p.srcLayout;
+        long[] xs = Layout.logicalShape(x);
+        long n = xs[0];
+        long blocks = c.inChannels() / layout.block();
+        long[] dst = correlationShape(c, xs);
+        INDArray src = ctx.as(x, layout);
+        INDArray kernel = ctx.as(g, layout);
+        INDArray perSample = ctx.arena().allocate(DataType.FLOAT, n, blocks, dst[2], dst[3], layout.block());
+        p.bind(DNNL_ARG_SRC, src);
+        p.bind(DNNL_ARG_WEIGHTS, kernel);
+        p.bind(DNNL_ARG_DST, perSample);
+        ctx.run(p);
+        INDArray summed = ctx.arena().allocate(DataType.FLOAT, blocks, dst[2], dst[3], layout.block());
+        Nd4j.exec(new Sum(perSample, summed, 0));
+        // [C/b, KH', KW', b] -> [C/b, b, KH, KW], which is dw [C, 1, KH, KW] in 'c' order
+        dw.reshape('c', blocks, layout.block(), c.kernelH(), c.kernelW())
+                .assign(summed.permute(0, 3, 1, 2)
+                        .get(
+                                NDArrayIndex.all(),
+                                NDArrayIndex.all(),
+                                NDArrayIndex.interval(0, c.kernelH()),
+                                NDArrayIndex.interval(0, c.kernelW())));
+        if (db != null) {
+            INDArray sums = fallback.channelSums(kernel);
+            db.assign(sums);
+            ctx.arena().release(sums);
+        }
+        ctx.arena().release(summed, perSample);
+        ctx.releaseIfCopy(kernel, g);
+        ctx.releaseIfCopy(src, x);
     }
 }

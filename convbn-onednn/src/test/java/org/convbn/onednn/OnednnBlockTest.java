@@ -1,12 +1,15 @@
 package org.convbn.onednn;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
 import java.util.ArrayList;
 import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
+import java.util.Set;
 import java.util.stream.Stream;
 import org.convbn.core.BatchNormConfig;
 import org.convbn.core.ConvBNConfig;
@@ -60,7 +63,7 @@ class OnednnBlockTest {
 
     /**
      * Cases for feature maps blocked in {@code layout}: b input channels, 2b output channels (b the block), so both
-     * feature maps can be blocked; groups 1, 2 and b (depthwise).
+     * feature maps can be blocked; groups 1, 2 and b (depthwise); and depthwise 5x5 convs of b channels.
      */
     static List<Arguments> blocked(Layout layout) {
         int b = layout.block();
@@ -85,6 +88,27 @@ class OnednnBlockTest {
                                                 conv, new BatchNormConfig(2 * b, 1e-3, 0.1, groups != 2 || bias), true),
                                         input)));
                     }
+                }
+            }
+        }
+        // Depthwise 5x5 (EfficientNet's, MobileNetV3's), whose weight gradient oneDNN's direct depthwise kernel
+        // refuses: the kernels take it as a forward correlation (padding 0 with stride 2 leaves the last input row
+        // and column unread, which that correlation computes and drops).
+        for (int stride : new int[] {1, 2}) {
+            for (int padding : new int[] {2, 0}) {
+                for (boolean bias : new boolean[] {true, false}) {
+                    ConvConfig conv = ConvConfig.builder(b, b)
+                            .kernel(5)
+                            .stride(stride)
+                            .padding(Padding.of(padding))
+                            .groups(b)
+                            .bias(bias)
+                            .build();
+                    cases.add(Arguments.of(
+                            layout,
+                            new ConfigGrid.Case(
+                                    new ConvBNConfig(conv, new BatchNormConfig(b, 1e-3, 0.1, true), true),
+                                    new long[] {2, b, 10, 9})));
                 }
             }
         }
@@ -117,6 +141,43 @@ class OnednnBlockTest {
                 c, DataType.FLOAT, kernels(layout), layout, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
         BackendVsReferenceTest.check(
                 c, DataType.FLOAT, kernels(layout), Layout.NCHW, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+    }
+
+    /**
+     * The 5x5 depthwise weight gradient runs one of oneDNN's direct kernels (the depthwise forward, as a correlation of
+     * x with g), not its GEMM-based backward-weights kernel, in every mode, in the CPU's own layout (in the other
+     * block oneDNN has no direct kernels: 16-channel blocks on AVX2, where every conv runs GEMM-based on NCHW).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("org.convbn.onednn.OnednnNetworkTest#nativeLayout")
+    void aFiveByFiveDepthwiseWeightGradientRunsADirectKernel(Layout layout) {
+        assumeTrue(layout.isBlocked(), "below AVX2 oneDNN's convolutions run on NCHW");
+        int b = layout.block();
+        ConvConfig conv = ConvConfig.builder(2 * b, 2 * b)
+                .kernel(5)
+                .stride(2)
+                .padding(Padding.of(2))
+                .groups(2 * b)
+                .bias(false)
+                .build();
+        Kernels k = kernels(layout);
+        BackendVsReferenceTest.check(
+                new ConfigGrid.Case(
+                        new ConvBNConfig(conv, new BatchNormConfig(2 * b, 1e-3, 0.1, true), true),
+                        new long[] {2, 2 * b, 14, 14}),
+                DataType.FLOAT,
+                k,
+                layout,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE,
+                WORST);
+        Map<String, Set<String>> ran = k.implementations();
+        assertTrue(
+                ran.getOrDefault("convolution forward_inference", Set.of()).stream()
+                        .anyMatch(i -> i.startsWith("jit_dw")),
+                () -> "the correlation ran oneDNN's direct depthwise kernel; all: " + ran);
+        ran.forEach((kind, impls) -> impls.forEach(impl -> assertFalse(
+                kind.startsWith("convolution") && impl.contains("gemm"),
+                () -> kind + " ran oneDNN's GEMM-based " + impl + "; all: " + ran)));
     }
 
     /** Transposed conv and linear blocks: the BN passes run on these kernels, linear's product as their 1x1 conv. */

@@ -11,6 +11,8 @@ import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_SRC;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_ARG_WEIGHTS;
 import static org.bytedeco.dnnl.global.dnnl.DNNL_RUNTIME_F32_VAL;
 import static org.convbn.onednn.OnednnContext.dims;
+import static org.nd4j.linalg.indexing.NDArrayIndex.all;
+import static org.nd4j.linalg.indexing.NDArrayIndex.point;
 
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -323,6 +325,13 @@ final class OnednnConvolutions {
     INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         long[] xs = Layout.logicalShape(x);
         Dnnl.Prepared p = convForward(c, xs, b != null);
+        ConvConfig merged = p != null && p.isDirect() ? null : mergedGroups(c, xs, false, false);
+        if (merged != null) {
+            INDArray wide = blockDiagonal(c, merged, w);
+            INDArray y = conv(merged, x, wide, weightScale, b, out);
+            ctx.arena().release(wide);
+            return y;
+        }
         if (p == null) {
             return fallback.conv(c, x, w, weightScale, b, out);
         }
@@ -355,6 +364,16 @@ final class OnednnConvolutions {
         long[] xs = Layout.logicalShape(x);
         Dnnl.Prepared data = inputGradient ? convBackwardData(c, xs) : null;
         Dnnl.Prepared weights = convBackwardWeights(c, xs, biasGradient);
+        boolean direct = weights != null && weights.isDirect() && (data == null || data.isDirect());
+        ConvConfig merged = direct ? null : mergedGroups(c, xs, inputGradient, biasGradient);
+        if (merged != null) {
+            INDArray wide = blockDiagonal(c, merged, w);
+            ConvGradients m = convBackward(merged, x, wide, weightScale, g, inputGradient, biasGradient, inputLayout);
+            ctx.arena().release(wide);
+            INDArray dw = diagonalBlocks(c, merged, m.weight());
+            ctx.arena().release(m.weight());
+            return new ConvGradients(m.input(), dw, m.bias());
+        }
         if (weights == null || inputGradient && data == null) {
             return fallback.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
         }
@@ -395,6 +414,104 @@ final class OnednnConvolutions {
         ctx.run(weights.weightsReorder);
         ctx.arena().release(dwPrimitive);
         return new ConvGradients(dx, dw, db);
+    }
+
+    // ---------------------------------------------------------------- groups narrower than a channel block
+
+    /**
+     * A grouped conv whose groups are narrower than the feature maps' channel block (ResNeXt-50's 32 groups of 4
+     * channels in 8-channel blocks, groups of 8 in 16-channel blocks) has no direct oneDNN kernel: oneDNN's blocked
+     * kernels take whole blocks per group, and it runs its GEMM path on NCHW copies instead. It runs as the conv with
+     * m = block / (C / groups) neighbouring groups merged into one, whose weight is block-diagonal (each original
+     * group's weight on the diagonal, zeros between): m times the multiply-adds of a small conv, on a direct kernel.
+     *
+     * @return the merged conv, or null where this does not apply (ungrouped or depthwise, groups that do not tile a
+     *         block, feature maps not blocked) or oneDNN has no direct kernel for the merged conv either
+     */
+    private ConvConfig mergedGroups(ConvConfig c, long[] xs, boolean inputGradient, boolean biasGradient) {
+        Layout in = ctx.preferredLayout(c.inChannels());
+        int perGroup = c.inChannelsPerGroup();
+        if (c.groups() == 1
+                || perGroup == 1
+                || !in.isBlocked()
+                || in != ctx.preferredLayout(c.outChannels())
+                || perGroup >= in.block()
+                || in.block() % perGroup != 0) {
+            return null;
+        }
+        int m = in.block() / perGroup;
+        if (c.groups() % m != 0 || (long) m * c.outChannelsPerGroup() % in.block() != 0) {
+            return null;
+        }
+        ConvConfig merged = new ConvConfig(
+                c.inChannels(),
+                c.outChannels(),
+                c.kernelH(),
+                c.kernelW(),
+                c.strideH(),
+                c.strideW(),
+                c.padding(),
+                c.dilationH(),
+                c.dilationW(),
+                c.groups() / m,
+                c.bias());
+        Dnnl.Prepared forward = convForward(merged, xs, c.bias());
+        Dnnl.Prepared weights = convBackwardWeights(merged, xs, biasGradient);
+        Dnnl.Prepared data = inputGradient ? convBackwardData(merged, xs) : null;
+        boolean direct = forward != null
+                && forward.isDirect()
+                && weights != null
+                && weights.isDirect()
+                && (data == null || data.isDirect());
+        return direct ? merged : null;
+    }
+
+    /**
+     * @param w the grouped conv's weight {@code [O, C/groups, KH, KW]}, not modified
+     * @return the merged conv's weight {@code [O, C/merged groups, KH, KW]}: w's groups on the diagonal of each merged
+     *         group, zeros elsewhere (a new arena array)
+     */
+    private INDArray blockDiagonal(ConvConfig c, ConvConfig merged, INDArray w) {
+        INDArray wide = ctx.arena().allocate(DataType.FLOAT, merged.weightShape());
+        wide.assign(0);
+        INDArray src = ctx.dense(w);
+        int m = c.groups() / merged.groups();
+        INDArray narrow = byMergedGroup(c, merged, src, false);
+        INDArray blocks = byMergedGroup(c, merged, wide, true);
+        for (int j = 0; j < m; j++) {
+            blocks.get(all(), point(j), all(), point(j), all()).assign(narrow.get(all(), point(j), all(), all()));
+        }
+        ctx.releaseIfCopy(src, w);
+        return wide;
+    }
+
+    /**
+     * @param wide the merged conv's weight gradient, not modified
+     * @return the grouped conv's weight gradient: the diagonal blocks of {@code wide} (a new arena array)
+     */
+    private INDArray diagonalBlocks(ConvConfig c, ConvConfig merged, INDArray wide) {
+        INDArray narrow = ctx.arena().allocate(DataType.FLOAT, c.weightShape());
+        int m = c.groups() / merged.groups();
+        INDArray to = byMergedGroup(c, merged, narrow, false);
+        INDArray blocks = byMergedGroup(c, merged, wide, true);
+        for (int j = 0; j < m; j++) {
+            to.get(all(), point(j), all(), all()).assign(blocks.get(all(), point(j), all(), point(j), all()));
+        }
+        return narrow;
+    }
+
+    /**
+     * A dense weight viewed by merged group: output channel o = (G m + j) O/groups + r of merged group G, original
+     * group j within it, row r; the grouped conv's weight as {@code [groups/m, m, O/groups, C/groups KH KW]}, the
+     * merged one's ({@code wide}) as {@code [groups/m, m, O/groups, m, C/groups KH KW]} (its input channels: original
+     * group j' of the merged group, then the channel within it).
+     */
+    private static INDArray byMergedGroup(ConvConfig c, ConvConfig merged, INDArray w, boolean wide) {
+        long g = merged.groups();
+        long m = c.groups() / merged.groups();
+        long rows = c.outChannelsPerGroup();
+        long cols = (long) c.inChannelsPerGroup() * c.kernelH() * c.kernelW();
+        return wide ? w.reshape('c', g, m, rows, m, cols) : w.reshape('c', g, m, rows, cols);
     }
 
     // ---------------------------------------------------------------- depthwise weight gradient as a correlation

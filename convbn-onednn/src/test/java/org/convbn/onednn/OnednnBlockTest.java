@@ -175,6 +175,42 @@ class OnednnBlockTest {
                 ran.getOrDefault("convolution forward_inference", Set.of()).stream()
                         .anyMatch(i -> i.startsWith("jit_dw")),
                 () -> "the correlation ran oneDNN's direct depthwise kernel; all: " + ran);
+        assertNoGemmConvolution(k);
+    }
+
+    /**
+     * A grouped conv whose groups are half a channel block wide (ResNeXt-50's 32 groups of 4 channels in its first
+     * stage, on 8-channel blocks) runs as the conv with neighbouring groups merged and a block-diagonal weight, on
+     * oneDNN's direct kernels, in every mode, in the CPU's own layout; the values are checked against the float64
+     * reference like every other case (the groups-of-2 cases of {@link #blocked(Layout)} take the same path).
+     */
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("org.convbn.onednn.OnednnNetworkTest#nativeLayout")
+    void groupsNarrowerThanABlockRunADirectKernel(Layout layout) {
+        assumeTrue(layout.isBlocked(), "below AVX2 oneDNN's convolutions run on NCHW");
+        int b = layout.block();
+        ConvConfig conv = ConvConfig.builder(4 * b, 4 * b)
+                .kernel(3)
+                .padding(Padding.of(1))
+                .groups(8)
+                .bias(false)
+                .build();
+        Kernels k = kernels(layout);
+        BackendVsReferenceTest.check(
+                new ConfigGrid.Case(
+                        new ConvBNConfig(conv, new BatchNormConfig(4 * b, 1e-3, 0.1, true), true),
+                        new long[] {2, 4 * b, 10, 10}),
+                DataType.FLOAT,
+                k,
+                layout,
+                BackendVsReferenceTest.FLOAT32_TOLERANCE,
+                WORST);
+        assertNoGemmConvolution(k);
+    }
+
+    /** Fails when a convolution the kernels ran took oneDNN's GEMM-based path rather than a direct kernel. */
+    private static void assertNoGemmConvolution(Kernels k) {
+        Map<String, Set<String>> ran = k.implementations();
         ran.forEach((kind, impls) -> impls.forEach(impl -> assertFalse(
                 kind.startsWith("convolution") && impl.contains("gemm"),
                 () -> kind + " ran oneDNN's GEMM-based " + impl + "; all: " + ran)));

@@ -160,16 +160,7 @@ class OnednnBlockTest {
                 .groups(2 * b)
                 .bias(false)
                 .build();
-        Kernels k = kernels(layout);
-        BackendVsReferenceTest.check(
-                new ConfigGrid.Case(
-                        new ConvBNConfig(conv, new BatchNormConfig(2 * b, 1e-3, 0.1, true), true),
-                        new long[] {2, 2 * b, 14, 14}),
-                DataType.FLOAT,
-                k,
-                layout,
-                BackendVsReferenceTest.FLOAT32_TOLERANCE,
-                WORST);
+        Kernels k = checkedAgainstTheReference(layout, conv, new long[] {2, 2 * b, 14, 14});
         Map<String, Set<String>> ran = k.implementations();
         assertTrue(
                 ran.getOrDefault("convolution forward_inference", Set.of()).stream()
@@ -195,17 +186,26 @@ class OnednnBlockTest {
                 .groups(8)
                 .bias(false)
                 .build();
+        assertNoGemmConvolution(checkedAgainstTheReference(layout, conv, new long[] {2, 4 * b, 10, 10}));
+    }
+
+    /**
+     * Checks the block of {@code conv} and a BN against the float64 reference in every mode, on kernels keeping
+     * {@code layout}.
+     *
+     * @return those kernels, which remember the implementations they ran
+     */
+    private static Kernels checkedAgainstTheReference(Layout layout, ConvConfig conv, long[] input) {
         Kernels k = kernels(layout);
         BackendVsReferenceTest.check(
                 new ConfigGrid.Case(
-                        new ConvBNConfig(conv, new BatchNormConfig(4 * b, 1e-3, 0.1, true), true),
-                        new long[] {2, 4 * b, 10, 10}),
+                        new ConvBNConfig(conv, new BatchNormConfig(conv.outChannels(), 1e-3, 0.1, true), true), input),
                 DataType.FLOAT,
                 k,
                 layout,
                 BackendVsReferenceTest.FLOAT32_TOLERANCE,
                 WORST);
-        assertNoGemmConvolution(k);
+        return k;
     }
 
     /** Fails when a convolution the kernels ran took oneDNN's GEMM-based path rather than a direct kernel. */

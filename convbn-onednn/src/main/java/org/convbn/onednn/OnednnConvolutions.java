@@ -20,6 +20,7 @@ import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.function.Function;
+import java.util.function.Predicate;
 import net.jcip.annotations.NotThreadSafe;
 import org.bytedeco.dnnl.convolution_backward_data;
 import org.bytedeco.dnnl.convolution_backward_weights;
@@ -325,7 +326,7 @@ final class OnednnConvolutions {
     INDArray conv(ConvConfig c, INDArray x, INDArray w, INDArray weightScale, INDArray b, Layout out) {
         long[] xs = Layout.logicalShape(x);
         Dnnl.Prepared p = convForward(c, xs, b != null);
-        ConvConfig merged = p != null && p.isDirect() ? null : mergedGroups(c, xs, false, false);
+        ConvConfig merged = isDirect(p) ? null : mergedGroups(c, m -> isDirect(convForward(m, xs, b != null)));
         if (merged != null) {
             INDArray wide = blockDiagonal(c, merged, w);
             INDArray y = conv(merged, x, wide, weightScale, b, out);
@@ -364,15 +365,21 @@ final class OnednnConvolutions {
         long[] xs = Layout.logicalShape(x);
         Dnnl.Prepared data = inputGradient ? convBackwardData(c, xs) : null;
         Dnnl.Prepared weights = convBackwardWeights(c, xs, biasGradient);
-        boolean direct = weights != null && weights.isDirect() && (data == null || data.isDirect());
-        ConvConfig merged = direct ? null : mergedGroups(c, xs, inputGradient, biasGradient);
+        boolean direct = isDirect(weights) && (!inputGradient || isDirect(data));
+        ConvConfig merged = direct
+                ? null
+                : mergedGroups(
+                        c,
+                        m -> isDirect(convBackwardWeights(m, xs, biasGradient))
+                                && (!inputGradient || isDirect(convBackwardData(m, xs))));
         if (merged != null) {
             INDArray wide = blockDiagonal(c, merged, w);
-            ConvGradients m = convBackward(merged, x, wide, weightScale, g, inputGradient, biasGradient, inputLayout);
+            ConvGradients wideGradients =
+                    convBackward(merged, x, wide, weightScale, g, inputGradient, biasGradient, inputLayout);
             ctx.arena().release(wide);
-            INDArray dw = diagonalBlocks(c, merged, m.weight());
-            ctx.arena().release(m.weight());
-            return new ConvGradients(m.input(), dw, m.bias());
+            INDArray dw = diagonalBlocks(c, merged, wideGradients.weight());
+            ctx.arena().release(wideGradients.weight());
+            return new ConvGradients(wideGradients.input(), dw, wideGradients.bias());
         }
         if (weights == null || inputGradient && data == null) {
             return fallback.convBackward(c, x, w, weightScale, g, inputGradient, biasGradient, inputLayout);
@@ -392,7 +399,7 @@ final class OnednnConvolutions {
             ctx.releaseIfCopy(diffDst, g);
             dx = ctx.moveTo(dx, inputLayout);
         }
-        Dnnl.Prepared correlation = weights.isDirect() ? null : depthwiseCorrelation(c, xs);
+        Dnnl.Prepared correlation = isDirect(weights) ? null : depthwiseCorrelation(c, xs);
         if (correlation != null) {
             depthwiseWeightGradient(correlation, c, x, g, dw, db);
             return new ConvGradients(dx, dw, db);
@@ -425,10 +432,11 @@ final class OnednnConvolutions {
      * m = block / (C / groups) neighbouring groups merged into one, whose weight is block-diagonal (each original
      * group's weight on the diagonal, zeros between): m times the multiply-adds of a small conv, on a direct kernel.
      *
+     * @param direct whether oneDNN has direct kernels for the passes about to run of a conv
      * @return the merged conv, or null where this does not apply (ungrouped or depthwise, groups that do not tile a
      *         block, feature maps not blocked) or oneDNN has no direct kernel for the merged conv either
      */
-    private ConvConfig mergedGroups(ConvConfig c, long[] xs, boolean inputGradient, boolean biasGradient) {
+    private ConvConfig mergedGroups(ConvConfig c, Predicate<ConvConfig> direct) {
         Layout in = ctx.preferredLayout(c.inChannels());
         int perGroup = c.inChannelsPerGroup();
         if (c.groups() == 1
@@ -455,15 +463,12 @@ final class OnednnConvolutions {
                 c.dilationW(),
                 c.groups() / m,
                 c.bias());
-        Dnnl.Prepared forward = convForward(merged, xs, c.bias());
-        Dnnl.Prepared weights = convBackwardWeights(merged, xs, biasGradient);
-        Dnnl.Prepared data = inputGradient ? convBackwardData(merged, xs) : null;
-        boolean direct = forward != null
-                && forward.isDirect()
-                && weights != null
-                && weights.isDirect()
-                && (data == null || data.isDirect());
-        return direct ? merged : null;
+        return direct.test(merged) ? merged : null;
+    }
+
+    /** @return whether a primitive exists and runs one of oneDNN's direct kernels */
+    private static boolean isDirect(Dnnl.Prepared p) {
+        return p != null && p.isDirect();
     }
 
     /**
@@ -638,8 +643,8 @@ final class OnednnConvolutions {
         dw.reshape('c', blocks, layout.block(), c.kernelH(), c.kernelW())
                 .assign(summed.permute(0, 3, 1, 2)
                         .get(
-                                NDArrayIndex.all(),
-                                NDArrayIndex.all(),
+                                all(),
+                                all(),
                                 NDArrayIndex.interval(0, c.kernelH()),
                                 NDArrayIndex.interval(0, c.kernelW())));
         if (db != null) {

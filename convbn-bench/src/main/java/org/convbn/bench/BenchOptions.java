@@ -3,7 +3,10 @@ package org.convbn.bench;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 
-/** The network, input shape and step-count options that {@code report}, {@code profile} and {@code measure} share, with their checks. */
+/**
+ * The network, input shape and step-count options that {@code report}, {@code profile} and {@code measure} share, with
+ * their checks.
+ */
 final class BenchOptions {
     @Option(
             names = "--model",

@@ -111,7 +111,7 @@ final class FineTuneCommand implements Callable<Integer> {
 
     /** The resolution of image folders; IDX data keeps its own. */
     @Mixin
-    InputShape shape = new InputShape(32, 224, 32, "five stride-2 stages");
+    InputShape shape = new InputShape(32);
 
     @Option(names = "--optimizer", description = "sgd, nesterov or adam (default: ${DEFAULT-VALUE})")
     FineTuning.OptimizerKind optimizer = FineTuning.OptimizerKind.NESTEROV;

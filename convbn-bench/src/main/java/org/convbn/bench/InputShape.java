@@ -29,9 +29,16 @@ final class InputShape {
         this.why = why;
     }
 
-    /** The defaults of the measuring commands: batch 8 of 224x224 images, down to 32x32 (five stride-2 stages). */
+    /**
+     * @param batch the default batch size; 224x224 images by default, down to 32x32 (the zoo's five stride-2 stages)
+     */
+    InputShape(int batch) {
+        this(batch, 224, 32, "five stride-2 stages");
+    }
+
+    /** The defaults of the measuring commands: batch 8 of 224x224 images, down to 32x32. */
     InputShape() {
-        this(8, 224, 32, "five stride-2 stages");
+        this(8);
     }
 
     /** @throws IllegalArgumentException naming --batch or --resolution when out of range */

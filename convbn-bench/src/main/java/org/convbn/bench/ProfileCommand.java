@@ -170,11 +170,15 @@ final class ProfileCommand implements Callable<Integer> {
         String prop = f[5];
         String problem = f[f.length - 2];
         return switch (primitive) {
+            // convbn takes the weight gradient of a depthwise conv wider than 3 as a forward correlation over the
+            // batch's N*C channels, one sample of them ("mb1"): weight gradient time, though a forward primitive
             case "convolution" ->
-                "conv "
-                        + prop.replace("forward_training", "forward")
-                                .replace("forward_inference", "forward")
-                                .replace("_", " ");
+                prop.equals("forward_inference") && batch > 1 && problem.contains("mb1_")
+                        ? "conv backward weights"
+                        : "conv "
+                                + prop.replace("forward_training", "forward")
+                                        .replace("forward_inference", "forward")
+                                        .replace("_", " ");
             case "reorder" ->
                 problem.startsWith(batch + "x") && problem.split("x").length == 4
                         ? "reorder of feature maps"

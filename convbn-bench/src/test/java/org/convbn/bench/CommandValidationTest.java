@@ -34,6 +34,20 @@ class CommandValidationTest {
     }
 
     @Test
+    void profileCountsTheDepthwiseCorrelationAsWeightGradientTime() {
+        String correlation =
+                "onednn_verbose,exec,cpu,convolution,jit_dw:avx2,forward_inference,src_f32::blocked:aBcd8b:f0"
+                        + ",attr-scratchpad:user ,alg:convolution_direct,g9216mb1_ic9216oc9216_ih7oh5kh7sh1dh0ph2_iw7ow5kw7sw1dw0pw2"
+                        + ",0.31";
+        String forward = "onednn_verbose,exec,cpu,convolution,jit_dw:avx2,forward_training,src_f32::blocked:aBcd8b:f0"
+                + ",attr-scratchpad:user ,alg:convolution_direct,g1152mb8_ic1152oc1152_ih7oh7kh5sh1dh0ph2_iw7ow7kw5sw1dw0pw2"
+                + ",0.52";
+        assertEquals("conv backward weights", ProfileCommand.kind(correlation.split(","), 8));
+        assertEquals("conv forward", ProfileCommand.kind(forward.split(","), 8));
+        assertEquals("conv forward", ProfileCommand.kind(correlation.split(","), 1)); // a batch of one is itself
+    }
+
+    @Test
     void dl4jVariantsNeedTheZooResNet50() {
         String err = run(2, "report", "--model", "resnet18", "--dl4j", "DL4J_CONVERTED_TUNE");
         assertTrue(err.contains("--dl4j") && err.contains("resnet18"), err);

@@ -558,18 +558,14 @@ final class OnednnConvolutions {
         if (cached != null) {
             return cached;
         }
-        long[] ys = c.outputShape(xs);
+        Geometry conv = Geometry.of(c, xs, layout, layout);
         long channels = xs[0] * xs[1];
-        long pt = c.padTop((int) xs[2]);
-        long pl = c.padLeft((int) xs[3]);
-        long[] dst = correlationShape(c, xs);
-        long pb = dst[2] - 1 + (ys[2] - 1) * c.strideH() + 1 - xs[2] - pt;
-        long pr = dst[3] - 1 + (ys[3] - 1) * c.strideW() + 1 - xs[3] - pl;
+        long[] size = correlationSize(conv);
         memory.desc src = Dnnl.featureMap(new long[] {1, channels, xs[2], xs[3]}, layout);
         memory.desc weights = Dnnl.desc(
-                new long[] {channels, 1, 1, ys[2], ys[3]},
+                new long[] {channels, 1, 1, conv.dst[2], conv.dst[3]},
                 layout == Layout.BLOCKED8 ? memory.format_tag.Goihw8g : memory.format_tag.Goihw16g);
-        memory.desc out = Dnnl.featureMap(dst, layout);
+        memory.desc out = Dnnl.featureMap(new long[] {1, channels, size[0], size[1]}, layout);
         Dnnl.Prepared p;
         try {
             convolution_forward.desc d = new convolution_forward.desc(
@@ -580,8 +576,8 @@ final class OnednnConvolutions {
                     out,
                     new long[] {1, 1},
                     new long[] {c.strideH() - 1, c.strideW() - 1},
-                    new long[] {pt, pl},
-                    new long[] {pb, pr});
+                    conv.padL,
+                    conv.padR);
             convolution_forward.primitive_desc pd =
                     new convolution_forward.primitive_desc(d, Dnnl.userScratchpad(), Dnnl.ENGINE);
             p = new Dnnl.Prepared(new convolution_forward(pd), pd)
@@ -604,17 +600,14 @@ final class OnednnConvolutions {
     }
 
     /**
-     * @return the correlation's output {@code [1, N*C, KH', KW']}: KH' = KH, or more where the conv leaves trailing
-     *         input rows unread (the correlation has no negative padding)
+     * @param conv the depthwise conv's geometry: its padding is the correlation's (the end padding clamped at 0)
+     * @return the correlation's output height and width: KH and KW, or more where the conv leaves trailing input rows
+     *         or columns unread (the correlation has no negative padding)
      */
-    private static long[] correlationShape(ConvConfig c, long[] xs) {
-        long[] ys = c.outputShape(xs);
-        long pt = c.padTop((int) xs[2]);
-        long pl = c.padLeft((int) xs[3]);
-        long pb = Math.max(0, c.kernelH() + (ys[2] - 1) * c.strideH() - xs[2] - pt);
-        long pr = Math.max(0, c.kernelW() + (ys[3] - 1) * c.strideW() - xs[3] - pl);
+    private static long[] correlationSize(Geometry conv) {
         return new long[] {
-            1, xs[0] * xs[1], xs[2] + pt + pb - (ys[2] - 1) * c.strideH(), xs[3] + pl + pr - (ys[3] - 1) * c.strideW()
+            conv.src[2] + conv.padL[0] + conv.padR[0] - (conv.dst[2] - 1) * conv.strides[0],
+            conv.src[3] + conv.padL[1] + conv.padR[1] - (conv.dst[3] - 1) * conv.strides[1]
         };
     }
 
@@ -629,15 +622,15 @@ final class OnednnConvolutions {
         long[] xs = Layout.logicalShape(x);
         long n = xs[0];
         long blocks = c.inChannels() / layout.block();
-        long[] dst = correlationShape(c, xs);
+        long[] size = correlationSize(Geometry.of(c, xs, layout, layout));
         INDArray src = ctx.as(x, layout);
         INDArray kernel = ctx.as(g, layout);
-        INDArray perSample = ctx.arena().allocate(DataType.FLOAT, n, blocks, dst[2], dst[3], layout.block());
+        INDArray perSample = ctx.arena().allocate(DataType.FLOAT, n, blocks, size[0], size[1], layout.block());
         p.bind(DNNL_ARG_SRC, src);
         p.bind(DNNL_ARG_WEIGHTS, kernel);
         p.bind(DNNL_ARG_DST, perSample);
         ctx.run(p);
-        INDArray summed = ctx.arena().allocate(DataType.FLOAT, blocks, dst[2], dst[3], layout.block());
+        INDArray summed = ctx.arena().allocate(DataType.FLOAT, blocks, size[0], size[1], layout.block());
         Nd4j.exec(new Sum(perSample, summed, 0));
         // [C/b, KH', KW', b] -> [C/b, b, KH, KW], which is dw [C, 1, KH, KW] in 'c' order
         dw.reshape('c', blocks, layout.block(), c.kernelH(), c.kernelW())

@@ -47,11 +47,23 @@ public record RetainedBytes(long activationBytes, long weightBytes) {
      * @throws IllegalArgumentException if the input shape does not fit the producer
      */
     public static RetainedBytes predict(ConvBNConfig config, Mode mode, long[] inputShape, int bytesPerElement) {
+        return predict(config, mode, inputShape, bytesPerElement, bytesPerElement);
+    }
+
+    /**
+     * {@link #predict(ConvBNConfig, Mode, long[], int)} in mixed precision: feature maps and parameters in widths of
+     * their own (the TUNE fold's kept weight W' is a parameter-width tensor).
+     *
+     * @param featureMapBytes the width the feature maps are stored in (2 for bfloat16, see {@link Precision})
+     * @param parameterBytes the width of parameters and per-channel vectors (4 for float32)
+     */
+    public static RetainedBytes predict(
+            ConvBNConfig config, Mode mode, long[] inputShape, int featureMapBytes, int parameterBytes) {
         long[] out = config.producer().outputShape(inputShape);
-        long x = product(inputShape) * bytesPerElement;
-        long y = product(out) * bytesPerElement;
-        long channel = (long) config.channels() * bytesPerElement;
-        long weight = config.producer().weightCount() * bytesPerElement;
+        long x = product(inputShape) * featureMapBytes;
+        long y = product(out) * featureMapBytes;
+        long channel = (long) config.channels() * parameterBytes;
+        long weight = config.producer().weightCount() * parameterBytes;
         return switch (mode) {
             case TRAIN -> new RetainedBytes(x + y, 2 * channel);
             case EVAL -> new RetainedBytes(x + y, 0);

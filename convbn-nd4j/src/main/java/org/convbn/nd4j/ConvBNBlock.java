@@ -321,8 +321,19 @@ public final class ConvBNBlock {
         // A blocked feature map is checked by its logical shape; anything else as it is (rank, channels, size).
         long[] shape = layoutOrNchw(x).isBlocked() ? Layout.logicalShape(x) : x.shape();
         config.producer().checkInputShape("x", shape);
-        Tensors.requireType("x", x, dataType);
+        requireFeatureMapType("x", x);
         return shape;
+    }
+
+    /**
+     * @throws IllegalArgumentException unless t has the block's data type, or is bfloat16 under kernels that keep
+     *                                  feature maps in bfloat16
+     */
+    private void requireFeatureMapType(String name, INDArray t) {
+        if (t.dataType() == DataType.BFLOAT16 && kernels.precision().isBf16()) {
+            return;
+        }
+        Tensors.requireType(name, t, dataType);
     }
 
     /**
@@ -403,7 +414,7 @@ public final class ConvBNBlock {
         }
         long[] expected = savedOutputLayout.physicalShape(config.producer().outputShape(savedInputShape));
         Tensors.requireShape("gradOutput", gradOutput, expected);
-        Tensors.requireType("gradOutput", gradOutput, dataType);
+        requireFeatureMapType("gradOutput", gradOutput);
         INDArray g = featureMap(gradOutput);
         BlockGradients grads;
         try (SavedTensors s = saved) {

@@ -24,6 +24,20 @@ public final class Fixtures {
             INDArray gNd4j) {}
 
     public static Case random(ConvBNConfig config, long[] inputShape, DataType type, long seed) {
+        return random(config, inputShape, type, type, seed);
+    }
+
+    /**
+     * A random case whose input and output gradient are feature maps of {@code featureType} (BFLOAT16 under mixed
+     * precision: the reference takes their bfloat16 values), its parameters of {@code type}.
+     */
+    public static Case random(ConvBNConfig config, long[] inputShape, DataType type, DataType featureType, long seed) {
+        if (featureType != type) {
+            Case c = random(config, inputShape, type, type, seed);
+            INDArray x = c.xNd4j().castTo(featureType);
+            INDArray g = c.gNd4j().castTo(featureType);
+            return new Case(config, c.reference(), c.nd4j(), toTensor(x), x, toTensor(g), g);
+        }
         ReferenceParameters p = RandomCase.parameters(config, seed);
         ReferenceParameters rounded = new ReferenceParameters(
                 round(p.weight(), type),

@@ -7,8 +7,12 @@ import java.util.Map;
 import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.convbn.nd4j.kernel.PooledArena;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.EnumSource;
@@ -61,6 +65,43 @@ class RetainedBytesTest {
         assertEquals(
                 new RetainedBytes(input, (10L * 3 * 3 * 3 + 2 * 10) * width), block.retainedBytes(), "W', b', s kept");
         assertEquals(RetainedBytes.predict(keeping, Mode.TUNE, inShape, width), block.retainedBytes());
+    }
+
+    @Test
+    void inBfloat16EachModeKeepsItsFeatureMapsAtHalfWidthAndItsVectorsInFloat32() {
+        ConvBNConfig config = ConvBNConfig.of(
+                ConvConfig.builder(6, 10).kernel(3).stride(2).padding(1).build());
+        long[] inShape = {3, 6, 11, 9};
+        for (Mode mode : Mode.values()) {
+            for (TuneFold fold : TuneFold.values()) {
+                ConvBNConfig c = config.withTuneFold(fold);
+                try (PooledArena arena = Arena.pooled();
+                        Kernels kernels = Kernels.create(DataType.FLOAT, Precision.BF16_EMULATED, arena)) {
+                    INDArray x = arena.allocate(DataType.BFLOAT16, inShape).assign(Nd4j.rand(DataType.FLOAT, inShape));
+                    ConvBNBlock block =
+                            ConvBNBlock.of(c, ConvBNParameters.initialize(c, DataType.FLOAT, 1), mode, kernels);
+                    INDArray z = block.forward(x);
+                    assertEquals(DataType.BFLOAT16, z.dataType(), mode + " output");
+                    assertEquals(
+                            RetainedBytes.predict(c, mode, inShape, Precision.BF16_BYTES, 4),
+                            block.retainedBytes(),
+                            mode + " " + fold);
+                    BlockGradients g = block.backward(
+                            arena.allocate(DataType.BFLOAT16, z.shape()).assign(1.0));
+                    assertEquals(DataType.BFLOAT16, g.input().dataType(), mode + " dL/dx");
+                    g.parameters().values().forEach(t -> assertEquals(DataType.FLOAT, t.dataType(), mode + " grads"));
+                    assertEquals(RetainedBytes.NONE, block.retainedBytes());
+                }
+            }
+        }
+        long input = 3L * 6 * 11 * 9;
+        long output = 3L * 10 * 6 * 5;
+        assertEquals(
+                new RetainedBytes(2 * input, 2 * 10 * 4),
+                RetainedBytes.predict(config, Mode.TUNE, inShape, Precision.BF16_BYTES, 4));
+        assertEquals(
+                new RetainedBytes(2 * (input + output), 0),
+                RetainedBytes.predict(config, Mode.EVAL, inShape, Precision.BF16_BYTES, 4));
     }
 
     @Test

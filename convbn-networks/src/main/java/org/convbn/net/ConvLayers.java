@@ -11,7 +11,6 @@ import org.convbn.nd4j.ConvBNParameters;
 import org.convbn.nd4j.kernel.Arena;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
-import org.nd4j.linalg.api.buffer.DataType;
 
 /**
  * What every network's builder makes its layers from: convs as torchvision configures them, ConvBN blocks and
@@ -35,12 +34,18 @@ final class ConvLayers {
     }
 
     /**
-     * Builds a network on a new pooled arena and the fastest kernels for {@code type} on it, and closes both if the
-     * build fails (the network owns them otherwise).
+     * Builds a network on a new pooled arena and the fastest kernels for the builder's data type and precision on
+     * it, and closes both if the build fails (the network owns them otherwise).
      */
-    static <N extends Network> N owning(DataType type, BiFunction<PooledArena, Kernels, N> build) {
+    static <N extends Network> N owning(NetworkBuilder<?> settings, BiFunction<PooledArena, Kernels, N> build) {
         PooledArena arena = Arena.pooled();
-        Kernels kernels = Kernels.create(type, arena);
+        Kernels kernels;
+        try {
+            kernels = Kernels.create(settings.dataType, settings.precision, arena);
+        } catch (RuntimeException e) {
+            arena.close();
+            throw e;
+        }
         try {
             return build.apply(arena, kernels);
         } catch (RuntimeException e) {

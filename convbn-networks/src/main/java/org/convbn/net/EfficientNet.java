@@ -252,7 +252,7 @@ public final class EfficientNet extends InvertedResidualNetwork {
     }
 
     private static EfficientNet create(Builder b) {
-        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+        return ConvLayers.owning(b, (arena, kernels) -> create(b, arena, kernels));
     }
 
     private static EfficientNet create(Builder b, PooledArena arena, Kernels kernels) {

@@ -106,7 +106,7 @@ public final class MobileNetV2 extends InvertedResidualNetwork {
     }
 
     private static MobileNetV2 create(Builder b) {
-        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+        return ConvLayers.owning(b, (arena, kernels) -> create(b, arena, kernels));
     }
 
     private static MobileNetV2 create(Builder b, PooledArena arena, Kernels kernels) {

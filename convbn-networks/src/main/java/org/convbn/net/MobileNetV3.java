@@ -126,7 +126,7 @@ public final class MobileNetV3 extends InvertedResidualNetwork {
     }
 
     private static MobileNetV3 create(Builder b) {
-        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+        return ConvLayers.owning(b, (arena, kernels) -> create(b, arena, kernels));
     }
 
     private static MobileNetV3 create(Builder b, PooledArena arena, Kernels kernels) {

@@ -3,6 +3,7 @@ package org.convbn.net;
 import java.util.Objects;
 import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.core.TuneFold;
 import org.nd4j.linalg.api.buffer.DataType;
 
@@ -16,6 +17,7 @@ import org.nd4j.linalg.api.buffer.DataType;
 public abstract class NetworkBuilder<B extends NetworkBuilder<B>> {
     int classes = 1000;
     DataType dataType = DataType.FLOAT;
+    Precision precision = Precision.FULL;
     long seed;
     Mode mode = Mode.EVAL;
     TuneFold tuneFold = TuneFold.RECOMPUTE;
@@ -37,6 +39,15 @@ public abstract class NetworkBuilder<B extends NetworkBuilder<B>> {
     /** @param dataType FLOAT (default) or DOUBLE */
     public B dataType(DataType dataType) {
         this.dataType = dataType;
+        return self();
+    }
+
+    /**
+     * @param precision how feature maps are stored (default {@link Precision#FULL}, in the data type); a bfloat16
+     *                  precision needs the FLOAT data type
+     */
+    public B precision(Precision precision) {
+        this.precision = precision;
         return self();
     }
 
@@ -94,6 +105,11 @@ public abstract class NetworkBuilder<B extends NetworkBuilder<B>> {
         }
         if (dataType != DataType.FLOAT && dataType != DataType.DOUBLE) {
             throw new IllegalArgumentException("dataType: expected FLOAT or DOUBLE, got " + dataType);
+        }
+        Objects.requireNonNull(precision, "precision");
+        if (precision.isBf16() && dataType != DataType.FLOAT) {
+            throw new IllegalArgumentException(
+                    "dataType: expected FLOAT for precision " + precision + " (float32 parameters), got " + dataType);
         }
         Objects.requireNonNull(mode, "mode");
         Objects.requireNonNull(tuneFold, "tuneFold");

@@ -119,7 +119,7 @@ public final class RegNet extends InvertedResidualNetwork {
     }
 
     private static RegNet create(Builder b) {
-        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+        return ConvLayers.owning(b, (arena, kernels) -> create(b, arena, kernels));
     }
 
     private static RegNet create(Builder b, PooledArena arena, Kernels kernels) {

@@ -207,7 +207,7 @@ public final class ResNet implements Network {
     }
 
     private static ResNet create(Builder b) {
-        return ConvLayers.owning(b.dataType, (arena, kernels) -> create(b, arena, kernels));
+        return ConvLayers.owning(b, (arena, kernels) -> create(b, arena, kernels));
     }
 
     private static ResNet create(Builder b, PooledArena arena, Kernels kernels) {

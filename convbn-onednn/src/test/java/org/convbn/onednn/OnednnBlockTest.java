@@ -16,6 +16,7 @@ import org.convbn.core.ConvBNConfig;
 import org.convbn.core.ConvConfig;
 import org.convbn.core.Mode;
 import org.convbn.core.Padding;
+import org.convbn.core.Precision;
 import org.convbn.nd4j.BackendVsReferenceTest;
 import org.convbn.nd4j.ConvBNBlock;
 import org.convbn.nd4j.ConvBNParameters;
@@ -51,6 +52,7 @@ class OnednnBlockTest {
     static final double FLOAT_ELEMENTWISE = 1e-5;
 
     private static final Map<Mode, Double> WORST = new EnumMap<>(Mode.class);
+    private static final Map<Mode, Double> WORST_BF16 = new EnumMap<>(Mode.class);
 
     static Stream<ConfigGrid.Case> grid() {
         return ConfigGrid.full().stream();
@@ -141,6 +143,18 @@ class OnednnBlockTest {
                 c, DataType.FLOAT, kernels(layout), layout, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
         BackendVsReferenceTest.check(
                 c, DataType.FLOAT, kernels(layout), Layout.NCHW, BackendVsReferenceTest.FLOAT32_TOLERANCE, WORST);
+    }
+
+    /**
+     * Mixed precision on the oneDNN kernels, as {@link Precision#BF16_EMULATED} runs it: feature maps (blocked or not)
+     * stored in bfloat16 between float32 primitives, every mode against the float64 reference on the bfloat16 input.
+     */
+    @ParameterizedTest(name = "{0} {1}")
+    @MethodSource("blocked")
+    void everyModeWithBfloat16FeatureMapsMatchesTheReference(Layout layout, ConfigGrid.Case c) {
+        Kernels k = Kernels.withBf16FeatureMaps(kernels(layout));
+        assertEquals(Precision.BF16_EMULATED, k.precision());
+        BackendVsReferenceTest.check(c, DataType.FLOAT, k, layout, BackendVsReferenceTest.BF16_TOLERANCE, WORST_BF16);
     }
 
     /**
@@ -299,5 +313,7 @@ class OnednnBlockTest {
     @AfterAll
     static void report() {
         System.out.println("oneDNN vs reference, worst relative error per mode: " + WORST);
+        System.out.println(
+                "oneDNN with bfloat16 feature maps vs reference, worst relative error per mode: " + WORST_BF16);
     }
 }

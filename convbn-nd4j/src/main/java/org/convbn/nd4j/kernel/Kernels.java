@@ -4,6 +4,7 @@ import java.util.Map;
 import java.util.Set;
 import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.ConvConfig;
+import org.convbn.core.Precision;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.api.ndarray.INDArray;
 import org.nd4j.linalg.api.ops.DynamicCustomOp;
@@ -69,6 +70,14 @@ public interface Kernels extends AutoCloseable {
 
     /** @return the data type of every tensor this set computes on */
     DataType dataType();
+
+    /**
+     * @return how feature maps are stored: {@link Precision#FULL} (in {@link #dataType()}) by default,
+     *         {@link Precision#BF16_EMULATED} for a set that keeps them in bfloat16
+     */
+    default Precision precision() {
+        return Precision.FULL;
+    }
 
     /** @return where results and temporaries come from */
     Arena arena();
@@ -548,6 +557,43 @@ public interface Kernels extends AutoCloseable {
         KernelChoice choice = KernelChoice.of(type);
         choice.logOnce();
         return choice.provider().create(type, arena);
+    }
+
+    /**
+     * {@link #create(DataType, Arena)} with feature maps stored as {@code precision} says.
+     *
+     * @param type FLOAT or DOUBLE; FLOAT for a bfloat16 precision
+     * @param precision {@link Precision#FULL}, or {@link Precision#BF16_EMULATED} for the fastest float32 set under
+     *                  bfloat16 feature maps
+     * @param arena where results come from
+     * @return a new kernel set
+     * @throws IllegalArgumentException for a bfloat16 precision with a type other than FLOAT
+     * @throws UnsupportedOperationException for {@link Precision#BF16_MIXED}: no kernel set computes in bfloat16;
+     *                                       the message names the set and instruction set found here
+     */
+    static Kernels create(DataType type, Precision precision, Arena arena) {
+        if (precision.isBf16() && type != DataType.FLOAT) {
+            throw new IllegalArgumentException(
+                    "dataType: expected FLOAT for precision " + precision + " (float32 parameters), got " + type);
+        }
+        return switch (precision) {
+            case FULL -> create(type, arena);
+            case BF16_MIXED ->
+                throw new UnsupportedOperationException("precision BF16_MIXED: no kernel set here"
+                        + " computes in bfloat16 (found " + describeChoice(DataType.FLOAT) + "; native bfloat16"
+                        + " convolutions need oneDNN on a CPU with avx512_core_bf16 and are not built yet); use"
+                        + " BF16_EMULATED for bfloat16 feature maps computed in float32");
+            case BF16_EMULATED -> withBf16FeatureMaps(create(DataType.FLOAT, arena));
+        };
+    }
+
+    /**
+     * @param float32 a float32 kernel set, owned by the result from now on
+     * @return the set under feature maps stored in bfloat16 ({@link Precision#BF16_EMULATED}), on float32's arena
+     * @throws IllegalArgumentException if {@code float32} computes in another type
+     */
+    static Kernels withBf16FeatureMaps(Kernels float32) {
+        return new EmulatedBf16Kernels(float32);
     }
 
     /**

@@ -146,7 +146,7 @@ public final class SqueezeExcitation {
         input = u;
         pooled = kernels.globalAveragePool(u);
         long n = pooled.size(0);
-        INDArray a = arena.allocate(u.dataType(), n, w1.size(0));
+        INDArray a = arena.allocate(kernels.dataType(), n, w1.size(0)); // vectors in the parameters' type
         Nd4j.gemm(pooled, matrix(w1), a, false, true, 1.0, 0.0);
         a.addiRowVector(b1);
         squeezedInput = a;
@@ -156,11 +156,11 @@ public final class SqueezeExcitation {
             squeezed = kernels.copy(a);
             kernels.reluInPlace(squeezed);
         }
-        INDArray c = arena.allocate(u.dataType(), n, w2.size(0));
+        INDArray c = arena.allocate(kernels.dataType(), n, w2.size(0));
         Nd4j.gemm(squeezed, matrix(w2), c, false, true, 1.0, 0.0);
         c.addiRowVector(b2);
         if (scale == Scale.SIGMOID) {
-            gate = arena.allocate(u.dataType(), n, w2.size(0));
+            gate = arena.allocate(kernels.dataType(), n, w2.size(0));
             Nd4j.exec(new Sigmoid(c, gate));
             arena.release(c);
         } else {

@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Map;
 import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.nd4j.linalg.api.buffer.DataType;
 
 /**
@@ -18,10 +19,10 @@ import org.nd4j.linalg.api.buffer.DataType;
 public final class Zoo {
     private Zoo() {}
 
-    /** A builder of one model: classes, data type, seed to a network in EVAL. */
+    /** A builder of one model: classes, data type, precision, seed to a network in EVAL. */
     @FunctionalInterface
     private interface Factory {
-        Network create(int classes, DataType dataType, long seed);
+        Network create(int classes, DataType dataType, Precision precision, long seed);
     }
 
     private static final Map<String, Factory> MODELS = models();
@@ -29,36 +30,40 @@ public final class Zoo {
     private static Map<String, Factory> models() {
         Map<String, Factory> m = new LinkedHashMap<>();
         for (ResNet.Variant v : ResNet.Variant.values()) {
-            m.put(v.torchvisionName(), (classes, type, seed) -> ResNet.builder(v)
+            m.put(v.torchvisionName(), (classes, type, precision, seed) -> ResNet.builder(v)
                     .classes(classes)
                     .dataType(type)
+                    .precision(precision)
                     .seed(seed)
                     .mode(Mode.EVAL)
                     .build());
         }
         m.put(
                 "mobilenet_v2",
-                (classes, type, seed) -> off(MobileNetV2.builder()
+                (classes, type, precision, seed) -> off(MobileNetV2.builder()
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.EVAL)
                         .build()));
         m.put(
                 "mobilenet_v3_large",
-                (classes, type, seed) -> off(MobileNetV3.builder()
+                (classes, type, precision, seed) -> off(MobileNetV3.builder()
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.EVAL)
                         .build()));
         for (EfficientNet.Variant v : EfficientNet.Variant.values()) {
             m.put(
                     v.torchvisionName(),
-                    (classes, type, seed) -> off(EfficientNet.builder()
+                    (classes, type, precision, seed) -> off(EfficientNet.builder()
                             .variant(v)
                             .classes(classes)
                             .dataType(type)
+                            .precision(precision)
                             .seed(seed)
                             .mode(Mode.EVAL)
                             .build()));
@@ -66,10 +71,11 @@ public final class Zoo {
         for (RegNet.Variant v : RegNet.Variant.values()) {
             m.put(
                     v.torchvisionName(),
-                    (classes, type, seed) -> off(RegNet.builder()
+                    (classes, type, precision, seed) -> off(RegNet.builder()
                             .variant(v)
                             .classes(classes)
                             .dataType(type)
+                            .precision(precision)
                             .seed(seed)
                             .mode(Mode.EVAL)
                             .build()));
@@ -96,11 +102,21 @@ public final class Zoo {
      * @throws IllegalArgumentException for an unknown name (the known ones listed) or a bad setting (named)
      */
     public static Network create(String name, int classes, DataType dataType, long seed) {
+        return create(name, classes, dataType, Precision.FULL, seed);
+    }
+
+    /**
+     * As {@link #create(String, int, DataType, long)} with feature maps stored as {@code precision} says.
+     *
+     * @param precision {@link Precision#FULL}, or a bfloat16 precision with the FLOAT data type
+     * @throws UnsupportedOperationException for a precision no kernels here compute in (the message says why)
+     */
+    public static Network create(String name, int classes, DataType dataType, Precision precision, long seed) {
         Factory f = MODELS.get(name);
         if (f == null) {
             throw new IllegalArgumentException("model: expected one of " + names() + ", got " + name);
         }
-        return f.create(classes, dataType, seed);
+        return f.create(classes, dataType, precision, seed);
     }
 
     /** @return whether {@link #create} knows {@code name} */

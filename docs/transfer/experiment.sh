@@ -3,6 +3,8 @@
 # Fashion-MNIST classes 0-4, fine-tuned on classes 5-9 in each mode and with a frozen prefix, then the same
 # fine-tuning at 224x224 for time and memory (skipped with R224=0). Needs Debian's dataset-fashion-mnist and the
 # built bench jar.
+# BF16=1 adds the TUNE and EVAL fine-tunings (and TUNE at 224x224) with bfloat16 feature maps (--precision
+# BF16_EMULATED: float32 kernels under bfloat16 maps on a CPU without bfloat16 kernels), beside the float32 ones.
 # Usage: docs/transfer/experiment.sh WORKDIR [MODEL [FROZEN]]
 #   MODEL: a zoo name (default resnet18); FROZEN: the frozen parts of the frozen-prefix runs (default 3: a ResNet's
 #   stem, layer1 and layer2). Data in WORKDIR, results in WORKDIR (resnet18) or WORKDIR/MODEL: *.json, *.png, *.log
@@ -46,15 +48,26 @@ run "deploy-frozen$frozen" --weights "$out/pretrained.safetensors" --mode deploy
 # Linear probes (only the head trains): what the pretrained features are worth against random ones.
 run probe-pretrained --weights "$out/pretrained.safetensors" --mode tune --frozen-parts "$all"
 run probe-scratch --mode tune --frozen-parts "$all"
+if [ "${BF16:-0}" = 1 ]; then
+    for mode in eval tune; do
+        run "$mode-bf16" --weights "$out/pretrained.safetensors" --mode "$mode" --precision BF16_EMULATED
+    done
+    run "tune-frozen$frozen-bf16" --weights "$out/pretrained.safetensors" --mode tune --frozen-parts "$frozen" \
+        --precision BF16_EMULATED
+fi
 [ "${R224:-1}" = 0 ] && exit 0
 
 # Time and memory at torchvision's resolution: one epoch of 320 images per variant.
 mkdir -p "$work/target224"
 [ -d "$work/target224/5-Sandal" ] || bench class-folders --classes 5,6,7,8,9 --per-class 80 --out "$work/target224"
-for v in "train 0" "eval 0" "tune 0" "deploy 0" "tune $frozen" "tune $all"; do
+variants=("train 0 FULL" "eval 0 FULL" "tune 0 FULL" "deploy 0 FULL" "tune $frozen FULL" "tune $all FULL")
+[ "${BF16:-0}" = 1 ] && variants+=("eval 0 BF16_EMULATED" "tune 0 BF16_EMULATED")
+for v in "${variants[@]}"; do
     set -- $v
+    name=r224-$1-$2
+    [ "$3" = FULL ] || name=$name-bf16
     bench finetune --model "$model" --batch 32 --resolution 224 --quiet --validation 0 --data "$work/target224" \
-        --weights "$out/pretrained.safetensors" --mode "$1" --frozen-parts "$2" --epochs 1 --lr 0.01 \
-        --out "$out/r224-$1-$2.safetensors" --curve "$out/r224-$1-$2.json" --chart "$out/r224-$1-$2.png" \
-        | tee "$out/r224-$1-$2.log"
+        --weights "$out/pretrained.safetensors" --mode "$1" --frozen-parts "$2" --precision "$3" --epochs 1 \
+        --lr 0.01 --out "$out/$name.safetensors" --curve "$out/$name.json" --chart "$out/$name.png" \
+        | tee "$out/$name.log"
 done

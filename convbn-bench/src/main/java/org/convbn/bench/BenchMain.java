@@ -30,7 +30,10 @@ import picocli.CommandLine.Command;
 public final class BenchMain {
     private BenchMain() {}
 
-    /** @return the command line, with bad input (named in the message) turned into "error: ..." and exit code 2 */
+    /**
+     * @return the command line, with bad input (named in the message) and what cannot run here (a precision without
+     *         kernels) turned into "error: ..." and exit code 2
+     */
     static CommandLine commandLine() {
         CommandLine cli = new CommandLine(new BenchMain()).setCaseInsensitiveEnumValuesAllowed(true);
         cli.setExecutionExceptionHandler((e, cmd, parsed) -> {
@@ -40,6 +43,7 @@ public final class BenchMain {
             }
             if (e instanceof IllegalArgumentException
                     || e instanceof IllegalStateException
+                    || e instanceof UnsupportedOperationException
                     || e instanceof IOException) {
                 cmd.getErr().println("error: " + e.getMessage());
                 return 2;

@@ -24,6 +24,7 @@ import me.tongfei.progressbar.ProgressBar;
 import me.tongfei.progressbar.ProgressBarBuilder;
 import me.tongfei.progressbar.ProgressBarStyle;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.io.AtomicFiles;
 import org.convbn.net.Network;
 import org.convbn.net.Zoo;
@@ -58,13 +59,13 @@ import picocli.CommandLine.Option;
         sortOptions = false)
 final class FineTuneCommand implements Callable<Integer> {
     /** The element types. */
-    enum Precision {
+    enum ElementType {
         FLOAT(DataType.FLOAT),
         DOUBLE(DataType.DOUBLE);
 
         final DataType type;
 
-        Precision(DataType type) {
+        ElementType(DataType type) {
             this.type = type;
         }
     }
@@ -142,7 +143,15 @@ final class FineTuneCommand implements Callable<Integer> {
     boolean keepHead;
 
     @Option(names = "--dtype", description = "float or double (default: ${DEFAULT-VALUE})")
-    Precision precision = Precision.FLOAT;
+    ElementType dtype = ElementType.FLOAT;
+
+    @Option(
+            names = "--precision",
+            description = "how feature maps are stored: FULL (in --dtype), BF16_EMULATED (bfloat16 maps, float32 "
+                    + "parameters, computed in float32 kernels) or BF16_MIXED (native bfloat16 kernels: refused where there "
+                    + "are none); not part of a checkpoint's settings: a run may resume in another (default: "
+                    + "${DEFAULT-VALUE})")
+    Precision precision = Precision.FULL;
 
     @Option(names = "--out", description = "the tuned weights, torchvision names (default: ${DEFAULT-VALUE})")
     Path out = Path.of("tuned.safetensors");
@@ -514,8 +523,7 @@ final class FineTuneCommand implements Callable<Integer> {
                     "--data: expected a folder, got " + (Files.exists(data) ? "a file " : "no such folder ") + data);
         }
         if (isIdx(data)) {
-            InMemoryDataset all =
-                    InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3, precision.type);
+            InMemoryDataset all = InMemoryDataset.of(FashionMnist.read(data, true), Integer.MAX_VALUE, 3, dtype.type);
             int[][] split = IdxBatches.split(all.size(), validationFraction, seed);
             requireTrainingBatch(split[0].length);
             IdxBatches train = new IdxBatches(all, split[0], FashionMnist.CLASSES, shape.batch, true, seed);
@@ -536,7 +544,7 @@ final class FineTuneCommand implements Callable<Integer> {
                 .resolution(shape.resolution)
                 .batch(shape.batch)
                 .seed(seed)
-                .dataType(precision.type)
+                .dataType(dtype.type)
                 .build();
         ImageBatches val = folder.validation().isEmpty()
                 ? null
@@ -545,7 +553,7 @@ final class FineTuneCommand implements Callable<Integer> {
                         .batch(shape.batch)
                         .training(false)
                         .seed(seed)
-                        .dataType(precision.type)
+                        .dataType(dtype.type)
                         .build();
         return new Data(
                 train,
@@ -610,9 +618,9 @@ final class FineTuneCommand implements Callable<Integer> {
             if (keepHead) {
                 throw new IllegalArgumentException("--keep-head: expected --weights with a head to keep, got none");
             }
-            return withTrainingRegularisation(Zoo.create(model, classes, precision.type, seed));
+            return withTrainingRegularisation(Zoo.create(model, classes, dtype.type, precision, seed));
         }
-        Network net = withTrainingRegularisation(Pretrained.load(model, weights, precision.type, Mode.EVAL));
+        Network net = withTrainingRegularisation(Pretrained.load(model, weights, dtype.type, precision, Mode.EVAL));
         if (keepHead && net.classes() != classes) {
             net.close();
             throw new IllegalArgumentException("--keep-head: the weights' head predicts " + net.classes()

@@ -9,6 +9,7 @@ import java.util.concurrent.Callable;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
+import org.convbn.core.Precision;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
@@ -39,6 +40,13 @@ final class MeasureCommand implements Callable<Integer> {
                     + "DL4J_CONVERTED_EVAL, DL4J_CONVERTED_TUNE or DL4J_CONVERTED_TUNE_KEEP")
     Dl4jVariant dl4j;
 
+    @Option(
+            names = "--precision",
+            description =
+                    "how feature maps are stored: FULL (float32), BF16_EMULATED (bfloat16, computed in float32) or "
+                            + "BF16_MIXED (native bfloat16 kernels: refused where there are none) (default: ${DEFAULT-VALUE})")
+    Precision precision = Precision.FULL;
+
     @Option(names = "--result", required = true, description = "where to write the JSON result")
     Path result;
 
@@ -55,6 +63,10 @@ final class MeasureCommand implements Callable<Integer> {
     @Override
     public Integer call() throws Exception {
         run.validate();
+        if (dl4j != null && precision != Precision.FULL) {
+            throw new IllegalArgumentException(
+                    "--precision: DL4J's variants run in float32, expected FULL, got " + precision);
+        }
         if ((mode == null) == (dl4j == null)) {
             throw new IllegalArgumentException(
                     "--mode, --dl4j: expected exactly one, got " + (mode == null ? "neither" : "both"));
@@ -79,6 +91,7 @@ final class MeasureCommand implements Callable<Integer> {
                         run.shape.batch,
                         run.shape.resolution,
                         DataType.FLOAT,
+                        precision,
                         42)
                 : new Dl4jStep(dl4j, run.shape.batch, run.shape.resolution, 42);
         List<Double> times = new ArrayList<>();

@@ -3,6 +3,7 @@ package org.convbn.bench;
 import java.util.Locale;
 import java.util.Optional;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.core.TuneFold;
 import org.convbn.net.EfficientNet;
 import org.convbn.net.MobileNetV2;
@@ -83,6 +84,11 @@ public enum Model {
         return family == Family.RESNET;
     }
 
+    /** @return whether its blocks are GroupNorm with proxy-normalised activations instead of ConvBN */
+    public boolean isProxy() {
+        return proxy;
+    }
+
     /** @return whether a group size can replace its convs' (ResNets' 3x3 convs, EfficientNets' depthwise convs) */
     public boolean groupable() {
         return family == Family.RESNET || family == Family.EFFICIENTNET;
@@ -119,6 +125,24 @@ public enum Model {
             boolean reversible,
             double reversibleMinBeta,
             int groupSize) {
+        return build(classes, type, Precision.FULL, seed, tuneFold, reversible, reversibleMinBeta, groupSize);
+    }
+
+    /**
+     * As {@link #build(int, DataType, long, TuneFold, boolean, double, int)} with feature maps stored as
+     * {@code precision} says.
+     *
+     * @throws UnsupportedOperationException for a precision no kernels here compute in
+     */
+    public Network build(
+            int classes,
+            DataType type,
+            Precision precision,
+            long seed,
+            TuneFold tuneFold,
+            boolean reversible,
+            double reversibleMinBeta,
+            int groupSize) {
         if (reversible && family != Family.RESNET) {
             throw new IllegalArgumentException("reversible: expected a ResNet model, got " + cliName());
         }
@@ -128,6 +152,7 @@ public enum Model {
                 ResNet.Builder b = ResNet.builder(v)
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.TRAIN)
                         .tuneFold(tuneFold)
@@ -138,6 +163,7 @@ public enum Model {
                 MobileNetV2.builder()
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.TRAIN)
                         .tuneFold(tuneFold)
@@ -147,6 +173,7 @@ public enum Model {
                 MobileNetV3.builder()
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.TRAIN)
                         .tuneFold(tuneFold)
@@ -156,6 +183,7 @@ public enum Model {
                 RegNet.builder()
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.TRAIN)
                         .tuneFold(tuneFold)
@@ -167,6 +195,7 @@ public enum Model {
                                 base.substring("efficientnet_".length()).toUpperCase(Locale.ROOT)))
                         .classes(classes)
                         .dataType(type)
+                        .precision(precision)
                         .seed(seed)
                         .mode(Mode.TRAIN)
                         .tuneFold(tuneFold)

@@ -5,6 +5,7 @@ import java.util.Map;
 import java.util.SplittableRandom;
 import java.util.TreeMap;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.core.RetainedBytes;
 import org.convbn.core.TuneFold;
 import org.convbn.nd4j.Optimizer;
@@ -62,7 +63,25 @@ public final class NetworkStep implements BenchStep {
             int resolution,
             DataType type,
             long seed) {
-        this.network = model.build(CLASSES, type, seed, tuneFold, reversible, REVERSIBLE_MIN_BETA, model.groupSize());
+        this(model, mode, tuneFold, reversible, batch, resolution, type, Precision.FULL, seed);
+    }
+
+    /**
+     * As above, with feature maps stored as {@code precision} says (parameters, the input image and the loss in
+     * {@code type}).
+     */
+    public NetworkStep(
+            Model model,
+            Mode mode,
+            TuneFold tuneFold,
+            boolean reversible,
+            int batch,
+            int resolution,
+            DataType type,
+            Precision precision,
+            long seed) {
+        this.network = model.build(
+                CLASSES, type, precision, seed, tuneFold, reversible, REVERSIBLE_MIN_BETA, model.groupSize());
         if (network instanceof ResNet r) {
             r.setCoupling(REVERSIBLE_COUPLING);
         }

@@ -14,6 +14,7 @@ import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
+import org.convbn.core.Precision;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
@@ -45,6 +46,12 @@ final class ProfileCommand implements Callable<Integer> {
                     "profile the peer's step in that mode instead: none or pytorch " + "(default: ${DEFAULT-VALUE})")
     Peer peer = Peer.NONE;
 
+    @Option(
+            names = "--precision",
+            description = "how feature maps are stored: FULL, BF16_EMULATED or BF16_MIXED (see report); the peer "
+                    + "runs under bfloat16 autocast for a bfloat16 precision (default: ${DEFAULT-VALUE})")
+    Precision precision = Precision.FULL;
+
     @Mixin
     MeasuringProcesses processes;
 
@@ -69,12 +76,16 @@ final class ProfileCommand implements Callable<Integer> {
                         run.warmup,
                         run.steps,
                         Runtime.getRuntime().availableProcessors(),
-                        result);
-                name = PyTorchPeer.name(mode.mode());
+                        result,
+                        precision.isBf16());
+                name = PyTorchPeer.name(mode.mode()) + ReportCommand.suffix(precision);
             } else {
                 cmd = ReportCommand.measureCommand(
                         processes, run, mode.name(), false, "profile", run.warmup, run.steps, result);
-                name = mode.name();
+                if (precision != Precision.FULL) {
+                    cmd.addAll(List.of("--precision", precision.name()));
+                }
+                name = mode.name() + ReportCommand.suffix(precision);
             }
             ProcessBuilder pb =
                     new ProcessBuilder(cmd).redirectOutput(log.toFile()).redirectError(ProcessBuilder.Redirect.INHERIT);

@@ -81,6 +81,7 @@ final class PyTorchPeer {
      *
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the process, or 0 for glibc's default
      * @param isa the oneDNN instruction-set cap, set in the process's environment as for convbn's
+     * @param bf16 whether the forward and the loss run under {@code torch.autocast("cpu", dtype=torch.bfloat16)}
      */
     ModeResult measure(
             Mode mode,
@@ -91,12 +92,13 @@ final class PyTorchPeer {
             int steps,
             int threads,
             long mmapThreshold,
-            IsaOption isa)
+            IsaOption isa,
+            boolean bf16)
             throws IOException, InterruptedException {
         Path result = Files.createTempFile("convbn-" + name(mode), ".json");
         try {
             ProcessBuilder pb = new ProcessBuilder(
-                            command(mode, model, batch, resolution, warmup, steps, threads, result))
+                            command(mode, model, batch, resolution, warmup, steps, threads, result, bf16))
                     .redirectOutput(ProcessBuilder.Redirect.DISCARD)
                     .redirectError(ProcessBuilder.Redirect.INHERIT);
             ReportCommand.setMmapThreshold(pb, mmapThreshold);
@@ -114,7 +116,15 @@ final class PyTorchPeer {
 
     /** @return the command line that runs one mode and writes its result to {@code result} */
     List<String> command(
-            Mode mode, Model model, int batch, int resolution, int warmup, int steps, int threads, Path result) {
+            Mode mode,
+            Model model,
+            int batch,
+            int resolution,
+            int warmup,
+            int steps,
+            int threads,
+            Path result,
+            boolean bf16) {
         return new ArrayList<>(List.of(
                 python,
                 script.toString(),
@@ -125,7 +135,8 @@ final class PyTorchPeer {
                 String.valueOf(warmup),
                 String.valueOf(steps),
                 String.valueOf(threads),
-                result.toString()));
+                result.toString(),
+                bf16 ? "bf16" : "none"));
     }
 
     @Override

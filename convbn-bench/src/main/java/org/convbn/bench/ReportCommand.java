@@ -18,6 +18,10 @@ import java.util.concurrent.Callable;
 import java.util.stream.Collectors;
 import org.bytedeco.javacpp.Loader;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
+import org.convbn.nd4j.kernel.Arena;
+import org.convbn.nd4j.kernel.Kernels;
+import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
@@ -57,6 +61,15 @@ final class ReportCommand implements Callable<Integer> {
                     + "TUNE_KEEP is TUNE keeping W' for the backward instead of recomputing it; EVAL_REVERSIBLE and "
                     + "TUNE_REVERSIBLE run reversible stages")
     List<Variant> modes;
+
+    @Option(
+            names = "--precision",
+            split = ",",
+            description = "how feature maps are stored, each measured for every mode: FULL (float32), BF16_EMULATED "
+                    + "(bfloat16 maps computed in float32 kernels: memory and accuracy of mixed precision, not its speed), "
+                    + "BF16_MIXED (native bfloat16 kernels: refused where there are none); the PyTorch peer runs a bfloat16 "
+                    + "row under torch.autocast(\"cpu\", dtype=torch.bfloat16) (default: FULL)")
+    List<Precision> precisions = List.of(Precision.FULL);
 
     @Option(
             names = "--reversible",
@@ -105,8 +118,16 @@ final class ReportCommand implements Callable<Integer> {
     @Mixin
     ResultFiles files = new ResultFiles("results.json", "chart.png");
 
-    /** One thing to measure: a mode of the library's network, a DL4J variant, or a mode of the peer. */
-    private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode) {}
+    /**
+     * One thing to measure: a mode of the library's network in a precision, a DL4J variant, or a mode of the peer (under
+     * bfloat16 autocast for a bfloat16 precision).
+     */
+    private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode, Precision precision) {}
+
+    /** @return the suffix of a row's name in {@code precision}: none in full precision, "@bf16" else */
+    static String suffix(Precision precision) {
+        return precision.isBf16() ? "@bf16" : "";
+    }
 
     @Override
     public Integer call() throws Exception {
@@ -121,6 +142,21 @@ final class ReportCommand implements Callable<Integer> {
         }
         if (modes.isEmpty() && dl4j.isEmpty() && !reversible) {
             throw new IllegalArgumentException("--modes: expected at least one mode, got none");
+        }
+        if (precisions.isEmpty() || precisions.stream().distinct().count() != precisions.size()) {
+            throw new IllegalArgumentException("--precision: expected distinct values, got " + precisions);
+        }
+        if (precisions.contains(Precision.BF16_MIXED) && precisions.contains(Precision.BF16_EMULATED)) {
+            throw new IllegalArgumentException(
+                    "--precision: expected one bfloat16 precision (their rows share a name), got " + precisions);
+        }
+        if (precisions.contains(Precision.BF16_MIXED)) {
+            // Refuses here, naming the kernels and instruction set, before any process starts.
+            Kernels.create(DataType.FLOAT, Precision.BF16_MIXED, Arena.direct()).close();
+        }
+        if (precisions.stream().anyMatch(Precision::isBf16) && run.model.isProxy()) {
+            throw new IllegalArgumentException("--precision: " + run.model.cliName() + " (GroupNorm, proxy-normalised) "
+                    + "has no bfloat16 feature maps, expected FULL, got " + precisions);
         }
         if (!dl4j.isEmpty() && run.model != Model.RESNET50) {
             throw new IllegalArgumentException("--dl4j: the DL4J comparison runs the zoo's ResNet50, expected --model "
@@ -146,22 +182,26 @@ final class ReportCommand implements Callable<Integer> {
                 System.out.println("note: --peer pytorch skipped: none of " + processes.python + " imports torch and "
                         + "torchvision (on Debian: apt-get install -y python3-torch python3-torchvision)");
             } else {
-                for (Variant v : modes) {
-                    if (!v.reversible()
-                            && targets.stream().noneMatch(t -> t.name().equals(PyTorchPeer.name(v.mode())))) {
-                        targets.add(new Target(PyTorchPeer.name(v.mode()), null, null, v.mode()));
+                for (Precision p : precisions) {
+                    for (Variant v : modes) {
+                        String name = PyTorchPeer.name(v.mode()) + suffix(p);
+                        if (!v.reversible()
+                                && targets.stream().noneMatch(t -> t.name().equals(name))) {
+                            targets.add(new Target(name, null, null, v.mode(), p));
+                        }
                     }
                 }
             }
         }
         System.out.printf(
                 Locale.ROOT,
-                "convbn report: %s, batch %d, %dx%d, float32, %d warm-up + %d measured steps; "
+                "convbn report: %s, batch %d, %dx%d, %s, %d warm-up + %d measured steps; "
                         + "%d round(s) of %s, each in fresh processes%s%n",
                 run.model.cliName(),
                 run.shape.batch,
                 run.shape.resolution,
                 run.shape.resolution,
+                precisionDescription(),
                 run.warmup,
                 run.steps,
                 rounds,
@@ -202,8 +242,9 @@ final class ReportCommand implements Callable<Integer> {
                                             steps,
                                             threads,
                                             mmap,
-                                            isa)
-                            : measureInFreshJvm(t.name(), t.dl4j() != null, pass, warmup, steps, mmap);
+                                            isa,
+                                            t.precision().isBf16())
+                            : measureInFreshJvm(t, pass, warmup, steps, mmap);
                     if (t.peerMode() == null && r.threads() > 0) {
                         threads = r.threads(); // the peer runs with the threads ND4J ran with
                     }
@@ -224,7 +265,7 @@ final class ReportCommand implements Callable<Integer> {
                 run.shape.resolution,
                 first.threads(),
                 first.backend(),
-                "FLOAT",
+                precisionDescription(),
                 run.warmup,
                 machineDescription(),
                 results,
@@ -247,16 +288,31 @@ final class ReportCommand implements Callable<Integer> {
 
     private List<Target> targets() {
         List<Target> targets = new ArrayList<>();
-        modes.forEach(v -> targets.add(new Target(v.name(), v, null, null)));
-        if (reversible) {
-            for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE)) {
-                if (!modes.contains(v)) {
-                    targets.add(new Target(v.name(), v, null, null));
+        for (Precision p : precisions) {
+            modes.forEach(v -> targets.add(new Target(v.name() + suffix(p), v, null, null, p)));
+            if (reversible) {
+                for (Variant v : List.of(Variant.EVAL_REVERSIBLE, Variant.TUNE_REVERSIBLE)) {
+                    if (!modes.contains(v)) {
+                        targets.add(new Target(v.name() + suffix(p), v, null, null, p));
+                    }
                 }
             }
         }
-        dl4j.forEach(d -> targets.add(new Target(d.name(), null, d, null)));
+        dl4j.forEach(d -> targets.add(new Target(d.name(), null, d, null, Precision.FULL)));
         return targets;
+    }
+
+    /** @return e.g. "float32" or "float32 and bfloat16 feature maps (BF16_EMULATED)" */
+    private String precisionDescription() {
+        return precisions.stream()
+                .map(p -> switch (p) {
+                    case FULL -> "float32";
+                    case BF16_MIXED -> "bfloat16 mixed precision";
+                    case BF16_EMULATED ->
+                        "bfloat16 feature maps computed in float32 (BF16_EMULATED; "
+                                + "the peer under bfloat16 autocast)";
+                })
+                .collect(Collectors.joining(" and "));
     }
 
     /** One mode's rounds combined: time from the time passes (all steps pooled), memory from the memory passes. */
@@ -291,19 +347,31 @@ final class ReportCommand implements Callable<Integer> {
                 t.implementations());
     }
 
-    /** The ratios worth reading, from paired rounds: TUNE against EVAL and DEPLOY, convbn against its peers. */
+    /**
+     * The ratios worth reading, from paired rounds: TUNE against EVAL and DEPLOY, convbn against its peers, each within
+     * one precision; and each mode in bfloat16 against itself in float32.
+     */
     static List<Report.Ratio> ratios(List<ModeResult> results) {
         List<String[]> pairs = new ArrayList<>();
-        for (String tune : List.of("TUNE", "TUNE_KEEP", "TUNE_REVERSIBLE", "EVAL_REVERSIBLE")) {
-            pairs.add(new String[] {tune, "EVAL"});
-            pairs.add(new String[] {tune, "DEPLOY"});
+        for (String s : List.of("", suffix(Precision.BF16_EMULATED))) {
+            for (String tune : List.of("TUNE", "TUNE_KEEP", "TUNE_REVERSIBLE", "EVAL_REVERSIBLE")) {
+                pairs.add(new String[] {tune + s, "EVAL" + s});
+                pairs.add(new String[] {tune + s, "DEPLOY" + s});
+            }
+            pairs.add(new String[] {"TUNE_REVERSIBLE" + s, "TUNE" + s});
+            for (Mode mode : Mode.values()) {
+                pairs.add(new String[] {mode.name() + s, PyTorchPeer.name(mode) + s});
+            }
         }
-        pairs.add(new String[] {"TUNE_REVERSIBLE", "TUNE"});
         for (String converted : List.of("DL4J_CONVERTED_EVAL", "DL4J_CONVERTED_TUNE", "DL4J_CONVERTED_TUNE_KEEP")) {
             pairs.add(new String[] {converted, "DL4J_FROZEN_BN"});
         }
+        String bf16 = suffix(Precision.BF16_EMULATED);
+        for (Variant v : Variant.values()) {
+            pairs.add(new String[] {v.name() + bf16, v.name()});
+        }
         for (Mode mode : Mode.values()) {
-            pairs.add(new String[] {mode.name(), PyTorchPeer.name(mode)});
+            pairs.add(new String[] {PyTorchPeer.name(mode) + bf16, PyTorchPeer.name(mode)});
         }
         List<Report.Ratio> ratios = new ArrayList<>();
         for (String[] p : pairs) {
@@ -311,7 +379,7 @@ final class ReportCommand implements Callable<Integer> {
                     results.stream().filter(r -> r.mode().equals(p[0])).findFirst();
             Optional<ModeResult> b =
                     results.stream().filter(r -> r.mode().equals(p[1])).findFirst();
-            if (a.isPresent() && b.isPresent() && !(p[0].equals("EVAL_REVERSIBLE") && p[1].equals("DEPLOY"))) {
+            if (a.isPresent() && b.isPresent() && !(p[0].startsWith("EVAL_REVERSIBLE") && p[1].startsWith("DEPLOY"))) {
                 ratios.add(ratio(p[0] + "/" + p[1], a.get(), b.get()));
             }
         }
@@ -347,12 +415,24 @@ final class ReportCommand implements Callable<Integer> {
      * @param pass "time" or "memory", for the progress lines
      * @param mmapThreshold MALLOC_MMAP_THRESHOLD_ for the JVM, or 0 for glibc's default
      */
-    private ModeResult measureInFreshJvm(
-            String mode, boolean isDl4j, String pass, int warmupSteps, int measuredSteps, long mmapThreshold)
+    private ModeResult measureInFreshJvm(Target t, String pass, int warmupSteps, int measuredSteps, long mmapThreshold)
             throws IOException, InterruptedException {
+        String mode = t.name();
+        boolean isDl4j = t.dl4j() != null;
         Path result = Files.createTempFile("convbn-" + mode, ".json");
         try {
-            List<String> cmd = measureCommand(processes, run, mode, isDl4j, pass, warmupSteps, measuredSteps, result);
+            List<String> cmd = measureCommand(
+                    processes,
+                    run,
+                    isDl4j ? t.dl4j().name() : t.variant().name(),
+                    isDl4j,
+                    pass,
+                    warmupSteps,
+                    measuredSteps,
+                    result);
+            if (t.precision() != Precision.FULL) {
+                cmd.addAll(List.of("--precision", t.precision().name()));
+            }
             if (isDl4j && mmapThreshold > 0) {
                 cmd.addAll(List.of("--gc-every-ms", String.valueOf(dl4jGcEveryMs)));
             }

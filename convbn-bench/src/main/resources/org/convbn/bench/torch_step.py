@@ -10,11 +10,17 @@
 # spread like a pretrained network's, as in convbn's report.
 # Time: each measured step; peak: the rise of VmHWM over the VmRSS at the start of the step (run it with
 # MALLOC_MMAP_THRESHOLD_=65536 for memory, so that freed memory returns to the OS, as the report does).
-# Usage: python3 torch_step.py MODE MODEL BATCH RESOLUTION WARMUP STEPS THREADS RESULT.json
+# AUTOCAST bf16 runs the forward and the loss under torch.autocast("cpu", dtype=torch.bfloat16) (mixed precision:
+# convolutions and their saved inputs in bfloat16, parameters and the optimizer in float32); none (the default) does not.
+# Usage: python3 torch_step.py MODE MODEL BATCH RESOLUTION WARMUP STEPS THREADS RESULT.json [AUTOCAST]
 import json, sys, time
 import torch, torch.nn as nn, torch.nn.functional as F, torchvision
 
 mode, model, batch, res, warmup, steps, threads, out = sys.argv[1], sys.argv[2], *map(int, sys.argv[3:8]), sys.argv[8]
+autocast = sys.argv[9] if len(sys.argv) > 9 else "none"
+if autocast not in ("none", "bf16"):
+    sys.exit(f"AUTOCAST: expected none or bf16, got {autocast}")
+name = "PYTORCH_" + mode.upper() + ("@bf16" if autocast == "bf16" else "")
 torch.manual_seed(42)
 torch.set_num_threads(threads)
 m = getattr(torchvision.models, model)(num_classes=1000)
@@ -68,7 +74,8 @@ opt = torch.optim.SGD(m.parameters(), lr=1e-3, momentum=0.9, nesterov=True, weig
 
 def step():
     opt.zero_grad()
-    loss = F.cross_entropy(m(x), y)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast == "bf16"):
+        loss = F.cross_entropy(m(x), y)
     loss.backward()
     opt.step()
     return loss.item()
@@ -89,7 +96,7 @@ for i in range(warmup + steps):
     loss = step()
     ms = (time.perf_counter() - t) * 1000
     peak = status("VmHWM:") - base
-    print(f"  [PYTORCH_{mode.upper()}] step {i + 1}/{warmup + steps}{'' if i >= warmup else ' (warm-up)'}: "
+    print(f"  [{name}] step {i + 1}/{warmup + steps}{'' if i >= warmup else ' (warm-up)'}: "
           f"{ms:.0f} ms, peak +{peak / 2**20:.1f} MiB, loss {loss:.4f}", file=sys.stderr, flush=True)
     if i >= warmup:
         times.append(ms)
@@ -97,7 +104,7 @@ for i in range(warmup + steps):
 s = sorted(times)
 median = s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
 with open(out, "w") as f:
-    json.dump({"mode": "PYTORCH_" + mode.upper(), "step_ms_median": median, "step_ms_min": s[0], "step_ms_max": s[-1],
+    json.dump({"mode": name, "step_ms_median": median, "step_ms_min": s[0], "step_ms_max": s[-1],
                "peak_bytes": max(peaks), "retained_bytes": -1, "retained_activation_bytes": -1,
                "baseline_rss_bytes": base, "steps_ms": times, "peaks_bytes": peaks, "final_loss": loss,
                "backend": "PyTorch " + torch.__version__ + (" oneDNN" if torch.backends.mkldnn.is_available() else ""),

@@ -54,6 +54,18 @@ class CommandValidationTest {
     }
 
     @Test
+    void bfloat16PrecisionsAreCheckedBeforeAnythingRuns() {
+        String err = run(2, "report", "--model", "resnet18", "--precision", "BF16_MIXED");
+        assertTrue(err.contains("BF16_MIXED") && err.contains("isa") && err.contains("BF16_EMULATED"), err);
+        err = run(2, "report", "--model", "resnet18", "--precision", "FULL,FULL");
+        assertTrue(err.contains("--precision: expected distinct"), err);
+        err = run(2, "report", "--model", "efficientnet_b0_proxy", "--precision", "BF16_EMULATED");
+        assertTrue(err.contains("--precision") && err.contains("efficientnet_b0_proxy"), err);
+        err = run(2, "measure", "--dl4j", "DL4J_FROZEN_BN", "--precision", "bf16_emulated", "--result", "unused.json");
+        assertTrue(err.contains("--precision: DL4J"), err);
+    }
+
+    @Test
     void measureNeedsExactlyOneVariant() {
         String err = run(2, "measure", "--result", "unused.json");
         assertTrue(err.contains("--mode, --dl4j") && err.contains("neither"), err);

@@ -239,6 +239,11 @@ public final class EfficientNet extends InvertedResidualNetwork {
             validate();
             Objects.requireNonNull(variant, "variant");
             Objects.requireNonNull(normalization, "normalization");
+            if (normalization == Normalization.GROUP_NORM_PROXY && precision.isBf16()) {
+                throw new IllegalArgumentException(
+                        "precision: the proxy-normalised blocks keep feature maps in the data "
+                                + "type, expected FULL with " + normalization + ", got " + precision);
+            }
             if (!(stochasticDepth >= 0 && stochasticDepth < 1)) {
                 throw new IllegalArgumentException(
                         "stochasticDepth: expected a value in [0, 1), got " + stochasticDepth);

@@ -10,6 +10,7 @@ import java.util.Set;
 import net.jcip.annotations.NotThreadSafe;
 import org.convbn.core.Cost;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.core.RetainedBytes;
 import org.convbn.nd4j.kernel.Kernels;
 import org.convbn.nd4j.kernel.PooledArena;
@@ -38,8 +39,16 @@ public interface Network extends AutoCloseable {
      */
     String name();
 
-    /** @return the data type of every parameter and activation */
+    /**
+     * @return the data type of every parameter, gradient, optimizer state and logit, and of the feature maps in
+     *         {@link Precision#FULL} (see {@link #precision()})
+     */
     DataType dataType();
+
+    /** @return how the feature maps are stored: in {@link #dataType()}, or in bfloat16 */
+    default Precision precision() {
+        return kernels().precision();
+    }
 
     /**
      * @return the linear layer that produces the logits (torchvision's {@code fc}, {@code classifier.1} or

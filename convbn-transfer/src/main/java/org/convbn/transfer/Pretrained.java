@@ -5,6 +5,7 @@ import java.nio.file.Path;
 import java.util.Map;
 import net.jcip.annotations.ThreadSafe;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.io.Safetensors;
 import org.convbn.net.Network;
 import org.convbn.net.StateDict;
@@ -34,7 +35,17 @@ public final class Pretrained {
      * @throws IOException if the file cannot be read or is not valid safetensors (named)
      */
     public static Network load(String model, Path weights, DataType type, Mode mode) throws IOException {
-        Network net = Zoo.create(model, 1, type, 0); // an unknown name is refused here, the known ones listed
+        return load(model, weights, type, Precision.FULL, mode);
+    }
+
+    /**
+     * As {@link #load(String, Path, DataType, Mode)} with feature maps stored as {@code precision} says.
+     *
+     * @throws UnsupportedOperationException for a precision no kernels here compute in
+     */
+    public static Network load(String model, Path weights, DataType type, Precision precision, Mode mode)
+            throws IOException {
+        Network net = Zoo.create(model, 1, type, precision, 0); // an unknown name is refused, the known ones listed
         try {
             Map<String, INDArray> tensors = Safetensors.read(weights).tensors();
             String classifier =

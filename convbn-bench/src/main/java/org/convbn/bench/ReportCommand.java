@@ -154,6 +154,11 @@ final class ReportCommand implements Callable<Integer> {
             // Refuses here, naming the kernels and instruction set, before any process starts.
             Kernels.create(DataType.FLOAT, Precision.BF16_MIXED, Arena.direct()).close();
         }
+        if (precisions.stream().anyMatch(Precision::isBf16)
+                && (reversible || modes.stream().anyMatch(Variant::reversible))) {
+            throw new IllegalArgumentException(
+                    "--precision, --reversible: reversible stages run in full precision only, " + "got " + precisions);
+        }
         if (precisions.stream().anyMatch(Precision::isBf16) && run.model.isProxy()) {
             throw new IllegalArgumentException("--precision: " + run.model.cliName() + " (GroupNorm, proxy-normalised) "
                     + "has no bfloat16 feature maps, expected FULL, got " + precisions);

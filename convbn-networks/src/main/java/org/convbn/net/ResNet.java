@@ -202,6 +202,12 @@ public final class ResNet implements Network {
             if (reversible && !(minBeta >= 0)) {
                 throw new IllegalArgumentException("minBeta: expected a value >= 0, got " + minBeta);
             }
+            if (reversible && precision.isBf16()) {
+                // a stage rebuilds x_i = (y_i - F(y_{i+1})) / beta from its streams: in bfloat16 each rebuild would
+                // lose 2^-9 of the streams' magnitude, which the next rebuild divides by beta again
+                throw new IllegalArgumentException("precision: reversible stages rebuild activations from their "
+                        + "streams, which bfloat16 cannot hold exactly enough; expected FULL, got " + precision);
+            }
             return create(this);
         }
     }

@@ -175,6 +175,16 @@ class MixedPrecisionTest {
     }
 
     @Test
+    void reversibleStagesStayInFullPrecision() {
+        IllegalArgumentException e =
+                assertThrows(IllegalArgumentException.class, () -> ResNet.builder(ResNet.Variant.RESNET18)
+                        .reversible(0.25)
+                        .precision(Precision.BF16_EMULATED)
+                        .build());
+        assertTrue(e.getMessage().startsWith("precision: reversible stages"), e.getMessage());
+    }
+
+    @Test
     void bfloat16NeedsFloat32Parameters() {
         IllegalArgumentException e =
                 assertThrows(IllegalArgumentException.class, () -> ResNet.builder(ResNet.Variant.RESNET18)

@@ -31,7 +31,9 @@ import org.slf4j.LoggerFactory;
  * ({@link org.convbn.core.ConvTransposeConfig}). A linear block: input {@code [N, I]} or {@code [N, I, L]}, output
  * {@code [N, O]} or {@code [N, O, L]}, weight {@code [O, I]}, BN over N (and L), plain arrays only (no blocked
  * layout). The tensors are named as PyTorch names them ({@code conv.weight} / {@code linear.weight}, {@code bn.*}).
- * float32 and float64 are supported; every input must have the block's data type.
+ * float32 and float64 are supported; every input must have the block's data type, except that on kernels keeping
+ * feature maps in bfloat16 ({@link Kernels#precision()}, float32 parameters) x and dL/dZ may be bfloat16 and the
+ * feature maps the block returns are.
  *
  * <p>Computation runs on a {@link Kernels} set (by default the fastest available for the data type, see
  * {@link Kernels#create}); a network passes its own so that all its blocks share one {@link Arena}, the owner of
@@ -198,7 +200,7 @@ public final class ConvBNBlock {
         return config;
     }
 
-    /** @return the data type of every tensor of this block */
+    /** @return the data type of the block's parameters and their gradients (and of its feature maps in full precision) */
     public DataType dataType() {
         return dataType;
     }

@@ -2,6 +2,8 @@ package org.convbn.nd4j.kernel;
 
 import java.util.Map;
 import java.util.Set;
+import java.util.function.BiConsumer;
+import java.util.function.BiFunction;
 import java.util.function.Consumer;
 import java.util.function.Function;
 import net.jcip.annotations.NotThreadSafe;
@@ -193,9 +195,15 @@ final class EmulatedBf16Kernels implements Kernels {
     @Override
     public BatchNormGradients batchNormBackward(
             INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
+        return batchNormGradients(y, g, (yw, gw) -> delegate.batchNormBackward(yw, gw, mean, variance, gamma, eps));
+    }
+
+    /** Runs a BatchNorm backward on float32 views of y and g; dL/dy in g's type, the vectors float32. */
+    private BatchNormGradients batchNormGradients(
+            INDArray y, INDArray g, BiFunction<INDArray, INDArray, BatchNormGradients> kernel) {
         INDArray yw = wide(y);
         INDArray gw = wide(g);
-        BatchNormGradients r = delegate.batchNormBackward(yw, gw, mean, variance, gamma, eps);
+        BatchNormGradients r = kernel.apply(yw, gw);
         done(yw, y);
         done(gw, g);
         return new BatchNormGradients(like(g, r.input()), r.gamma(), r.beta());
@@ -212,12 +220,8 @@ final class EmulatedBf16Kernels implements Kernels {
     @Override
     public BatchNormGradients batchNormTrainingBackward(
             INDArray y, INDArray g, INDArray mean, INDArray variance, INDArray gamma, double eps) {
-        INDArray yw = wide(y);
-        INDArray gw = wide(g);
-        BatchNormGradients r = delegate.batchNormTrainingBackward(yw, gw, mean, variance, gamma, eps);
-        done(yw, y);
-        done(gw, g);
-        return new BatchNormGradients(like(g, r.input()), r.gamma(), r.beta());
+        return batchNormGradients(
+                y, g, (yw, gw) -> delegate.batchNormTrainingBackward(yw, gw, mean, variance, gamma, eps));
     }
 
     // ---------------------------------------------------------------- pooling
@@ -290,9 +294,17 @@ final class EmulatedBf16Kernels implements Kernels {
 
     @Override
     public void reluBackwardInPlace(INDArray out, INDArray g) {
-        INDArray ow = wide(out);
-        inPlace(g, gw -> delegate.reluBackwardInPlace(ow, gw));
-        done(ow, out);
+        inPlaceWith(out, g, delegate::reluBackwardInPlace);
+    }
+
+    /**
+     * Runs an in-place kernel on float32 views of a read-only operand {@code a} (not modified) and {@code g}
+     * (modified, rounded back when bfloat16): an activation's backward, an addition.
+     */
+    private void inPlaceWith(INDArray a, INDArray g, BiConsumer<INDArray, INDArray> kernel) {
+        INDArray aw = wide(a);
+        inPlace(g, gw -> kernel.accept(aw, gw));
+        done(aw, a);
     }
 
     @Override
@@ -302,9 +314,7 @@ final class EmulatedBf16Kernels implements Kernels {
 
     @Override
     public void siluBackwardInPlace(INDArray z, INDArray g) {
-        INDArray zw = wide(z);
-        inPlace(g, gw -> delegate.siluBackwardInPlace(zw, gw));
-        done(zw, z);
+        inPlaceWith(z, g, delegate::siluBackwardInPlace);
     }
 
     @Override
@@ -314,9 +324,7 @@ final class EmulatedBf16Kernels implements Kernels {
 
     @Override
     public void relu6BackwardInPlace(INDArray out, INDArray g) {
-        INDArray ow = wide(out);
-        inPlace(g, gw -> delegate.relu6BackwardInPlace(ow, gw));
-        done(ow, out);
+        inPlaceWith(out, g, delegate::relu6BackwardInPlace);
     }
 
     @Override
@@ -326,9 +334,7 @@ final class EmulatedBf16Kernels implements Kernels {
 
     @Override
     public void hardswishBackwardInPlace(INDArray z, INDArray g) {
-        INDArray zw = wide(z);
-        inPlace(g, gw -> delegate.hardswishBackwardInPlace(zw, gw));
-        done(zw, z);
+        inPlaceWith(z, g, delegate::hardswishBackwardInPlace);
     }
 
     @Override
@@ -346,9 +352,7 @@ final class EmulatedBf16Kernels implements Kernels {
 
     @Override
     public void addInPlace(INDArray target, INDArray source, double alpha) {
-        INDArray sw = wide(source);
-        inPlace(target, tw -> delegate.addInPlace(tw, sw, alpha));
-        done(sw, source);
+        inPlaceWith(source, target, (sw, tw) -> delegate.addInPlace(tw, sw, alpha));
     }
 
     @Override

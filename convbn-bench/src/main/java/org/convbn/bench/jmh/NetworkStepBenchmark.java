@@ -3,6 +3,7 @@ package org.convbn.bench.jmh;
 import org.convbn.bench.Model;
 import org.convbn.bench.NetworkStep;
 import org.convbn.core.Mode;
+import org.convbn.core.Precision;
 import org.convbn.core.TuneFold;
 import org.nd4j.linalg.api.buffer.DataType;
 import org.nd4j.linalg.factory.Nd4j;
@@ -24,12 +25,17 @@ public class NetworkStepBenchmark extends AbstractBenchmark {
     @Param("112")
     public int resolution;
 
+    /** How feature maps are stored; {@code -p precision=FULL,BF16_EMULATED} for both. */
+    @Param("FULL")
+    public Precision precision;
+
     private NetworkStep step;
 
     @Setup
     public void setUp() {
         Nd4j.getMemoryManager().togglePeriodicGc(false);
-        step = new NetworkStep(model, mode, TuneFold.RECOMPUTE, false, batch, resolution, DataType.FLOAT, 42);
+        step = new NetworkStep(
+                model, mode, TuneFold.RECOMPUTE, false, batch, resolution, DataType.FLOAT, precision, 42);
     }
 
     @Benchmark

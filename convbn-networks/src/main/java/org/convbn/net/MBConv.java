@@ -145,7 +145,7 @@ public final class MBConv {
         if (residual) {
             if (rng != null && dropProbability > 0) {
                 // [N]: 0 for a dropped sample, 1 / (1 - p) for a kept one (torchvision's StochasticDepth, "row")
-                keep = KeepMask.draw(rng, dropProbability, y.dataType(), arena, y.size(0));
+                keep = KeepMask.draw(rng, dropProbability, kernels.dataType(), arena, y.size(0)); // [N], as parameters
                 kernels.scaleSamplesInPlace(y, keep);
             }
             if (shortcut != null) {

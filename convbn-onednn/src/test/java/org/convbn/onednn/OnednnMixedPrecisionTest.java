@@ -22,7 +22,7 @@ import org.nd4j.linalg.factory.Nd4j;
 /**
  * One network of each family of the zoo with feature maps in bfloat16 on the oneDNN kernels
  * ({@link Precision#BF16_EMULATED}), in TUNE: the step runs every kind of layer the family has (squeeze-and-excitation
- * gates, depthwise and grouped convs, hardswish and SiLU, stochastic depth off), its logits and gradients stay within
+ * gates, depthwise and grouped convs, hardswish and SiLU, dropout and stochastic depth drawn), its logits and gradients stay within
  * bfloat16's rounding of the float32 network's, its feature maps are held at half the bytes, and no primitive runs a
  * reference implementation.
  */
@@ -62,6 +62,9 @@ class OnednnMixedPrecisionTest {
             StateDict.load(bf16, StateDict.of(full));
             full.setMode(Mode.TUNE);
             bf16.setMode(Mode.TUNE);
+            // dropout and stochastic depth drawn: the same masks in both (each network draws from its seed)
+            full.setStochastic(true);
+            bf16.setStochastic(true);
             INDArray lf = full.forward(x);
             INDArray lb = bf16.forward(x);
             RetainedBytes rf = full.retainedBytes();

@@ -347,7 +347,7 @@ final class EmulatedBf16Kernels implements Kernels {
 
     @Override
     public void scaleSamplesInPlace(INDArray x, INDArray m) {
-        inPlace(x, xw -> delegate.scaleSamplesInPlace(xw, m));
+        inPlaceWith(m, x, (mw, xw) -> delegate.scaleSamplesInPlace(xw, mw));
     }
 
     @Override

@@ -10,7 +10,8 @@ import java.util.List;
  * @param resolution input height and width
  * @param threads ND4J's maximum thread count in the measuring JVMs (the first mode's)
  * @param backend the ND4J backend and its build (e.g. "CPU nd4j-native avx2")
- * @param dataType FLOAT or DOUBLE
+ * @param dataType FLOAT or DOUBLE (the parameters'), followed by the feature maps' precisions when bfloat16 ones were
+ *                 measured, e.g. "FLOAT, feature maps FULL,BF16_EMULATED"
  * @param warmupSteps steps run before measuring
  * @param machine OS, architecture and processor count
  * @param modes one entry per measured mode (and per peer mode)

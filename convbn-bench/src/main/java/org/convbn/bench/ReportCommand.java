@@ -270,7 +270,10 @@ final class ReportCommand implements Callable<Integer> {
                 run.shape.resolution,
                 first.threads(),
                 first.backend(),
-                precisionDescription(),
+                precisions.equals(List.of(Precision.FULL))
+                        ? "FLOAT"
+                        : "FLOAT, feature maps "
+                                + precisions.stream().map(Precision::name).collect(Collectors.joining(",")),
                 run.warmup,
                 machineDescription(),
                 results,

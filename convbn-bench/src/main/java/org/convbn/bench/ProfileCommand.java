@@ -59,6 +59,9 @@ final class ProfileCommand implements Callable<Integer> {
     public Integer call() throws Exception {
         run.validate();
         isa.cap(); // a bad --isa is named before anything runs
+        if (peer != Peer.PYTORCH) {
+            ReportCommand.requireKernels(precision);
+        }
         Path result = Files.createTempFile("convbn-profile", ".json");
         Path log = Files.createTempFile("convbn-profile", ".log");
         try {

@@ -124,6 +124,16 @@ final class ReportCommand implements Callable<Integer> {
      */
     private record Target(String name, Variant variant, Dl4jVariant dl4j, Mode peerMode, Precision precision) {}
 
+    /**
+     * @throws UnsupportedOperationException naming the kernels and instruction set found, before any process starts,
+     *                                       for a precision no kernels here compute in
+     */
+    static void requireKernels(Precision precision) {
+        if (precision.isBf16()) { // full precision always has kernels: ND4J's
+            Kernels.create(DataType.FLOAT, precision, Arena.direct()).close();
+        }
+    }
+
     /** @return the suffix of a row's name in {@code precision}: none in full precision, "@bf16" else */
     static String suffix(Precision precision) {
         return precision.isBf16() ? "@bf16" : "";
@@ -150,10 +160,7 @@ final class ReportCommand implements Callable<Integer> {
             throw new IllegalArgumentException(
                     "--precision: expected one bfloat16 precision (their rows share a name), got " + precisions);
         }
-        if (precisions.contains(Precision.BF16_MIXED)) {
-            // Refuses here, naming the kernels and instruction set, before any process starts.
-            Kernels.create(DataType.FLOAT, Precision.BF16_MIXED, Arena.direct()).close();
-        }
+        precisions.forEach(ReportCommand::requireKernels);
         if (precisions.stream().anyMatch(Precision::isBf16)
                 && (reversible || modes.stream().anyMatch(Variant::reversible))) {
             throw new IllegalArgumentException(

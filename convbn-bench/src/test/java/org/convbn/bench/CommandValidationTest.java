@@ -57,6 +57,8 @@ class CommandValidationTest {
     void bfloat16PrecisionsAreCheckedBeforeAnythingRuns() {
         String err = run(2, "report", "--model", "resnet18", "--precision", "BF16_MIXED");
         assertTrue(err.contains("BF16_MIXED") && err.contains("isa") && err.contains("BF16_EMULATED"), err);
+        err = run(2, "profile", "--model", "resnet18", "--precision", "BF16_MIXED");
+        assertTrue(err.contains("BF16_MIXED") && err.contains("isa"), err);
         err = run(2, "report", "--model", "resnet18", "--precision", "FULL,FULL");
         assertTrue(err.contains("--precision: expected distinct"), err);
         err = run(2, "report", "--model", "efficientnet_b0_proxy", "--precision", "BF16_EMULATED");

@@ -51,24 +51,9 @@ public final class NetworkStep implements BenchStep {
      * @param reversible whether the stages are reversible, run at {@link #REVERSIBLE_COUPLING}
      * @param batch batch size
      * @param resolution input height and width
-     * @param type FLOAT or DOUBLE
+     * @param type FLOAT or DOUBLE: parameters, the input image and the loss
+     * @param precision how feature maps are stored
      * @param seed the seed of weights, input and labels
-     */
-    public NetworkStep(
-            Model model,
-            Mode mode,
-            TuneFold tuneFold,
-            boolean reversible,
-            int batch,
-            int resolution,
-            DataType type,
-            long seed) {
-        this(model, mode, tuneFold, reversible, batch, resolution, type, Precision.FULL, seed);
-    }
-
-    /**
-     * As above, with feature maps stored as {@code precision} says (parameters, the input image and the loss in
-     * {@code type}).
      */
     public NetworkStep(
             Model model,

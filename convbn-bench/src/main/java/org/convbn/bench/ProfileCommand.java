@@ -84,10 +84,7 @@ final class ProfileCommand implements Callable<Integer> {
                 name = PyTorchPeer.name(mode.mode()) + ReportCommand.suffix(precision);
             } else {
                 cmd = ReportCommand.measureCommand(
-                        processes, run, mode.name(), false, "profile", run.warmup, run.steps, result);
-                if (precision != Precision.FULL) {
-                    cmd.addAll(List.of("--precision", precision.name()));
-                }
+                        processes, run, mode.name(), false, precision, "profile", run.warmup, run.steps, result);
                 name = mode.name() + ReportCommand.suffix(precision);
             }
             ProcessBuilder pb =

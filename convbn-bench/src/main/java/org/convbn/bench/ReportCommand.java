@@ -441,13 +441,11 @@ final class ReportCommand implements Callable<Integer> {
                     run,
                     isDl4j ? t.dl4j().name() : t.variant().name(),
                     isDl4j,
+                    t.precision(),
                     pass,
                     warmupSteps,
                     measuredSteps,
                     result);
-            if (t.precision() != Precision.FULL) {
-                cmd.addAll(List.of("--precision", t.precision().name()));
-            }
             if (isDl4j && mmapThreshold > 0) {
                 cmd.addAll(List.of("--gc-every-ms", String.valueOf(dl4jGcEveryMs)));
             }
@@ -473,6 +471,7 @@ final class ReportCommand implements Callable<Integer> {
             BenchOptions run,
             String mode,
             boolean isDl4j,
+            Precision precision,
             String pass,
             int warmupSteps,
             int measuredSteps,
@@ -507,6 +506,9 @@ final class ReportCommand implements Callable<Integer> {
                 pass,
                 "--result",
                 result.toString()));
+        if (precision != Precision.FULL) {
+            cmd.addAll(List.of("--precision", precision.name()));
+        }
         return cmd;
     }
 

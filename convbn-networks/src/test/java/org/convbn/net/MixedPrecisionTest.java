@@ -5,7 +5,9 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Map;
+import java.util.Set;
 import java.util.function.Supplier;
+import java.util.stream.DoubleStream;
 import org.convbn.core.Mode;
 import org.convbn.core.Precision;
 import org.convbn.core.RetainedBytes;
@@ -89,17 +91,9 @@ class MixedPrecisionTest {
         double logits = RelativeError.of(EvalTuneSteps.flat(expected.logits()), EvalTuneSteps.flat(actual.logits()), 0);
         assertTrue(logits <= TRAIN_LOGITS_TOLERANCE, "TRAIN logits: relative error " + logits);
         assertEquals(expected.gradients().keySet(), actual.gradients().keySet());
-        double diff = 0;
-        double norm = 0;
-        for (Map.Entry<String, INDArray> e : expected.gradients().entrySet()) {
-            double[] a = EvalTuneSteps.flat(e.getValue());
-            double[] b = EvalTuneSteps.flat(actual.gradients().get(e.getKey()));
-            for (int i = 0; i < a.length; i++) {
-                diff += (a[i] - b[i]) * (a[i] - b[i]);
-                norm += a[i] * a[i];
-            }
-        }
-        double error = Math.sqrt(diff / norm);
+        double error = RelativeError.l2(
+                allValues(expected.gradients(), expected.gradients().keySet()),
+                allValues(actual.gradients(), expected.gradients().keySet()));
         assertTrue(error <= TRAIN_GRADIENTS_L2_TOLERANCE, "TRAIN gradients: relative L2 error " + error);
     }
 
@@ -108,21 +102,17 @@ class MixedPrecisionTest {
         assertTrue(logits <= LOGITS_TOLERANCE, what + " logits: relative error " + logits);
         assertEquals(expected.gradients().keySet(), actual.gradients().keySet());
         expected.gradients().forEach((k, v) -> {
-            double e = relativeL2(
+            double e = RelativeError.l2(
                     EvalTuneSteps.flat(v), EvalTuneSteps.flat(actual.gradients().get(k)));
             assertTrue(e <= GRADIENT_L2_TOLERANCE, what + " " + k + ": relative L2 error " + e);
         });
     }
 
-    /** @return {@code ||a - b|| / ||a||} (0 when both are zero) */
-    static double relativeL2(double[] a, double[] b) {
-        double diff = 0;
-        double norm = 0;
-        for (int i = 0; i < a.length; i++) {
-            diff += (a[i] - b[i]) * (a[i] - b[i]);
-            norm += a[i] * a[i];
-        }
-        return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
+    /** @return the values of every tensor named in {@code names}, in that order, one after the other */
+    private static double[] allValues(Map<String, INDArray> tensors, Set<String> names) {
+        return names.stream()
+                .flatMapToDouble(k -> DoubleStream.of(EvalTuneSteps.flat(tensors.get(k))))
+                .toArray();
     }
 
     @ParameterizedTest

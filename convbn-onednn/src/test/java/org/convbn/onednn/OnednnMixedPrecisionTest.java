@@ -8,6 +8,7 @@ import java.util.stream.Stream;
 import org.convbn.core.Mode;
 import org.convbn.core.Precision;
 import org.convbn.core.RetainedBytes;
+import org.convbn.nd4j.Fixtures;
 import org.convbn.net.Network;
 import org.convbn.net.SoftmaxCrossEntropy;
 import org.convbn.net.StateDict;
@@ -69,7 +70,7 @@ class OnednnMixedPrecisionTest {
             INDArray lb = bf16.forward(x);
             RetainedBytes rf = full.retainedBytes();
             RetainedBytes rb = bf16.retainedBytes();
-            double logits = RelativeError.of(values(lf), values(lb), 0);
+            double logits = RelativeError.of(Fixtures.values(lf), Fixtures.values(lb), 0);
             assertTrue(logits <= LOGITS_TOLERANCE, name + " logits: relative error " + logits);
             Map<String, INDArray> gf =
                     full.backward(SoftmaxCrossEntropy.of(lf, LABELS).gradLogits());
@@ -78,7 +79,7 @@ class OnednnMixedPrecisionTest {
             assertEquals(gf.keySet(), gb.keySet());
             gf.forEach((k, v) -> {
                 assertEquals(DataType.FLOAT, gb.get(k).dataType(), k);
-                double e = relativeL2(values(v), values(gb.get(k)));
+                double e = RelativeError.l2(Fixtures.values(v), Fixtures.values(gb.get(k)));
                 assertTrue(e <= GRADIENT_L2_TOLERANCE, name + " d" + k + ": relative L2 error " + e);
             });
             // The image (float32, kept by the first conv) aside, every feature map held is half as wide.
@@ -88,20 +89,5 @@ class OnednnMixedPrecisionTest {
             assertEquals(rf.weightBytes(), rb.weightBytes(), name);
             OnednnNetworkTest.assertNoReferenceImplementation(bf16.kernels());
         }
-    }
-
-    static double[] values(INDArray a) {
-        return a.castTo(DataType.DOUBLE).reshape(a.length()).toDoubleVector();
-    }
-
-    /** @return {@code ||a - b|| / ||a||} */
-    static double relativeL2(double[] a, double[] b) {
-        double diff = 0;
-        double norm = 0;
-        for (int i = 0; i < a.length; i++) {
-            diff += (a[i] - b[i]) * (a[i] - b[i]);
-            norm += a[i] * a[i];
-        }
-        return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
     }
 }

@@ -32,4 +32,30 @@ public final class RelativeError {
         }
         return scale == 0 ? diff : diff / scale;
     }
+
+    /**
+     * The relative error in the L2 norm, {@code ||a - b|| / ||a||}: for tensors where one element may differ entirely
+     * (a ReLU whose input rounding moved across zero), which the max-norm measure of {@link #of} reports as an error of
+     * order one however many elements agree.
+     *
+     * @param a reference values, not modified
+     * @param b values compared with them, same length, not modified
+     * @return the relative error, {@code ||a - b||} when a is zero, infinity when either holds a NaN
+     * @throws IllegalArgumentException if the lengths differ
+     */
+    public static double l2(double[] a, double[] b) {
+        if (a.length != b.length) {
+            throw new IllegalArgumentException("b: expected length " + a.length + ", got " + b.length);
+        }
+        double diff = 0;
+        double norm = 0;
+        for (int i = 0; i < a.length; i++) {
+            if (Double.isNaN(a[i]) || Double.isNaN(b[i])) {
+                return Double.POSITIVE_INFINITY;
+            }
+            diff += (a[i] - b[i]) * (a[i] - b[i]);
+            norm += a[i] * a[i];
+        }
+        return norm == 0 ? Math.sqrt(diff) : Math.sqrt(diff / norm);
+    }
 }
